@@ -1,0 +1,35 @@
+//! Engine settings. Every option has a safe default.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the engine opens its store and groups its commits.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Directory of the LMDB environment.
+    pub data_dir: PathBuf,
+    /// Initial LMDB map size in bytes; the map grows when it fills.
+    pub map_size: usize,
+    /// How long a (source, messageId) pair is remembered for deduplication.
+    pub dedupe_window: Duration,
+    /// Upper bound of events in one group commit.
+    pub max_group_events: usize,
+    /// Benchmark-only: no fsync on commit. Can lose acknowledged events on a crash.
+    pub unsafe_no_sync: bool,
+    /// Largest accepted event, in encoded bytes (Segment: 32 KB).
+    pub max_event_bytes: usize,
+}
+
+impl EngineConfig {
+    /// Safe defaults for a data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            map_size: 1 << 30,
+            dedupe_window: Duration::from_secs(7 * 24 * 3600),
+            max_group_events: 50_000,
+            unsafe_no_sync: false,
+            max_event_bytes: 32 * 1024,
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! From a decoded batch to events ready to store: validation by Segment's rules, batch-level
+//! merge of context/integrations, clock-skew correction, a generated messageId when absent, and
+//! the dedupe key and payload fingerprint. Runs on the caller's thread (no lock held), so
+//! decoding of concurrent streams proceeds in parallel with the writer.
+
+use prost::Message;
+use serde_json::{Map, Value};
+use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
+
+use crate::error::Rejection;
+use crate::identifiers::{self, Identifier, IdentifierSources};
+use crate::json;
+use crate::proto::{Batch, Event, EventType};
+use crate::time;
+
+/// Segment's limits that are not configurable.
+pub const MAX_MESSAGE_ID_CHARS: usize = 100;
+pub const MAX_GROUP_ID_CHARS: usize = 500;
+
+/// An event that passed validation, normalised and encoded for the store.
+#[derive(Debug)]
+pub struct PreparedEvent {
+    /// Position in the caller's batch.
+    pub index: u32,
+    pub message_id: String,
+    /// 128-bit hash of (source, messageId); `None` when the id was generated here.
+    pub dedupe_key: Option<[u8; 16]>,
+    /// Hash of the payload without its arrival-dependent fields, to tell retries from conflicts.
+    pub fingerprint: u64,
+    /// The stored form: an encoded `Event` with message id, timestamps and merged objects set.
+    pub encoded: Vec<u8>,
+    pub identifiers: Vec<Identifier>,
+}
+
+/// Per-batch facts shared by its events.
+pub struct BatchContext {
+    pub source_id: u32,
+    pub received_ms: i64,
+    pub max_event_bytes: usize,
+}
+
+/// Validates and normalises every event of a batch. Invalid events become rejections; the
+/// others are returned in batch order.
+pub fn prepare_batch(batch: Batch, ctx: &BatchContext) -> (Vec<PreparedEvent>, Vec<Rejection>) {
+    let mut prepared = Vec::with_capacity(batch.events.len());
+    let mut rejections = Vec::new();
+    // A broken batch-level object is every event's problem: reject them all, naming the field.
+    let defaults = match (json::parse_object(&batch.context), json::parse_object(&batch.integrations)) {
+        (Ok(context), Ok(integrations)) => Some((context, integrations)),
+        (Err(reason), _) => {
+            rejections.extend(reject_all(&batch.events, "batch.context", &reason));
+            None
+        }
+        (_, Err(reason)) => {
+            rejections.extend(reject_all(&batch.events, "batch.integrations", &reason));
+            None
+        }
+    };
+    let Some((batch_context, batch_integrations)) = defaults else {
+        return (prepared, rejections);
+    };
+    let batch_sent_at = batch.sent_at;
+    for (index, event) in batch.events.into_iter().enumerate() {
+        let index = index as u32;
+        let defaults = Defaults {
+            context: batch_context.as_ref(),
+            integrations: batch_integrations.as_ref(),
+            sent_at: batch_sent_at.as_ref(),
+        };
+        match prepare_event(index, event, &defaults, ctx) {
+            Ok(event) => prepared.push(event),
+            Err(rejection) => rejections.push(rejection),
+        }
+    }
+    (prepared, rejections)
+}
+
+fn reject_all(events: &[Event], field: &'static str, reason: &str) -> Vec<Rejection> {
+    let reason = format!("{field} {reason}");
+    (0..events.len())
+        .map(|i| Rejection {
+            index: i as u32,
+            message_id: events[i].message_id.clone(),
+            field,
+            reason: reason.clone(),
+        })
+        .collect()
+}
+
+struct Defaults<'a> {
+    context: Option<&'a Map<String, Value>>,
+    integrations: Option<&'a Map<String, Value>>,
+    sent_at: Option<&'a prost_types::Timestamp>,
+}
+
+fn prepare_event(
+    index: u32,
+    mut event: Event,
+    defaults: &Defaults<'_>,
+    ctx: &BatchContext,
+) -> Result<PreparedEvent, Rejection> {
+    let reject = |field: &'static str, reason: String, message_id: &str| Rejection {
+        index,
+        message_id: message_id.to_owned(),
+        field,
+        reason,
+    };
+    let size = event.encoded_len();
+    if size > ctx.max_event_bytes {
+        return Err(reject(
+            "event",
+            format!("event is {size} bytes; the limit is {} bytes", ctx.max_event_bytes),
+            &event.message_id,
+        ));
+    }
+    check_fields(&event).map_err(|(field, reason)| reject(field, reason, &event.message_id))?;
+    let parsed = |field: &'static str, bytes: &[u8]| {
+        json::parse_object(bytes).map_err(|reason| reject(field, format!("{field} {reason}"), &event.message_id))
+    };
+    let properties = parsed("properties", &event.properties)?;
+    let traits = parsed("traits", &event.traits)?;
+    let mut context = parsed("context", &event.context)?;
+    let mut integrations = parsed("integrations", &event.integrations)?;
+    drop(properties);
+
+    if let Some(batch_context) = defaults.context {
+        let target = context.get_or_insert_with(Map::new);
+        json::merge_defaults(target, batch_context);
+        event.context = serde_json::to_vec(target).expect("a JSON map always serialises");
+    }
+    if let Some(batch_integrations) = defaults.integrations {
+        let target = integrations.get_or_insert_with(Map::new);
+        json::merge_defaults(target, batch_integrations);
+        event.integrations = serde_json::to_vec(target).expect("a JSON map always serialises");
+    }
+
+    let generated_id = event.message_id.is_empty();
+    if generated_id {
+        event.message_id = format!("tributary-{}", uuid::Uuid::new_v4());
+    }
+    let identifiers = identifiers::extract(&IdentifierSources {
+        user_id: &event.user_id,
+        anonymous_id: &event.anonymous_id,
+        group_id: &event.group_id,
+        traits: traits.as_ref(),
+        context: context.as_ref(),
+    });
+
+    // Fingerprint what the client said, not when it was sent or received: retries of the same
+    // event match, a different payload under the same id does not.
+    let sent_at = event.sent_at.take().or_else(|| defaults.sent_at.cloned());
+    let original = event.original_timestamp.take().or_else(|| event.timestamp.take());
+    event.timestamp = None;
+    event.received_at = None;
+    event.original_timestamp = original;
+    let fingerprint = xxh3_64(&event.encode_to_vec());
+
+    let sent_ms = sent_at.as_ref().map(time::to_ms);
+    let original_ms = event.original_timestamp.as_ref().map(time::to_ms);
+    let timestamp_ms = time::corrected_timestamp_ms(ctx.received_ms, sent_ms, original_ms);
+    event.timestamp = Some(time::from_ms(timestamp_ms));
+    event.sent_at = sent_at;
+    event.received_at = Some(time::from_ms(ctx.received_ms));
+
+    let dedupe_key = (!generated_id).then(|| dedupe_key(ctx.source_id, &event.message_id));
+    Ok(PreparedEvent {
+        index,
+        message_id: event.message_id.clone(),
+        dedupe_key,
+        fingerprint,
+        encoded: event.encode_to_vec(),
+        identifiers,
+    })
+}
+
+/// The typed-field rules (Segment's): returns the offending field and why.
+fn check_fields(event: &Event) -> Result<(), (&'static str, String)> {
+    let kind = EventType::try_from(event.r#type).unwrap_or(EventType::Unspecified);
+    if kind == EventType::Unspecified {
+        return Err(("type", "type is required: identify, track, page, screen, group or alias".into()));
+    }
+    let chars = event.message_id.chars().count();
+    if chars > MAX_MESSAGE_ID_CHARS {
+        return Err(("messageId", format!("messageId is {chars} characters; the limit is {MAX_MESSAGE_ID_CHARS}")));
+    }
+    if event.user_id.is_empty() && event.anonymous_id.is_empty() {
+        return Err(("userId", "userId or anonymousId is required".into()));
+    }
+    match kind {
+        EventType::Track if event.event.is_empty() => {
+            return Err(("event", "event is required for track calls".into()));
+        }
+        EventType::Group if event.group_id.is_empty() => {
+            return Err(("groupId", "groupId is required for group calls".into()));
+        }
+        EventType::Alias if event.previous_id.is_empty() => {
+            return Err(("previousId", "previousId is required for alias calls".into()));
+        }
+        _ => {}
+    }
+    let group_chars = event.group_id.chars().count();
+    if group_chars > MAX_GROUP_ID_CHARS {
+        return Err(("groupId", format!("groupId is {group_chars} characters; the limit is {MAX_GROUP_ID_CHARS}")));
+    }
+    for (field, ts) in [
+        ("timestamp", &event.timestamp),
+        ("sentAt", &event.sent_at),
+        ("originalTimestamp", &event.original_timestamp),
+    ] {
+        if ts.as_ref().is_some_and(|ts| !time::is_valid(ts)) {
+            return Err((field, format!("{field} is not a valid timestamp")));
+        }
+    }
+    Ok(())
+}
+
+/// Fixed-size key of a (source, messageId) pair in the dedupe table.
+pub fn dedupe_key(source_id: u32, message_id: &str) -> [u8; 16] {
+    let mut buf = Vec::with_capacity(4 + message_id.len());
+    buf.extend_from_slice(&source_id.to_be_bytes());
+    buf.extend_from_slice(message_id.as_bytes());
+    xxh3_128(&buf).to_be_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> BatchContext {
+        BatchContext { source_id: 1, received_ms: 1_700_000_000_000, max_event_bytes: 32 * 1024 }
+    }
+
+    fn track(id: &str) -> Event {
+        Event {
+            r#type: EventType::Track as i32,
+            message_id: id.into(),
+            user_id: "u1".into(),
+            event: "Order Completed".into(),
+            ..Default::default()
+        }
+    }
+
+    fn field_of(event: Event) -> &'static str {
+        let (ok, rejected) = prepare_batch(Batch { events: vec![event], ..Default::default() }, &ctx());
+        assert!(ok.is_empty());
+        rejected[0].field
+    }
+
+    #[test]
+    fn validation_matrix_names_the_field() {
+        assert_eq!(field_of(Event { r#type: 0, ..track("a") }), "type");
+        assert_eq!(field_of(Event { user_id: String::new(), ..track("a") }), "userId");
+        assert_eq!(field_of(Event { event: String::new(), ..track("a") }), "event");
+        assert_eq!(field_of(track(&"x".repeat(101))), "messageId");
+        assert_eq!(field_of(Event { r#type: EventType::Group as i32, ..track("a") }), "groupId");
+        assert_eq!(field_of(Event { r#type: EventType::Alias as i32, ..track("a") }), "previousId");
+        assert_eq!(field_of(Event { properties: b"[]".to_vec(), ..track("a") }), "properties");
+        assert_eq!(field_of(Event { context: b"{".to_vec(), ..track("a") }), "context");
+        assert_eq!(field_of(Event { properties: vec![b' '; 40_000], ..track("a") }), "event");
+    }
+
+    #[test]
+    fn valid_events_of_a_mixed_batch_survive() {
+        let batch = Batch {
+            events: vec![track("a"), Event { user_id: String::new(), ..track("b") }, track("c")],
+            ..Default::default()
+        };
+        let (ok, rejected) = prepare_batch(batch, &ctx());
+        assert_eq!(ok.iter().map(|e| e.index).collect::<Vec<_>>(), vec![0, 2]);
+        assert_eq!(rejected[0].index, 1);
+    }
+
+    #[test]
+    fn batch_context_fills_in_and_fingerprint_ignores_sent_at() {
+        let batch = |sent: i64| Batch {
+            events: vec![Event { context: br#"{"ip":"1.1.1.1"}"#.to_vec(), ..track("a") }],
+            context: br#"{"ip":"9.9.9.9","locale":"nl"}"#.to_vec(),
+            sent_at: Some(time::from_ms(sent)),
+            ..Default::default()
+        };
+        let (first, _) = prepare_batch(batch(1), &ctx());
+        let (second, _) = prepare_batch(batch(2), &ctx());
+        assert_eq!(first[0].fingerprint, second[0].fingerprint);
+        let stored = Event::decode(first[0].encoded.as_slice()).unwrap();
+        let context: Value = serde_json::from_slice(&stored.context).unwrap();
+        assert_eq!(context["ip"], "1.1.1.1");
+        assert_eq!(context["locale"], "nl");
+    }
+
+    #[test]
+    fn missing_message_id_is_generated_and_not_deduplicated() {
+        let (ok, _) = prepare_batch(Batch { events: vec![track("")], ..Default::default() }, &ctx());
+        assert!(ok[0].message_id.starts_with("tributary-"));
+        assert!(ok[0].dedupe_key.is_none());
+    }
+}

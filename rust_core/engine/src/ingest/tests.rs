@@ -1,0 +1,112 @@
+use super::*;
+use crate::proto::{Event, EventType};
+
+fn open(dir: &std::path::Path) -> Engine {
+    Engine::open(EngineConfig { map_size: 1 << 20, ..EngineConfig::new(dir) }).unwrap()
+}
+
+fn track(id: &str, user: &str, props: &str) -> Event {
+    Event {
+        r#type: EventType::Track as i32,
+        message_id: id.into(),
+        user_id: user.into(),
+        event: "Viewed".into(),
+        properties: props.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
+fn send(engine: &Engine, events: Vec<Event>) -> BatchOutcome {
+    engine.submit(1, Batch { events, ..Default::default() }).unwrap().wait().unwrap()
+}
+
+fn statuses(outcome: &BatchOutcome) -> Vec<Stored> {
+    outcome.stored.iter().map(|(_, _, s)| *s).collect()
+}
+
+#[test]
+fn duplicates_are_acknowledged_not_stored_and_conflicts_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let first = send(&engine, vec![track("a", "u1", "{}"), track("a", "u1", "{}"), track("b", "u1", "{}")]);
+    assert_eq!(statuses(&first), vec![Stored::Accepted, Stored::Duplicate, Stored::Accepted]);
+    let again = send(&engine, vec![track("a", "u1", "{}"), track("b", "u1", r#"{"x":1}"#)]);
+    assert_eq!(statuses(&again), vec![Stored::Duplicate, Stored::Conflict]);
+    assert_eq!(engine.event_count().unwrap(), 2);
+    assert_eq!(engine.stats().conflicts.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn the_same_message_id_from_another_source_is_a_new_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    send(&engine, vec![track("a", "u1", "{}")]);
+    let other = engine.submit(2, Batch { events: vec![track("a", "u1", "{}")], ..Default::default() }).unwrap();
+    assert_eq!(other.wait().unwrap().stored[0].2, Stored::Accepted);
+}
+
+#[test]
+fn dedupe_window_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig { dedupe_window: Duration::from_millis(50), ..EngineConfig::new(dir.path()) };
+    let engine = Engine::open(config).unwrap();
+    send(&engine, vec![track("a", "u1", "{}")]);
+    std::thread::sleep(Duration::from_millis(120));
+    assert_eq!(sweep_dedupe(&engine.shared).unwrap(), 1);
+    assert_eq!(statuses(&send(&engine, vec![track("a", "u1", "{}")])), vec![Stored::Accepted]);
+}
+
+#[test]
+fn map_full_grows_the_map_and_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let start = engine.map_size();
+    let big = format!(r#"{{"blob":"{}"}}"#, "x".repeat(20_000));
+    for round in 0..10 {
+        let events = (0..10).map(|i| track(&format!("{round}-{i}"), &format!("u{i}"), &big)).collect();
+        assert_eq!(send(&engine, events).count(Stored::Accepted), 10);
+    }
+    assert!(engine.map_size() > start);
+    assert_eq!(engine.event_count().unwrap(), 100);
+}
+
+#[test]
+fn state_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = open(dir.path());
+        send(&engine, vec![track("a", "u1", "{}"), track("b", "u2", "{}")]);
+    }
+    let engine = open(dir.path());
+    assert_eq!(engine.last_seq(), 2);
+    assert_eq!(statuses(&send(&engine, vec![track("a", "u1", "{}"), track("c", "u1", "{}")])), vec![
+        Stored::Duplicate,
+        Stored::Accepted
+    ]);
+    let request = proto::ListEventsRequest { identifier: "user_id:u1".into(), ..Default::default() };
+    let page = proto::ListEventsResponse::decode(engine.list_events(&request.encode_to_vec()).unwrap().as_slice()).unwrap();
+    let ids: Vec<_> = page.events.iter().map(|e| e.message_id.as_str()).collect();
+    assert_eq!(ids, vec!["c", "a"]);
+}
+
+#[test]
+fn concurrent_callers_share_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(open(dir.path()));
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let engine = Arc::clone(&engine);
+            std::thread::spawn(move || {
+                for b in 0..20 {
+                    let events = (0..50).map(|i| track(&format!("{t}-{b}-{i}"), &format!("u{i}"), "{}")).collect();
+                    send(&engine, events);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(engine.event_count().unwrap(), 8 * 20 * 50);
+    assert!(engine.stats().commits.load(Ordering::Relaxed) <= 160);
+}

@@ -1,0 +1,25 @@
+//! Tributary's engine: decodes Segment-Spec events, validates and normalises them, and stores
+//! them durably in LMDB with exact deduplication and an index from every identifier to its
+//! events.
+//!
+//! Invariants every module keeps:
+//! - an acknowledgement is only produced after the LMDB transaction holding the events and their
+//!   dedupe markers has committed (fsync on, unless the benchmark-only unsafe mode is chosen);
+//! - there is one writer thread; concurrent callers share its commits (group commit);
+//! - nothing here knows about Python or gRPC.
+
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod identifiers;
+pub mod ingest;
+pub mod json;
+pub mod proto;
+pub mod reads;
+pub mod sources;
+pub mod store;
+pub mod time;
+
+pub use config::EngineConfig;
+pub use error::{EngineError, Rejection};
+pub use ingest::{Engine, PendingAck};

@@ -1,0 +1,62 @@
+//! Sources and their write keys. Keys are stored only as SHA-256 digests computed by the caller;
+//! a source may have several keys (rotation).
+
+use prost::Message;
+
+use crate::error::{EngineError, Result};
+use crate::ingest::Engine;
+use crate::proto::{ListSourcesResponse, Source};
+use crate::time;
+
+const META_NEXT_SOURCE: &str = "next_source_id";
+
+impl Engine {
+    /// Creates a source owning the given key digest; returns the encoded `Source`.
+    pub fn create_source(&self, name: &str, key_digest: &[u8]) -> Result<Vec<u8>> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 100 {
+            return Err(EngineError::InvalidRequest("name must be 1 to 100 characters".into()));
+        }
+        if key_digest.len() != 32 {
+            return Err(EngineError::InvalidRequest("key digest must be 32 bytes".into()));
+        }
+        let store = &self.shared.store;
+        let dbs = &store.dbs;
+        let mut wtxn = store.write()?;
+        if dbs.source_keys.get(&wtxn.txn, key_digest)?.is_some() {
+            return Err(EngineError::InvalidRequest("this write key already belongs to a source".into()));
+        }
+        for entry in dbs.sources.iter(&wtxn.txn)? {
+            let (_, value) = entry?;
+            let source = Source::decode(value).map_err(|e| EngineError::Storage(e.to_string()))?;
+            if source.name == name {
+                return Err(EngineError::InvalidRequest(format!("a source named {name:?} already exists")));
+            }
+        }
+        let id = dbs.meta.get(&wtxn.txn, META_NEXT_SOURCE)?.unwrap_or(1) as u32;
+        let source = Source { id, name: name.to_owned(), created_at_ms: time::now_ms() };
+        let encoded = source.encode_to_vec();
+        dbs.sources.put(&mut wtxn.txn, &id, &encoded)?;
+        dbs.source_keys.put(&mut wtxn.txn, key_digest, &id)?;
+        dbs.meta.put(&mut wtxn.txn, META_NEXT_SOURCE, &(u64::from(id) + 1))?;
+        wtxn.commit()?;
+        Ok(encoded)
+    }
+
+    /// The source owning a key digest, if any.
+    pub fn source_for_key(&self, key_digest: &[u8]) -> Result<Option<u32>> {
+        let txn = self.shared.store.read()?;
+        Ok(self.shared.store.dbs.source_keys.get(&txn.txn, key_digest)?)
+    }
+
+    /// Every source, as an encoded `ListSourcesResponse`.
+    pub fn list_sources(&self) -> Result<Vec<u8>> {
+        let txn = self.shared.store.read()?;
+        let mut sources = Vec::new();
+        for entry in self.shared.store.dbs.sources.iter(&txn.txn)? {
+            let (_, value) = entry?;
+            sources.push(Source::decode(value).map_err(|e| EngineError::Storage(e.to_string()))?);
+        }
+        Ok(ListSourcesResponse { sources }.encode_to_vec())
+    }
+}

@@ -1,0 +1,249 @@
+//! `cdp_server._core`: the thin PyO3 layer over the engine. It converts arguments, releases the
+//! GIL through `without_gil`, and maps engine errors to Python exceptions in `to_py_err`. No
+//! logic lives here.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+use tributary_engine::reads::TailFilter;
+use tributary_engine::{Engine as CoreEngine, EngineConfig, EngineError, PendingAck};
+
+create_exception!(_core, CoreError, PyException, "Base of every engine error.");
+create_exception!(_core, InvalidRequest, CoreError, "The request is malformed or invalid.");
+create_exception!(_core, NotFound, CoreError, "The requested thing does not exist.");
+create_exception!(_core, StorageFull, CoreError, "The disk is full; nothing of the request was stored.");
+create_exception!(_core, ShutDown, CoreError, "The engine is closed.");
+create_exception!(_core, StorageFault, CoreError, "An internal storage fault.");
+
+/// The one mapping from engine errors to Python exceptions.
+fn to_py_err(err: EngineError) -> PyErr {
+    let message = err.to_string();
+    match err {
+        EngineError::InvalidRequest(_) => InvalidRequest::new_err(message),
+        EngineError::NotFound(_) => NotFound::new_err(message),
+        EngineError::StorageFull(_) | EngineError::MapFull => StorageFull::new_err(message),
+        EngineError::ShutDown => ShutDown::new_err(message),
+        EngineError::Storage(_) => StorageFault::new_err(message),
+    }
+}
+
+/// The one way to call the engine: without the GIL, with errors mapped.
+fn without_gil<T, F>(py: Python<'_>, work: F) -> PyResult<T>
+where
+    F: FnOnce() -> Result<T, EngineError> + Send,
+    T: Send,
+{
+    py.detach(work).map_err(to_py_err)
+}
+
+/// The storage and ingest engine over one LMDB data directory.
+#[pyclass(frozen, module = "cdp_server._core")]
+struct Engine {
+    inner: Arc<CoreEngine>,
+}
+
+/// The outcome of a unary `Send`.
+#[pyclass(frozen, module = "cdp_server._core")]
+struct SendOutcome {
+    /// Encoded `cdp.v1.SendResponse`.
+    #[pyo3(get)]
+    response: Py<PyBytes>,
+    /// `(index, message_id, field, reason)` of each refused event.
+    #[pyo3(get)]
+    rejections: Vec<(u32, String, String, String)>,
+}
+
+/// A streamed batch on its way to the store.
+#[pyclass(frozen, module = "cdp_server._core")]
+struct StreamAck {
+    #[pyo3(get)]
+    sequence: u64,
+    pending: Mutex<Option<PendingAck>>,
+}
+
+#[pymethods]
+impl StreamAck {
+    /// Blocks (without the GIL) until the batch is durable.
+    ///
+    /// Returns:
+    ///     The encoded `cdp.v1.StreamResponse` to send as the ack.
+    fn wait<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let pending = self.pending.lock().map_err(|_| ShutDown::new_err("ack poisoned"))?.take();
+        let pending = pending.ok_or_else(|| InvalidRequest::new_err("ack already awaited"))?;
+        let sequence = self.sequence;
+        let bytes = without_gil(py, move || {
+            use prost::Message;
+            Ok(pending.wait()?.stream_response(sequence).encode_to_vec())
+        })?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+}
+
+#[pymethods]
+impl Engine {
+    /// Opens the store in `data_dir` and starts the writer thread.
+    ///
+    /// Args:
+    ///     data_dir: LMDB environment directory (created if missing).
+    ///     map_size: initial map size in bytes; it grows when full.
+    ///     dedupe_window_secs: how long (source, messageId) pairs are remembered.
+    ///     max_group_events: most events in one group commit.
+    ///     unsafe_no_sync: benchmark only; commits are not fsync'd.
+    ///     max_event_bytes: largest accepted event.
+    #[new]
+    #[pyo3(signature = (data_dir, *, map_size=1<<30, dedupe_window_secs=604800.0, max_group_events=50_000, unsafe_no_sync=false, max_event_bytes=32*1024))]
+    fn new(
+        py: Python<'_>,
+        data_dir: PathBuf,
+        map_size: usize,
+        dedupe_window_secs: f64,
+        max_group_events: usize,
+        unsafe_no_sync: bool,
+        max_event_bytes: usize,
+    ) -> PyResult<Self> {
+        if !(dedupe_window_secs.is_finite() && dedupe_window_secs >= 0.0) {
+            return Err(InvalidRequest::new_err("dedupe_window_secs must be a non-negative number"));
+        }
+        let config = EngineConfig {
+            map_size,
+            dedupe_window: Duration::from_secs_f64(dedupe_window_secs),
+            max_group_events: max_group_events.max(1),
+            unsafe_no_sync,
+            max_event_bytes,
+            ..EngineConfig::new(data_dir)
+        };
+        let inner = without_gil(py, move || CoreEngine::open(config))?;
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// Stores an encoded `cdp.v1.SendRequest`; returns once its accepted events are durable.
+    fn send(&self, py: Python<'_>, source_id: u32, request: &[u8]) -> PyResult<SendOutcome> {
+        let engine = &self.inner;
+        let (response, rejections) = without_gil(py, || {
+            use prost::Message;
+            let outcome = engine.send(source_id, request)?;
+            let rejections = outcome
+                .rejections
+                .iter()
+                .map(|r| (r.index, r.message_id.clone(), r.field.to_owned(), r.reason.clone()))
+                .collect::<Vec<_>>();
+            Ok((outcome.send_response().encode_to_vec(), rejections))
+        })?;
+        Ok(SendOutcome { response: PyBytes::new(py, &response).unbind(), rejections })
+    }
+
+    /// Validates an encoded `cdp.v1.StreamRequest` and queues it for the next group commit.
+    ///
+    /// Returns:
+    ///     A `StreamAck`; its `wait()` gives the encoded ack once the batch is durable.
+    fn submit_stream(&self, py: Python<'_>, source_id: u32, request: &[u8]) -> PyResult<StreamAck> {
+        let engine = &self.inner;
+        let (sequence, pending) = without_gil(py, || engine.submit_stream(source_id, request))?;
+        Ok(StreamAck { sequence, pending: Mutex::new(Some(pending)) })
+    }
+
+    /// Answers an encoded `cdp.v1.ListEventsRequest` with an encoded `ListEventsResponse`.
+    fn list_events<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let engine = &self.inner;
+        let bytes = without_gil(py, || engine.list_events(request))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Committed events after sequence `after`, waiting up to `wait_secs` for new ones.
+    ///
+    /// Returns:
+    ///     `(encoded TailResponse messages, sequence to continue after)`.
+    #[pyo3(signature = (after, *, limit=500, types=Vec::new(), event_names=Vec::new(), wait_secs=0.5))]
+    fn tail<'py>(
+        &self,
+        py: Python<'py>,
+        after: u64,
+        limit: usize,
+        types: Vec<i32>,
+        event_names: Vec<String>,
+        wait_secs: f64,
+    ) -> PyResult<(Vec<Bound<'py, PyBytes>>, u64)> {
+        let engine = &self.inner;
+        let filter = TailFilter { types, event_names };
+        let wait = Duration::from_secs_f64(wait_secs.clamp(0.0, 60.0));
+        let (events, position) = without_gil(py, || engine.tail(after, limit, &filter, wait))?;
+        Ok((events.iter().map(|e| PyBytes::new(py, e)).collect(), position))
+    }
+
+    /// Creates a source owning a write-key digest (SHA-256); returns an encoded `cdp.v1.Source`.
+    fn create_source<'py>(&self, py: Python<'py>, name: &str, key_digest: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let engine = &self.inner;
+        let bytes = without_gil(py, || engine.create_source(name, key_digest))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Every source, as an encoded `cdp.v1.ListSourcesResponse`.
+    fn list_sources<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let engine = &self.inner;
+        let bytes = without_gil(py, || engine.list_sources())?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// The id of the source owning a write-key digest, or None.
+    fn source_for_key(&self, py: Python<'_>, key_digest: &[u8]) -> PyResult<Option<u32>> {
+        let engine = &self.inner;
+        without_gil(py, || engine.source_for_key(key_digest))
+    }
+
+    /// Highest committed event sequence.
+    fn last_seq(&self) -> u64 {
+        self.inner.last_seq()
+    }
+
+    /// Number of stored events.
+    fn event_count(&self, py: Python<'_>) -> PyResult<u64> {
+        let engine = &self.inner;
+        without_gil(py, || engine.event_count())
+    }
+
+    /// Counters since the engine opened, and the current map size.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let stats = self.inner.stats();
+        let dict = PyDict::new(py);
+        for (name, counter) in [
+            ("accepted", &stats.accepted),
+            ("duplicates", &stats.duplicates),
+            ("conflicts", &stats.conflicts),
+            ("rejected", &stats.rejected),
+            ("commits", &stats.commits),
+            ("map_grows", &stats.map_grows),
+        ] {
+            dict.set_item(name, counter.load(Ordering::Relaxed))?;
+        }
+        dict.set_item("map_size", self.inner.map_size())?;
+        Ok(dict)
+    }
+
+    /// Finishes queued batches and stops the writer; later calls raise `ShutDown`.
+    fn close(&self, py: Python<'_>) {
+        let engine = &self.inner;
+        py.detach(|| engine.close());
+    }
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<Engine>()?;
+    m.add_class::<SendOutcome>()?;
+    m.add_class::<StreamAck>()?;
+    m.add("CoreError", py.get_type::<CoreError>())?;
+    m.add("InvalidRequest", py.get_type::<InvalidRequest>())?;
+    m.add("NotFound", py.get_type::<NotFound>())?;
+    m.add("StorageFull", py.get_type::<StorageFull>())?;
+    m.add("ShutDown", py.get_type::<ShutDown>())?;
+    m.add("StorageFault", py.get_type::<StorageFault>())?;
+    Ok(())
+}
