@@ -1,7 +1,12 @@
 //! Builds the cdp.v1 message types from the same .proto files the Python stubs come from.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../proto");
-    let files = ["cdp/v1/event.proto", "cdp/v1/ingest.proto", "cdp/v1/profile.proto", "cdp/v1/admin.proto"];
+    let files = [
+        "cdp/v1/event.proto",
+        "cdp/v1/ingest.proto",
+        "cdp/v1/profile.proto",
+        "cdp/v1/admin.proto",
+    ];
     let fds = protox::compile(files, [root])?;
     prost_build::Config::new().compile_fds(fds)?;
     println!("cargo:rerun-if-changed={root}");

@@ -16,6 +16,7 @@ use crate::time;
 /// Segment's limits that are not configurable.
 pub const MAX_MESSAGE_ID_CHARS: usize = 100;
 pub const MAX_GROUP_ID_CHARS: usize = 500;
+pub const MAX_BATCH_EVENTS: usize = 2_500;
 
 /// An event that passed validation, normalised and encoded for the store.
 #[derive(Debug)]
@@ -44,8 +45,18 @@ pub struct BatchContext {
 pub fn prepare_batch(batch: Batch, ctx: &BatchContext) -> (Vec<PreparedEvent>, Vec<Rejection>) {
     let mut prepared = Vec::with_capacity(batch.events.len());
     let mut rejections = Vec::new();
+    if batch.events.len() > MAX_BATCH_EVENTS {
+        let reason = format!(
+            "has {} events; the limit is {MAX_BATCH_EVENTS}",
+            batch.events.len()
+        );
+        return (prepared, reject_all(&batch.events, "batch", &reason));
+    }
     // A broken batch-level object is every event's problem: reject them all, naming the field.
-    let defaults = match (json::parse_object(&batch.context), json::parse_object(&batch.integrations)) {
+    let defaults = match (
+        json::parse_object(&batch.context),
+        json::parse_object(&batch.integrations),
+    ) {
         (Ok(context), Ok(integrations)) => Some((context, integrations)),
         (Err(reason), _) => {
             rejections.extend(reject_all(&batch.events, "batch.context", &reason));
@@ -109,13 +120,17 @@ fn prepare_event(
     if size > ctx.max_event_bytes {
         return Err(reject(
             "event",
-            format!("event is {size} bytes; the limit is {} bytes", ctx.max_event_bytes),
+            format!(
+                "event is {size} bytes; the limit is {} bytes",
+                ctx.max_event_bytes
+            ),
             &event.message_id,
         ));
     }
     check_fields(&event).map_err(|(field, reason)| reject(field, reason, &event.message_id))?;
     let parsed = |field: &'static str, bytes: &[u8]| {
-        json::parse_object(bytes).map_err(|reason| reject(field, format!("{field} {reason}"), &event.message_id))
+        json::parse_object(bytes)
+            .map_err(|reason| reject(field, format!("{field} {reason}"), &event.message_id))
     };
     let properties = parsed("properties", &event.properties)?;
     let traits = parsed("traits", &event.traits)?;
@@ -149,7 +164,10 @@ fn prepare_event(
     // Fingerprint what the client said, not when it was sent or received: retries of the same
     // event match, a different payload under the same id does not.
     let sent_at = event.sent_at.take().or_else(|| defaults.sent_at.cloned());
-    let original = event.original_timestamp.take().or_else(|| event.timestamp.take());
+    let original = event
+        .original_timestamp
+        .take()
+        .or_else(|| event.timestamp.take());
     event.timestamp = None;
     event.received_at = None;
     event.original_timestamp = original;
@@ -177,11 +195,17 @@ fn prepare_event(
 fn check_fields(event: &Event) -> Result<(), (&'static str, String)> {
     let kind = EventType::try_from(event.r#type).unwrap_or(EventType::Unspecified);
     if kind == EventType::Unspecified {
-        return Err(("type", "type is required: identify, track, page, screen, group or alias".into()));
+        return Err((
+            "type",
+            "type is required: identify, track, page, screen, group or alias".into(),
+        ));
     }
     let chars = event.message_id.chars().count();
     if chars > MAX_MESSAGE_ID_CHARS {
-        return Err(("messageId", format!("messageId is {chars} characters; the limit is {MAX_MESSAGE_ID_CHARS}")));
+        return Err((
+            "messageId",
+            format!("messageId is {chars} characters; the limit is {MAX_MESSAGE_ID_CHARS}"),
+        ));
     }
     if event.user_id.is_empty() && event.anonymous_id.is_empty() {
         return Err(("userId", "userId or anonymousId is required".into()));
@@ -194,13 +218,19 @@ fn check_fields(event: &Event) -> Result<(), (&'static str, String)> {
             return Err(("groupId", "groupId is required for group calls".into()));
         }
         EventType::Alias if event.previous_id.is_empty() => {
-            return Err(("previousId", "previousId is required for alias calls".into()));
+            return Err((
+                "previousId",
+                "previousId is required for alias calls".into(),
+            ));
         }
         _ => {}
     }
     let group_chars = event.group_id.chars().count();
     if group_chars > MAX_GROUP_ID_CHARS {
-        return Err(("groupId", format!("groupId is {group_chars} characters; the limit is {MAX_GROUP_ID_CHARS}")));
+        return Err((
+            "groupId",
+            format!("groupId is {group_chars} characters; the limit is {MAX_GROUP_ID_CHARS}"),
+        ));
     }
     for (field, ts) in [
         ("timestamp", &event.timestamp),
@@ -227,7 +257,11 @@ mod tests {
     use super::*;
 
     fn ctx() -> BatchContext {
-        BatchContext { source_id: 1, received_ms: 1_700_000_000_000, max_event_bytes: 32 * 1024 }
+        BatchContext {
+            source_id: 1,
+            received_ms: 1_700_000_000_000,
+            max_event_bytes: 32 * 1024,
+        }
     }
 
     fn track(id: &str) -> Event {
@@ -241,28 +275,89 @@ mod tests {
     }
 
     fn field_of(event: Event) -> &'static str {
-        let (ok, rejected) = prepare_batch(Batch { events: vec![event], ..Default::default() }, &ctx());
+        let (ok, rejected) = prepare_batch(
+            Batch {
+                events: vec![event],
+                ..Default::default()
+            },
+            &ctx(),
+        );
         assert!(ok.is_empty());
         rejected[0].field
     }
 
     #[test]
     fn validation_matrix_names_the_field() {
-        assert_eq!(field_of(Event { r#type: 0, ..track("a") }), "type");
-        assert_eq!(field_of(Event { user_id: String::new(), ..track("a") }), "userId");
-        assert_eq!(field_of(Event { event: String::new(), ..track("a") }), "event");
+        assert_eq!(
+            field_of(Event {
+                r#type: 0,
+                ..track("a")
+            }),
+            "type"
+        );
+        assert_eq!(
+            field_of(Event {
+                user_id: String::new(),
+                ..track("a")
+            }),
+            "userId"
+        );
+        assert_eq!(
+            field_of(Event {
+                event: String::new(),
+                ..track("a")
+            }),
+            "event"
+        );
         assert_eq!(field_of(track(&"x".repeat(101))), "messageId");
-        assert_eq!(field_of(Event { r#type: EventType::Group as i32, ..track("a") }), "groupId");
-        assert_eq!(field_of(Event { r#type: EventType::Alias as i32, ..track("a") }), "previousId");
-        assert_eq!(field_of(Event { properties: b"[]".to_vec(), ..track("a") }), "properties");
-        assert_eq!(field_of(Event { context: b"{".to_vec(), ..track("a") }), "context");
-        assert_eq!(field_of(Event { properties: vec![b' '; 40_000], ..track("a") }), "event");
+        assert_eq!(
+            field_of(Event {
+                r#type: EventType::Group as i32,
+                ..track("a")
+            }),
+            "groupId"
+        );
+        assert_eq!(
+            field_of(Event {
+                r#type: EventType::Alias as i32,
+                ..track("a")
+            }),
+            "previousId"
+        );
+        assert_eq!(
+            field_of(Event {
+                properties: b"[]".to_vec(),
+                ..track("a")
+            }),
+            "properties"
+        );
+        assert_eq!(
+            field_of(Event {
+                context: b"{".to_vec(),
+                ..track("a")
+            }),
+            "context"
+        );
+        assert_eq!(
+            field_of(Event {
+                properties: vec![b' '; 40_000],
+                ..track("a")
+            }),
+            "event"
+        );
     }
 
     #[test]
     fn valid_events_of_a_mixed_batch_survive() {
         let batch = Batch {
-            events: vec![track("a"), Event { user_id: String::new(), ..track("b") }, track("c")],
+            events: vec![
+                track("a"),
+                Event {
+                    user_id: String::new(),
+                    ..track("b")
+                },
+                track("c"),
+            ],
             ..Default::default()
         };
         let (ok, rejected) = prepare_batch(batch, &ctx());
@@ -271,9 +366,24 @@ mod tests {
     }
 
     #[test]
+    fn oversized_batches_are_refused_whole() {
+        let batch = Batch {
+            events: (0..2_501).map(|i| track(&i.to_string())).collect(),
+            ..Default::default()
+        };
+        let (ok, rejected) = prepare_batch(batch, &ctx());
+        assert!(ok.is_empty());
+        assert_eq!(rejected.len(), 2_501);
+        assert_eq!(rejected[0].field, "batch");
+    }
+
+    #[test]
     fn batch_context_fills_in_and_fingerprint_ignores_sent_at() {
         let batch = |sent: i64| Batch {
-            events: vec![Event { context: br#"{"ip":"1.1.1.1"}"#.to_vec(), ..track("a") }],
+            events: vec![Event {
+                context: br#"{"ip":"1.1.1.1"}"#.to_vec(),
+                ..track("a")
+            }],
             context: br#"{"ip":"9.9.9.9","locale":"nl"}"#.to_vec(),
             sent_at: Some(time::from_ms(sent)),
             ..Default::default()
@@ -289,7 +399,13 @@ mod tests {
 
     #[test]
     fn missing_message_id_is_generated_and_not_deduplicated() {
-        let (ok, _) = prepare_batch(Batch { events: vec![track("")], ..Default::default() }, &ctx());
+        let (ok, _) = prepare_batch(
+            Batch {
+                events: vec![track("")],
+                ..Default::default()
+            },
+            &ctx(),
+        );
         assert!(ok[0].message_id.starts_with("tributary-"));
         assert!(ok[0].dedupe_key.is_none());
     }

@@ -17,7 +17,11 @@ const SEPARATOR: u8 = 0x1f;
 impl Identifier {
     pub fn new(kind: &str, value: &str) -> Self {
         let kind = kind.trim().to_ascii_lowercase();
-        let value = if kind == "email" { value.trim().to_lowercase() } else { value.to_owned() };
+        let value = if kind == "email" {
+            value.trim().to_lowercase()
+        } else {
+            value.to_owned()
+        };
         Self { kind, value }
     }
 
@@ -56,13 +60,20 @@ pub fn extract(src: &IdentifierSources<'_>) -> Vec<Identifier> {
     push("user_id", src.user_id);
     push("anonymous_id", src.anonymous_id);
     push("group_id", src.group_id);
-    let context_traits = src.context.and_then(|c| c.get("traits")).and_then(Value::as_object);
+    let context_traits = src
+        .context
+        .and_then(|c| c.get("traits"))
+        .and_then(Value::as_object);
     for traits in [src.traits, context_traits].into_iter().flatten() {
         if let Some(email) = traits.get("email").and_then(Value::as_str) {
             push("email", email);
         }
     }
-    if let Some(external) = src.context.and_then(|c| c.get("externalIds")).and_then(Value::as_array) {
+    if let Some(external) = src
+        .context
+        .and_then(|c| c.get("externalIds"))
+        .and_then(Value::as_array)
+    {
         for entry in external.iter().filter_map(Value::as_object) {
             let kind = entry.get("type").and_then(Value::as_str).unwrap_or("");
             let value = entry.get("id").and_then(scalar_text);
@@ -103,10 +114,18 @@ mod tests {
             traits: traits.as_object(),
             context: context.as_object(),
         });
-        let pairs: Vec<_> = ids.iter().map(|i| (i.kind.as_str(), i.value.as_str())).collect();
+        let pairs: Vec<_> = ids
+            .iter()
+            .map(|i| (i.kind.as_str(), i.value.as_str()))
+            .collect();
         assert_eq!(
             pairs,
-            vec![("crm", "7"), ("email", "ann@example.com"), ("stripe_customer", "c-9"), ("user_id", "u1")]
+            vec![
+                ("crm", "7"),
+                ("email", "ann@example.com"),
+                ("stripe_customer", "c-9"),
+                ("user_id", "u1")
+            ]
         );
     }
 

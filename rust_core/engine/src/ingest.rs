@@ -16,7 +16,9 @@ use prost::Message;
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Rejection, Result};
 use crate::event::{prepare_batch, BatchContext, PreparedEvent};
-use crate::proto::{self, Batch, EventResult, EventStatus, SendRequest, SendResponse, StreamRequest, StreamResponse};
+use crate::proto::{
+    self, Batch, EventResult, EventStatus, SendRequest, SendResponse, StreamRequest, StreamResponse,
+};
 use crate::store::Store;
 use crate::time;
 
@@ -82,8 +84,16 @@ impl PendingAck {
         } else {
             self.reply.recv().map_err(|_| EngineError::ShutDown)??
         };
-        let stored = self.accepted_ids.into_iter().zip(stored).map(|((i, id), s)| (i, id, s)).collect();
-        Ok(BatchOutcome { stored, rejections: self.rejections })
+        let stored = self
+            .accepted_ids
+            .into_iter()
+            .zip(stored)
+            .map(|((i, id), s)| (i, id, s))
+            .collect();
+        Ok(BatchOutcome {
+            stored,
+            rejections: self.rejections,
+        })
     }
 
     /// True when `wait` would not block.
@@ -163,7 +173,11 @@ impl Engine {
             .name("tributary-writer".into())
             .spawn(move || run_writer(&writer_shared, state, &rx))
             .map_err(|e| EngineError::Storage(format!("cannot start the writer thread: {e}")))?;
-        Ok(Self { shared, jobs: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)) })
+        Ok(Self {
+            shared,
+            jobs: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+        })
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -186,21 +200,38 @@ impl Engine {
             max_event_bytes: self.shared.config.max_event_bytes,
         };
         let (events, rejections) = prepare_batch(batch, &ctx);
-        self.shared.stats.rejected.fetch_add(rejections.len() as u64, Ordering::Relaxed);
-        let accepted_ids = events.iter().map(|e| (e.index, e.message_id.clone())).collect::<Vec<_>>();
+        self.shared
+            .stats
+            .rejected
+            .fetch_add(rejections.len() as u64, Ordering::Relaxed);
+        let accepted_ids = events
+            .iter()
+            .map(|e| (e.index, e.message_id.clone()))
+            .collect::<Vec<_>>();
         let (reply_tx, reply_rx) = bounded(1);
         if !events.is_empty() {
             let sender = self.jobs.lock().clone().ok_or(EngineError::ShutDown)?;
-            sender.send(Job { source_id, events, reply: reply_tx }).map_err(|_| EngineError::ShutDown)?;
+            sender
+                .send(Job {
+                    source_id,
+                    events,
+                    reply: reply_tx,
+                })
+                .map_err(|_| EngineError::ShutDown)?;
         }
-        Ok(PendingAck { reply: reply_rx, accepted_ids, rejections })
+        Ok(PendingAck {
+            reply: reply_rx,
+            accepted_ids,
+            rejections,
+        })
     }
 
     /// Unary ingest of an encoded `SendRequest`.
     pub fn send(&self, source_id: u32, request: &[u8]) -> Result<BatchOutcome> {
         let request = SendRequest::decode(request)
             .map_err(|e| EngineError::InvalidRequest(format!("malformed SendRequest: {e}")))?;
-        self.submit(source_id, request.batch.unwrap_or_default())?.wait()
+        self.submit(source_id, request.batch.unwrap_or_default())?
+            .wait()
     }
 
     /// Decodes an encoded `StreamRequest` and queues it; returns its sequence number too.
@@ -221,7 +252,9 @@ impl Engine {
     pub fn wait_for_events(&self, after: u64, timeout: Duration) -> u64 {
         let mut committed = self.shared.committed.lock();
         if *committed <= after {
-            self.shared.committed_changed.wait_for(&mut committed, timeout);
+            self.shared
+                .committed_changed
+                .wait_for(&mut committed, timeout);
         }
         *committed
     }
@@ -259,9 +292,18 @@ const SWEEP_BATCH: usize = 50_000;
 impl WriterState {
     fn load(store: &Store) -> Result<Self> {
         let txn = store.read()?;
-        let next_seq = store.dbs.events.last(&txn.txn)?.map_or(1, |(seq, _)| seq + 1);
+        let next_seq = store
+            .dbs
+            .events
+            .last(&txn.txn)?
+            .map_or(1, |(seq, _)| seq + 1);
         let next_ident_id = store.dbs.meta.get(&txn.txn, META_NEXT_IDENT)?.unwrap_or(1);
-        Ok(Self { next_seq, next_ident_id, ident_ids: HashMap::new(), last_sweep: Instant::now() })
+        Ok(Self {
+            next_seq,
+            next_ident_id,
+            ident_ids: HashMap::new(),
+            last_sweep: Instant::now(),
+        })
     }
 }
 
@@ -342,7 +384,11 @@ impl DedupeRecord {
 
 /// Writes one group in one transaction. On error nothing of it is visible and `state` is
 /// unchanged, so the group can be retried (after the map grew).
-fn write_group(shared: &Shared, state: &mut WriterState, group: &[Job]) -> Result<Vec<Vec<Stored>>> {
+fn write_group(
+    shared: &Shared,
+    state: &mut WriterState,
+    group: &[Job],
+) -> Result<Vec<Vec<Stored>>> {
     let dbs = &shared.store.dbs;
     let mut wtxn = shared.store.write()?;
     let txn = &mut wtxn.txn;
@@ -382,9 +428,14 @@ fn write_group(shared: &Shared, state: &mut WriterState, group: &[Job]) -> Resul
                     value.clear();
                     value.extend_from_slice(&source_id.to_be_bytes());
                     value.extend_from_slice(&event.encoded);
-                    dbs.events.put_with_flags(txn, PutFlags::APPEND, &seq, &value)?;
+                    dbs.events
+                        .put_with_flags(txn, PutFlags::APPEND, &seq, &value)?;
                     if let Some(key) = &event.dedupe_key {
-                        let record = DedupeRecord { seq, fingerprint: event.fingerprint, received_ms: now_ms };
+                        let record = DedupeRecord {
+                            seq,
+                            fingerprint: event.fingerprint,
+                            received_ms: now_ms,
+                        };
                         dbs.dedupe.put(txn, key, &record.encode())?;
                         dbs.dedupe_by_time.put(txn, &time_key(now_ms, key), &())?;
                         in_group.insert(*key, event.fingerprint);
@@ -395,16 +446,18 @@ fn write_group(shared: &Shared, state: &mut WriterState, group: &[Job]) -> Resul
                             Some(id) => *id,
                             None => {
                                 let id = match dbs.identifiers.get(txn, &key)? {
-                                Some(record) => u64::from_be_bytes(record[..8].try_into().unwrap_or_default()),
-                                None => {
-                                    let id = next_ident_id;
-                                    next_ident_id += 1;
-                                    let mut record = [0u8; 16];
-                                    record[..8].copy_from_slice(&id.to_be_bytes());
-                                    record[8..].copy_from_slice(&seq.to_be_bytes());
-                                    dbs.identifiers.put(txn, &key, &record)?;
-                                    id
-                                }
+                                    Some(record) => u64::from_be_bytes(
+                                        record[..8].try_into().unwrap_or_default(),
+                                    ),
+                                    None => {
+                                        let id = next_ident_id;
+                                        next_ident_id += 1;
+                                        let mut record = [0u8; 16];
+                                        record[..8].copy_from_slice(&id.to_be_bytes());
+                                        record[8..].copy_from_slice(&seq.to_be_bytes());
+                                        dbs.identifiers.put(txn, &key, &record)?;
+                                        id
+                                    }
                                 };
                                 new_idents.insert(key, id);
                                 id
@@ -437,9 +490,15 @@ fn write_group(shared: &Shared, state: &mut WriterState, group: &[Job]) -> Resul
     }
     state.ident_ids.extend(new_idents);
     let stats = &shared.stats;
-    stats.accepted.fetch_add(counts[Stored::Accepted as usize], Ordering::Relaxed);
-    stats.duplicates.fetch_add(counts[Stored::Duplicate as usize], Ordering::Relaxed);
-    stats.conflicts.fetch_add(counts[Stored::Conflict as usize], Ordering::Relaxed);
+    stats
+        .accepted
+        .fetch_add(counts[Stored::Accepted as usize], Ordering::Relaxed);
+    stats
+        .duplicates
+        .fetch_add(counts[Stored::Duplicate as usize], Ordering::Relaxed);
+    stats
+        .conflicts
+        .fetch_add(counts[Stored::Conflict as usize], Ordering::Relaxed);
     Ok(outcomes)
 }
 
@@ -476,7 +535,10 @@ pub(crate) fn sweep_dedupe(shared: &Shared) -> Result<usize> {
         dbs.dedupe_by_time.delete(txn, key)?;
         let dedupe_key = &key[8..];
         // A marker rewritten after this one expired belongs to a newer event: keep it.
-        let current = dbs.dedupe.get(txn, dedupe_key)?.and_then(DedupeRecord::decode);
+        let current = dbs
+            .dedupe
+            .get(txn, dedupe_key)?
+            .and_then(DedupeRecord::decode);
         if current.is_some_and(|record| record.received_ms == *ms) {
             dbs.dedupe.delete(txn, dedupe_key)?;
         }

@@ -11,12 +11,15 @@ pub fn parse_object(bytes: &[u8]) -> Result<Option<Map<String, Value>>, String> 
     if bytes.is_empty() {
         return Ok(None);
     }
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("is not valid JSON: {e}"))?;
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("is not valid JSON: {e}"))?;
     match value {
         Value::Object(map) => {
             let depth = object_depth(&map);
             if depth > MAX_DEPTH {
-                return Err(format!("is nested {depth} levels deep; the limit is {MAX_DEPTH}"));
+                return Err(format!(
+                    "is nested {depth} levels deep; the limit is {MAX_DEPTH}"
+                ));
             }
             Ok(Some(map))
         }
@@ -72,15 +75,20 @@ mod tests {
 
     #[test]
     fn depth_limit_counts_objects_and_arrays() {
-        let nested = |n: usize| format!("{}{}", "{\"a\":".repeat(n), "1".to_owned() + &"}".repeat(n));
+        let nested =
+            |n: usize| format!("{}{}", "{\"a\":".repeat(n), "1".to_owned() + &"}".repeat(n));
         assert!(parse_object(nested(MAX_DEPTH).as_bytes()).is_ok());
-        assert!(parse_object(nested(MAX_DEPTH + 1).as_bytes()).unwrap_err().contains("33 levels"));
+        assert!(parse_object(nested(MAX_DEPTH + 1).as_bytes())
+            .unwrap_err()
+            .contains("33 levels"));
     }
 
     #[test]
     fn event_keys_win_over_batch_defaults() {
         let mut event = parse_object(br#"{"ip":"1.1.1.1"}"#).unwrap().unwrap();
-        let batch = parse_object(br#"{"ip":"2.2.2.2","locale":"nl"}"#).unwrap().unwrap();
+        let batch = parse_object(br#"{"ip":"2.2.2.2","locale":"nl"}"#)
+            .unwrap()
+            .unwrap();
         merge_defaults(&mut event, &batch);
         assert_eq!(event["ip"], "1.1.1.1");
         assert_eq!(event["locale"], "nl");

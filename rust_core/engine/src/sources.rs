@@ -15,30 +15,43 @@ impl Engine {
     pub fn create_source(&self, name: &str, key_digest: &[u8]) -> Result<Vec<u8>> {
         let name = name.trim();
         if name.is_empty() || name.len() > 100 {
-            return Err(EngineError::InvalidRequest("name must be 1 to 100 characters".into()));
+            return Err(EngineError::InvalidRequest(
+                "name must be 1 to 100 characters".into(),
+            ));
         }
         if key_digest.len() != 32 {
-            return Err(EngineError::InvalidRequest("key digest must be 32 bytes".into()));
+            return Err(EngineError::InvalidRequest(
+                "key digest must be 32 bytes".into(),
+            ));
         }
         let store = &self.shared.store;
         let dbs = &store.dbs;
         let mut wtxn = store.write()?;
         if dbs.source_keys.get(&wtxn.txn, key_digest)?.is_some() {
-            return Err(EngineError::InvalidRequest("this write key already belongs to a source".into()));
+            return Err(EngineError::InvalidRequest(
+                "this write key already belongs to a source".into(),
+            ));
         }
         for entry in dbs.sources.iter(&wtxn.txn)? {
             let (_, value) = entry?;
             let source = Source::decode(value).map_err(|e| EngineError::Storage(e.to_string()))?;
             if source.name == name {
-                return Err(EngineError::InvalidRequest(format!("a source named {name:?} already exists")));
+                return Err(EngineError::InvalidRequest(format!(
+                    "a source named {name:?} already exists"
+                )));
             }
         }
         let id = dbs.meta.get(&wtxn.txn, META_NEXT_SOURCE)?.unwrap_or(1) as u32;
-        let source = Source { id, name: name.to_owned(), created_at_ms: time::now_ms() };
+        let source = Source {
+            id,
+            name: name.to_owned(),
+            created_at_ms: time::now_ms(),
+        };
         let encoded = source.encode_to_vec();
         dbs.sources.put(&mut wtxn.txn, &id, &encoded)?;
         dbs.source_keys.put(&mut wtxn.txn, key_digest, &id)?;
-        dbs.meta.put(&mut wtxn.txn, META_NEXT_SOURCE, &(u64::from(id) + 1))?;
+        dbs.meta
+            .put(&mut wtxn.txn, META_NEXT_SOURCE, &(u64::from(id) + 1))?;
         wtxn.commit()?;
         Ok(encoded)
     }
@@ -46,7 +59,12 @@ impl Engine {
     /// The source owning a key digest, if any.
     pub fn source_for_key(&self, key_digest: &[u8]) -> Result<Option<u32>> {
         let txn = self.shared.store.read()?;
-        Ok(self.shared.store.dbs.source_keys.get(&txn.txn, key_digest)?)
+        Ok(self
+            .shared
+            .store
+            .dbs
+            .source_keys
+            .get(&txn.txn, key_digest)?)
     }
 
     /// Every source, as an encoded `ListSourcesResponse`.

@@ -16,7 +16,9 @@
 use std::fs;
 
 use heed::types::{Bytes, Str, Unit, U32, U64};
-use heed::{byteorder::BigEndian, Database, Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
+use heed::{
+    byteorder::BigEndian, Database, Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls,
+};
 use parking_lot::{RwLock, RwLockReadGuard};
 
 use crate::config::EngineConfig;
@@ -63,11 +65,15 @@ impl WriteTxn<'_> {
 
 impl Store {
     pub fn open(config: &EngineConfig) -> Result<Self> {
-        fs::create_dir_all(&config.data_dir)
-            .map_err(|e| EngineError::Storage(format!("cannot create {}: {e}", config.data_dir.display())))?;
+        fs::create_dir_all(&config.data_dir).map_err(|e| {
+            EngineError::Storage(format!("cannot create {}: {e}", config.data_dir.display()))
+        })?;
         // Without TLS: read transactions are not tied to a thread (Python threads come and go).
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
-        options.map_size(config.map_size).max_dbs(16).max_readers(512);
+        options
+            .map_size(config.map_size)
+            .max_dbs(16)
+            .max_readers(512);
         if config.unsafe_no_sync {
             log::warn!("unsafe benchmark mode: LMDB commits are not fsync'd; a crash can lose acknowledged events");
             // SAFETY: NO_SYNC only weakens durability; memory safety is unaffected. Chosen
@@ -89,17 +95,27 @@ impl Store {
             meta: env.create_database(&mut wtxn, Some("meta"))?,
         };
         wtxn.commit()?;
-        Ok(Self { env, dbs, gate: RwLock::new(()) })
+        Ok(Self {
+            env,
+            dbs,
+            gate: RwLock::new(()),
+        })
     }
 
     pub fn read(&self) -> Result<ReadTxn<'_>> {
         let gate = self.gate.read();
-        Ok(ReadTxn { txn: self.env.read_txn()?, _gate: gate })
+        Ok(ReadTxn {
+            txn: self.env.read_txn()?,
+            _gate: gate,
+        })
     }
 
     pub fn write(&self) -> Result<WriteTxn<'_>> {
         let gate = self.gate.read();
-        Ok(WriteTxn { txn: self.env.write_txn()?, _gate: gate })
+        Ok(WriteTxn {
+            txn: self.env.write_txn()?,
+            _gate: gate,
+        })
     }
 
     /// Doubles the map. Waits until no transaction of this process is open.
@@ -108,7 +124,8 @@ impl Store {
         let new_size = self.env.info().map_size.saturating_mul(2);
         // SAFETY: the exclusive gate guarantees no transaction of this process is open, which
         // is what mdb_env_set_mapsize requires.
-        unsafe { self.env.resize(new_size) }.map_err(|e| EngineError::StorageFull(format!("cannot grow the map: {e}")))?;
+        unsafe { self.env.resize(new_size) }
+            .map_err(|e| EngineError::StorageFull(format!("cannot grow the map: {e}")))?;
         log::info!("LMDB map grown to {new_size} bytes");
         Ok(new_size)
     }
@@ -121,4 +138,3 @@ impl Store {
         self.env.force_sync().map_err(EngineError::from)
     }
 }
-

@@ -20,12 +20,17 @@ pub fn from_ms(ms: i64) -> Timestamp {
 
 /// True when a timestamp is well formed (nanos in range, year 0001..=9999).
 pub fn is_valid(ts: &Timestamp) -> bool {
-    (0..1_000_000_000).contains(&ts.nanos) && (-62_135_596_800..=253_402_300_799).contains(&ts.seconds)
+    (0..1_000_000_000).contains(&ts.nanos)
+        && (-62_135_596_800..=253_402_300_799).contains(&ts.seconds)
 }
 
 /// Segment's rule: `timestamp = receivedAt − (sentAt − originalTimestamp)` when `sentAt` is known,
 /// else the client's time, else the arrival time. All in Unix ms.
-pub fn corrected_timestamp_ms(received_ms: i64, sent_ms: Option<i64>, original_ms: Option<i64>) -> i64 {
+pub fn corrected_timestamp_ms(
+    received_ms: i64,
+    sent_ms: Option<i64>,
+    original_ms: Option<i64>,
+) -> i64 {
     match (original_ms, sent_ms) {
         (Some(original), Some(sent)) => received_ms - (sent - original),
         (Some(original), None) => original,
@@ -43,7 +48,10 @@ mod tests {
         let received = 1_700_000_000_000;
         let sent = received + 3_600_000;
         let original = sent - 10_000;
-        assert_eq!(corrected_timestamp_ms(received, Some(sent), Some(original)), received - 10_000);
+        assert_eq!(
+            corrected_timestamp_ms(received, Some(sent), Some(original)),
+            received - 10_000
+        );
     }
 
     #[test]

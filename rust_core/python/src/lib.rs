@@ -16,9 +16,24 @@ use tributary_engine::reads::TailFilter;
 use tributary_engine::{Engine as CoreEngine, EngineConfig, EngineError, PendingAck};
 
 create_exception!(_core, CoreError, PyException, "Base of every engine error.");
-create_exception!(_core, InvalidRequest, CoreError, "The request is malformed or invalid.");
-create_exception!(_core, NotFound, CoreError, "The requested thing does not exist.");
-create_exception!(_core, StorageFull, CoreError, "The disk is full; nothing of the request was stored.");
+create_exception!(
+    _core,
+    InvalidRequest,
+    CoreError,
+    "The request is malformed or invalid."
+);
+create_exception!(
+    _core,
+    NotFound,
+    CoreError,
+    "The requested thing does not exist."
+);
+create_exception!(
+    _core,
+    StorageFull,
+    CoreError,
+    "The disk is full; nothing of the request was stored."
+);
 create_exception!(_core, ShutDown, CoreError, "The engine is closed.");
 create_exception!(_core, StorageFault, CoreError, "An internal storage fault.");
 
@@ -75,7 +90,11 @@ impl StreamAck {
     /// Returns:
     ///     The encoded `cdp.v1.StreamResponse` to send as the ack.
     fn wait<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let pending = self.pending.lock().map_err(|_| ShutDown::new_err("ack poisoned"))?.take();
+        let pending = self
+            .pending
+            .lock()
+            .map_err(|_| ShutDown::new_err("ack poisoned"))?
+            .take();
         let pending = pending.ok_or_else(|| InvalidRequest::new_err("ack already awaited"))?;
         let sequence = self.sequence;
         let bytes = without_gil(py, move || {
@@ -109,7 +128,9 @@ impl Engine {
         max_event_bytes: usize,
     ) -> PyResult<Self> {
         if !(dedupe_window_secs.is_finite() && dedupe_window_secs >= 0.0) {
-            return Err(InvalidRequest::new_err("dedupe_window_secs must be a non-negative number"));
+            return Err(InvalidRequest::new_err(
+                "dedupe_window_secs must be a non-negative number",
+            ));
         }
         let config = EngineConfig {
             map_size,
@@ -120,7 +141,9 @@ impl Engine {
             ..EngineConfig::new(data_dir)
         };
         let inner = without_gil(py, move || CoreEngine::open(config))?;
-        Ok(Self { inner: Arc::new(inner) })
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
     }
 
     /// Stores an encoded `cdp.v1.SendRequest`; returns once its accepted events are durable.
@@ -132,11 +155,21 @@ impl Engine {
             let rejections = outcome
                 .rejections
                 .iter()
-                .map(|r| (r.index, r.message_id.clone(), r.field.to_owned(), r.reason.clone()))
+                .map(|r| {
+                    (
+                        r.index,
+                        r.message_id.clone(),
+                        r.field.to_owned(),
+                        r.reason.clone(),
+                    )
+                })
                 .collect::<Vec<_>>();
             Ok((outcome.send_response().encode_to_vec(), rejections))
         })?;
-        Ok(SendOutcome { response: PyBytes::new(py, &response).unbind(), rejections })
+        Ok(SendOutcome {
+            response: PyBytes::new(py, &response).unbind(),
+            rejections,
+        })
     }
 
     /// Validates an encoded `cdp.v1.StreamRequest` and queues it for the next group commit.
@@ -146,7 +179,10 @@ impl Engine {
     fn submit_stream(&self, py: Python<'_>, source_id: u32, request: &[u8]) -> PyResult<StreamAck> {
         let engine = &self.inner;
         let (sequence, pending) = without_gil(py, || engine.submit_stream(source_id, request))?;
-        Ok(StreamAck { sequence, pending: Mutex::new(Some(pending)) })
+        Ok(StreamAck {
+            sequence,
+            pending: Mutex::new(Some(pending)),
+        })
     }
 
     /// Answers an encoded `cdp.v1.ListEventsRequest` with an encoded `ListEventsResponse`.
@@ -174,11 +210,19 @@ impl Engine {
         let filter = TailFilter { types, event_names };
         let wait = Duration::from_secs_f64(wait_secs.clamp(0.0, 60.0));
         let (events, position) = without_gil(py, || engine.tail(after, limit, &filter, wait))?;
-        Ok((events.iter().map(|e| PyBytes::new(py, e)).collect(), position))
+        Ok((
+            events.iter().map(|e| PyBytes::new(py, e)).collect(),
+            position,
+        ))
     }
 
     /// Creates a source owning a write-key digest (SHA-256); returns an encoded `cdp.v1.Source`.
-    fn create_source<'py>(&self, py: Python<'py>, name: &str, key_digest: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    fn create_source<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        key_digest: &[u8],
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let engine = &self.inner;
         let bytes = without_gil(py, || engine.create_source(name, key_digest))?;
         Ok(PyBytes::new(py, &bytes))

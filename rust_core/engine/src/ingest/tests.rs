@@ -2,7 +2,11 @@ use super::*;
 use crate::proto::{Event, EventType};
 
 fn open(dir: &std::path::Path) -> Engine {
-    Engine::open(EngineConfig { map_size: 1 << 20, ..EngineConfig::new(dir) }).unwrap()
+    Engine::open(EngineConfig {
+        map_size: 1 << 20,
+        ..EngineConfig::new(dir)
+    })
+    .unwrap()
 }
 
 fn track(id: &str, user: &str, props: &str) -> Event {
@@ -17,7 +21,17 @@ fn track(id: &str, user: &str, props: &str) -> Event {
 }
 
 fn send(engine: &Engine, events: Vec<Event>) -> BatchOutcome {
-    engine.submit(1, Batch { events, ..Default::default() }).unwrap().wait().unwrap()
+    engine
+        .submit(
+            1,
+            Batch {
+                events,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .wait()
+        .unwrap()
 }
 
 fn statuses(outcome: &BatchOutcome) -> Vec<Stored> {
@@ -28,9 +42,22 @@ fn statuses(outcome: &BatchOutcome) -> Vec<Stored> {
 fn duplicates_are_acknowledged_not_stored_and_conflicts_counted() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path());
-    let first = send(&engine, vec![track("a", "u1", "{}"), track("a", "u1", "{}"), track("b", "u1", "{}")]);
-    assert_eq!(statuses(&first), vec![Stored::Accepted, Stored::Duplicate, Stored::Accepted]);
-    let again = send(&engine, vec![track("a", "u1", "{}"), track("b", "u1", r#"{"x":1}"#)]);
+    let first = send(
+        &engine,
+        vec![
+            track("a", "u1", "{}"),
+            track("a", "u1", "{}"),
+            track("b", "u1", "{}"),
+        ],
+    );
+    assert_eq!(
+        statuses(&first),
+        vec![Stored::Accepted, Stored::Duplicate, Stored::Accepted]
+    );
+    let again = send(
+        &engine,
+        vec![track("a", "u1", "{}"), track("b", "u1", r#"{"x":1}"#)],
+    );
     assert_eq!(statuses(&again), vec![Stored::Duplicate, Stored::Conflict]);
     assert_eq!(engine.event_count().unwrap(), 2);
     assert_eq!(engine.stats().conflicts.load(Ordering::Relaxed), 1);
@@ -41,19 +68,33 @@ fn the_same_message_id_from_another_source_is_a_new_event() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path());
     send(&engine, vec![track("a", "u1", "{}")]);
-    let other = engine.submit(2, Batch { events: vec![track("a", "u1", "{}")], ..Default::default() }).unwrap();
+    let other = engine
+        .submit(
+            2,
+            Batch {
+                events: vec![track("a", "u1", "{}")],
+                ..Default::default()
+            },
+        )
+        .unwrap();
     assert_eq!(other.wait().unwrap().stored[0].2, Stored::Accepted);
 }
 
 #[test]
 fn dedupe_window_expires() {
     let dir = tempfile::tempdir().unwrap();
-    let config = EngineConfig { dedupe_window: Duration::from_millis(50), ..EngineConfig::new(dir.path()) };
+    let config = EngineConfig {
+        dedupe_window: Duration::from_millis(50),
+        ..EngineConfig::new(dir.path())
+    };
     let engine = Engine::open(config).unwrap();
     send(&engine, vec![track("a", "u1", "{}")]);
     std::thread::sleep(Duration::from_millis(120));
     assert_eq!(sweep_dedupe(&engine.shared).unwrap(), 1);
-    assert_eq!(statuses(&send(&engine, vec![track("a", "u1", "{}")])), vec![Stored::Accepted]);
+    assert_eq!(
+        statuses(&send(&engine, vec![track("a", "u1", "{}")])),
+        vec![Stored::Accepted]
+    );
 }
 
 #[test]
@@ -63,7 +104,9 @@ fn map_full_grows_the_map_and_keeps_everything() {
     let start = engine.map_size();
     let big = format!(r#"{{"blob":"{}"}}"#, "x".repeat(20_000));
     for round in 0..10 {
-        let events = (0..10).map(|i| track(&format!("{round}-{i}"), &format!("u{i}"), &big)).collect();
+        let events = (0..10)
+            .map(|i| track(&format!("{round}-{i}"), &format!("u{i}"), &big))
+            .collect();
         assert_eq!(send(&engine, events).count(Stored::Accepted), 10);
     }
     assert!(engine.map_size() > start);
@@ -75,16 +118,31 @@ fn state_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
         let engine = open(dir.path());
-        send(&engine, vec![track("a", "u1", "{}"), track("b", "u2", "{}")]);
+        send(
+            &engine,
+            vec![track("a", "u1", "{}"), track("b", "u2", "{}")],
+        );
     }
     let engine = open(dir.path());
     assert_eq!(engine.last_seq(), 2);
-    assert_eq!(statuses(&send(&engine, vec![track("a", "u1", "{}"), track("c", "u1", "{}")])), vec![
-        Stored::Duplicate,
-        Stored::Accepted
-    ]);
-    let request = proto::ListEventsRequest { identifier: "user_id:u1".into(), ..Default::default() };
-    let page = proto::ListEventsResponse::decode(engine.list_events(&request.encode_to_vec()).unwrap().as_slice()).unwrap();
+    assert_eq!(
+        statuses(&send(
+            &engine,
+            vec![track("a", "u1", "{}"), track("c", "u1", "{}")]
+        )),
+        vec![Stored::Duplicate, Stored::Accepted]
+    );
+    let request = proto::ListEventsRequest {
+        identifier: "user_id:u1".into(),
+        ..Default::default()
+    };
+    let page = proto::ListEventsResponse::decode(
+        engine
+            .list_events(&request.encode_to_vec())
+            .unwrap()
+            .as_slice(),
+    )
+    .unwrap();
     let ids: Vec<_> = page.events.iter().map(|e| e.message_id.as_str()).collect();
     assert_eq!(ids, vec!["c", "a"]);
 }
@@ -98,7 +156,9 @@ fn concurrent_callers_share_commits() {
             let engine = Arc::clone(&engine);
             std::thread::spawn(move || {
                 for b in 0..20 {
-                    let events = (0..50).map(|i| track(&format!("{t}-{b}-{i}"), &format!("u{i}"), "{}")).collect();
+                    let events = (0..50)
+                        .map(|i| track(&format!("{t}-{b}-{i}"), &format!("u{i}"), "{}"))
+                        .collect();
                     send(&engine, events);
                 }
             })

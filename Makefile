@@ -1,0 +1,70 @@
+# Tributary: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := .make
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(abspath $(VENV))/bin:$(HOME)/.cargo/bin:$(PATH)
+
+# Development credentials for `make run` only (printed at start-up).
+DEV_WRITE_KEY   ?= tributary-dev-write-key
+DEV_ADMIN_TOKEN ?= tributary-dev-admin-token
+RUST_SOURCES := $(shell find rust_core proto -name '*.rs' -o -name '*.proto' -o -name Cargo.toml) Cargo.toml pyproject.toml
+
+.PHONY: help run test lint fmt proto proto-check bench wheel clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP)/venv: requirements-dev.txt clients/python/pyproject.toml
+	@mkdir -p $(STAMP)
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements-dev.txt
+	$(PIP) install -q -e clients/python
+	@touch $@
+
+$(STAMP)/build: $(STAMP)/venv $(RUST_SOURCES)
+	maturin develop --release -q
+	@touch $@
+
+run: $(STAMP)/build ## Build what is needed, then serve on ./data (gRPC :50051)
+	@echo "development write key:   $(DEV_WRITE_KEY)"
+	@echo "development admin token: $(DEV_ADMIN_TOKEN)"
+	TRIBUTARY_DEV_WRITE_KEY=$(DEV_WRITE_KEY) TRIBUTARY_ADMIN_TOKEN=$(DEV_ADMIN_TOKEN) \
+		$(VENV)/bin/cdp serve --data-dir ./data
+
+test: $(STAMP)/build ## Build, then run every Rust and Python test, lint and proto-check
+	cargo test -p tributary-engine --release
+	$(MAKE) --no-print-directory lint proto-check
+	$(PY) -m pytest -q
+
+lint: $(STAMP)/venv ## ruff, mypy --strict, cargo fmt --check, cargo clippy -D warnings
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	cargo fmt --all --check
+	cargo clippy --release --all-targets -q -- -D warnings
+
+fmt: $(STAMP)/venv ## Format Python and Rust sources
+	$(VENV)/bin/ruff check --fix -q .
+	$(VENV)/bin/ruff format -q .
+	cargo fmt --all
+
+proto: $(STAMP)/venv ## Regenerate the committed Python stubs from proto/
+	$(PY) proto/generate.py 2>/dev/null
+
+proto-check: $(STAMP)/venv ## Fail when the committed stubs differ from proto/
+	$(PY) proto/generate.py --check 2>/dev/null
+
+bench: $(STAMP)/build ## Run the benchmarks; results in benchmarks/results/
+	$(PY) -m benchmarks.run
+
+wheel: $(STAMP)/venv ## Build an installable wheel into dist/
+	maturin build --release -o dist
+
+clean: ## Remove build outputs, the virtualenv and ./data
+	rm -rf target $(VENV) $(STAMP) dist data cdp_server/_core*.so

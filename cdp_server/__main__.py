@@ -1,0 +1,3 @@
+from cdp_server.cli import main
+
+main()

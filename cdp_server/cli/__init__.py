@@ -1,0 +1,19 @@
+"""`cdp`: the Tributary command line."""
+
+from __future__ import annotations
+
+import click
+
+from cdp_server.cli import events, importer, serve, sources, tail
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Tributary: a self-hosted Customer Data Platform."""
+
+
+main.add_command(serve.serve)
+main.add_command(sources.source)
+main.add_command(importer.import_file)
+main.add_command(tail.tail)
+main.add_command(events.events)

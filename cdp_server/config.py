@@ -1,0 +1,111 @@
+"""Server settings: safe defaults, then a TOML file, then TRIBUTARY_* environment variables,
+then command-line flags (each overrides the one before)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+MIB = 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """A setting has a bad name or value; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("./data")
+    host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    http_port: int = 8088
+    # A source with this write key is registered at start-up (development convenience).
+    dev_write_key: str = ""
+    # Bearer tokens accepted by the Profile/Audience/Admin services.
+    admin_tokens: tuple[str, ...] = ()
+    max_message_bytes: int = 4 * MIB
+    max_event_bytes: int = 32 * 1024
+    max_streams: int = 64
+    max_tails: int = 16
+    # Batches a stream may have in flight before the server stops reading from it.
+    stream_window: int = 16
+    dedupe_window_secs: float = 7 * 24 * 3600
+    map_size_bytes: int = 1024 * MIB
+    max_group_events: int = 50_000
+    shutdown_grace_secs: float = 10.0
+    keepalive_time_secs: float = 30.0
+    # Benchmark only: LMDB commits without fsync. Acknowledged events can be lost on a crash.
+    unsafe_benchmark_mode: bool = False
+    log_level: str = "INFO"
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("grpc_port", "http_port"):
+            port = getattr(self, name)
+            if not 0 <= port <= 65535:
+                raise ConfigError(f"{name} must be 0..65535, got {port}")
+        positive = ("max_message_bytes", "max_event_bytes", "max_streams", "max_tails", "stream_window")
+        for name in (*positive, "map_size_bytes", "max_group_events"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.dedupe_window_secs < 0 or self.shutdown_grace_secs < 0:
+            raise ConfigError("dedupe_window_secs and shutdown_grace_secs must not be negative")
+
+
+_FIELDS = {f.name: f for f in fields(Settings) if f.name != "extra"}
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    """Turns a TOML or environment value into the field's type, naming the field on error."""
+    kind = _FIELDS[name].type
+    try:
+        if kind == "Path":
+            return Path(raw)
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                raise ValueError(raw)
+            return text in {"1", "true", "yes", "on"}
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "tuple[str, ...]":
+            items = raw.split(",") if isinstance(raw, str) else list(raw)
+            return tuple(str(item).strip() for item in items if str(item).strip())
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}: cannot use {raw!r} as {kind}") from exc
+
+
+def load(config_file: str | os.PathLike[str] | None = None, **flags: Any) -> Settings:
+    """Builds the settings. `flags` are command-line values (None means "not given")."""
+    values: dict[str, Any] = {}
+    path = config_file or os.environ.get("TRIBUTARY_CONFIG")
+    if path:
+        try:
+            document = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"config file {path}: {exc}") from exc
+        for name, raw in document.items():
+            if name not in _FIELDS:
+                raise ConfigError(f"config file {path}: unknown setting {name!r}")
+            values[name] = _coerce(name, raw)
+    for name in _FIELDS:
+        env = os.environ.get(f"TRIBUTARY_{name.upper()}")
+        if env is not None:
+            values[name] = _coerce(name, env)
+    # A single admin token is the common case: TRIBUTARY_ADMIN_TOKEN adds one.
+    single_token = os.environ.get("TRIBUTARY_ADMIN_TOKEN", "").strip()
+    if single_token:
+        values["admin_tokens"] = (*values.get("admin_tokens", ()), single_token)
+    for name, raw in flags.items():
+        if raw is not None:
+            values[name] = _coerce(name, raw)
+    return dataclasses.replace(Settings(), **values)

@@ -1,0 +1,1 @@
+"""The server process: listeners, health, reflection, graceful shutdown."""

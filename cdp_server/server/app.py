@@ -1,0 +1,144 @@
+"""Builds and runs the gRPC server over one engine.
+
+Shutdown (SIGTERM/SIGINT): health turns NOT_SERVING at once, streams stop reading and close
+with UNAVAILABLE after acking what they already submitted, in-flight calls get the grace
+period, then the engine finishes its queued commits and closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+from types import FrameType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from cdp_server import _core
+from cdp_server._proto.cdp.v1 import admin_pb2, audience_pb2, ingest_pb2, profile_pb2
+from cdp_server.auth import Authenticator, key_digest
+from cdp_server.config import Settings
+from cdp_server.services import admin, ingest, profile
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = [
+    ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name,
+    profile_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name,
+    audience_pb2.DESCRIPTOR.services_by_name["AudienceService"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+]
+# Calls that are not streams (unary RPCs) get this many threads beyond the stream and tail caps.
+_UNARY_THREADS = 32
+
+
+@dataclass
+class RunningServer:
+    grpc_server: grpc.Server
+    engine: _core.Engine
+    health: health.HealthServicer
+    draining: threading.Event
+    grpc_port: int
+    settings: Settings
+
+    def shutdown(self) -> None:
+        """Graceful stop: see the module docstring. Safe to call more than once."""
+        if self.draining.is_set():
+            return
+        log.info("shutting down", extra={"grace_secs": self.settings.shutdown_grace_secs})
+        self.health.enter_graceful_shutdown()
+        self.draining.set()
+        self.grpc_server.stop(self.settings.shutdown_grace_secs).wait()
+        self.engine.close()
+        log.info("stopped")
+
+
+def ensure_dev_source(engine: _core.Engine, write_key: str) -> int:
+    """Registers the development write key with a source, once."""
+    digest = key_digest(write_key)
+    existing = engine.source_for_key(digest)
+    if existing is not None:
+        return existing
+    name = "development"
+    for attempt in range(1, 100):
+        try:
+            source = engine.create_source(name if attempt == 1 else f"{name}-{attempt}", digest)
+            return admin_pb2.Source.FromString(source).id
+        except _core.InvalidRequest:
+            continue
+    raise RuntimeError("could not register the development source")
+
+
+def start(settings: Settings) -> RunningServer:
+    engine = _core.Engine(
+        settings.data_dir,
+        map_size=settings.map_size_bytes,
+        dedupe_window_secs=settings.dedupe_window_secs,
+        max_group_events=settings.max_group_events,
+        unsafe_no_sync=settings.unsafe_benchmark_mode,
+        max_event_bytes=settings.max_event_bytes,
+    )
+    if settings.unsafe_benchmark_mode:
+        log.warning("UNSAFE BENCHMARK MODE: commits are not fsync'd; a crash can lose acknowledged events")
+    if settings.dev_write_key:
+        ensure_dev_source(engine, settings.dev_write_key)
+    auth = Authenticator(engine, settings.admin_tokens)
+    draining = threading.Event()
+    keepalive_ms = int(settings.keepalive_time_secs * 1000)
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        # Long bulk streams: ping idle connections, and let clients ping us every 10 s.
+        ("grpc.keepalive_time_ms", keepalive_ms),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.so_reuseport", 0),
+    ]
+    workers = settings.max_streams + settings.max_tails + _UNARY_THREADS
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"), options=options)
+    services = [
+        ingest.IngestService(
+            engine,
+            auth,
+            max_streams=settings.max_streams,
+            stream_window=settings.stream_window,
+            draining=draining,
+        ),
+        profile.ProfileService(engine, auth),
+        admin.AdminService(engine, auth, max_tails=settings.max_tails, draining=draining),
+    ]
+    server.add_generic_rpc_handlers([service.handler() for service in services])
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection([*SERVICE_NAMES, reflection.SERVICE_NAME, health.SERVICE_NAME], server)
+    port = server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+    if port == 0:
+        engine.close()
+        raise OSError(f"cannot listen on {settings.host}:{settings.grpc_port}")
+    server.start()
+    for name in ["", *SERVICE_NAMES]:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("serving", extra={"grpc": f"{settings.host}:{port}", "data_dir": str(settings.data_dir)})
+    return RunningServer(server, engine, health_servicer, draining, port, settings)
+
+
+def serve(settings: Settings) -> None:
+    """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
+    running = start(settings)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal received", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(f"Tributary serving gRPC on {settings.host}:{running.grpc_port} (data: {settings.data_dir})", flush=True)
+    stop.wait()
+    running.shutdown()

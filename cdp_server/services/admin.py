@@ -1,0 +1,74 @@
+"""AdminService: sources and write keys, and the live tail of accepted events."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import grpc
+
+from cdp_server import _core, errors
+from cdp_server._proto.cdp.v1 import admin_pb2
+from cdp_server.auth import Authenticator, key_digest, new_write_key
+
+SERVICE = "cdp.v1.AdminService"
+_TAIL_WAIT_SECS = 0.5
+
+
+class AdminService:
+    def __init__(
+        self, engine: _core.Engine, auth: Authenticator, *, max_tails: int, draining: threading.Event
+    ) -> None:
+        self._engine = engine
+        self._auth = auth
+        self._tails = threading.BoundedSemaphore(max_tails)
+        self._max_tails = max_tails
+        self._draining = draining
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                "CreateSource": grpc.unary_unary_rpc_method_handler(
+                    self.create_source,
+                    request_deserializer=admin_pb2.CreateSourceRequest.FromString,
+                    response_serializer=admin_pb2.CreateSourceResponse.SerializeToString,
+                ),
+                "ListSources": grpc.unary_unary_rpc_method_handler(self.list_sources),
+                "Tail": grpc.unary_stream_rpc_method_handler(
+                    self.tail, request_deserializer=admin_pb2.TailRequest.FromString
+                ),
+            },
+        )
+
+    @errors.unary
+    def create_source(
+        self, request: admin_pb2.CreateSourceRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.CreateSourceResponse:
+        self._auth.require_admin(context)
+        write_key = new_write_key()
+        source = admin_pb2.Source.FromString(self._engine.create_source(request.name, key_digest(write_key)))
+        return admin_pb2.CreateSourceResponse(source=source, write_key=write_key)
+
+    @errors.unary
+    def list_sources(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        self._auth.require_admin(context)
+        return self._engine.list_sources()
+
+    @errors.streaming
+    def tail(self, request: admin_pb2.TailRequest, context: grpc.ServicerContext) -> Iterator[bytes]:
+        """Streams events committed after the call began, until the client leaves."""
+        self._auth.require_admin(context)
+        if not self._tails.acquire(blocking=False):
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"too many live tails (limit {self._max_tails})")
+        try:
+            position = self._engine.last_seq()
+            types = list(request.types)
+            names = list(request.event_names)
+            while context.is_active() and not self._draining.is_set():
+                events, position = self._engine.tail(
+                    position, types=types, event_names=names, wait_secs=_TAIL_WAIT_SECS
+                )
+                yield from events
+        finally:
+            self._tails.release()

@@ -1,0 +1,175 @@
+"""IngestService: unary `Send` and the bulk bidirectional `Stream`.
+
+Request bytes go to the engine undecoded and acks come back encoded: no Python object is made
+per event. A stream reads batches on a helper thread and hands them to the engine at once, so
+decoding, the group commit of earlier batches and the network overlap; acks are sent in order,
+each only after its batch is durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from cdp_server import _core, errors
+from cdp_server._proto.cdp.v1 import ingest_pb2
+from cdp_server.auth import Authenticator
+
+log = logging.getLogger(__name__)
+
+SERVICE = "cdp.v1.IngestService"
+# How often a waiting stream looks at the shutdown flag and the client's liveness.
+_POLL_SECS = 0.2
+_END = object()
+
+
+class StreamSlots:
+    """Caps concurrent streams: past the cap a new stream is refused, not queued."""
+
+    def __init__(self, limit: int) -> None:
+        self._free = threading.BoundedSemaphore(limit)
+        self.limit = limit
+
+    def try_acquire(self) -> bool:
+        return self._free.acquire(blocking=False)
+
+    def release(self) -> None:
+        self._free.release()
+
+
+class IngestService:
+    def __init__(
+        self,
+        engine: _core.Engine,
+        auth: Authenticator,
+        *,
+        max_streams: int,
+        stream_window: int,
+        draining: threading.Event,
+    ) -> None:
+        self._engine = engine
+        self._auth = auth
+        self._slots = StreamSlots(max_streams)
+        self._window = stream_window
+        self._draining = draining
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                "Send": grpc.unary_unary_rpc_method_handler(self.send),
+                "Stream": grpc.stream_stream_rpc_method_handler(self.stream),
+            },
+        )
+
+    def send(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        source = self._auth.source_id(context)
+        try:
+            outcome = self._engine.send(source, request)
+        except _core.CoreError as exc:
+            errors.abort(context, exc)
+        if outcome.rejections:
+            context.abort_with_status(_rejection_status(outcome))
+        return outcome.response
+
+    def stream(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+        source = self._auth.source_id(context)
+        if not self._slots.try_acquire():
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"too many concurrent streams (limit {self._slots.limit}); retry later",
+            )
+        try:
+            yield from self._acks(source, requests, context)
+        finally:
+            self._slots.release()
+
+    def _acks(self, source: int, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+        pending: queue.Queue[object] = queue.Queue(maxsize=self._window)
+        reader = threading.Thread(
+            target=self._read_batches, args=(source, requests, context, pending), name="stream-reader", daemon=True
+        )
+        reader.start()
+        while True:
+            try:
+                item = pending.get(timeout=_POLL_SECS)
+            except queue.Empty:
+                # Nothing in flight: leave when draining, or when the reader is gone for good.
+                if self._draining.is_set() or not context.is_active() or not reader.is_alive():
+                    break
+                continue
+            if item is _END:
+                break
+            if isinstance(item, _core.CoreError):
+                errors.abort(context, item)
+            assert isinstance(item, _core.StreamAck)
+            try:
+                yield item.wait()
+            except _core.CoreError as exc:
+                errors.abort(context, exc)
+        if self._draining.is_set():
+            context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down: resend unacknowledged batches")
+
+    def _read_batches(
+        self,
+        source: int,
+        requests: Iterator[bytes],
+        context: grpc.ServicerContext,
+        pending: queue.Queue[object],
+    ) -> None:
+        """Submits each batch as it arrives; stops at the end of the stream, on a bad batch,
+        when the client goes away, or when the server starts draining."""
+        outcome: object = _END
+        try:
+            for request in requests:
+                if self._draining.is_set():
+                    return
+                try:
+                    ack: object = self._engine.submit_stream(source, request)
+                except _core.CoreError as exc:
+                    outcome = exc
+                    return
+                if not _put(pending, ack, context):
+                    return
+        except grpc.RpcError:
+            return  # the client cancelled or the connection broke
+        finally:
+            _put(pending, outcome, context)
+
+
+def _put(pending: queue.Queue[object], item: object, context: grpc.ServicerContext) -> bool:
+    """Queues an item, waiting while the window is full; False once the call is over."""
+    while context.is_active():
+        try:
+            pending.put(item, timeout=_POLL_SECS)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _rejection_status(outcome: _core.SendOutcome) -> grpc.Status:
+    """INVALID_ARGUMENT naming each bad event and field; the per-event results ride along as
+    details so the caller also learns which events were stored."""
+    violations = [
+        error_details_pb2.BadRequest.FieldViolation(field=f"events[{index}].{field}", description=reason)
+        for index, _message_id, field, reason in outcome.rejections
+    ]
+    accepted = len(ingest_pb2.SendResponse.FromString(outcome.response).results) - len(outcome.rejections)
+    first = outcome.rejections[0]
+    message = (
+        f"{len(outcome.rejections)} event(s) rejected, {accepted} stored; "
+        f"events[{first[0]}].{first[2]}: {first[3]}"
+    )
+    bad_request, results = any_pb2.Any(), any_pb2.Any()
+    bad_request.Pack(error_details_pb2.BadRequest(field_violations=violations))
+    results.Pack(ingest_pb2.SendResponse.FromString(outcome.response))
+    status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=message, details=[bad_request, results])
+    return rpc_status.to_status(status)
