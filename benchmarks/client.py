@@ -65,7 +65,7 @@ def stream_batches(
             sent_at[sequence] = time.perf_counter()
             yield data
 
-    metadata = [basic_auth(write_key)] if write_key else []
+    metadata: tuple[tuple[str, str | bytes], ...] = (basic_auth(write_key),) if write_key else ()
     latencies: list[float] = []
     accepted = duplicates = conflicts = rejected = 0
     with grpc.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
@@ -108,9 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     batches = load_batches(args.workload)
-    outcome = stream_batches(
-        args.target, batches, window=args.window, write_key=args.write_key, timeout_s=args.timeout
-    )
+    outcome = stream_batches(args.target, batches, window=args.window, write_key=args.write_key, timeout_s=args.timeout)
     json.dump(asdict(outcome), sys.stdout)
     return 0
 

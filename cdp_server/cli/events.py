@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import grpc
 from rich.table import Table
-from tributary import event_to_json
+
 
 from cdp_server._proto.cdp.v1 import event_pb2, profile_pb2, profile_pb2_grpc
 from cdp_server.cli.common import (
@@ -30,6 +30,8 @@ from cdp_server.cli.common import (
 @json_option
 def events(identifier: str, limit: int, oldest_first: bool, target: str, token: str, as_json: bool) -> None:
     """Events of IDENTIFIER, e.g. user_id:42, anonymous_id:abc, email:ann@example.com."""
+    from tributary import event_to_json  # the client library: only needed for output
+
     if ":" not in identifier:
         fail(f"identifier must be type:value (e.g. user_id:42), got {identifier!r}")
     stub = profile_pb2_grpc.ProfileServiceStub(channel(target))

@@ -6,7 +6,7 @@ import json
 
 import click
 import grpc
-from tributary import event_to_json
+
 
 from cdp_server._proto.cdp.v1 import admin_pb2, admin_pb2_grpc, event_pb2
 from cdp_server.cli.common import admin_metadata, channel, fail_rpc, json_option, stdout, target_option, token_option
@@ -23,6 +23,8 @@ TYPES = ["identify", "track", "page", "screen", "group", "alias"]
 @json_option
 def tail(types: tuple[str, ...], event_names: tuple[str, ...], limit: int, target: str, token: str, as_json: bool) -> None:
     """Print events as they are accepted (Ctrl-C to stop)."""
+    from tributary import event_to_json  # the client library: only needed for output
+
     request = admin_pb2.TailRequest(
         types=[event_pb2.EventType.Value(f"EVENT_TYPE_{t.upper()}") for t in types], event_names=list(event_names)
     )

@@ -155,21 +155,33 @@ def _put(pending: queue.Queue[object], item: object, context: grpc.ServicerConte
     return False
 
 
+# Status details travel in trailing metadata, which clients cap (16 KiB by default): keep them small.
+_MAX_VIOLATIONS = 50
+_MAX_RESULTS_BYTES = 8 * 1024
+
+
 def _rejection_status(outcome: _core.SendOutcome) -> grpc.Status:
-    """INVALID_ARGUMENT naming each bad event and field; the per-event results ride along as
-    details so the caller also learns which events were stored."""
-    violations = [
-        error_details_pb2.BadRequest.FieldViolation(field=f"events[{index}].{field}", description=reason)
-        for index, _message_id, field, reason in outcome.rejections
-    ]
-    accepted = len(ingest_pb2.SendResponse.FromString(outcome.response).results) - len(outcome.rejections)
-    first = outcome.rejections[0]
-    message = (
-        f"{len(outcome.rejections)} event(s) rejected, {accepted} stored; "
-        f"events[{first[0]}].{first[2]}: {first[3]}"
-    )
-    bad_request, results = any_pb2.Any(), any_pb2.Any()
+    """INVALID_ARGUMENT naming each bad event and field (the first 50); when small enough, the
+    per-event results ride along as details so the caller also learns which were stored."""
+    rejections = outcome.rejections
+    response = ingest_pb2.SendResponse.FromString(outcome.response)
+    accepted = len(response.results) - len(rejections)
+    index, _message_id, field, reason = rejections[0]
+    if field.startswith("batch"):  # the batch as a whole was refused: one violation says it
+        violations = [error_details_pb2.BadRequest.FieldViolation(field=field, description=reason)]
+        message = f"{field} {reason.removeprefix(field).strip()}: no event stored"
+    else:
+        violations = [
+            error_details_pb2.BadRequest.FieldViolation(field=f"events[{i}].{f}", description=r)
+            for i, _m, f, r in rejections[:_MAX_VIOLATIONS]
+        ]
+        message = f"{len(rejections)} event(s) rejected, {accepted} stored; events[{index}].{field}: {reason}"
+    bad_request = any_pb2.Any()
     bad_request.Pack(error_details_pb2.BadRequest(field_violations=violations))
-    results.Pack(ingest_pb2.SendResponse.FromString(outcome.response))
-    status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=message, details=[bad_request, results])
+    details = [bad_request]
+    if len(outcome.response) <= _MAX_RESULTS_BYTES:
+        results = any_pb2.Any()
+        results.Pack(response)
+        details.append(results)
+    status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=message, details=details)
     return rpc_status.to_status(status)
