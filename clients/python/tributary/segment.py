@@ -119,7 +119,9 @@ def json_bytes(field: str, value: Mapping[str, Any]) -> bytes:
         raise InvalidEvent(field, str(exc)) from None
 
 
-def _json_default(value: object) -> str:
+def _json_default(value: object) -> object:
+    if isinstance(value, Mapping):
+        return dict(value)
     if isinstance(value, datetime):
         return isoformat_utc(value)
     if isinstance(value, date):

@@ -341,6 +341,7 @@ fn run_writer(shared: &Shared, mut state: WriterState, jobs: &Receiver<Job>) {
                 }
             }
             Err(err) => {
+                let err = shared.store.classify_write_error(err);
                 log::error!("group commit failed: {err}");
                 for job in group {
                     let _ = job.reply.send(Err(err.clone()));

@@ -41,6 +41,7 @@ pub struct Databases {
 
 pub struct Store {
     env: Env<WithoutTls>,
+    path: std::path::PathBuf,
     pub dbs: Databases,
     gate: RwLock<()>,
 }
@@ -99,6 +100,7 @@ impl Store {
             env,
             dbs,
             gate: RwLock::new(()),
+            path: config.data_dir.clone(),
         })
     }
 
@@ -134,7 +136,34 @@ impl Store {
         self.env.info().map_size
     }
 
-    pub fn force_sync(&self) -> Result<()> {
-        self.env.force_sync().map_err(EngineError::from)
+    /// Bytes available to us on the data directory's filesystem, if it can be asked.
+    pub fn available_bytes(&self) -> Option<u64> {
+        let path = std::ffi::CString::new(self.path.as_os_str().as_encoded_bytes()).ok()?;
+        let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: `path` is a valid NUL-terminated string and `stat` is a writable statvfs that
+        // the call fills completely when it returns 0.
+        let stat = unsafe {
+            if libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) != 0 {
+                return None;
+            }
+            stat.assume_init()
+        };
+        Some(u64::from(stat.f_bavail) * u64::from(stat.f_frsize))
+    }
+
+    /// A storage error while the disk is (nearly) full is a full disk: LMDB reports a short
+    /// write as EIO rather than ENOSPC.
+    pub fn classify_write_error(&self, err: EngineError) -> EngineError {
+        const NEARLY_FULL: u64 = 64 << 20;
+        match err {
+            EngineError::Storage(message)
+                if self
+                    .available_bytes()
+                    .is_some_and(|free| free < NEARLY_FULL) =>
+            {
+                EngineError::StorageFull(format!("the disk is full ({message})"))
+            }
+            other => other,
+        }
     }
 }
