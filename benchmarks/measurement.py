@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -11,7 +12,7 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of already sorted values; 0.0 when empty."""
     if not sorted_values:
         return 0.0
-    rank = max(1, min(len(sorted_values), round(q / 100 * len(sorted_values) + 0.5)))
+    rank = max(1, min(len(sorted_values), math.ceil(q * len(sorted_values) / 100)))
     return sorted_values[rank - 1]
 
 
@@ -57,5 +58,8 @@ class Measurement:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        data["seconds"] = round(self.seconds, 4)
         data["events_per_s"] = round(self.events_per_s, 1)
+        if self.ack:
+            data["ack"] = {name: round(value, 3) for name, value in asdict(self.ack).items()}
         return data

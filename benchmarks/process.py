@@ -101,7 +101,11 @@ def running_server(
                 if time.monotonic() > deadline:
                     raise ServerFailed(f"{argv[0]} not serving on {target} after {start_timeout_s:.0f} s")
                 time.sleep(0.2)
-            yield process
+            try:
+                yield process
+            except Exception as exc:
+                exc.add_note(f"{argv[0]} log, last lines:\n{log_tail(log_path)}")
+                raise
             if process.poll() is not None:
                 raise ServerFailed(f"{argv[0]} exited during the run:\n{log_tail(log_path)}")
         finally:

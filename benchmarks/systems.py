@@ -80,8 +80,8 @@ def _drive(
         events=settings.events,
         seconds=outcome["seconds"],
         ack=AckLatency(**outcome["ack"]),
-        details={k: outcome[k] for k in ("batches", "accepted", "duplicates", "conflicts", "rejected")}
-        | {"window": settings.window},
+        details={"batches": outcome["batches"], "window": settings.window}
+        | ({k: outcome[k] for k in ("accepted", "duplicates", "conflicts", "rejected")} if counts else {}),
     )
 
 

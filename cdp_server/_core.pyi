@@ -1,6 +1,19 @@
 """Type stubs of the native engine module (checked against the binary by mypy.stubtest)."""
 
 from os import PathLike
+from typing import final
+
+__all__ = [
+    "CoreError",
+    "Engine",
+    "InvalidRequest",
+    "NotFound",
+    "SendOutcome",
+    "ShutDown",
+    "StorageFault",
+    "StorageFull",
+    "StreamAck",
+]
 
 class CoreError(Exception): ...
 class InvalidRequest(CoreError): ...
@@ -9,17 +22,20 @@ class StorageFull(CoreError): ...
 class ShutDown(CoreError): ...
 class StorageFault(CoreError): ...
 
+@final
 class SendOutcome:
     @property
     def response(self) -> bytes: ...
     @property
     def rejections(self) -> list[tuple[int, str, str, str]]: ...
 
+@final
 class StreamAck:
     @property
     def sequence(self) -> int: ...
     def wait(self) -> bytes: ...
 
+@final
 class Engine:
     def __new__(
         cls,

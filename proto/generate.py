@@ -19,7 +19,10 @@ from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
-TARGETS = {"cdp_server._proto": ROOT / "cdp_server" / "_proto", "tributary._proto": ROOT / "clients" / "python" / "tributary" / "_proto"}
+TARGETS = {
+    "cdp_server._proto": ROOT / "cdp_server" / "_proto",
+    "tributary._proto": ROOT / "clients" / "python" / "tributary" / "_proto",
+}
 _BIN = Path(sys.executable).parent  # mypy-protobuf's plugins sit beside the interpreter
 GRPC_INCLUDE = Path(protoc.__file__).resolve().parent / "_proto"
 

@@ -37,10 +37,17 @@ VALIDATION_MATRIX = [
     (event_pb2.Event(type=IDENTIFY, message_id="x", user_id="u", context=b"{not json"), "context"),
     (event_pb2.Event(type=TRACK, message_id="x", user_id="u", event="E", integrations=b'"all"'), "integrations"),
     (
-        event_pb2.Event(type=TRACK, message_id="x", user_id="u", event="E", properties=b'{"a":' * 40 + b"1" + b"}" * 40),
+        event_pb2.Event(
+            type=TRACK, message_id="x", user_id="u", event="E", properties=b'{"a":' * 40 + b"1" + b"}" * 40
+        ),
         "properties",
     ),
-    (event_pb2.Event(type=TRACK, message_id="x", user_id="u", event="E", properties=b'{"a":"' + b"x" * 33_000 + b'"}'), "event"),
+    (
+        event_pb2.Event(
+            type=TRACK, message_id="x", user_id="u", event="E", properties=b'{"a":"' + b"x" * 33_000 + b'"}'
+        ),
+        "event",
+    ),
 ]
 
 

@@ -3,6 +3,7 @@ UNAVAILABLE after its acks, acked data stays, and the process exits within the g
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -23,10 +24,8 @@ def test_sigterm_drains_streams_and_keeps_acked_data(server_factory: object) -> 
     watch = health_pb2_grpc.HealthStub(server.channel()).Watch(health_pb2.HealthCheckRequest())
 
     def watch_health() -> None:
-        try:
+        with contextlib.suppress(grpc.RpcError):
             statuses.extend(reply.status for reply in watch)
-        except grpc.RpcError:
-            pass
 
     watcher = threading.Thread(target=watch_health)
     watcher.start()

@@ -6,7 +6,6 @@ import click
 import grpc
 from rich.table import Table
 
-
 from cdp_server._proto.cdp.v1 import event_pb2, profile_pb2, profile_pb2_grpc
 from cdp_server.cli.common import (
     admin_metadata,

@@ -76,8 +76,10 @@ def import_file(file: Path, batch_size: int, target: str, write_key: str, as_jso
         try:
             summary = client.stream(events(), batch_size=batch_size, on_ack=on_ack)
         except grpc.RpcError as exc:
-            fail(f"import stopped: {exc.code().name if isinstance(exc, grpc.Call) else exc}: "
-                 f"{exc.details() if isinstance(exc, grpc.Call) else ''}")
+            fail(
+                f"import stopped: {exc.code().name if isinstance(exc, grpc.Call) else exc}: "
+                f"{exc.details() if isinstance(exc, grpc.Call) else ''}"
+            )
         except ValueError as exc:
             fail(str(exc))
         finally:

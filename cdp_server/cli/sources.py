@@ -13,10 +13,10 @@ from cdp_server.cli.common import (
     admin_metadata,
     channel,
     console,
-    stdout,
     fail_rpc,
     json_option,
     print_json,
+    stdout,
     target_option,
     token_option,
 )
@@ -58,9 +58,7 @@ def list_sources(target: str, token: str, as_json: bool) -> None:
         reply = stub.ListSources(admin_pb2.ListSourcesRequest(), metadata=admin_metadata(token))
     except grpc.RpcError as exc:
         fail_rpc(exc, target)
-    rows = [
-        {"id": s.id, "name": s.name, "created_at": _iso(s.created_at_ms)} for s in reply.sources
-    ]
+    rows = [{"id": s.id, "name": s.name, "created_at": _iso(s.created_at_ms)} for s in reply.sources]
     if as_json:
         print_json(rows)
         return

@@ -7,7 +7,6 @@ import json
 import click
 import grpc
 
-
 from cdp_server._proto.cdp.v1 import admin_pb2, admin_pb2_grpc, event_pb2
 from cdp_server.cli.common import admin_metadata, channel, fail_rpc, json_option, stdout, target_option, token_option
 
@@ -21,7 +20,9 @@ TYPES = ["identify", "track", "page", "screen", "group", "alias"]
 @target_option
 @token_option
 @json_option
-def tail(types: tuple[str, ...], event_names: tuple[str, ...], limit: int, target: str, token: str, as_json: bool) -> None:
+def tail(
+    types: tuple[str, ...], event_names: tuple[str, ...], limit: int, target: str, token: str, as_json: bool
+) -> None:
     """Print events as they are accepted (Ctrl-C to stop)."""
     from tributary import event_to_json  # the client library: only needed for output
 

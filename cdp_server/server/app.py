@@ -13,6 +13,7 @@ import threading
 from concurrent import futures
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -34,6 +35,10 @@ SERVICE_NAMES = [
 ]
 # Calls that are not streams (unary RPCs) get this many threads beyond the stream and tail caps.
 _UNARY_THREADS = 32
+
+
+class _Service(Protocol):
+    def handler(self) -> grpc.GenericRpcHandler[Any, Any]: ...
 
 
 @dataclass
@@ -102,7 +107,7 @@ def start(settings: Settings) -> RunningServer:
     ]
     workers = settings.max_streams + settings.max_tails + _UNARY_THREADS
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"), options=options)
-    services = [
+    services: list[_Service] = [
         ingest.IngestService(
             engine,
             auth,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 
@@ -16,16 +17,14 @@ _TAIL_WAIT_SECS = 0.5
 
 
 class AdminService:
-    def __init__(
-        self, engine: _core.Engine, auth: Authenticator, *, max_tails: int, draining: threading.Event
-    ) -> None:
+    def __init__(self, engine: _core.Engine, auth: Authenticator, *, max_tails: int, draining: threading.Event) -> None:
         self._engine = engine
         self._auth = auth
         self._tails = threading.BoundedSemaphore(max_tails)
         self._max_tails = max_tails
         self._draining = draining
 
-    def handler(self) -> grpc.GenericRpcHandler:
+    def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         return grpc.method_handlers_generic_handler(
             SERVICE,
             {
@@ -63,7 +62,7 @@ class AdminService:
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"too many live tails (limit {self._max_tails})")
         try:
             position = self._engine.last_seq()
-            types = list(request.types)
+            types = [int(t) for t in request.types]
             names = list(request.event_names)
             while context.is_active() and not self._draining.is_set():
                 events, position = self._engine.tail(

@@ -12,6 +12,7 @@ import logging
 import queue
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
@@ -60,7 +61,7 @@ class IngestService:
         self._window = stream_window
         self._draining = draining
 
-    def handler(self) -> grpc.GenericRpcHandler:
+    def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         return grpc.method_handlers_generic_handler(
             SERVICE,
             {

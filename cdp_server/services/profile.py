@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
 from cdp_server import _core, errors
@@ -15,7 +17,7 @@ class ProfileService:
         self._engine = engine
         self._auth = auth
 
-    def handler(self) -> grpc.GenericRpcHandler:
+    def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         return grpc.method_handlers_generic_handler(
             SERVICE, {"ListEvents": grpc.unary_unary_rpc_method_handler(self.list_events)}
         )

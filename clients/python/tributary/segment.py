@@ -8,6 +8,7 @@ is ignored on input, as are keys the Spec does not define (exports carry extras 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, Final
@@ -107,8 +108,15 @@ def event_to_json(event: event_pb2.Event) -> dict[str, Any]:
     return message
 
 
+def new_message_id() -> str:
+    """A fresh messageId (UUIDv4), set before the first send so that every resend deduplicates."""
+    return str(uuid.uuid4())
+
+
 def json_bytes(field: str, value: Mapping[str, Any]) -> bytes:
     """Compact UTF-8 JSON of an object. Datetimes must be aware and become ISO strings in UTC."""
+    if not isinstance(value, Mapping):
+        raise InvalidEvent(field, f"expected an object, got {_json_type(value)}")
     try:
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default)
         return text.encode("utf-8")

@@ -148,6 +148,7 @@ impl Store {
             }
             stat.assume_init()
         };
+        #[allow(clippy::useless_conversion)] // the field types differ between platforms
         Some(u64::from(stat.f_bavail) * u64::from(stat.f_frsize))
     }
 
