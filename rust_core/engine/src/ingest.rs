@@ -2,7 +2,6 @@
 //! writer thread that groups every batch waiting into one LMDB transaction (group commit) and
 //! answers each caller only after that transaction has committed.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -14,8 +13,10 @@ use parking_lot::{Condvar, Mutex};
 use prost::Message;
 
 use crate::config::EngineConfig;
+use crate::dedupe::{DedupeKey, DedupeSet, KeyMap, Marker};
 use crate::error::{EngineError, Rejection, Result};
 use crate::event::{prepare_batch, BatchContext, PreparedEvent};
+use crate::index::IdentifierIndex;
 use crate::proto::{
     self, Batch, EventResult, EventStatus, SendRequest, SendResponse, StreamRequest, StreamResponse,
 };
@@ -43,6 +44,7 @@ pub struct Stats {
 
 pub(crate) struct Shared {
     pub(crate) store: Store,
+    pub(crate) index: IdentifierIndex,
     pub(crate) config: EngineConfig,
     pub(crate) stats: Stats,
     /// Highest committed event sequence; waiters (the live tail) are woken on change.
@@ -61,6 +63,7 @@ pub struct Engine {
     pub(crate) shared: Arc<Shared>,
     jobs: Mutex<Option<Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    indexer: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// A batch handed to the writer; `wait` returns once its events are durable.
@@ -158,9 +161,11 @@ impl Engine {
     /// Opens (or creates) the store and starts the writer thread.
     pub fn open(config: EngineConfig) -> Result<Self> {
         let store = Store::open(&config)?;
-        let state = WriterState::load(&store)?;
+        let state = WriterState::load(&store, &config)?;
+        let index = IdentifierIndex::recover(&store)?;
         let shared = Arc::new(Shared {
             store,
+            index,
             config,
             stats: Stats::default(),
             committed: Mutex::new(state.next_seq.saturating_sub(1)),
@@ -168,15 +173,27 @@ impl Engine {
         });
         // A short queue: callers block (backpressure) rather than pile up memory.
         let (tx, rx) = bounded::<Job>(64);
+        let spawn = |name: &str, work: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(work)
+                .map_err(|e| EngineError::Storage(format!("cannot start the {name} thread: {e}")))
+        };
         let writer_shared = Arc::clone(&shared);
-        let writer = std::thread::Builder::new()
-            .name("tributary-writer".into())
-            .spawn(move || run_writer(&writer_shared, state, &rx))
-            .map_err(|e| EngineError::Storage(format!("cannot start the writer thread: {e}")))?;
+        let writer = spawn(
+            "tributary-writer",
+            Box::new(move || run_writer(&writer_shared, state, &rx)),
+        )?;
+        let indexer_shared = Arc::clone(&shared);
+        let indexer = spawn(
+            "tributary-indexer",
+            Box::new(move || indexer_shared.index.run(&indexer_shared.store)),
+        )?;
         Ok(Self {
             shared,
             jobs: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
+            indexer: Mutex::new(Some(indexer)),
         })
     }
 
@@ -189,7 +206,7 @@ impl Engine {
     }
 
     pub fn map_size(&self) -> usize {
-        self.shared.store.map_size()
+        self.shared.store.log.map_size()
     }
 
     /// Validates a batch on this thread and queues its valid events for the next group commit.
@@ -265,6 +282,10 @@ impl Engine {
         if let Some(writer) = self.writer.lock().take() {
             let _ = writer.join();
         }
+        self.shared.index.stop();
+        if let Some(indexer) = self.indexer.lock().take() {
+            let _ = indexer.join();
+        }
     }
 }
 
@@ -277,31 +298,26 @@ impl Drop for Engine {
 /// What only the writer thread touches.
 struct WriterState {
     next_seq: u64,
-    next_ident_id: u64,
-    /// identifier key → id; filled after each commit, so it never holds uncommitted ids.
-    ident_ids: HashMap<Vec<u8>, u64>,
+    dedupe: DedupeSet,
     last_sweep: Instant,
 }
 
-const META_NEXT_IDENT: &str = "next_ident_id";
-/// Bound of the identifier cache; past it the cache starts over (the store stays the truth).
-const IDENT_CACHE_LIMIT: usize = 4_000_000;
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
-const SWEEP_BATCH: usize = 50_000;
+const SWEEP_BATCH: usize = 100_000;
 
 impl WriterState {
-    fn load(store: &Store) -> Result<Self> {
-        let txn = store.read()?;
+    fn load(store: &Store, config: &EngineConfig) -> Result<Self> {
+        let txn = store.log.read()?;
         let next_seq = store
-            .dbs
+            .log_dbs
             .events
             .last(&txn.txn)?
             .map_or(1, |(seq, _)| seq + 1);
-        let next_ident_id = store.dbs.meta.get(&txn.txn, META_NEXT_IDENT)?.unwrap_or(1);
+        let window_ms = config.dedupe_window.as_millis() as i64;
+        let dedupe = DedupeSet::load(&txn, &store.log_dbs, window_ms, time::now_ms())?;
         Ok(Self {
             next_seq,
-            next_ident_id,
-            ident_ids: HashMap::new(),
+            dedupe,
             last_sweep: Instant::now(),
         })
     }
@@ -320,18 +336,7 @@ fn run_writer(shared: &Shared, mut state: WriterState, jobs: &Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let result = loop {
-            match write_group(shared, &mut state, &group) {
-                Err(EngineError::MapFull) => {
-                    if let Err(err) = shared.store.grow() {
-                        break Err(err);
-                    }
-                    shared.stats.map_grows.fetch_add(1, Ordering::Relaxed);
-                }
-                other => break other,
-            }
-        };
-        match result {
+        match write_group(shared, &mut state, &group) {
             Ok(outcomes) => {
                 shared.stats.commits.fetch_add(1, Ordering::Relaxed);
                 *shared.committed.lock() = state.next_seq - 1;
@@ -341,7 +346,6 @@ fn run_writer(shared: &Shared, mut state: WriterState, jobs: &Receiver<Job>) {
                 }
             }
             Err(err) => {
-                let err = shared.store.classify_write_error(err);
                 log::error!("group commit failed: {err}");
                 for job in group {
                     let _ = job.reply.send(Err(err.clone()));
@@ -350,202 +354,136 @@ fn run_writer(shared: &Shared, mut state: WriterState, jobs: &Receiver<Job>) {
         }
         if state.last_sweep.elapsed() >= SWEEP_EVERY {
             state.last_sweep = Instant::now();
-            if let Err(err) = sweep_dedupe(shared) {
+            if let Err(err) = sweep_dedupe(shared, &mut state) {
                 log::warn!("dedupe sweep failed: {err}");
             }
         }
     }
 }
 
-/// A dedupe marker: where the event went, what it said, when it arrived.
-struct DedupeRecord {
-    seq: u64,
-    fingerprint: u64,
-    received_ms: i64,
+/// What one group's transaction decided, applied to memory only after it committed.
+struct GroupWrite {
+    outcomes: Vec<Vec<Stored>>,
+    markers: Vec<(DedupeKey, Marker)>,
+    postings: Vec<(Vec<u8>, u64)>,
+    next_seq: u64,
+    counts: [u64; 3],
 }
 
-impl DedupeRecord {
-    fn encode(&self) -> [u8; 24] {
-        let mut out = [0u8; 24];
-        out[..8].copy_from_slice(&self.seq.to_be_bytes());
-        out[8..16].copy_from_slice(&self.fingerprint.to_be_bytes());
-        out[16..].copy_from_slice(&self.received_ms.to_be_bytes());
-        out
-    }
-
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        let field = |range: std::ops::Range<usize>| bytes.get(range)?.try_into().ok();
-        Some(Self {
-            seq: u64::from_be_bytes(field(0..8)?),
-            fingerprint: u64::from_be_bytes(field(8..16)?),
-            received_ms: i64::from_be_bytes(field(16..24)?),
-        })
-    }
-}
-
-/// Writes one group in one transaction. On error nothing of it is visible and `state` is
-/// unchanged, so the group can be retried (after the map grew).
+/// Writes one group in one transaction: appends only (events and dedupe markers). On error
+/// nothing of it is visible and `state` is unchanged.
 fn write_group(
     shared: &Shared,
     state: &mut WriterState,
     group: &[Job],
 ) -> Result<Vec<Vec<Stored>>> {
-    let dbs = &shared.store.dbs;
-    let mut wtxn = shared.store.write()?;
-    let txn = &mut wtxn.txn;
+    let dbs = &shared.store.log_dbs;
     let now_ms = time::now_ms();
-    let window_start = now_ms - shared.config.dedupe_window.as_millis() as i64;
-    let mut next_seq = state.next_seq;
-    let mut next_ident_id = state.next_ident_id;
-    let mut in_group: HashMap<[u8; 16], u64> = HashMap::new();
-    let mut new_idents: HashMap<Vec<u8>, u64> = HashMap::new();
-    let mut ident_event_keys: Vec<[u8; 16]> = Vec::new();
     let mut value = Vec::new();
-    let mut outcomes = Vec::with_capacity(group.len());
-    let mut counts = [0u64; 3];
-
-    for job in group {
-        let source_id = job.source_id;
-        let mut job_outcomes = Vec::with_capacity(job.events.len());
-        for event in &job.events {
-            let seen = match &event.dedupe_key {
-                None => None,
-                Some(key) => match in_group.get(key) {
-                    Some(fingerprint) => Some(*fingerprint),
-                    None => dbs
-                        .dedupe
-                        .get(txn, key)?
-                        .and_then(DedupeRecord::decode)
-                        .filter(|record| record.received_ms >= window_start)
-                        .map(|record| record.fingerprint),
-                },
-            };
-            let outcome = match seen {
-                Some(fp) if fp == event.fingerprint => Stored::Duplicate,
-                Some(_) => Stored::Conflict,
-                None => {
-                    let seq = next_seq;
-                    next_seq += 1;
-                    value.clear();
-                    value.extend_from_slice(&source_id.to_be_bytes());
-                    value.extend_from_slice(&event.encoded);
-                    dbs.events
-                        .put_with_flags(txn, PutFlags::APPEND, &seq, &value)?;
-                    if let Some(key) = &event.dedupe_key {
-                        let record = DedupeRecord {
-                            seq,
-                            fingerprint: event.fingerprint,
-                            received_ms: now_ms,
-                        };
-                        dbs.dedupe.put(txn, key, &record.encode())?;
-                        dbs.dedupe_by_time.put(txn, &time_key(now_ms, key), &())?;
-                        in_group.insert(*key, event.fingerprint);
+    let (write, grows) = shared.store.log.write_with_growth(|txn| {
+        let mut next_seq = state.next_seq;
+        let mut in_group: KeyMap<u64> = KeyMap::default();
+        let mut write = GroupWrite {
+            outcomes: Vec::with_capacity(group.len()),
+            markers: Vec::new(),
+            postings: Vec::new(),
+            next_seq,
+            counts: [0; 3],
+        };
+        for job in group {
+            let mut job_outcomes = Vec::with_capacity(job.events.len());
+            for event in &job.events {
+                let seen = event.dedupe_key.as_ref().and_then(|key| {
+                    in_group
+                        .get(key)
+                        .copied()
+                        .or_else(|| state.dedupe.check(key, now_ms))
+                });
+                let outcome = match seen {
+                    Some(fp) if fp == event.fingerprint => Stored::Duplicate,
+                    Some(_) => Stored::Conflict,
+                    None => {
+                        let seq = next_seq;
+                        next_seq += 1;
+                        value.clear();
+                        value.extend_from_slice(&job.source_id.to_be_bytes());
+                        value.extend_from_slice(&event.encoded);
+                        dbs.events
+                            .put_with_flags(txn, PutFlags::APPEND, &seq, &value)?;
+                        if let Some(key) = event.dedupe_key {
+                            let marker = Marker {
+                                fingerprint: event.fingerprint,
+                                received_ms: now_ms,
+                            };
+                            dbs.dedupe_log.put_with_flags(
+                                txn,
+                                PutFlags::APPEND,
+                                &seq,
+                                &marker.encode(&key),
+                            )?;
+                            in_group.insert(key, event.fingerprint);
+                            write.markers.push((key, marker));
+                        }
+                        write
+                            .postings
+                            .extend(event.identifiers.iter().map(|ident| (ident.key(), seq)));
+                        Stored::Accepted
                     }
-                    for ident in &event.identifiers {
-                        let key = ident.key();
-                        let id = match state.ident_ids.get(&key).or_else(|| new_idents.get(&key)) {
-                            Some(id) => *id,
-                            None => {
-                                let id = match dbs.identifiers.get(txn, &key)? {
-                                    Some(record) => u64::from_be_bytes(
-                                        record[..8].try_into().unwrap_or_default(),
-                                    ),
-                                    None => {
-                                        let id = next_ident_id;
-                                        next_ident_id += 1;
-                                        let mut record = [0u8; 16];
-                                        record[..8].copy_from_slice(&id.to_be_bytes());
-                                        record[8..].copy_from_slice(&seq.to_be_bytes());
-                                        dbs.identifiers.put(txn, &key, &record)?;
-                                        id
-                                    }
-                                };
-                                new_idents.insert(key, id);
-                                id
-                            }
-                        };
-                        ident_event_keys.push(ident_event_key(id, seq));
-                    }
-                    Stored::Accepted
-                }
-            };
-            counts[outcome as usize] += 1;
-            job_outcomes.push(outcome);
+                };
+                write.counts[outcome as usize] += 1;
+                job_outcomes.push(outcome);
+            }
+            write.outcomes.push(job_outcomes);
         }
-        outcomes.push(job_outcomes);
-    }
-    // Sorted inserts touch each B-tree page once per run instead of at random.
-    ident_event_keys.sort_unstable();
-    for key in &ident_event_keys {
-        dbs.ident_events.put(txn, key, &())?;
-    }
-    if next_ident_id != state.next_ident_id {
-        dbs.meta.put(txn, META_NEXT_IDENT, &next_ident_id)?;
-    }
-    wtxn.commit()?;
+        write.next_seq = next_seq;
+        Ok(write)
+    })?;
 
-    state.next_seq = next_seq;
-    state.next_ident_id = next_ident_id;
-    if state.ident_ids.len() + new_idents.len() > IDENT_CACHE_LIMIT {
-        state.ident_ids.clear();
+    let through = write.next_seq - 1;
+    state.next_seq = write.next_seq;
+    for (key, marker) in write.markers {
+        state.dedupe.insert(key, marker);
     }
-    state.ident_ids.extend(new_idents);
+    shared.index.add(write.postings, through);
     let stats = &shared.stats;
     stats
+        .map_grows
+        .fetch_add(u64::from(grows), Ordering::Relaxed);
+    stats
         .accepted
-        .fetch_add(counts[Stored::Accepted as usize], Ordering::Relaxed);
+        .fetch_add(write.counts[Stored::Accepted as usize], Ordering::Relaxed);
     stats
         .duplicates
-        .fetch_add(counts[Stored::Duplicate as usize], Ordering::Relaxed);
+        .fetch_add(write.counts[Stored::Duplicate as usize], Ordering::Relaxed);
     stats
         .conflicts
-        .fetch_add(counts[Stored::Conflict as usize], Ordering::Relaxed);
-    Ok(outcomes)
+        .fetch_add(write.counts[Stored::Conflict as usize], Ordering::Relaxed);
+    Ok(write.outcomes)
 }
 
-pub(crate) fn ident_event_key(id: u64, seq: u64) -> [u8; 16] {
-    let mut key = [0u8; 16];
-    key[..8].copy_from_slice(&id.to_be_bytes());
-    key[8..].copy_from_slice(&seq.to_be_bytes());
-    key
-}
-
-fn time_key(ms: i64, dedupe_key: &[u8; 16]) -> [u8; 24] {
-    let mut key = [0u8; 24];
-    key[..8].copy_from_slice(&(ms as u64).to_be_bytes());
-    key[8..].copy_from_slice(dedupe_key);
-    key
-}
-
-/// Forgets dedupe markers older than the window, oldest first, a bounded number per call.
-pub(crate) fn sweep_dedupe(shared: &Shared) -> Result<usize> {
-    let dbs = &shared.store.dbs;
-    let cutoff = time::now_ms() - shared.config.dedupe_window.as_millis() as i64;
-    let mut wtxn = shared.store.write()?;
-    let txn = &mut wtxn.txn;
-    let mut expired = Vec::new();
-    for entry in dbs.dedupe_by_time.iter(txn)? {
-        let (key, ()) = entry?;
-        let ms = u64::from_be_bytes(key[..8].try_into().unwrap_or_default()) as i64;
-        if ms >= cutoff || expired.len() >= SWEEP_BATCH {
-            break;
+/// Forgets dedupe markers older than the window: in memory, and at the head of the log
+/// (oldest first, a bounded number per call).
+fn sweep_dedupe(shared: &Shared, state: &mut WriterState) -> Result<usize> {
+    let now_ms = time::now_ms();
+    state.dedupe.expire(now_ms);
+    let cutoff = now_ms - shared.config.dedupe_window.as_millis() as i64;
+    let dbs = &shared.store.log_dbs;
+    let (removed, _) = shared.store.log.write_with_growth(|txn| {
+        let mut expired = Vec::new();
+        for entry in dbs.dedupe_log.iter(txn)? {
+            let (seq, value) = entry?;
+            let old = Marker::decode(value).is_none_or(|(_, marker)| marker.received_ms < cutoff);
+            if !old || expired.len() >= SWEEP_BATCH {
+                break;
+            }
+            expired.push(seq);
         }
-        expired.push((ms, key.to_vec()));
-    }
-    for (ms, key) in &expired {
-        dbs.dedupe_by_time.delete(txn, key)?;
-        let dedupe_key = &key[8..];
-        // A marker rewritten after this one expired belongs to a newer event: keep it.
-        let current = dbs
-            .dedupe
-            .get(txn, dedupe_key)?
-            .and_then(DedupeRecord::decode);
-        if current.is_some_and(|record| record.received_ms == *ms) {
-            dbs.dedupe.delete(txn, dedupe_key)?;
+        for seq in &expired {
+            dbs.dedupe_log.delete(txn, seq)?;
         }
-    }
-    wtxn.commit()?;
-    Ok(expired.len())
+        Ok(expired.len())
+    })?;
+    Ok(removed)
 }
 
 #[cfg(test)]

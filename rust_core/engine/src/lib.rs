@@ -9,9 +9,11 @@
 //! - nothing here knows about Python or gRPC.
 
 pub mod config;
+pub mod dedupe;
 pub mod error;
 pub mod event;
 pub mod identifiers;
+pub mod index;
 pub mod ingest;
 pub mod json;
 pub mod proto;

@@ -7,7 +7,8 @@ use prost::Message;
 
 use crate::error::{EngineError, Result};
 use crate::identifiers::Identifier;
-use crate::ingest::{ident_event_key, Engine};
+use crate::index::PageQuery;
+use crate::ingest::Engine;
 use crate::proto::{Event, EventType, ListEventsRequest, ListEventsResponse, TailResponse};
 
 /// Page size bounds of `ListEvents`.
@@ -66,54 +67,23 @@ impl Engine {
             ),
         };
         let store = &self.shared.store;
-        let txn = store.read()?;
-        let Some(record) = store.dbs.identifiers.get(&txn.txn, &identifier.key())? else {
+        let query = PageQuery {
+            oldest_first: request.oldest_first,
+            after: cursor,
+            limit,
+        };
+        let Some(mut seqs) = self.shared.index.page(store, &identifier.key(), &query)? else {
             return Err(EngineError::NotFound(format!(
                 "no events for {}:{}",
                 identifier.kind, identifier.value
             )));
         };
-        let id = u64::from_be_bytes(record[..8].try_into().unwrap_or_default());
-        let (low, high) = match (cursor, request.oldest_first) {
-            (Some(c), true) => (
-                ident_event_key(id, c.saturating_add(1)),
-                ident_event_key(id, u64::MAX),
-            ),
-            (Some(c), false) => (
-                ident_event_key(id, 0),
-                ident_event_key(id, c.saturating_sub(1)),
-            ),
-            (None, _) => (ident_event_key(id, 0), ident_event_key(id, u64::MAX)),
-        };
-        let range = (
-            std::ops::Bound::Included(&low[..]),
-            std::ops::Bound::Included(&high[..]),
-        );
-        let mut seqs = Vec::with_capacity(limit + 1);
-        if request.oldest_first {
-            for entry in store
-                .dbs
-                .ident_events
-                .range(&txn.txn, &range)?
-                .take(limit + 1)
-            {
-                seqs.push(seq_of(entry?.0));
-            }
-        } else {
-            for entry in store
-                .dbs
-                .ident_events
-                .rev_range(&txn.txn, &range)?
-                .take(limit + 1)
-            {
-                seqs.push(seq_of(entry?.0));
-            }
-        }
         let more = seqs.len() > limit;
         seqs.truncate(limit);
+        let txn = store.log.read()?;
         let mut events = Vec::with_capacity(seqs.len());
         for seq in &seqs {
-            let value = store.dbs.events.get(&txn.txn, seq)?.ok_or_else(|| {
+            let value = store.log_dbs.events.get(&txn.txn, seq)?.ok_or_else(|| {
                 EngineError::Storage(format!("event {seq} is indexed but missing"))
             })?;
             let (_, encoded) = split_stored(value)?;
@@ -147,11 +117,11 @@ impl Engine {
             return Ok((Vec::new(), after));
         }
         let store = &self.shared.store;
-        let txn = store.read()?;
+        let txn = store.log.read()?;
         let mut out = Vec::new();
         let mut position = after;
         for entry in store
-            .dbs
+            .log_dbs
             .events
             .range(&txn.txn, &((after + 1)..=last))?
             .take(limit.max(1))
@@ -176,11 +146,7 @@ impl Engine {
 
     /// Number of stored events (all sources).
     pub fn event_count(&self) -> Result<u64> {
-        let txn = self.shared.store.read()?;
-        Ok(self.shared.store.dbs.events.len(&txn.txn)?)
+        let txn = self.shared.store.log.read()?;
+        Ok(self.shared.store.log_dbs.events.len(&txn.txn)?)
     }
-}
-
-fn seq_of(key: &[u8]) -> u64 {
-    u64::from_be_bytes(key[8..16].try_into().unwrap_or_default())
 }

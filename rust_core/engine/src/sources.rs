@@ -25,8 +25,8 @@ impl Engine {
             ));
         }
         let store = &self.shared.store;
-        let dbs = &store.dbs;
-        let mut wtxn = store.write()?;
+        let dbs = &store.log_dbs;
+        let mut wtxn = store.log.write()?;
         if dbs.source_keys.get(&wtxn.txn, key_digest)?.is_some() {
             return Err(EngineError::InvalidRequest(
                 "this write key already belongs to a source".into(),
@@ -58,20 +58,20 @@ impl Engine {
 
     /// The source owning a key digest, if any.
     pub fn source_for_key(&self, key_digest: &[u8]) -> Result<Option<u32>> {
-        let txn = self.shared.store.read()?;
+        let txn = self.shared.store.log.read()?;
         Ok(self
             .shared
             .store
-            .dbs
+            .log_dbs
             .source_keys
             .get(&txn.txn, key_digest)?)
     }
 
     /// Every source, as an encoded `ListSourcesResponse`.
     pub fn list_sources(&self) -> Result<Vec<u8>> {
-        let txn = self.shared.store.read()?;
+        let txn = self.shared.store.log.read()?;
         let mut sources = Vec::new();
-        for entry in self.shared.store.dbs.sources.iter(&txn.txn)? {
+        for entry in self.shared.store.log_dbs.sources.iter(&txn.txn)? {
             let (_, value) = entry?;
             sources.push(Source::decode(value).map_err(|e| EngineError::Storage(e.to_string()))?);
         }

@@ -1,19 +1,26 @@
-//! The LMDB environment and its databases.
+//! The two LMDB environments and their databases.
 //!
-//! Layout (all integer keys big-endian so iteration is ordered):
-//! - `events`:         seq u64 → [source u32][encoded Event]             (append-only log)
-//! - `dedupe`:         hash128(source, messageId) → seq u64, fingerprint u64, received ms i64
-//! - `dedupe_by_time`: received ms i64 + dedupe key → ()                  (expiry sweep order)
-//! - `identifiers`:    "type\x1fvalue" → id u64, first seq u64
-//! - `ident_events`:   id u64 + seq u64 → ()                              (events per identifier)
-//! - `sources`:        source id u32 → encoded `Source`
-//! - `source_keys`:    sha256(write key) → source id u32
-//! - `meta`:           counter name → u64
+//! The **log** environment (`<data_dir>/log`) holds what an acknowledgement promises; every
+//! write to it on the ingest path is an append, so a group commit costs sequential pages only:
+//! - `events`:     seq u64 → [source u32][encoded Event]                 (the event log)
+//! - `dedupe_log`: seq u64 → dedupe key [16], fingerprint u64, received ms i64
+//! - `sources`:    source id u32 → encoded `Source`
+//! - `source_keys`: sha256(write key) → source id u32
+//! - `meta`:       counter name → u64
 //!
-//! Resizing the map requires that no transaction of this process is open, so every
-//! transaction is taken under `gate` (shared for use, exclusive for resize).
+//! The **index** environment (`<data_dir>/index`) is derived from the log and can be rebuilt
+//! from it; a background indexer writes it in large sorted transactions, so its random-key
+//! B-tree inserts never sit on the ack path:
+//! - `identifiers`:  "type\x1fvalue" → id u64, first seq u64
+//! - `ident_events`: id u64 + seq u64 → ()                                (events per identifier)
+//! - `meta`:         `indexed_through` (last log seq reflected here), `next_ident_id`
+//!
+//! Integer keys are big-endian so iteration is ordered. Resizing a map requires that no
+//! transaction of this process is open on it, so every transaction is taken under its
+//! environment's `gate` (shared for use, exclusive for resize).
 
 use std::fs;
+use std::path::{Path, PathBuf};
 
 use heed::types::{Bytes, Str, Unit, U32, U64};
 use heed::{
@@ -27,22 +34,10 @@ use crate::error::{EngineError, Result};
 pub type BeU64 = U64<BigEndian>;
 pub type BeU32 = U32<BigEndian>;
 
-#[derive(Clone, Copy)]
-pub struct Databases {
-    pub events: Database<BeU64, Bytes>,
-    pub dedupe: Database<Bytes, Bytes>,
-    pub dedupe_by_time: Database<Bytes, Unit>,
-    pub identifiers: Database<Bytes, Bytes>,
-    pub ident_events: Database<Bytes, Unit>,
-    pub sources: Database<BeU32, Bytes>,
-    pub source_keys: Database<Bytes, BeU32>,
-    pub meta: Database<Str, BeU64>,
-}
-
-pub struct Store {
+/// One LMDB environment with its resize gate.
+pub struct Environment {
     env: Env<WithoutTls>,
-    path: std::path::PathBuf,
-    pub dbs: Databases,
+    path: PathBuf,
     gate: RwLock<()>,
 }
 
@@ -64,43 +59,25 @@ impl WriteTxn<'_> {
     }
 }
 
-impl Store {
-    pub fn open(config: &EngineConfig) -> Result<Self> {
-        fs::create_dir_all(&config.data_dir).map_err(|e| {
-            EngineError::Storage(format!("cannot create {}: {e}", config.data_dir.display()))
-        })?;
+impl Environment {
+    fn open(path: &Path, map_size: usize, unsafe_no_sync: bool) -> Result<Self> {
+        fs::create_dir_all(path)
+            .map_err(|e| EngineError::Storage(format!("cannot create {}: {e}", path.display())))?;
         // Without TLS: read transactions are not tied to a thread (Python threads come and go).
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
-        options
-            .map_size(config.map_size)
-            .max_dbs(16)
-            .max_readers(512);
-        if config.unsafe_no_sync {
-            log::warn!("unsafe benchmark mode: LMDB commits are not fsync'd; a crash can lose acknowledged events");
+        options.map_size(map_size).max_dbs(8).max_readers(512);
+        if unsafe_no_sync {
             // SAFETY: NO_SYNC only weakens durability; memory safety is unaffected. Chosen
             // explicitly by the benchmark-only switch.
             unsafe { options.flags(EnvFlags::NO_SYNC | EnvFlags::NO_META_SYNC) };
         }
-        // SAFETY: the environment is opened once per process (the engine owns it) and the
+        // SAFETY: each environment is opened once per process (the engine owns it) and its
         // files are not modified by other means while it is open.
-        let env = unsafe { options.open(&config.data_dir) }?;
-        let mut wtxn = env.write_txn()?;
-        let dbs = Databases {
-            events: env.create_database(&mut wtxn, Some("events"))?,
-            dedupe: env.create_database(&mut wtxn, Some("dedupe"))?,
-            dedupe_by_time: env.create_database(&mut wtxn, Some("dedupe_by_time"))?,
-            identifiers: env.create_database(&mut wtxn, Some("identifiers"))?,
-            ident_events: env.create_database(&mut wtxn, Some("ident_events"))?,
-            sources: env.create_database(&mut wtxn, Some("sources"))?,
-            source_keys: env.create_database(&mut wtxn, Some("source_keys"))?,
-            meta: env.create_database(&mut wtxn, Some("meta"))?,
-        };
-        wtxn.commit()?;
+        let env = unsafe { options.open(path) }?;
         Ok(Self {
             env,
-            dbs,
+            path: path.to_owned(),
             gate: RwLock::new(()),
-            path: config.data_dir.clone(),
         })
     }
 
@@ -120,7 +97,7 @@ impl Store {
         })
     }
 
-    /// Doubles the map. Waits until no transaction of this process is open.
+    /// Doubles the map. Waits until no transaction of this process is open on it.
     pub fn grow(&self) -> Result<usize> {
         let _exclusive = self.gate.write();
         let new_size = self.env.info().map_size.saturating_mul(2);
@@ -128,7 +105,10 @@ impl Store {
         // is what mdb_env_set_mapsize requires.
         unsafe { self.env.resize(new_size) }
             .map_err(|e| EngineError::StorageFull(format!("cannot grow the map: {e}")))?;
-        log::info!("LMDB map grown to {new_size} bytes");
+        log::info!(
+            "LMDB map of {} grown to {new_size} bytes",
+            self.path.display()
+        );
         Ok(new_size)
     }
 
@@ -136,7 +116,31 @@ impl Store {
         self.env.info().map_size
     }
 
-    /// Bytes available to us on the data directory's filesystem, if it can be asked.
+    /// Runs a write transaction, growing the map and retrying whenever it fills. `work` must
+    /// leave no trace outside the transaction when it fails.
+    pub fn write_with_growth<T>(
+        &self,
+        mut work: impl FnMut(&mut RwTxn<'_>) -> Result<T>,
+    ) -> Result<(T, u32)> {
+        let mut grows = 0;
+        loop {
+            let attempt = self.write().and_then(|mut txn| {
+                let value = work(&mut txn.txn)?;
+                txn.commit()?;
+                Ok(value)
+            });
+            match attempt {
+                Err(EngineError::MapFull) => {
+                    self.grow()?;
+                    grows += 1;
+                }
+                Err(err) => return Err(self.classify_write_error(err)),
+                Ok(value) => return Ok((value, grows)),
+            }
+        }
+    }
+
+    /// Bytes available to us on the environment's filesystem, if it can be asked.
     pub fn available_bytes(&self) -> Option<u64> {
         let path = std::ffi::CString::new(self.path.as_os_str().as_encoded_bytes()).ok()?;
         let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
@@ -166,5 +170,68 @@ impl Store {
             }
             other => other,
         }
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct LogDatabases {
+    pub events: Database<BeU64, Bytes>,
+    pub dedupe_log: Database<BeU64, Bytes>,
+    pub sources: Database<BeU32, Bytes>,
+    pub source_keys: Database<Bytes, BeU32>,
+    pub meta: Database<Str, BeU64>,
+}
+
+#[derive(Clone, Copy)]
+pub struct IndexDatabases {
+    pub identifiers: Database<Bytes, Bytes>,
+    pub ident_events: Database<Bytes, Unit>,
+    pub meta: Database<Str, BeU64>,
+}
+
+pub struct Store {
+    pub log: Environment,
+    pub log_dbs: LogDatabases,
+    pub index: Environment,
+    pub index_dbs: IndexDatabases,
+}
+
+impl Store {
+    pub fn open(config: &EngineConfig) -> Result<Self> {
+        if config.unsafe_no_sync {
+            log::warn!("unsafe benchmark mode: LMDB commits are not fsync'd; a crash can lose acknowledged events");
+        }
+        let log = Environment::open(
+            &config.data_dir.join("log"),
+            config.map_size,
+            config.unsafe_no_sync,
+        )?;
+        let index = Environment::open(
+            &config.data_dir.join("index"),
+            config.map_size,
+            config.unsafe_no_sync,
+        )?;
+        let (log_dbs, _) = log.write_with_growth(|txn| {
+            Ok(LogDatabases {
+                events: log.env.create_database(txn, Some("events"))?,
+                dedupe_log: log.env.create_database(txn, Some("dedupe_log"))?,
+                sources: log.env.create_database(txn, Some("sources"))?,
+                source_keys: log.env.create_database(txn, Some("source_keys"))?,
+                meta: log.env.create_database(txn, Some("meta"))?,
+            })
+        })?;
+        let (index_dbs, _) = index.write_with_growth(|txn| {
+            Ok(IndexDatabases {
+                identifiers: index.env.create_database(txn, Some("identifiers"))?,
+                ident_events: index.env.create_database(txn, Some("ident_events"))?,
+                meta: index.env.create_database(txn, Some("meta"))?,
+            })
+        })?;
+        Ok(Self {
+            log,
+            log_dbs,
+            index,
+            index_dbs,
+        })
     }
 }

@@ -1,0 +1,456 @@
+//! The identifier → events index, maintained off the ack path.
+//!
+//! After each group commit the writer hands the new (identifier, seq) postings to this index's
+//! in-memory delta; a background indexer moves the delta into the index environment in one
+//! large sorted transaction at a time. Readers merge the index environment with the delta, so
+//! an acknowledged event is listed at once. After a crash, the events after the index's
+//! `indexed_through` mark are replayed from the log into the delta.
+//!
+//! Invariant: every committed event seq is either at or below the index environment's
+//! `indexed_through`, or in the delta (`current` or `in_flight`).
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+use prost::Message;
+
+use crate::error::{EngineError, Result};
+use crate::identifiers::{self, Identifier};
+use crate::proto::Event;
+use crate::store::Store;
+
+const META_INDEXED_THROUGH: &str = "indexed_through";
+const META_NEXT_IDENT: &str = "next_ident_id";
+/// The indexer runs at least this often when there is something to index.
+const INDEX_INTERVAL: Duration = Duration::from_millis(500);
+/// Postings that make the indexer start at once.
+const INDEX_BATCH: usize = 500_000;
+/// Past this many postings in memory, ingest waits for the indexer (bounded memory).
+const MAX_DELTA: usize = 8_000_000;
+/// Bound of the indexer's identifier → id cache; past it the cache starts over.
+const IDENT_CACHE_LIMIT: usize = 4_000_000;
+
+/// Postings not yet in the index environment.
+#[derive(Default)]
+pub struct Delta {
+    postings: HashMap<Vec<u8>, Vec<u64>>,
+    /// Highest log seq covered.
+    through: u64,
+    count: usize,
+}
+
+impl Delta {
+    fn add(&mut self, key: Vec<u8>, seq: u64) {
+        self.postings.entry(key).or_default().push(seq);
+        self.count += 1;
+        self.through = self.through.max(seq);
+    }
+}
+
+struct Deltas {
+    current: Delta,
+    in_flight: Option<Arc<Delta>>,
+    stopping: bool,
+}
+
+pub struct IdentifierIndex {
+    deltas: Mutex<Deltas>,
+    changed: Condvar,
+}
+
+/// Stored as `identifiers` value: id, first seq.
+fn decode_id(record: &[u8]) -> u64 {
+    u64::from_be_bytes(record[..8].try_into().unwrap_or_default())
+}
+
+pub fn ident_event_key(id: u64, seq: u64) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&id.to_be_bytes());
+    key[8..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn seq_of(key: &[u8]) -> u64 {
+    u64::from_be_bytes(key[8..16].try_into().unwrap_or_default())
+}
+
+/// Identifiers of a stored event (for replay after a crash).
+fn identifiers_of(event: &Event) -> Vec<Identifier> {
+    let object = |bytes: &[u8]| crate::json::parse_object(bytes).ok().flatten();
+    let traits = object(&event.traits);
+    let context = object(&event.context);
+    identifiers::extract(&identifiers::IdentifierSources {
+        user_id: &event.user_id,
+        anonymous_id: &event.anonymous_id,
+        group_id: &event.group_id,
+        traits: traits.as_ref(),
+        context: context.as_ref(),
+    })
+}
+
+/// A page request over one identifier's events.
+pub struct PageQuery {
+    pub oldest_first: bool,
+    /// Exclusive bound: the last seq of the previous page.
+    pub after: Option<u64>,
+    pub limit: usize,
+}
+
+impl IdentifierIndex {
+    /// Opens the index, replaying log events the index environment has not seen yet.
+    pub fn recover(store: &Store) -> Result<Self> {
+        let through = {
+            let txn = store.index.read()?;
+            store
+                .index_dbs
+                .meta
+                .get(&txn.txn, META_INDEXED_THROUGH)?
+                .unwrap_or(0)
+        };
+        let mut current = Delta {
+            through,
+            ..Delta::default()
+        };
+        let txn = store.log.read()?;
+        for entry in store.log_dbs.events.range(&txn.txn, &((through + 1)..))? {
+            let (seq, value) = entry?;
+            let event = Event::decode(value.get(4..).unwrap_or_default())
+                .map_err(|e| EngineError::Storage(format!("event {seq} is corrupt: {e}")))?;
+            for identifier in identifiers_of(&event) {
+                current.add(identifier.key(), seq);
+            }
+            current.through = seq;
+        }
+        if current.count > 0 {
+            log::info!(
+                "replaying {} postings into the identifier index",
+                current.count
+            );
+        }
+        Ok(Self {
+            deltas: Mutex::new(Deltas {
+                current,
+                in_flight: None,
+                stopping: false,
+            }),
+            changed: Condvar::new(),
+        })
+    }
+
+    /// Adds the postings of a committed group. Blocks while the delta is over its bound.
+    pub fn add(&self, postings: impl IntoIterator<Item = (Vec<u8>, u64)>, through: u64) {
+        let mut deltas = self.deltas.lock();
+        while deltas.current.count >= MAX_DELTA && !deltas.stopping {
+            self.changed.notify_all();
+            self.changed.wait_for(&mut deltas, INDEX_INTERVAL);
+        }
+        for (key, seq) in postings {
+            deltas.current.add(key, seq);
+        }
+        deltas.current.through = deltas.current.through.max(through);
+        if deltas.current.count >= INDEX_BATCH {
+            self.changed.notify_all();
+        }
+    }
+
+    /// One page of the seqs of an identifier's events; `None` when the identifier is unknown.
+    pub fn page(&self, store: &Store, key: &[u8], query: &PageQuery) -> Result<Option<Vec<u64>>> {
+        // Copy the delta before opening the snapshot: a posting leaves the delta only after the
+        // index environment has committed it, so it is in one or the other (or both).
+        let mut seqs: Vec<u64> = {
+            let deltas = self.deltas.lock();
+            let in_flight = deltas.in_flight.as_ref().and_then(|d| d.postings.get(key));
+            deltas
+                .current
+                .postings
+                .get(key)
+                .into_iter()
+                .chain(in_flight)
+                .flatten()
+                .copied()
+                .collect()
+        };
+        let in_delta = !seqs.is_empty();
+        let txn = store.index.read()?;
+        let id = store
+            .index_dbs
+            .identifiers
+            .get(&txn.txn, key)?
+            .map(decode_id);
+        let Some(id) = id else {
+            return Ok(in_delta.then(|| page_of(seqs, query)));
+        };
+        let (low, high) = match (query.after, query.oldest_first) {
+            (Some(after), true) => (
+                ident_event_key(id, after.saturating_add(1)),
+                ident_event_key(id, u64::MAX),
+            ),
+            (Some(after), false) => (
+                ident_event_key(id, 0),
+                ident_event_key(id, after.saturating_sub(1)),
+            ),
+            (None, _) => (ident_event_key(id, 0), ident_event_key(id, u64::MAX)),
+        };
+        let range = (Bound::Included(&low[..]), Bound::Included(&high[..]));
+        let take = query.limit + 1;
+        let postings = &store.index_dbs.ident_events;
+        if query.oldest_first {
+            for entry in postings.range(&txn.txn, &range)?.take(take) {
+                seqs.push(seq_of(entry?.0));
+            }
+        } else {
+            for entry in postings.rev_range(&txn.txn, &range)?.take(take) {
+                seqs.push(seq_of(entry?.0));
+            }
+        }
+        Ok(Some(page_of(seqs, query)))
+    }
+
+    /// Moves the current delta into the index environment; returns the postings written.
+    fn flush(&self, store: &Store, cache: &mut HashMap<Vec<u8>, u64>) -> Result<usize> {
+        let delta = {
+            let mut deltas = self.deltas.lock();
+            if deltas.current.count == 0 {
+                return Ok(0);
+            }
+            let through = deltas.current.through;
+            let taken = Arc::new(std::mem::replace(
+                &mut deltas.current,
+                Delta {
+                    through,
+                    ..Delta::default()
+                },
+            ));
+            deltas.in_flight = Some(Arc::clone(&taken));
+            taken
+        };
+        let result = write_delta(store, &delta, cache);
+        let mut deltas = self.deltas.lock();
+        match result {
+            Ok(()) => deltas.in_flight = None,
+            Err(_) => {
+                // Put it back in front of what arrived meanwhile and try again later.
+                let failed = deltas
+                    .in_flight
+                    .take()
+                    .map(|d| Arc::try_unwrap(d).unwrap_or_else(|d| clone_delta(&d)));
+                if let Some(mut failed) = failed {
+                    let newer = std::mem::take(&mut deltas.current);
+                    for (key, seqs) in newer.postings {
+                        for seq in seqs {
+                            failed.add(key.clone(), seq);
+                        }
+                    }
+                    failed.through = failed.through.max(newer.through);
+                    deltas.current = failed;
+                }
+            }
+        }
+        self.changed.notify_all();
+        result.map(|()| delta.count)
+    }
+
+    /// The background indexer: flushes on a timer or when the delta is large, until `stop`.
+    pub fn run(&self, store: &Store) {
+        let mut cache = HashMap::new();
+        loop {
+            let stopping = {
+                let mut deltas = self.deltas.lock();
+                if deltas.current.count < INDEX_BATCH && !deltas.stopping {
+                    self.changed.wait_for(&mut deltas, INDEX_INTERVAL);
+                }
+                deltas.stopping
+            };
+            if cache.len() > IDENT_CACHE_LIMIT {
+                cache.clear();
+            }
+            if let Err(err) = self.flush(store, &mut cache) {
+                log::error!("indexing failed (will retry): {err}");
+                std::thread::sleep(INDEX_INTERVAL);
+            }
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    /// Asks the indexer to flush what it has and return.
+    pub fn stop(&self) {
+        self.deltas.lock().stopping = true;
+        self.changed.notify_all();
+    }
+}
+
+fn clone_delta(delta: &Delta) -> Delta {
+    Delta {
+        postings: delta.postings.clone(),
+        through: delta.through,
+        count: delta.count,
+    }
+}
+
+/// Sorts, dedupes and cuts the candidate seqs to one page (+1 to tell if there is more).
+fn page_of(mut seqs: Vec<u64>, query: &PageQuery) -> Vec<u64> {
+    if let Some(after) = query.after {
+        seqs.retain(|&seq| {
+            if query.oldest_first {
+                seq > after
+            } else {
+                seq < after
+            }
+        });
+    }
+    seqs.sort_unstable();
+    seqs.dedup();
+    if !query.oldest_first {
+        seqs.reverse();
+    }
+    seqs.truncate(query.limit + 1);
+    seqs
+}
+
+fn write_delta(store: &Store, delta: &Delta, cache: &mut HashMap<Vec<u8>, u64>) -> Result<()> {
+    let dbs = &store.index_dbs;
+    let mut entries: Vec<(&Vec<u8>, &Vec<u64>)> = delta.postings.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let (assigned, _) = store.index.write_with_growth(|txn| {
+        let mut next_id = dbs.meta.get(txn, META_NEXT_IDENT)?.unwrap_or(1);
+        let mut assigned: Vec<(Vec<u8>, u64)> = Vec::new();
+        let mut keys: Vec<[u8; 16]> = Vec::with_capacity(delta.count);
+        for (key, seqs) in &entries {
+            let id = match cache.get(*key) {
+                Some(id) => *id,
+                None => {
+                    let id = match dbs.identifiers.get(txn, key)? {
+                        Some(record) => decode_id(record),
+                        None => {
+                            let id = next_id;
+                            next_id += 1;
+                            let mut record = [0u8; 16];
+                            record[..8].copy_from_slice(&id.to_be_bytes());
+                            record[8..].copy_from_slice(
+                                &seqs.iter().min().copied().unwrap_or(0).to_be_bytes(),
+                            );
+                            dbs.identifiers.put(txn, key, &record)?;
+                            id
+                        }
+                    };
+                    assigned.push(((*key).clone(), id));
+                    id
+                }
+            };
+            keys.extend(seqs.iter().map(|&seq| ident_event_key(id, seq)));
+        }
+        // Sorted inserts touch each B-tree page once per transaction instead of at random.
+        keys.sort_unstable();
+        for key in &keys {
+            dbs.ident_events.put(txn, key, &())?;
+        }
+        dbs.meta.put(txn, META_INDEXED_THROUGH, &delta.through)?;
+        dbs.meta.put(txn, META_NEXT_IDENT, &next_id)?;
+        Ok(assigned)
+    })?;
+    cache.extend(assigned);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EngineConfig;
+    use crate::proto::EventType;
+
+    fn store_with_log(dir: &std::path::Path, users: &[&str]) -> Store {
+        let store = Store::open(&EngineConfig::new(dir)).unwrap();
+        let mut txn = store.log.write().unwrap();
+        for (i, user) in users.iter().enumerate() {
+            let event = Event {
+                r#type: EventType::Track as i32,
+                user_id: (*user).into(),
+                ..Default::default()
+            };
+            let mut value = 1u32.to_be_bytes().to_vec();
+            value.extend(event.encode_to_vec());
+            store
+                .log_dbs
+                .events
+                .put(&mut txn.txn, &(i as u64 + 1), &value)
+                .unwrap();
+        }
+        txn.commit().unwrap();
+        store
+    }
+
+    fn newest_first(
+        index: &IdentifierIndex,
+        store: &Store,
+        user: &str,
+        limit: usize,
+    ) -> Option<Vec<u64>> {
+        let key = Identifier::new("user_id", user).key();
+        index
+            .page(
+                store,
+                &key,
+                &PageQuery {
+                    oldest_first: false,
+                    after: None,
+                    limit,
+                },
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn log_events_missing_from_the_index_are_replayed_then_flushed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_log(dir.path(), &["a", "b", "a", "a"]);
+        let index = IdentifierIndex::recover(&store).unwrap();
+        assert_eq!(newest_first(&index, &store, "a", 10), Some(vec![4, 3, 1]));
+        assert_eq!(newest_first(&index, &store, "zed", 10), None);
+        let mut cache = HashMap::new();
+        assert_eq!(index.flush(&store, &mut cache).unwrap(), 4);
+        // Now only the index environment has them: same answer, no duplicates.
+        assert_eq!(newest_first(&index, &store, "a", 10), Some(vec![4, 3, 1]));
+        assert_eq!(newest_first(&index, &store, "a", 1), Some(vec![4, 3]));
+        // A reopened index has nothing left to replay.
+        let reopened = IdentifierIndex::recover(&store).unwrap();
+        assert_eq!(reopened.deltas.lock().current.count, 0);
+        assert_eq!(newest_first(&reopened, &store, "b", 10), Some(vec![2]));
+    }
+
+    #[test]
+    fn pages_merge_the_delta_with_the_index_around_a_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_log(dir.path(), &["a", "a", "a"]);
+        let index = IdentifierIndex::recover(&store).unwrap();
+        index.flush(&store, &mut HashMap::new()).unwrap();
+        index.add(
+            [
+                (Identifier::new("user_id", "a").key(), 4),
+                (Identifier::new("user_id", "a").key(), 5),
+            ],
+            5,
+        );
+        let key = Identifier::new("user_id", "a").key();
+        let page = |oldest_first, after| {
+            index
+                .page(
+                    &store,
+                    &key,
+                    &PageQuery {
+                        oldest_first,
+                        after,
+                        limit: 2,
+                    },
+                )
+                .unwrap()
+        };
+        assert_eq!(page(false, None), Some(vec![5, 4, 3]));
+        assert_eq!(page(false, Some(4)), Some(vec![3, 2, 1]));
+        assert_eq!(page(true, Some(2)), Some(vec![3, 4, 5]));
+    }
+}
