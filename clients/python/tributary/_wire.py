@@ -8,7 +8,7 @@ produces (checked by tests).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 # (field number << 3) | wire type: 0 = varint, 2 = length-delimited.
 _STREAM_REQUEST_SEQUENCE = b"\x08"  # StreamRequest.sequence = 1
@@ -36,3 +36,41 @@ def stream_request(sequence: int, encoded_events: Sequence[bytes]) -> bytes:
     batch = b"".join(part for event in encoded_events for part in (_BATCH_EVENT, varint(len(event)), event))
     head = _STREAM_REQUEST_SEQUENCE + varint(sequence) if sequence else b""
     return head + _STREAM_REQUEST_BATCH + varint(len(batch)) + batch
+
+
+def fields(message: bytes) -> Iterator[tuple[int, int | bytes]]:
+    """(field number, value) of each field of an encoded message: ints for varints, bytes otherwise.
+
+    Enough to read the few well-known messages the client meets without their generated code
+    (google.rpc.Status and BadRequest in error details)."""
+    position = 0
+    while position < len(message):
+        key, position = _read_varint(message, position)
+        number, wire_type = key >> 3, key & 7
+        value: int | bytes
+        if wire_type == 0:
+            value, position = _read_varint(message, position)
+        elif wire_type in (1, 2, 5):
+            if wire_type == 2:
+                length, position = _read_varint(message, position)
+            else:
+                length = 8 if wire_type == 1 else 4
+            if position + length > len(message):
+                raise ValueError("truncated protobuf message")
+            value, position = message[position : position + length], position + length
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire_type}")
+        yield number, value
+
+
+def _read_varint(data: bytes, position: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if position >= len(data) or shift > 63:
+            raise ValueError("truncated or overlong varint")
+        byte = data[position]
+        position += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, position
+        shift += 7

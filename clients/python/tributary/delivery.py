@@ -4,7 +4,8 @@
 Invariants:
 - an event either enters the queue or its call raises (QueueFull, ClientClosed): no silent loss;
 - every queued event is eventually settled: stored, or handed to `on_error` (and logged);
-- events settle in queue order, so `flush` waits for a count rather than for particular events.
+- events settle in queue order, so `flush` waits for a count rather than for particular events;
+- a batch is resent only with the same messageIds, so the server stores each event at most once.
 """
 
 from __future__ import annotations
@@ -14,19 +15,21 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
 import grpc
 
 from tributary._proto.cdp.v1 import event_pb2, ingest_pb2
 from tributary.errors import ClientClosed, EventRejected, MessageIdConflict, QueueFull
 from tributary.retry import Backoff, is_retryable, status_code
+from tributary.status_details import field_violations, send_response
 from tributary.timestamps import now
 
 logger = logging.getLogger("tributary")
 
 ErrorCallback = Callable[[Exception, Sequence[event_pb2.Event]], None]
-SendRpc = grpc.UnaryUnaryMultiCallable[ingest_pb2.SendRequest, ingest_pb2.SendResponse]
-Metadata = tuple[tuple[str, str], ...]
+SendRpc: TypeAlias = "grpc.UnaryUnaryMultiCallable[ingest_pb2.SendRequest, ingest_pb2.SendResponse]"
+Metadata: TypeAlias = tuple[tuple[str, str], ...]
 
 # What one event adds to a Batch besides its own bytes (field tag and length), at most.
 _EVENT_OVERHEAD = 6
@@ -163,7 +166,7 @@ class Delivery:
             return batch
 
     def _deliver(self, events: list[event_pb2.Event]) -> None:
-        request = ingest_pb2.SendRequest(batch=ingest_pb2.Batch(events=events))
+        request = ingest_pb2.SendRequest(batch=event_pb2.Batch(events=events))
         retry = 0
         while True:
             # Fresh on every attempt: the server measures the client's clock skew with it. The
@@ -178,13 +181,38 @@ class Delivery:
                     logger.info("send failed (%s); retry %d in %.2f s", _code_name(exc), retry, delay)
                     if not self._given_up.wait(delay):
                         continue
-                self._report(exc, events)
+                if status_code(exc) == grpc.StatusCode.INVALID_ARGUMENT:
+                    self._settle_rejected_batch(exc, events)
+                else:
+                    self._report(exc, events)
                 return
             except Exception as exc:  # not an RPC outcome: report it rather than lose the thread
                 self._report(exc, events)
                 return
             self._report_results(response, events)
             return
+
+    def _settle_rejected_batch(self, error: grpc.RpcError, events: list[event_pb2.Event]) -> None:
+        """Finds out which events of a batch answered with INVALID_ARGUMENT were refused.
+
+        The server stores the valid events of such a batch and attaches per-event results only
+        while they are small. Without them, the batch is resent in quarters: events already
+        stored come back as duplicates, and smaller answers carry their results.
+        """
+        response = send_response(error)
+        if response is not None:
+            self._report_results(response, events)
+        elif len(events) > 1:
+            step = -(-len(events) // 4)
+            for start in range(0, len(events), step):
+                self._deliver(events[start : start + step])
+        else:
+            prefix = "events[0]."
+            violation = next((v for v in field_violations(error) if v[0].startswith(prefix)), None)
+            if violation is None:
+                self._report(error, events)
+            else:
+                self._report(EventRejected(events[0].message_id, violation[0][len(prefix) :], violation[1]), events)
 
     def _report_results(self, response: ingest_pb2.SendResponse, events: list[event_pb2.Event]) -> None:
         for result in response.results:

@@ -49,11 +49,12 @@ def _json_lines(file: TextIO, head: str) -> Iterator[tuple[int, dict[str, Any]]]
     number = 0
     for number, line in enumerate(lines, start=1):
         yield from _parse_line(number, line)
-    for number, line in enumerate(file, start=number + 1):
-        yield from _parse_line(number, partial + line)
+    last = number
+    for last, line in enumerate(file, start=number + 1):
+        yield from _parse_line(last, partial + line)
         partial = ""
     if partial:
-        yield from _parse_line(number + 1, partial)
+        yield from _parse_line(last + 1, partial)
 
 
 def _parse_line(number: int, line: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -117,25 +118,25 @@ class _ArrayReader:
 
     def _next_token(self) -> str:
         """Skips whitespace and returns the next character without consuming it."""
+        if not self._skip_whitespace():
+            raise EventFileError(self._line, "the JSON array is not closed")
+        return self._buffer[self._position]
+
+    def _expect_end(self) -> None:
+        if self._skip_whitespace():
+            raise EventFileError(self._line, "unexpected data after the JSON array")
+
+    def _skip_whitespace(self) -> bool:
+        """Moves to the next non-whitespace character; False at the end of the file."""
         while True:
             while self._position < len(self._buffer) and self._buffer[self._position] in _WHITESPACE:
                 if self._buffer[self._position] == "\n":
                     self._line += 1
                 self._position += 1
             if self._position < len(self._buffer):
-                return self._buffer[self._position]
+                return True
             if not self._read_more():
-                raise EventFileError(self._line, "the JSON array is not closed")
-
-    def _expect_end(self) -> None:
-        while True:
-            rest = self._buffer[self._position :]
-            if rest.strip(_WHITESPACE):
-                raise EventFileError(self._line, "unexpected data after the JSON array")
-            self._line += rest.count("\n")
-            self._position = len(self._buffer)
-            if not self._read_more():
-                return
+                return False
 
     def _read_more(self) -> bool:
         if self._eof:

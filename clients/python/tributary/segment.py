@@ -11,7 +11,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from tributary._proto.cdp.v1 import event_pb2
 from tributary.errors import InvalidEvent
@@ -38,11 +38,13 @@ _ID_FIELDS: Final = (
     ("previousId", "previous_id"),
 )
 _NAME_FIELDS: Final = (("event", "event"), ("name", "name"))
-_TIME_FIELDS: Final = (
+_TimeAttribute = Literal["timestamp", "sent_at", "original_timestamp", "received_at"]
+_TIME_FIELDS: Final[tuple[tuple[str, _TimeAttribute], ...]] = (
     ("timestamp", "timestamp"),
     ("sentAt", "sent_at"),
     ("originalTimestamp", "original_timestamp"),
 )
+_RECEIVED_AT: Final[tuple[str, _TimeAttribute]] = ("receivedAt", "received_at")  # output only
 _OBJECT_FIELDS: Final = (
     ("properties", "properties"),
     ("traits", "traits"),
@@ -75,14 +77,14 @@ def event_from_json(message: Mapping[str, Any]) -> event_pb2.Event:
         value = message.get(key)
         if value is not None:
             getattr(event, attribute).CopyFrom(parse_iso8601(key, _string(key, value)))
-    objects = {key: _object(key, message.get(key)) for key, _ in _OBJECT_FIELDS}
     category = message.get("category")
-    if category is not None and event.type in _CATEGORY_TYPES:
-        # The top-level value wins over properties.category: it is the more explicit of the two.
-        objects["properties"] = {**(objects["properties"] or {}), "category": _string("category", category)}
     for key, attribute in _OBJECT_FIELDS:
-        if objects[key] is not None:
-            setattr(event, attribute, json_bytes(key, objects[key]))
+        value = _object(key, message.get(key))
+        if key == "properties" and category is not None and event.type in _CATEGORY_TYPES:
+            # The top-level value wins over properties.category: it is the more explicit of the two.
+            value = {**(value or {}), "category": _string("category", category)}
+        if value is not None:
+            setattr(event, attribute, json_bytes(key, value))
     return event
 
 
@@ -95,9 +97,9 @@ def event_to_json(event: event_pb2.Event) -> dict[str, Any]:
         value = getattr(event, attribute)
         if value:
             message[key] = value
-    for key, attribute in (*_TIME_FIELDS, ("receivedAt", "received_at")):
-        if event.HasField(attribute):
-            message[key] = format_iso8601(getattr(event, attribute))
+    for key, time_attribute in (*_TIME_FIELDS, _RECEIVED_AT):
+        if event.HasField(time_attribute):
+            message[key] = format_iso8601(getattr(event, time_attribute))
     for key, attribute in _OBJECT_FIELDS:
         raw = getattr(event, attribute)
         if raw:

@@ -6,6 +6,9 @@ Invariants:
   deduplicated by the server (and counted as duplicates) instead of being stored twice;
 - at most `window` batches are unacknowledged, and a batch is forgotten only when acknowledged;
 - the summary counts acknowledgements only: after a failure it says what is known to be durable.
+
+Batches carry no `sent_at`: bulk input is mostly history, and without it the server keeps each
+event's own originalTimestamp as its timestamp instead of shifting it by a skew measured now.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 import grpc
 
@@ -28,8 +31,8 @@ from tributary.segment import event_from_json, new_message_id
 
 logger = logging.getLogger("tributary")
 
-OpenStream = Callable[[Iterator[bytes]], "grpc.CallIterator[ingest_pb2.StreamResponse]"]
-AckCallback = Callable[[ingest_pb2.StreamResponse, int], None]
+OpenStream: TypeAlias = Callable[[Iterator[bytes]], "grpc.CallIterator[ingest_pb2.StreamResponse]"]
+AckCallback: TypeAlias = Callable[[ingest_pb2.StreamResponse, int], None]
 
 
 @dataclass(frozen=True)
@@ -270,7 +273,7 @@ class _Connection:
             logger.debug("stream ended after the last ack with %s", _describe(outcome))
 
     def close(self) -> None:
-        self._call.cancel()  # no-op when the call is over
+        self._call.cancel()  # type: ignore[no-untyped-call]  # (untyped in grpc-stubs) no-op when over
         self._outbox.put(None)  # releases grpc's sending thread if it is waiting for a request
         self._reader.join()
 
