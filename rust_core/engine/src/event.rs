@@ -5,7 +5,7 @@
 
 use prost::Message;
 use serde_json::{Map, Value};
-use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
+use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 
 use crate::error::Rejection;
 use crate::identifiers::{self, Identifier, IdentifierSources};
@@ -30,7 +30,8 @@ pub struct PreparedEvent {
     pub fingerprint: u64,
     /// The stored form: an encoded `Event` with message id, timestamps and merged objects set.
     pub encoded: Vec<u8>,
-    pub identifiers: Vec<Identifier>,
+    /// Storage keys of the event's identifiers (see `Identifier::key`).
+    pub identifier_keys: Vec<Vec<u8>>,
 }
 
 /// Per-batch facts shared by its events.
@@ -128,25 +129,21 @@ fn prepare_event(
         ));
     }
     check_fields(&event).map_err(|(field, reason)| reject(field, reason, &event.message_id))?;
-    let parsed = |field: &'static str, bytes: &[u8]| {
-        json::parse_object(bytes)
-            .map_err(|reason| reject(field, format!("{field} {reason}"), &event.message_id))
-    };
-    let properties = parsed("properties", &event.properties)?;
-    let traits = parsed("traits", &event.traits)?;
-    let mut context = parsed("context", &event.context)?;
-    let mut integrations = parsed("integrations", &event.integrations)?;
-    drop(properties);
-
+    for (field, bytes) in [
+        ("properties", &event.properties),
+        ("traits", &event.traits),
+        ("context", &event.context),
+        ("integrations", &event.integrations),
+    ] {
+        json::check_object(bytes)
+            .map_err(|reason| reject(field, format!("{field} {reason}"), &event.message_id))?;
+    }
+    // Batch-level defaults are rare: only then are the objects built and re-serialised.
     if let Some(batch_context) = defaults.context {
-        let target = context.get_or_insert_with(Map::new);
-        json::merge_defaults(target, batch_context);
-        event.context = serde_json::to_vec(target).expect("a JSON map always serialises");
+        event.context = merged(&event.context, batch_context);
     }
     if let Some(batch_integrations) = defaults.integrations {
-        let target = integrations.get_or_insert_with(Map::new);
-        json::merge_defaults(target, batch_integrations);
-        event.integrations = serde_json::to_vec(target).expect("a JSON map always serialises");
+        event.integrations = merged(&event.integrations, batch_integrations);
     }
 
     let generated_id = event.message_id.is_empty();
@@ -157,25 +154,24 @@ fn prepare_event(
         user_id: &event.user_id,
         anonymous_id: &event.anonymous_id,
         group_id: &event.group_id,
-        traits: traits.as_ref(),
-        context: context.as_ref(),
+        traits: &event.traits,
+        context: &event.context,
     });
 
-    // Fingerprint what the client said, not when it was sent or received: retries of the same
-    // event match, a different payload under the same id does not.
     let sent_at = event.sent_at.take().or_else(|| defaults.sent_at.cloned());
-    let original = event
-        .original_timestamp
-        .take()
-        .or_else(|| event.timestamp.take());
-    event.timestamp = None;
-    event.received_at = None;
-    event.original_timestamp = original;
-    let fingerprint = xxh3_64(&event.encode_to_vec());
-
+    let client_timestamp = event.timestamp.take();
     let sent_ms = sent_at.as_ref().map(time::to_ms);
     let original_ms = event.original_timestamp.as_ref().map(time::to_ms);
-    let timestamp_ms = time::corrected_timestamp_ms(ctx.received_ms, sent_ms, original_ms);
+    let timestamp_ms = time::event_timestamp_ms(
+        ctx.received_ms,
+        sent_ms,
+        original_ms,
+        client_timestamp.as_ref().map(time::to_ms),
+    );
+    if event.original_timestamp.is_none() {
+        event.original_timestamp = client_timestamp;
+    }
+    let fingerprint = fingerprint(&event);
     event.timestamp = Some(time::from_ms(timestamp_ms));
     event.sent_at = sent_at;
     event.received_at = Some(time::from_ms(ctx.received_ms));
@@ -187,8 +183,49 @@ fn prepare_event(
         dedupe_key,
         fingerprint,
         encoded: event.encode_to_vec(),
-        identifiers,
+        identifier_keys: identifiers.iter().map(Identifier::key).collect(),
     })
+}
+
+fn merged(own: &[u8], defaults: &Map<String, Value>) -> Vec<u8> {
+    // Already checked to be an object or absent.
+    let mut target = json::parse_object(own).ok().flatten().unwrap_or_default();
+    json::merge_defaults(&mut target, defaults);
+    serde_json::to_vec(&target).expect("a JSON map always serialises")
+}
+
+/// Hash of what the client said, not of when it was sent or received: retries of the same
+/// event match, a different payload under the same id does not.
+fn fingerprint(event: &Event) -> u64 {
+    let mut hasher = Xxh3::new();
+    hasher.update(&event.r#type.to_le_bytes());
+    for text in [
+        &event.message_id,
+        &event.anonymous_id,
+        &event.user_id,
+        &event.event,
+        &event.name,
+        &event.group_id,
+        &event.previous_id,
+    ] {
+        hasher.update(&(text.len() as u64).to_le_bytes());
+        hasher.update(text.as_bytes());
+    }
+    for bytes in [
+        &event.properties,
+        &event.traits,
+        &event.context,
+        &event.integrations,
+    ] {
+        hasher.update(&(bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    }
+    let original = event
+        .original_timestamp
+        .as_ref()
+        .map_or(i64::MIN, time::to_ms);
+    hasher.update(&original.to_le_bytes());
+    hasher.digest()
 }
 
 /// The typed-field rules (Segment's): returns the offending field and why.

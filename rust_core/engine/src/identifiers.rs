@@ -2,7 +2,10 @@
 //! and the nodes of the identity graph later. Types are lowercase; emails are trimmed and
 //! lowercased so that one person's address is one identifier.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 /// One identifier; `key()` is its storage key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,13 +43,55 @@ impl Identifier {
     }
 }
 
-/// The event's parts that carry identifiers.
+/// The event's parts that carry identifiers; `traits` and `context` are JSON bytes that have
+/// already been validated (only the few fields read here are decoded, borrowing the input).
 pub struct IdentifierSources<'a> {
     pub user_id: &'a str,
     pub anonymous_id: &'a str,
     pub group_id: &'a str,
-    pub traits: Option<&'a Map<String, Value>>,
-    pub context: Option<&'a Map<String, Value>>,
+    pub traits: &'a [u8],
+    pub context: &'a [u8],
+}
+
+#[derive(Deserialize, Default)]
+struct TraitIds<'a> {
+    #[serde(borrow, default)]
+    email: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize, Default)]
+struct ContextIds<'a> {
+    #[serde(borrow, default)]
+    traits: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "externalIds")]
+    external_ids: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ExternalId<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+}
+
+/// Lenient: a field of an unexpected shape carries no identifier (the event stays valid).
+fn lenient<'a, T: Deserialize<'a> + Default>(json: &'a str) -> T {
+    serde_json::from_str(json).unwrap_or_default()
+}
+
+/// The text of a JSON string or number.
+fn scalar_text(raw: &RawValue) -> Option<String> {
+    match serde_json::from_str::<Cow<'_, str>>(raw.get()) {
+        Ok(text) => Some(text.into_owned()),
+        Err(_) => serde_json::from_str::<serde_json::Number>(raw.get())
+            .ok()
+            .map(|n| n.to_string()),
+    }
+}
+
+fn text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or("")
 }
 
 /// Every identifier on an event, deduplicated, in a stable order.
@@ -60,25 +105,29 @@ pub fn extract(src: &IdentifierSources<'_>) -> Vec<Identifier> {
     push("user_id", src.user_id);
     push("anonymous_id", src.anonymous_id);
     push("group_id", src.group_id);
-    let context_traits = src
-        .context
-        .and_then(|c| c.get("traits"))
-        .and_then(Value::as_object);
-    for traits in [src.traits, context_traits].into_iter().flatten() {
-        if let Some(email) = traits.get("email").and_then(Value::as_str) {
-            push("email", email);
+    let context: ContextIds<'_> = lenient(text(src.context));
+    let traits: TraitIds<'_> = lenient(text(src.traits));
+    let context_traits: TraitIds<'_> = context
+        .traits
+        .map(|raw| lenient(raw.get()))
+        .unwrap_or_default();
+    for email in [traits.email, context_traits.email].into_iter().flatten() {
+        if let Ok(email) = serde_json::from_str::<Cow<'_, str>>(email.get()) {
+            push("email", &email);
         }
     }
-    if let Some(external) = src
-        .context
-        .and_then(|c| c.get("externalIds"))
-        .and_then(Value::as_array)
-    {
-        for entry in external.iter().filter_map(Value::as_object) {
-            let kind = entry.get("type").and_then(Value::as_str).unwrap_or("");
-            let value = entry.get("id").and_then(scalar_text);
-            if let (false, Some(value)) = (kind.trim().is_empty(), value) {
-                push(kind, &value);
+    let external: Vec<&RawValue> = context
+        .external_ids
+        .map(|raw| lenient(raw.get()))
+        .unwrap_or_default();
+    let entries = external
+        .into_iter()
+        .filter_map(|raw| serde_json::from_str::<ExternalId<'_>>(raw.get()).ok());
+    for entry in entries {
+        let value = entry.id.and_then(scalar_text);
+        if let (Some(kind), Some(value)) = (entry.kind, value) {
+            if !kind.trim().is_empty() {
+                push(&kind, &value);
             }
         }
     }
@@ -87,32 +136,23 @@ pub fn extract(src: &IdentifierSources<'_>) -> Vec<Identifier> {
     out
 }
 
-fn scalar_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn collects_ids_emails_and_external_ids() {
-        let traits = json!({"email": "  Ann@Example.COM "});
-        let context = json!({
+        let traits = br#"{"email": "  Ann@Example.COM ", "name": {"first": "Ann"}}"#;
+        let context = br#"{
             "traits": {"email": "ann@example.com"},
-            "externalIds": [{"id": "c-9", "type": "Stripe_Customer", "collection": "users"}, {"id": 7, "type": "crm"}]
-        });
+            "externalIds": [{"id": "c-9", "type": "Stripe_Customer", "collection": "users"}, {"id": 7, "type": "crm"}, 5]
+        }"#;
         let ids = extract(&IdentifierSources {
             user_id: "u1",
             anonymous_id: "",
             group_id: "",
-            traits: traits.as_object(),
-            context: context.as_object(),
+            traits,
+            context,
         });
         let pairs: Vec<_> = ids
             .iter()
@@ -127,6 +167,29 @@ mod tests {
                 ("user_id", "u1")
             ]
         );
+    }
+
+    #[test]
+    fn odd_shapes_carry_no_identifier() {
+        for (traits, context) in [
+            (
+                &br#"{"email": 5}"#[..],
+                &br#"{"externalIds": {"id": "x"}}"#[..],
+            ),
+            (
+                b"",
+                br#"{"traits": [1], "externalIds": [{"id": null, "type": "crm"}, {"id": "1"}]}"#,
+            ),
+        ] {
+            let src = IdentifierSources {
+                user_id: "",
+                anonymous_id: "a",
+                group_id: "",
+                traits,
+                context,
+            };
+            assert_eq!(extract(&src), vec![Identifier::new("anonymous_id", "a")]);
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! Invariant: every committed event seq is either at or below the index environment's
 //! `indexed_through`, or in the delta (`current` or `in_flight`).
 
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -36,7 +37,7 @@ const IDENT_CACHE_LIMIT: usize = 4_000_000;
 /// Postings not yet in the index environment.
 #[derive(Default)]
 pub struct Delta {
-    postings: HashMap<Vec<u8>, Vec<u64>>,
+    postings: FxHashMap<Vec<u8>, Vec<u64>>,
     /// Highest log seq covered.
     through: u64,
     count: usize,
@@ -79,15 +80,12 @@ fn seq_of(key: &[u8]) -> u64 {
 
 /// Identifiers of a stored event (for replay after a crash).
 fn identifiers_of(event: &Event) -> Vec<Identifier> {
-    let object = |bytes: &[u8]| crate::json::parse_object(bytes).ok().flatten();
-    let traits = object(&event.traits);
-    let context = object(&event.context);
     identifiers::extract(&identifiers::IdentifierSources {
         user_id: &event.user_id,
         anonymous_id: &event.anonymous_id,
         group_id: &event.group_id,
-        traits: traits.as_ref(),
-        context: context.as_ref(),
+        traits: &event.traits,
+        context: &event.context,
     })
 }
 

@@ -336,8 +336,11 @@ fn run_writer(shared: &Shared, mut state: WriterState, jobs: &Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let first_seq = state.next_seq;
         match write_group(shared, &mut state, &group) {
             Ok(outcomes) => {
+                // Visible to readers before anyone hears of the ack (read-your-writes).
+                index_postings(shared, &mut group, &outcomes, first_seq, state.next_seq - 1);
                 shared.stats.commits.fetch_add(1, Ordering::Relaxed);
                 *shared.committed.lock() = state.next_seq - 1;
                 shared.committed_changed.notify_all();
@@ -361,11 +364,35 @@ fn run_writer(shared: &Shared, mut state: WriterState, jobs: &Receiver<Job>) {
     }
 }
 
+/// Hands the identifier keys of the accepted events (moved, not copied) to the index.
+fn index_postings(
+    shared: &Shared,
+    group: &mut [Job],
+    outcomes: &[Vec<Stored>],
+    first_seq: u64,
+    through: u64,
+) {
+    let mut seq = first_seq;
+    let mut postings = Vec::new();
+    for (job, job_outcomes) in group.iter_mut().zip(outcomes) {
+        for (event, outcome) in job.events.iter_mut().zip(job_outcomes) {
+            if *outcome == Stored::Accepted {
+                postings.extend(
+                    std::mem::take(&mut event.identifier_keys)
+                        .into_iter()
+                        .map(|key| (key, seq)),
+                );
+                seq += 1;
+            }
+        }
+    }
+    shared.index.add(postings, through);
+}
+
 /// What one group's transaction decided, applied to memory only after it committed.
 struct GroupWrite {
     outcomes: Vec<Vec<Stored>>,
     markers: Vec<(DedupeKey, Marker)>,
-    postings: Vec<(Vec<u8>, u64)>,
     next_seq: u64,
     counts: [u64; 3],
 }
@@ -386,7 +413,6 @@ fn write_group(
         let mut write = GroupWrite {
             outcomes: Vec::with_capacity(group.len()),
             markers: Vec::new(),
-            postings: Vec::new(),
             next_seq,
             counts: [0; 3],
         };
@@ -424,9 +450,6 @@ fn write_group(
                             in_group.insert(key, event.fingerprint);
                             write.markers.push((key, marker));
                         }
-                        write
-                            .postings
-                            .extend(event.identifiers.iter().map(|ident| (ident.key(), seq)));
                         Stored::Accepted
                     }
                 };
@@ -439,12 +462,10 @@ fn write_group(
         Ok(write)
     })?;
 
-    let through = write.next_seq - 1;
     state.next_seq = write.next_seq;
     for (key, marker) in write.markers {
         state.dedupe.insert(key, marker);
     }
-    shared.index.add(write.postings, through);
     let stats = &shared.stats;
     stats
         .map_grows

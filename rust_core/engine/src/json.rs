@@ -1,6 +1,9 @@
 //! The free-form JSON fields (properties, traits, context, integrations): parsed once, checked
 //! for shape and depth, and merged with batch-level defaults.
 
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 /// Deepest nesting accepted in one JSON field.
@@ -25,6 +28,94 @@ pub fn parse_object(bytes: &[u8]) -> Result<Option<Map<String, Value>>, String> 
         }
         Value::Null => Ok(None),
         other => Err(format!("must be a JSON object, not {}", kind(&other))),
+    }
+}
+
+/// Checks that a JSON field is an object (or absent) nested at most `MAX_DEPTH` deep, without
+/// building it: the hot path only needs the verdict.
+pub fn check_object(bytes: &[u8]) -> Result<(), String> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        _ => {
+            // Not an object: let the full parser name what it is (or why it is not JSON).
+            return parse_object(bytes).map(|_| ());
+        }
+    }
+    let Depth(depth) = serde_json::from_slice(bytes).map_err(|e| {
+        if e.to_string().contains("recursion limit") {
+            format!("is nested more than {MAX_DEPTH} levels deep")
+        } else {
+            format!("is not valid JSON: {e}")
+        }
+    })?;
+    if depth > MAX_DEPTH {
+        return Err(format!(
+            "is nested {depth} levels deep; the limit is {MAX_DEPTH}"
+        ));
+    }
+    Ok(())
+}
+
+/// Nesting depth of a JSON value, computed while parsing and allocating nothing.
+struct Depth(usize);
+
+impl<'de> Deserialize<'de> for Depth {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(DepthVisitor)
+    }
+}
+
+struct DepthVisitor;
+
+impl<'de> Visitor<'de> for DepthVisitor {
+    type Value = Depth;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Depth, E> {
+        Ok(Depth(0))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Depth, E> {
+        Ok(Depth(0))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Depth, E> {
+        Ok(Depth(0))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Depth, E> {
+        Ok(Depth(0))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Depth, E> {
+        Ok(Depth(0))
+    }
+
+    fn visit_unit<E>(self) -> Result<Depth, E> {
+        Ok(Depth(0))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Depth, A::Error> {
+        let mut deepest = 0;
+        while let Some(Depth(depth)) = seq.next_element()? {
+            deepest = deepest.max(depth);
+        }
+        Ok(Depth(deepest + 1))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Depth, A::Error> {
+        let mut deepest = 0;
+        while map.next_key::<IgnoredAny>()?.is_some() {
+            let Depth(depth) = map.next_value()?;
+            deepest = deepest.max(depth);
+        }
+        Ok(Depth(deepest + 1))
     }
 }
 
@@ -81,6 +172,31 @@ mod tests {
         assert!(parse_object(nested(MAX_DEPTH + 1).as_bytes())
             .unwrap_err()
             .contains("33 levels"));
+    }
+
+    #[test]
+    fn check_object_agrees_with_the_full_parser() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n - 1), "]".repeat(n - 1));
+        for text in [
+            r#"{"a":[1,{"b":null}],"c":"x"}"#.to_owned(),
+            String::new(),
+            "  ".to_owned(),
+            "null".to_owned(),
+            "[1]".to_owned(),
+            "3".to_owned(),
+            "{".to_owned(),
+            r#"{"a":1} x"#.to_owned(),
+            format!(r#"{{"a":{}}}"#, nested(MAX_DEPTH)),
+            format!(r#"{{"a":{}}}"#, nested(MAX_DEPTH - 1)),
+            format!(r#"{{"a":{}}}"#, nested(200)),
+        ] {
+            let full = parse_object(text.as_bytes()).map(|_| ());
+            assert_eq!(
+                check_object(text.as_bytes()).is_ok(),
+                full.is_ok(),
+                "{text:.60}"
+            );
+        }
     }
 
     #[test]

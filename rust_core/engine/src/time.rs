@@ -24,17 +24,19 @@ pub fn is_valid(ts: &Timestamp) -> bool {
         && (-62_135_596_800..=253_402_300_799).contains(&ts.seconds)
 }
 
-/// Segment's rule: `timestamp = receivedAt − (sentAt − originalTimestamp)` when `sentAt` is known,
-/// else the client's time, else the arrival time. All in Unix ms.
-pub fn corrected_timestamp_ms(
+/// When an event happened, by Segment's rule: `receivedAt − (sentAt − originalTimestamp)` when
+/// both client clocks are known (removes the device's clock skew); else an explicit `timestamp`
+/// (server-side callers and historical imports); else `originalTimestamp`; else arrival time.
+/// All in Unix ms.
+pub fn event_timestamp_ms(
     received_ms: i64,
     sent_ms: Option<i64>,
     original_ms: Option<i64>,
+    explicit_ms: Option<i64>,
 ) -> i64 {
-    match (original_ms, sent_ms) {
+    match (original_ms.or(explicit_ms), sent_ms) {
         (Some(original), Some(sent)) => received_ms - (sent - original),
-        (Some(original), None) => original,
-        (None, _) => received_ms,
+        _ => explicit_ms.or(original_ms).unwrap_or(received_ms),
     }
 }
 
@@ -49,15 +51,21 @@ mod tests {
         let sent = received + 3_600_000;
         let original = sent - 10_000;
         assert_eq!(
-            corrected_timestamp_ms(received, Some(sent), Some(original)),
+            event_timestamp_ms(received, Some(sent), Some(original), None),
+            received - 10_000
+        );
+        // A client `timestamp` without originalTimestamp is the original time (Segment).
+        assert_eq!(
+            event_timestamp_ms(received, Some(sent), None, Some(original)),
             received - 10_000
         );
     }
 
     #[test]
-    fn client_time_or_arrival_without_sent_at() {
-        assert_eq!(corrected_timestamp_ms(5, None, Some(3)), 3);
-        assert_eq!(corrected_timestamp_ms(5, Some(4), None), 5);
+    fn explicit_time_then_original_then_arrival_without_sent_at() {
+        assert_eq!(event_timestamp_ms(5, None, Some(3), Some(2)), 2);
+        assert_eq!(event_timestamp_ms(5, None, Some(3), None), 3);
+        assert_eq!(event_timestamp_ms(5, Some(4), None, None), 5);
     }
 
     #[test]

@@ -15,6 +15,9 @@ use std::sync::Mutex;
 use tributary_engine::reads::TailFilter;
 use tributary_engine::{Engine as CoreEngine, EngineConfig, EngineError, PendingAck};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 create_exception!(_core, CoreError, PyException, "Base of every engine error.");
 create_exception!(
     _core,
