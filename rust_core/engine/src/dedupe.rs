@@ -9,6 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::error::Result;
+use crate::shards::ShardedMap;
 use crate::store::{LogDatabases, ReadTxn};
 
 /// The 128-bit dedupe key of a (source, messageId) pair.
@@ -63,10 +64,11 @@ impl Hasher for KeyHasher {
 }
 
 pub type KeyMap<V> = HashMap<DedupeKey, V, BuildHasherDefault<KeyHasher>>;
+type ShardedKeyMap<V> = ShardedMap<DedupeKey, V, BuildHasherDefault<KeyHasher>>;
 
 /// Remembered keys within the window, oldest first in `order` for expiry.
 pub struct DedupeSet {
-    markers: KeyMap<Marker>,
+    markers: ShardedKeyMap<Marker>,
     order: VecDeque<(i64, DedupeKey)>,
     window_ms: i64,
 }
@@ -74,7 +76,7 @@ pub struct DedupeSet {
 impl DedupeSet {
     pub fn new(window_ms: i64) -> Self {
         Self {
-            markers: KeyMap::default(),
+            markers: ShardedKeyMap::default(),
             order: VecDeque::new(),
             window_ms,
         }

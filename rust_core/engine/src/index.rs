@@ -9,7 +9,7 @@
 //! Invariant: every committed event seq is either at or below the index environment's
 //! `indexed_through`, or in the delta (`current` or `in_flight`).
 
-use rustc_hash::FxHashMap;
+use rustc_hash::FxBuildHasher;
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -21,6 +21,7 @@ use prost::Message;
 use crate::error::{EngineError, Result};
 use crate::identifiers::{self, Identifier};
 use crate::proto::Event;
+use crate::shards::ShardedMap;
 use crate::store::Store;
 
 const META_INDEXED_THROUGH: &str = "indexed_through";
@@ -37,7 +38,7 @@ const IDENT_CACHE_LIMIT: usize = 4_000_000;
 /// Postings not yet in the index environment.
 #[derive(Default)]
 pub struct Delta {
-    postings: FxHashMap<Vec<u8>, Vec<u64>>,
+    postings: ShardedMap<Vec<u8>, Vec<u64>, FxBuildHasher>,
     /// Highest log seq covered.
     through: u64,
     count: usize,

@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod json;
 pub mod proto;
 pub mod reads;
+pub mod shards;
 pub mod sources;
 pub mod store;
 pub mod time;
