@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 
 use crate::error::Rejection;
-use crate::identifiers::{self, Identifier, IdentifierSources};
+use crate::identifiers::{self, IdentKey, IdentifierSources};
 use crate::json;
 use crate::proto::{Batch, Event, EventType};
 use crate::time;
@@ -31,7 +31,7 @@ pub struct PreparedEvent {
     /// The stored form: an encoded `Event` with message id, timestamps and merged objects set.
     pub encoded: Vec<u8>,
     /// Storage keys of the event's identifiers (see `Identifier::key`).
-    pub identifier_keys: Vec<Vec<u8>>,
+    pub identifier_keys: Vec<IdentKey>,
 }
 
 /// Per-batch facts shared by its events.
@@ -183,7 +183,7 @@ fn prepare_event(
         dedupe_key,
         fingerprint,
         encoded: event.encode_to_vec(),
-        identifier_keys: identifiers.iter().map(Identifier::key).collect(),
+        identifier_keys: identifiers.iter().map(|i| IdentKey::new(i.key())).collect(),
     })
 }
 

@@ -43,6 +43,37 @@ impl Identifier {
     }
 }
 
+/// An identifier's storage key with its 128-bit hash, computed once where the event is prepared
+/// (on the caller's thread) so that in-memory maps hash and compare it cheaply.
+#[derive(Clone, Debug)]
+pub struct IdentKey {
+    pub hash: u128,
+    pub bytes: Vec<u8>,
+}
+
+impl IdentKey {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self {
+            hash: xxhash_rust::xxh3::xxh3_128(&bytes),
+            bytes,
+        }
+    }
+}
+
+impl PartialEq for IdentKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.bytes == other.bytes
+    }
+}
+
+impl Eq for IdentKey {}
+
+impl std::hash::Hash for IdentKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(self.hash);
+    }
+}
+
 /// The event's parts that carry identifiers; `traits` and `context` are JSON bytes that have
 /// already been validated (only the few fields read here are decoded, borrowing the input).
 pub struct IdentifierSources<'a> {

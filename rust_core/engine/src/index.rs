@@ -9,8 +9,8 @@
 //! Invariant: every committed event seq is either at or below the index environment's
 //! `indexed_through`, or in the delta (`current` or `in_flight`).
 
-use rustc_hash::FxBuildHasher;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
+use std::hash::BuildHasherDefault;
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +18,9 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 use prost::Message;
 
+use crate::dedupe::KeyHasher;
 use crate::error::{EngineError, Result};
-use crate::identifiers::{self, Identifier};
+use crate::identifiers::{self, IdentKey, Identifier};
 use crate::proto::Event;
 use crate::shards::ShardedMap;
 use crate::store::Store;
@@ -38,14 +39,14 @@ const IDENT_CACHE_LIMIT: usize = 4_000_000;
 /// Postings not yet in the index environment.
 #[derive(Default)]
 pub struct Delta {
-    postings: ShardedMap<Vec<u8>, Vec<u64>, FxBuildHasher>,
+    postings: ShardedMap<IdentKey, Vec<u64>, BuildHasherDefault<KeyHasher>>,
     /// Highest log seq covered.
     through: u64,
     count: usize,
 }
 
 impl Delta {
-    fn add(&mut self, key: Vec<u8>, seq: u64) {
+    fn add(&mut self, key: IdentKey, seq: u64) {
         self.postings.entry(key).or_default().push(seq);
         self.count += 1;
         self.through = self.through.max(seq);
@@ -119,7 +120,7 @@ impl IdentifierIndex {
             let event = Event::decode(value.get(4..).unwrap_or_default())
                 .map_err(|e| EngineError::Storage(format!("event {seq} is corrupt: {e}")))?;
             for identifier in identifiers_of(&event) {
-                current.add(identifier.key(), seq);
+                current.add(IdentKey::new(identifier.key()), seq);
             }
             current.through = seq;
         }
@@ -140,7 +141,7 @@ impl IdentifierIndex {
     }
 
     /// Adds the postings of a committed group. Blocks while the delta is over its bound.
-    pub fn add(&self, postings: impl IntoIterator<Item = (Vec<u8>, u64)>, through: u64) {
+    pub fn add(&self, postings: impl IntoIterator<Item = (IdentKey, u64)>, through: u64) {
         let mut deltas = self.deltas.lock();
         while deltas.current.count >= MAX_DELTA && !deltas.stopping {
             self.changed.notify_all();
@@ -159,13 +160,17 @@ impl IdentifierIndex {
     pub fn page(&self, store: &Store, key: &[u8], query: &PageQuery) -> Result<Option<Vec<u64>>> {
         // Copy the delta before opening the snapshot: a posting leaves the delta only after the
         // index environment has committed it, so it is in one or the other (or both).
+        let lookup = IdentKey::new(key.to_vec());
         let mut seqs: Vec<u64> = {
             let deltas = self.deltas.lock();
-            let in_flight = deltas.in_flight.as_ref().and_then(|d| d.postings.get(key));
+            let in_flight = deltas
+                .in_flight
+                .as_ref()
+                .and_then(|d| d.postings.get(&lookup));
             deltas
                 .current
                 .postings
-                .get(key)
+                .get(&lookup)
                 .into_iter()
                 .chain(in_flight)
                 .flatten()
@@ -209,7 +214,7 @@ impl IdentifierIndex {
     }
 
     /// Moves the current delta into the index environment; returns the postings written.
-    fn flush(&self, store: &Store, cache: &mut HashMap<Vec<u8>, u64>) -> Result<usize> {
+    fn flush(&self, store: &Store, cache: &mut FxHashMap<Vec<u8>, u64>) -> Result<usize> {
         let delta = {
             let mut deltas = self.deltas.lock();
             if deltas.current.count == 0 {
@@ -254,7 +259,8 @@ impl IdentifierIndex {
 
     /// The background indexer: flushes on a timer or when the delta is large, until `stop`.
     pub fn run(&self, store: &Store) {
-        let mut cache = HashMap::new();
+        lower_thread_priority();
+        let mut cache = FxHashMap::default();
         loop {
             let stopping = {
                 let mut deltas = self.deltas.lock();
@@ -280,6 +286,16 @@ impl IdentifierIndex {
     pub fn stop(&self) {
         self.deltas.lock().stopping = true;
         self.changed.notify_all();
+    }
+}
+
+/// The indexer is catch-up work: let ingest and reads have the CPU first.
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain syscalls on the calling thread's own id; failure only leaves the priority as is.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
     }
 }
 
@@ -311,9 +327,13 @@ fn page_of(mut seqs: Vec<u64>, query: &PageQuery) -> Vec<u64> {
     seqs
 }
 
-fn write_delta(store: &Store, delta: &Delta, cache: &mut HashMap<Vec<u8>, u64>) -> Result<()> {
+fn write_delta(store: &Store, delta: &Delta, cache: &mut FxHashMap<Vec<u8>, u64>) -> Result<()> {
     let dbs = &store.index_dbs;
-    let mut entries: Vec<(&Vec<u8>, &Vec<u64>)> = delta.postings.iter().collect();
+    let mut entries: Vec<(&Vec<u8>, &Vec<u64>)> = delta
+        .postings
+        .iter()
+        .map(|(key, seqs)| (&key.bytes, seqs))
+        .collect();
     entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let (assigned, _) = store.index.write_with_growth(|txn| {
         let mut next_id = dbs.meta.get(txn, META_NEXT_IDENT)?.unwrap_or(1);
@@ -410,7 +430,7 @@ mod tests {
         let index = IdentifierIndex::recover(&store).unwrap();
         assert_eq!(newest_first(&index, &store, "a", 10), Some(vec![4, 3, 1]));
         assert_eq!(newest_first(&index, &store, "zed", 10), None);
-        let mut cache = HashMap::new();
+        let mut cache = FxHashMap::default();
         assert_eq!(index.flush(&store, &mut cache).unwrap(), 4);
         // Now only the index environment has them: same answer, no duplicates.
         assert_eq!(newest_first(&index, &store, "a", 10), Some(vec![4, 3, 1]));
@@ -426,11 +446,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_log(dir.path(), &["a", "a", "a"]);
         let index = IdentifierIndex::recover(&store).unwrap();
-        index.flush(&store, &mut HashMap::new()).unwrap();
+        index.flush(&store, &mut FxHashMap::default()).unwrap();
         index.add(
             [
-                (Identifier::new("user_id", "a").key(), 4),
-                (Identifier::new("user_id", "a").key(), 5),
+                (IdentKey::new(Identifier::new("user_id", "a").key()), 4),
+                (IdentKey::new(Identifier::new("user_id", "a").key()), 5),
             ],
             5,
         );
