@@ -102,9 +102,10 @@ class IngestService:
             try:
                 item = pending.get(timeout=_POLL_SECS)
             except queue.Empty:
-                # Nothing in flight: leave when draining, or when the reader is gone for good.
-                if self._draining.is_set() or not context.is_active() or not reader.is_alive():
+                if self._draining.is_set() or not context.is_active():
                     break
+                if not reader.is_alive() and pending.empty():
+                    break  # the reader ended without a word (the call is over)
                 continue
             if item is _END:
                 break
