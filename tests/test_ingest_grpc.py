@@ -215,7 +215,7 @@ def test_created_source_key_works_and_is_not_stored_in_clear(rpc: Rpc, server: o
     # The same messageId from another source is another event.
     rpc.send([track("a")])
     assert len(rpc.events("user_id:u1")) == 2
-    stored = b"".join(p.read_bytes() for p in server.data_dir.iterdir())  # type: ignore[attr-defined]
+    stored = b"".join(p.read_bytes() for p in server.data_dir.rglob("*.mdb"))  # type: ignore[attr-defined]
     assert created.write_key.encode() not in stored
     with pytest.raises(grpc.RpcError) as caught:
         rpc.admin.CreateSource(admin_pb2.CreateSourceRequest(name="web"), metadata=server.admin_metadata)  # type: ignore[attr-defined]

@@ -1,28 +1,46 @@
-"""What every command that talks to a server shares: target, credentials, errors, output."""
+"""What every command that talks to a server shares: target, credentials, errors, output.
+
+Messages, hints and progress go to stderr, so that stdout carries only data (tables, keys,
+`--json` documents) and can be piped.
+"""
 
 from __future__ import annotations
 
-import base64
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, cast
 
 import click
 import grpc
 from rich.console import Console
+from rich.markup import escape
 
-DEFAULT_TARGET = "127.0.0.1:50051"
+from cdp_server._proto.cdp.v1 import event_pb2
+
+if TYPE_CHECKING:
+    from tributary._proto.cdp.v1 import event_pb2 as client_event_pb2
+
+DEFAULT_TARGET: Final = "127.0.0.1:50051"
+# Deadline of unary calls: a server that accepts the connection but never answers is reported.
+RPC_TIMEOUT_SECS: Final = 30.0
+# Credential hints for UNAUTHENTICATED answers.
+ADMIN_CREDENTIAL: Final = "--token or TRIBUTARY_ADMIN_TOKEN"
+WRITE_KEY_CREDENTIAL: Final = "--write-key or TRIBUTARY_WRITE_KEY"
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Messages and progress go to stderr so that stdout stays clean for data (and --json).
-console = Console(stderr=True)
+# soft_wrap: rich would otherwise wrap messages at 80 columns when stderr is not a terminal.
+console = Console(stderr=True, soft_wrap=True)
 stdout = Console()
 
 
 def target_option(func: F) -> F:
     return click.option(
-        "--target", envvar="TRIBUTARY_TARGET", default=DEFAULT_TARGET, show_default=True, help="Server host:port."
+        "--target",
+        envvar="TRIBUTARY_TARGET",
+        default=DEFAULT_TARGET,
+        show_default=True,
+        help="Server host:port (env TRIBUTARY_TARGET).",
     )(func)
 
 
@@ -39,19 +57,13 @@ def write_key_option(func: F) -> F:
 
 
 def json_option(func: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")(func)
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")(func)
 
 
 def admin_metadata(token: str) -> tuple[tuple[str, str], ...]:
     if not token:
-        fail("an admin token is required: --token or TRIBUTARY_ADMIN_TOKEN")
+        fail(f"an admin token is required: {ADMIN_CREDENTIAL}")
     return (("authorization", f"Bearer {token}"),)
-
-
-def write_key_metadata(write_key: str) -> tuple[tuple[str, str], ...]:
-    if not write_key:
-        fail("a write key is required: --write-key or TRIBUTARY_WRITE_KEY")
-    return (("authorization", "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()),)
 
 
 def channel(target: str) -> grpc.Channel:
@@ -59,16 +71,74 @@ def channel(target: str) -> grpc.Channel:
 
 
 def fail(message: str) -> NoReturn:
-    console.print(f"[bold red]error:[/] {message}")
+    """Prints `error: message` on stderr and exits with status 1."""
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     sys.exit(1)
 
 
-def fail_rpc(error: grpc.RpcError, target: str) -> NoReturn:
+def fail_rpc(error: grpc.RpcError, target: str, credential: str = ADMIN_CREDENTIAL) -> NoReturn:
+    """Exits with a message that says what went wrong in the user's terms."""
+    fail(describe_rpc_error(error, target, credential))
+
+
+def describe_rpc_error(error: BaseException, target: str, credential: str) -> str:
     code = error.code() if isinstance(error, grpc.Call) else None
-    details = error.details() if isinstance(error, grpc.Call) else str(error)
+    details = (error.details() if isinstance(error, grpc.Call) else None) or str(error)
     if code == grpc.StatusCode.UNAVAILABLE:
-        fail(f"cannot reach the server at {target}: {details}")
-    fail(f"{code.name if code else 'error'}: {details}")
+        return f"cannot reach the server at {target}: {details}"
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"the server at {target} did not answer in time: {details}"
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return f"the server refused the credentials: {details} (check {credential})"
+    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
+        return details
+    return f"{code.name if code else 'error'}: {details}"
+
+
+def check_serving(target: str) -> None:
+    """Exits with "cannot reach the server" unless the server at `target` answers its health check.
+
+    For calls that retry on UNAVAILABLE (the client's bulk stream): an absent server is reported
+    at once instead of after every retry.
+    """
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with channel(target) as chan:
+        try:
+            reply = health_pb2_grpc.HealthStub(chan).Check(health_pb2.HealthCheckRequest(), timeout=10.0)
+        except grpc.RpcError as exc:
+            fail(describe_rpc_error(exc, target, ""))
+    if reply.status != health_pb2.HealthCheckResponse.SERVING:
+        fail(f"the server at {target} is not serving (it may be shutting down)")
+
+
+def require_client_library() -> None:
+    """Exits with a clear message when the `tributary` client library is not installed.
+
+    It is not a dependency of the server package; the commands that send events or print them
+    in the Segment-Spec form use it.
+    """
+    try:
+        import tributary  # noqa: F401
+    except ImportError as exc:
+        fail(f"this command needs the Tributary client library (pip install clients/python): {exc}")
+
+
+def event_json(event: event_pb2.Event) -> dict[str, Any]:
+    """The Segment-Spec JSON of a stored event, as the client library writes it.
+
+    The server's and the client's stubs are generated from the same cdp/v1/event.proto: protobuf
+    registers that file once and both modules hand out the same message class, so only their
+    static types differ.
+    """
+    from tributary import event_to_json
+
+    return event_to_json(cast("client_event_pb2.Event", event))
+
+
+def event_label(document: dict[str, Any]) -> str:
+    """What an event is about, by type: the track's event, the page's name, the group, the alias."""
+    return str(next((document[key] for key in ("event", "name", "groupId", "previousId") if document.get(key)), ""))
 
 
 def print_json(value: object) -> None:

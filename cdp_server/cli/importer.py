@@ -1,108 +1,441 @@
-"""`cdp import FILE`: bulk-load Segment JSON (lines or an array) over the Stream RPC.
+"""`cdp import FILE`: bulk-load Segment-Spec JSON (lines or one array) over the Stream RPC.
 
-Events without a messageId get one derived from their content, so re-running the same file
-stores nothing twice (the server deduplicates by messageId)."""
+- A message without a messageId gets one derived from its content, so importing the same file
+  again stores nothing twice (the server deduplicates by messageId).
+- `sentAt` is dropped. An import is history: skew correction would compare the sender's clock
+  of long ago with today's arrival time. Without it the server takes each event's own
+  `timestamp` (or `originalTimestamp`) as its time.
+- Every problem is reported with the line of the file it comes from: unreadable lines by the
+  reader, invalid events by the client library or the server (stream positions mapped back).
+- JSON lines are independent of each other, so a broken line is counted and skipped. A JSON
+  array cannot be resynchronised after a broken element: the import stops there, and what was
+  read before it is still imported.
+"""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import heapq
+import io
 import json
+import sys
+from array import array
+from bisect import bisect_right
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+import grpc
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
-from cdp_server.cli.common import console, fail, json_option, print_json, target_option, write_key_option
+from cdp_server.cli.common import (
+    WRITE_KEY_CREDENTIAL,
+    check_serving,
+    console,
+    describe_rpc_error,
+    fail,
+    json_option,
+    print_json,
+    require_client_library,
+    target_option,
+    write_key_option,
+)
 
 if TYPE_CHECKING:
-    from cdp_server._proto.cdp.v1 import event_pb2
+    from tributary import StreamSummary
+
+    # The acks `Client.stream` hands to on_ack are messages of the client's own stubs.
+    from tributary._proto.cdp.v1 import ingest_pb2
+
+# Problems kept for the report (the counts are always exact), and how many are printed without --json.
+MAX_LISTED: Final = 1000
+SHOWN: Final = 20
+JSON_LINES: Final = "json-lines"
+JSON_ARRAY: Final = "json-array"
+_BOM: Final = b"\xef\xbb\xbf"
+_WHITESPACE: Final = b" \t\r\n"
 
 
-def _count_lines(path: Path) -> int:
-    with path.open("rb") as handle:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
-
-
-def content_message_id(document: dict[str, Any]) -> str:
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+def content_message_id(message: dict[str, Any]) -> str:
+    """A messageId derived from the message's content (without its messageId): the same message
+    imported twice gets the same id."""
+    content = {key: value for key, value in message.items() if key != "messageId"}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     return "import-" + hashlib.sha256(canonical).hexdigest()[:40]
+
+
+def prepare_for_import(message: dict[str, Any]) -> dict[str, Any]:
+    """The message as it is imported: without sentAt, and with a messageId."""
+    prepared = {key: value for key, value in message.items() if key != "sentAt"}
+    if prepared.get("messageId") in (None, ""):
+        prepared["messageId"] = content_message_id(prepared)
+    return prepared
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something in the file that was not stored: an unreadable line, or an event refused as invalid."""
+
+    line: int | None  # 1-based; None only when it cannot be known
+    kind: Literal["unreadable", "rejected"]
+    reason: str
+    field: str = ""
+    message_id: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        document: dict[str, object] = {"line": self.line, "kind": self.kind, "reason": self.reason}
+        if self.kind == "rejected":
+            document |= {"field": self.field, "messageId": self.message_id}
+        return document
+
+    def describe(self) -> str:
+        where = "line ?" if self.line is None else f"line {self.line}"
+        if self.kind == "unreadable":
+            return f"{where}: unreadable: {self.reason}"
+        return f"{where}: rejected ({self.field}): {self.reason}"
+
+
+class LineMap:
+    """Stream position → file line, kept as runs in which line - position is constant: memory
+    grows with blank, broken and multi-line messages, not with the number of events."""
+
+    def __init__(self) -> None:
+        self._starts = array("q")
+        self._offsets = array("q")
+
+    def add(self, position: int, line: int) -> None:
+        offset = line - position
+        if not self._offsets or self._offsets[-1] != offset:
+            self._starts.append(position)
+            self._offsets.append(offset)
+
+    def line(self, position: int) -> int | None:
+        run = bisect_right(self._starts, position) - 1
+        return None if position < 0 or run < 0 else position + self._offsets[run]
+
+
+class EventFile:
+    """The messages of a file with their line numbers, and what could not be read."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.format = _detect_format(path)
+        self.unreadable: list[Problem] = []  # the first MAX_LISTED
+        self.unreadable_count = 0
+        self.stopped_at: Problem | None = None  # set when reading could not go on
+
+    def messages(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        try:
+            if self.format == JSON_ARRAY:
+                yield from self._array()
+            else:
+                yield from self._json_lines()
+        except (OSError, EOFError, UnicodeDecodeError) as exc:  # e.g. a truncated .gz, bytes that are not UTF-8
+            self._unreadable(None, f"the file cannot be read further: {exc}", stop=True)
+
+    def estimated_events(self) -> int | None:
+        """Lines of a plain JSON-lines file (a quick count for the progress bar), else unknown."""
+        if self.format != JSON_LINES or _compressed(self.path):
+            return None
+        lines = 0
+        last = b"\n"
+        with self.path.open("rb") as file:
+            while chunk := file.read(1 << 20):
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+        return lines + (last != b"\n")
+
+    def _array(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        from tributary import EventFileError, read_events_file
+
+        try:
+            yield from read_events_file(self.path)
+        except EventFileError as exc:
+            self._unreadable(exc.line, exc.reason, stop=True)
+
+    def _json_lines(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        with _open_binary(self.path) as file:
+            for number, raw in enumerate(file, start=1):
+                line = raw.removeprefix(_BOM) if number == 1 else raw
+                if not line.strip(_WHITESPACE):
+                    continue
+                try:
+                    value = json.loads(line.decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    self._unreadable(number, f"not UTF-8: {exc.reason} at byte {exc.start + 1}")
+                    continue
+                except json.JSONDecodeError as exc:
+                    self._unreadable(number, f"not valid JSON: {exc.msg} (column {exc.colno})")
+                    continue
+                except RecursionError:
+                    self._unreadable(number, "not valid JSON: nested too deeply")
+                    continue
+                if not isinstance(value, dict):
+                    self._unreadable(number, f"expected a JSON object, got {_json_type(value)}")
+                    continue
+                yield number, value
+
+    def _unreadable(self, line: int | None, reason: str, *, stop: bool = False) -> None:
+        problem = Problem(line, "unreadable", reason)
+        self.unreadable_count += 1
+        if len(self.unreadable) < MAX_LISTED:
+            self.unreadable.append(problem)
+        if stop:
+            self.stopped_at = problem
+
+
+def _compressed(path: Path) -> bool:
+    return path.name.endswith(".gz")  # as read_events_file decides
+
+
+def _open_binary(path: Path) -> gzip.GzipFile | io.BufferedReader:
+    return gzip.open(path, "rb") if _compressed(path) else path.open("rb")
+
+
+def _detect_format(path: Path) -> str:
+    """A JSON array starts with `[`; anything else is read as JSON lines (as read_events_file does)."""
+    with _open_binary(path) as file:
+        head = file.read(1 << 16).removeprefix(_BOM)
+        while head and not head.lstrip(_WHITESPACE):
+            head = file.read(1 << 16)
+    return JSON_ARRAY if head.lstrip(_WHITESPACE).startswith(b"[") else JSON_LINES
+
+
+def _json_type(value: object) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+@dataclass
+class AckTally:
+    """Counts of the acknowledgements so far: what is known to be durable if the import is interrupted."""
+
+    stored: int = 0
+    duplicates: int = 0
+
+    def add(self, ack: ingest_pb2.StreamResponse) -> None:
+        self.stored += ack.accepted
+        self.duplicates += ack.duplicates
+
+
+@dataclass
+class ImportReport:
+    file: Path
+    format: str
+    read: int  # messages read from the file (JSON objects)
+    summary: StreamSummary
+    problems: list[Problem]  # the first MAX_LISTED, by line
+    problem_count: int
+    unreadable: int
+    stopped_at: Problem | None
+    error: str | None  # why the stream failed, if it did
+    counts: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        summary = self.summary
+        accounted = summary.accepted + summary.duplicates + summary.conflicts + summary.rejected
+        self.counts = {
+            "read": self.read,
+            "stored": summary.accepted,
+            "duplicates": summary.duplicates,
+            "conflicts": summary.conflicts,
+            "rejected": summary.rejected,
+            "unreadable": self.unreadable,
+            # Sent but never acknowledged (the stream failed): their fate is unknown.
+            "unconfirmed": max(0, self.read - accounted),
+        }
+
+    @property
+    def ok(self) -> bool:
+        """Every message of the file is stored, now or before (duplicates)."""
+        counts = self.counts
+        failures = counts["conflicts"] + counts["rejected"] + counts["unreadable"] + counts["unconfirmed"]
+        return failures == 0 and self.stopped_at is None and self.error is None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "file": str(self.file),
+            "format": self.format,
+            **self.counts,
+            "complete": self.stopped_at is None and self.error is None,
+            "ok": self.ok,
+            "stopped_at_line": self.stopped_at.line if self.stopped_at else None,
+            "error": self.error,
+            "problems": [problem.to_json() for problem in self.problems],
+            "problems_omitted": self.problem_count - len(self.problems),
+        }
+
+    def print(self) -> None:
+        c = self.counts
+        console.print(
+            f"{escape(self.file.name)}: {_n(c['read'], 'event')} read: [green]{c['stored']:,} stored[/], "
+            f"{c['duplicates']:,} duplicates, {c['conflicts']:,} conflicts, {c['rejected']:,} rejected; "
+            f"{_n(c['unreadable'], 'unreadable line')}",
+            highlight=False,
+        )
+        for problem in self.problems[:SHOWN]:
+            console.print(f"  {escape(problem.describe())}", highlight=False)
+        if self.problem_count > SHOWN:
+            console.print(f"  … and {self.problem_count - SHOWN:,} more (--json lists up to {MAX_LISTED:,})")
+
+    def failure(self) -> str | None:
+        """Why the import did not store the whole file, or None when it did."""
+        if self.ok:
+            return None
+        c = self.counts
+        stored = f"{c['stored']:,} stored" + (f", {c['duplicates']:,} already stored" if c["duplicates"] else "")
+        if self.error is not None:
+            again = "importing the file again stores nothing twice"
+            return f"the import stopped: {self.error}. Before it: {stored}; {again}."
+        reasons = []
+        if self.stopped_at is not None:
+            where = "" if self.stopped_at.line is None else f" at line {self.stopped_at.line}"
+            what = "the JSON array is broken" if self.format == JSON_ARRAY else "the file cannot be read"
+            reasons.append(f"{what}{where}, so the import stopped there")
+        elif c["unreadable"]:
+            reasons.append(f"{_n(c['unreadable'], 'unreadable line')} skipped")
+        if c["rejected"]:
+            reasons.append(f"{_n(c['rejected'], 'event')} rejected as invalid")
+        if c["conflicts"]:
+            reasons.append(
+                f"{_n(c['conflicts'], 'event')} in conflict with a different event stored under the same "
+                "messageId (the stored one was kept)"
+            )
+        if c["unconfirmed"]:
+            reasons.append(f"{_n(c['unconfirmed'], 'event')} sent but not acknowledged")
+        return "; ".join(reasons) + f" ({stored})"
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+class EventRateColumn(ProgressColumn):
+    """Events per second, as rich averages them over its recent samples."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        if speed is None and task.finished and task.elapsed:
+            speed = task.completed / task.elapsed  # too short for rich's estimate
+        return Text("- events/s" if speed is None else f"{speed:,.0f} events/s", style="progress.data.speed")
 
 
 @click.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--batch-size", type=click.IntRange(1, 2500), default=500, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 2500), default=500, show_default=True, help="Events per batch.")
 @target_option
 @write_key_option
 @json_option
 def import_file(file: Path, batch_size: int, target: str, write_key: str, as_json: bool) -> None:
-    """Import Segment-Spec events from FILE (JSON lines or a JSON array)."""
-    # The client library is only needed by the commands that send events.
-    import grpc
-    from tributary import Client, event_from_json, read_events_file
+    """Import Segment-Spec events from FILE: JSON lines, or one JSON array (.gz is decompressed).
+
+    A message without a messageId gets one derived from its content, so importing the same file
+    again stores nothing twice (duplicates are counted). sentAt is ignored: each event keeps its
+    own timestamp or originalTimestamp, with no skew correction against today.
+
+    Problems are reported with their line numbers. A line of JSON lines that is not a JSON object
+    is skipped and the rest imported; in a JSON array the import stops at a broken element.
+
+    Progress goes to stderr; --json prints a summary on stdout instead. Exit status: 0 when every
+    event is stored (now or already before), 1 otherwise.
+    """
+    require_client_library()
+    from tributary import Client, StreamError
 
     if not write_key:
-        fail("a write key is required: --write-key or TRIBUTARY_WRITE_KEY")
-    bad_lines: list[dict[str, Any]] = []
+        fail(f"a write key is required: {WRITE_KEY_CREDENTIAL}")
+    try:
+        source = EventFile(file)
+        total = source.estimated_events()
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc}")
+    check_serving(target)
 
-    def events() -> Iterator[event_pb2.Event]:
-        for line, document in read_events_file(file):
-            if isinstance(document, dict) and not document.get("messageId"):
-                document = {**document, "messageId": content_message_id(document)}
-            try:
-                yield event_from_json(document)
-            except (ValueError, TypeError) as exc:
-                bad_lines.append({"line": line, "error": str(exc)})
+    line_map = LineMap()
+    read = 0
 
-    total = _count_lines(file) or None
+    def messages() -> Iterator[dict[str, Any]]:
+        nonlocal read
+        for position, (line, message) in enumerate(source.messages()):
+            line_map.add(position, line)
+            read = position + 1
+            yield prepare_for_import(message)
+
+    acked = AckTally()
+    error: str | None = None
     columns = (
         TextColumn("[bold]importing"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:>10} events/s"),
+        EventRateColumn(),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, disable=as_json) as progress:
-        task = progress.add_task("import", total=total, rate="-")
+        task = progress.add_task("import", total=total)
 
-        def on_ack(_ack: object, size: int) -> None:
+        def on_ack(ack: ingest_pb2.StreamResponse, size: int) -> None:
+            acked.add(ack)
             progress.advance(task, size)
-            elapsed = progress.tasks[0].elapsed or 0.0
-            done = progress.tasks[0].completed
-            progress.update(task, rate=f"{done / elapsed:,.0f}" if elapsed > 0 else "-")
 
         client = Client(target, write_key)
         try:
-            summary = client.stream(events(), batch_size=batch_size, on_ack=on_ack)
-        except grpc.RpcError as exc:
-            fail(
-                f"import stopped: {exc.code().name if isinstance(exc, grpc.Call) else exc}: "
-                f"{exc.details() if isinstance(exc, grpc.Call) else ''}"
+            summary = client.stream(messages(), batch_size=batch_size, on_ack=on_ack)
+        except StreamError as exc:
+            summary = exc.summary
+            # An RPC failure in the user's terms (unreachable, refused key); else the client's account.
+            cause = exc.__cause__
+            if isinstance(cause, grpc.RpcError) and isinstance(cause, grpc.Call):
+                error = describe_rpc_error(cause, target, WRITE_KEY_CREDENTIAL)
+            else:
+                error = str(exc)
+        except KeyboardInterrupt:
+            progress.stop()
+            console.print(
+                f"interrupted: {acked.stored:,} events stored and {acked.duplicates:,} duplicates acknowledged "
+                "so far; import the file again to finish (nothing is stored twice)"
             )
-        except ValueError as exc:
-            fail(str(exc))
+            raise SystemExit(130) from None
         finally:
             client.close()
-    report = {
-        "accepted": summary.accepted,
-        "duplicates": summary.duplicates,
-        "conflicts": summary.conflicts,
-        "rejected": summary.rejected + len(bad_lines),
-        "unreadable": bad_lines[:20],
-        "rejections": [
-            {"position": r.position, "messageId": r.message_id, "field": r.field, "reason": r.reason}
-            for r in summary.rejections[:20]
-        ],
-    }
+        progress.update(task, total=progress.tasks[0].completed)  # done: a full bar
+
+    problems = _problems(source, summary, line_map)
+    report = ImportReport(
+        file=file,
+        format=source.format,
+        read=read,
+        summary=summary,
+        problems=problems,
+        problem_count=source.unreadable_count + summary.rejected,
+        unreadable=source.unreadable_count,
+        stopped_at=source.stopped_at,
+        error=error,
+    )
     if as_json:
-        print_json(report)
+        print_json(report.to_json())
     else:
-        console.print(
-            f"[green]{summary.accepted:,} stored[/], {summary.duplicates:,} duplicates, "
-            f"{summary.conflicts:,} conflicts, {report['rejected']:,} rejected"
-        )
-        for problem in report["unreadable"]:
-            console.print(f"  line {problem['line']}: {problem['error']}")
-        for rejection in report["rejections"]:
-            console.print(f"  event {rejection['position']} ({rejection['messageId']}): {rejection['reason']}")
+        report.print()
+    failure = report.failure()
+    if failure is not None:
+        fail(failure)
+
+
+def _problems(source: EventFile, summary: StreamSummary, line_map: LineMap) -> list[Problem]:
+    """The first MAX_LISTED problems by line: unreadable lines and rejected events together."""
+    # Positions increase with lines: the first rejections by position are the first by line.
+    rejections = heapq.nsmallest(MAX_LISTED, summary.rejections, key=lambda rejection: rejection.position)
+    rejected = [
+        Problem(line_map.line(r.position), "rejected", r.reason, field=r.field, message_id=r.message_id)
+        for r in rejections
+    ]
+    merged = heapq.merge(source.unreadable, rejected, key=_line_order)
+    return list(merged)[:MAX_LISTED]
+
+
+def _line_order(problem: Problem) -> int:
+    return sys.maxsize if problem.line is None else problem.line

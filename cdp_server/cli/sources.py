@@ -6,10 +6,13 @@ import datetime as dt
 
 import click
 import grpc
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from cdp_server._proto.cdp.v1 import admin_pb2, admin_pb2_grpc
 from cdp_server.cli.common import (
+    RPC_TIMEOUT_SECS,
     admin_metadata,
     channel,
     console,
@@ -33,17 +36,23 @@ def source() -> None:
 @token_option
 @json_option
 def create(name: str, target: str, token: str, as_json: bool) -> None:
-    """Create a source; its write key is printed once."""
+    """Create a source named NAME and print its write key.
+
+    The key is shown this once (the server keeps only its hash): it alone goes to stdout, so
+    KEY=$(cdp source create web) captures it. With --json: {"id", "name", "write_key"}.
+    """
     stub = admin_pb2_grpc.AdminServiceStub(channel(target))
     try:
-        reply = stub.CreateSource(admin_pb2.CreateSourceRequest(name=name), metadata=admin_metadata(token))
+        reply = stub.CreateSource(
+            admin_pb2.CreateSourceRequest(name=name), metadata=admin_metadata(token), timeout=RPC_TIMEOUT_SECS
+        )
     except grpc.RpcError as exc:
         fail_rpc(exc, target)
     if as_json:
         print_json({"id": reply.source.id, "name": reply.source.name, "write_key": reply.write_key})
         return
-    console.print(f"Created source [bold]{reply.source.name}[/] (id {reply.source.id}).")
-    console.print("Write key (shown once, store it now):")
+    console.print(f"Created source [bold]{escape(reply.source.name)}[/] (id {reply.source.id}).", highlight=False)
+    console.print("Its write key, shown only this once (store it now):")
     click.echo(reply.write_key)
 
 
@@ -52,10 +61,12 @@ def create(name: str, target: str, token: str, as_json: bool) -> None:
 @token_option
 @json_option
 def list_sources(target: str, token: str, as_json: bool) -> None:
-    """List sources."""
+    """List sources (never their write keys). With --json: [{"id", "name", "created_at"}]."""
     stub = admin_pb2_grpc.AdminServiceStub(channel(target))
     try:
-        reply = stub.ListSources(admin_pb2.ListSourcesRequest(), metadata=admin_metadata(token))
+        reply = stub.ListSources(
+            admin_pb2.ListSourcesRequest(), metadata=admin_metadata(token), timeout=RPC_TIMEOUT_SECS
+        )
     except grpc.RpcError as exc:
         fail_rpc(exc, target)
     rows = [{"id": s.id, "name": s.name, "created_at": _iso(s.created_at_ms)} for s in reply.sources]
@@ -64,7 +75,7 @@ def list_sources(target: str, token: str, as_json: bool) -> None:
         return
     table = Table("id", "name", "created")
     for row in rows:
-        table.add_row(str(row["id"]), str(row["name"]), str(row["created_at"]))
+        table.add_row(*(Text(str(row[key])) for key in ("id", "name", "created_at")))
     stdout.print(table)
 
 
