@@ -46,6 +46,7 @@ lint: $(STAMP)/venv ## ruff, mypy --strict, cargo fmt --check, cargo clippy -D w
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict clients/python/tributary --exclude 'tributary/_proto/'
 	$(PY) -m mypy.stubtest cdp_server._core
 	cargo fmt --all --check
 	cargo clippy --release --all-targets -q -- -D warnings

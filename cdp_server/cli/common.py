@@ -81,7 +81,7 @@ def fail_rpc(error: grpc.RpcError, target: str, credential: str = ADMIN_CREDENTI
     fail(describe_rpc_error(error, target, credential))
 
 
-def describe_rpc_error(error: BaseException, target: str, credential: str) -> str:
+def describe_rpc_error(error: BaseException, target: str, credential: str = "") -> str:
     code = error.code() if isinstance(error, grpc.Call) else None
     details = (error.details() if isinstance(error, grpc.Call) else None) or str(error)
     if code == grpc.StatusCode.UNAVAILABLE:
@@ -89,7 +89,8 @@ def describe_rpc_error(error: BaseException, target: str, credential: str) -> st
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return f"the server at {target} did not answer in time: {details}"
     if code == grpc.StatusCode.UNAUTHENTICATED:
-        return f"the server refused the credentials: {details} (check {credential})"
+        hint = f" (check {credential})" if credential else ""
+        return f"the server refused the credentials: {details}{hint}"
     if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
         return details
     return f"{code.name if code else 'error'}: {details}"
@@ -107,7 +108,7 @@ def check_serving(target: str) -> None:
         try:
             reply = health_pb2_grpc.HealthStub(chan).Check(health_pb2.HealthCheckRequest(), timeout=10.0)
         except grpc.RpcError as exc:
-            fail(describe_rpc_error(exc, target, ""))
+            fail(describe_rpc_error(exc, target))
     if reply.status != health_pb2.HealthCheckResponse.SERVING:
         fail(f"the server at {target} is not serving (it may be shutting down)")
 

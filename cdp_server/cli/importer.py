@@ -6,26 +6,20 @@
   of long ago with today's arrival time. Without it the server takes each event's own
   `timestamp` (or `originalTimestamp`) as its time.
 - Every problem is reported with the line of the file it comes from: unreadable lines by the
-  reader, invalid events by the client library or the server (stream positions mapped back).
-- JSON lines are independent of each other, so a broken line is counted and skipped. A JSON
-  array cannot be resynchronised after a broken element: the import stops there, and what was
-  read before it is still imported.
+  reader (export_files), invalid events by the client library or the server (their stream
+  positions mapped back to lines).
+- A broken line of JSON lines is counted and skipped; at a broken element of a JSON array the
+  import stops, and what was read before it is still imported.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import heapq
-import io
-import json
 import sys
-from array import array
-from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 import grpc
@@ -45,6 +39,7 @@ from cdp_server.cli.common import (
     target_option,
     write_key_option,
 )
+from cdp_server.cli.export_files import JSON_ARRAY, MAX_LISTED, EventFile, LineMap, Problem, prepare_for_import
 
 if TYPE_CHECKING:
     from tributary import StreamSummary
@@ -52,163 +47,8 @@ if TYPE_CHECKING:
     # The acks `Client.stream` hands to on_ack are messages of the client's own stubs.
     from tributary._proto.cdp.v1 import ingest_pb2
 
-# Problems kept for the report (the counts are always exact), and how many are printed without --json.
-MAX_LISTED: Final = 1000
+# Problems printed without --json.
 SHOWN: Final = 20
-JSON_LINES: Final = "json-lines"
-JSON_ARRAY: Final = "json-array"
-_BOM: Final = b"\xef\xbb\xbf"
-_WHITESPACE: Final = b" \t\r\n"
-
-
-def content_message_id(message: dict[str, Any]) -> str:
-    """A messageId derived from the message's content (without its messageId): the same message
-    imported twice gets the same id."""
-    content = {key: value for key, value in message.items() if key != "messageId"}
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    return "import-" + hashlib.sha256(canonical).hexdigest()[:40]
-
-
-def prepare_for_import(message: dict[str, Any]) -> dict[str, Any]:
-    """The message as it is imported: without sentAt, and with a messageId."""
-    prepared = {key: value for key, value in message.items() if key != "sentAt"}
-    if prepared.get("messageId") in (None, ""):
-        prepared["messageId"] = content_message_id(prepared)
-    return prepared
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something in the file that was not stored: an unreadable line, or an event refused as invalid."""
-
-    line: int | None  # 1-based; None only when it cannot be known
-    kind: Literal["unreadable", "rejected"]
-    reason: str
-    field: str = ""
-    message_id: str = ""
-
-    def to_json(self) -> dict[str, object]:
-        document: dict[str, object] = {"line": self.line, "kind": self.kind, "reason": self.reason}
-        if self.kind == "rejected":
-            document |= {"field": self.field, "messageId": self.message_id}
-        return document
-
-    def describe(self) -> str:
-        where = "line ?" if self.line is None else f"line {self.line}"
-        if self.kind == "unreadable":
-            return f"{where}: unreadable: {self.reason}"
-        return f"{where}: rejected ({self.field}): {self.reason}"
-
-
-class LineMap:
-    """Stream position → file line, kept as runs in which line - position is constant: memory
-    grows with blank, broken and multi-line messages, not with the number of events."""
-
-    def __init__(self) -> None:
-        self._starts = array("q")
-        self._offsets = array("q")
-
-    def add(self, position: int, line: int) -> None:
-        offset = line - position
-        if not self._offsets or self._offsets[-1] != offset:
-            self._starts.append(position)
-            self._offsets.append(offset)
-
-    def line(self, position: int) -> int | None:
-        run = bisect_right(self._starts, position) - 1
-        return None if position < 0 or run < 0 else position + self._offsets[run]
-
-
-class EventFile:
-    """The messages of a file with their line numbers, and what could not be read."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.format = _detect_format(path)
-        self.unreadable: list[Problem] = []  # the first MAX_LISTED
-        self.unreadable_count = 0
-        self.stopped_at: Problem | None = None  # set when reading could not go on
-
-    def messages(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        try:
-            if self.format == JSON_ARRAY:
-                yield from self._array()
-            else:
-                yield from self._json_lines()
-        except (OSError, EOFError, UnicodeDecodeError) as exc:  # e.g. a truncated .gz, bytes that are not UTF-8
-            self._unreadable(None, f"the file cannot be read further: {exc}", stop=True)
-
-    def estimated_events(self) -> int | None:
-        """Lines of a plain JSON-lines file (a quick count for the progress bar), else unknown."""
-        if self.format != JSON_LINES or _compressed(self.path):
-            return None
-        lines = 0
-        last = b"\n"
-        with self.path.open("rb") as file:
-            while chunk := file.read(1 << 20):
-                lines += chunk.count(b"\n")
-                last = chunk[-1:]
-        return lines + (last != b"\n")
-
-    def _array(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        from tributary import EventFileError, read_events_file
-
-        try:
-            yield from read_events_file(self.path)
-        except EventFileError as exc:
-            self._unreadable(exc.line, exc.reason, stop=True)
-
-    def _json_lines(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        with _open_binary(self.path) as file:
-            for number, raw in enumerate(file, start=1):
-                line = raw.removeprefix(_BOM) if number == 1 else raw
-                if not line.strip(_WHITESPACE):
-                    continue
-                try:
-                    value = json.loads(line.decode("utf-8"))
-                except UnicodeDecodeError as exc:
-                    self._unreadable(number, f"not UTF-8: {exc.reason} at byte {exc.start + 1}")
-                    continue
-                except json.JSONDecodeError as exc:
-                    self._unreadable(number, f"not valid JSON: {exc.msg} (column {exc.colno})")
-                    continue
-                except RecursionError:
-                    self._unreadable(number, "not valid JSON: nested too deeply")
-                    continue
-                if not isinstance(value, dict):
-                    self._unreadable(number, f"expected a JSON object, got {_json_type(value)}")
-                    continue
-                yield number, value
-
-    def _unreadable(self, line: int | None, reason: str, *, stop: bool = False) -> None:
-        problem = Problem(line, "unreadable", reason)
-        self.unreadable_count += 1
-        if len(self.unreadable) < MAX_LISTED:
-            self.unreadable.append(problem)
-        if stop:
-            self.stopped_at = problem
-
-
-def _compressed(path: Path) -> bool:
-    return path.name.endswith(".gz")  # as read_events_file decides
-
-
-def _open_binary(path: Path) -> gzip.GzipFile | io.BufferedReader:
-    return gzip.open(path, "rb") if _compressed(path) else path.open("rb")
-
-
-def _detect_format(path: Path) -> str:
-    """A JSON array starts with `[`; anything else is read as JSON lines (as read_events_file does)."""
-    with _open_binary(path) as file:
-        head = file.read(1 << 16).removeprefix(_BOM)
-        while head and not head.lstrip(_WHITESPACE):
-            head = file.read(1 << 16)
-    return JSON_ARRAY if head.lstrip(_WHITESPACE).startswith(b"[") else JSON_LINES
-
-
-def _json_type(value: object) -> str:
-    names = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
-    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 @dataclass
@@ -433,8 +273,7 @@ def _problems(source: EventFile, summary: StreamSummary, line_map: LineMap) -> l
         Problem(line_map.line(r.position), "rejected", r.reason, field=r.field, message_id=r.message_id)
         for r in rejections
     ]
-    merged = heapq.merge(source.unreadable, rejected, key=_line_order)
-    return list(merged)[:MAX_LISTED]
+    return sorted([*source.unreadable, *rejected], key=_line_order)[:MAX_LISTED]
 
 
 def _line_order(problem: Problem) -> int:

@@ -1,0 +1,381 @@
+"""The `cdp` command line against a real server: sources, import, tail, events, errors, serve.
+
+Every command runs as a user would run it, in its own process (`python -m cdp_server ...`), with
+no TRIBUTARY_* variables from the environment of the test run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from rpc import IDENTIFY, Rpc, track
+
+from cdp_server._proto.cdp.v1 import event_pb2
+from cdp_server.cli.export_files import LineMap, prepare_for_import
+
+if TYPE_CHECKING:
+    from conftest import ServerProcess
+
+COMMAND_TIMEOUT_SECS = 60.0
+
+
+def cli_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIBUTARY_") and k != "FORCE_COLOR"}
+    return {**env, "COLUMNS": "200", "NO_COLOR": "1"}
+
+
+def cdp(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cdp_server", *args],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_SECS,
+        check=False,
+    )
+
+
+def admin(server: ServerProcess) -> list[str]:
+    return ["--target", server.target, "--token", server.admin_token]
+
+
+def ingest(server: ServerProcess, write_key: str | None = None) -> list[str]:
+    return ["--target", server.target, "--write-key", write_key or server.write_key]
+
+
+def json_out(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.stdout, f"no output; stderr: {result.stderr}"
+    return json.loads(result.stdout)
+
+
+def stored_events(server: ServerProcess, identifier: str) -> list[dict[str, Any]]:
+    """Every event of the identifier, oldest first, as `cdp events --json` prints them."""
+    result = cdp("events", identifier, "--json", "--oldest-first", "--limit", "1000", *admin(server))
+    assert result.returncode == 0, result.stderr
+    page = json_out(result)
+    assert page["next_cursor"] is None
+    return list(page["events"])
+
+
+def write_jsonl(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- sources ---------------------------------------------------------------------------------
+
+
+def test_source_create_prints_a_write_key_once_and_it_ingests(server: ServerProcess, tmp_path: Path) -> None:
+    created = cdp("source", "create", "website", *admin(server))
+    assert created.returncode == 0, created.stderr
+    write_key = created.stdout.strip()
+    assert write_key and "\n" not in write_key  # only the key on stdout: KEY=$(cdp source create ...)
+    assert "shown only this once" in created.stderr
+
+    listed = cdp("source", "list", "--json", *admin(server))
+    assert listed.returncode == 0, listed.stderr
+    assert {"development", "website"} <= {source["name"] for source in json_out(listed)}
+    assert write_key not in listed.stdout
+
+    events = write_jsonl(tmp_path / "web.jsonl", ['{"type":"track","userId":"w1","event":"Visited","messageId":"w-1"}'])
+    imported = cdp("import", str(events), "--json", *ingest(server, write_key))
+    assert imported.returncode == 0, imported.stderr
+    assert json_out(imported)["stored"] == 1
+    assert [e["messageId"] for e in stored_events(server, "user_id:w1")] == ["w-1"]
+
+
+# -- import ----------------------------------------------------------------------------------
+
+TOUR_EVENTS: list[dict[str, Any]] = [
+    {"type": "identify", "userId": "ann", "traits": {"email": "ann@example.com"}, "messageId": "imp-1"},
+    # No messageId (one is derived from the content), and a sentAt from an old export.
+    {
+        "type": "track",
+        "userId": "ann",
+        "event": "Signed Up",
+        "properties": {"plan": "free"},
+        "timestamp": "2020-01-01T00:00:00Z",
+        "sentAt": "2020-01-01T01:00:00Z",
+    },
+    {"type": "page", "userId": "ann", "name": "Home", "messageId": "imp-3"},
+]
+
+
+@pytest.mark.parametrize("form", ["json-lines", "json-array"])
+def test_import_stores_a_file_once_however_often_it_runs(server: ServerProcess, tmp_path: Path, form: str) -> None:
+    path = tmp_path / "events.json"
+    if form == "json-lines":
+        write_jsonl(path, [json.dumps(event) for event in TOUR_EVENTS])
+    else:
+        path.write_text(json.dumps(TOUR_EVENTS, indent=2))  # elements span several lines
+
+    first = cdp("import", str(path), "--json", *ingest(server))
+    assert first.returncode == 0, first.stderr
+    report = json_out(first)
+    assert (report["format"], report["read"], report["stored"], report["duplicates"]) == (form, 3, 3, 0)
+    assert report["ok"] and report["problems"] == []
+
+    again = cdp("import", str(path), *ingest(server))  # the human report, on stderr
+    assert again.returncode == 0, again.stderr
+    assert "0 stored, 3 duplicates" in again.stderr
+    again_json = json_out(cdp("import", str(path), "--json", *ingest(server)))
+    assert (again_json["stored"], again_json["duplicates"]) == (0, 3)
+
+    stored = stored_events(server, "user_id:ann")
+    assert [e["type"] for e in stored] == ["identify", "track", "page"]
+    signed_up = stored[1]
+    assert signed_up["messageId"].startswith("import-")
+    # sentAt was dropped: the export's own time is kept, not shifted by today's clock skew.
+    assert "sentAt" not in signed_up
+    assert signed_up["timestamp"] == "2020-01-01T00:00:00.000Z"
+
+
+def test_import_reports_bad_lines_by_number_and_stores_the_rest(server: ServerProcess, tmp_path: Path) -> None:
+    path = write_jsonl(
+        tmp_path / "mixed.jsonl",
+        [
+            '{"type":"track","userId":"bo","event":"First","messageId":"ok-1"}',
+            '{"type":"track","userId":"bo",',  # 2: not JSON
+            "",  # 3: blank, skipped
+            '{"type":"bogus","userId":"bo","messageId":"bad-type"}',  # 4: refused by the client library
+            '{"type":"track","event":"Nobody","messageId":"no-user"}',  # 5: refused by the server
+            "[1, 2]",  # 6: not an object
+            '{"type":"track","userId":"bo","event":"Last","messageId":"ok-2"}',
+        ],
+    )
+    result = cdp("import", str(path), "--json", *ingest(server))
+    assert result.returncode == 1
+    report = json_out(result)
+    assert (report["stored"], report["rejected"], report["unreadable"], report["ok"]) == (2, 2, 2, False)
+    assert report["complete"] is True
+    problems = [(p["line"], p["kind"], p.get("field")) for p in report["problems"]]
+    assert problems == [
+        (2, "unreadable", None),
+        (4, "rejected", "type"),
+        (5, "rejected", "userId"),
+        (6, "unreadable", None),
+    ]
+    assert "error:" in result.stderr
+
+    human = cdp("import", str(path), *ingest(server))
+    assert human.returncode == 1
+    for needle in ("line 2: unreadable", "line 4: rejected (type)", "line 5: rejected (userId)", "line 6: unreadable"):
+        assert needle in human.stderr
+    assert "2 events rejected" in human.stderr and "2 unreadable lines skipped" in human.stderr
+    assert [e["messageId"] for e in stored_events(server, "user_id:bo")] == ["ok-1", "ok-2"]
+
+
+def test_import_stops_at_a_broken_json_array_element_after_storing_those_before(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text(
+        "[\n"
+        '{"type":"track","userId":"cy","event":"A","messageId":"a-1"},\n'
+        '{"type":"track",\n "event":"No user","messageId":"a-2"},\n'  # 3-4: rejected by the server
+        '{"type":"track",\n'  # 5: not closed; the reader fails where line 6 begins
+        '{"type":"track","userId":"cy","event":"B","messageId":"a-3"}\n'
+        "]\n"
+    )
+    result = cdp("import", str(path), "--json", *ingest(server))
+    assert result.returncode == 1
+    report = json_out(result)
+    assert (report["stored"], report["rejected"], report["complete"], report["stopped_at_line"]) == (1, 1, False, 6)
+    assert [(p["line"], p["kind"]) for p in report["problems"]] == [(3, "rejected"), (6, "unreadable")]
+    assert "the JSON array is broken at line 6" in result.stderr
+    assert [e["messageId"] for e in stored_events(server, "user_id:cy")] == ["a-1"]
+
+
+def test_prepare_for_import_drops_sent_at_and_derives_a_stable_message_id() -> None:
+    exported = {"type": "track", "userId": "u", "event": "E", "sentAt": "2020-01-01T01:00:00Z"}
+    prepared = prepare_for_import(exported)
+    assert "sentAt" not in prepared and "sentAt" in exported  # the caller's message is not changed
+    # The same content (whatever its sentAt) gets the same id; other content another one.
+    assert prepare_for_import({**exported, "sentAt": "2024-05-05T00:00:00Z"})["messageId"] == prepared["messageId"]
+    assert prepare_for_import({**exported, "event": "F"})["messageId"] != prepared["messageId"]
+    assert prepare_for_import({**exported, "messageId": "kept"})["messageId"] == "kept"
+
+
+def test_line_map_finds_the_line_of_every_stream_position() -> None:
+    lines = [1, 2, 5, 6, 7, 10, 14, 15]  # blank, broken and multi-line messages between them
+    line_map = LineMap()
+    for position, line in enumerate(lines):
+        line_map.add(position, line)
+    assert [line_map.line(position) for position in range(len(lines))] == lines
+    assert line_map.line(-1) is None
+
+
+# -- tail ------------------------------------------------------------------------------------
+
+
+def test_tail_prints_matching_events_as_json_lines_while_they_arrive(server: ServerProcess) -> None:
+    command = [sys.executable, "-m", "cdp_server", "tail", "--json", "--limit", "3", "--type", "track"]
+    command += ["--event", "Order Completed", *admin(server)]
+    rpc = Rpc(server)
+    sent: list[str] = []
+    with subprocess.Popen(command, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as tail:
+        try:
+            # The tail starts from "now" once its call is up: send until it has seen its three events.
+            deadline = time.monotonic() + 30
+            while tail.poll() is None and time.monotonic() < deadline:
+                n = len(sent)
+                noise = [
+                    event_pb2.Event(type=IDENTIFY, message_id=f"id-{n}", user_id="dee"),
+                    track(f"other-{n}", user_id="dee", name="Other"),
+                ]
+                rpc.send([*noise, track(f"oc-{n}", user_id="dee")])
+                sent.append(f"oc-{n}")
+                time.sleep(0.1)
+            out, err = tail.communicate(timeout=10)
+        finally:
+            tail.kill()
+            rpc.close()
+    assert tail.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert len(lines) == 3
+    assert all(line["type"] == "track" and line["event"] == "Order Completed" for line in lines)
+    received = [line["messageId"] for line in lines]
+    assert received == sorted(received, key=sent.index)  # in the order they were accepted
+    assert all(line["sourceId"] >= 1 and line["userId"] == "dee" for line in lines)
+
+
+# -- events ----------------------------------------------------------------------------------
+
+
+def test_events_pages_newest_first_with_limit_and_cursor(server: ServerProcess) -> None:
+    rpc = Rpc(server)
+    try:
+        rpc.send([track(f"p{i}", user_id="pat") for i in range(5)])
+    finally:
+        rpc.close()
+    pages: list[list[str]] = []
+    cursor: str | None = ""
+    while cursor is not None:
+        result = cdp("events", "user_id:pat", "--json", "--limit", "2", "--cursor", cursor, *admin(server))
+        assert result.returncode == 0, result.stderr
+        page = json_out(result)
+        pages.append([event["messageId"] for event in page["events"]])
+        cursor = page["next_cursor"]
+    assert pages == [["p4", "p3"], ["p2", "p1"], ["p0"]]
+
+    table = cdp("events", "user_id:pat", "--limit", "2", *admin(server))
+    assert table.returncode == 0, table.stderr
+    assert "p4" in table.stdout and "p2" not in table.stdout
+    assert "more: cdp events user_id:pat --cursor" in table.stderr
+
+
+def test_events_of_an_unknown_identifier_is_an_error(server: ServerProcess) -> None:
+    result = cdp("events", "user_id:nobody", "--json", *admin(server))
+    assert result.returncode == 1
+    assert "no events for user_id:nobody" in result.stderr
+    assert result.stdout == ""
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+def test_wrong_credentials_and_an_unreachable_server_are_named(server: ServerProcess, tmp_path: Path) -> None:
+    wrong_token = cdp("source", "list", "--target", server.target, "--token", "not-the-token")
+    assert wrong_token.returncode == 1
+    assert "invalid admin token" in wrong_token.stderr and "--token" in wrong_token.stderr
+
+    no_token = cdp("events", "user_id:x", "--target", server.target)
+    assert no_token.returncode == 1
+    assert "an admin token is required" in no_token.stderr
+
+    path = write_jsonl(tmp_path / "one.jsonl", ['{"type":"track","userId":"u","event":"E"}'])
+    wrong_key = cdp("import", str(path), *ingest(server, "not-a-key"))
+    assert wrong_key.returncode == 1
+    assert "invalid write key" in wrong_key.stderr and "--write-key" in wrong_key.stderr
+
+    nowhere = f"127.0.0.1:{free_port()}"
+    for command in (
+        ["events", "user_id:x", "--target", nowhere, "--token", server.admin_token],
+        ["import", str(path), "--target", nowhere, "--write-key", server.write_key],
+    ):
+        result = cdp(*command)
+        assert result.returncode == 1
+        assert f"cannot reach the server at {nowhere}" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+# -- serve -----------------------------------------------------------------------------------
+
+
+def start_serve(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cdp_server", "serve", *args], env=cli_env(), stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def wait_serving(process: subprocess.Popen[bytes], target: str, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    with grpc.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                reply = health.Check(health_pb2.HealthCheckRequest(), timeout=0.5)
+            except grpc.RpcError:
+                time.sleep(0.05)
+                continue
+            if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                return
+    pytest.fail(f"cdp serve did not serve on {target}; its output:\n{log.read_text()[-4000:]}")
+
+
+def stop_serve(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=20)
+    finally:
+        process.kill()
+
+
+def test_serve_takes_its_settings_from_a_config_file(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "tributary.toml"
+    config.write_text(
+        f'data_dir = "{tmp_path / "data"}"\ngrpc_port = {port}\n'
+        'admin_tokens = ["toml-token"]\ndev_write_key = "toml-key"\n'
+    )
+    log = tmp_path / "serve.log"
+    process = start_serve(["--config", str(config)], log)
+    try:
+        wait_serving(process, f"127.0.0.1:{port}", log)
+        listed = cdp("source", "list", "--json", "--target", f"127.0.0.1:{port}", "--token", "toml-token")
+        assert listed.returncode == 0, listed.stderr
+        assert [source["name"] for source in json_out(listed)] == ["development"]
+    finally:
+        assert stop_serve(process) == 0
+    assert (tmp_path / "data").is_dir()
+
+
+def test_unsafe_benchmark_mode_logs_a_warning(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    args = ["--data-dir", str(tmp_path / "data"), "--grpc-port", str(port), "--unsafe-benchmark-mode"]
+    process = start_serve(args, log)
+    try:
+        wait_serving(process, f"127.0.0.1:{port}", log)
+    finally:
+        stop_serve(process)
+    entries = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    warnings = [entry["msg"] for entry in entries if entry["level"] == "warning"]
+    assert any("unsafe" in message.lower() for message in warnings), log.read_text()
