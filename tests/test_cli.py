@@ -379,3 +379,15 @@ def test_unsafe_benchmark_mode_logs_a_warning(tmp_path: Path) -> None:
     entries = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     warnings = [entry["msg"] for entry in entries if entry["level"] == "warning"]
     assert any("unsafe" in message.lower() for message in warnings), log.read_text()
+
+
+def test_a_second_server_on_the_same_data_dir_refuses_to_start(server: ServerProcess) -> None:
+    second = subprocess.run(
+        [sys.executable, "-m", "cdp_server", "serve", "--data-dir", str(server.data_dir), "--grpc-port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode != 0
+    assert "in use by another Tributary process" in second.stderr + second.stdout
+    assert server.serving()

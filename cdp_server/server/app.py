@@ -122,10 +122,15 @@ def start(settings: Settings) -> RunningServer:
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*SERVICE_NAMES, reflection.SERVICE_NAME, health.SERVICE_NAME], server)
-    port = server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+    try:
+        port = server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+    except RuntimeError as exc:  # grpcio's way of saying the address is taken or invalid
+        port, reason = 0, str(exc)
+    else:
+        reason = "the address is taken or invalid"
     if port == 0:
         engine.close()
-        raise OSError(f"cannot listen on {settings.host}:{settings.grpc_port}")
+        raise OSError(f"cannot listen on {settings.host}:{settings.grpc_port}: {reason}")
     server.start()
     for name in ["", *SERVICE_NAMES]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -14,6 +14,8 @@ use crate::proto::{Event, EventType, ListEventsRequest, ListEventsResponse, Tail
 /// Page size bounds of `ListEvents`.
 pub const DEFAULT_PAGE: usize = 20;
 pub const MAX_PAGE: usize = 1000;
+/// Encoded events per page at most (gRPC messages are capped at 4 MiB).
+pub const MAX_PAGE_BYTES: usize = 3 << 20;
 
 /// Which committed events a tail wants.
 #[derive(Default, Clone)]
@@ -78,21 +80,30 @@ impl Engine {
                 identifier.kind, identifier.value
             )));
         };
-        let more = seqs.len() > limit;
+        let mut more = seqs.len() > limit;
         seqs.truncate(limit);
         let txn = store.log.read()?;
         let mut events = Vec::with_capacity(seqs.len());
+        let mut page_bytes = 0;
+        let mut last_included = None;
         for seq in &seqs {
             let value = store.log_dbs.events.get(&txn.txn, seq)?.ok_or_else(|| {
                 EngineError::Storage(format!("event {seq} is indexed but missing"))
             })?;
             let (_, encoded) = split_stored(value)?;
+            // A page must fit in one gRPC message: stop early and let the cursor continue.
+            if page_bytes + encoded.len() > MAX_PAGE_BYTES && !events.is_empty() {
+                more = true;
+                break;
+            }
+            page_bytes += encoded.len() + 8;
             events.push(
                 Event::decode(encoded)
                     .map_err(|e| EngineError::Storage(format!("event {seq}: {e}")))?,
             );
+            last_included = Some(*seq);
         }
-        let next_cursor = match (more, seqs.last()) {
+        let next_cursor = match (more, last_included) {
             (true, Some(last)) => last.to_string(),
             _ => String::new(),
         };

@@ -190,6 +190,9 @@ pub struct IndexDatabases {
 }
 
 pub struct Store {
+    /// Held (flock) while the store is open: one process per data directory, because the
+    /// dedupe window and the index delta live in this process's memory.
+    _lock: fs::File,
     pub log: Environment,
     pub log_dbs: LogDatabases,
     pub index: Environment,
@@ -201,6 +204,7 @@ impl Store {
         if config.unsafe_no_sync {
             log::warn!("unsafe benchmark mode: LMDB commits are not fsync'd; a crash can lose acknowledged events");
         }
+        let lock = lock_data_dir(&config.data_dir)?;
         let log = Environment::open(
             &config.data_dir.join("log"),
             config.map_size,
@@ -228,10 +232,33 @@ impl Store {
             })
         })?;
         Ok(Self {
+            _lock: lock,
             log,
             log_dbs,
             index,
             index_dbs,
         })
     }
+}
+
+/// Takes the data directory's lock file, or says which process-level conflict stopped us.
+fn lock_data_dir(dir: &Path) -> Result<fs::File> {
+    use std::os::fd::AsRawFd;
+    fs::create_dir_all(dir)
+        .map_err(|e| EngineError::Storage(format!("cannot create {}: {e}", dir.display())))?;
+    let path = dir.join("tributary.lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| EngineError::Storage(format!("cannot open {}: {e}", path.display())))?;
+    // SAFETY: flock on a file descriptor we own; the lock is released when `file` is dropped.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(EngineError::InvalidRequest(format!(
+            "the data directory {} is in use by another Tributary process",
+            dir.display()
+        )));
+    }
+    Ok(file)
 }

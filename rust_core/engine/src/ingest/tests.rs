@@ -169,3 +169,49 @@ fn concurrent_callers_share_commits() {
     assert_eq!(engine.event_count().unwrap(), 8 * 20 * 50);
     assert!(engine.stats().commits.load(Ordering::Relaxed) <= 160);
 }
+
+#[test]
+fn a_page_of_events_fits_in_one_grpc_message_and_the_cursor_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
+    let blob = format!(r#"{{"blob":"{}"}}"#, "x".repeat(30_000));
+    for round in 0..4 {
+        let events = (0..50)
+            .map(|i| track(&format!("{round}-{i}"), "u1", &blob))
+            .collect();
+        send(&engine, events);
+    }
+    let page = |cursor: String| {
+        let request = proto::ListEventsRequest {
+            identifier: "user_id:u1".into(),
+            limit: 1000,
+            cursor,
+            ..Default::default()
+        };
+        proto::ListEventsResponse::decode(
+            engine
+                .list_events(&request.encode_to_vec())
+                .unwrap()
+                .as_slice(),
+        )
+        .unwrap()
+    };
+    let first = page(String::new());
+    assert!(first.encoded_len() < 4 << 20);
+    assert!(first.events.len() < 200 && !first.next_cursor.is_empty());
+    let second = page(first.next_cursor.clone());
+    assert_eq!(first.events.len() + second.events.len(), 200);
+    assert!(second.next_cursor.is_empty());
+}
+
+#[test]
+fn a_second_engine_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = open(dir.path());
+    let err = Engine::open(EngineConfig::new(dir.path())).err().unwrap();
+    assert!(
+        err.to_string()
+            .contains("in use by another Tributary process"),
+        "{err}"
+    );
+}
