@@ -8,6 +8,7 @@ other. Results go to ``benchmarks/results/``; the table is printed too.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -23,11 +24,15 @@ from benchmarks.systems import StreamSettings, measure_empty_grpc, measure_pytho
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 QUICK_EVENTS = 100_000
+# Ack latency is about the client's window by Little's law (latency = batches in flight / rate),
+# so the latency target is also measured with a small window beside the throughput run.
+LATENCY_WINDOW = 4
 SYSTEMS = {
     "a": "raw py-lmdb",
     "b": "empty grpcio server",
     "c": "plain-Python pipeline",
     "real": "Tributary (cdp serve)",
+    "real-latency": f"Tributary, window {LATENCY_WINDOW} (latency)",
 }
 
 
@@ -88,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         "b": lambda: measure_empty_grpc(settings),
         "c": lambda: measure_python_pipeline(settings),
         "real": lambda: measure_tributary(settings),
+        "real-latency": lambda: measure_tributary(dataclasses.replace(settings, window=LATENCY_WINDOW)),
     }
     runs: dict[str, Measurement] = {}
     errors: dict[str, str] = {}

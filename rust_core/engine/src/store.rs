@@ -60,17 +60,16 @@ impl WriteTxn<'_> {
 }
 
 impl Environment {
-    fn open(path: &Path, map_size: usize, unsafe_no_sync: bool) -> Result<Self> {
+    /// Opens with `flags`, which may only weaken durability (never memory safety).
+    fn open(path: &Path, map_size: usize, flags: EnvFlags) -> Result<Self> {
         fs::create_dir_all(path)
             .map_err(|e| EngineError::Storage(format!("cannot create {}: {e}", path.display())))?;
         // Without TLS: read transactions are not tied to a thread (Python threads come and go).
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
         options.map_size(map_size).max_dbs(8).max_readers(512);
-        if unsafe_no_sync {
-            // SAFETY: NO_SYNC only weakens durability; memory safety is unaffected. Chosen
-            // explicitly by the benchmark-only switch.
-            unsafe { options.flags(EnvFlags::NO_SYNC | EnvFlags::NO_META_SYNC) };
-        }
+        // SAFETY: callers pass only NO_SYNC / NO_META_SYNC, which weaken durability, not
+        // memory safety.
+        unsafe { options.flags(flags) };
         // SAFETY: each environment is opened once per process (the engine owns it) and its
         // files are not modified by other means while it is open.
         let env = unsafe { options.open(path) }?;
@@ -205,15 +204,19 @@ impl Store {
             log::warn!("unsafe benchmark mode: LMDB commits are not fsync'd; a crash can lose acknowledged events");
         }
         let lock = lock_data_dir(&config.data_dir)?;
-        let log = Environment::open(
-            &config.data_dir.join("log"),
-            config.map_size,
-            config.unsafe_no_sync,
-        )?;
+        let unsafe_flags = if config.unsafe_no_sync {
+            EnvFlags::NO_SYNC | EnvFlags::NO_META_SYNC
+        } else {
+            EnvFlags::empty()
+        };
+        let log = Environment::open(&config.data_dir.join("log"), config.map_size, unsafe_flags)?;
+        // The index is derived from the log: a system crash that undoes its last transaction
+        // only makes start-up replay a little more of the log, so one flush per commit is
+        // enough (NO_META_SYNC keeps it consistent, just not durable to the last commit).
         let index = Environment::open(
             &config.data_dir.join("index"),
             config.map_size,
-            config.unsafe_no_sync,
+            unsafe_flags | EnvFlags::NO_META_SYNC,
         )?;
         let (log_dbs, _) = log.write_with_growth(|txn| {
             Ok(LogDatabases {
