@@ -121,9 +121,32 @@ def test_missing_message_id_is_generated(rpc: Rpc) -> None:
 
 
 def test_events_are_indexed_by_every_identifier(rpc: Rpc) -> None:
-    context = {"traits": {"email": " Ann@Example.com"}, "externalIds": [{"id": "cus_1", "type": "stripe_id"}]}
-    rpc.send([track("a", anonymous_id="anon-1", context=json.dumps(context).encode())])
-    for identifier in ["user_id:u1", "anonymous_id:anon-1", "email:ann@example.com", "stripe_id:cus_1"]:
+    context = {
+        "traits": {"email": " Ann@Example.com"},
+        "externalIds": [{"id": "cus_1", "type": "stripe_id", "collection": "users", "encoding": "none"}],
+        "device": {"type": "ios", "id": "dev-1", "advertisingId": "ad-1", "adTrackingEnabled": True, "token": "t-1"},
+    }
+    integrations = {"Google Analytics": {"clientId": "ga.1"}}
+    rpc.send(
+        [
+            track(
+                "a",
+                anonymous_id="anon-1",
+                context=json.dumps(context).encode(),
+                integrations=json.dumps(integrations).encode(),
+            )
+        ]
+    )
+    for identifier in [
+        "user_id:u1",
+        "anonymous_id:anon-1",
+        "email:ann@example.com",
+        "stripe_id:cus_1",
+        "ios.id:dev-1",
+        "ios.idfa:ad-1",
+        "ios.push_token:t-1",
+        "ga_client_id:ga.1",
+    ]:
         assert [e.message_id for e in rpc.events(identifier)] == ["a"], identifier
 
 

@@ -156,6 +156,7 @@ fn prepare_event(
         group_id: &event.group_id,
         traits: &event.traits,
         context: &event.context,
+        integrations: &event.integrations,
     });
 
     let sent_at = event.sent_at.take().or_else(|| defaults.sent_at.cloned());

@@ -82,6 +82,7 @@ pub struct IdentifierSources<'a> {
     pub group_id: &'a str,
     pub traits: &'a [u8],
     pub context: &'a [u8],
+    pub integrations: &'a [u8],
 }
 
 #[derive(Deserialize, Default)]
@@ -96,6 +97,38 @@ struct ContextIds<'a> {
     traits: Option<&'a RawValue>,
     #[serde(borrow, default, rename = "externalIds")]
     external_ids: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    device: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    integrations: Option<&'a RawValue>,
+}
+
+/// `context.device`: mobile device ids, the advertising id and the push token.
+#[derive(Deserialize, Default)]
+struct DeviceIds<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "advertisingId")]
+    advertising_id: Option<Cow<'a, str>>,
+    #[serde(default, rename = "adTrackingEnabled")]
+    ad_tracking_enabled: Option<bool>,
+    #[serde(borrow, default, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    token: Option<Cow<'a, str>>,
+}
+
+/// `integrations["Google Analytics"].clientId`, read as the `ga_client_id` identifier.
+#[derive(Deserialize, Default)]
+struct IntegrationIds<'a> {
+    #[serde(borrow, default, rename = "Google Analytics")]
+    google_analytics: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize, Default)]
+struct GoogleAnalytics<'a> {
+    #[serde(borrow, default, rename = "clientId")]
+    client_id: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -147,6 +180,38 @@ pub fn extract(src: &IdentifierSources<'_>) -> Vec<Identifier> {
             push("email", &email);
         }
     }
+    let device: DeviceIds<'_> = context
+        .device
+        .map(|raw| lenient(raw.get()))
+        .unwrap_or_default();
+    let platform = device.kind.as_deref().map(str::to_ascii_lowercase);
+    if let Some(platform @ ("ios" | "android")) = platform.as_deref() {
+        if let Some(id) = &device.id {
+            push(&format!("{platform}.id"), id);
+        }
+        if let (Some(idfa), Some(true)) = (&device.advertising_id, device.ad_tracking_enabled) {
+            push(&format!("{platform}.idfa"), idfa);
+        }
+        if let Some(token) = &device.token {
+            push(&format!("{platform}.push_token"), token);
+        }
+    }
+    for integrations in [
+        Some(text(src.integrations)),
+        context.integrations.map(RawValue::get),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let integrations: IntegrationIds<'_> = lenient(integrations);
+        let ga: GoogleAnalytics<'_> = integrations
+            .google_analytics
+            .map(|raw| lenient(raw.get()))
+            .unwrap_or_default();
+        if let Some(client_id) = ga.client_id.and_then(scalar_text) {
+            push("ga_client_id", &client_id);
+        }
+    }
     let external: Vec<&RawValue> = context
         .external_ids
         .map(|raw| lenient(raw.get()))
@@ -184,6 +249,7 @@ mod tests {
             group_id: "",
             traits,
             context,
+            integrations: b"",
         });
         let pairs: Vec<_> = ids
             .iter()
@@ -197,6 +263,40 @@ mod tests {
                 ("stripe_customer", "c-9"),
                 ("user_id", "u1")
             ]
+        );
+    }
+
+    #[test]
+    fn device_ids_follow_the_platform_and_ad_tracking_consent() {
+        let ids = |context: &[u8], integrations: &[u8]| {
+            let src = IdentifierSources {
+                user_id: "",
+                anonymous_id: "",
+                group_id: "",
+                traits: b"",
+                context,
+                integrations,
+            };
+            extract(&src)
+                .into_iter()
+                .map(|i| format!("{}:{}", i.kind, i.value))
+                .collect::<Vec<_>>()
+        };
+        let ios = br#"{"device": {"type": "ios", "id": "D1", "advertisingId": "A1", "adTrackingEnabled": true, "token": "T1"}}"#;
+        assert_eq!(
+            ids(ios, b""),
+            vec!["ios.id:D1", "ios.idfa:A1", "ios.push_token:T1"]
+        );
+        let no_ads = br#"{"device": {"type": "Android", "id": "D2", "advertisingId": "A2", "adTrackingEnabled": false}}"#;
+        assert_eq!(ids(no_ads, b""), vec!["android.id:D2"]);
+        let other = br#"{"device": {"type": "tv", "id": "D3"}, "integrations": {"Google Analytics": {"clientId": "c.1"}}}"#;
+        assert_eq!(ids(other, b""), vec!["ga_client_id:c.1"]);
+        assert_eq!(
+            ids(
+                b"",
+                br#"{"Google Analytics": {"clientId": 42}, "All": true}"#
+            ),
+            vec!["ga_client_id:42"]
         );
     }
 
@@ -218,6 +318,7 @@ mod tests {
                 group_id: "",
                 traits,
                 context,
+                integrations: b"[]",
             };
             assert_eq!(extract(&src), vec![Identifier::new("anonymous_id", "a")]);
         }

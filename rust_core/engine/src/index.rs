@@ -88,6 +88,7 @@ fn identifiers_of(event: &Event) -> Vec<Identifier> {
         group_id: &event.group_id,
         traits: &event.traits,
         context: &event.context,
+        integrations: &event.integrations,
     })
 }
 

@@ -13,6 +13,7 @@ pub mod dedupe;
 pub mod error;
 pub mod event;
 pub mod identifiers;
+pub mod identity;
 pub mod index;
 pub mod ingest;
 pub mod json;
