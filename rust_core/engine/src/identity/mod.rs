@@ -3,5 +3,6 @@
 //!
 //! This module holds the building blocks; the ingest path does not resolve identities yet.
 
+pub mod graph;
 pub mod rules;
 pub mod union_find;

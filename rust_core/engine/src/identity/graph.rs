@@ -1,0 +1,446 @@
+//! The identity graph: Segment's flat matching over identifier nodes, with the workspace's
+//! rules checked before any union (a "checked union"), stable profile ids and a merge log.
+//!
+//! Invariants after every `resolve`:
+//! - every known identifier is a node in exactly one profile (its union-find component);
+//! - no blocked identifier is ever a node;
+//! - within each profile, the values of a type seen inside that type's limit window never
+//!   exceed its limit at the time they were linked, and no profile passes the caps
+//!   (`MAX_MERGES` merges, `MAX_IDENTIFIERS` identifiers);
+//! - a profile keeps the id of the oldest profile it was merged from; merged-away ids resolve
+//!   to the survivor through `aliases`.
+//!
+//! Decisions depend only on the graph and the event, so replaying the same events in the same
+//! order rebuilds the same graph (ids included).
+
+use std::collections::HashMap;
+use std::fmt;
+
+use rustc_hash::FxHashMap;
+use xxhash_rust::xxh3::xxh3_128;
+
+use super::rules::IdentityRules;
+use super::union_find::UnionFind;
+use crate::identifiers::Identifier;
+
+/// Segment's system caps.
+pub const MAX_MERGES: u32 = 100;
+pub const MAX_IDENTIFIERS: usize = 1_000;
+
+/// A profile's stable id: `tp_` and 26 Crockford base-32 characters (128 bits).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProfileId(pub u128);
+
+impl fmt::Display for ProfileId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+        let mut text = [0u8; 26];
+        for (i, out) in text.iter_mut().enumerate() {
+            let shift = 5 * (25 - i);
+            *out = ALPHABET[((self.0 >> shift) & 31) as usize];
+        }
+        write!(f, "tp_{}", std::str::from_utf8(&text).unwrap_or_default())
+    }
+}
+
+impl fmt::Debug for ProfileId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+/// Why an identifier of an event was not linked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its value is blocked for its type.
+    Blocked,
+    /// Linking it would give the profile more values of `kind` than its limit allows.
+    Limit { kind: String },
+    /// The profile would pass `MAX_IDENTIFIERS`.
+    IdentifierCap,
+    /// The merge would pass `MAX_MERGES`.
+    MergeCap,
+}
+
+/// What the graph needs of an event.
+pub struct EventIdentity<'a> {
+    pub message_id: &'a str,
+    pub timestamp_ms: i64,
+    pub identifiers: &'a [Identifier],
+}
+
+/// The decision for one event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolution {
+    pub profile: ProfileId,
+    pub created: bool,
+    /// Profiles merged into `profile` by this event.
+    pub merged: Vec<ProfileId>,
+    pub linked: Vec<Identifier>,
+    pub refused: Vec<(Identifier, Refusal)>,
+}
+
+/// One merge, for history and for explaining links.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Merge {
+    pub survivor: ProfileId,
+    pub merged: ProfileId,
+    pub message_id: String,
+    pub timestamp_ms: i64,
+}
+
+struct Node {
+    identifier: Identifier,
+    first_seen_ms: i64,
+    last_seen_ms: i64,
+    first_message: String,
+}
+
+struct Profile {
+    id: ProfileId,
+    created_ms: i64,
+    merges: u32,
+    members: Vec<u32>,
+}
+
+/// See the module docs.
+pub struct IdentityGraph {
+    rules: IdentityRules,
+    node_of: FxHashMap<Vec<u8>, u32>,
+    nodes: Vec<Node>,
+    sets: UnionFind,
+    /// Keyed by the union-find root of the profile's nodes.
+    profiles: FxHashMap<u32, Profile>,
+    aliases: HashMap<ProfileId, ProfileId>,
+    merges: Vec<Merge>,
+}
+
+impl IdentityGraph {
+    pub fn new(rules: IdentityRules) -> Self {
+        Self {
+            rules,
+            node_of: FxHashMap::default(),
+            nodes: Vec::new(),
+            sets: UnionFind::new(),
+            profiles: FxHashMap::default(),
+            aliases: HashMap::new(),
+            merges: Vec::new(),
+        }
+    }
+
+    /// Flat matching: finds the profiles owning the event's identifiers and creates, attaches or
+    /// merges; when a rule or cap forbids the result, drops the event's lowest-priority
+    /// identifier and matches again. `None` when the event has no linkable identifier.
+    pub fn resolve(&mut self, event: &EventIdentity<'_>) -> Option<Resolution> {
+        let mut refused = Vec::new();
+        let mut candidates: Vec<Identifier> = Vec::new();
+        for identifier in event.identifiers {
+            if self.rules.is_blocked(identifier) {
+                refused.push((identifier.clone(), Refusal::Blocked));
+            } else if !candidates.contains(identifier) {
+                candidates.push(identifier.clone());
+            }
+        }
+        candidates.sort_by(|a, b| {
+            self.rules
+                .priority_key(&a.kind)
+                .cmp(&self.rules.priority_key(&b.kind))
+                .then_with(|| a.value.cmp(&b.value))
+        });
+        let owners = loop {
+            if candidates.is_empty() {
+                return None;
+            }
+            let owners = self.owners(&candidates);
+            match self.check(&owners, &candidates, event.timestamp_ms) {
+                Ok(()) => break owners,
+                // At a cap the event still resolves to its profile; nothing more links.
+                Err(cap @ (Refusal::MergeCap | Refusal::IdentifierCap)) if !owners.is_empty() => {
+                    return Some(self.attach_at_cap(event, candidates, refused, cap));
+                }
+                Err(refusal) => {
+                    let dropped = candidates.pop().expect("not empty");
+                    refused.push((dropped, refusal));
+                }
+            }
+        };
+        Some(self.apply(event, owners, candidates, refused))
+    }
+
+    /// Roots of the profiles owning any candidate, oldest profile first.
+    fn owners(&mut self, candidates: &[Identifier]) -> Vec<u32> {
+        let mut roots: Vec<u32> = Vec::new();
+        for identifier in candidates {
+            if let Some(&node) = self.node_of.get(&identifier.key()) {
+                let root = self.sets.find(node);
+                if !roots.contains(&root) {
+                    roots.push(root);
+                }
+            }
+        }
+        roots.sort_by_key(|root| {
+            let profile = &self.profiles[root];
+            (profile.created_ms, profile.id)
+        });
+        roots
+    }
+
+    /// Would attaching the candidates to (and merging) these profiles keep every rule?
+    fn check(&self, owners: &[u32], candidates: &[Identifier], now_ms: i64) -> Result<(), Refusal> {
+        let members = owners
+            .iter()
+            .flat_map(|root| self.profiles[root].members.iter().copied());
+        let mut identifiers = 0usize;
+        let mut merges = 0u32;
+        for root in owners {
+            merges += self.profiles[root].merges;
+            identifiers += self.profiles[root].members.len();
+        }
+        merges += owners.len().saturating_sub(1) as u32;
+        let new: Vec<&Identifier> = candidates
+            .iter()
+            .filter(|identifier| !self.node_of.contains_key(&identifier.key()))
+            .collect();
+        if merges > MAX_MERGES && owners.len() > 1 {
+            return Err(Refusal::MergeCap);
+        }
+        if identifiers + new.len() > MAX_IDENTIFIERS && !new.is_empty() {
+            return Err(Refusal::IdentifierCap);
+        }
+        // Values per type inside each type's window, counting the event's own as seen now.
+        let mut counts: HashMap<&str, u32> = HashMap::new();
+        for node in members {
+            let node = &self.nodes[node as usize];
+            let kind = node.identifier.kind.as_str();
+            let window = self.rules.limit(kind).window.length();
+            let in_window = candidates.contains(&node.identifier)
+                || window.is_none_or(|w| now_ms - node.last_seen_ms <= w.as_millis() as i64);
+            if in_window {
+                *counts.entry(kind).or_default() += 1;
+            }
+        }
+        for identifier in new {
+            *counts.entry(identifier.kind.as_str()).or_default() += 1;
+        }
+        let mut over: Vec<&str> = counts
+            .into_iter()
+            .filter(|(kind, count)| *count > self.rules.limit(kind).values)
+            .map(|(kind, _)| kind)
+            .collect();
+        over.sort_by_key(|kind| self.rules.priority_key(kind));
+        match over.first() {
+            Some(kind) => Err(Refusal::Limit {
+                kind: (*kind).to_owned(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn apply(
+        &mut self,
+        event: &EventIdentity<'_>,
+        owners: Vec<u32>,
+        candidates: Vec<Identifier>,
+        refused: Vec<(Identifier, Refusal)>,
+    ) -> Resolution {
+        let created = owners.is_empty();
+        let mut merged_ids = Vec::new();
+        let root = match owners.split_first() {
+            None => {
+                let node = self.add_node(&candidates[0], event);
+                let id = new_profile_id(event.message_id, &candidates[0]);
+                self.profiles.insert(
+                    node,
+                    Profile {
+                        id,
+                        created_ms: event.timestamp_ms,
+                        merges: 0,
+                        members: vec![node],
+                    },
+                );
+                node
+            }
+            Some((&survivor, others)) => {
+                let mut root = survivor;
+                for &other in others {
+                    let absorbed = self.profiles.remove(&other).expect("an owner is a profile");
+                    let kept = self.profiles.remove(&root).expect("an owner is a profile");
+                    self.merges.push(Merge {
+                        survivor: kept.id,
+                        merged: absorbed.id,
+                        message_id: event.message_id.to_owned(),
+                        timestamp_ms: event.timestamp_ms,
+                    });
+                    self.aliases.insert(absorbed.id, kept.id);
+                    merged_ids.push(absorbed.id);
+                    let new_root = self
+                        .sets
+                        .union(root, other)
+                        .expect("owners are distinct sets");
+                    let mut members = kept.members;
+                    members.extend(absorbed.members);
+                    self.profiles.insert(
+                        new_root,
+                        Profile {
+                            id: kept.id,
+                            created_ms: kept.created_ms,
+                            merges: kept.merges + absorbed.merges + 1,
+                            members,
+                        },
+                    );
+                    root = new_root;
+                }
+                root
+            }
+        };
+        let mut root = root;
+        for identifier in &candidates {
+            let node = match self.node_of.get(&identifier.key()) {
+                Some(&node) => node,
+                None => {
+                    let node = self.add_node(identifier, event);
+                    let mut profile = self
+                        .profiles
+                        .remove(&root)
+                        .expect("the target is a profile");
+                    root = self
+                        .sets
+                        .union(root, node)
+                        .expect("a new node is its own set");
+                    profile.members.push(node);
+                    self.profiles.insert(root, profile);
+                    node
+                }
+            };
+            let node = &mut self.nodes[node as usize];
+            node.last_seen_ms = node.last_seen_ms.max(event.timestamp_ms);
+        }
+        Resolution {
+            profile: self.profiles[&root].id,
+            created,
+            merged: merged_ids,
+            linked: candidates,
+            refused,
+        }
+    }
+
+    /// Resolves to the profile of the event's highest-priority known identifier and links
+    /// nothing new: the other identifiers are refused with the cap as the reason.
+    fn attach_at_cap(
+        &mut self,
+        event: &EventIdentity<'_>,
+        candidates: Vec<Identifier>,
+        mut refused: Vec<(Identifier, Refusal)>,
+        cap: Refusal,
+    ) -> Resolution {
+        let home = candidates
+            .iter()
+            .find_map(|identifier| self.node_of.get(&identifier.key()).copied())
+            .map(|node| self.sets.find(node))
+            .expect("at a cap some identifier is known");
+        let mut linked = Vec::new();
+        for identifier in candidates {
+            let node = self.node_of.get(&identifier.key()).copied();
+            match node {
+                Some(node) if self.sets.find(node) == home => {
+                    let node = &mut self.nodes[node as usize];
+                    node.last_seen_ms = node.last_seen_ms.max(event.timestamp_ms);
+                    linked.push(identifier);
+                }
+                _ => refused.push((identifier, cap.clone())),
+            }
+        }
+        Resolution {
+            profile: self.profiles[&home].id,
+            created: false,
+            merged: Vec::new(),
+            linked,
+            refused,
+        }
+    }
+
+    fn add_node(&mut self, identifier: &Identifier, event: &EventIdentity<'_>) -> u32 {
+        let node = self.sets.add();
+        self.node_of.insert(identifier.key(), node);
+        self.nodes.push(Node {
+            identifier: identifier.clone(),
+            first_seen_ms: event.timestamp_ms,
+            last_seen_ms: event.timestamp_ms,
+            first_message: event.message_id.to_owned(),
+        });
+        node
+    }
+
+    /// The profile an identifier belongs to.
+    pub fn profile_of(&mut self, identifier: &Identifier) -> Option<ProfileId> {
+        let node = *self.node_of.get(&identifier.key())?;
+        let root = self.sets.find(node);
+        Some(self.profiles[&root].id)
+    }
+
+    /// A profile id as it is now (merged-away ids lead to their survivor).
+    pub fn current_id(&self, mut id: ProfileId) -> ProfileId {
+        while let Some(&next) = self.aliases.get(&id) {
+            id = next;
+        }
+        id
+    }
+
+    /// The identifiers of a profile with (first seen ms, first message), in link order.
+    pub fn identifiers(&mut self, identifier: &Identifier) -> Vec<(Identifier, i64, String)> {
+        let Some(&node) = self.node_of.get(&identifier.key()) else {
+            return Vec::new();
+        };
+        let root = self.sets.find(node);
+        self.profiles[&root]
+            .members
+            .iter()
+            .map(|&n| {
+                let node = &self.nodes[n as usize];
+                (
+                    node.identifier.clone(),
+                    node.first_seen_ms,
+                    node.first_message.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Every profile as (id, identifiers), sorted: for comparing graphs in tests.
+    pub fn snapshot(&self) -> Vec<(ProfileId, Vec<Identifier>)> {
+        let mut out: Vec<(ProfileId, Vec<Identifier>)> = self
+            .profiles
+            .values()
+            .map(|p| {
+                let mut ids: Vec<Identifier> = p
+                    .members
+                    .iter()
+                    .map(|&n| self.nodes[n as usize].identifier.clone())
+                    .collect();
+                ids.sort();
+                (p.id, ids)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    pub fn merge_log(&self) -> &[Merge] {
+        &self.merges
+    }
+
+    pub fn profile_count(&self) -> usize {
+        self.profiles.len()
+    }
+}
+
+fn new_profile_id(message_id: &str, first: &Identifier) -> ProfileId {
+    let mut seed = Vec::with_capacity(message_id.len() + 64);
+    seed.extend_from_slice(message_id.as_bytes());
+    seed.push(0);
+    seed.extend_from_slice(&first.key());
+    ProfileId(xxh3_128(&seed))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,272 @@
+use super::*;
+use crate::identity::rules::{Limit, LimitWindow, TypeRule};
+use proptest::prelude::*;
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+fn id(text: &str) -> Identifier {
+    Identifier::parse(text).unwrap()
+}
+
+struct Events {
+    graph: IdentityGraph,
+    next: u32,
+}
+
+impl Events {
+    fn new() -> Self {
+        Self::with_rules(IdentityRules::default())
+    }
+
+    fn with_rules(rules: IdentityRules) -> Self {
+        Self {
+            graph: IdentityGraph::new(rules),
+            next: 0,
+        }
+    }
+
+    fn at(&mut self, timestamp_ms: i64, ids: &[&str]) -> Option<Resolution> {
+        self.next += 1;
+        let identifiers: Vec<Identifier> = ids.iter().map(|t| id(t)).collect();
+        let message_id = format!("m{}", self.next);
+        self.graph.resolve(&EventIdentity {
+            message_id: &message_id,
+            timestamp_ms,
+            identifiers: &identifiers,
+        })
+    }
+
+    fn send(&mut self, ids: &[&str]) -> Resolution {
+        self.at(i64::from(self.next) * 1000, ids)
+            .expect("a linkable identifier")
+    }
+}
+
+#[test]
+fn segment_worked_example_a_second_user_id_with_a_shared_email_makes_a_new_profile() {
+    let mut events = Events::new();
+    let first = events.send(&["user_id:abc123", "email:jane@x.com"]);
+    let second = events.send(&["user_id:abc456", "email:jane@x.com"]);
+    assert!(first.created && second.created);
+    assert_ne!(first.profile, second.profile);
+    assert_eq!(
+        second.refused,
+        vec![(
+            id("email:jane@x.com"),
+            Refusal::Limit {
+                kind: "user_id".into()
+            }
+        )]
+    );
+    assert_eq!(
+        events.graph.profile_of(&id("email:jane@x.com")),
+        Some(first.profile)
+    );
+}
+
+#[test]
+fn a_shared_anonymous_id_never_merges_two_user_ids() {
+    let mut events = Events::new();
+    let u1 = events.send(&["user_id:u1", "anonymous_id:shared"]);
+    let u2 = events.send(&["user_id:u2", "anonymous_id:shared"]);
+    assert_ne!(u1.profile, u2.profile);
+    assert_eq!(events.graph.profile_count(), 2);
+    assert!(events.graph.merge_log().is_empty());
+}
+
+#[test]
+fn anonymous_activity_merges_into_the_user_on_login_and_the_oldest_id_survives() {
+    let mut events = Events::new();
+    let anon = events.send(&["anonymous_id:a1"]);
+    let user = events.send(&["user_id:u1", "email:u1@x.com"]);
+    let login = events.send(&["user_id:u1", "anonymous_id:a1"]);
+    assert_eq!(
+        login.profile, anon.profile,
+        "the older profile's id survives"
+    );
+    assert_eq!(login.merged, vec![user.profile]);
+    assert_eq!(events.graph.current_id(user.profile), anon.profile);
+    assert_eq!(events.graph.merge_log()[0].message_id, "m3");
+    let ids: Vec<String> = events
+        .graph
+        .identifiers(&id("email:u1@x.com"))
+        .iter()
+        .map(|(i, ..)| i.value.clone())
+        .collect();
+    assert_eq!(ids, vec!["a1", "u1", "u1@x.com"]);
+}
+
+#[test]
+fn blocked_values_never_link() {
+    let mut events = Events::new();
+    let a = events.send(&["user_id:a", "anonymous_id:null"]);
+    let b = events.send(&["user_id:b", "anonymous_id:null", "email:0000"]);
+    assert_ne!(a.profile, b.profile);
+    assert_eq!(
+        b.refused
+            .iter()
+            .filter(|(_, r)| *r == Refusal::Blocked)
+            .count(),
+        2
+    );
+    assert_eq!(events.graph.profile_of(&id("anonymous_id:null")), None);
+    assert!(events.at(0, &["anonymous_id:undefined"]).is_none());
+}
+
+#[test]
+fn windowed_limits_only_count_recent_values() {
+    let rule = TypeRule {
+        limit: Some(Limit {
+            values: 1,
+            window: LimitWindow::Weekly,
+        }),
+        ..TypeRule::default()
+    };
+    let rules = IdentityRules::new(HashMap::from([("anonymous_id".to_owned(), rule)])).unwrap();
+    let mut events = Events::with_rules(rules);
+    let first = events.at(0, &["user_id:u", "anonymous_id:a1"]).unwrap();
+    let soon = events
+        .at(DAY_MS, &["user_id:u", "anonymous_id:a2"])
+        .unwrap();
+    assert_eq!(
+        soon.refused,
+        vec![(
+            id("anonymous_id:a2"),
+            Refusal::Limit {
+                kind: "anonymous_id".into()
+            }
+        )]
+    );
+    let later = events
+        .at(9 * DAY_MS, &["user_id:u", "anonymous_id:a3"])
+        .unwrap();
+    assert!(later.refused.is_empty());
+    assert_eq!(later.profile, first.profile);
+}
+
+#[test]
+fn at_the_merge_cap_events_still_attach_but_nothing_merges() {
+    let rule = TypeRule {
+        limit: Some(Limit {
+            values: 5_000,
+            window: LimitWindow::Ever,
+        }),
+        ..TypeRule::default()
+    };
+    let rules = IdentityRules::new(HashMap::from([("device".to_owned(), rule)])).unwrap();
+    let mut events = Events::with_rules(rules);
+    let hub = events.send(&["email:hub@x.com"]);
+    let others: Vec<Resolution> = (0..=MAX_MERGES)
+        .map(|i| events.send(&[&format!("device:d{i}")]))
+        .collect();
+    for i in 0..MAX_MERGES {
+        let merged = events.send(&["email:hub@x.com", &format!("device:d{i}")]);
+        assert_eq!((merged.profile, merged.merged.len()), (hub.profile, 1));
+    }
+    let capped = events.send(&["email:hub@x.com", &format!("device:d{MAX_MERGES}")]);
+    assert_eq!(
+        capped.profile, hub.profile,
+        "the event still resolves to the hub"
+    );
+    assert!(capped.merged.is_empty());
+    assert_eq!(
+        capped.refused,
+        vec![(id(&format!("device:d{MAX_MERGES}")), Refusal::MergeCap)]
+    );
+    let last = others.last().unwrap().profile;
+    assert_eq!(
+        events
+            .graph
+            .profile_of(&id(&format!("device:d{MAX_MERGES}"))),
+        Some(last)
+    );
+    assert_eq!(events.graph.merge_log().len(), MAX_MERGES as usize);
+}
+
+#[test]
+fn at_the_identifier_cap_nothing_new_links() {
+    let rule = TypeRule {
+        limit: Some(Limit {
+            values: 5_000,
+            window: LimitWindow::Ever,
+        }),
+        ..TypeRule::default()
+    };
+    let rules = IdentityRules::new(HashMap::from([("device".to_owned(), rule)])).unwrap();
+    let mut events = Events::with_rules(rules);
+    let home = events.send(&["user_id:u"]);
+    for i in 0..MAX_IDENTIFIERS - 1 {
+        events.send(&["user_id:u", &format!("device:d{i}")]);
+    }
+    let full = events.send(&["user_id:u", "device:one-too-many"]);
+    assert_eq!(full.profile, home.profile);
+    assert_eq!(
+        full.refused,
+        vec![(id("device:one-too-many"), Refusal::IdentifierCap)]
+    );
+    assert_eq!(events.graph.profile_of(&id("device:one-too-many")), None);
+}
+
+#[test]
+fn profile_ids_read_like_tp_and_26_characters() {
+    let text = ProfileId(u128::MAX).to_string();
+    assert_eq!(text.len(), 29);
+    assert!(text.starts_with("tp_"));
+    assert_ne!(ProfileId(1).to_string(), ProfileId(2).to_string());
+}
+
+/// Random small workloads over few values so that links, limits and merges all happen.
+fn event_strategy() -> impl Strategy<Value = Vec<String>> {
+    let one = prop_oneof![
+        (0..4u8).prop_map(|v| format!("user_id:u{v}")),
+        (0..6u8).prop_map(|v| format!("anonymous_id:a{v}")),
+        (0..4u8).prop_map(|v| format!("email:e{v}@x.com")),
+        Just("anonymous_id:null".to_owned()),
+    ];
+    prop::collection::vec(one, 1..4)
+}
+
+proptest! {
+    #[test]
+    fn invariants_hold_and_replay_rebuilds_the_same_graph(workload in prop::collection::vec(event_strategy(), 1..40)) {
+        let mut events = Events::new();
+        for ids in &workload {
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            if let Some(resolution) = events.send_opt(&refs) {
+                // Every linked identifier now lives in the resolved profile.
+                for identifier in &resolution.linked {
+                    prop_assert_eq!(events.graph.profile_of(identifier), Some(resolution.profile));
+                }
+            }
+        }
+        let snapshot = events.graph.snapshot();
+        let mut seen = std::collections::HashSet::new();
+        for (_, identifiers) in &snapshot {
+            let user_ids = identifiers.iter().filter(|i| i.kind == "user_id").count();
+            prop_assert!(user_ids <= 1, "a profile has {} user_ids", user_ids);
+            for kind in ["anonymous_id", "email"] {
+                prop_assert!(identifiers.iter().filter(|i| i.kind == kind).count() <= 5);
+            }
+            for identifier in identifiers {
+                prop_assert!(identifier.value != "null", "a blocked value linked");
+                prop_assert!(seen.insert(identifier.clone()), "{:?} is in two profiles", identifier);
+            }
+        }
+        for merge in events.graph.merge_log() {
+            let survivor = events.graph.current_id(merge.merged);
+            prop_assert!(snapshot.iter().any(|(id, _)| *id == survivor));
+        }
+        let mut replay = Events::new();
+        for ids in &workload {
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            replay.send_opt(&refs);
+        }
+        prop_assert_eq!(replay.graph.snapshot(), snapshot);
+    }
+}
+
+impl Events {
+    fn send_opt(&mut self, ids: &[&str]) -> Option<Resolution> {
+        self.at(i64::from(self.next) * 1000, ids)
+    }
+}
