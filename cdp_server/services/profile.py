@@ -1,4 +1,4 @@
-"""ProfileService: events of an identifier (profiles themselves come with identity resolution)."""
+"""ProfileService: profiles (by any identifier or by id) and the events of an identifier."""
 
 from __future__ import annotations
 
@@ -19,8 +19,17 @@ class ProfileService:
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         return grpc.method_handlers_generic_handler(
-            SERVICE, {"ListEvents": grpc.unary_unary_rpc_method_handler(self.list_events)}
+            SERVICE,
+            {
+                "GetProfile": grpc.unary_unary_rpc_method_handler(self.get_profile),
+                "ListEvents": grpc.unary_unary_rpc_method_handler(self.list_events),
+            },
         )
+
+    @errors.unary
+    def get_profile(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        self._auth.require_admin(context)
+        return self._engine.get_profile(request)
 
     @errors.unary
     def list_events(self, request: bytes, context: grpc.ServicerContext) -> bytes:

@@ -83,12 +83,7 @@ impl DedupeSet {
     }
 
     /// Rebuilds the set from the log: the newest entries back to the start of the window.
-    pub fn load(
-        txn: &ReadTxn<'_>,
-        dbs: &LogDatabases,
-        window_ms: i64,
-        now_ms: i64,
-    ) -> Result<Self> {
+    pub fn load(txn: &ReadTxn<'_>, dbs: &LogDatabases, window_ms: i64, now_ms: i64) -> Result<Self> {
         let mut set = Self::new(window_ms);
         let cutoff = now_ms - window_ms;
         let mut recent = Vec::new();
@@ -131,11 +126,7 @@ impl DedupeSet {
             }
             self.order.pop_front();
             // A key seen again later has a newer marker: keep that one.
-            if self
-                .markers
-                .get(&key)
-                .is_some_and(|marker| marker.received_ms == ms)
-            {
+            if self.markers.get(&key).is_some_and(|marker| marker.received_ms == ms) {
                 self.markers.remove(&key);
                 forgotten += 1;
             }
@@ -200,9 +191,6 @@ mod tests {
             fingerprint: u64::MAX,
             received_ms: -5,
         };
-        assert_eq!(
-            Marker::decode(&marker.encode(&[3; 16])),
-            Some(([3; 16], marker))
-        );
+        assert_eq!(Marker::decode(&marker.encode(&[3; 16])), Some(([3; 16], marker)));
     }
 }

@@ -39,12 +39,8 @@ impl From<heed::Error> for EngineError {
         const ENOSPC: i32 = 28;
         match &err {
             heed::Error::Mdb(heed::MdbError::MapFull) => EngineError::MapFull,
-            heed::Error::Io(io) if io.raw_os_error() == Some(ENOSPC) => {
-                EngineError::StorageFull(err.to_string())
-            }
-            heed::Error::Mdb(heed::MdbError::Other(ENOSPC)) => {
-                EngineError::StorageFull(err.to_string())
-            }
+            heed::Error::Io(io) if io.raw_os_error() == Some(ENOSPC) => EngineError::StorageFull(err.to_string()),
+            heed::Error::Mdb(heed::MdbError::Other(ENOSPC)) => EngineError::StorageFull(err.to_string()),
             _ => EngineError::Storage(err.to_string()),
         }
     }

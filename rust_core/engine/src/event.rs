@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 
 use crate::error::Rejection;
-use crate::identifiers::{self, IdentKey, IdentifierSources};
+use crate::identifiers::{self, IdentKey, Identifier, IdentifierSources};
 use crate::json;
 use crate::proto::{Batch, Event, EventType};
 use crate::time;
@@ -32,6 +32,12 @@ pub struct PreparedEvent {
     pub encoded: Vec<u8>,
     /// Storage keys of the event's identifiers (see `Identifier::key`).
     pub identifier_keys: Vec<IdentKey>,
+    /// The identifiers that may link it to a profile (see `profiles::profile_identifiers`).
+    pub profile_identifiers: Vec<Identifier>,
+    /// When it happened (after clock-skew correction), Unix ms.
+    pub timestamp_ms: i64,
+    /// An identify with traits: it sets profile traits.
+    pub sets_traits: bool,
 }
 
 /// Per-batch facts shared by its events.
@@ -47,10 +53,7 @@ pub fn prepare_batch(batch: Batch, ctx: &BatchContext) -> (Vec<PreparedEvent>, V
     let mut prepared = Vec::with_capacity(batch.events.len());
     let mut rejections = Vec::new();
     if batch.events.len() > MAX_BATCH_EVENTS {
-        let reason = format!(
-            "has {} events; the limit is {MAX_BATCH_EVENTS}",
-            batch.events.len()
-        );
+        let reason = format!("has {} events; the limit is {MAX_BATCH_EVENTS}", batch.events.len());
         return (prepared, reject_all(&batch.events, "batch", &reason));
     }
     // A broken batch-level object is every event's problem: reject them all, naming the field.
@@ -121,10 +124,7 @@ fn prepare_event(
     if size > ctx.max_event_bytes {
         return Err(reject(
             "event",
-            format!(
-                "event is {size} bytes; the limit is {} bytes",
-                ctx.max_event_bytes
-            ),
+            format!("event is {size} bytes; the limit is {} bytes", ctx.max_event_bytes),
             &event.message_id,
         ));
     }
@@ -135,8 +135,7 @@ fn prepare_event(
         ("context", &event.context),
         ("integrations", &event.integrations),
     ] {
-        json::check_object(bytes)
-            .map_err(|reason| reject(field, format!("{field} {reason}"), &event.message_id))?;
+        json::check_object(bytes).map_err(|reason| reject(field, format!("{field} {reason}"), &event.message_id))?;
     }
     // Batch-level defaults are rare: only then are the objects built and re-serialised.
     if let Some(batch_context) = defaults.context {
@@ -185,6 +184,9 @@ fn prepare_event(
         fingerprint,
         encoded: event.encode_to_vec(),
         identifier_keys: identifiers.iter().map(|i| IdentKey::new(i.key())).collect(),
+        profile_identifiers: crate::profiles::profile_identifiers(&identifiers),
+        timestamp_ms,
+        sets_traits: crate::profiles::sets_traits(&event),
     })
 }
 
@@ -212,19 +214,11 @@ fn fingerprint(event: &Event) -> u64 {
         hasher.update(&(text.len() as u64).to_le_bytes());
         hasher.update(text.as_bytes());
     }
-    for bytes in [
-        &event.properties,
-        &event.traits,
-        &event.context,
-        &event.integrations,
-    ] {
+    for bytes in [&event.properties, &event.traits, &event.context, &event.integrations] {
         hasher.update(&(bytes.len() as u64).to_le_bytes());
         hasher.update(bytes);
     }
-    let original = event
-        .original_timestamp
-        .as_ref()
-        .map_or(i64::MIN, time::to_ms);
+    let original = event.original_timestamp.as_ref().map_or(i64::MIN, time::to_ms);
     hasher.update(&original.to_le_bytes());
     hasher.digest()
 }
@@ -256,10 +250,7 @@ fn check_fields(event: &Event) -> Result<(), (&'static str, String)> {
             return Err(("groupId", "groupId is required for group calls".into()));
         }
         EventType::Alias if event.previous_id.is_empty() => {
-            return Err((
-                "previousId",
-                "previousId is required for alias calls".into(),
-            ));
+            return Err(("previousId", "previousId is required for alias calls".into()));
         }
         _ => {}
     }

@@ -171,19 +171,13 @@ pub fn extract(src: &IdentifierSources<'_>) -> Vec<Identifier> {
     push("group_id", src.group_id);
     let context: ContextIds<'_> = lenient(text(src.context));
     let traits: TraitIds<'_> = lenient(text(src.traits));
-    let context_traits: TraitIds<'_> = context
-        .traits
-        .map(|raw| lenient(raw.get()))
-        .unwrap_or_default();
+    let context_traits: TraitIds<'_> = context.traits.map(|raw| lenient(raw.get())).unwrap_or_default();
     for email in [traits.email, context_traits.email].into_iter().flatten() {
         if let Ok(email) = serde_json::from_str::<Cow<'_, str>>(email.get()) {
             push("email", &email);
         }
     }
-    let device: DeviceIds<'_> = context
-        .device
-        .map(|raw| lenient(raw.get()))
-        .unwrap_or_default();
+    let device: DeviceIds<'_> = context.device.map(|raw| lenient(raw.get())).unwrap_or_default();
     let platform = device.kind.as_deref().map(str::to_ascii_lowercase);
     if let Some(platform @ ("ios" | "android")) = platform.as_deref() {
         if let Some(id) = &device.id {
@@ -196,12 +190,9 @@ pub fn extract(src: &IdentifierSources<'_>) -> Vec<Identifier> {
             push(&format!("{platform}.push_token"), token);
         }
     }
-    for integrations in [
-        Some(text(src.integrations)),
-        context.integrations.map(RawValue::get),
-    ]
-    .into_iter()
-    .flatten()
+    for integrations in [Some(text(src.integrations)), context.integrations.map(RawValue::get)]
+        .into_iter()
+        .flatten()
     {
         let integrations: IntegrationIds<'_> = lenient(integrations);
         let ga: GoogleAnalytics<'_> = integrations
@@ -212,10 +203,7 @@ pub fn extract(src: &IdentifierSources<'_>) -> Vec<Identifier> {
             push("ga_client_id", &client_id);
         }
     }
-    let external: Vec<&RawValue> = context
-        .external_ids
-        .map(|raw| lenient(raw.get()))
-        .unwrap_or_default();
+    let external: Vec<&RawValue> = context.external_ids.map(|raw| lenient(raw.get())).unwrap_or_default();
     let entries = external
         .into_iter()
         .filter_map(|raw| serde_json::from_str::<ExternalId<'_>>(raw.get()).ok());
@@ -251,10 +239,7 @@ mod tests {
             context,
             integrations: b"",
         });
-        let pairs: Vec<_> = ids
-            .iter()
-            .map(|i| (i.kind.as_str(), i.value.as_str()))
-            .collect();
+        let pairs: Vec<_> = ids.iter().map(|i| (i.kind.as_str(), i.value.as_str())).collect();
         assert_eq!(
             pairs,
             vec![
@@ -283,19 +268,15 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let ios = br#"{"device": {"type": "ios", "id": "D1", "advertisingId": "A1", "adTrackingEnabled": true, "token": "T1"}}"#;
-        assert_eq!(
-            ids(ios, b""),
-            vec!["ios.id:D1", "ios.idfa:A1", "ios.push_token:T1"]
-        );
-        let no_ads = br#"{"device": {"type": "Android", "id": "D2", "advertisingId": "A2", "adTrackingEnabled": false}}"#;
+        assert_eq!(ids(ios, b""), vec!["ios.id:D1", "ios.idfa:A1", "ios.push_token:T1"]);
+        let no_ads =
+            br#"{"device": {"type": "Android", "id": "D2", "advertisingId": "A2", "adTrackingEnabled": false}}"#;
         assert_eq!(ids(no_ads, b""), vec!["android.id:D2"]);
-        let other = br#"{"device": {"type": "tv", "id": "D3"}, "integrations": {"Google Analytics": {"clientId": "c.1"}}}"#;
+        let other =
+            br#"{"device": {"type": "tv", "id": "D3"}, "integrations": {"Google Analytics": {"clientId": "c.1"}}}"#;
         assert_eq!(ids(other, b""), vec!["ga_client_id:c.1"]);
         assert_eq!(
-            ids(
-                b"",
-                br#"{"Google Analytics": {"clientId": 42}, "All": true}"#
-            ),
+            ids(b"", br#"{"Google Analytics": {"clientId": 42}, "All": true}"#),
             vec!["ga_client_id:42"]
         );
     }
@@ -303,10 +284,7 @@ mod tests {
     #[test]
     fn odd_shapes_carry_no_identifier() {
         for (traits, context) in [
-            (
-                &br#"{"email": 5}"#[..],
-                &br#"{"externalIds": {"id": "x"}}"#[..],
-            ),
+            (&br#"{"email": 5}"#[..], &br#"{"externalIds": {"id": "x"}}"#[..]),
             (
                 b"",
                 br#"{"traits": [1], "externalIds": [{"id": null, "type": "crm"}, {"id": "1"}]}"#,

@@ -105,11 +105,7 @@ impl IdentifierIndex {
     pub fn recover(store: &Store) -> Result<Self> {
         let through = {
             let txn = store.index.read()?;
-            store
-                .index_dbs
-                .meta
-                .get(&txn.txn, META_INDEXED_THROUGH)?
-                .unwrap_or(0)
+            store.index_dbs.meta.get(&txn.txn, META_INDEXED_THROUGH)?.unwrap_or(0)
         };
         let mut current = Delta {
             through,
@@ -126,10 +122,7 @@ impl IdentifierIndex {
             current.through = seq;
         }
         if current.count > 0 {
-            log::info!(
-                "replaying {} postings into the identifier index",
-                current.count
-            );
+            log::info!("replaying {} postings into the identifier index", current.count);
         }
         Ok(Self {
             deltas: Mutex::new(Deltas {
@@ -164,10 +157,7 @@ impl IdentifierIndex {
         let lookup = IdentKey::new(key.to_vec());
         let mut seqs: Vec<u64> = {
             let deltas = self.deltas.lock();
-            let in_flight = deltas
-                .in_flight
-                .as_ref()
-                .and_then(|d| d.postings.get(&lookup));
+            let in_flight = deltas.in_flight.as_ref().and_then(|d| d.postings.get(&lookup));
             deltas
                 .current
                 .postings
@@ -180,11 +170,7 @@ impl IdentifierIndex {
         };
         let in_delta = !seqs.is_empty();
         let txn = store.index.read()?;
-        let id = store
-            .index_dbs
-            .identifiers
-            .get(&txn.txn, key)?
-            .map(decode_id);
+        let id = store.index_dbs.identifiers.get(&txn.txn, key)?.map(decode_id);
         let Some(id) = id else {
             return Ok(in_delta.then(|| page_of(seqs, query)));
         };
@@ -193,10 +179,7 @@ impl IdentifierIndex {
                 ident_event_key(id, after.saturating_add(1)),
                 ident_event_key(id, u64::MAX),
             ),
-            (Some(after), false) => (
-                ident_event_key(id, 0),
-                ident_event_key(id, after.saturating_sub(1)),
-            ),
+            (Some(after), false) => (ident_event_key(id, 0), ident_event_key(id, after.saturating_sub(1))),
             (None, _) => (ident_event_key(id, 0), ident_event_key(id, u64::MAX)),
         };
         let range = (Bound::Included(&low[..]), Bound::Included(&high[..]));
@@ -311,13 +294,7 @@ fn clone_delta(delta: &Delta) -> Delta {
 /// Sorts, dedupes and cuts the candidate seqs to one page (+1 to tell if there is more).
 fn page_of(mut seqs: Vec<u64>, query: &PageQuery) -> Vec<u64> {
     if let Some(after) = query.after {
-        seqs.retain(|&seq| {
-            if query.oldest_first {
-                seq > after
-            } else {
-                seq < after
-            }
-        });
+        seqs.retain(|&seq| if query.oldest_first { seq > after } else { seq < after });
     }
     seqs.sort_unstable();
     seqs.dedup();
@@ -330,11 +307,7 @@ fn page_of(mut seqs: Vec<u64>, query: &PageQuery) -> Vec<u64> {
 
 fn write_delta(store: &Store, delta: &Delta, cache: &mut FxHashMap<Vec<u8>, u64>) -> Result<()> {
     let dbs = &store.index_dbs;
-    let mut entries: Vec<(&Vec<u8>, &Vec<u64>)> = delta
-        .postings
-        .iter()
-        .map(|(key, seqs)| (&key.bytes, seqs))
-        .collect();
+    let mut entries: Vec<(&Vec<u8>, &Vec<u64>)> = delta.postings.iter().map(|(key, seqs)| (&key.bytes, seqs)).collect();
     entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let (assigned, _) = store.index.write_with_growth(|txn| {
         let mut next_id = dbs.meta.get(txn, META_NEXT_IDENT)?.unwrap_or(1);
@@ -351,9 +324,7 @@ fn write_delta(store: &Store, delta: &Delta, cache: &mut FxHashMap<Vec<u8>, u64>
                             next_id += 1;
                             let mut record = [0u8; 16];
                             record[..8].copy_from_slice(&id.to_be_bytes());
-                            record[8..].copy_from_slice(
-                                &seqs.iter().min().copied().unwrap_or(0).to_be_bytes(),
-                            );
+                            record[8..].copy_from_slice(&seqs.iter().min().copied().unwrap_or(0).to_be_bytes());
                             dbs.identifiers.put(txn, key, &record)?;
                             id
                         }
@@ -394,22 +365,13 @@ mod tests {
             };
             let mut value = 1u32.to_be_bytes().to_vec();
             value.extend(event.encode_to_vec());
-            store
-                .log_dbs
-                .events
-                .put(&mut txn.txn, &(i as u64 + 1), &value)
-                .unwrap();
+            store.log_dbs.events.put(&mut txn.txn, &(i as u64 + 1), &value).unwrap();
         }
         txn.commit().unwrap();
         store
     }
 
-    fn newest_first(
-        index: &IdentifierIndex,
-        store: &Store,
-        user: &str,
-        limit: usize,
-    ) -> Option<Vec<u64>> {
+    fn newest_first(index: &IdentifierIndex, store: &Store, user: &str, limit: usize) -> Option<Vec<u64>> {
         let key = Identifier::new("user_id", user).key();
         index
             .page(

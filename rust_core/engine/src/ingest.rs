@@ -16,10 +16,10 @@ use crate::config::EngineConfig;
 use crate::dedupe::{DedupeKey, DedupeSet, KeyMap, Marker};
 use crate::error::{EngineError, Rejection, Result};
 use crate::event::{prepare_batch, BatchContext, PreparedEvent};
+use crate::identity::rules::IdentityRules;
 use crate::index::IdentifierIndex;
-use crate::proto::{
-    self, Batch, EventResult, EventStatus, SendRequest, SendResponse, StreamRequest, StreamResponse,
-};
+use crate::profiles::{Profiles, Resolvable};
+use crate::proto::{self, Batch, EventResult, EventStatus, SendRequest, SendResponse, StreamRequest, StreamResponse};
 use crate::store::Store;
 use crate::time;
 
@@ -45,6 +45,7 @@ pub struct Stats {
 pub(crate) struct Shared {
     pub(crate) store: Store,
     pub(crate) index: IdentifierIndex,
+    pub(crate) profiles: Profiles,
     pub(crate) config: EngineConfig,
     pub(crate) stats: Stats,
     /// Highest committed event sequence; waiters (the live tail) are woken on change.
@@ -163,9 +164,11 @@ impl Engine {
         let store = Store::open(&config)?;
         let state = WriterState::load(&store, &config)?;
         let index = IdentifierIndex::recover(&store)?;
+        let profiles = Profiles::rebuild(&store, IdentityRules::default())?;
         let shared = Arc::new(Shared {
             store,
             index,
+            profiles,
             config,
             stats: Stats::default(),
             committed: Mutex::new(state.next_seq.saturating_sub(1)),
@@ -247,8 +250,7 @@ impl Engine {
     pub fn send(&self, source_id: u32, request: &[u8]) -> Result<BatchOutcome> {
         let request = SendRequest::decode(request)
             .map_err(|e| EngineError::InvalidRequest(format!("malformed SendRequest: {e}")))?;
-        self.submit(source_id, request.batch.unwrap_or_default())?
-            .wait()
+        self.submit(source_id, request.batch.unwrap_or_default())?.wait()
     }
 
     /// Decodes an encoded `StreamRequest` and queues it; returns its sequence number too.
@@ -269,9 +271,7 @@ impl Engine {
     pub fn wait_for_events(&self, after: u64, timeout: Duration) -> u64 {
         let mut committed = self.shared.committed.lock();
         if *committed <= after {
-            self.shared
-                .committed_changed
-                .wait_for(&mut committed, timeout);
+            self.shared.committed_changed.wait_for(&mut committed, timeout);
         }
         *committed
     }
@@ -308,11 +308,7 @@ const SWEEP_BATCH: usize = 100_000;
 impl WriterState {
     fn load(store: &Store, config: &EngineConfig) -> Result<Self> {
         let txn = store.log.read()?;
-        let next_seq = store
-            .log_dbs
-            .events
-            .last(&txn.txn)?
-            .map_or(1, |(seq, _)| seq + 1);
+        let next_seq = store.log_dbs.events.last(&txn.txn)?.map_or(1, |(seq, _)| seq + 1);
         let window_ms = config.dedupe_window.as_millis() as i64;
         let dedupe = DedupeSet::load(&txn, &store.log_dbs, window_ms, time::now_ms())?;
         Ok(Self {
@@ -340,6 +336,7 @@ fn run_writer(shared: &Shared, mut state: WriterState, jobs: &Receiver<Job>) {
         match write_group(shared, &mut state, &group) {
             Ok(outcomes) => {
                 // Visible to readers before anyone hears of the ack (read-your-writes).
+                resolve_identities(shared, &group, &outcomes, first_seq);
                 index_postings(shared, &mut group, &outcomes, first_seq, state.next_seq - 1);
                 shared.stats.commits.fetch_add(1, Ordering::Relaxed);
                 *shared.committed.lock() = state.next_seq - 1;
@@ -364,14 +361,26 @@ fn run_writer(shared: &Shared, mut state: WriterState, jobs: &Receiver<Job>) {
     }
 }
 
+/// Resolves the accepted events of a committed group into profiles, in log order.
+fn resolve_identities(shared: &Shared, group: &[Job], outcomes: &[Vec<Stored>], first_seq: u64) {
+    let accepted = group
+        .iter()
+        .zip(outcomes)
+        .flat_map(|(job, job_outcomes)| job.events.iter().zip(job_outcomes))
+        .filter(|(_, outcome)| **outcome == Stored::Accepted)
+        .zip(first_seq..)
+        .map(|((event, _), seq)| Resolvable {
+            seq,
+            message_id: &event.message_id,
+            timestamp_ms: event.timestamp_ms,
+            identifiers: &event.profile_identifiers,
+            sets_traits: event.sets_traits,
+        });
+    shared.profiles.resolve(accepted);
+}
+
 /// Hands the identifier keys of the accepted events (moved, not copied) to the index.
-fn index_postings(
-    shared: &Shared,
-    group: &mut [Job],
-    outcomes: &[Vec<Stored>],
-    first_seq: u64,
-    through: u64,
-) {
+fn index_postings(shared: &Shared, group: &mut [Job], outcomes: &[Vec<Stored>], first_seq: u64, through: u64) {
     let mut seq = first_seq;
     let mut postings = Vec::new();
     for (job, job_outcomes) in group.iter_mut().zip(outcomes) {
@@ -399,11 +408,7 @@ struct GroupWrite {
 
 /// Writes one group in one transaction: appends only (events and dedupe markers). On error
 /// nothing of it is visible and `state` is unchanged.
-fn write_group(
-    shared: &Shared,
-    state: &mut WriterState,
-    group: &[Job],
-) -> Result<Vec<Vec<Stored>>> {
+fn write_group(shared: &Shared, state: &mut WriterState, group: &[Job]) -> Result<Vec<Vec<Stored>>> {
     let dbs = &shared.store.log_dbs;
     let now_ms = time::now_ms();
     let mut value = Vec::new();
@@ -419,12 +424,10 @@ fn write_group(
         for job in group {
             let mut job_outcomes = Vec::with_capacity(job.events.len());
             for event in &job.events {
-                let seen = event.dedupe_key.as_ref().and_then(|key| {
-                    in_group
-                        .get(key)
-                        .copied()
-                        .or_else(|| state.dedupe.check(key, now_ms))
-                });
+                let seen = event
+                    .dedupe_key
+                    .as_ref()
+                    .and_then(|key| in_group.get(key).copied().or_else(|| state.dedupe.check(key, now_ms)));
                 let outcome = match seen {
                     Some(fp) if fp == event.fingerprint => Stored::Duplicate,
                     Some(_) => Stored::Conflict,
@@ -434,19 +437,14 @@ fn write_group(
                         value.clear();
                         value.extend_from_slice(&job.source_id.to_be_bytes());
                         value.extend_from_slice(&event.encoded);
-                        dbs.events
-                            .put_with_flags(txn, PutFlags::APPEND, &seq, &value)?;
+                        dbs.events.put_with_flags(txn, PutFlags::APPEND, &seq, &value)?;
                         if let Some(key) = event.dedupe_key {
                             let marker = Marker {
                                 fingerprint: event.fingerprint,
                                 received_ms: now_ms,
                             };
-                            dbs.dedupe_log.put_with_flags(
-                                txn,
-                                PutFlags::APPEND,
-                                &seq,
-                                &marker.encode(&key),
-                            )?;
+                            dbs.dedupe_log
+                                .put_with_flags(txn, PutFlags::APPEND, &seq, &marker.encode(&key))?;
                             in_group.insert(key, event.fingerprint);
                             write.markers.push((key, marker));
                         }
@@ -467,9 +465,7 @@ fn write_group(
         state.dedupe.insert(key, marker);
     }
     let stats = &shared.stats;
-    stats
-        .map_grows
-        .fetch_add(u64::from(grows), Ordering::Relaxed);
+    stats.map_grows.fetch_add(u64::from(grows), Ordering::Relaxed);
     stats
         .accepted
         .fetch_add(write.counts[Stored::Accepted as usize], Ordering::Relaxed);

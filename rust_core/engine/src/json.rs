@@ -14,15 +14,12 @@ pub fn parse_object(bytes: &[u8]) -> Result<Option<Map<String, Value>>, String> 
     if bytes.is_empty() {
         return Ok(None);
     }
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| format!("is not valid JSON: {e}"))?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("is not valid JSON: {e}"))?;
     match value {
         Value::Object(map) => {
             let depth = object_depth(&map);
             if depth > MAX_DEPTH {
-                return Err(format!(
-                    "is nested {depth} levels deep; the limit is {MAX_DEPTH}"
-                ));
+                return Err(format!("is nested {depth} levels deep; the limit is {MAX_DEPTH}"));
             }
             Ok(Some(map))
         }
@@ -52,9 +49,7 @@ pub fn check_object(bytes: &[u8]) -> Result<(), String> {
         }
     })?;
     if depth > MAX_DEPTH {
-        return Err(format!(
-            "is nested {depth} levels deep; the limit is {MAX_DEPTH}"
-        ));
+        return Err(format!("is nested {depth} levels deep; the limit is {MAX_DEPTH}"));
     }
     Ok(())
 }
@@ -166,8 +161,7 @@ mod tests {
 
     #[test]
     fn depth_limit_counts_objects_and_arrays() {
-        let nested =
-            |n: usize| format!("{}{}", "{\"a\":".repeat(n), "1".to_owned() + &"}".repeat(n));
+        let nested = |n: usize| format!("{}{}", "{\"a\":".repeat(n), "1".to_owned() + &"}".repeat(n));
         assert!(parse_object(nested(MAX_DEPTH).as_bytes()).is_ok());
         assert!(parse_object(nested(MAX_DEPTH + 1).as_bytes())
             .unwrap_err()
@@ -191,20 +185,14 @@ mod tests {
             format!(r#"{{"a":{}}}"#, nested(200)),
         ] {
             let full = parse_object(text.as_bytes()).map(|_| ());
-            assert_eq!(
-                check_object(text.as_bytes()).is_ok(),
-                full.is_ok(),
-                "{text:.60}"
-            );
+            assert_eq!(check_object(text.as_bytes()).is_ok(), full.is_ok(), "{text:.60}");
         }
     }
 
     #[test]
     fn event_keys_win_over_batch_defaults() {
         let mut event = parse_object(br#"{"ip":"1.1.1.1"}"#).unwrap().unwrap();
-        let batch = parse_object(br#"{"ip":"2.2.2.2","locale":"nl"}"#)
-            .unwrap()
-            .unwrap();
+        let batch = parse_object(br#"{"ip":"2.2.2.2","locale":"nl"}"#).unwrap().unwrap();
         merge_defaults(&mut event, &batch);
         assert_eq!(event["ip"], "1.1.1.1");
         assert_eq!(event["locale"], "nl");

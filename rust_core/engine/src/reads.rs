@@ -28,8 +28,7 @@ impl TailFilter {
     fn matches(&self, event: &Event) -> bool {
         (self.types.is_empty() || self.types.contains(&event.r#type))
             && (self.event_names.is_empty()
-                || (event.r#type == EventType::Track as i32
-                    && self.event_names.contains(&event.event)))
+                || (event.r#type == EventType::Track as i32 && self.event_names.contains(&event.event)))
     }
 }
 
@@ -39,23 +38,16 @@ fn split_stored(value: &[u8]) -> Result<(u32, &[u8])> {
         return Err(EngineError::Storage("corrupt event record".into()));
     }
     let (source, event) = value.split_at(4);
-    Ok((
-        u32::from_be_bytes(source.try_into().unwrap_or_default()),
-        event,
-    ))
+    Ok((u32::from_be_bytes(source.try_into().unwrap_or_default()), event))
 }
 
 impl Engine {
     /// `ListEvents` on encoded bytes: events carrying the identifier, one page.
     pub fn list_events(&self, request: &[u8]) -> Result<Vec<u8>> {
-        let request = ListEventsRequest::decode(request).map_err(|e| {
-            EngineError::InvalidRequest(format!("malformed ListEventsRequest: {e}"))
-        })?;
+        let request = ListEventsRequest::decode(request)
+            .map_err(|e| EngineError::InvalidRequest(format!("malformed ListEventsRequest: {e}")))?;
         let identifier = Identifier::parse(&request.identifier).ok_or_else(|| {
-            EngineError::InvalidRequest(format!(
-                "identifier must be type:value, got {:?}",
-                request.identifier
-            ))
+            EngineError::InvalidRequest(format!("identifier must be type:value, got {:?}", request.identifier))
         })?;
         let limit = match request.limit as usize {
             0 => DEFAULT_PAGE,
@@ -87,9 +79,11 @@ impl Engine {
         let mut page_bytes = 0;
         let mut last_included = None;
         for seq in &seqs {
-            let value = store.log_dbs.events.get(&txn.txn, seq)?.ok_or_else(|| {
-                EngineError::Storage(format!("event {seq} is indexed but missing"))
-            })?;
+            let value = store
+                .log_dbs
+                .events
+                .get(&txn.txn, seq)?
+                .ok_or_else(|| EngineError::Storage(format!("event {seq} is indexed but missing")))?;
             let (_, encoded) = split_stored(value)?;
             // A page must fit in one gRPC message: stop early and let the cursor continue.
             if page_bytes + encoded.len() > MAX_PAGE_BYTES && !events.is_empty() {
@@ -97,32 +91,19 @@ impl Engine {
                 break;
             }
             page_bytes += encoded.len() + 8;
-            events.push(
-                Event::decode(encoded)
-                    .map_err(|e| EngineError::Storage(format!("event {seq}: {e}")))?,
-            );
+            events.push(Event::decode(encoded).map_err(|e| EngineError::Storage(format!("event {seq}: {e}")))?);
             last_included = Some(*seq);
         }
         let next_cursor = match (more, last_included) {
             (true, Some(last)) => last.to_string(),
             _ => String::new(),
         };
-        Ok(ListEventsResponse {
-            events,
-            next_cursor,
-        }
-        .encode_to_vec())
+        Ok(ListEventsResponse { events, next_cursor }.encode_to_vec())
     }
 
     /// Committed events after `after` (at most `limit`), each an encoded `TailResponse`, and the
     /// sequence to continue from. Waits up to `wait` when there is nothing new.
-    pub fn tail(
-        &self,
-        after: u64,
-        limit: usize,
-        filter: &TailFilter,
-        wait: Duration,
-    ) -> Result<(Vec<Vec<u8>>, u64)> {
+    pub fn tail(&self, after: u64, limit: usize, filter: &TailFilter, wait: Duration) -> Result<(Vec<Vec<u8>>, u64)> {
         let last = self.wait_for_events(after, wait);
         if last <= after {
             return Ok((Vec::new(), after));
@@ -140,8 +121,7 @@ impl Engine {
             let (seq, value) = entry?;
             position = seq;
             let (source_id, encoded) = split_stored(value)?;
-            let event = Event::decode(encoded)
-                .map_err(|e| EngineError::Storage(format!("event {seq}: {e}")))?;
+            let event = Event::decode(encoded).map_err(|e| EngineError::Storage(format!("event {seq}: {e}")))?;
             if filter.matches(&event) {
                 out.push(
                     TailResponse {

@@ -17,9 +17,7 @@ impl<K: Hash + Eq, V, S: BuildHasher + Default + Clone> Default for ShardedMap<K
     fn default() -> Self {
         let hasher = S::default();
         Self {
-            shards: (0..SHARDS)
-                .map(|_| HashMap::with_hasher(hasher.clone()))
-                .collect(),
+            shards: (0..SHARDS).map(|_| HashMap::with_hasher(hasher.clone())).collect(),
             hasher,
         }
     }
@@ -97,10 +95,7 @@ mod tests {
         }
         *map.entry(7).or_default() += 1;
         assert_eq!(map.remove(&8), Some(16));
-        assert_eq!(
-            (map.len(), map.get(&7), map.get(&8)),
-            (9_999, Some(&15), None)
-        );
+        assert_eq!((map.len(), map.get(&7), map.get(&8)), (9_999, Some(&15), None));
         assert_eq!(map.iter().count(), 9_999);
         assert!(map.shards.iter().all(|shard| !shard.is_empty()));
     }

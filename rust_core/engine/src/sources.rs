@@ -15,14 +15,10 @@ impl Engine {
     pub fn create_source(&self, name: &str, key_digest: &[u8]) -> Result<Vec<u8>> {
         let name = name.trim();
         if name.is_empty() || name.len() > 100 {
-            return Err(EngineError::InvalidRequest(
-                "name must be 1 to 100 characters".into(),
-            ));
+            return Err(EngineError::InvalidRequest("name must be 1 to 100 characters".into()));
         }
         if key_digest.len() != 32 {
-            return Err(EngineError::InvalidRequest(
-                "key digest must be 32 bytes".into(),
-            ));
+            return Err(EngineError::InvalidRequest("key digest must be 32 bytes".into()));
         }
         let store = &self.shared.store;
         let dbs = &store.log_dbs;
@@ -50,8 +46,7 @@ impl Engine {
         let encoded = source.encode_to_vec();
         dbs.sources.put(&mut wtxn.txn, &id, &encoded)?;
         dbs.source_keys.put(&mut wtxn.txn, key_digest, &id)?;
-        dbs.meta
-            .put(&mut wtxn.txn, META_NEXT_SOURCE, &(u64::from(id) + 1))?;
+        dbs.meta.put(&mut wtxn.txn, META_NEXT_SOURCE, &(u64::from(id) + 1))?;
         wtxn.commit()?;
         Ok(encoded)
     }
@@ -59,12 +54,7 @@ impl Engine {
     /// The source owning a key digest, if any.
     pub fn source_for_key(&self, key_digest: &[u8]) -> Result<Option<u32>> {
         let txn = self.shared.store.log.read()?;
-        Ok(self
-            .shared
-            .store
-            .log_dbs
-            .source_keys
-            .get(&txn.txn, key_digest)?)
+        Ok(self.shared.store.log_dbs.source_keys.get(&txn.txn, key_digest)?)
     }
 
     /// Every source, as an encoded `ListSourcesResponse`.

@@ -23,9 +23,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use heed::types::{Bytes, Str, Unit, U32, U64};
-use heed::{
-    byteorder::BigEndian, Database, Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls,
-};
+use heed::{byteorder::BigEndian, Database, Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
 use parking_lot::{RwLock, RwLockReadGuard};
 
 use crate::config::EngineConfig;
@@ -62,8 +60,7 @@ impl WriteTxn<'_> {
 impl Environment {
     /// Opens with `flags`, which may only weaken durability (never memory safety).
     fn open(path: &Path, map_size: usize, flags: EnvFlags) -> Result<Self> {
-        fs::create_dir_all(path)
-            .map_err(|e| EngineError::Storage(format!("cannot create {}: {e}", path.display())))?;
+        fs::create_dir_all(path).map_err(|e| EngineError::Storage(format!("cannot create {}: {e}", path.display())))?;
         // Without TLS: read transactions are not tied to a thread (Python threads come and go).
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
         options.map_size(map_size).max_dbs(8).max_readers(512);
@@ -104,10 +101,7 @@ impl Environment {
         // is what mdb_env_set_mapsize requires.
         unsafe { self.env.resize(new_size) }
             .map_err(|e| EngineError::StorageFull(format!("cannot grow the map: {e}")))?;
-        log::info!(
-            "LMDB map of {} grown to {new_size} bytes",
-            self.path.display()
-        );
+        log::info!("LMDB map of {} grown to {new_size} bytes", self.path.display());
         Ok(new_size)
     }
 
@@ -117,10 +111,7 @@ impl Environment {
 
     /// Runs a write transaction, growing the map and retrying whenever it fills. `work` must
     /// leave no trace outside the transaction when it fails.
-    pub fn write_with_growth<T>(
-        &self,
-        mut work: impl FnMut(&mut RwTxn<'_>) -> Result<T>,
-    ) -> Result<(T, u32)> {
+    pub fn write_with_growth<T>(&self, mut work: impl FnMut(&mut RwTxn<'_>) -> Result<T>) -> Result<(T, u32)> {
         let mut grows = 0;
         loop {
             let attempt = self.write().and_then(|mut txn| {
@@ -160,11 +151,7 @@ impl Environment {
     pub fn classify_write_error(&self, err: EngineError) -> EngineError {
         const NEARLY_FULL: u64 = 64 << 20;
         match err {
-            EngineError::Storage(message)
-                if self
-                    .available_bytes()
-                    .is_some_and(|free| free < NEARLY_FULL) =>
-            {
+            EngineError::Storage(message) if self.available_bytes().is_some_and(|free| free < NEARLY_FULL) => {
                 EngineError::StorageFull(format!("the disk is full ({message})"))
             }
             other => other,
@@ -247,8 +234,7 @@ impl Store {
 /// Takes the data directory's lock file, or says which process-level conflict stopped us.
 fn lock_data_dir(dir: &Path) -> Result<fs::File> {
     use std::os::fd::AsRawFd;
-    fs::create_dir_all(dir)
-        .map_err(|e| EngineError::Storage(format!("cannot create {}: {e}", dir.display())))?;
+    fs::create_dir_all(dir).map_err(|e| EngineError::Storage(format!("cannot create {}: {e}", dir.display())))?;
     let path = dir.join("tributary.lock");
     let file = fs::OpenOptions::new()
         .create(true)

@@ -20,8 +20,7 @@ pub fn from_ms(ms: i64) -> Timestamp {
 
 /// True when a timestamp is well formed (nanos in range, year 0001..=9999).
 pub fn is_valid(ts: &Timestamp) -> bool {
-    (0..1_000_000_000).contains(&ts.nanos)
-        && (-62_135_596_800..=253_402_300_799).contains(&ts.seconds)
+    (0..1_000_000_000).contains(&ts.nanos) && (-62_135_596_800..=253_402_300_799).contains(&ts.seconds)
 }
 
 /// When an event happened, by Segment's rule: `receivedAt − (sentAt − originalTimestamp)` when

@@ -19,18 +19,8 @@ use tributary_engine::{Engine as CoreEngine, EngineConfig, EngineError, PendingA
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 create_exception!(_core, CoreError, PyException, "Base of every engine error.");
-create_exception!(
-    _core,
-    InvalidRequest,
-    CoreError,
-    "The request is malformed or invalid."
-);
-create_exception!(
-    _core,
-    NotFound,
-    CoreError,
-    "The requested thing does not exist."
-);
+create_exception!(_core, InvalidRequest, CoreError, "The request is malformed or invalid.");
+create_exception!(_core, NotFound, CoreError, "The requested thing does not exist.");
 create_exception!(
     _core,
     StorageFull,
@@ -144,9 +134,7 @@ impl Engine {
             ..EngineConfig::new(data_dir)
         };
         let inner = without_gil(py, move || CoreEngine::open(config))?;
-        Ok(Self {
-            inner: Arc::new(inner),
-        })
+        Ok(Self { inner: Arc::new(inner) })
     }
 
     /// Stores an encoded `cdp.v1.SendRequest`; returns once its accepted events are durable.
@@ -158,14 +146,7 @@ impl Engine {
             let rejections = outcome
                 .rejections
                 .iter()
-                .map(|r| {
-                    (
-                        r.index,
-                        r.message_id.clone(),
-                        r.field.to_owned(),
-                        r.reason.clone(),
-                    )
-                })
+                .map(|r| (r.index, r.message_id.clone(), r.field.to_owned(), r.reason.clone()))
                 .collect::<Vec<_>>();
             Ok((outcome.send_response().encode_to_vec(), rejections))
         })?;
@@ -195,6 +176,13 @@ impl Engine {
         Ok(PyBytes::new(py, &bytes))
     }
 
+    /// Answers an encoded `cdp.v1.GetProfileRequest` with an encoded `GetProfileResponse`.
+    fn get_profile<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let engine = &self.inner;
+        let bytes = without_gil(py, || engine.get_profile(request))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
     /// Committed events after sequence `after`, waiting up to `wait_secs` for new ones.
     ///
     /// Returns:
@@ -213,19 +201,11 @@ impl Engine {
         let filter = TailFilter { types, event_names };
         let wait = Duration::from_secs_f64(wait_secs.clamp(0.0, 60.0));
         let (events, position) = without_gil(py, || engine.tail(after, limit, &filter, wait))?;
-        Ok((
-            events.iter().map(|e| PyBytes::new(py, e)).collect(),
-            position,
-        ))
+        Ok((events.iter().map(|e| PyBytes::new(py, e)).collect(), position))
     }
 
     /// Creates a source owning a write-key digest (SHA-256); returns an encoded `cdp.v1.Source`.
-    fn create_source<'py>(
-        &self,
-        py: Python<'py>,
-        name: &str,
-        key_digest: &[u8],
-    ) -> PyResult<Bound<'py, PyBytes>> {
+    fn create_source<'py>(&self, py: Python<'py>, name: &str, key_digest: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
         let engine = &self.inner;
         let bytes = without_gil(py, || engine.create_source(name, key_digest))?;
         Ok(PyBytes::new(py, &bytes))

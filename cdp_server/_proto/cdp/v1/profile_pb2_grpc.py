@@ -34,6 +34,11 @@ class ProfileServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.GetProfile = channel.unary_unary(
+                '/cdp.v1.ProfileService/GetProfile',
+                request_serializer=cdp_dot_v1_dot_profile__pb2.GetProfileRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_profile__pb2.GetProfileResponse.FromString,
+                _registered_method=True)
         self.ListEvents = channel.unary_unary(
                 '/cdp.v1.ProfileService/ListEvents',
                 request_serializer=cdp_dot_v1_dot_profile__pb2.ListEventsRequest.SerializeToString,
@@ -43,6 +48,13 @@ class ProfileServiceStub:
 
 class ProfileServiceServicer:
     """Missing associated documentation comment in .proto file."""
+
+    def GetProfile(self, request, context):
+        """One profile by any of its identifiers ("type:value") or by its id ("tp_...").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def ListEvents(self, request, context):
         """Events carrying an identifier, newest first by default.
@@ -54,6 +66,11 @@ class ProfileServiceServicer:
 
 def add_ProfileServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'GetProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProfile,
+                    request_deserializer=cdp_dot_v1_dot_profile__pb2.GetProfileRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_profile__pb2.GetProfileResponse.SerializeToString,
+            ),
             'ListEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListEvents,
                     request_deserializer=cdp_dot_v1_dot_profile__pb2.ListEventsRequest.FromString,
@@ -69,6 +86,33 @@ def add_ProfileServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ProfileService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def GetProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.ProfileService/GetProfile',
+            cdp_dot_v1_dot_profile__pb2.GetProfileRequest.SerializeToString,
+            cdp_dot_v1_dot_profile__pb2.GetProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def ListEvents(request,

@@ -33,16 +33,28 @@ class ProfileServiceStub:
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ProfileServiceAsyncStub: ...
+    GetProfile: _grpc.UnaryUnaryMultiCallable[_profile_pb2.GetProfileRequest, _profile_pb2.GetProfileResponse]
+    """One profile by any of its identifiers ("type:value") or by its id ("tp_...")."""
     ListEvents: _grpc.UnaryUnaryMultiCallable[_profile_pb2.ListEventsRequest, _profile_pb2.ListEventsResponse]
     """Events carrying an identifier, newest first by default."""
 
 @_typing.type_check_only
 class ProfileServiceAsyncStub(ProfileServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
+    GetProfile: _aio.UnaryUnaryMultiCallable[_profile_pb2.GetProfileRequest, _profile_pb2.GetProfileResponse]  # type: ignore[assignment]
+    """One profile by any of its identifiers ("type:value") or by its id ("tp_...")."""
     ListEvents: _aio.UnaryUnaryMultiCallable[_profile_pb2.ListEventsRequest, _profile_pb2.ListEventsResponse]  # type: ignore[assignment]
     """Events carrying an identifier, newest first by default."""
 
 class ProfileServiceServicer(metaclass=_abc_1.ABCMeta):
+    @_abc_1.abstractmethod
+    def GetProfile(
+        self,
+        request: _profile_pb2.GetProfileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_profile_pb2.GetProfileResponse, _abc.Awaitable[_profile_pb2.GetProfileResponse]]:
+        """One profile by any of its identifiers ("type:value") or by its id ("tp_...")."""
+
     @_abc_1.abstractmethod
     def ListEvents(
         self,

@@ -43,6 +43,27 @@ impl fmt::Display for ProfileId {
     }
 }
 
+impl std::str::FromStr for ProfileId {
+    type Err = ();
+
+    /// Parses `tp_` + 26 Crockford base-32 characters.
+    fn from_str(text: &str) -> Result<Self, ()> {
+        let body = text.strip_prefix("tp_").ok_or(())?;
+        if body.len() != 26 {
+            return Err(());
+        }
+        let mut value: u128 = 0;
+        for ch in body.bytes() {
+            let digit = b"0123456789abcdefghjkmnpqrstvwxyz"
+                .iter()
+                .position(|&c| c == ch.to_ascii_lowercase())
+                .ok_or(())?;
+            value = value.checked_mul(32).ok_or(())? | digit as u128;
+        }
+        Ok(ProfileId(value))
+    }
+}
+
 impl fmt::Debug for ProfileId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{self}")
@@ -67,6 +88,19 @@ pub struct EventIdentity<'a> {
     pub message_id: &'a str,
     pub timestamp_ms: i64,
     pub identifiers: &'a [Identifier],
+    /// The log seq of an event that sets profile traits (an identify), to be kept with the
+    /// profile it resolves to.
+    pub trait_event: Option<u64>,
+}
+
+/// A profile as a reader sees it.
+pub struct ProfileView {
+    pub id: ProfileId,
+    pub merges: u32,
+    /// (identifier, first seen ms, first message id), in link order.
+    pub identifiers: Vec<(Identifier, i64, String)>,
+    /// Log seqs of the events that set its traits.
+    pub trait_events: Vec<u64>,
 }
 
 /// The decision for one event.
@@ -78,6 +112,12 @@ pub struct Resolution {
     pub merged: Vec<ProfileId>,
     pub linked: Vec<Identifier>,
     pub refused: Vec<(Identifier, Refusal)>,
+}
+
+/// How a reader names a profile.
+pub enum ProfileLookup {
+    Identifier(Identifier),
+    Id(ProfileId),
 }
 
 /// One merge, for history and for explaining links.
@@ -101,6 +141,7 @@ struct Profile {
     created_ms: i64,
     merges: u32,
     members: Vec<u32>,
+    trait_events: Vec<u64>,
 }
 
 /// See the module docs.
@@ -112,6 +153,8 @@ pub struct IdentityGraph {
     /// Keyed by the union-find root of the profile's nodes.
     profiles: FxHashMap<u32, Profile>,
     aliases: HashMap<ProfileId, ProfileId>,
+    /// A node of each live profile, to find it by id.
+    anchors: HashMap<ProfileId, u32>,
     merges: Vec<Merge>,
 }
 
@@ -124,6 +167,7 @@ impl IdentityGraph {
             sets: UnionFind::new(),
             profiles: FxHashMap::default(),
             aliases: HashMap::new(),
+            anchors: HashMap::new(),
             merges: Vec::new(),
         }
     }
@@ -249,15 +293,15 @@ impl IdentityGraph {
             None => {
                 let node = self.add_node(&candidates[0], event);
                 let id = new_profile_id(event.message_id, &candidates[0]);
-                self.profiles.insert(
-                    node,
-                    Profile {
-                        id,
-                        created_ms: event.timestamp_ms,
-                        merges: 0,
-                        members: vec![node],
-                    },
-                );
+                let profile = Profile {
+                    id,
+                    created_ms: event.timestamp_ms,
+                    merges: 0,
+                    members: vec![node],
+                    trait_events: Vec::new(),
+                };
+                self.profiles.insert(node, profile);
+                self.anchors.insert(id, node);
                 node
             }
             Some((&survivor, others)) => {
@@ -272,22 +316,21 @@ impl IdentityGraph {
                         timestamp_ms: event.timestamp_ms,
                     });
                     self.aliases.insert(absorbed.id, kept.id);
+                    self.anchors.remove(&absorbed.id);
                     merged_ids.push(absorbed.id);
-                    let new_root = self
-                        .sets
-                        .union(root, other)
-                        .expect("owners are distinct sets");
+                    let new_root = self.sets.union(root, other).expect("owners are distinct sets");
                     let mut members = kept.members;
                     members.extend(absorbed.members);
-                    self.profiles.insert(
-                        new_root,
-                        Profile {
-                            id: kept.id,
-                            created_ms: kept.created_ms,
-                            merges: kept.merges + absorbed.merges + 1,
-                            members,
-                        },
-                    );
+                    let mut trait_events = kept.trait_events;
+                    trait_events.extend(absorbed.trait_events);
+                    let merged = Profile {
+                        id: kept.id,
+                        created_ms: kept.created_ms,
+                        merges: kept.merges + absorbed.merges + 1,
+                        members,
+                        trait_events,
+                    };
+                    self.profiles.insert(new_root, merged);
                     root = new_root;
                 }
                 root
@@ -299,14 +342,8 @@ impl IdentityGraph {
                 Some(&node) => node,
                 None => {
                     let node = self.add_node(identifier, event);
-                    let mut profile = self
-                        .profiles
-                        .remove(&root)
-                        .expect("the target is a profile");
-                    root = self
-                        .sets
-                        .union(root, node)
-                        .expect("a new node is its own set");
+                    let mut profile = self.profiles.remove(&root).expect("the target is a profile");
+                    root = self.sets.union(root, node).expect("a new node is its own set");
                     profile.members.push(node);
                     self.profiles.insert(root, profile);
                     node
@@ -315,8 +352,10 @@ impl IdentityGraph {
             let node = &mut self.nodes[node as usize];
             node.last_seen_ms = node.last_seen_ms.max(event.timestamp_ms);
         }
+        let profile = self.profiles.get_mut(&root).expect("the target is a profile");
+        profile.trait_events.extend(event.trait_event);
         Resolution {
-            profile: self.profiles[&root].id,
+            profile: profile.id,
             created,
             merged: merged_ids,
             linked: candidates,
@@ -350,8 +389,10 @@ impl IdentityGraph {
                 _ => refused.push((identifier, cap.clone())),
             }
         }
+        let profile = self.profiles.get_mut(&home).expect("the home is a profile");
+        profile.trait_events.extend(event.trait_event);
         Resolution {
-            profile: self.profiles[&home].id,
+            profile: profile.id,
             created: false,
             merged: Vec::new(),
             linked,
@@ -397,13 +438,33 @@ impl IdentityGraph {
             .iter()
             .map(|&n| {
                 let node = &self.nodes[n as usize];
-                (
-                    node.identifier.clone(),
-                    node.first_seen_ms,
-                    node.first_message.clone(),
-                )
+                (node.identifier.clone(), node.first_seen_ms, node.first_message.clone())
             })
             .collect()
+    }
+
+    /// A profile by one of its identifiers or by its id (merged-away ids lead to the survivor).
+    pub fn view(&mut self, lookup: &ProfileLookup) -> Option<ProfileView> {
+        let node = match lookup {
+            ProfileLookup::Identifier(identifier) => *self.node_of.get(&identifier.key())?,
+            ProfileLookup::Id(id) => *self.anchors.get(&self.current_id(*id))?,
+        };
+        let root = self.sets.find(node);
+        let profile = &self.profiles[&root];
+        let identifiers = profile
+            .members
+            .iter()
+            .map(|&n| {
+                let node = &self.nodes[n as usize];
+                (node.identifier.clone(), node.first_seen_ms, node.first_message.clone())
+            })
+            .collect();
+        Some(ProfileView {
+            id: profile.id,
+            merges: profile.merges,
+            identifiers,
+            trait_events: profile.trait_events.clone(),
+        })
     }
 
     /// Every profile as (id, identifiers), sorted: for comparing graphs in tests.

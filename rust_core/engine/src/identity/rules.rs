@@ -93,17 +93,15 @@ impl IdentityRules {
             types.insert(kind.clone(), compile(&kind, &rule, fallback)?);
         }
         for (kind, priority) in [("user_id", 1), ("email", 2)] {
-            types
-                .entry(kind.to_owned())
-                .or_insert_with(|| CompiledRule {
-                    limit: Limit {
-                        values: if kind == "user_id" { 1 } else { DEFAULT_LIMIT },
-                        window: LimitWindow::Ever,
-                    },
-                    priority: Some(priority),
-                    blocked_values: default_values(),
-                    blocked_patterns: default_patterns(),
-                });
+            types.entry(kind.to_owned()).or_insert_with(|| CompiledRule {
+                limit: Limit {
+                    values: if kind == "user_id" { 1 } else { DEFAULT_LIMIT },
+                    window: LimitWindow::Ever,
+                },
+                priority: Some(priority),
+                blocked_values: default_values(),
+                blocked_patterns: default_patterns(),
+            });
         }
         Ok(Self { types, default })
     }
@@ -139,10 +137,7 @@ impl Default for IdentityRules {
 }
 
 fn default_values() -> Vec<String> {
-    DEFAULT_BLOCKED_VALUES
-        .iter()
-        .map(|v| (*v).to_owned())
-        .collect()
+    DEFAULT_BLOCKED_VALUES.iter().map(|v| (*v).to_owned()).collect()
 }
 
 fn default_patterns() -> RegexSet {
@@ -160,8 +155,8 @@ fn compile(kind: &str, rule: &TypeRule, fallback: Limit) -> Result<CompiledRule,
         .iter()
         .map(|p| (*p).to_owned())
         .chain(rule.blocked_patterns.iter().cloned());
-    let blocked_patterns = RegexSet::new(patterns)
-        .map_err(|e| RuleError(format!("{kind}: a blocked pattern does not compile: {e}")))?;
+    let blocked_patterns =
+        RegexSet::new(patterns).map_err(|e| RuleError(format!("{kind}: a blocked pattern does not compile: {e}")))?;
     Ok(CompiledRule {
         limit,
         priority: rule.priority,
@@ -181,16 +176,7 @@ mod tests {
     #[test]
     fn segment_defaults() {
         let rules = IdentityRules::default();
-        for value in [
-            "0",
-            "000-000",
-            "-1",
-            "NULL",
-            "anonymous",
-            "undefined",
-            " ",
-            "---",
-        ] {
+        for value in ["0", "000-000", "-1", "NULL", "anonymous", "undefined", " ", "---"] {
             assert!(rules.is_blocked(&id("anonymous_id", value)), "{value:?}");
         }
         for value in ["a0", "10", "user-1"] {
@@ -204,23 +190,11 @@ mod tests {
             }
         );
         assert_eq!(rules.limit("anonymous_id").values, 5);
-        let mut kinds = vec![
-            "anonymous_id",
-            "email",
-            "android.id",
-            "user_id",
-            "ga_client_id",
-        ];
+        let mut kinds = vec!["anonymous_id", "email", "android.id", "user_id", "ga_client_id"];
         kinds.sort_by_key(|kind| rules.priority_key(kind));
         assert_eq!(
             kinds,
-            vec![
-                "user_id",
-                "email",
-                "android.id",
-                "anonymous_id",
-                "ga_client_id"
-            ]
+            vec!["user_id", "email", "android.id", "anonymous_id", "ga_client_id"]
         );
     }
 
@@ -247,10 +221,7 @@ mod tests {
                 window: LimitWindow::Weekly
             }
         );
-        assert_eq!(
-            LimitWindow::Weekly.length(),
-            Some(Duration::from_secs(604_800))
-        );
+        assert_eq!(LimitWindow::Weekly.length(), Some(Duration::from_secs(604_800)));
     }
 
     #[test]

@@ -44,20 +44,13 @@ fn duplicates_are_acknowledged_not_stored_and_conflicts_counted() {
     let engine = open(dir.path());
     let first = send(
         &engine,
-        vec![
-            track("a", "u1", "{}"),
-            track("a", "u1", "{}"),
-            track("b", "u1", "{}"),
-        ],
+        vec![track("a", "u1", "{}"), track("a", "u1", "{}"), track("b", "u1", "{}")],
     );
     assert_eq!(
         statuses(&first),
         vec![Stored::Accepted, Stored::Duplicate, Stored::Accepted]
     );
-    let again = send(
-        &engine,
-        vec![track("a", "u1", "{}"), track("b", "u1", r#"{"x":1}"#)],
-    );
+    let again = send(&engine, vec![track("a", "u1", "{}"), track("b", "u1", r#"{"x":1}"#)]);
     assert_eq!(statuses(&again), vec![Stored::Duplicate, Stored::Conflict]);
     assert_eq!(engine.event_count().unwrap(), 2);
     assert_eq!(engine.stats().conflicts.load(Ordering::Relaxed), 1);
@@ -117,31 +110,20 @@ fn state_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
         let engine = open(dir.path());
-        send(
-            &engine,
-            vec![track("a", "u1", "{}"), track("b", "u2", "{}")],
-        );
+        send(&engine, vec![track("a", "u1", "{}"), track("b", "u2", "{}")]);
     }
     let engine = open(dir.path());
     assert_eq!(engine.last_seq(), 2);
     assert_eq!(
-        statuses(&send(
-            &engine,
-            vec![track("a", "u1", "{}"), track("c", "u1", "{}")]
-        )),
+        statuses(&send(&engine, vec![track("a", "u1", "{}"), track("c", "u1", "{}")])),
         vec![Stored::Duplicate, Stored::Accepted]
     );
     let request = proto::ListEventsRequest {
         identifier: "user_id:u1".into(),
         ..Default::default()
     };
-    let page = proto::ListEventsResponse::decode(
-        engine
-            .list_events(&request.encode_to_vec())
-            .unwrap()
-            .as_slice(),
-    )
-    .unwrap();
+    let page =
+        proto::ListEventsResponse::decode(engine.list_events(&request.encode_to_vec()).unwrap().as_slice()).unwrap();
     let ids: Vec<_> = page.events.iter().map(|e| e.message_id.as_str()).collect();
     assert_eq!(ids, vec!["c", "a"]);
 }
@@ -176,9 +158,7 @@ fn a_page_of_events_fits_in_one_grpc_message_and_the_cursor_continues() {
     let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
     let blob = format!(r#"{{"blob":"{}"}}"#, "x".repeat(30_000));
     for round in 0..4 {
-        let events = (0..50)
-            .map(|i| track(&format!("{round}-{i}"), "u1", &blob))
-            .collect();
+        let events = (0..50).map(|i| track(&format!("{round}-{i}"), "u1", &blob)).collect();
         send(&engine, events);
     }
     let page = |cursor: String| {
@@ -188,13 +168,7 @@ fn a_page_of_events_fits_in_one_grpc_message_and_the_cursor_continues() {
             cursor,
             ..Default::default()
         };
-        proto::ListEventsResponse::decode(
-            engine
-                .list_events(&request.encode_to_vec())
-                .unwrap()
-                .as_slice(),
-        )
-        .unwrap()
+        proto::ListEventsResponse::decode(engine.list_events(&request.encode_to_vec()).unwrap().as_slice()).unwrap()
     };
     let first = page(String::new());
     assert!(first.encoded_len() < 4 << 20);
@@ -209,9 +183,109 @@ fn a_second_engine_on_the_same_data_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let _first = open(dir.path());
     let err = Engine::open(EngineConfig::new(dir.path())).err().unwrap();
-    assert!(
-        err.to_string()
-            .contains("in use by another Tributary process"),
-        "{err}"
+    assert!(err.to_string().contains("in use by another Tributary process"), "{err}");
+}
+
+fn identify(id: &str, user: &str, anon: &str, ts_ms: i64, traits: &str) -> Event {
+    Event {
+        r#type: EventType::Identify as i32,
+        message_id: id.into(),
+        user_id: user.into(),
+        anonymous_id: anon.into(),
+        timestamp: Some(crate::time::from_ms(ts_ms)),
+        traits: traits.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
+fn profile(engine: &Engine, identifier: &str) -> Option<proto::Profile> {
+    let request = proto::GetProfileRequest {
+        identifier: identifier.into(),
+        verbose: true,
+        ..Default::default()
+    };
+    match engine.get_profile(&request.encode_to_vec()) {
+        Ok(bytes) => proto::GetProfileResponse::decode(bytes.as_slice()).unwrap().profile,
+        Err(EngineError::NotFound(_)) => None,
+        Err(other) => panic!("{other}"),
+    }
+}
+
+fn traits_of(profile: &proto::Profile) -> serde_json::Value {
+    serde_json::from_slice(&profile.traits).unwrap()
+}
+
+#[test]
+fn profiles_merge_on_login_and_traits_take_the_latest_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    send(
+        &engine,
+        vec![identify("m1", "", "anon-1", 1_000, r#"{"plan":"free","color":"red"}"#)],
+    );
+    let anonymous = profile(&engine, "anonymous_id:anon-1").unwrap();
+    send(
+        &engine,
+        vec![identify(
+            "m2",
+            "u1",
+            "",
+            5_000,
+            r#"{"plan":"pro","email":"U1@x.com","color":null}"#,
+        )],
+    );
+    // An older identify arriving late does not override newer values.
+    send(
+        &engine,
+        vec![identify(
+            "m3",
+            "u1",
+            "anon-1",
+            2_000,
+            r#"{"plan":"team","city":"Delft"}"#,
+        )],
+    );
+    let merged = profile(&engine, "email:u1@x.com").unwrap();
+    assert_eq!(merged.id, anonymous.id, "the older profile's id survives the merge");
+    assert_eq!(merged.merges, 1);
+    assert_eq!(
+        traits_of(&merged),
+        serde_json::json!({"plan": "pro", "email": "U1@x.com", "city": "Delft"})
+    );
+    let plan = merged.trait_sources.iter().find(|t| t.name == "plan").unwrap();
+    assert_eq!((plan.message_id.as_str(), plan.source_id), ("m2", 1));
+    assert_eq!(profile(&engine, &merged.id).unwrap().id, merged.id);
+    assert!(profile(&engine, "user_id:nobody").is_none());
+    let kinds: Vec<_> = merged.identifiers.iter().map(|i| i.r#type.as_str()).collect();
+    assert_eq!(kinds, vec!["anonymous_id", "user_id", "email"]);
+}
+
+#[test]
+fn the_identity_graph_is_rebuilt_from_the_log_on_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let engine = open(dir.path());
+        send(
+            &engine,
+            vec![
+                identify("m1", "u1", "a1", 1_000, r#"{"n":1}"#),
+                identify("m2", "u2", "a1", 2_000, "{}"),
+            ],
+        );
+        send(&engine, vec![track("m3", "u2", "{}")]);
+        (
+            profile(&engine, "user_id:u1").unwrap(),
+            profile(&engine, "user_id:u2").unwrap(),
+        )
+    };
+    let engine = open(dir.path());
+    let after = (
+        profile(&engine, "user_id:u1").unwrap(),
+        profile(&engine, "user_id:u2").unwrap(),
+    );
+    assert_eq!(before, after);
+    assert_ne!(
+        after.0.id, after.1.id,
+        "a shared anonymous id never merges two user ids"
     );
 }

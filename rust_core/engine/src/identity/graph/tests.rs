@@ -33,6 +33,7 @@ impl Events {
             message_id: &message_id,
             timestamp_ms,
             identifiers: &identifiers,
+            trait_event: None,
         })
     }
 
@@ -51,17 +52,9 @@ fn segment_worked_example_a_second_user_id_with_a_shared_email_makes_a_new_profi
     assert_ne!(first.profile, second.profile);
     assert_eq!(
         second.refused,
-        vec![(
-            id("email:jane@x.com"),
-            Refusal::Limit {
-                kind: "user_id".into()
-            }
-        )]
+        vec![(id("email:jane@x.com"), Refusal::Limit { kind: "user_id".into() })]
     );
-    assert_eq!(
-        events.graph.profile_of(&id("email:jane@x.com")),
-        Some(first.profile)
-    );
+    assert_eq!(events.graph.profile_of(&id("email:jane@x.com")), Some(first.profile));
 }
 
 #[test]
@@ -80,10 +73,7 @@ fn anonymous_activity_merges_into_the_user_on_login_and_the_oldest_id_survives()
     let anon = events.send(&["anonymous_id:a1"]);
     let user = events.send(&["user_id:u1", "email:u1@x.com"]);
     let login = events.send(&["user_id:u1", "anonymous_id:a1"]);
-    assert_eq!(
-        login.profile, anon.profile,
-        "the older profile's id survives"
-    );
+    assert_eq!(login.profile, anon.profile, "the older profile's id survives");
     assert_eq!(login.merged, vec![user.profile]);
     assert_eq!(events.graph.current_id(user.profile), anon.profile);
     assert_eq!(events.graph.merge_log()[0].message_id, "m3");
@@ -102,13 +92,7 @@ fn blocked_values_never_link() {
     let a = events.send(&["user_id:a", "anonymous_id:null"]);
     let b = events.send(&["user_id:b", "anonymous_id:null", "email:0000"]);
     assert_ne!(a.profile, b.profile);
-    assert_eq!(
-        b.refused
-            .iter()
-            .filter(|(_, r)| *r == Refusal::Blocked)
-            .count(),
-        2
-    );
+    assert_eq!(b.refused.iter().filter(|(_, r)| *r == Refusal::Blocked).count(), 2);
     assert_eq!(events.graph.profile_of(&id("anonymous_id:null")), None);
     assert!(events.at(0, &["anonymous_id:undefined"]).is_none());
 }
@@ -125,9 +109,7 @@ fn windowed_limits_only_count_recent_values() {
     let rules = IdentityRules::new(HashMap::from([("anonymous_id".to_owned(), rule)])).unwrap();
     let mut events = Events::with_rules(rules);
     let first = events.at(0, &["user_id:u", "anonymous_id:a1"]).unwrap();
-    let soon = events
-        .at(DAY_MS, &["user_id:u", "anonymous_id:a2"])
-        .unwrap();
+    let soon = events.at(DAY_MS, &["user_id:u", "anonymous_id:a2"]).unwrap();
     assert_eq!(
         soon.refused,
         vec![(
@@ -137,9 +119,7 @@ fn windowed_limits_only_count_recent_values() {
             }
         )]
     );
-    let later = events
-        .at(9 * DAY_MS, &["user_id:u", "anonymous_id:a3"])
-        .unwrap();
+    let later = events.at(9 * DAY_MS, &["user_id:u", "anonymous_id:a3"]).unwrap();
     assert!(later.refused.is_empty());
     assert_eq!(later.profile, first.profile);
 }
@@ -164,10 +144,7 @@ fn at_the_merge_cap_events_still_attach_but_nothing_merges() {
         assert_eq!((merged.profile, merged.merged.len()), (hub.profile, 1));
     }
     let capped = events.send(&["email:hub@x.com", &format!("device:d{MAX_MERGES}")]);
-    assert_eq!(
-        capped.profile, hub.profile,
-        "the event still resolves to the hub"
-    );
+    assert_eq!(capped.profile, hub.profile, "the event still resolves to the hub");
     assert!(capped.merged.is_empty());
     assert_eq!(
         capped.refused,
@@ -175,9 +152,7 @@ fn at_the_merge_cap_events_still_attach_but_nothing_merges() {
     );
     let last = others.last().unwrap().profile;
     assert_eq!(
-        events
-            .graph
-            .profile_of(&id(&format!("device:d{MAX_MERGES}"))),
+        events.graph.profile_of(&id(&format!("device:d{MAX_MERGES}"))),
         Some(last)
     );
     assert_eq!(events.graph.merge_log().len(), MAX_MERGES as usize);
@@ -200,19 +175,20 @@ fn at_the_identifier_cap_nothing_new_links() {
     }
     let full = events.send(&["user_id:u", "device:one-too-many"]);
     assert_eq!(full.profile, home.profile);
-    assert_eq!(
-        full.refused,
-        vec![(id("device:one-too-many"), Refusal::IdentifierCap)]
-    );
+    assert_eq!(full.refused, vec![(id("device:one-too-many"), Refusal::IdentifierCap)]);
     assert_eq!(events.graph.profile_of(&id("device:one-too-many")), None);
 }
 
 #[test]
-fn profile_ids_read_like_tp_and_26_characters() {
-    let text = ProfileId(u128::MAX).to_string();
-    assert_eq!(text.len(), 29);
-    assert!(text.starts_with("tp_"));
-    assert_ne!(ProfileId(1).to_string(), ProfileId(2).to_string());
+fn profile_ids_read_like_tp_and_26_characters_and_parse_back() {
+    for value in [0, 1, 2, 0xdead_beef, u128::MAX] {
+        let text = ProfileId(value).to_string();
+        assert_eq!((text.len(), &text[..3]), (29, "tp_"));
+        assert_eq!(text.parse::<ProfileId>(), Ok(ProfileId(value)));
+    }
+    assert!("tp_short".parse::<ProfileId>().is_err());
+    assert!("xx_0123456789abcdefghjkmnpqrs".parse::<ProfileId>().is_err());
+    assert!(format!("tp_{}", "u".repeat(26)).parse::<ProfileId>().is_err());
 }
 
 /// Random small workloads over few values so that links, limits and merges all happen.

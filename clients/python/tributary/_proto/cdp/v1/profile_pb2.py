@@ -23,19 +23,30 @@ _sym_db = _symbol_database.Default()
 
 
 from tributary._proto.cdp.v1 import event_pb2 as cdp_dot_v1_dot_event__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x63\x64p/v1/profile.proto\x12\x06\x63\x64p.v1\x1a\x12\x63\x64p/v1/event.proto\"\\\n\x11ListEventsRequest\x12\x12\n\nidentifier\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x14\n\x0coldest_first\x18\x03 \x01(\x08\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"H\n\x12ListEventsResponse\x12\x1d\n\x06\x65vents\x18\x01 \x03(\x0b\x32\r.cdp.v1.Event\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t2U\n\x0eProfileService\x12\x43\n\nListEvents\x12\x19.cdp.v1.ListEventsRequest\x1a\x1a.cdp.v1.ListEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x63\x64p/v1/profile.proto\x12\x06\x63\x64p.v1\x1a\x12\x63\x64p/v1/event.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"I\n\x11GetProfileRequest\x12\x12\n\nidentifier\x18\x01 \x01(\t\x12\x0f\n\x07include\x18\x02 \x03(\t\x12\x0f\n\x07verbose\x18\x03 \x01(\x08\"z\n\x11ProfileIdentifier\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12.\n\nfirst_seen\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x66irst_message_id\x18\x04 \x01(\t\"\x81\x01\n\x0bTraitSource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12.\n\nupdated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nmessage_id\x18\x04 \x01(\t\x12\x11\n\tsource_id\x18\x05 \x01(\r\"\x91\x01\n\x07Profile\x12\n\n\x02id\x18\x01 \x01(\t\x12.\n\x0bidentifiers\x18\x02 \x03(\x0b\x32\x19.cdp.v1.ProfileIdentifier\x12\x0e\n\x06traits\x18\x03 \x01(\x0c\x12*\n\rtrait_sources\x18\x04 \x03(\x0b\x32\x13.cdp.v1.TraitSource\x12\x0e\n\x06merges\x18\x05 \x01(\r\"6\n\x12GetProfileResponse\x12 \n\x07profile\x18\x01 \x01(\x0b\x32\x0f.cdp.v1.Profile\"\\\n\x11ListEventsRequest\x12\x12\n\nidentifier\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x14\n\x0coldest_first\x18\x03 \x01(\x08\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"H\n\x12ListEventsResponse\x12\x1d\n\x06\x65vents\x18\x01 \x03(\x0b\x32\r.cdp.v1.Event\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t2\x9a\x01\n\x0eProfileService\x12\x43\n\nGetProfile\x12\x19.cdp.v1.GetProfileRequest\x1a\x1a.cdp.v1.GetProfileResponse\x12\x43\n\nListEvents\x12\x19.cdp.v1.ListEventsRequest\x1a\x1a.cdp.v1.ListEventsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cdp.v1.profile_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LISTEVENTSREQUEST']._serialized_start=52
-  _globals['_LISTEVENTSREQUEST']._serialized_end=144
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=146
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=218
-  _globals['_PROFILESERVICE']._serialized_start=220
-  _globals['_PROFILESERVICE']._serialized_end=305
+  _globals['_GETPROFILEREQUEST']._serialized_start=85
+  _globals['_GETPROFILEREQUEST']._serialized_end=158
+  _globals['_PROFILEIDENTIFIER']._serialized_start=160
+  _globals['_PROFILEIDENTIFIER']._serialized_end=282
+  _globals['_TRAITSOURCE']._serialized_start=285
+  _globals['_TRAITSOURCE']._serialized_end=414
+  _globals['_PROFILE']._serialized_start=417
+  _globals['_PROFILE']._serialized_end=562
+  _globals['_GETPROFILERESPONSE']._serialized_start=564
+  _globals['_GETPROFILERESPONSE']._serialized_end=618
+  _globals['_LISTEVENTSREQUEST']._serialized_start=620
+  _globals['_LISTEVENTSREQUEST']._serialized_end=712
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=714
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=786
+  _globals['_PROFILESERVICE']._serialized_start=789
+  _globals['_PROFILESERVICE']._serialized_end=943
 # @@protoc_insertion_point(module_scope)

@@ -1,0 +1,233 @@
+//! Profiles: the identity graph kept up to date by the writer, and profile lookups.
+//!
+//! The writer resolves each accepted event, in log order, after its group has committed and
+//! before its ack is sent, so an acknowledged event is already part of its profile. The graph is
+//! a deterministic function of the log in log order; at start-up it is rebuilt by replaying
+//! the log (the log is the durable record of every identity decision).
+//!
+//! Traits are not stored per profile: a lookup folds the profile's identify events (latest
+//! event timestamp wins, ties by messageId; `null` removes a trait).
+
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
+use prost::Message;
+use serde_json::{Map, Value};
+
+use crate::error::{EngineError, Result};
+use crate::identifiers::{self, Identifier, IdentifierSources};
+use crate::identity::graph::{EventIdentity, IdentityGraph, ProfileId, ProfileLookup, ProfileView};
+use crate::identity::rules::IdentityRules;
+use crate::ingest::Engine;
+use crate::proto::{self, Event, EventType, GetProfileRequest, GetProfileResponse, ProfileIdentifier, TraitSource};
+use crate::store::Store;
+use crate::time;
+
+/// The identifiers that can link an event to a user profile: all but the account id.
+pub fn profile_identifiers(all: &[Identifier]) -> Vec<Identifier> {
+    all.iter()
+        .filter(|identifier| identifier.kind != "group_id")
+        .cloned()
+        .collect()
+}
+
+/// True for events that set profile traits (only identify does, as in Segment).
+pub fn sets_traits(event: &Event) -> bool {
+    event.r#type == EventType::Identify as i32 && !event.traits.is_empty()
+}
+
+/// The graph behind a lock: the writer updates it, lookups read it briefly.
+pub struct Profiles {
+    graph: Mutex<IdentityGraph>,
+}
+
+/// An accepted event as the graph needs it.
+pub struct Resolvable<'a> {
+    pub seq: u64,
+    pub message_id: &'a str,
+    pub timestamp_ms: i64,
+    pub identifiers: &'a [Identifier],
+    pub sets_traits: bool,
+}
+
+impl Profiles {
+    /// Rebuilds the graph by replaying the log in order.
+    pub fn rebuild(store: &Store, rules: IdentityRules) -> Result<Self> {
+        let mut graph = IdentityGraph::new(rules);
+        let txn = store.log.read()?;
+        let mut replayed = 0u64;
+        for entry in store.log_dbs.events.iter(&txn.txn)? {
+            let (seq, value) = entry?;
+            let event = decode_stored(seq, value)?;
+            let identifiers = profile_identifiers(&identifiers::extract(&IdentifierSources {
+                user_id: &event.user_id,
+                anonymous_id: &event.anonymous_id,
+                group_id: &event.group_id,
+                traits: &event.traits,
+                context: &event.context,
+                integrations: &event.integrations,
+            }));
+            let timestamp_ms = event.timestamp.as_ref().map_or(0, time::to_ms);
+            resolve_one(
+                &mut graph,
+                &Resolvable {
+                    seq,
+                    message_id: &event.message_id,
+                    timestamp_ms,
+                    identifiers: &identifiers,
+                    sets_traits: sets_traits(&event),
+                },
+            );
+            replayed += 1;
+        }
+        if replayed > 0 {
+            log::info!(
+                "identity graph rebuilt from {replayed} events: {} profiles",
+                graph.profile_count()
+            );
+        }
+        Ok(Self {
+            graph: Mutex::new(graph),
+        })
+    }
+
+    /// Resolves committed events, in log order.
+    pub fn resolve<'a>(&self, events: impl IntoIterator<Item = Resolvable<'a>>) {
+        let mut graph = self.graph.lock();
+        for event in events {
+            resolve_one(&mut graph, &event);
+        }
+    }
+
+    fn view(&self, lookup: &ProfileLookup) -> Option<ProfileView> {
+        self.graph.lock().view(lookup)
+    }
+}
+
+fn resolve_one(graph: &mut IdentityGraph, event: &Resolvable<'_>) {
+    graph.resolve(&EventIdentity {
+        message_id: event.message_id,
+        timestamp_ms: event.timestamp_ms,
+        identifiers: event.identifiers,
+        trait_event: event.sets_traits.then_some(event.seq),
+    });
+}
+
+fn decode_stored(seq: u64, value: &[u8]) -> Result<Event> {
+    Event::decode(value.get(4..).unwrap_or_default())
+        .map_err(|e| EngineError::Storage(format!("event {seq} is corrupt: {e}")))
+}
+
+fn source_of(value: &[u8]) -> u32 {
+    value
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u32::from_be_bytes)
+}
+
+/// The winning value of one trait so far.
+struct TraitWinner {
+    value: Value,
+    timestamp_ms: i64,
+    message_id: String,
+    source_id: u32,
+}
+
+impl Engine {
+    /// `GetProfile` on encoded bytes.
+    pub fn get_profile(&self, request: &[u8]) -> Result<Vec<u8>> {
+        let request = GetProfileRequest::decode(request)
+            .map_err(|e| EngineError::InvalidRequest(format!("malformed GetProfileRequest: {e}")))?;
+        let text = request.identifier.trim();
+        let lookup = if text.starts_with("tp_") {
+            let id = text
+                .parse::<ProfileId>()
+                .map_err(|()| EngineError::InvalidRequest(format!("{text:?} is not a profile id")))?;
+            ProfileLookup::Id(id)
+        } else {
+            let identifier = Identifier::parse(text).ok_or_else(|| {
+                EngineError::InvalidRequest(format!("identifier must be type:value or a profile id, got {text:?}"))
+            })?;
+            ProfileLookup::Identifier(identifier)
+        };
+        let view = self
+            .shared
+            .profiles
+            .view(&lookup)
+            .ok_or_else(|| EngineError::NotFound(format!("no profile for {text}")))?;
+        let winners = self.fold_traits(&view.trait_events)?;
+        let wanted = |name: &str| request.include.is_empty() || request.include.iter().any(|w| w == name);
+        let mut traits = Map::new();
+        let mut trait_sources = Vec::new();
+        let mut names: Vec<&String> = winners.keys().collect();
+        names.sort();
+        for name in names {
+            let winner = &winners[name];
+            if winner.value.is_null() || !wanted(name) {
+                continue;
+            }
+            traits.insert(name.clone(), winner.value.clone());
+            if request.verbose {
+                trait_sources.push(TraitSource {
+                    name: name.clone(),
+                    value: serde_json::to_vec(&winner.value).unwrap_or_default(),
+                    updated_at: Some(time::from_ms(winner.timestamp_ms)),
+                    message_id: winner.message_id.clone(),
+                    source_id: winner.source_id,
+                });
+            }
+        }
+        let identifiers = view
+            .identifiers
+            .into_iter()
+            .map(|(identifier, first_seen_ms, first_message_id)| ProfileIdentifier {
+                r#type: identifier.kind,
+                value: identifier.value,
+                first_seen: Some(time::from_ms(first_seen_ms)),
+                first_message_id,
+            })
+            .collect();
+        let profile = proto::Profile {
+            id: view.id.to_string(),
+            identifiers,
+            traits: serde_json::to_vec(&traits).unwrap_or_default(),
+            trait_sources,
+            merges: view.merges,
+        };
+        Ok(GetProfileResponse { profile: Some(profile) }.encode_to_vec())
+    }
+
+    /// Latest timestamp wins per trait (ties: the larger messageId); nulls are kept as
+    /// winners so that a later null removes an earlier value.
+    fn fold_traits(&self, seqs: &[u64]) -> Result<HashMap<String, TraitWinner>> {
+        let store = &self.shared.store;
+        let txn = store.log.read()?;
+        let mut winners: HashMap<String, TraitWinner> = HashMap::new();
+        for &seq in seqs {
+            let Some(stored) = store.log_dbs.events.get(&txn.txn, &seq)? else {
+                continue;
+            };
+            let source_id = source_of(stored);
+            let event = decode_stored(seq, stored)?;
+            let Ok(Some(traits)) = crate::json::parse_object(&event.traits) else {
+                continue;
+            };
+            let timestamp_ms = event.timestamp.as_ref().map_or(0, time::to_ms);
+            for (name, value) in traits {
+                let newer = winners.get(&name).is_none_or(|w| {
+                    (timestamp_ms, event.message_id.as_str()) > (w.timestamp_ms, w.message_id.as_str())
+                });
+                if newer {
+                    let winner = TraitWinner {
+                        value,
+                        timestamp_ms,
+                        message_id: event.message_id.clone(),
+                        source_id,
+                    };
+                    winners.insert(name, winner);
+                }
+            }
+        }
+        Ok(winners)
+    }
+}
