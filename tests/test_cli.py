@@ -391,3 +391,34 @@ def test_a_second_server_on_the_same_data_dir_refuses_to_start(server: ServerPro
     assert second.returncode != 0
     assert "in use by another Tributary process" in second.stderr + second.stdout
     assert server.serving()
+
+
+def test_profile_shows_the_merged_profile_with_traits_and_identifiers(server: ServerProcess, tmp_path: Path) -> None:
+    lines = [
+        '{"type":"identify","anonymousId":"anon-7","traits":{"plan":"free"},"messageId":"q1",'
+        '"timestamp":"2026-01-01T00:00:00Z"}',
+        '{"type":"identify","userId":"u7","traits":{"email":"Bo@X.com","plan":"pro"},"messageId":"q2",'
+        '"timestamp":"2026-01-02T00:00:00Z"}',
+        '{"type":"track","userId":"u7","anonymousId":"anon-7","event":"Logged In","messageId":"q3",'
+        '"timestamp":"2026-01-03T00:00:00Z"}',
+    ]
+    assert cdp("import", str(write_jsonl(tmp_path / "p.jsonl", lines)), *ingest(server)).returncode == 0
+    by_email = json_out(cdp("profile", "email:bo@x.com", "--json", *admin(server)))
+    anonymous_first = json_out(cdp("profile", "anonymous_id:anon-7", "--json", "--events", "0", *admin(server)))
+    profile = by_email["profile"]
+    assert profile["id"] == anonymous_first["profile"]["id"], "one person, one profile"
+    assert profile["id"].startswith("tp_") and profile["merges"] == 1
+    assert profile["traits"] == {"plan": "pro", "email": "Bo@X.com"}
+    assert {(i["type"], i["value"]) for i in profile["identifiers"]} == {
+        ("anonymous_id", "anon-7"),
+        ("user_id", "u7"),
+        ("email", "bo@x.com"),
+    }
+    assert [e["messageId"] for e in by_email["events"]] == ["q2"]
+    by_id = json_out(cdp("profile", profile["id"], "--json", "--trait", "plan", *admin(server)))
+    assert by_id["profile"]["traits"] == {"plan": "pro"}
+    assert [e["messageId"] for e in by_id["events"]] == ["q3", "q1"]
+    table = cdp("profile", "user_id:u7", *admin(server))
+    assert table.returncode == 0 and profile["id"] in table.stdout and "Bo@X.com" in table.stdout
+    missing = cdp("profile", "user_id:nobody", *admin(server))
+    assert missing.returncode == 1 and "no profile for user_id:nobody" in missing.stderr

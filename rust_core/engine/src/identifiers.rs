@@ -34,6 +34,15 @@ impl Identifier {
         (!kind.trim().is_empty() && !value.is_empty()).then(|| Self::new(kind, value))
     }
 
+    /// xxh3-128 of `key()`, computed without building the key.
+    pub fn hash128(&self) -> u128 {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        hasher.update(self.kind.as_bytes());
+        hasher.update(&[SEPARATOR]);
+        hasher.update(self.value.as_bytes());
+        hasher.digest128()
+    }
+
     pub fn key(&self) -> Vec<u8> {
         let mut key = Vec::with_capacity(self.kind.len() + 1 + self.value.len());
         key.extend_from_slice(self.kind.as_bytes());
@@ -300,6 +309,12 @@ mod tests {
             };
             assert_eq!(extract(&src), vec![Identifier::new("anonymous_id", "a")]);
         }
+    }
+
+    #[test]
+    fn hash128_is_the_hash_of_the_key() {
+        let identifier = Identifier::new("email", "Ann@x.com");
+        assert_eq!(identifier.hash128(), IdentKey::new(identifier.key()).hash);
     }
 
     #[test]

@@ -319,45 +319,86 @@ impl WriterState {
     }
 }
 
+/// A committed group on its way to its callers.
+struct Committed {
+    group: Vec<Job>,
+    outcomes: Vec<Vec<Stored>>,
+    first_seq: u64,
+    through: u64,
+}
+
+/// The writer commits groups; a publisher thread, one group behind, resolves their identities,
+/// indexes them and sends the acks. The next commit (and its fsync) overlaps that work, and
+/// groups are published in commit order, so profiles follow the log order.
 fn run_writer(shared: &Shared, mut state: WriterState, jobs: &Receiver<Job>) {
-    while let Ok(first) = jobs.recv() {
-        let mut group_size = first.events.len();
-        let mut group = vec![first];
-        while group_size < shared.config.max_group_events {
-            match jobs.try_recv() {
-                Ok(job) => {
-                    group_size += job.events.len();
-                    group.push(job);
-                }
-                Err(_) => break,
-            }
+    let (to_publisher, committed) = bounded::<Committed>(2);
+    std::thread::scope(|scope| {
+        let publisher = std::thread::Builder::new()
+            .name("tributary-publish".into())
+            .spawn_scoped(scope, || committed.iter().for_each(|batch| publish(shared, batch)));
+        if let Err(err) = publisher {
+            log::error!("cannot start the publisher thread: {err}");
+            return;
         }
-        let first_seq = state.next_seq;
-        match write_group(shared, &mut state, &group) {
-            Ok(outcomes) => {
-                // Visible to readers before anyone hears of the ack (read-your-writes).
-                resolve_identities(shared, &group, &outcomes, first_seq);
-                index_postings(shared, &mut group, &outcomes, first_seq, state.next_seq - 1);
-                shared.stats.commits.fetch_add(1, Ordering::Relaxed);
-                *shared.committed.lock() = state.next_seq - 1;
-                shared.committed_changed.notify_all();
-                for (job, outcome) in group.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(Ok(outcome));
+        while let Ok(first) = jobs.recv() {
+            let mut group_size = first.events.len();
+            let mut group = vec![first];
+            while group_size < shared.config.max_group_events {
+                match jobs.try_recv() {
+                    Ok(job) => {
+                        group_size += job.events.len();
+                        group.push(job);
+                    }
+                    Err(_) => break,
                 }
             }
-            Err(err) => {
-                log::error!("group commit failed: {err}");
-                for job in group {
-                    let _ = job.reply.send(Err(err.clone()));
+            let first_seq = state.next_seq;
+            match write_group(shared, &mut state, &group) {
+                Ok(outcomes) => {
+                    shared.stats.commits.fetch_add(1, Ordering::Relaxed);
+                    let batch = Committed {
+                        group,
+                        outcomes,
+                        first_seq,
+                        through: state.next_seq - 1,
+                    };
+                    if to_publisher.send(batch).is_err() {
+                        return;
+                    }
+                }
+                Err(err) => {
+                    log::error!("group commit failed: {err}");
+                    for job in group {
+                        let _ = job.reply.send(Err(err.clone()));
+                    }
+                }
+            }
+            if state.last_sweep.elapsed() >= SWEEP_EVERY {
+                state.last_sweep = Instant::now();
+                if let Err(err) = sweep_dedupe(shared, &mut state) {
+                    log::warn!("dedupe sweep failed: {err}");
                 }
             }
         }
-        if state.last_sweep.elapsed() >= SWEEP_EVERY {
-            state.last_sweep = Instant::now();
-            if let Err(err) = sweep_dedupe(shared, &mut state) {
-                log::warn!("dedupe sweep failed: {err}");
-            }
-        }
+        drop(to_publisher);
+    });
+}
+
+/// Makes a committed group visible (profiles, index, tail) and only then acks it, so a reader
+/// told of an ack finds the events (read-your-writes).
+fn publish(shared: &Shared, batch: Committed) {
+    let Committed {
+        mut group,
+        outcomes,
+        first_seq,
+        through,
+    } = batch;
+    resolve_identities(shared, &group, &outcomes, first_seq);
+    index_postings(shared, &mut group, &outcomes, first_seq, through);
+    *shared.committed.lock() = through;
+    shared.committed_changed.notify_all();
+    for (job, outcome) in group.into_iter().zip(outcomes) {
+        let _ = job.reply.send(Ok(outcome));
     }
 }
 

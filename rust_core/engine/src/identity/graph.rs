@@ -147,7 +147,8 @@ struct Profile {
 /// See the module docs.
 pub struct IdentityGraph {
     rules: IdentityRules,
-    node_of: FxHashMap<Vec<u8>, u32>,
+    /// Keyed by `Identifier::hash128` (128 bits: collisions are not a practical concern).
+    node_of: FxHashMap<u128, u32>,
     nodes: Vec<Node>,
     sets: UnionFind,
     /// Keyed by the union-find root of the profile's nodes.
@@ -191,6 +192,9 @@ impl IdentityGraph {
                 .cmp(&self.rules.priority_key(&b.kind))
                 .then_with(|| a.value.cmp(&b.value))
         });
+        if let Some(resolution) = self.already_linked(event, &candidates, &refused) {
+            return Some(resolution);
+        }
         let owners = loop {
             if candidates.is_empty() {
                 return None;
@@ -211,11 +215,49 @@ impl IdentityGraph {
         Some(self.apply(event, owners, candidates, refused))
     }
 
+    /// The common case, answered without the full check: every identifier is already linked in
+    /// one profile and no type has a sliding window, so the check could only pass and nothing
+    /// changes but "last seen" (the result is the same as the full path's).
+    fn already_linked(
+        &mut self,
+        event: &EventIdentity<'_>,
+        candidates: &[Identifier],
+        refused: &[(Identifier, Refusal)],
+    ) -> Option<Resolution> {
+        let mut home = None;
+        let mut nodes = Vec::with_capacity(candidates.len());
+        for identifier in candidates {
+            if self.rules.limit(&identifier.kind).window.length().is_some() {
+                return None;
+            }
+            let node = *self.node_of.get(&identifier.hash128())?;
+            let root = self.sets.find(node);
+            if *home.get_or_insert(root) != root {
+                return None;
+            }
+            nodes.push(node);
+        }
+        let home = home?;
+        for node in nodes {
+            let node = &mut self.nodes[node as usize];
+            node.last_seen_ms = node.last_seen_ms.max(event.timestamp_ms);
+        }
+        let profile = self.profiles.get_mut(&home).expect("a root is a profile");
+        profile.trait_events.extend(event.trait_event);
+        Some(Resolution {
+            profile: profile.id,
+            created: false,
+            merged: Vec::new(),
+            linked: candidates.to_vec(),
+            refused: refused.to_vec(),
+        })
+    }
+
     /// Roots of the profiles owning any candidate, oldest profile first.
     fn owners(&mut self, candidates: &[Identifier]) -> Vec<u32> {
         let mut roots: Vec<u32> = Vec::new();
         for identifier in candidates {
-            if let Some(&node) = self.node_of.get(&identifier.key()) {
+            if let Some(&node) = self.node_of.get(&identifier.hash128()) {
                 let root = self.sets.find(node);
                 if !roots.contains(&root) {
                     roots.push(root);
@@ -243,7 +285,7 @@ impl IdentityGraph {
         merges += owners.len().saturating_sub(1) as u32;
         let new: Vec<&Identifier> = candidates
             .iter()
-            .filter(|identifier| !self.node_of.contains_key(&identifier.key()))
+            .filter(|identifier| !self.node_of.contains_key(&identifier.hash128()))
             .collect();
         if merges > MAX_MERGES && owners.len() > 1 {
             return Err(Refusal::MergeCap);
@@ -336,16 +378,20 @@ impl IdentityGraph {
                 root
             }
         };
-        let mut root = root;
         for identifier in &candidates {
-            let node = match self.node_of.get(&identifier.key()) {
+            let node = match self.node_of.get(&identifier.hash128()) {
                 Some(&node) => node,
                 None => {
                     let node = self.add_node(identifier, event);
-                    let mut profile = self.profiles.remove(&root).expect("the target is a profile");
-                    root = self.sets.union(root, node).expect("a new node is its own set");
-                    profile.members.push(node);
-                    self.profiles.insert(root, profile);
+                    // Union by size keeps the larger (older) set's root, so the profile stays
+                    // under the same key.
+                    let joined = self.sets.union(root, node);
+                    debug_assert_eq!(joined, Some(root));
+                    self.profiles
+                        .get_mut(&root)
+                        .expect("the target is a profile")
+                        .members
+                        .push(node);
                     node
                 }
             };
@@ -374,12 +420,12 @@ impl IdentityGraph {
     ) -> Resolution {
         let home = candidates
             .iter()
-            .find_map(|identifier| self.node_of.get(&identifier.key()).copied())
+            .find_map(|identifier| self.node_of.get(&identifier.hash128()).copied())
             .map(|node| self.sets.find(node))
             .expect("at a cap some identifier is known");
         let mut linked = Vec::new();
         for identifier in candidates {
-            let node = self.node_of.get(&identifier.key()).copied();
+            let node = self.node_of.get(&identifier.hash128()).copied();
             match node {
                 Some(node) if self.sets.find(node) == home => {
                     let node = &mut self.nodes[node as usize];
@@ -402,7 +448,7 @@ impl IdentityGraph {
 
     fn add_node(&mut self, identifier: &Identifier, event: &EventIdentity<'_>) -> u32 {
         let node = self.sets.add();
-        self.node_of.insert(identifier.key(), node);
+        self.node_of.insert(identifier.hash128(), node);
         self.nodes.push(Node {
             identifier: identifier.clone(),
             first_seen_ms: event.timestamp_ms,
@@ -414,7 +460,7 @@ impl IdentityGraph {
 
     /// The profile an identifier belongs to.
     pub fn profile_of(&mut self, identifier: &Identifier) -> Option<ProfileId> {
-        let node = *self.node_of.get(&identifier.key())?;
+        let node = *self.node_of.get(&identifier.hash128())?;
         let root = self.sets.find(node);
         Some(self.profiles[&root].id)
     }
@@ -429,7 +475,7 @@ impl IdentityGraph {
 
     /// The identifiers of a profile with (first seen ms, first message), in link order.
     pub fn identifiers(&mut self, identifier: &Identifier) -> Vec<(Identifier, i64, String)> {
-        let Some(&node) = self.node_of.get(&identifier.key()) else {
+        let Some(&node) = self.node_of.get(&identifier.hash128()) else {
             return Vec::new();
         };
         let root = self.sets.find(node);
@@ -446,7 +492,7 @@ impl IdentityGraph {
     /// A profile by one of its identifiers or by its id (merged-away ids lead to the survivor).
     pub fn view(&mut self, lookup: &ProfileLookup) -> Option<ProfileView> {
         let node = match lookup {
-            ProfileLookup::Identifier(identifier) => *self.node_of.get(&identifier.key())?,
+            ProfileLookup::Identifier(identifier) => *self.node_of.get(&identifier.hash128())?,
             ProfileLookup::Id(id) => *self.anchors.get(&self.current_id(*id))?,
         };
         let root = self.sets.find(node);

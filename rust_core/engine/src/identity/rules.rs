@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use regex::RegexSet;
+use rustc_hash::FxHashMap;
 
 use crate::identifiers::Identifier;
 
@@ -68,7 +69,7 @@ struct CompiledRule {
 
 /// The compiled rules of a workspace.
 pub struct IdentityRules {
-    types: HashMap<String, CompiledRule>,
+    types: FxHashMap<String, CompiledRule>,
     default: CompiledRule,
 }
 
@@ -83,7 +84,7 @@ impl IdentityRules {
                 window: LimitWindow::Ever,
             },
         )?;
-        let mut types = HashMap::new();
+        let mut types = FxHashMap::default();
         for (kind, rule) in rules {
             let kind = kind.trim().to_ascii_lowercase();
             let fallback = Limit {

@@ -1,0 +1,118 @@
+"""`cdp profile ID`: one person's profile: traits, identifiers, merges and recent events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+import grpc
+from google.protobuf.json_format import MessageToDict
+from rich.table import Table
+from rich.text import Text
+
+from cdp_server._proto.cdp.v1 import profile_pb2, profile_pb2_grpc
+from cdp_server.cli.common import (
+    RPC_TIMEOUT_SECS,
+    admin_metadata,
+    channel,
+    event_json,
+    event_label,
+    fail_rpc,
+    json_option,
+    print_json,
+    require_client_library,
+    stdout,
+    target_option,
+    token_option,
+)
+
+RECENT_EVENTS = 10
+
+
+@click.command()
+@click.argument("identifier")
+@click.option("--trait", "traits", multiple=True, help="Only these traits (repeatable).")
+@click.option(
+    "--events",
+    "recent",
+    type=click.IntRange(0, 1000),
+    default=RECENT_EVENTS,
+    show_default=True,
+    help="How many recent events to show.",
+)
+@target_option
+@token_option
+@json_option
+def profile(identifier: str, traits: tuple[str, ...], recent: int, target: str, token: str, as_json: bool) -> None:
+    """The profile of IDENTIFIER (type:value, e.g. user_id:42, or a profile id tp_...).
+
+    With --json, prints {"profile": {...}, "events": [Segment-Spec messages]}.
+    """
+    require_client_library()
+    stub = profile_pb2_grpc.ProfileServiceStub(channel(target))
+    metadata = admin_metadata(token)
+    request = profile_pb2.GetProfileRequest(identifier=identifier, include=list(traits), verbose=True)
+    try:
+        reply = stub.GetProfile(request, metadata=metadata, timeout=RPC_TIMEOUT_SECS)
+        found = reply.profile
+        # Recent events: those of the profile's first identifier (the lookup's, when it is one).
+        anchor = identifier if not identifier.startswith("tp_") else _first_identifier(found)
+        events: list[dict[str, Any]] = []
+        if recent and anchor:
+            listed = stub.ListEvents(
+                profile_pb2.ListEventsRequest(identifier=anchor, limit=recent),
+                metadata=metadata,
+                timeout=RPC_TIMEOUT_SECS,
+            )
+            events = [event_json(event) for event in listed.events]
+    except grpc.RpcError as exc:
+        fail_rpc(exc, target)
+    document = _profile_json(found)
+    if as_json:
+        print_json({"profile": document, "events": events})
+        return
+    stdout.print(Text.assemble(("profile ", "bold"), found.id, f"  ({found.merges} merges)"))
+    table = Table("trait", "value", "updated", "by message", title="traits", title_justify="left")
+    for source in found.trait_sources:
+        table.add_row(
+            *(
+                Text(cell)
+                for cell in (source.name, source.value.decode(), source.updated_at.ToJsonString(), source.message_id)
+            )
+        )
+    stdout.print(table)
+    ids = Table("type", "value", "first seen", "first message", title="identifiers", title_justify="left")
+    for item in found.identifiers:
+        ids.add_row(
+            *(Text(cell) for cell in (item.type, item.value, item.first_seen.ToJsonString(), item.first_message_id))
+        )
+    stdout.print(ids)
+    if events:
+        recent_table = Table(
+            "timestamp", "type", "event / name", "messageId", title="recent events", title_justify="left"
+        )
+        for event in events:
+            recent_table.add_row(
+                *(Text(str(event.get(key, ""))) for key in ("timestamp", "type")),
+                Text(event_label(event)),
+                Text(str(event.get("messageId", ""))),
+            )
+        stdout.print(recent_table)
+
+
+def _first_identifier(found: profile_pb2.Profile) -> str:
+    return f"{found.identifiers[0].type}:{found.identifiers[0].value}" if found.identifiers else ""
+
+
+def _profile_json(found: profile_pb2.Profile) -> dict[str, Any]:
+    return {
+        "id": found.id,
+        "merges": found.merges,
+        "traits": json.loads(found.traits or b"{}"),
+        "identifiers": [MessageToDict(item) for item in found.identifiers],
+        "trait_sources": [
+            {**MessageToDict(source, preserving_proto_field_name=True), "value": json.loads(source.value)}
+            for source in found.trait_sources
+        ],
+    }
