@@ -26,6 +26,8 @@ def test_send_stores_every_event_and_lists_them_newest_first(rpc: Rpc) -> None:
     assert [e.message_id for e in rpc.events("user_id:u1", oldest_first=True)] == ["m1", "m2"]
 
 
+MANY_TRAITS = json.dumps({f"t{i}": i for i in range(300)}).encode()
+
 VALIDATION_MATRIX = [
     (event_pb2.Event(type=TRACK, message_id="x", event="E"), "userId"),
     (event_pb2.Event(type=TRACK, message_id="x", user_id="u"), "event"),
@@ -35,6 +37,7 @@ VALIDATION_MATRIX = [
     (event_pb2.Event(type=IDENTIFY, message_id="m" * 101, user_id="u"), "messageId"),
     (event_pb2.Event(type=IDENTIFY, message_id="x", user_id="u", traits=b"[1,2]"), "traits"),
     (event_pb2.Event(type=IDENTIFY, message_id="x", user_id="u", context=b"{not json"), "context"),
+    (event_pb2.Event(type=IDENTIFY, message_id="x", user_id="u", traits=MANY_TRAITS), "traits"),
     (event_pb2.Event(type=TRACK, message_id="x", user_id="u", event="E", integrations=b'"all"'), "integrations"),
     (
         event_pb2.Event(

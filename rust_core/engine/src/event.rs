@@ -17,6 +17,8 @@ use crate::time;
 pub const MAX_MESSAGE_ID_CHARS: usize = 100;
 pub const MAX_GROUP_ID_CHARS: usize = 500;
 pub const MAX_BATCH_EVENTS: usize = 2_500;
+/// An identify with this many traits or more is refused (Segment's Engage limit).
+pub const MAX_IDENTIFY_TRAITS: usize = 300;
 
 /// An event that passed validation, normalised and encoded for the store.
 #[derive(Debug)]
@@ -135,7 +137,13 @@ fn prepare_event(
         ("context", &event.context),
         ("integrations", &event.integrations),
     ] {
-        json::check_object(bytes).map_err(|reason| reject(field, format!("{field} {reason}"), &event.message_id))?;
+        let keys = json::check_object(bytes)
+            .map_err(|reason| reject(field, format!("{field} {reason}"), &event.message_id))?;
+        // Segment (Engage) refuses identify calls with 300 traits or more.
+        if field == "traits" && keys >= MAX_IDENTIFY_TRAITS && event.r#type == EventType::Identify as i32 {
+            let reason = format!("identify has {keys} traits; the limit is {}", MAX_IDENTIFY_TRAITS - 1);
+            return Err(reject(field, reason, &event.message_id));
+        }
     }
     // Batch-level defaults are rare: only then are the objects built and re-serialised.
     if let Some(batch_context) = defaults.context {
@@ -374,6 +382,43 @@ mod tests {
             }),
             "event"
         );
+    }
+
+    #[test]
+    fn identify_with_300_traits_or_more_is_refused() {
+        let traits = |n: usize| {
+            let pairs: Vec<String> = (0..n).map(|i| format!("\"t{i}\":1")).collect();
+            format!("{{{}}}", pairs.join(",")).into_bytes()
+        };
+        let identify = |n| Event {
+            r#type: EventType::Identify as i32,
+            traits: traits(n),
+            ..track("a")
+        };
+        assert_eq!(field_of(identify(300)), "traits");
+        let (ok, _) = prepare_batch(
+            Batch {
+                events: vec![identify(299)],
+                ..Default::default()
+            },
+            &ctx(),
+        );
+        assert_eq!(ok.len(), 1);
+        // Only identify is limited: a group may carry more account traits.
+        let group = Event {
+            r#type: EventType::Group as i32,
+            group_id: "g".into(),
+            traits: traits(400),
+            ..track("a")
+        };
+        let (ok, _) = prepare_batch(
+            Batch {
+                events: vec![group],
+                ..Default::default()
+            },
+            &ctx(),
+        );
+        assert_eq!(ok.len(), 1);
     }
 
     #[test]

@@ -30,18 +30,19 @@ pub fn parse_object(bytes: &[u8]) -> Result<Option<Map<String, Value>>, String> 
 
 /// Checks that a JSON field is an object (or absent) nested at most `MAX_DEPTH` deep, without
 /// building it: the hot path only needs the verdict.
-pub fn check_object(bytes: &[u8]) -> Result<(), String> {
+/// Returns the number of top-level keys (0 when absent).
+pub fn check_object(bytes: &[u8]) -> Result<usize, String> {
     if bytes.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => {}
         _ => {
             // Not an object: let the full parser name what it is (or why it is not JSON).
-            return parse_object(bytes).map(|_| ());
+            return parse_object(bytes).map(|_| 0);
         }
     }
-    let Depth(depth) = serde_json::from_slice(bytes).map_err(|e| {
+    let Depth(depth, keys) = serde_json::from_slice(bytes).map_err(|e| {
         if e.to_string().contains("recursion limit") {
             format!("is nested more than {MAX_DEPTH} levels deep")
         } else {
@@ -51,11 +52,12 @@ pub fn check_object(bytes: &[u8]) -> Result<(), String> {
     if depth > MAX_DEPTH {
         return Err(format!("is nested {depth} levels deep; the limit is {MAX_DEPTH}"));
     }
-    Ok(())
+    Ok(keys)
 }
 
-/// Nesting depth of a JSON value, computed while parsing and allocating nothing.
-struct Depth(usize);
+/// Nesting depth of a JSON value and, for an object, its number of keys; computed while
+/// parsing and allocating nothing.
+struct Depth(usize, usize);
 
 impl<'de> Deserialize<'de> for Depth {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -73,44 +75,45 @@ impl<'de> Visitor<'de> for DepthVisitor {
     }
 
     fn visit_bool<E>(self, _: bool) -> Result<Depth, E> {
-        Ok(Depth(0))
+        Ok(Depth(0, 0))
     }
 
     fn visit_i64<E>(self, _: i64) -> Result<Depth, E> {
-        Ok(Depth(0))
+        Ok(Depth(0, 0))
     }
 
     fn visit_u64<E>(self, _: u64) -> Result<Depth, E> {
-        Ok(Depth(0))
+        Ok(Depth(0, 0))
     }
 
     fn visit_f64<E>(self, _: f64) -> Result<Depth, E> {
-        Ok(Depth(0))
+        Ok(Depth(0, 0))
     }
 
     fn visit_str<E>(self, _: &str) -> Result<Depth, E> {
-        Ok(Depth(0))
+        Ok(Depth(0, 0))
     }
 
     fn visit_unit<E>(self) -> Result<Depth, E> {
-        Ok(Depth(0))
+        Ok(Depth(0, 0))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Depth, A::Error> {
         let mut deepest = 0;
-        while let Some(Depth(depth)) = seq.next_element()? {
+        while let Some(Depth(depth, _)) = seq.next_element()? {
             deepest = deepest.max(depth);
         }
-        Ok(Depth(deepest + 1))
+        Ok(Depth(deepest + 1, 0))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Depth, A::Error> {
-        let mut deepest = 0;
+        let (mut deepest, mut keys) = (0, 0);
         while map.next_key::<IgnoredAny>()?.is_some() {
-            let Depth(depth) = map.next_value()?;
+            let Depth(depth, _) = map.next_value()?;
             deepest = deepest.max(depth);
+            keys += 1;
         }
-        Ok(Depth(deepest + 1))
+        Ok(Depth(deepest + 1, keys))
     }
 }
 
