@@ -22,6 +22,8 @@ class ProfileService:
             SERVICE,
             {
                 "GetProfile": grpc.unary_unary_rpc_method_handler(self.get_profile),
+                "BatchGetProfiles": grpc.unary_unary_rpc_method_handler(self.batch_get_profiles),
+                "GetMergeHistory": grpc.unary_unary_rpc_method_handler(self.get_merge_history),
                 "ListEvents": grpc.unary_unary_rpc_method_handler(self.list_events),
             },
         )
@@ -30,6 +32,16 @@ class ProfileService:
     def get_profile(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         self._auth.require_admin(context)
         return self._engine.get_profile(request)
+
+    @errors.unary
+    def batch_get_profiles(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        self._auth.require_admin(context)
+        return self._engine.batch_get_profiles(request)
+
+    @errors.unary
+    def get_merge_history(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        self._auth.require_admin(context)
+        return self._engine.get_merge_history(request)
 
     @errors.unary
     def list_events(self, request: bytes, context: grpc.ServicerContext) -> bytes:

@@ -19,9 +19,16 @@ use crate::identifiers::{self, Identifier, IdentifierSources};
 use crate::identity::graph::{EventIdentity, IdentityGraph, ProfileId, ProfileLookup, ProfileView};
 use crate::identity::rules::IdentityRules;
 use crate::ingest::Engine;
-use crate::proto::{self, Event, EventType, GetProfileRequest, GetProfileResponse, ProfileIdentifier, TraitSource};
+use crate::proto::{
+    self, BatchGetProfilesRequest, BatchGetProfilesResponse, BatchProfileResult, Event, EventType,
+    GetMergeHistoryRequest, GetMergeHistoryResponse, GetProfileRequest, GetProfileResponse, ProfileIdentifier,
+    TraitSource,
+};
 use crate::store::Store;
 use crate::time;
+
+/// Most lookups in one `BatchGetProfiles` call.
+pub const MAX_BATCH_LOOKUPS: usize = 1000;
 
 /// The identifiers that can link an event to a user profile: all but the account id.
 pub fn profile_identifiers(all: &[Identifier]) -> Vec<Identifier> {
@@ -138,7 +145,61 @@ impl Engine {
     pub fn get_profile(&self, request: &[u8]) -> Result<Vec<u8>> {
         let request = GetProfileRequest::decode(request)
             .map_err(|e| EngineError::InvalidRequest(format!("malformed GetProfileRequest: {e}")))?;
-        let text = request.identifier.trim();
+        let profile = self.profile_message(&request.identifier, &request.include, request.verbose)?;
+        Ok(GetProfileResponse { profile: Some(profile) }.encode_to_vec())
+    }
+
+    /// `BatchGetProfiles` on encoded bytes: one result per lookup, errors per lookup.
+    pub fn batch_get_profiles(&self, request: &[u8]) -> Result<Vec<u8>> {
+        let request = BatchGetProfilesRequest::decode(request)
+            .map_err(|e| EngineError::InvalidRequest(format!("malformed BatchGetProfilesRequest: {e}")))?;
+        if request.identifiers.len() > MAX_BATCH_LOOKUPS {
+            return Err(EngineError::InvalidRequest(format!(
+                "identifiers has {} lookups; the limit is {MAX_BATCH_LOOKUPS}",
+                request.identifiers.len()
+            )));
+        }
+        let mut results = Vec::with_capacity(request.identifiers.len());
+        for identifier in request.identifiers {
+            let (profile, error) = match self.profile_message(&identifier, &request.include, false) {
+                Ok(profile) => (Some(profile), String::new()),
+                Err(EngineError::NotFound(_)) => (None, String::new()),
+                Err(EngineError::InvalidRequest(message)) => (None, message),
+                Err(other) => return Err(other),
+            };
+            results.push(BatchProfileResult {
+                identifier,
+                profile,
+                error,
+            });
+        }
+        Ok(BatchGetProfilesResponse { results }.encode_to_vec())
+    }
+
+    /// `GetMergeHistory` on encoded bytes.
+    pub fn get_merge_history(&self, request: &[u8]) -> Result<Vec<u8>> {
+        let request = GetMergeHistoryRequest::decode(request)
+            .map_err(|e| EngineError::InvalidRequest(format!("malformed GetMergeHistoryRequest: {e}")))?;
+        let view = self.find_profile(&request.identifier)?;
+        let merges = view
+            .merge_history
+            .into_iter()
+            .map(|merge| proto::Merge {
+                survivor_id: merge.survivor.to_string(),
+                merged_id: merge.merged.to_string(),
+                message_id: merge.message_id,
+                timestamp: Some(time::from_ms(merge.timestamp_ms)),
+            })
+            .collect();
+        Ok(GetMergeHistoryResponse {
+            profile_id: view.id.to_string(),
+            merges,
+        }
+        .encode_to_vec())
+    }
+
+    fn find_profile(&self, text: &str) -> Result<ProfileView> {
+        let text = text.trim();
         let lookup = if text.starts_with("tp_") {
             let id = text
                 .parse::<ProfileId>()
@@ -150,13 +211,16 @@ impl Engine {
             })?;
             ProfileLookup::Identifier(identifier)
         };
-        let view = self
-            .shared
+        self.shared
             .profiles
             .view(&lookup)
-            .ok_or_else(|| EngineError::NotFound(format!("no profile for {text}")))?;
+            .ok_or_else(|| EngineError::NotFound(format!("no profile for {text}")))
+    }
+
+    fn profile_message(&self, text: &str, include: &[String], verbose: bool) -> Result<proto::Profile> {
+        let view = self.find_profile(text)?;
         let winners = self.fold_traits(&view.trait_events)?;
-        let wanted = |name: &str| request.include.is_empty() || request.include.iter().any(|w| w == name);
+        let wanted = |name: &str| include.is_empty() || include.iter().any(|w| w == name);
         let mut traits = Map::new();
         let mut trait_sources = Vec::new();
         let mut names: Vec<&String> = winners.keys().collect();
@@ -167,7 +231,7 @@ impl Engine {
                 continue;
             }
             traits.insert(name.clone(), winner.value.clone());
-            if request.verbose {
+            if verbose {
                 trait_sources.push(TraitSource {
                     name: name.clone(),
                     value: serde_json::to_vec(&winner.value).unwrap_or_default(),
@@ -187,14 +251,13 @@ impl Engine {
                 first_message_id,
             })
             .collect();
-        let profile = proto::Profile {
+        Ok(proto::Profile {
             id: view.id.to_string(),
             identifiers,
             traits: serde_json::to_vec(&traits).unwrap_or_default(),
             trait_sources,
             merges: view.merges,
-        };
-        Ok(GetProfileResponse { profile: Some(profile) }.encode_to_vec())
+        })
     }
 
     /// Latest timestamp wins per trait (ties: the larger messageId); nulls are kept as

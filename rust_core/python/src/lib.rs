@@ -183,6 +183,20 @@ impl Engine {
         Ok(PyBytes::new(py, &bytes))
     }
 
+    /// Answers an encoded `cdp.v1.BatchGetProfilesRequest` with an encoded response.
+    fn batch_get_profiles<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let engine = &self.inner;
+        let bytes = without_gil(py, || engine.batch_get_profiles(request))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Answers an encoded `cdp.v1.GetMergeHistoryRequest` with an encoded response.
+    fn get_merge_history<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let engine = &self.inner;
+        let bytes = without_gil(py, || engine.get_merge_history(request))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
     /// Committed events after sequence `after`, waiting up to `wait_secs` for new ones.
     ///
     /// Returns:

@@ -39,6 +39,16 @@ class ProfileServiceStub:
                 request_serializer=cdp_dot_v1_dot_profile__pb2.GetProfileRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_profile__pb2.GetProfileResponse.FromString,
                 _registered_method=True)
+        self.BatchGetProfiles = channel.unary_unary(
+                '/cdp.v1.ProfileService/BatchGetProfiles',
+                request_serializer=cdp_dot_v1_dot_profile__pb2.BatchGetProfilesRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_profile__pb2.BatchGetProfilesResponse.FromString,
+                _registered_method=True)
+        self.GetMergeHistory = channel.unary_unary(
+                '/cdp.v1.ProfileService/GetMergeHistory',
+                request_serializer=cdp_dot_v1_dot_profile__pb2.GetMergeHistoryRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_profile__pb2.GetMergeHistoryResponse.FromString,
+                _registered_method=True)
         self.ListEvents = channel.unary_unary(
                 '/cdp.v1.ProfileService/ListEvents',
                 request_serializer=cdp_dot_v1_dot_profile__pb2.ListEventsRequest.SerializeToString,
@@ -51,6 +61,20 @@ class ProfileServiceServicer:
 
     def GetProfile(self, request, context):
         """One profile by any of its identifiers ("type:value") or by its id ("tp_...").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchGetProfiles(self, request, context):
+        """Many profiles in one call (at most 1000 lookups), one result per lookup, in order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMergeHistory(self, request, context):
+        """The merges that built a profile, oldest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -70,6 +94,16 @@ def add_ProfileServiceServicer_to_server(servicer, server):
                     servicer.GetProfile,
                     request_deserializer=cdp_dot_v1_dot_profile__pb2.GetProfileRequest.FromString,
                     response_serializer=cdp_dot_v1_dot_profile__pb2.GetProfileResponse.SerializeToString,
+            ),
+            'BatchGetProfiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetProfiles,
+                    request_deserializer=cdp_dot_v1_dot_profile__pb2.BatchGetProfilesRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_profile__pb2.BatchGetProfilesResponse.SerializeToString,
+            ),
+            'GetMergeHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMergeHistory,
+                    request_deserializer=cdp_dot_v1_dot_profile__pb2.GetMergeHistoryRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_profile__pb2.GetMergeHistoryResponse.SerializeToString,
             ),
             'ListEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListEvents,
@@ -104,6 +138,60 @@ class ProfileService:
             '/cdp.v1.ProfileService/GetProfile',
             cdp_dot_v1_dot_profile__pb2.GetProfileRequest.SerializeToString,
             cdp_dot_v1_dot_profile__pb2.GetProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetProfiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.ProfileService/BatchGetProfiles',
+            cdp_dot_v1_dot_profile__pb2.BatchGetProfilesRequest.SerializeToString,
+            cdp_dot_v1_dot_profile__pb2.BatchGetProfilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMergeHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.ProfileService/GetMergeHistory',
+            cdp_dot_v1_dot_profile__pb2.GetMergeHistoryRequest.SerializeToString,
+            cdp_dot_v1_dot_profile__pb2.GetMergeHistoryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -101,6 +101,8 @@ pub struct ProfileView {
     pub identifiers: Vec<(Identifier, i64, String)>,
     /// Log seqs of the events that set its traits.
     pub trait_events: Vec<u64>,
+    /// The merges that built it, oldest first.
+    pub merge_history: Vec<Merge>,
 }
 
 /// The decision for one event.
@@ -142,6 +144,8 @@ struct Profile {
     merges: u32,
     members: Vec<u32>,
     trait_events: Vec<u64>,
+    /// Indexes into the merge log.
+    merge_history: Vec<u32>,
 }
 
 /// See the module docs.
@@ -341,6 +345,7 @@ impl IdentityGraph {
                     merges: 0,
                     members: vec![node],
                     trait_events: Vec::new(),
+                    merge_history: Vec::new(),
                 };
                 self.profiles.insert(node, profile);
                 self.anchors.insert(id, node);
@@ -365,12 +370,17 @@ impl IdentityGraph {
                     members.extend(absorbed.members);
                     let mut trait_events = kept.trait_events;
                     trait_events.extend(absorbed.trait_events);
+                    let mut merge_history = kept.merge_history;
+                    merge_history.extend(absorbed.merge_history);
+                    merge_history.push((self.merges.len() - 1) as u32);
+                    merge_history.sort_unstable();
                     let merged = Profile {
                         id: kept.id,
                         created_ms: kept.created_ms,
                         merges: kept.merges + absorbed.merges + 1,
                         members,
                         trait_events,
+                        merge_history,
                     };
                     self.profiles.insert(new_root, merged);
                     root = new_root;
@@ -510,6 +520,11 @@ impl IdentityGraph {
             merges: profile.merges,
             identifiers,
             trait_events: profile.trait_events.clone(),
+            merge_history: profile
+                .merge_history
+                .iter()
+                .map(|&i| self.merges[i as usize].clone())
+                .collect(),
         })
     }
 

@@ -289,3 +289,56 @@ fn the_identity_graph_is_rebuilt_from_the_log_on_reopen() {
         "a shared anonymous id never merges two user ids"
     );
 }
+
+#[test]
+fn merge_history_and_batch_lookups() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    send(
+        &engine,
+        vec![
+            identify("m1", "", "a1", 1_000, "{}"),
+            identify("m2", "u1", "", 2_000, "{}"),
+        ],
+    );
+    send(&engine, vec![identify("m3", "u1", "a1", 3_000, r#"{"x":1}"#)]);
+    let request = proto::GetMergeHistoryRequest {
+        identifier: "user_id:u1".into(),
+    };
+    let history =
+        proto::GetMergeHistoryResponse::decode(engine.get_merge_history(&request.encode_to_vec()).unwrap().as_slice())
+            .unwrap();
+    let survivor = profile(&engine, "anonymous_id:a1").unwrap().id;
+    assert_eq!(history.profile_id, survivor);
+    assert_eq!(history.merges.len(), 1);
+    assert_eq!(
+        (
+            history.merges[0].survivor_id.as_str(),
+            history.merges[0].message_id.as_str()
+        ),
+        (survivor.as_str(), "m3")
+    );
+    let batch = proto::BatchGetProfilesRequest {
+        identifiers: vec![
+            "user_id:u1".into(),
+            "user_id:nobody".into(),
+            "bad".into(),
+            survivor.clone(),
+        ],
+        include: vec![],
+    };
+    let reply =
+        proto::BatchGetProfilesResponse::decode(engine.batch_get_profiles(&batch.encode_to_vec()).unwrap().as_slice())
+            .unwrap();
+    let found: Vec<Option<&str>> = reply
+        .results
+        .iter()
+        .map(|r| r.profile.as_ref().map(|p| p.id.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        vec![Some(survivor.as_str()), None, None, Some(survivor.as_str())]
+    );
+    assert!(reply.results[2].error.contains("type:value"));
+    assert!(reply.results[1].error.is_empty());
+}

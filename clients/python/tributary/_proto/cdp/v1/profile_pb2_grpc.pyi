@@ -35,6 +35,10 @@ class ProfileServiceStub:
     def __new__(cls, channel: _aio.Channel) -> ProfileServiceAsyncStub: ...
     GetProfile: _grpc.UnaryUnaryMultiCallable[_profile_pb2.GetProfileRequest, _profile_pb2.GetProfileResponse]
     """One profile by any of its identifiers ("type:value") or by its id ("tp_...")."""
+    BatchGetProfiles: _grpc.UnaryUnaryMultiCallable[_profile_pb2.BatchGetProfilesRequest, _profile_pb2.BatchGetProfilesResponse]
+    """Many profiles in one call (at most 1000 lookups), one result per lookup, in order."""
+    GetMergeHistory: _grpc.UnaryUnaryMultiCallable[_profile_pb2.GetMergeHistoryRequest, _profile_pb2.GetMergeHistoryResponse]
+    """The merges that built a profile, oldest first."""
     ListEvents: _grpc.UnaryUnaryMultiCallable[_profile_pb2.ListEventsRequest, _profile_pb2.ListEventsResponse]
     """Events carrying an identifier, newest first by default."""
 
@@ -43,6 +47,10 @@ class ProfileServiceAsyncStub(ProfileServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetProfile: _aio.UnaryUnaryMultiCallable[_profile_pb2.GetProfileRequest, _profile_pb2.GetProfileResponse]  # type: ignore[assignment]
     """One profile by any of its identifiers ("type:value") or by its id ("tp_...")."""
+    BatchGetProfiles: _aio.UnaryUnaryMultiCallable[_profile_pb2.BatchGetProfilesRequest, _profile_pb2.BatchGetProfilesResponse]  # type: ignore[assignment]
+    """Many profiles in one call (at most 1000 lookups), one result per lookup, in order."""
+    GetMergeHistory: _aio.UnaryUnaryMultiCallable[_profile_pb2.GetMergeHistoryRequest, _profile_pb2.GetMergeHistoryResponse]  # type: ignore[assignment]
+    """The merges that built a profile, oldest first."""
     ListEvents: _aio.UnaryUnaryMultiCallable[_profile_pb2.ListEventsRequest, _profile_pb2.ListEventsResponse]  # type: ignore[assignment]
     """Events carrying an identifier, newest first by default."""
 
@@ -54,6 +62,22 @@ class ProfileServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_profile_pb2.GetProfileResponse, _abc.Awaitable[_profile_pb2.GetProfileResponse]]:
         """One profile by any of its identifiers ("type:value") or by its id ("tp_...")."""
+
+    @_abc_1.abstractmethod
+    def BatchGetProfiles(
+        self,
+        request: _profile_pb2.BatchGetProfilesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_profile_pb2.BatchGetProfilesResponse, _abc.Awaitable[_profile_pb2.BatchGetProfilesResponse]]:
+        """Many profiles in one call (at most 1000 lookups), one result per lookup, in order."""
+
+    @_abc_1.abstractmethod
+    def GetMergeHistory(
+        self,
+        request: _profile_pb2.GetMergeHistoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_profile_pb2.GetMergeHistoryResponse, _abc.Awaitable[_profile_pb2.GetMergeHistoryResponse]]:
+        """The merges that built a profile, oldest first."""
 
     @_abc_1.abstractmethod
     def ListEvents(
