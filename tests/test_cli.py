@@ -422,3 +422,8 @@ def test_profile_shows_the_merged_profile_with_traits_and_identifiers(server: Se
     assert table.returncode == 0 and profile["id"] in table.stdout and "Bo@X.com" in table.stdout
     missing = cdp("profile", "user_id:nobody", *admin(server))
     assert missing.returncode == 1 and "no profile for user_id:nobody" in missing.stderr
+    why = json_out(cdp("profile", "why", "anonymous_id:anon-7", "email:bo@x.com", "--json", *admin(server)))
+    assert why["linked"] is True
+    assert [step["kind"] for step in why["steps"]] == ["KIND_JOINED", "KIND_JOINED", "KIND_MERGED"]
+    told = cdp("profile", "why", "anonymous_id:anon-7", "user_id:u7", *admin(server))
+    assert told.returncode == 0 and "are in one profile" in told.stdout and "merged into" in told.stdout

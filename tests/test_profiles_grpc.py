@@ -73,3 +73,28 @@ def test_profile_reads_need_the_admin_token_and_name_unknowns(rpc: Rpc) -> None:
         )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
     assert "identifiers" in caught.value.details()  # type: ignore[attr-defined]
+
+
+def test_explain_link_shows_the_joining_events_or_the_refusal(rpc: Rpc) -> None:
+    rpc.send([identify("m4", 4_000, user_id="u2", email="ann@x.com")])
+    linked = rpc.profile.ExplainLink(
+        profile_pb2.ExplainLinkRequest(a="anonymous_id:a1", b="email:ann@x.com"), metadata=rpc.server.admin_metadata
+    )
+    assert linked.linked and linked.profile_a == linked.profile_b
+    kinds = [(step.kind, step.message_id) for step in linked.steps]
+    assert kinds == [
+        (profile_pb2.LinkStep.KIND_JOINED, "m1"),
+        (profile_pb2.LinkStep.KIND_JOINED, "m2"),
+        (profile_pb2.LinkStep.KIND_MERGED, "m3"),
+    ]
+    apart = rpc.profile.ExplainLink(
+        profile_pb2.ExplainLinkRequest(a="user_id:u2", b="email:ann@x.com"), metadata=rpc.server.admin_metadata
+    )
+    assert not apart.linked
+    (refused,) = apart.steps
+    assert (refused.kind, refused.message_id, refused.identifier) == (
+        profile_pb2.LinkStep.KIND_REFUSED,
+        "m4",
+        "email:ann@x.com",
+    )
+    assert "user_id" in refused.reason and "limit" in refused.description

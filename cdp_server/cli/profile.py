@@ -1,4 +1,5 @@
-"""`cdp profile ID`: one person's profile: traits, identifiers, merges and recent events."""
+"""`cdp profile ID`: one person's profile: traits, identifiers, merges and recent events.
+`cdp profile why A B`: why two identifiers share a profile, or why not."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ RECENT_EVENTS = 10
 
 
 @click.command()
-@click.argument("identifier")
+@click.argument("args", nargs=-1, required=True, metavar="IDENTIFIER | why A B")
 @click.option("--trait", "traits", multiple=True, help="Only these traits (repeatable).")
 @click.option(
     "--events",
@@ -44,11 +45,24 @@ RECENT_EVENTS = 10
 @target_option
 @token_option
 @json_option
-def profile(identifier: str, traits: tuple[str, ...], recent: int, target: str, token: str, as_json: bool) -> None:
+def profile(
+    args: tuple[str, ...], traits: tuple[str, ...], recent: int, target: str, token: str, as_json: bool
+) -> None:
     """The profile of IDENTIFIER (type:value, e.g. user_id:42, or a profile id tp_...).
 
     With --json, prints {"profile": {...}, "events": [Segment-Spec messages]}.
+
+    `cdp profile why A B` explains why identifiers A and B are in one profile (the events that
+    joined them and the merges between) or why they were kept apart (the refused links).
     """
+    if args[0] == "why":
+        if len(args) != 3:
+            raise click.UsageError("usage: cdp profile why A B (two type:value identifiers)")
+        _explain(args[1], args[2], target, token, as_json)
+        return
+    if len(args) != 1:
+        raise click.UsageError("give one identifier, or: why A B")
+    identifier = args[0]
     require_client_library()
     stub = profile_pb2_grpc.ProfileServiceStub(channel(target))
     metadata = admin_metadata(token)
@@ -99,6 +113,25 @@ def profile(identifier: str, traits: tuple[str, ...], recent: int, target: str, 
                 Text(str(event.get("messageId", ""))),
             )
         stdout.print(recent_table)
+
+
+def _explain(a: str, b: str, target: str, token: str, as_json: bool) -> None:
+    stub = profile_pb2_grpc.ProfileServiceStub(channel(target))
+    try:
+        reply = stub.ExplainLink(
+            profile_pb2.ExplainLinkRequest(a=a, b=b), metadata=admin_metadata(token), timeout=RPC_TIMEOUT_SECS
+        )
+    except grpc.RpcError as exc:
+        fail_rpc(exc, target)
+    if as_json:
+        print_json(MessageToDict(reply, preserving_proto_field_name=True, always_print_fields_with_no_presence=True))
+        return
+    verdict = "are in one profile" if reply.linked else "are in different profiles"
+    stdout.print(Text(f"{a} and {b} {verdict}: {reply.profile_a}" + ("" if reply.linked else f", {reply.profile_b}")))
+    if not reply.steps:
+        stdout.print(Text("no event ever carried identifiers of both profiles"))
+    for step in reply.steps:
+        stdout.print(Text(f"  {step.timestamp.ToJsonString()}  {step.description}"))
 
 
 def _first_identifier(found: profile_pb2.Profile) -> str:

@@ -24,6 +24,7 @@ class ProfileService:
                 "GetProfile": grpc.unary_unary_rpc_method_handler(self.get_profile),
                 "BatchGetProfiles": grpc.unary_unary_rpc_method_handler(self.batch_get_profiles),
                 "GetMergeHistory": grpc.unary_unary_rpc_method_handler(self.get_merge_history),
+                "ExplainLink": grpc.unary_unary_rpc_method_handler(self.explain_link),
                 "ListEvents": grpc.unary_unary_rpc_method_handler(self.list_events),
             },
         )
@@ -42,6 +43,11 @@ class ProfileService:
     def get_merge_history(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         self._auth.require_admin(context)
         return self._engine.get_merge_history(request)
+
+    @errors.unary
+    def explain_link(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        self._auth.require_admin(context)
+        return self._engine.explain_link(request)
 
     @errors.unary
     def list_events(self, request: bytes, context: grpc.ServicerContext) -> bytes:

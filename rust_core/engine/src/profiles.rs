@@ -16,13 +16,15 @@ use serde_json::{Map, Value};
 
 use crate::error::{EngineError, Result};
 use crate::identifiers::{self, Identifier, IdentifierSources};
-use crate::identity::graph::{EventIdentity, IdentityGraph, ProfileId, ProfileLookup, ProfileView};
+use crate::identity::graph::{
+    EventIdentity, IdentityGraph, LinkStep, ProfileId, ProfileLookup, ProfileView, Refusal, MAX_IDENTIFIERS, MAX_MERGES,
+};
 use crate::identity::rules::IdentityRules;
 use crate::ingest::Engine;
 use crate::proto::{
-    self, BatchGetProfilesRequest, BatchGetProfilesResponse, BatchProfileResult, Event, EventType,
-    GetMergeHistoryRequest, GetMergeHistoryResponse, GetProfileRequest, GetProfileResponse, ProfileIdentifier,
-    TraitSource,
+    self, BatchGetProfilesRequest, BatchGetProfilesResponse, BatchProfileResult, Event, EventType, ExplainLinkRequest,
+    ExplainLinkResponse, GetMergeHistoryRequest, GetMergeHistoryResponse, GetProfileRequest, GetProfileResponse,
+    ProfileIdentifier, TraitSource,
 };
 use crate::store::Store;
 use crate::time;
@@ -132,6 +134,66 @@ fn source_of(value: &[u8]) -> u32 {
         .map_or(0, u32::from_be_bytes)
 }
 
+fn link_step(step: LinkStep) -> proto::LinkStep {
+    use proto::link_step::Kind;
+    let text = |identifier: &Identifier| format!("{}:{}", identifier.kind, identifier.value);
+    match step {
+        LinkStep::Joined {
+            identifier,
+            profile,
+            message_id,
+            timestamp_ms,
+        } => proto::LinkStep {
+            kind: Kind::Joined as i32,
+            description: format!("{} joined {profile} with event {message_id}", text(&identifier)),
+            identifier: text(&identifier),
+            profile_id: profile.to_string(),
+            message_id,
+            timestamp: Some(time::from_ms(timestamp_ms)),
+            ..Default::default()
+        },
+        LinkStep::Merged(merge) => proto::LinkStep {
+            kind: Kind::Merged as i32,
+            description: format!(
+                "{} was merged into {} by event {}",
+                merge.merged, merge.survivor, merge.message_id
+            ),
+            profile_id: merge.survivor.to_string(),
+            other_profile_id: merge.merged.to_string(),
+            message_id: merge.message_id,
+            timestamp: Some(time::from_ms(merge.timestamp_ms)),
+            ..Default::default()
+        },
+        LinkStep::Refused(record) => {
+            let reason = refusal_text(&record.reason);
+            proto::LinkStep {
+                kind: Kind::Refused as i32,
+                description: format!(
+                    "event {} carried {} but it was not linked to {}: {reason}",
+                    record.message_id,
+                    text(&record.identifier),
+                    record.resolved_to
+                ),
+                identifier: text(&record.identifier),
+                profile_id: record.resolved_to.to_string(),
+                message_id: record.message_id,
+                timestamp: Some(time::from_ms(record.timestamp_ms)),
+                reason,
+                ..Default::default()
+            }
+        }
+    }
+}
+
+fn refusal_text(reason: &Refusal) -> String {
+    match reason {
+        Refusal::Blocked => "the value is blocked".into(),
+        Refusal::Limit { kind } => format!("the profile would have held more {kind} values than its limit"),
+        Refusal::IdentifierCap => format!("the profile holds {MAX_IDENTIFIERS} identifiers (the cap)"),
+        Refusal::MergeCap => format!("the profile was merged {MAX_MERGES} times (the cap)"),
+    }
+}
+
 /// The winning value of one trait so far.
 struct TraitWinner {
     value: Value,
@@ -194,6 +256,28 @@ impl Engine {
         Ok(GetMergeHistoryResponse {
             profile_id: view.id.to_string(),
             merges,
+        }
+        .encode_to_vec())
+    }
+
+    /// `ExplainLink` on encoded bytes.
+    pub fn explain_link(&self, request: &[u8]) -> Result<Vec<u8>> {
+        let request = ExplainLinkRequest::decode(request)
+            .map_err(|e| EngineError::InvalidRequest(format!("malformed ExplainLinkRequest: {e}")))?;
+        let parse = |field: &str, text: &str| {
+            Identifier::parse(text.trim())
+                .ok_or_else(|| EngineError::InvalidRequest(format!("{field} must be type:value, got {text:?}")))
+        };
+        let (a, b) = (parse("a", &request.a)?, parse("b", &request.b)?);
+        let explanation = self.shared.profiles.graph.lock().explain(&a, &b).ok_or_else(|| {
+            EngineError::NotFound(format!("no profile for {} or {}", request.a.trim(), request.b.trim()))
+        })?;
+        let steps = explanation.steps.into_iter().map(link_step).collect();
+        Ok(ExplainLinkResponse {
+            linked: explanation.linked,
+            profile_a: explanation.profile_a.to_string(),
+            profile_b: explanation.profile_b.to_string(),
+            steps,
         }
         .encode_to_vec())
     }

@@ -197,6 +197,13 @@ impl Engine {
         Ok(PyBytes::new(py, &bytes))
     }
 
+    /// Answers an encoded `cdp.v1.ExplainLinkRequest` with an encoded response.
+    fn explain_link<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let engine = &self.inner;
+        let bytes = without_gil(py, || engine.explain_link(request))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
     /// Committed events after sequence `after`, waiting up to `wait_secs` for new ones.
     ///
     /// Returns:

@@ -11,6 +11,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -21,6 +22,123 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+@_typing.final
+class ExplainLinkRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    A_FIELD_NUMBER: _builtins.int
+    B_FIELD_NUMBER: _builtins.int
+    a: _builtins.str
+    """Two identifiers, each "type:value"."""
+    b: _builtins.str
+    def __init__(
+        self,
+        *,
+        a: _builtins.str = ...,
+        b: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["a", b"a", "b", b"b"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainLinkRequest: _TypeAlias = ExplainLinkRequest  # noqa: Y015
+
+@_typing.final
+class LinkStep(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Kind:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _KindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[LinkStep._Kind.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        KIND_UNSPECIFIED: LinkStep._Kind.ValueType  # 0
+        KIND_JOINED: LinkStep._Kind.ValueType  # 1
+        """`identifier` first joined `profile_id` with `message_id`."""
+        KIND_MERGED: LinkStep._Kind.ValueType  # 2
+        """`other_profile_id` was merged into `profile_id` by `message_id`."""
+        KIND_REFUSED: LinkStep._Kind.ValueType  # 3
+        """`message_id` carried `identifier`, but it was not linked to `profile_id`: `reason`."""
+
+    class Kind(_Kind, metaclass=_KindEnumTypeWrapper): ...
+    KIND_UNSPECIFIED: LinkStep.Kind.ValueType  # 0
+    KIND_JOINED: LinkStep.Kind.ValueType  # 1
+    """`identifier` first joined `profile_id` with `message_id`."""
+    KIND_MERGED: LinkStep.Kind.ValueType  # 2
+    """`other_profile_id` was merged into `profile_id` by `message_id`."""
+    KIND_REFUSED: LinkStep.Kind.ValueType  # 3
+    """`message_id` carried `identifier`, but it was not linked to `profile_id`: `reason`."""
+
+    KIND_FIELD_NUMBER: _builtins.int
+    IDENTIFIER_FIELD_NUMBER: _builtins.int
+    PROFILE_ID_FIELD_NUMBER: _builtins.int
+    OTHER_PROFILE_ID_FIELD_NUMBER: _builtins.int
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    kind: Global___LinkStep.Kind.ValueType
+    identifier: _builtins.str
+    profile_id: _builtins.str
+    other_profile_id: _builtins.str
+    message_id: _builtins.str
+    reason: _builtins.str
+    description: _builtins.str
+    """The step in one sentence."""
+    @_builtins.property
+    def timestamp(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        kind: Global___LinkStep.Kind.ValueType = ...,
+        identifier: _builtins.str = ...,
+        profile_id: _builtins.str = ...,
+        other_profile_id: _builtins.str = ...,
+        message_id: _builtins.str = ...,
+        timestamp: _timestamp_pb2.Timestamp | None = ...,
+        reason: _builtins.str = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["timestamp", b"timestamp"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "identifier", b"identifier", "kind", b"kind", "message_id", b"message_id", "other_profile_id", b"other_profile_id", "profile_id", b"profile_id", "reason", b"reason", "timestamp", b"timestamp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkStep: _TypeAlias = LinkStep  # noqa: Y015
+
+@_typing.final
+class ExplainLinkResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINKED_FIELD_NUMBER: _builtins.int
+    PROFILE_A_FIELD_NUMBER: _builtins.int
+    PROFILE_B_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    linked: _builtins.bool
+    profile_a: _builtins.str
+    profile_b: _builtins.str
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___LinkStep]: ...
+    def __init__(
+        self,
+        *,
+        linked: _builtins.bool = ...,
+        profile_a: _builtins.str = ...,
+        profile_b: _builtins.str = ...,
+        steps: _abc.Iterable[Global___LinkStep] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["linked", b"linked", "profile_a", b"profile_a", "profile_b", b"profile_b", "steps", b"steps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainLinkResponse: _TypeAlias = ExplainLinkResponse  # noqa: Y015
 
 @_typing.final
 class BatchGetProfilesRequest(_message.Message):

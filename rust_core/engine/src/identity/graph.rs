@@ -136,7 +136,47 @@ struct Node {
     first_seen_ms: i64,
     last_seen_ms: i64,
     first_message: String,
+    /// The profile it first joined (it may since have been merged into another).
+    origin: ProfileId,
 }
+
+/// An identifier an event carried but did not link, kept for explanations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusalRecord {
+    pub identifier: Identifier,
+    pub reason: Refusal,
+    pub message_id: String,
+    pub timestamp_ms: i64,
+    /// Where the event went instead.
+    pub resolved_to: ProfileId,
+}
+
+/// One step of an explanation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkStep {
+    /// `identifier` first joined `profile` with this event.
+    Joined {
+        identifier: Identifier,
+        profile: ProfileId,
+        message_id: String,
+        timestamp_ms: i64,
+    },
+    /// A merge on the way from an identifier's first profile to its profile now.
+    Merged(Merge),
+    /// An event carried `identifier` but it was not linked to `resolved_to`.
+    Refused(RefusalRecord),
+}
+
+/// Why two identifiers are in one profile, or why not.
+pub struct Explanation {
+    pub linked: bool,
+    pub profile_a: ProfileId,
+    pub profile_b: ProfileId,
+    pub steps: Vec<LinkStep>,
+}
+
+/// Refusals remembered for explanations (the oldest are forgotten first).
+const REFUSAL_LOG_LIMIT: usize = 100_000;
 
 struct Profile {
     id: ProfileId,
@@ -161,6 +201,9 @@ pub struct IdentityGraph {
     /// A node of each live profile, to find it by id.
     anchors: HashMap<ProfileId, u32>,
     merges: Vec<Merge>,
+    /// Merged-away profile → its merge in `merges`.
+    merged_by: HashMap<ProfileId, u32>,
+    refusals: std::collections::VecDeque<RefusalRecord>,
 }
 
 impl IdentityGraph {
@@ -174,6 +217,8 @@ impl IdentityGraph {
             aliases: HashMap::new(),
             anchors: HashMap::new(),
             merges: Vec::new(),
+            merged_by: HashMap::new(),
+            refusals: std::collections::VecDeque::new(),
         }
     }
 
@@ -181,6 +226,26 @@ impl IdentityGraph {
     /// merges; when a rule or cap forbids the result, drops the event's lowest-priority
     /// identifier and matches again. `None` when the event has no linkable identifier.
     pub fn resolve(&mut self, event: &EventIdentity<'_>) -> Option<Resolution> {
+        let resolution = self.match_flat(event)?;
+        for (identifier, reason) in &resolution.refused {
+            if *reason == Refusal::Blocked {
+                continue; // blocked values are never nodes: nothing to explain between profiles
+            }
+            if self.refusals.len() == REFUSAL_LOG_LIMIT {
+                self.refusals.pop_front();
+            }
+            self.refusals.push_back(RefusalRecord {
+                identifier: identifier.clone(),
+                reason: reason.clone(),
+                message_id: event.message_id.to_owned(),
+                timestamp_ms: event.timestamp_ms,
+                resolved_to: resolution.profile,
+            });
+        }
+        Some(resolution)
+    }
+
+    fn match_flat(&mut self, event: &EventIdentity<'_>) -> Option<Resolution> {
         let mut refused = Vec::new();
         let mut candidates: Vec<Identifier> = Vec::new();
         for identifier in event.identifiers {
@@ -337,8 +402,8 @@ impl IdentityGraph {
         let mut merged_ids = Vec::new();
         let root = match owners.split_first() {
             None => {
-                let node = self.add_node(&candidates[0], event);
                 let id = new_profile_id(event.message_id, &candidates[0]);
+                let node = self.add_node(&candidates[0], event, id);
                 let profile = Profile {
                     id,
                     created_ms: event.timestamp_ms,
@@ -363,6 +428,7 @@ impl IdentityGraph {
                         timestamp_ms: event.timestamp_ms,
                     });
                     self.aliases.insert(absorbed.id, kept.id);
+                    self.merged_by.insert(absorbed.id, (self.merges.len() - 1) as u32);
                     self.anchors.remove(&absorbed.id);
                     merged_ids.push(absorbed.id);
                     let new_root = self.sets.union(root, other).expect("owners are distinct sets");
@@ -392,7 +458,8 @@ impl IdentityGraph {
             let node = match self.node_of.get(&identifier.hash128()) {
                 Some(&node) => node,
                 None => {
-                    let node = self.add_node(identifier, event);
+                    let origin = self.profiles[&root].id;
+                    let node = self.add_node(identifier, event, origin);
                     // Union by size keeps the larger (older) set's root, so the profile stays
                     // under the same key.
                     let joined = self.sets.union(root, node);
@@ -456,7 +523,7 @@ impl IdentityGraph {
         }
     }
 
-    fn add_node(&mut self, identifier: &Identifier, event: &EventIdentity<'_>) -> u32 {
+    fn add_node(&mut self, identifier: &Identifier, event: &EventIdentity<'_>, origin: ProfileId) -> u32 {
         let node = self.sets.add();
         self.node_of.insert(identifier.hash128(), node);
         self.nodes.push(Node {
@@ -464,8 +531,64 @@ impl IdentityGraph {
             first_seen_ms: event.timestamp_ms,
             last_seen_ms: event.timestamp_ms,
             first_message: event.message_id.to_owned(),
+            origin,
         });
         node
+    }
+
+    /// Why `a` and `b` share a profile (each one's first link, then the merges that joined
+    /// their first profiles), or why they do not (the refusals between their profiles).
+    /// `None` when either identifier is unknown.
+    pub fn explain(&mut self, a: &Identifier, b: &Identifier) -> Option<Explanation> {
+        let (node_a, node_b) = (*self.node_of.get(&a.hash128())?, *self.node_of.get(&b.hash128())?);
+        let (profile_a, profile_b) = (
+            self.profiles[&self.sets.find(node_a)].id,
+            self.profiles[&self.sets.find(node_b)].id,
+        );
+        let linked = profile_a == profile_b;
+        let mut steps = Vec::new();
+        if linked {
+            let mut merges = Vec::new();
+            for node in [node_a, node_b] {
+                let node = &self.nodes[node as usize];
+                steps.push(LinkStep::Joined {
+                    identifier: node.identifier.clone(),
+                    profile: node.origin,
+                    message_id: node.first_message.clone(),
+                    timestamp_ms: node.first_seen_ms,
+                });
+                let mut id = node.origin;
+                while let Some(&index) = self.merged_by.get(&id) {
+                    let merge = &self.merges[index as usize];
+                    if !merges.contains(&index) {
+                        merges.push(index);
+                    }
+                    id = merge.survivor;
+                }
+            }
+            merges.sort_unstable();
+            steps.extend(
+                merges
+                    .into_iter()
+                    .map(|i| LinkStep::Merged(self.merges[i as usize].clone())),
+            );
+        } else {
+            let current = |graph: &Self, id: ProfileId| graph.current_id(id);
+            for record in &self.refusals {
+                let towards = current(self, record.resolved_to);
+                let involved = (record.identifier == *a && towards == profile_b)
+                    || (record.identifier == *b && towards == profile_a);
+                if involved {
+                    steps.push(LinkStep::Refused(record.clone()));
+                }
+            }
+        }
+        Some(Explanation {
+            linked,
+            profile_a,
+            profile_b,
+            steps,
+        })
     }
 
     /// The profile an identifier belongs to.

@@ -246,3 +246,46 @@ impl Events {
         self.at(i64::from(self.next) * 1000, ids)
     }
 }
+
+#[test]
+fn explain_tells_how_two_identifiers_were_linked_or_why_not() {
+    let mut events = Events::new();
+    let anon = events.send(&["anonymous_id:a1"]);
+    let user = events.send(&["user_id:u1", "email:u1@x.com"]);
+    events.send(&["user_id:u1", "anonymous_id:a1"]);
+    let other = events.send(&["user_id:u2", "email:u1@x.com"]);
+    let why = events
+        .graph
+        .explain(&id("anonymous_id:a1"), &id("email:u1@x.com"))
+        .unwrap();
+    assert!(why.linked);
+    assert_eq!(
+        why.steps,
+        vec![
+            LinkStep::Joined {
+                identifier: id("anonymous_id:a1"),
+                profile: anon.profile,
+                message_id: "m1".into(),
+                timestamp_ms: 0
+            },
+            LinkStep::Joined {
+                identifier: id("email:u1@x.com"),
+                profile: user.profile,
+                message_id: "m2".into(),
+                timestamp_ms: 1000
+            },
+            LinkStep::Merged(events.graph.merge_log()[0].clone()),
+        ]
+    );
+    let apart = events.graph.explain(&id("user_id:u2"), &id("email:u1@x.com")).unwrap();
+    assert!(!apart.linked);
+    assert_eq!((apart.profile_a, apart.profile_b), (other.profile, anon.profile));
+    let LinkStep::Refused(record) = &apart.steps[0] else {
+        panic!("{:?}", apart.steps)
+    };
+    assert_eq!(
+        (&record.identifier, &record.reason, record.message_id.as_str()),
+        (&id("email:u1@x.com"), &Refusal::Limit { kind: "user_id".into() }, "m4")
+    );
+    assert!(events.graph.explain(&id("user_id:nobody"), &id("user_id:u1")).is_none());
+}

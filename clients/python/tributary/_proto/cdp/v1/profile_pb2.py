@@ -26,39 +26,47 @@ from tributary._proto.cdp.v1 import event_pb2 as cdp_dot_v1_dot_event__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x63\x64p/v1/profile.proto\x12\x06\x63\x64p.v1\x1a\x12\x63\x64p/v1/event.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"?\n\x17\x42\x61tchGetProfilesRequest\x12\x13\n\x0bidentifiers\x18\x01 \x03(\t\x12\x0f\n\x07include\x18\x02 \x03(\t\"Y\n\x12\x42\x61tchProfileResult\x12\x12\n\nidentifier\x18\x01 \x01(\t\x12 \n\x07profile\x18\x02 \x01(\x0b\x32\x0f.cdp.v1.Profile\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"G\n\x18\x42\x61tchGetProfilesResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.cdp.v1.BatchProfileResult\",\n\x16GetMergeHistoryRequest\x12\x12\n\nidentifier\x18\x01 \x01(\t\"r\n\x05Merge\x12\x13\n\x0bsurvivor_id\x18\x01 \x01(\t\x12\x11\n\tmerged_id\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12-\n\ttimestamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"L\n\x17GetMergeHistoryResponse\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12\x1d\n\x06merges\x18\x02 \x03(\x0b\x32\r.cdp.v1.Merge\"I\n\x11GetProfileRequest\x12\x12\n\nidentifier\x18\x01 \x01(\t\x12\x0f\n\x07include\x18\x02 \x03(\t\x12\x0f\n\x07verbose\x18\x03 \x01(\x08\"z\n\x11ProfileIdentifier\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12.\n\nfirst_seen\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x66irst_message_id\x18\x04 \x01(\t\"\x81\x01\n\x0bTraitSource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12.\n\nupdated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nmessage_id\x18\x04 \x01(\t\x12\x11\n\tsource_id\x18\x05 \x01(\r\"\x91\x01\n\x07Profile\x12\n\n\x02id\x18\x01 \x01(\t\x12.\n\x0bidentifiers\x18\x02 \x03(\x0b\x32\x19.cdp.v1.ProfileIdentifier\x12\x0e\n\x06traits\x18\x03 \x01(\x0c\x12*\n\rtrait_sources\x18\x04 \x03(\x0b\x32\x13.cdp.v1.TraitSource\x12\x0e\n\x06merges\x18\x05 \x01(\r\"6\n\x12GetProfileResponse\x12 \n\x07profile\x18\x01 \x01(\x0b\x32\x0f.cdp.v1.Profile\"\\\n\x11ListEventsRequest\x12\x12\n\nidentifier\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x14\n\x0coldest_first\x18\x03 \x01(\x08\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"H\n\x12ListEventsResponse\x12\x1d\n\x06\x65vents\x18\x01 \x03(\x0b\x32\r.cdp.v1.Event\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t2\xc5\x02\n\x0eProfileService\x12\x43\n\nGetProfile\x12\x19.cdp.v1.GetProfileRequest\x1a\x1a.cdp.v1.GetProfileResponse\x12U\n\x10\x42\x61tchGetProfiles\x12\x1f.cdp.v1.BatchGetProfilesRequest\x1a .cdp.v1.BatchGetProfilesResponse\x12R\n\x0fGetMergeHistory\x12\x1e.cdp.v1.GetMergeHistoryRequest\x1a\x1f.cdp.v1.GetMergeHistoryResponse\x12\x43\n\nListEvents\x12\x19.cdp.v1.ListEventsRequest\x1a\x1a.cdp.v1.ListEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x63\x64p/v1/profile.proto\x12\x06\x63\x64p.v1\x1a\x12\x63\x64p/v1/event.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"*\n\x12\x45xplainLinkRequest\x12\t\n\x01\x61\x18\x01 \x01(\t\x12\t\n\x01\x62\x18\x02 \x01(\t\"\xab\x02\n\x08LinkStep\x12#\n\x04kind\x18\x01 \x01(\x0e\x32\x15.cdp.v1.LinkStep.Kind\x12\x12\n\nidentifier\x18\x02 \x01(\t\x12\x12\n\nprofile_id\x18\x03 \x01(\t\x12\x18\n\x10other_profile_id\x18\x04 \x01(\t\x12\x12\n\nmessage_id\x18\x05 \x01(\t\x12-\n\ttimestamp\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\"P\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n\x0bKIND_JOINED\x10\x01\x12\x0f\n\x0bKIND_MERGED\x10\x02\x12\x10\n\x0cKIND_REFUSED\x10\x03\"l\n\x13\x45xplainLinkResponse\x12\x0e\n\x06linked\x18\x01 \x01(\x08\x12\x11\n\tprofile_a\x18\x02 \x01(\t\x12\x11\n\tprofile_b\x18\x03 \x01(\t\x12\x1f\n\x05steps\x18\x04 \x03(\x0b\x32\x10.cdp.v1.LinkStep\"?\n\x17\x42\x61tchGetProfilesRequest\x12\x13\n\x0bidentifiers\x18\x01 \x03(\t\x12\x0f\n\x07include\x18\x02 \x03(\t\"Y\n\x12\x42\x61tchProfileResult\x12\x12\n\nidentifier\x18\x01 \x01(\t\x12 \n\x07profile\x18\x02 \x01(\x0b\x32\x0f.cdp.v1.Profile\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"G\n\x18\x42\x61tchGetProfilesResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.cdp.v1.BatchProfileResult\",\n\x16GetMergeHistoryRequest\x12\x12\n\nidentifier\x18\x01 \x01(\t\"r\n\x05Merge\x12\x13\n\x0bsurvivor_id\x18\x01 \x01(\t\x12\x11\n\tmerged_id\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12-\n\ttimestamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"L\n\x17GetMergeHistoryResponse\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12\x1d\n\x06merges\x18\x02 \x03(\x0b\x32\r.cdp.v1.Merge\"I\n\x11GetProfileRequest\x12\x12\n\nidentifier\x18\x01 \x01(\t\x12\x0f\n\x07include\x18\x02 \x03(\t\x12\x0f\n\x07verbose\x18\x03 \x01(\x08\"z\n\x11ProfileIdentifier\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12.\n\nfirst_seen\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x66irst_message_id\x18\x04 \x01(\t\"\x81\x01\n\x0bTraitSource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12.\n\nupdated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nmessage_id\x18\x04 \x01(\t\x12\x11\n\tsource_id\x18\x05 \x01(\r\"\x91\x01\n\x07Profile\x12\n\n\x02id\x18\x01 \x01(\t\x12.\n\x0bidentifiers\x18\x02 \x03(\x0b\x32\x19.cdp.v1.ProfileIdentifier\x12\x0e\n\x06traits\x18\x03 \x01(\x0c\x12*\n\rtrait_sources\x18\x04 \x03(\x0b\x32\x13.cdp.v1.TraitSource\x12\x0e\n\x06merges\x18\x05 \x01(\r\"6\n\x12GetProfileResponse\x12 \n\x07profile\x18\x01 \x01(\x0b\x32\x0f.cdp.v1.Profile\"\\\n\x11ListEventsRequest\x12\x12\n\nidentifier\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x14\n\x0coldest_first\x18\x03 \x01(\x08\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"H\n\x12ListEventsResponse\x12\x1d\n\x06\x65vents\x18\x01 \x03(\x0b\x32\r.cdp.v1.Event\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t2\x8d\x03\n\x0eProfileService\x12\x43\n\nGetProfile\x12\x19.cdp.v1.GetProfileRequest\x1a\x1a.cdp.v1.GetProfileResponse\x12U\n\x10\x42\x61tchGetProfiles\x12\x1f.cdp.v1.BatchGetProfilesRequest\x1a .cdp.v1.BatchGetProfilesResponse\x12R\n\x0fGetMergeHistory\x12\x1e.cdp.v1.GetMergeHistoryRequest\x1a\x1f.cdp.v1.GetMergeHistoryResponse\x12\x46\n\x0b\x45xplainLink\x12\x1a.cdp.v1.ExplainLinkRequest\x1a\x1b.cdp.v1.ExplainLinkResponse\x12\x43\n\nListEvents\x12\x19.cdp.v1.ListEventsRequest\x1a\x1a.cdp.v1.ListEventsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cdp.v1.profile_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BATCHGETPROFILESREQUEST']._serialized_start=85
-  _globals['_BATCHGETPROFILESREQUEST']._serialized_end=148
-  _globals['_BATCHPROFILERESULT']._serialized_start=150
-  _globals['_BATCHPROFILERESULT']._serialized_end=239
-  _globals['_BATCHGETPROFILESRESPONSE']._serialized_start=241
-  _globals['_BATCHGETPROFILESRESPONSE']._serialized_end=312
-  _globals['_GETMERGEHISTORYREQUEST']._serialized_start=314
-  _globals['_GETMERGEHISTORYREQUEST']._serialized_end=358
-  _globals['_MERGE']._serialized_start=360
-  _globals['_MERGE']._serialized_end=474
-  _globals['_GETMERGEHISTORYRESPONSE']._serialized_start=476
-  _globals['_GETMERGEHISTORYRESPONSE']._serialized_end=552
-  _globals['_GETPROFILEREQUEST']._serialized_start=554
-  _globals['_GETPROFILEREQUEST']._serialized_end=627
-  _globals['_PROFILEIDENTIFIER']._serialized_start=629
-  _globals['_PROFILEIDENTIFIER']._serialized_end=751
-  _globals['_TRAITSOURCE']._serialized_start=754
-  _globals['_TRAITSOURCE']._serialized_end=883
-  _globals['_PROFILE']._serialized_start=886
-  _globals['_PROFILE']._serialized_end=1031
-  _globals['_GETPROFILERESPONSE']._serialized_start=1033
-  _globals['_GETPROFILERESPONSE']._serialized_end=1087
-  _globals['_LISTEVENTSREQUEST']._serialized_start=1089
-  _globals['_LISTEVENTSREQUEST']._serialized_end=1181
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=1183
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=1255
-  _globals['_PROFILESERVICE']._serialized_start=1258
-  _globals['_PROFILESERVICE']._serialized_end=1583
+  _globals['_EXPLAINLINKREQUEST']._serialized_start=85
+  _globals['_EXPLAINLINKREQUEST']._serialized_end=127
+  _globals['_LINKSTEP']._serialized_start=130
+  _globals['_LINKSTEP']._serialized_end=429
+  _globals['_LINKSTEP_KIND']._serialized_start=349
+  _globals['_LINKSTEP_KIND']._serialized_end=429
+  _globals['_EXPLAINLINKRESPONSE']._serialized_start=431
+  _globals['_EXPLAINLINKRESPONSE']._serialized_end=539
+  _globals['_BATCHGETPROFILESREQUEST']._serialized_start=541
+  _globals['_BATCHGETPROFILESREQUEST']._serialized_end=604
+  _globals['_BATCHPROFILERESULT']._serialized_start=606
+  _globals['_BATCHPROFILERESULT']._serialized_end=695
+  _globals['_BATCHGETPROFILESRESPONSE']._serialized_start=697
+  _globals['_BATCHGETPROFILESRESPONSE']._serialized_end=768
+  _globals['_GETMERGEHISTORYREQUEST']._serialized_start=770
+  _globals['_GETMERGEHISTORYREQUEST']._serialized_end=814
+  _globals['_MERGE']._serialized_start=816
+  _globals['_MERGE']._serialized_end=930
+  _globals['_GETMERGEHISTORYRESPONSE']._serialized_start=932
+  _globals['_GETMERGEHISTORYRESPONSE']._serialized_end=1008
+  _globals['_GETPROFILEREQUEST']._serialized_start=1010
+  _globals['_GETPROFILEREQUEST']._serialized_end=1083
+  _globals['_PROFILEIDENTIFIER']._serialized_start=1085
+  _globals['_PROFILEIDENTIFIER']._serialized_end=1207
+  _globals['_TRAITSOURCE']._serialized_start=1210
+  _globals['_TRAITSOURCE']._serialized_end=1339
+  _globals['_PROFILE']._serialized_start=1342
+  _globals['_PROFILE']._serialized_end=1487
+  _globals['_GETPROFILERESPONSE']._serialized_start=1489
+  _globals['_GETPROFILERESPONSE']._serialized_end=1543
+  _globals['_LISTEVENTSREQUEST']._serialized_start=1545
+  _globals['_LISTEVENTSREQUEST']._serialized_end=1637
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=1639
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=1711
+  _globals['_PROFILESERVICE']._serialized_start=1714
+  _globals['_PROFILESERVICE']._serialized_end=2111
 # @@protoc_insertion_point(module_scope)

@@ -49,6 +49,11 @@ class ProfileServiceStub:
                 request_serializer=cdp_dot_v1_dot_profile__pb2.GetMergeHistoryRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_profile__pb2.GetMergeHistoryResponse.FromString,
                 _registered_method=True)
+        self.ExplainLink = channel.unary_unary(
+                '/cdp.v1.ProfileService/ExplainLink',
+                request_serializer=cdp_dot_v1_dot_profile__pb2.ExplainLinkRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_profile__pb2.ExplainLinkResponse.FromString,
+                _registered_method=True)
         self.ListEvents = channel.unary_unary(
                 '/cdp.v1.ProfileService/ListEvents',
                 request_serializer=cdp_dot_v1_dot_profile__pb2.ListEventsRequest.SerializeToString,
@@ -80,6 +85,14 @@ class ProfileServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExplainLink(self, request, context):
+        """Why two identifiers are in one profile (the events and merges that joined them), or why
+        they were kept apart (the events whose identifiers were refused, with the rule).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListEvents(self, request, context):
         """Events carrying an identifier, newest first by default.
         """
@@ -104,6 +117,11 @@ def add_ProfileServiceServicer_to_server(servicer, server):
                     servicer.GetMergeHistory,
                     request_deserializer=cdp_dot_v1_dot_profile__pb2.GetMergeHistoryRequest.FromString,
                     response_serializer=cdp_dot_v1_dot_profile__pb2.GetMergeHistoryResponse.SerializeToString,
+            ),
+            'ExplainLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainLink,
+                    request_deserializer=cdp_dot_v1_dot_profile__pb2.ExplainLinkRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_profile__pb2.ExplainLinkResponse.SerializeToString,
             ),
             'ListEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListEvents,
@@ -192,6 +210,33 @@ class ProfileService:
             '/cdp.v1.ProfileService/GetMergeHistory',
             cdp_dot_v1_dot_profile__pb2.GetMergeHistoryRequest.SerializeToString,
             cdp_dot_v1_dot_profile__pb2.GetMergeHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.ProfileService/ExplainLink',
+            cdp_dot_v1_dot_profile__pb2.ExplainLinkRequest.SerializeToString,
+            cdp_dot_v1_dot_profile__pb2.ExplainLinkResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,10 @@ class ProfileServiceStub:
     """Many profiles in one call (at most 1000 lookups), one result per lookup, in order."""
     GetMergeHistory: _grpc.UnaryUnaryMultiCallable[_profile_pb2.GetMergeHistoryRequest, _profile_pb2.GetMergeHistoryResponse]
     """The merges that built a profile, oldest first."""
+    ExplainLink: _grpc.UnaryUnaryMultiCallable[_profile_pb2.ExplainLinkRequest, _profile_pb2.ExplainLinkResponse]
+    """Why two identifiers are in one profile (the events and merges that joined them), or why
+    they were kept apart (the events whose identifiers were refused, with the rule).
+    """
     ListEvents: _grpc.UnaryUnaryMultiCallable[_profile_pb2.ListEventsRequest, _profile_pb2.ListEventsResponse]
     """Events carrying an identifier, newest first by default."""
 
@@ -51,6 +55,10 @@ class ProfileServiceAsyncStub(ProfileServiceStub):
     """Many profiles in one call (at most 1000 lookups), one result per lookup, in order."""
     GetMergeHistory: _aio.UnaryUnaryMultiCallable[_profile_pb2.GetMergeHistoryRequest, _profile_pb2.GetMergeHistoryResponse]  # type: ignore[assignment]
     """The merges that built a profile, oldest first."""
+    ExplainLink: _aio.UnaryUnaryMultiCallable[_profile_pb2.ExplainLinkRequest, _profile_pb2.ExplainLinkResponse]  # type: ignore[assignment]
+    """Why two identifiers are in one profile (the events and merges that joined them), or why
+    they were kept apart (the events whose identifiers were refused, with the rule).
+    """
     ListEvents: _aio.UnaryUnaryMultiCallable[_profile_pb2.ListEventsRequest, _profile_pb2.ListEventsResponse]  # type: ignore[assignment]
     """Events carrying an identifier, newest first by default."""
 
@@ -78,6 +86,16 @@ class ProfileServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_profile_pb2.GetMergeHistoryResponse, _abc.Awaitable[_profile_pb2.GetMergeHistoryResponse]]:
         """The merges that built a profile, oldest first."""
+
+    @_abc_1.abstractmethod
+    def ExplainLink(
+        self,
+        request: _profile_pb2.ExplainLinkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_profile_pb2.ExplainLinkResponse, _abc.Awaitable[_profile_pb2.ExplainLinkResponse]]:
+        """Why two identifiers are in one profile (the events and merges that joined them), or why
+        they were kept apart (the events whose identifiers were refused, with the rule).
+        """
 
     @_abc_1.abstractmethod
     def ListEvents(
