@@ -109,8 +109,8 @@ class IdentityModel:
         for other in others:
             survivor.merges += other.merges + 1
             survivor.identifiers += other.identifiers
-            for name, (order, value) in other.trait_entries.items():
-                survivor.set_trait(name, order, value)
+            for name, (set_at, value) in other.trait_entries.items():
+                survivor.set_trait(name, set_at, value)
             for identifier in other.identifiers:
                 self.owner[identifier] = survivor
             self.absorbed_into[other.key] = survivor.key
