@@ -192,7 +192,7 @@ fn prepare_event(
         fingerprint,
         encoded: event.encode_to_vec(),
         identifier_keys: identifiers.iter().map(|i| IdentKey::new(i.key())).collect(),
-        profile_identifiers: crate::profiles::profile_identifiers(&identifiers),
+        profile_identifiers: crate::profiles::profile_identifiers(identifiers),
         timestamp_ms,
         sets_traits: crate::profiles::sets_traits(&event),
     })

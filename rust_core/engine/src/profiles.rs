@@ -33,11 +33,9 @@ use crate::time;
 pub const MAX_BATCH_LOOKUPS: usize = 1000;
 
 /// The identifiers that can link an event to a user profile: all but the account id.
-pub fn profile_identifiers(all: &[Identifier]) -> Vec<Identifier> {
-    all.iter()
-        .filter(|identifier| identifier.kind != "group_id")
-        .cloned()
-        .collect()
+pub fn profile_identifiers(mut all: Vec<Identifier>) -> Vec<Identifier> {
+    all.retain(|identifier| identifier.kind != "group_id");
+    all
 }
 
 /// True for events that set profile traits (only identify does, as in Segment).
@@ -68,7 +66,7 @@ impl Profiles {
         for entry in store.log_dbs.events.iter(&txn.txn)? {
             let (seq, value) = entry?;
             let event = decode_stored(seq, value)?;
-            let identifiers = profile_identifiers(&identifiers::extract(&IdentifierSources {
+            let identifiers = profile_identifiers(identifiers::extract(&IdentifierSources {
                 user_id: &event.user_id,
                 anonymous_id: &event.anonymous_id,
                 group_id: &event.group_id,

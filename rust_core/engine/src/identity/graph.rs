@@ -261,8 +261,14 @@ impl IdentityGraph {
                 .cmp(&self.rules.priority_key(&b.kind))
                 .then_with(|| a.value.cmp(&b.value))
         });
-        if let Some(resolution) = self.already_linked(event, &candidates, &refused) {
-            return Some(resolution);
+        if let Some(profile) = self.already_linked(event, &candidates) {
+            return Some(Resolution {
+                profile,
+                created: false,
+                merged: Vec::new(),
+                linked: candidates,
+                refused,
+            });
         }
         let owners = loop {
             if candidates.is_empty() {
@@ -287,12 +293,7 @@ impl IdentityGraph {
     /// The common case, answered without the full check: every identifier is already linked in
     /// one profile and no type has a sliding window, so the check could only pass and nothing
     /// changes but "last seen" (the result is the same as the full path's).
-    fn already_linked(
-        &mut self,
-        event: &EventIdentity<'_>,
-        candidates: &[Identifier],
-        refused: &[(Identifier, Refusal)],
-    ) -> Option<Resolution> {
+    fn already_linked(&mut self, event: &EventIdentity<'_>, candidates: &[Identifier]) -> Option<ProfileId> {
         let mut home = None;
         let mut nodes = Vec::with_capacity(candidates.len());
         for identifier in candidates {
@@ -313,13 +314,7 @@ impl IdentityGraph {
         }
         let profile = self.profiles.get_mut(&home).expect("a root is a profile");
         profile.trait_events.extend(event.trait_event);
-        Some(Resolution {
-            profile: profile.id,
-            created: false,
-            merged: Vec::new(),
-            linked: candidates.to_vec(),
-            refused: refused.to_vec(),
-        })
+        Some(profile.id)
     }
 
     /// Roots of the profiles owning any candidate, oldest profile first.
