@@ -64,6 +64,7 @@ proto-check: $(STAMP)/venv ## Fail when the committed stubs differ from proto/
 
 bench: $(STAMP)/build ## Run the benchmarks; results in benchmarks/results/
 	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.unify
 
 wheel: $(STAMP)/venv ## Build an installable wheel into dist/
 	maturin build --release -o dist
