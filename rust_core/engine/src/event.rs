@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 
 use crate::error::Rejection;
-use crate::identifiers::{self, IdentKey, Identifier, IdentifierSources};
+use crate::identifiers::{self, IdentKey, Identifier};
 use crate::json;
 use crate::proto::{Batch, Event, EventType};
 use crate::time;
@@ -157,14 +157,7 @@ fn prepare_event(
     if generated_id {
         event.message_id = format!("tributary-{}", uuid::Uuid::new_v4());
     }
-    let identifiers = identifiers::extract(&IdentifierSources {
-        user_id: &event.user_id,
-        anonymous_id: &event.anonymous_id,
-        group_id: &event.group_id,
-        traits: &event.traits,
-        context: &event.context,
-        integrations: &event.integrations,
-    });
+    let identifiers = identifiers::of_event(&event);
 
     let sent_at = event.sent_at.take().or_else(|| defaults.sent_at.cloned());
     let client_timestamp = event.timestamp.take();

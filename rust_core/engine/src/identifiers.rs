@@ -167,6 +167,18 @@ fn text(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or("")
 }
 
+/// Every identifier on an event (see `extract`).
+pub fn of_event(event: &crate::proto::Event) -> Vec<Identifier> {
+    extract(&IdentifierSources {
+        user_id: &event.user_id,
+        anonymous_id: &event.anonymous_id,
+        group_id: &event.group_id,
+        traits: &event.traits,
+        context: &event.context,
+        integrations: &event.integrations,
+    })
+}
+
 /// Every identifier on an event, deduplicated, in a stable order.
 pub fn extract(src: &IdentifierSources<'_>) -> Vec<Identifier> {
     let mut out = Vec::with_capacity(4);

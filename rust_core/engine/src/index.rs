@@ -20,7 +20,7 @@ use prost::Message;
 
 use crate::dedupe::KeyHasher;
 use crate::error::{EngineError, Result};
-use crate::identifiers::{self, IdentKey, Identifier};
+use crate::identifiers::{self, IdentKey};
 use crate::proto::Event;
 use crate::shards::ShardedMap;
 use crate::store::Store;
@@ -80,18 +80,6 @@ fn seq_of(key: &[u8]) -> u64 {
     u64::from_be_bytes(key[8..16].try_into().unwrap_or_default())
 }
 
-/// Identifiers of a stored event (for replay after a crash).
-fn identifiers_of(event: &Event) -> Vec<Identifier> {
-    identifiers::extract(&identifiers::IdentifierSources {
-        user_id: &event.user_id,
-        anonymous_id: &event.anonymous_id,
-        group_id: &event.group_id,
-        traits: &event.traits,
-        context: &event.context,
-        integrations: &event.integrations,
-    })
-}
-
 /// A page request over one identifier's events.
 pub struct PageQuery {
     pub oldest_first: bool,
@@ -116,7 +104,7 @@ impl IdentifierIndex {
             let (seq, value) = entry?;
             let event = Event::decode(value.get(4..).unwrap_or_default())
                 .map_err(|e| EngineError::Storage(format!("event {seq} is corrupt: {e}")))?;
-            for identifier in identifiers_of(&event) {
+            for identifier in identifiers::of_event(&event) {
                 current.add(IdentKey::new(identifier.key()), seq);
             }
             current.through = seq;
@@ -352,6 +340,7 @@ fn write_delta(store: &Store, delta: &Delta, cache: &mut FxHashMap<Vec<u8>, u64>
 mod tests {
     use super::*;
     use crate::config::EngineConfig;
+    use crate::identifiers::Identifier;
     use crate::proto::EventType;
 
     fn store_with_log(dir: &std::path::Path, users: &[&str]) -> Store {

@@ -15,7 +15,7 @@ use prost::Message;
 use serde_json::{Map, Value};
 
 use crate::error::{EngineError, Result};
-use crate::identifiers::{self, Identifier, IdentifierSources};
+use crate::identifiers::{self, Identifier};
 use crate::identity::graph::{
     EventIdentity, IdentityGraph, LinkStep, ProfileId, ProfileLookup, ProfileView, Refusal, MAX_IDENTIFIERS, MAX_MERGES,
 };
@@ -66,14 +66,7 @@ impl Profiles {
         for entry in store.log_dbs.events.iter(&txn.txn)? {
             let (seq, value) = entry?;
             let event = decode_stored(seq, value)?;
-            let identifiers = profile_identifiers(identifiers::extract(&IdentifierSources {
-                user_id: &event.user_id,
-                anonymous_id: &event.anonymous_id,
-                group_id: &event.group_id,
-                traits: &event.traits,
-                context: &event.context,
-                integrations: &event.integrations,
-            }));
+            let identifiers = profile_identifiers(identifiers::of_event(&event));
             let timestamp_ms = event.timestamp.as_ref().map_or(0, time::to_ms);
             resolve_one(
                 &mut graph,
