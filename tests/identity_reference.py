@@ -37,12 +37,14 @@ def priority(identifier: Identifier) -> tuple[int, str, str]:
 
 
 def extract(event: dict[str, Any]) -> list[Identifier]:
-    """The event's identifiers: userId, anonymousId and string emails of traits / context.traits."""
+    """The event's identifiers: userId, anonymousId and string emails of traits / context.traits (a group call's
+    traits describe the account, so they carry no user identifier)."""
     found: list[Identifier] = []
     for kind, key in (("user_id", "userId"), ("anonymous_id", "anonymousId")):
         if event.get(key):
             found.append((kind, event[key]))
-    for traits in (event.get("traits"), (event.get("context") or {}).get("traits")):
+    own_traits = event.get("traits") if event.get("type") != "group" else None
+    for traits in (own_traits, (event.get("context") or {}).get("traits")):
         email = traits.get("email") if isinstance(traits, dict) else None
         if isinstance(email, str) and email:
             found.append(("email", email.strip().lower()))
@@ -136,4 +138,6 @@ class IdentityModel:
 
 
 def _age(profile: Profile) -> int:
+    """Oldest first. The engine breaks ties (two profiles created at one timestamp) by its id hash, which this model
+    cannot predict: tests must not create two profiles at the same timestamp and then merge them."""
     return profile.created_ms

@@ -167,13 +167,15 @@ fn text(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or("")
 }
 
-/// Every identifier on an event (see `extract`).
+/// Every identifier on an event (see `extract`). A group call's traits describe the account
+/// (e.g. its billing email), so they carry no identifier of the user.
 pub fn of_event(event: &crate::proto::Event) -> Vec<Identifier> {
+    let is_group = event.r#type == crate::proto::EventType::Group as i32;
     extract(&IdentifierSources {
         user_id: &event.user_id,
         anonymous_id: &event.anonymous_id,
         group_id: &event.group_id,
-        traits: &event.traits,
+        traits: if is_group { b"" } else { &event.traits },
         context: &event.context,
         integrations: &event.integrations,
     })

@@ -342,3 +342,23 @@ fn merge_history_and_batch_lookups() {
     assert!(reply.results[2].error.contains("type:value"));
     assert!(reply.results[1].error.is_empty());
 }
+
+#[test]
+fn a_group_calls_traits_describe_the_account_not_the_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let group = |id: &str, user: &str| Event {
+        r#type: EventType::Group as i32,
+        message_id: id.into(),
+        user_id: user.into(),
+        group_id: "acme".into(),
+        traits: br#"{"email":"billing@acme.com"}"#.to_vec(),
+        ..Default::default()
+    };
+    send(&engine, vec![group("g1", "u1"), group("g2", "u2")]);
+    assert!(profile(&engine, "email:billing@acme.com").is_none());
+    assert_ne!(
+        profile(&engine, "user_id:u1").unwrap().id,
+        profile(&engine, "user_id:u2").unwrap().id
+    );
+}
