@@ -40,6 +40,8 @@ pub struct PreparedEvent {
     pub timestamp_ms: i64,
     /// An identify with traits: it sets profile traits.
     pub sets_traits: bool,
+    /// A group call's account (`groupId`): the event links its user to that account.
+    pub account: Option<String>,
 }
 
 /// Per-batch facts shared by its events.
@@ -188,6 +190,7 @@ fn prepare_event(
         profile_identifiers: crate::profiles::profile_identifiers(identifiers),
         timestamp_ms,
         sets_traits: crate::profiles::sets_traits(&event),
+        account: crate::profiles::account_of(&event).map(str::to_owned),
     })
 }
 

@@ -16,7 +16,6 @@ use crate::config::EngineConfig;
 use crate::dedupe::{DedupeKey, DedupeSet, KeyMap, Marker};
 use crate::error::{EngineError, Rejection, Result};
 use crate::event::{prepare_batch, BatchContext, PreparedEvent};
-use crate::identity::rules::IdentityRules;
 use crate::index::IdentifierIndex;
 use crate::profiles::{Profiles, Resolvable};
 use crate::proto::{self, Batch, EventResult, EventStatus, SendRequest, SendResponse, StreamRequest, StreamResponse};
@@ -164,7 +163,7 @@ impl Engine {
         let store = Store::open(&config)?;
         let state = WriterState::load(&store, &config)?;
         let index = IdentifierIndex::recover(&store)?;
-        let profiles = Profiles::rebuild(&store, IdentityRules::default())?;
+        let profiles = Profiles::rebuild(&store)?;
         let shared = Arc::new(Shared {
             store,
             index,
@@ -416,8 +415,9 @@ fn resolve_identities(shared: &Shared, group: &[Job], outcomes: &[Vec<Stored>], 
             timestamp_ms: event.timestamp_ms,
             identifiers: &event.profile_identifiers,
             sets_traits: event.sets_traits,
+            account: event.account.as_deref(),
         });
-    shared.profiles.resolve(accepted);
+    shared.profiles.resolve(&shared.store, accepted);
 }
 
 /// Hands the identifier keys of the accepted events (moved, not copied) to the index.

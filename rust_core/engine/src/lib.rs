@@ -17,6 +17,7 @@ pub mod identity;
 pub mod index;
 pub mod ingest;
 pub mod json;
+pub mod profile_reads;
 pub mod profiles;
 pub mod proto;
 pub mod reads;

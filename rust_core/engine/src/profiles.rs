@@ -1,36 +1,30 @@
-//! Profiles: the identity graph kept up to date by the writer, and profile lookups.
+//! Profiles: the identity graph kept up to date by the writer, and the account links of group
+//! calls.
 //!
-//! The writer resolves each accepted event, in log order, after its group has committed and
-//! before its ack is sent, so an acknowledged event is already part of its profile. The graph is
-//! a deterministic function of the log in log order; at start-up it is rebuilt by replaying
-//! the log (the log is the durable record of every identity decision).
+//! The publisher resolves each accepted event after its group has committed and before its ack
+//! is sent, so an acknowledged event is already part of its profile. The graph is a function of
+//! the set of stored events and the identity administration (rules, separations), not of the
+//! order events arrived in (see `identity::graph`); at start-up it is rebuilt by replaying the
+//! log in canonical order.
 //!
-//! Traits are not stored per profile: a lookup folds the profile's identify events (latest
-//! event timestamp wins, ties by messageId; `null` removes a trait).
+//! Traits are not stored per profile: a lookup folds the profile's identify events (see
+//! `profile_reads`).
 
 use std::collections::HashMap;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use prost::Message;
-use serde_json::{Map, Value};
+use rustc_hash::FxHashMap;
 
 use crate::error::{EngineError, Result};
 use crate::identifiers::{self, Identifier};
-use crate::identity::graph::{
-    EventIdentity, IdentityGraph, LinkStep, ProfileId, ProfileLookup, ProfileView, Refusal, MAX_IDENTIFIERS, MAX_MERGES,
-};
+use crate::identity::graph::{EventIdentity, EventLoader, IdentityGraph, StoredEvent};
+use crate::identity::order::OrderKey;
 use crate::identity::rules::IdentityRules;
-use crate::ingest::Engine;
-use crate::proto::{
-    self, BatchGetProfilesRequest, BatchGetProfilesResponse, BatchProfileResult, Event, EventType, ExplainLinkRequest,
-    ExplainLinkResponse, GetMergeHistoryRequest, GetMergeHistoryResponse, GetProfileRequest, GetProfileResponse,
-    ProfileIdentifier, TraitSource,
-};
+use crate::identity::separations::Separations;
+use crate::proto::{self, Event, EventType};
 use crate::store::Store;
 use crate::time;
-
-/// Most lookups in one `BatchGetProfiles` call.
-pub const MAX_BATCH_LOOKUPS: usize = 1000;
 
 /// The identifiers that can link an event to a user profile: all but the account id.
 pub fn profile_identifiers(mut all: Vec<Identifier>) -> Vec<Identifier> {
@@ -43,9 +37,10 @@ pub fn sets_traits(event: &Event) -> bool {
     event.r#type == EventType::Identify as i32 && !event.traits.is_empty()
 }
 
-/// The graph behind a lock: the writer updates it, lookups read it briefly.
-pub struct Profiles {
-    graph: Mutex<IdentityGraph>,
+/// The account a group call links its user to.
+pub fn account_of(event: &Event) -> Option<&str> {
+    let group_id = event.group_id.trim();
+    (event.r#type == EventType::Group as i32 && !group_id.is_empty()).then_some(group_id)
 }
 
 /// An accepted event as the graph needs it.
@@ -55,317 +50,311 @@ pub struct Resolvable<'a> {
     pub timestamp_ms: i64,
     pub identifiers: &'a [Identifier],
     pub sets_traits: bool,
+    pub account: Option<&'a str>,
+}
+
+impl Resolvable<'_> {
+    fn identity(&self) -> EventIdentity<'_> {
+        EventIdentity {
+            seq: self.seq,
+            message_id: self.message_id,
+            timestamp_ms: self.timestamp_ms,
+            identifiers: self.identifiers,
+            sets_traits: self.sets_traits,
+        }
+    }
+}
+
+/// One group call between a user identifier and an account.
+#[derive(Clone)]
+pub struct LinkRecord {
+    pub seq: u64,
+    pub key: OrderKey,
+}
+
+/// Users ↔ accounts, from group calls. Kept by identifier (not profile id), so it holds
+/// whatever the graph later decides about the users.
+#[derive(Default)]
+pub struct AccountLinks {
+    /// group id → (user identifier, its first linking call).
+    pub users: HashMap<String, Vec<(Identifier, LinkRecord)>>,
+    /// user identifier hash → (group id, first linking call).
+    pub accounts: FxHashMap<u128, Vec<(String, LinkRecord)>>,
+    /// group id → seqs of its group calls (their traits are the account's).
+    pub calls: HashMap<String, Vec<u64>>,
+}
+
+impl AccountLinks {
+    fn record(&mut self, event: &Resolvable<'_>) {
+        let Some(group) = event.account else { return };
+        self.calls.entry(group.to_owned()).or_default().push(event.seq);
+        let key = OrderKey::new(event.timestamp_ms, event.message_id);
+        for identifier in event.identifiers {
+            let record = LinkRecord {
+                seq: event.seq,
+                key: key.clone(),
+            };
+            let users = self.users.entry(group.to_owned()).or_default();
+            match users.iter_mut().find(|(known, _)| known == identifier) {
+                Some((_, first)) if first.key > record.key => *first = record.clone(),
+                Some(_) => {}
+                None => users.push((identifier.clone(), record.clone())),
+            }
+            let accounts = self.accounts.entry(identifier.hash128()).or_default();
+            match accounts.iter_mut().find(|(known, _)| known == group) {
+                Some((_, first)) if first.key > record.key => *first = record,
+                Some(_) => {}
+                None => accounts.push((group.to_owned(), record)),
+            }
+        }
+    }
+}
+
+/// What the lock guards.
+pub struct ProfileState {
+    pub graph: IdentityGraph,
+    /// The last log seq resolved (the publisher goes in log order; replays may repeat seqs).
+    pub resolved_through: u64,
+    pub links: AccountLinks,
+    /// The administration the graph was built under, as stored.
+    pub rules: proto::IdentityRules,
+    pub actions: Vec<proto::IdentityAction>,
+}
+
+/// The graph behind a lock: the publisher updates it, lookups read it briefly.
+pub struct Profiles {
+    state: Mutex<ProfileState>,
+}
+
+/// Reads events back from the log for replays.
+pub struct LogLoader<'a> {
+    pub store: &'a Store,
+}
+
+impl EventLoader for LogLoader<'_> {
+    fn load(&mut self, seqs: &[u64]) -> Vec<StoredEvent> {
+        let loaded = self.store.log.read().and_then(|txn| {
+            let mut out = Vec::with_capacity(seqs.len());
+            for &seq in seqs {
+                if let Some(value) = self.store.log_dbs.events.get(&txn.txn, &seq)? {
+                    out.push(stored_event(seq, &decode_stored(seq, value)?));
+                }
+            }
+            Ok(out)
+        });
+        loaded.unwrap_or_else(|err| {
+            // The log is the source of truth: a read failure here is a storage fault that the
+            // next replay (at start-up) repairs; keep serving what we have.
+            log::error!("replaying a cluster could not read the log: {err}");
+            Vec::new()
+        })
+    }
+}
+
+/// The identity facts of a stored event.
+pub fn stored_event(seq: u64, event: &Event) -> StoredEvent {
+    StoredEvent {
+        seq,
+        message_id: event.message_id.clone(),
+        timestamp_ms: event.timestamp.as_ref().map_or(0, time::to_ms),
+        identifiers: profile_identifiers(identifiers::of_event(event)),
+        sets_traits: sets_traits(event),
+    }
+}
+
+/// The stored identity administration.
+pub fn load_administration(store: &Store) -> Result<(proto::IdentityRules, Vec<proto::IdentityAction>)> {
+    let txn = store.log.read()?;
+    let decode_error = |what: &str, e: prost::DecodeError| EngineError::Storage(format!("stored {what}: {e}"));
+    let rules = match store.log_dbs.identity.get(&txn.txn, "rules")? {
+        Some(bytes) => proto::IdentityRules::decode(bytes).map_err(|e| decode_error("identity rules", e))?,
+        None => proto::IdentityRules::default(),
+    };
+    let actions = match store.log_dbs.identity.get(&txn.txn, "actions")? {
+        Some(bytes) => {
+            proto::IdentityActions::decode(bytes)
+                .map_err(|e| decode_error("identity actions", e))?
+                .actions
+        }
+        None => Vec::new(),
+    };
+    Ok((rules, actions))
+}
+
+/// The separations the admin actions made.
+pub fn separations_of(actions: &[proto::IdentityAction]) -> Separations {
+    let mut separations = Separations::default();
+    for action in actions {
+        let Some(a) = Identifier::parse(&action.a) else { continue };
+        match Identifier::parse(&action.b) {
+            Some(b) => separations.separate(a.hash128(), b.hash128()),
+            None => separations.isolate(a.hash128()),
+        }
+    }
+    separations
+}
+
+/// A graph (and account links) built from the whole log in canonical order; also returns the
+/// last seq it covers.
+pub fn replay_log(
+    store: &Store,
+    rules: IdentityRules,
+    separations: Separations,
+) -> Result<(IdentityGraph, AccountLinks, u64)> {
+    let mut graph = IdentityGraph::with_separations(rules, separations);
+    let mut links = AccountLinks::default();
+    let txn = store.log.read()?;
+    // Pass 1: the canonical order of the events that carry an identifier.
+    let mut order: Vec<(i64, String, u64)> = Vec::new();
+    let mut through = 0;
+    for entry in store.log_dbs.events.iter(&txn.txn)? {
+        let (seq, value) = entry?;
+        through = seq;
+        let event = decode_stored(seq, value)?;
+        let stored = stored_event(seq, &event);
+        if let Some(account) = account_of(&event) {
+            links.record(&Resolvable {
+                seq,
+                message_id: &stored.message_id,
+                timestamp_ms: stored.timestamp_ms,
+                identifiers: &stored.identifiers,
+                sets_traits: false,
+                account: Some(account),
+            });
+        }
+        if !stored.identifiers.is_empty() {
+            order.push((stored.timestamp_ms, stored.message_id, seq));
+        }
+    }
+    order.sort_unstable();
+    // Pass 2: resolve in that order (nothing is late, so no cluster is replayed).
+    let mut loader = LogLoader { store };
+    for (_, _, seq) in &order {
+        let Some(value) = store.log_dbs.events.get(&txn.txn, seq)? else {
+            continue;
+        };
+        let stored = stored_event(*seq, &decode_stored(*seq, value)?);
+        graph.resolve(&stored.identity(), &mut loader);
+    }
+    Ok((graph, links, through))
 }
 
 impl Profiles {
-    /// Rebuilds the graph by replaying the log in order.
-    pub fn rebuild(store: &Store, rules: IdentityRules) -> Result<Self> {
-        let mut graph = IdentityGraph::new(rules);
-        let txn = store.log.read()?;
-        let mut replayed = 0u64;
-        for entry in store.log_dbs.events.iter(&txn.txn)? {
-            let (seq, value) = entry?;
-            let event = decode_stored(seq, value)?;
-            let identifiers = profile_identifiers(identifiers::of_event(&event));
-            let timestamp_ms = event.timestamp.as_ref().map_or(0, time::to_ms);
-            resolve_one(
-                &mut graph,
-                &Resolvable {
-                    seq,
-                    message_id: &event.message_id,
-                    timestamp_ms,
-                    identifiers: &identifiers,
-                    sets_traits: sets_traits(&event),
-                },
-            );
-            replayed += 1;
-        }
-        if replayed > 0 {
+    /// Rebuilds the graph from the log under the stored administration.
+    pub fn rebuild(store: &Store) -> Result<Self> {
+        let (rules, actions) = load_administration(store)?;
+        let compiled = compile_rules(&rules)?;
+        let (graph, links, through) = replay_log(store, compiled, separations_of(&actions))?;
+        if through > 0 {
             log::info!(
-                "identity graph rebuilt from {replayed} events: {} profiles",
+                "identity graph rebuilt from {through} events: {} profiles",
                 graph.profile_count()
             );
         }
         Ok(Self {
-            graph: Mutex::new(graph),
+            state: Mutex::new(ProfileState {
+                graph,
+                resolved_through: through,
+                links,
+                rules,
+                actions,
+            }),
         })
     }
 
-    /// Resolves committed events, in log order.
-    pub fn resolve<'a>(&self, events: impl IntoIterator<Item = Resolvable<'a>>) {
-        let mut graph = self.graph.lock();
+    /// Resolves committed events, in log order (events already resolved are skipped).
+    pub fn resolve<'a>(&self, store: &Store, events: impl IntoIterator<Item = Resolvable<'a>>) {
+        let mut state = self.state.lock();
+        let mut loader = LogLoader { store };
         for event in events {
-            resolve_one(&mut graph, &event);
-        }
-    }
-
-    fn view(&self, lookup: &ProfileLookup) -> Option<ProfileView> {
-        self.graph.lock().view(lookup)
-    }
-}
-
-fn resolve_one(graph: &mut IdentityGraph, event: &Resolvable<'_>) {
-    graph.resolve(&EventIdentity {
-        message_id: event.message_id,
-        timestamp_ms: event.timestamp_ms,
-        identifiers: event.identifiers,
-        trait_event: event.sets_traits.then_some(event.seq),
-    });
-}
-
-fn decode_stored(seq: u64, value: &[u8]) -> Result<Event> {
-    Event::decode(value.get(4..).unwrap_or_default())
-        .map_err(|e| EngineError::Storage(format!("event {seq} is corrupt: {e}")))
-}
-
-fn source_of(value: &[u8]) -> u32 {
-    value
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .map_or(0, u32::from_be_bytes)
-}
-
-fn link_step(step: LinkStep) -> proto::LinkStep {
-    use proto::link_step::Kind;
-    let text = |identifier: &Identifier| format!("{}:{}", identifier.kind, identifier.value);
-    match step {
-        LinkStep::Joined {
-            identifier,
-            profile,
-            message_id,
-            timestamp_ms,
-        } => proto::LinkStep {
-            kind: Kind::Joined as i32,
-            description: format!("{} joined {profile} with event {message_id}", text(&identifier)),
-            identifier: text(&identifier),
-            profile_id: profile.to_string(),
-            message_id,
-            timestamp: Some(time::from_ms(timestamp_ms)),
-            ..Default::default()
-        },
-        LinkStep::Merged(merge) => proto::LinkStep {
-            kind: Kind::Merged as i32,
-            description: format!(
-                "{} was merged into {} by event {}",
-                merge.merged, merge.survivor, merge.message_id
-            ),
-            profile_id: merge.survivor.to_string(),
-            other_profile_id: merge.merged.to_string(),
-            message_id: merge.message_id,
-            timestamp: Some(time::from_ms(merge.timestamp_ms)),
-            ..Default::default()
-        },
-        LinkStep::Refused(record) => {
-            let reason = refusal_text(&record.reason);
-            proto::LinkStep {
-                kind: Kind::Refused as i32,
-                description: format!(
-                    "event {} carried {} but it was not linked to {}: {reason}",
-                    record.message_id,
-                    text(&record.identifier),
-                    record.resolved_to
-                ),
-                identifier: text(&record.identifier),
-                profile_id: record.resolved_to.to_string(),
-                message_id: record.message_id,
-                timestamp: Some(time::from_ms(record.timestamp_ms)),
-                reason,
-                ..Default::default()
+            if event.seq <= state.resolved_through {
+                continue;
             }
+            state.graph.resolve(&event.identity(), &mut loader);
+            state.links.record(&event);
+            state.resolved_through = event.seq;
         }
     }
-}
 
-fn refusal_text(reason: &Refusal) -> String {
-    match reason {
-        Refusal::Blocked => "the value is blocked".into(),
-        Refusal::Limit { kind } => format!("the profile would have held more {kind} values than its limit"),
-        Refusal::IdentifierCap => format!("the profile holds {MAX_IDENTIFIERS} identifiers (the cap)"),
-        Refusal::MergeCap => format!("the profile was merged {MAX_MERGES} times (the cap)"),
+    /// Resolves what the log holds after `state.resolved_through` (used after swapping in a
+    /// graph built from a snapshot).
+    pub fn catch_up(state: &mut ProfileState, store: &Store) -> Result<()> {
+        let txn = store.log.read()?;
+        let mut loader = LogLoader { store };
+        for entry in store.log_dbs.events.range(&txn.txn, &((state.resolved_through + 1)..))? {
+            let (seq, value) = entry?;
+            let event = decode_stored(seq, value)?;
+            let stored = stored_event(seq, &event);
+            state.graph.resolve(&stored.identity(), &mut loader);
+            state.links.record(&Resolvable {
+                seq,
+                message_id: &stored.message_id,
+                timestamp_ms: stored.timestamp_ms,
+                identifiers: &stored.identifiers,
+                sets_traits: stored.sets_traits,
+                account: account_of(&event),
+            });
+            state.resolved_through = seq;
+        }
+        Ok(())
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, ProfileState> {
+        self.state.lock()
     }
 }
 
-/// The winning value of one trait so far.
-struct TraitWinner {
-    value: Value,
-    timestamp_ms: i64,
-    message_id: String,
-    source_id: u32,
-}
-
-impl Engine {
-    /// `GetProfile` on encoded bytes.
-    pub fn get_profile(&self, request: &[u8]) -> Result<Vec<u8>> {
-        let request = GetProfileRequest::decode(request)
-            .map_err(|e| EngineError::InvalidRequest(format!("malformed GetProfileRequest: {e}")))?;
-        let profile = self.profile_message(&request.identifier, &request.include, request.verbose)?;
-        Ok(GetProfileResponse { profile: Some(profile) }.encode_to_vec())
-    }
-
-    /// `BatchGetProfiles` on encoded bytes: one result per lookup, errors per lookup.
-    pub fn batch_get_profiles(&self, request: &[u8]) -> Result<Vec<u8>> {
-        let request = BatchGetProfilesRequest::decode(request)
-            .map_err(|e| EngineError::InvalidRequest(format!("malformed BatchGetProfilesRequest: {e}")))?;
-        if request.identifiers.len() > MAX_BATCH_LOOKUPS {
+/// Compiles stored or requested rules, naming the rule that is wrong.
+pub fn compile_rules(rules: &proto::IdentityRules) -> Result<IdentityRules> {
+    use crate::identity::rules::{Limit, LimitWindow, TypeRule};
+    let mut types = HashMap::new();
+    for (i, rule) in rules.rules.iter().enumerate() {
+        let kind = rule.r#type.trim().to_ascii_lowercase();
+        if kind.is_empty() || kind.contains(':') {
             return Err(EngineError::InvalidRequest(format!(
-                "identifiers has {} lookups; the limit is {MAX_BATCH_LOOKUPS}",
-                request.identifiers.len()
+                "rules[{i}].type must be an identifier type like \"email\", got {:?}",
+                rule.r#type
             )));
         }
-        let mut results = Vec::with_capacity(request.identifiers.len());
-        for identifier in request.identifiers {
-            let (profile, error) = match self.profile_message(&identifier, &request.include, false) {
-                Ok(profile) => (Some(profile), String::new()),
-                Err(EngineError::NotFound(_)) => (None, String::new()),
-                Err(EngineError::InvalidRequest(message)) => (None, message),
-                Err(other) => return Err(other),
-            };
-            results.push(BatchProfileResult {
-                identifier,
-                profile,
-                error,
-            });
+        if types.contains_key(&kind) {
+            return Err(EngineError::InvalidRequest(format!(
+                "rules[{i}].type {kind:?} appears twice"
+            )));
         }
-        Ok(BatchGetProfilesResponse { results }.encode_to_vec())
-    }
-
-    /// `GetMergeHistory` on encoded bytes.
-    pub fn get_merge_history(&self, request: &[u8]) -> Result<Vec<u8>> {
-        let request = GetMergeHistoryRequest::decode(request)
-            .map_err(|e| EngineError::InvalidRequest(format!("malformed GetMergeHistoryRequest: {e}")))?;
-        let view = self.find_profile(&request.identifier)?;
-        let merges = view
-            .merge_history
-            .into_iter()
-            .map(|merge| proto::Merge {
-                survivor_id: merge.survivor.to_string(),
-                merged_id: merge.merged.to_string(),
-                message_id: merge.message_id,
-                timestamp: Some(time::from_ms(merge.timestamp_ms)),
-            })
-            .collect();
-        Ok(GetMergeHistoryResponse {
-            profile_id: view.id.to_string(),
-            merges,
-        }
-        .encode_to_vec())
-    }
-
-    /// `ExplainLink` on encoded bytes.
-    pub fn explain_link(&self, request: &[u8]) -> Result<Vec<u8>> {
-        let request = ExplainLinkRequest::decode(request)
-            .map_err(|e| EngineError::InvalidRequest(format!("malformed ExplainLinkRequest: {e}")))?;
-        let parse = |field: &str, text: &str| {
-            Identifier::parse(text.trim())
-                .ok_or_else(|| EngineError::InvalidRequest(format!("{field} must be type:value, got {text:?}")))
+        let window = match proto::LimitWindow::try_from(rule.window) {
+            Ok(proto::LimitWindow::Ever) => LimitWindow::Ever,
+            Ok(proto::LimitWindow::Weekly) => LimitWindow::Weekly,
+            Ok(proto::LimitWindow::Monthly) => LimitWindow::Monthly,
+            Ok(proto::LimitWindow::Annually) => LimitWindow::Annually,
+            Err(_) => {
+                return Err(EngineError::InvalidRequest(format!(
+                    "rules[{i}].window {} is not a known window",
+                    rule.window
+                )))
+            }
         };
-        let (a, b) = (parse("a", &request.a)?, parse("b", &request.b)?);
-        let explanation = self.shared.profiles.graph.lock().explain(&a, &b).ok_or_else(|| {
-            EngineError::NotFound(format!("no profile for {} or {}", request.a.trim(), request.b.trim()))
-        })?;
-        let steps = explanation.steps.into_iter().map(link_step).collect();
-        Ok(ExplainLinkResponse {
-            linked: explanation.linked,
-            profile_a: explanation.profile_a.to_string(),
-            profile_b: explanation.profile_b.to_string(),
-            steps,
-        }
-        .encode_to_vec())
-    }
-
-    fn find_profile(&self, text: &str) -> Result<ProfileView> {
-        let text = text.trim();
-        let lookup = if text.starts_with("tp_") {
-            let id = text
-                .parse::<ProfileId>()
-                .map_err(|()| EngineError::InvalidRequest(format!("{text:?} is not a profile id")))?;
-            ProfileLookup::Id(id)
-        } else {
-            let identifier = Identifier::parse(text).ok_or_else(|| {
-                EngineError::InvalidRequest(format!("identifier must be type:value or a profile id, got {text:?}"))
-            })?;
-            ProfileLookup::Identifier(identifier)
+        let default_values = if kind == "user_id" { 1 } else { crate::identity::rules::DEFAULT_LIMIT };
+        let limit = (rule.limit > 0 || window != LimitWindow::Ever).then(|| Limit {
+            values: if rule.limit == 0 { default_values } else { rule.limit },
+            window,
+        });
+        let default_priority = match kind.as_str() {
+            "user_id" => Some(1),
+            "email" => Some(2),
+            _ => None,
         };
-        self.shared
-            .profiles
-            .view(&lookup)
-            .ok_or_else(|| EngineError::NotFound(format!("no profile for {text}")))
+        let typed = TypeRule {
+            limit,
+            priority: if rule.priority == 0 { default_priority } else { Some(rule.priority) },
+            blocked_values: rule.blocked_values.clone(),
+            blocked_patterns: rule.blocked_patterns.clone(),
+        };
+        types.insert(kind, typed);
     }
+    IdentityRules::new(types).map_err(|e| EngineError::InvalidRequest(format!("rules: {}", e.0)))
+}
 
-    fn profile_message(&self, text: &str, include: &[String], verbose: bool) -> Result<proto::Profile> {
-        let view = self.find_profile(text)?;
-        let winners = self.fold_traits(&view.trait_events)?;
-        let wanted = |name: &str| include.is_empty() || include.iter().any(|w| w == name);
-        let mut traits = Map::new();
-        let mut trait_sources = Vec::new();
-        let mut names: Vec<&String> = winners.keys().collect();
-        names.sort();
-        for name in names {
-            let winner = &winners[name];
-            if winner.value.is_null() || !wanted(name) {
-                continue;
-            }
-            traits.insert(name.clone(), winner.value.clone());
-            if verbose {
-                trait_sources.push(TraitSource {
-                    name: name.clone(),
-                    value: serde_json::to_vec(&winner.value).unwrap_or_default(),
-                    updated_at: Some(time::from_ms(winner.timestamp_ms)),
-                    message_id: winner.message_id.clone(),
-                    source_id: winner.source_id,
-                });
-            }
-        }
-        let identifiers = view
-            .identifiers
-            .into_iter()
-            .map(|(identifier, first_seen_ms, first_message_id)| ProfileIdentifier {
-                r#type: identifier.kind,
-                value: identifier.value,
-                first_seen: Some(time::from_ms(first_seen_ms)),
-                first_message_id,
-            })
-            .collect();
-        Ok(proto::Profile {
-            id: view.id.to_string(),
-            identifiers,
-            traits: serde_json::to_vec(&traits).unwrap_or_default(),
-            trait_sources,
-            merges: view.merges,
-        })
-    }
-
-    /// Latest timestamp wins per trait (ties: the larger messageId); nulls are kept as
-    /// winners so that a later null removes an earlier value.
-    fn fold_traits(&self, seqs: &[u64]) -> Result<HashMap<String, TraitWinner>> {
-        let store = &self.shared.store;
-        let txn = store.log.read()?;
-        let mut winners: HashMap<String, TraitWinner> = HashMap::new();
-        for &seq in seqs {
-            let Some(stored) = store.log_dbs.events.get(&txn.txn, &seq)? else {
-                continue;
-            };
-            let source_id = source_of(stored);
-            let event = decode_stored(seq, stored)?;
-            let Ok(Some(traits)) = crate::json::parse_object(&event.traits) else {
-                continue;
-            };
-            let timestamp_ms = event.timestamp.as_ref().map_or(0, time::to_ms);
-            for (name, value) in traits {
-                let newer = winners.get(&name).is_none_or(|w| {
-                    (timestamp_ms, event.message_id.as_str()) > (w.timestamp_ms, w.message_id.as_str())
-                });
-                if newer {
-                    let winner = TraitWinner {
-                        value,
-                        timestamp_ms,
-                        message_id: event.message_id.clone(),
-                        source_id,
-                    };
-                    winners.insert(name, winner);
-                }
-            }
-        }
-        Ok(winners)
-    }
+pub(crate) fn decode_stored(seq: u64, value: &[u8]) -> Result<Event> {
+    Event::decode(value.get(4..).unwrap_or_default())
+        .map_err(|e| EngineError::Storage(format!("event {seq} is corrupt: {e}")))
 }

@@ -7,6 +7,7 @@
 //! - `sources`:    source id u32 → encoded `Source`
 //! - `source_keys`: sha256(write key) → source id u32
 //! - `meta`:       counter name → u64
+//! - `identity`:   `rules`, `actions` → encoded `IdentityRules`, `IdentityActions` (admin)
 //!
 //! The **index** environment (`<data_dir>/index`) is derived from the log and can be rebuilt
 //! from it; a background indexer writes it in large sorted transactions, so its random-key
@@ -166,6 +167,9 @@ pub struct LogDatabases {
     pub sources: Database<BeU32, Bytes>,
     pub source_keys: Database<Bytes, BeU32>,
     pub meta: Database<Str, BeU64>,
+    /// Identity administration: `rules` (an encoded `IdentityRules`) and `actions` (an encoded
+    /// `IdentityActions`); the graph is a function of these and the events.
+    pub identity: Database<Str, Bytes>,
 }
 
 #[derive(Clone, Copy)]
@@ -212,6 +216,7 @@ impl Store {
                 sources: log.env.create_database(txn, Some("sources"))?,
                 source_keys: log.env.create_database(txn, Some("source_keys"))?,
                 meta: log.env.create_database(txn, Some("meta"))?,
+                identity: log.env.create_database(txn, Some("identity"))?,
             })
         })?;
         let (index_dbs, _) = index.write_with_growth(|txn| {

@@ -2,24 +2,29 @@
 //! rules checked before any union (a "checked union"), stable profile ids and a merge log.
 //!
 //! Invariants after every `resolve`:
-//! - every known identifier is a node in exactly one profile (its union-find component);
+//! - every linked identifier is in exactly one profile (its union-find component);
 //! - no blocked identifier is ever a node;
 //! - within each profile, the values of a type seen inside that type's limit window never
-//!   exceed its limit at the time they were linked, and no profile passes the caps
-//!   (`MAX_MERGES` merges, `MAX_IDENTIFIERS` identifiers);
+//!   exceed its limit at the time they were linked, no profile passes the caps (`MAX_MERGES`
+//!   merges, `MAX_IDENTIFIERS` identifiers) and no profile holds identifiers an admin separated;
 //! - a profile keeps the id of the oldest profile it was merged from; merged-away ids resolve
-//!   to the survivor through `aliases`.
-//!
-//! Decisions depend only on the graph and the event, so replaying the same events in the same
-//! order rebuilds the same graph (ids included).
+//!   to the survivor through `aliases`;
+//! - the profiles of every cluster (see `clusters`) are those that resolving the cluster's
+//!   events in canonical order (`order`) gives: an event that arrives late replays its cluster.
+//!   So the graph is a function of the set of events and the separations, not of arrival order
+//!   (ids included: an id is derived from the event that created its profile).
 
-use std::collections::HashMap;
+use std::cmp::Ordering;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use xxhash_rust::xxh3::xxh3_128;
 
+use super::clusters::Clusters;
+use super::order::OrderKey;
 use super::rules::IdentityRules;
+use super::separations::Separations;
 use super::union_find::UnionFind;
 use crate::identifiers::Identifier;
 
@@ -81,16 +86,48 @@ pub enum Refusal {
     IdentifierCap,
     /// The merge would pass `MAX_MERGES`.
     MergeCap,
+    /// An admin split these identifiers apart (`SplitProfile`, `RemoveIdentifier`).
+    Separated,
 }
 
 /// What the graph needs of an event.
+#[derive(Clone, Copy)]
 pub struct EventIdentity<'a> {
+    /// Its log seq (the graph keeps it to replay the event's cluster).
+    pub seq: u64,
     pub message_id: &'a str,
     pub timestamp_ms: i64,
     pub identifiers: &'a [Identifier],
-    /// The log seq of an event that sets profile traits (an identify), to be kept with the
-    /// profile it resolves to.
-    pub trait_event: Option<u64>,
+    /// It sets profile traits (an identify): its seq is kept with the profile it resolves to.
+    pub sets_traits: bool,
+}
+
+/// An event read back from the log to be replayed.
+#[derive(Clone, Debug)]
+pub struct StoredEvent {
+    pub seq: u64,
+    pub message_id: String,
+    pub timestamp_ms: i64,
+    pub identifiers: Vec<Identifier>,
+    pub sets_traits: bool,
+}
+
+impl StoredEvent {
+    pub fn identity(&self) -> EventIdentity<'_> {
+        EventIdentity {
+            seq: self.seq,
+            message_id: &self.message_id,
+            timestamp_ms: self.timestamp_ms,
+            identifiers: &self.identifiers,
+            sets_traits: self.sets_traits,
+        }
+    }
+}
+
+/// Reads events back by seq, for replaying a cluster (the log in the engine, a map in tests).
+pub trait EventLoader {
+    /// The events that still exist, in any order.
+    fn load(&mut self, seqs: &[u64]) -> Vec<StoredEvent>;
 }
 
 /// A profile as a reader sees it.
@@ -131,15 +168,6 @@ pub struct Merge {
     pub timestamp_ms: i64,
 }
 
-struct Node {
-    identifier: Identifier,
-    first_seen_ms: i64,
-    last_seen_ms: i64,
-    first_message: String,
-    /// The profile it first joined (it may since have been merged into another).
-    origin: ProfileId,
-}
-
 /// An identifier an event carried but did not link, kept for explanations.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefusalRecord {
@@ -175,12 +203,29 @@ pub struct Explanation {
     pub steps: Vec<LinkStep>,
 }
 
+
 /// Refusals remembered for explanations (the oldest are forgotten first).
 const REFUSAL_LOG_LIMIT: usize = 100_000;
 
+/// An identifier seen in a linkable position. A node belongs to a cluster from its first event;
+/// it is `linked` once flat matching put it in a profile (its union-find set).
+struct Node {
+    identifier: Identifier,
+    hash: u128,
+    linked: bool,
+    first_seen_ms: i64,
+    last_seen_ms: i64,
+    first_message: String,
+    /// The profile it first joined (it may since have been merged into another).
+    origin: ProfileId,
+}
+
 struct Profile {
     id: ProfileId,
-    created_ms: i64,
+    /// The key of the event that created it: the older profile survives a merge.
+    created: OrderKey,
+    /// The key of the latest event that added an identifier or merged (see `is_neutral`).
+    changed: OrderKey,
     merges: u32,
     members: Vec<u32>,
     trait_events: Vec<u64>,
@@ -191,63 +236,114 @@ struct Profile {
 /// See the module docs.
 pub struct IdentityGraph {
     rules: IdentityRules,
+    separations: Separations,
     /// Keyed by `Identifier::hash128` (128 bits: collisions are not a practical concern).
     node_of: FxHashMap<u128, u32>,
     nodes: Vec<Node>,
+    /// Profiles: union-find over linked nodes.
     sets: UnionFind,
+    /// Co-occurrence clusters over the same node numbers.
+    clusters: Clusters,
     /// Keyed by the union-find root of the profile's nodes.
     profiles: FxHashMap<u32, Profile>,
+    /// Ids that no longer name a live profile → the id they lead to (never a cycle: only
+    /// ids of live profiles are targets, and a live profile's id has no alias).
     aliases: HashMap<ProfileId, ProfileId>,
     /// A node of each live profile, to find it by id.
     anchors: HashMap<ProfileId, u32>,
     merges: Vec<Merge>,
     /// Merged-away profile → its merge in `merges`.
     merged_by: HashMap<ProfileId, u32>,
-    refusals: std::collections::VecDeque<RefusalRecord>,
+    /// (node of the refused identifier, record).
+    refusals: VecDeque<(u32, RefusalRecord)>,
+    rebuilt_clusters: u64,
 }
 
 impl IdentityGraph {
     pub fn new(rules: IdentityRules) -> Self {
+        Self::with_separations(rules, Separations::default())
+    }
+
+    pub fn with_separations(rules: IdentityRules, separations: Separations) -> Self {
         Self {
             rules,
+            separations,
             node_of: FxHashMap::default(),
             nodes: Vec::new(),
             sets: UnionFind::new(),
+            clusters: Clusters::default(),
             profiles: FxHashMap::default(),
             aliases: HashMap::new(),
             anchors: HashMap::new(),
             merges: Vec::new(),
             merged_by: HashMap::new(),
-            refusals: std::collections::VecDeque::new(),
+            refusals: VecDeque::new(),
+            rebuilt_clusters: 0,
         }
     }
 
-    /// Flat matching: finds the profiles owning the event's identifiers and creates, attaches or
-    /// merges; when a rule or cap forbids the result, drops the event's lowest-priority
-    /// identifier and matches again. `None` when the event has no linkable identifier.
-    pub fn resolve(&mut self, event: &EventIdentity<'_>) -> Option<Resolution> {
-        let resolution = self.match_flat(event)?;
-        for (identifier, reason) in &resolution.refused {
-            if *reason == Refusal::Blocked {
-                continue; // blocked values are never nodes: nothing to explain between profiles
-            }
-            if self.refusals.len() == REFUSAL_LOG_LIMIT {
-                self.refusals.pop_front();
-            }
-            self.refusals.push_back(RefusalRecord {
-                identifier: identifier.clone(),
-                reason: reason.clone(),
-                message_id: event.message_id.to_owned(),
-                timestamp_ms: event.timestamp_ms,
-                resolved_to: resolution.profile,
-            });
-        }
-        Some(resolution)
+    pub fn rules(&self) -> &IdentityRules {
+        &self.rules
     }
 
-    fn match_flat(&mut self, event: &EventIdentity<'_>) -> Option<Resolution> {
+    pub fn separations(&self) -> &Separations {
+        &self.separations
+    }
+
+    /// How many times a cluster was replayed (late events and admin splits).
+    pub fn rebuilt_clusters(&self) -> u64 {
+        self.rebuilt_clusters
+    }
+
+    /// Resolves one event. In canonical order (or when nothing its cluster has seen sorts
+    /// after it) this is flat matching: find the profiles owning the event's identifiers and
+    /// create, attach or merge; when a rule, cap or separation forbids the result, drop the
+    /// event's lowest-priority identifier and match again. A late event instead replays its
+    /// cluster in canonical order, unless it provably changes nothing (`is_neutral`).
+    /// `None` when the event has no linkable identifier.
+    pub fn resolve(&mut self, event: &EventIdentity<'_>, loader: &mut dyn EventLoader) -> Option<Resolution> {
+        let (candidates, refused) = self.candidates(event);
+        if candidates.is_empty() {
+            return None;
+        }
+        let nodes: Vec<u32> = candidates.iter().map(|identifier| self.node(identifier)).collect();
+        let joined = self
+            .clusters
+            .join(&nodes, event.seq, event.timestamp_ms, event.message_id);
+        if joined.late && !self.is_neutral(&nodes, event) {
+            return self.rebuild_cluster(joined.root, Some(event.seq), loader);
+        }
+        Some(self.decide(event, candidates, refused))
+    }
+
+    /// `RemoveIdentifier`: from now on the identifier can only be in a profile of its own; its
+    /// cluster is rebuilt. `false` when the identifier is not in any profile.
+    pub fn isolate(&mut self, identifier: &Identifier, loader: &mut dyn EventLoader) -> bool {
+        let Some(node) = self.linked_node(identifier) else {
+            return false;
+        };
+        self.separations.isolate(identifier.hash128());
+        let root = self.clusters.root(node);
+        self.rebuild_cluster(root, None, loader);
+        true
+    }
+
+    /// `SplitProfile`: from now on `a` and `b` never share a profile; their cluster is rebuilt.
+    /// `false` when either is not in any profile.
+    pub fn separate(&mut self, a: &Identifier, b: &Identifier, loader: &mut dyn EventLoader) -> bool {
+        let (Some(node_a), Some(_)) = (self.linked_node(a), self.linked_node(b)) else {
+            return false;
+        };
+        self.separations.separate(a.hash128(), b.hash128());
+        let root = self.clusters.root(node_a);
+        self.rebuild_cluster(root, None, loader);
+        true
+    }
+
+    /// The event's linkable identifiers (deduplicated, most important first) and its blocked ones.
+    fn candidates(&self, event: &EventIdentity<'_>) -> (Vec<Identifier>, Vec<(Identifier, Refusal)>) {
         let mut refused = Vec::new();
-        let mut candidates: Vec<Identifier> = Vec::new();
+        let mut candidates: Vec<Identifier> = Vec::with_capacity(event.identifiers.len());
         for identifier in event.identifiers {
             if self.rules.is_blocked(identifier) {
                 refused.push((identifier.clone(), Refusal::Blocked));
@@ -261,33 +357,110 @@ impl IdentityGraph {
                 .cmp(&self.rules.priority_key(&b.kind))
                 .then_with(|| a.value.cmp(&b.value))
         });
-        if let Some(profile) = self.already_linked(event, &candidates) {
-            return Some(Resolution {
+        (candidates, refused)
+    }
+
+    /// The identifier's node, added (unlinked, in a cluster of its own) if new.
+    fn node(&mut self, identifier: &Identifier) -> u32 {
+        let hash = identifier.hash128();
+        if let Some(&node) = self.node_of.get(&hash) {
+            return node;
+        }
+        let node = self.sets.add();
+        let cluster_node = self.clusters.add();
+        debug_assert_eq!(node, cluster_node);
+        self.node_of.insert(hash, node);
+        self.nodes.push(Node {
+            identifier: identifier.clone(),
+            hash,
+            linked: false,
+            first_seen_ms: 0,
+            last_seen_ms: 0,
+            first_message: String::new(),
+            origin: ProfileId(0),
+        });
+        node
+    }
+
+    fn linked_node(&self, identifier: &Identifier) -> Option<u32> {
+        let node = *self.node_of.get(&identifier.hash128())?;
+        self.nodes[node as usize].linked.then_some(node)
+    }
+
+    /// A late event changes nothing when its identifiers already share one profile whose every
+    /// link and merge came from events that sort before it: replayed in canonical order it
+    /// would find the same profile complete and only attach. (With sliding windows "last seen"
+    /// feeds later decisions, so no shortcut is taken.)
+    fn is_neutral(&mut self, nodes: &[u32], event: &EventIdentity<'_>) -> bool {
+        if self.rules.has_windows() {
+            return false;
+        }
+        let mut home = None;
+        for &node in nodes {
+            if !self.nodes[node as usize].linked {
+                return false;
+            }
+            let root = self.sets.find(node);
+            if *home.get_or_insert(root) != root {
+                return false;
+            }
+        }
+        let Some(home) = home else { return false };
+        self.profiles[&home].changed.compare(event.timestamp_ms, event.message_id) == Ordering::Greater
+    }
+
+    /// Flat matching of one event whose nodes exist (see `resolve`).
+    fn decide(
+        &mut self,
+        event: &EventIdentity<'_>,
+        mut candidates: Vec<Identifier>,
+        mut refused: Vec<(Identifier, Refusal)>,
+    ) -> Resolution {
+        let resolution = if let Some(profile) = self.already_linked(event, &candidates) {
+            Resolution {
                 profile,
                 created: false,
                 merged: Vec::new(),
                 linked: candidates,
                 refused,
-            });
-        }
-        let owners = loop {
-            if candidates.is_empty() {
-                return None;
             }
-            let owners = self.owners(&candidates);
-            match self.check(&owners, &candidates, event.timestamp_ms) {
-                Ok(()) => break owners,
-                // At a cap the event still resolves to its profile; nothing more links.
-                Err(cap @ (Refusal::MergeCap | Refusal::IdentifierCap)) if !owners.is_empty() => {
-                    return Some(self.attach_at_cap(event, candidates, refused, cap));
-                }
-                Err(refusal) => {
-                    let dropped = candidates.pop().expect("not empty");
-                    refused.push((dropped, refusal));
+        } else {
+            loop {
+                let owners = self.owners(&candidates);
+                match self.check(&owners, &candidates, event.timestamp_ms) {
+                    Ok(()) => break self.apply(event, owners, candidates, refused),
+                    // At a cap the event still resolves to its profile; nothing more links.
+                    Err(cap @ (Refusal::MergeCap | Refusal::IdentifierCap)) if !owners.is_empty() => {
+                        break self.attach_at_cap(event, candidates, refused, cap);
+                    }
+                    Err(refusal) => {
+                        // A single identifier always passes the check, so one stays.
+                        let dropped = candidates.pop().expect("not empty");
+                        refused.push((dropped, refusal));
+                    }
                 }
             }
         };
-        Some(self.apply(event, owners, candidates, refused))
+        for (identifier, reason) in &resolution.refused {
+            if *reason == Refusal::Blocked {
+                continue; // blocked values are never nodes: nothing to explain between profiles
+            }
+            if self.refusals.len() == REFUSAL_LOG_LIMIT {
+                self.refusals.pop_front();
+            }
+            let node = self.node_of[&identifier.hash128()];
+            self.refusals.push_back((
+                node,
+                RefusalRecord {
+                    identifier: identifier.clone(),
+                    reason: reason.clone(),
+                    message_id: event.message_id.to_owned(),
+                    timestamp_ms: event.timestamp_ms,
+                    resolved_to: resolution.profile,
+                },
+            ));
+        }
+        resolution
     }
 
     /// The common case, answered without the full check: every identifier is already linked in
@@ -300,7 +473,7 @@ impl IdentityGraph {
             if self.rules.limit(&identifier.kind).window.length().is_some() {
                 return None;
             }
-            let node = *self.node_of.get(&identifier.hash128())?;
+            let node = self.linked_node(identifier)?;
             let root = self.sets.find(node);
             if *home.get_or_insert(root) != root {
                 return None;
@@ -313,7 +486,9 @@ impl IdentityGraph {
             node.last_seen_ms = node.last_seen_ms.max(event.timestamp_ms);
         }
         let profile = self.profiles.get_mut(&home).expect("a root is a profile");
-        profile.trait_events.extend(event.trait_event);
+        if event.sets_traits {
+            profile.trait_events.push(event.seq);
+        }
         Some(profile.id)
     }
 
@@ -321,25 +496,27 @@ impl IdentityGraph {
     fn owners(&mut self, candidates: &[Identifier]) -> Vec<u32> {
         let mut roots: Vec<u32> = Vec::new();
         for identifier in candidates {
-            if let Some(&node) = self.node_of.get(&identifier.hash128()) {
+            if let Some(node) = self.linked_node(identifier) {
                 let root = self.sets.find(node);
                 if !roots.contains(&root) {
                     roots.push(root);
                 }
             }
         }
-        roots.sort_by_key(|root| {
-            let profile = &self.profiles[root];
-            (profile.created_ms, profile.id)
+        roots.sort_by(|a, b| {
+            let (a, b) = (&self.profiles[a], &self.profiles[b]);
+            (&a.created, a.id).cmp(&(&b.created, b.id))
         });
         roots
     }
 
     /// Would attaching the candidates to (and merging) these profiles keep every rule?
     fn check(&self, owners: &[u32], candidates: &[Identifier], now_ms: i64) -> Result<(), Refusal> {
-        let members = owners
-            .iter()
-            .flat_map(|root| self.profiles[root].members.iter().copied());
+        let members = || {
+            owners
+                .iter()
+                .flat_map(|root| self.profiles[root].members.iter().copied())
+        };
         let mut identifiers = 0usize;
         let mut merges = 0u32;
         for root in owners {
@@ -349,7 +526,7 @@ impl IdentityGraph {
         merges += owners.len().saturating_sub(1) as u32;
         let new: Vec<&Identifier> = candidates
             .iter()
-            .filter(|identifier| !self.node_of.contains_key(&identifier.hash128()))
+            .filter(|identifier| self.linked_node(identifier).is_none())
             .collect();
         if merges > MAX_MERGES && owners.len() > 1 {
             return Err(Refusal::MergeCap);
@@ -357,9 +534,18 @@ impl IdentityGraph {
         if identifiers + new.len() > MAX_IDENTIFIERS && !new.is_empty() {
             return Err(Refusal::IdentifierCap);
         }
+        if !self.separations.is_empty() && (owners.len() > 1 || !new.is_empty()) {
+            let together: FxHashSet<u128> = members()
+                .map(|node| self.nodes[node as usize].hash)
+                .chain(new.iter().map(|identifier| identifier.hash128()))
+                .collect();
+            if !self.separations.allows(&together) {
+                return Err(Refusal::Separated);
+            }
+        }
         // Values per type inside each type's window, counting the event's own as seen now.
         let mut counts: HashMap<&str, u32> = HashMap::new();
-        for node in members {
+        for node in members() {
             let node = &self.nodes[node as usize];
             let kind = node.identifier.kind.as_str();
             let window = self.rules.limit(kind).window.length();
@@ -398,10 +584,13 @@ impl IdentityGraph {
         let root = match owners.split_first() {
             None => {
                 let id = new_profile_id(event.message_id, &candidates[0]);
-                let node = self.add_node(&candidates[0], event, id);
+                let node = self.node_of[&candidates[0].hash128()];
+                self.link_node(node, event, id);
+                let key = OrderKey::new(event.timestamp_ms, event.message_id);
                 let profile = Profile {
                     id,
-                    created_ms: event.timestamp_ms,
+                    created: key.clone(),
+                    changed: key,
                     merges: 0,
                     members: vec![node],
                     trait_events: Vec::new(),
@@ -414,64 +603,38 @@ impl IdentityGraph {
             Some((&survivor, others)) => {
                 let mut root = survivor;
                 for &other in others {
-                    let absorbed = self.profiles.remove(&other).expect("an owner is a profile");
-                    let kept = self.profiles.remove(&root).expect("an owner is a profile");
-                    self.merges.push(Merge {
-                        survivor: kept.id,
-                        merged: absorbed.id,
-                        message_id: event.message_id.to_owned(),
-                        timestamp_ms: event.timestamp_ms,
-                    });
-                    self.aliases.insert(absorbed.id, kept.id);
-                    self.merged_by.insert(absorbed.id, (self.merges.len() - 1) as u32);
-                    self.anchors.remove(&absorbed.id);
-                    merged_ids.push(absorbed.id);
-                    let new_root = self.sets.union(root, other).expect("owners are distinct sets");
-                    let mut members = kept.members;
-                    members.extend(absorbed.members);
-                    let mut trait_events = kept.trait_events;
-                    trait_events.extend(absorbed.trait_events);
-                    let mut merge_history = kept.merge_history;
-                    merge_history.extend(absorbed.merge_history);
-                    merge_history.push((self.merges.len() - 1) as u32);
-                    merge_history.sort_unstable();
-                    let merged = Profile {
-                        id: kept.id,
-                        created_ms: kept.created_ms,
-                        merges: kept.merges + absorbed.merges + 1,
-                        members,
-                        trait_events,
-                        merge_history,
-                    };
-                    self.profiles.insert(new_root, merged);
-                    root = new_root;
+                    root = self.merge(root, other, event);
+                    merged_ids.push(self.merges.last().expect("just merged").merged);
                 }
                 root
             }
         };
+        let mut changed = !merged_ids.is_empty();
         for identifier in &candidates {
-            let node = match self.node_of.get(&identifier.hash128()) {
-                Some(&node) => node,
-                None => {
-                    let origin = self.profiles[&root].id;
-                    let node = self.add_node(identifier, event, origin);
-                    // Union by size keeps the larger (older) set's root, so the profile stays
-                    // under the same key.
-                    let joined = self.sets.union(root, node);
-                    debug_assert_eq!(joined, Some(root));
-                    self.profiles
-                        .get_mut(&root)
-                        .expect("the target is a profile")
-                        .members
-                        .push(node);
-                    node
-                }
-            };
+            let node = self.node_of[&identifier.hash128()];
+            if !self.nodes[node as usize].linked {
+                let origin = self.profiles[&root].id;
+                self.link_node(node, event, origin);
+                // Union by size keeps the larger set's root, so the profile stays under its key.
+                let joined = self.sets.union(root, node);
+                debug_assert_eq!(joined, Some(root));
+                self.profiles
+                    .get_mut(&root)
+                    .expect("the target is a profile")
+                    .members
+                    .push(node);
+                changed = true;
+            }
             let node = &mut self.nodes[node as usize];
             node.last_seen_ms = node.last_seen_ms.max(event.timestamp_ms);
         }
         let profile = self.profiles.get_mut(&root).expect("the target is a profile");
-        profile.trait_events.extend(event.trait_event);
+        if changed && profile.changed.compare(event.timestamp_ms, event.message_id) == Ordering::Greater {
+            profile.changed.set(event.timestamp_ms, event.message_id);
+        }
+        if event.sets_traits {
+            profile.trait_events.push(event.seq);
+        }
         Resolution {
             profile: profile.id,
             created,
@@ -479,6 +642,43 @@ impl IdentityGraph {
             linked: candidates,
             refused,
         }
+    }
+
+    /// Merges profile `other` into `root` (the older); returns the new root.
+    fn merge(&mut self, root: u32, other: u32, event: &EventIdentity<'_>) -> u32 {
+        let absorbed = self.profiles.remove(&other).expect("an owner is a profile");
+        let kept = self.profiles.remove(&root).expect("an owner is a profile");
+        self.merges.push(Merge {
+            survivor: kept.id,
+            merged: absorbed.id,
+            message_id: event.message_id.to_owned(),
+            timestamp_ms: event.timestamp_ms,
+        });
+        let index = (self.merges.len() - 1) as u32;
+        self.aliases.insert(absorbed.id, kept.id);
+        self.merged_by.insert(absorbed.id, index);
+        self.anchors.remove(&absorbed.id);
+        let new_root = self.sets.union(root, other).expect("owners are distinct sets");
+        let mut members = kept.members;
+        members.extend(absorbed.members);
+        let mut trait_events = kept.trait_events;
+        trait_events.extend(absorbed.trait_events);
+        let mut merge_history = kept.merge_history;
+        merge_history.extend(absorbed.merge_history);
+        merge_history.push(index);
+        merge_history.sort_unstable();
+        let merged = Profile {
+            id: kept.id,
+            created: kept.created,
+            changed: kept.changed.max(absorbed.changed),
+            merges: kept.merges + absorbed.merges + 1,
+            members,
+            trait_events,
+            merge_history,
+        };
+        self.anchors.insert(merged.id, new_root);
+        self.profiles.insert(new_root, merged);
+        new_root
     }
 
     /// Resolves to the profile of the event's highest-priority known identifier and links
@@ -492,13 +692,12 @@ impl IdentityGraph {
     ) -> Resolution {
         let home = candidates
             .iter()
-            .find_map(|identifier| self.node_of.get(&identifier.hash128()).copied())
+            .find_map(|identifier| self.linked_node(identifier))
             .map(|node| self.sets.find(node))
             .expect("at a cap some identifier is known");
         let mut linked = Vec::new();
         for identifier in candidates {
-            let node = self.node_of.get(&identifier.hash128()).copied();
-            match node {
+            match self.linked_node(&identifier) {
                 Some(node) if self.sets.find(node) == home => {
                     let node = &mut self.nodes[node as usize];
                     node.last_seen_ms = node.last_seen_ms.max(event.timestamp_ms);
@@ -508,7 +707,9 @@ impl IdentityGraph {
             }
         }
         let profile = self.profiles.get_mut(&home).expect("the home is a profile");
-        profile.trait_events.extend(event.trait_event);
+        if event.sets_traits {
+            profile.trait_events.push(event.seq);
+        }
         Resolution {
             profile: profile.id,
             created: false,
@@ -518,24 +719,87 @@ impl IdentityGraph {
         }
     }
 
-    fn add_node(&mut self, identifier: &Identifier, event: &EventIdentity<'_>, origin: ProfileId) -> u32 {
-        let node = self.sets.add();
-        self.node_of.insert(identifier.hash128(), node);
-        self.nodes.push(Node {
-            identifier: identifier.clone(),
-            first_seen_ms: event.timestamp_ms,
-            last_seen_ms: event.timestamp_ms,
-            first_message: event.message_id.to_owned(),
-            origin,
-        });
-        node
+    fn link_node(&mut self, node: u32, event: &EventIdentity<'_>, origin: ProfileId) {
+        let node = &mut self.nodes[node as usize];
+        node.linked = true;
+        node.first_seen_ms = event.timestamp_ms;
+        node.last_seen_ms = event.timestamp_ms;
+        node.first_message.clear();
+        node.first_message.push_str(event.message_id);
+        node.origin = origin;
+    }
+
+    /// Forgets every decision in the cluster and replays its events in canonical order. Ids of
+    /// profiles that no longer exist lead to the profile now holding their first identifier.
+    /// Returns the resolution of `target` (the late event), if given.
+    fn rebuild_cluster(&mut self, root: u32, target: Option<u64>, loader: &mut dyn EventLoader) -> Option<Resolution> {
+        self.rebuilt_clusters += 1;
+        let cluster = self.clusters.get(root);
+        let members = cluster.members.clone();
+        let mut events = loader.load(&cluster.events);
+        let mut old: Vec<(ProfileId, Vec<u32>)> = Vec::new();
+        for &node in &members {
+            if self.nodes[node as usize].linked {
+                let root = self.sets.find(node);
+                if let Some(profile) = self.profiles.remove(&root) {
+                    self.anchors.remove(&profile.id);
+                    old.push((profile.id, profile.members));
+                }
+            }
+        }
+        for &node in &members {
+            self.sets.reset(node);
+            self.nodes[node as usize].linked = false;
+        }
+        if !self.refusals.is_empty() {
+            let in_cluster: FxHashSet<u32> = members.iter().copied().collect();
+            self.refusals.retain(|(node, _)| !in_cluster.contains(node));
+        }
+        events.sort_by(|a, b| (a.timestamp_ms, &a.message_id, a.seq).cmp(&(b.timestamp_ms, &b.message_id, b.seq)));
+        let mut resolution = None;
+        for stored in &events {
+            let event = stored.identity();
+            let (candidates, refused) = self.candidates(&event);
+            if candidates.is_empty() {
+                continue;
+            }
+            let decided = self.decide(&event, candidates, refused);
+            if target == Some(stored.seq) {
+                resolution = Some(decided);
+            }
+        }
+        let mut live = FxHashSet::default();
+        for &node in &members {
+            if self.nodes[node as usize].linked {
+                let root = self.sets.find(node);
+                let id = self.profiles[&root].id;
+                if live.insert(id) {
+                    self.aliases.remove(&id);
+                    self.merged_by.remove(&id);
+                }
+            }
+        }
+        for (id, old_members) in old {
+            if live.contains(&id) || self.aliases.contains_key(&id) {
+                continue;
+            }
+            let heir = old_members
+                .iter()
+                .find(|&&node| self.nodes[node as usize].linked)
+                .map(|&node| self.sets.find(node));
+            if let Some(heir) = heir {
+                let heir = self.profiles[&heir].id;
+                self.aliases.insert(id, heir);
+            }
+        }
+        resolution
     }
 
     /// Why `a` and `b` share a profile (each one's first link, then the merges that joined
     /// their first profiles), or why they do not (the refusals between their profiles).
-    /// `None` when either identifier is unknown.
+    /// `None` when either identifier is in no profile.
     pub fn explain(&mut self, a: &Identifier, b: &Identifier) -> Option<Explanation> {
-        let (node_a, node_b) = (*self.node_of.get(&a.hash128())?, *self.node_of.get(&b.hash128())?);
+        let (node_a, node_b) = (self.linked_node(a)?, self.linked_node(b)?);
         let (profile_a, profile_b) = (
             self.profiles[&self.sets.find(node_a)].id,
             self.profiles[&self.sets.find(node_b)].id,
@@ -568,9 +832,8 @@ impl IdentityGraph {
                     .map(|i| LinkStep::Merged(self.merges[i as usize].clone())),
             );
         } else {
-            let current = |graph: &Self, id: ProfileId| graph.current_id(id);
-            for record in &self.refusals {
-                let towards = current(self, record.resolved_to);
+            for (_, record) in &self.refusals {
+                let towards = self.current_id(record.resolved_to);
                 let involved = (record.identifier == *a && towards == profile_b)
                     || (record.identifier == *b && towards == profile_a);
                 if involved {
@@ -588,7 +851,7 @@ impl IdentityGraph {
 
     /// The profile an identifier belongs to.
     pub fn profile_of(&mut self, identifier: &Identifier) -> Option<ProfileId> {
-        let node = *self.node_of.get(&identifier.hash128())?;
+        let node = self.linked_node(identifier)?;
         let root = self.sets.find(node);
         Some(self.profiles[&root].id)
     }
@@ -603,24 +866,16 @@ impl IdentityGraph {
 
     /// The identifiers of a profile with (first seen ms, first message), in link order.
     pub fn identifiers(&mut self, identifier: &Identifier) -> Vec<(Identifier, i64, String)> {
-        let Some(&node) = self.node_of.get(&identifier.hash128()) else {
-            return Vec::new();
-        };
-        let root = self.sets.find(node);
-        self.profiles[&root]
-            .members
-            .iter()
-            .map(|&n| {
-                let node = &self.nodes[n as usize];
-                (node.identifier.clone(), node.first_seen_ms, node.first_message.clone())
-            })
-            .collect()
+        match self.view(&ProfileLookup::Identifier(identifier.clone())) {
+            Some(view) => view.identifiers,
+            None => Vec::new(),
+        }
     }
 
     /// A profile by one of its identifiers or by its id (merged-away ids lead to the survivor).
     pub fn view(&mut self, lookup: &ProfileLookup) -> Option<ProfileView> {
         let node = match lookup {
-            ProfileLookup::Identifier(identifier) => *self.node_of.get(&identifier.hash128())?,
+            ProfileLookup::Identifier(identifier) => self.linked_node(identifier)?,
             ProfileLookup::Id(id) => *self.anchors.get(&self.current_id(*id))?,
         };
         let root = self.sets.find(node);
@@ -646,7 +901,7 @@ impl IdentityGraph {
         })
     }
 
-    /// Every profile as (id, identifiers), sorted: for comparing graphs in tests.
+    /// Every profile as (id, identifiers), sorted: for comparing graphs.
     pub fn snapshot(&self) -> Vec<(ProfileId, Vec<Identifier>)> {
         let mut out: Vec<(ProfileId, Vec<Identifier>)> = self
             .profiles

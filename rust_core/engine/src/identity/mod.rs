@@ -1,8 +1,9 @@
 //! Identity resolution (Unify): the rules that decide which identifiers may link events into
-//! one profile, and the union-find index over identity edges.
-//!
-//! This module holds the building blocks; the ingest path does not resolve identities yet.
+//! one profile, the graph that applies them, and its building blocks.
 
+pub mod clusters;
 pub mod graph;
+pub mod order;
 pub mod rules;
+pub mod separations;
 pub mod union_find;

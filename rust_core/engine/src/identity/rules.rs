@@ -121,6 +121,15 @@ impl IdentityRules {
             || rule.blocked_patterns.is_match(value)
     }
 
+    /// True when any type's limit counts values over a sliding window (decisions then depend on
+    /// "last seen" times, so fewer shortcuts are exact).
+    pub fn has_windows(&self) -> bool {
+        self.types
+            .values()
+            .chain([&self.default])
+            .any(|rule| rule.limit.window.length().is_some())
+    }
+
     pub fn limit(&self, kind: &str) -> Limit {
         self.rule(kind).limit
     }

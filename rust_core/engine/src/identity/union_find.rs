@@ -55,6 +55,13 @@ impl UnionFind {
         Some(a)
     }
 
+    /// Makes the node a set of its own again. Only sound when applied to every node of a closed
+    /// group of sets (no node outside the group points into it), as when a cluster is rebuilt.
+    pub fn reset(&mut self, node: u32) {
+        self.parent[node as usize] = node;
+        self.size[node as usize] = 1;
+    }
+
     /// Number of nodes in the node's set.
     pub fn set_size(&mut self, node: u32) -> u32 {
         let root = self.find(node);

@@ -1,4 +1,5 @@
 use super::*;
+use crate::identity::separations::Separations;
 use crate::identity::rules::{Limit, LimitWindow, TypeRule};
 use proptest::prelude::*;
 
@@ -11,6 +12,17 @@ fn id(text: &str) -> Identifier {
 struct Events {
     graph: IdentityGraph,
     next: u32,
+    log: Log,
+}
+
+/// The events sent so far, by seq: what the engine's log is to the graph.
+#[derive(Default, Clone)]
+struct Log(HashMap<u64, StoredEvent>);
+
+impl EventLoader for Log {
+    fn load(&mut self, seqs: &[u64]) -> Vec<StoredEvent> {
+        seqs.iter().filter_map(|seq| self.0.get(seq).cloned()).collect()
+    }
 }
 
 impl Events {
@@ -22,19 +34,21 @@ impl Events {
         Self {
             graph: IdentityGraph::new(rules),
             next: 0,
+            log: Log::default(),
         }
     }
 
     fn at(&mut self, timestamp_ms: i64, ids: &[&str]) -> Option<Resolution> {
         self.next += 1;
-        let identifiers: Vec<Identifier> = ids.iter().map(|t| id(t)).collect();
-        let message_id = format!("m{}", self.next);
-        self.graph.resolve(&EventIdentity {
-            message_id: &message_id,
+        let event = StoredEvent {
+            seq: u64::from(self.next),
+            message_id: format!("m{:04}", self.next),
             timestamp_ms,
-            identifiers: &identifiers,
-            trait_event: None,
-        })
+            identifiers: ids.iter().map(|t| id(t)).collect(),
+            sets_traits: false,
+        };
+        self.log.0.insert(event.seq, event.clone());
+        self.graph.resolve(&event.identity(), &mut self.log)
     }
 
     fn send(&mut self, ids: &[&str]) -> Resolution {
@@ -76,7 +90,7 @@ fn anonymous_activity_merges_into_the_user_on_login_and_the_oldest_id_survives()
     assert_eq!(login.profile, anon.profile, "the older profile's id survives");
     assert_eq!(login.merged, vec![user.profile]);
     assert_eq!(events.graph.current_id(user.profile), anon.profile);
-    assert_eq!(events.graph.merge_log()[0].message_id, "m3");
+    assert_eq!(events.graph.merge_log()[0].message_id, "m0003");
     let ids: Vec<String> = events
         .graph
         .identifiers(&id("email:u1@x.com"))
@@ -265,13 +279,13 @@ fn explain_tells_how_two_identifiers_were_linked_or_why_not() {
             LinkStep::Joined {
                 identifier: id("anonymous_id:a1"),
                 profile: anon.profile,
-                message_id: "m1".into(),
+                message_id: "m0001".into(),
                 timestamp_ms: 0
             },
             LinkStep::Joined {
                 identifier: id("email:u1@x.com"),
                 profile: user.profile,
-                message_id: "m2".into(),
+                message_id: "m0002".into(),
                 timestamp_ms: 1000
             },
             LinkStep::Merged(events.graph.merge_log()[0].clone()),
@@ -285,7 +299,168 @@ fn explain_tells_how_two_identifiers_were_linked_or_why_not() {
     };
     assert_eq!(
         (&record.identifier, &record.reason, record.message_id.as_str()),
-        (&id("email:u1@x.com"), &Refusal::Limit { kind: "user_id".into() }, "m4")
+        (&id("email:u1@x.com"), &Refusal::Limit { kind: "user_id".into() }, "m0004")
     );
     assert!(events.graph.explain(&id("user_id:nobody"), &id("user_id:u1")).is_none());
+}
+
+/// Sends stored events in the given order into a fresh graph.
+fn resolve_all(events: &[StoredEvent], separations: &Separations) -> IdentityGraph {
+    let mut log = Log(events.iter().map(|e| (e.seq, e.clone())).collect());
+    let mut graph = IdentityGraph::with_separations(IdentityRules::default(), separations.clone());
+    for event in events {
+        graph.resolve(&event.identity(), &mut log);
+    }
+    graph
+}
+
+fn stored(seq: u64, timestamp_ms: i64, ids: &[&str]) -> StoredEvent {
+    StoredEvent {
+        seq,
+        message_id: format!("m{seq:04}"),
+        timestamp_ms,
+        identifiers: ids.iter().map(|t| id(t)).collect(),
+        sets_traits: false,
+    }
+}
+
+#[test]
+fn a_late_event_replays_its_cluster_as_if_it_had_arrived_in_time() {
+    // In time: the anonymous visitor logs in as u1 first, so u2 cannot take the device.
+    let in_time = [
+        stored(1, 1_000, &["anonymous_id:a1"]),
+        stored(2, 2_000, &["anonymous_id:a1", "user_id:u1"]),
+        stored(3, 3_000, &["anonymous_id:a1", "user_id:u2"]),
+    ];
+    let expected = resolve_all(&in_time, &Separations::default());
+    // u2's event arrives first, then the older login: the cluster is rebuilt.
+    let arrived = [in_time[0].clone(), in_time[2].clone(), in_time[1].clone()];
+    let mut late = resolve_all(&arrived, &Separations::default());
+    assert_eq!(late.snapshot(), expected.snapshot());
+    assert_eq!(late.rebuilt_clusters(), 1);
+    let u1 = late.profile_of(&id("user_id:u1")).unwrap();
+    assert_eq!(late.profile_of(&id("anonymous_id:a1")), Some(u1));
+    assert_ne!(late.profile_of(&id("user_id:u2")), Some(u1));
+}
+
+#[test]
+fn a_late_event_inside_a_settled_profile_changes_nothing_and_replays_nothing() {
+    let mut events = Events::new();
+    events.at(1_000, &["anonymous_id:a1", "user_id:u1"]);
+    events.at(5_000, &["user_id:u1"]);
+    let before = events.graph.snapshot();
+    events.at(3_000, &["anonymous_id:a1", "user_id:u1"]);
+    assert_eq!(events.graph.rebuilt_clusters(), 0);
+    assert_eq!(events.graph.snapshot(), before);
+    // Older than the profile's first link: the profile's id comes from it now.
+    events.at(500, &["anonymous_id:a1"]);
+    assert_eq!(events.graph.rebuilt_clusters(), 1);
+    let now = events.graph.profile_of(&id("user_id:u1")).unwrap();
+    assert_ne!(now, before[0].0);
+    assert_eq!(events.graph.current_id(before[0].0), now, "the old id leads to the profile");
+}
+
+#[test]
+fn remove_identifier_rebuilds_the_profile_from_its_remaining_links() {
+    let mut events = Events::new();
+    events.send(&["anonymous_id:kiosk", "user_id:ann"]);
+    events.send(&["anonymous_id:kiosk", "email:bob@x.com"]);
+    events.send(&["anonymous_id:kiosk"]);
+    let shared = events.graph.profile_of(&id("user_id:ann")).unwrap();
+    assert_eq!(events.graph.profile_of(&id("email:bob@x.com")), Some(shared));
+    let mut log = events.log.clone();
+    assert!(events.graph.isolate(&id("anonymous_id:kiosk"), &mut log));
+    let (ann, bob, kiosk) = (
+        events.graph.profile_of(&id("user_id:ann")).unwrap(),
+        events.graph.profile_of(&id("email:bob@x.com")).unwrap(),
+        events.graph.profile_of(&id("anonymous_id:kiosk")).unwrap(),
+    );
+    assert!(ann != bob && bob != kiosk && ann != kiosk);
+    assert_eq!(events.graph.view(&ProfileLookup::Id(kiosk)).unwrap().identifiers.len(), 1);
+    // The kiosk never links again.
+    let again = events.send(&["anonymous_id:kiosk", "user_id:carl"]);
+    assert_eq!(again.refused, vec![(id("anonymous_id:kiosk"), Refusal::Separated)]);
+    assert!(!events.graph.isolate(&id("anonymous_id:nobody"), &mut log));
+}
+
+#[test]
+fn split_keeps_two_identifiers_apart_and_explains_why() {
+    let mut events = Events::new();
+    events.send(&["user_id:ann", "email:shared@x.com"]);
+    events.send(&["email:shared@x.com", "anonymous_id:a1"]);
+    events.send(&["anonymous_id:a1"]);
+    let mut log = events.log.clone();
+    assert!(events.graph.separate(&id("user_id:ann"), &id("anonymous_id:a1"), &mut log));
+    let ann = events.graph.profile_of(&id("user_id:ann")).unwrap();
+    let a1 = events.graph.profile_of(&id("anonymous_id:a1")).unwrap();
+    assert_ne!(ann, a1);
+    assert_eq!(events.graph.profile_of(&id("email:shared@x.com")), Some(ann));
+    let why = events.graph.explain(&id("user_id:ann"), &id("anonymous_id:a1")).unwrap();
+    assert!(!why.linked);
+    assert!(why
+        .steps
+        .iter()
+        .any(|step| matches!(step, LinkStep::Refused(r) if r.reason == Refusal::Separated)));
+}
+
+/// Random workloads whose events carry timestamps out of arrival order.
+fn timed_workload() -> impl Strategy<Value = Vec<(i64, Vec<String>)>> {
+    prop::collection::vec((0i64..50, event_strategy()), 1..40)
+}
+
+proptest! {
+    #[test]
+    fn the_graph_is_a_function_of_the_set_of_events(
+        workload in timed_workload(),
+        seed in any::<u64>(),
+        split in prop::option::of((0usize..40, 0usize..40)),
+    ) {
+        let events: Vec<StoredEvent> = workload
+            .iter()
+            .enumerate()
+            .map(|(i, (ts, ids))| {
+                let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+                stored(i as u64 + 1, ts * 1000, &refs)
+            })
+            .collect();
+        let mut separations = Separations::default();
+        if let Some((a, b)) = split {
+            let (a, b) = (&events[a % events.len()].identifiers[0], &events[b % events.len()].identifiers[0]);
+            if a != b {
+                separations.separate(a.hash128(), b.hash128());
+            }
+        }
+        let mut sorted = events.clone();
+        sorted.sort_by(|a, b| (a.timestamp_ms, &a.message_id).cmp(&(b.timestamp_ms, &b.message_id)));
+        let reference = resolve_all(&sorted, &separations);
+        let mut shuffled = events.clone();
+        let mut state = seed | 1;
+        for i in (1..shuffled.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        for order in [&events, &shuffled] {
+            let mut graph = resolve_all(order, &separations);
+            prop_assert_eq!(graph.snapshot(), reference.snapshot());
+            for event in &events {
+                for identifier in &event.identifiers {
+                    let mut reference_graph = resolve_all(&sorted, &separations);
+                    prop_assert_eq!(graph.profile_of(identifier), reference_graph.profile_of(identifier));
+                }
+            }
+        }
+        // Splitting after the fact gives the same graph as splitting before any event.
+        if !separations.is_empty() {
+            let mut graph = resolve_all(&events, &Separations::default());
+            let mut log = Log(events.iter().map(|e| (e.seq, e.clone())).collect());
+            let (a, b) = split.unwrap();
+            let (a, b) = (&events[a % events.len()].identifiers[0], &events[b % events.len()].identifiers[0]);
+            if graph.profile_of(a).is_some() && graph.profile_of(b).is_some() {
+                graph.separate(a, b, &mut log);
+                prop_assert_eq!(graph.snapshot(), reference.snapshot());
+            }
+        }
+    }
 }

@@ -1,0 +1,123 @@
+//! Clusters: identifiers joined by appearing together in any event, whatever the rules then
+//! decided. Flat matching can only ever link identifiers within one cluster, and its decisions
+//! in one cluster never depend on another, so a cluster is the unit that is re-resolved when
+//! an event arrives late (or an admin splits a profile): its events are replayed in the
+//! canonical order and the result is what in-order arrival would have produced.
+
+use rustc_hash::FxHashMap;
+
+use super::order::OrderKey;
+use super::union_find::UnionFind;
+
+/// What a cluster remembers to be replayed.
+#[derive(Debug, Default)]
+pub struct Cluster {
+    /// The canonical key of its latest event.
+    pub latest: OrderKey,
+    /// Log seqs of its events (those with a linkable identifier), in arrival order.
+    pub events: Vec<u64>,
+    /// Its identifier nodes.
+    pub members: Vec<u32>,
+}
+
+/// Clusters over the graph's node numbers (a node is in a cluster of its own when added).
+#[derive(Default)]
+pub struct Clusters {
+    sets: UnionFind,
+    infos: FxHashMap<u32, Cluster>,
+}
+
+/// Where an event landed.
+pub struct Joined {
+    pub root: u32,
+    /// The event sorts before an event its cluster has already seen.
+    pub late: bool,
+}
+
+impl Clusters {
+    /// Adds node number `len()`.
+    pub fn add(&mut self) -> u32 {
+        let node = self.sets.add();
+        self.infos.insert(
+            node,
+            Cluster {
+                latest: OrderKey::FIRST,
+                events: Vec::new(),
+                members: vec![node],
+            },
+        );
+        node
+    }
+
+    pub fn root(&mut self, node: u32) -> u32 {
+        self.sets.find(node)
+    }
+
+    pub fn get(&self, root: u32) -> &Cluster {
+        &self.infos[&root]
+    }
+
+    /// Joins the clusters of an event's nodes (at least one) and records the event.
+    pub fn join(&mut self, nodes: &[u32], seq: u64, timestamp_ms: i64, message_id: &str) -> Joined {
+        let mut root = self.sets.find(nodes[0]);
+        let mut late = self.infos[&root].latest.is_after(timestamp_ms, message_id);
+        for &node in &nodes[1..] {
+            let other = self.sets.find(node);
+            if other == root {
+                continue;
+            }
+            late |= self.infos[&other].latest.is_after(timestamp_ms, message_id);
+            let joined = self.sets.union(root, other).expect("distinct sets");
+            let gone = if joined == root { other } else { root };
+            let absorbed = self.infos.remove(&gone).expect("a root has a cluster");
+            let kept = self.infos.get_mut(&joined).expect("a root has a cluster");
+            absorb(kept, absorbed);
+            root = joined;
+        }
+        let cluster = self.infos.get_mut(&root).expect("a root has a cluster");
+        cluster.events.push(seq);
+        if !late {
+            cluster.latest.set(timestamp_ms, message_id);
+        }
+        Joined { root, late }
+    }
+}
+
+fn absorb(kept: &mut Cluster, mut other: Cluster) {
+    if other.events.len() > kept.events.len() {
+        std::mem::swap(&mut kept.events, &mut other.events);
+    }
+    kept.events.extend(other.events);
+    if other.members.len() > kept.members.len() {
+        std::mem::swap(&mut kept.members, &mut other.members);
+    }
+    kept.members.extend(other.members);
+    if other.latest > kept.latest {
+        kept.latest = other.latest;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joining_merges_events_and_reports_late_arrivals() {
+        let mut clusters = Clusters::default();
+        let (a, b, c) = (clusters.add(), clusters.add(), clusters.add());
+        assert!(!clusters.join(&[a], 1, 10, "m1").late);
+        assert!(!clusters.join(&[b], 2, 30, "m2").late);
+        // Later than a's cluster but earlier than b's: late for the joined cluster.
+        let joined = clusters.join(&[a, b], 3, 20, "m3");
+        assert!(joined.late);
+        let cluster = clusters.get(joined.root);
+        assert_eq!(cluster.latest, OrderKey::new(30, "m2"));
+        let mut events = cluster.events.clone();
+        events.sort_unstable();
+        assert_eq!(events, vec![1, 2, 3]);
+        assert!(!clusters.join(&[c, a], 4, 30, "m4").late);
+        let root = clusters.root(c);
+        assert_eq!(clusters.get(root).members.len(), 3);
+        assert_eq!(clusters.get(root).latest, OrderKey::new(30, "m4"));
+    }
+}
