@@ -414,12 +414,15 @@ def test_profile_shows_the_merged_profile_with_traits_and_identifiers(server: Se
         ("user_id", "u7"),
         ("email", "bo@x.com"),
     }
-    assert [e["messageId"] for e in by_email["events"]] == ["q2"]
-    by_id = json_out(cdp("profile", profile["id"], "--json", "--trait", "plan", *admin(server)))
+    # The events of the whole profile, newest first, and the merge that joined its halves.
+    assert [e["messageId"] for e in by_email["events"]] == ["q3", "q2", "q1"]
+    assert [m["message_id"] for m in by_email["merges"]] == ["q3"]
+    by_id = json_out(cdp("profile", profile["id"], "--json", "--trait", "plan", "--events", "2", *admin(server)))
     assert by_id["profile"]["traits"] == {"plan": "pro"}
-    assert [e["messageId"] for e in by_id["events"]] == ["q3", "q1"]
+    assert [e["messageId"] for e in by_id["events"]] == ["q3", "q2"]
     table = cdp("profile", "user_id:u7", *admin(server))
     assert table.returncode == 0 and profile["id"] in table.stdout and "Bo@X.com" in table.stdout
+    assert "merges" in table.stdout and "recent events" in table.stdout
     missing = cdp("profile", "user_id:nobody", *admin(server))
     assert missing.returncode == 1 and "no profile for user_id:nobody" in missing.stderr
     why = json_out(cdp("profile", "why", "anonymous_id:anon-7", "email:bo@x.com", "--json", *admin(server)))
@@ -427,3 +430,53 @@ def test_profile_shows_the_merged_profile_with_traits_and_identifiers(server: Se
     assert [step["kind"] for step in why["steps"]] == ["KIND_JOINED", "KIND_JOINED", "KIND_MERGED"]
     told = cdp("profile", "why", "anonymous_id:anon-7", "user_id:u7", *admin(server))
     assert told.returncode == 0 and "are in one profile" in told.stdout and "merged into" in told.stdout
+
+
+def test_profile_split_and_remove_undo_wrong_merges(server: ServerProcess, tmp_path: Path) -> None:
+    lines = [
+        '{"type":"identify","userId":"ann","anonymousId":"kiosk","traits":{"email":"ann@x.com"},"messageId":"k1",'
+        '"timestamp":"2026-02-01T00:00:00Z"}',
+        '{"type":"track","anonymousId":"kiosk","event":"Viewed","messageId":"k2","timestamp":"2026-02-02T00:00:00Z"}',
+        '{"type":"identify","anonymousId":"kiosk","traits":{"email":"bob@x.com"},"messageId":"k3",'
+        '"timestamp":"2026-02-03T00:00:00Z"}',
+    ]
+    assert cdp("import", str(write_jsonl(tmp_path / "k.jsonl", lines)), *ingest(server)).returncode == 0
+    before = json_out(cdp("profile", "user_id:ann", "--json", "--events", "0", *admin(server)))["profile"]
+    assert {i["value"] for i in before["identifiers"]} == {"ann", "kiosk", "ann@x.com", "bob@x.com"}
+    split = json_out(
+        cdp("profile", "split", before["id"], "email:ann@x.com", "email:bob@x.com", "--json", *admin(server))
+    )
+    assert split["profile_a"] and split["profile_b"] and split["profile_a"] != split["profile_b"]
+    removed = cdp("profile", "remove", "user_id:ann", "anonymous_id:kiosk", *admin(server))
+    assert removed.returncode == 0 and "anonymous_id:kiosk is in tp_" in removed.stdout, removed.stderr
+    ann = json_out(cdp("profile", "user_id:ann", "--json", "--events", "0", *admin(server)))["profile"]
+    assert {i["value"] for i in ann["identifiers"]} == {"ann", "ann@x.com"}
+    wrong = cdp("profile", "remove", "user_id:ann", "email:bob@x.com", *admin(server))
+    assert wrong.returncode == 1 and "is not in profile" in wrong.stderr
+    usage = cdp("profile", "split", "user_id:ann", "email:ann@x.com", *admin(server))
+    assert usage.returncode == 2 and "usage: cdp profile split" in usage.stderr
+
+
+def test_identity_rules_show_and_set_with_a_dry_run(server: ServerProcess, tmp_path: Path) -> None:
+    lines = [
+        '{"type":"identify","userId":"u1","traits":{"email":"a@x.com"},"messageId":"r1","timestamp":"2026-03-01T00:00:00Z"}',
+        '{"type":"identify","userId":"u1","traits":{"email":"b@x.com"},"messageId":"r2","timestamp":"2026-03-02T00:00:00Z"}',
+        '{"type":"identify","anonymousId":"z","traits":{"email":"b@x.com"},"messageId":"r3",'
+        '"timestamp":"2026-03-03T00:00:00Z"}',
+    ]
+    assert cdp("import", str(write_jsonl(tmp_path / "r.jsonl", lines)), *ingest(server)).returncode == 0
+    defaults = cdp("identity", "rules", "show", *admin(server))
+    assert defaults.returncode == 0 and "Segment's defaults" in defaults.stdout
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"rules": [{"type": "email", "limit": 1, "window": "weekly"}]}))
+    dry = json_out(cdp("identity", "rules", "set", str(rules), "--dry-run", "--json", *admin(server)))
+    assert dry["applied"] is False and dry["splits"] == "1" and dry["profiles_after"] == "2"
+    assert json_out(cdp("identity", "rules", "show", "--json", *admin(server))) == {"rules": []}
+    applied = cdp("identity", "rules", "set", str(rules), *admin(server))
+    assert applied.returncode == 0 and "applied" in applied.stdout and "1 broken up" in applied.stdout
+    shown = json_out(cdp("identity", "rules", "show", "--json", *admin(server)))
+    assert shown == {"rules": [{"type": "email", "limit": 1, "window": "weekly"}]}
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"rules": [{"type": "email", "blocked_patterns": ["("]}]}))
+    refused = cdp("identity", "rules", "set", str(bad), *admin(server))
+    assert refused.returncode == 1 and "blocked pattern" in refused.stderr

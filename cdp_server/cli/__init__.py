@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cdp_server.cli import events, importer, profile, serve, sources, tail
+from cdp_server.cli import events, identity, importer, profile, serve, sources, tail
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,3 +18,4 @@ main.add_command(importer.import_file)
 main.add_command(tail.tail)
 main.add_command(events.events)
 main.add_command(profile.profile)
+main.add_command(identity.identity)

@@ -1,5 +1,6 @@
 """`cdp profile ID`: one person's profile: traits, identifiers, merges and recent events.
-`cdp profile why A B`: why two identifiers share a profile, or why not."""
+`cdp profile why A B`: why two identifiers share a profile, or why not.
+`cdp profile split PROFILE A B` and `cdp profile remove PROFILE IDENTIFIER`: undo a wrong merge."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from google.protobuf.json_format import MessageToDict
 from rich.table import Table
 from rich.text import Text
 
-from cdp_server._proto.cdp.v1 import profile_pb2, profile_pb2_grpc
+from cdp_server._proto.cdp.v1 import admin_pb2, admin_pb2_grpc, profile_pb2, profile_pb2_grpc
 from cdp_server.cli.common import (
     RPC_TIMEOUT_SECS,
     admin_metadata,
@@ -32,7 +33,7 @@ RECENT_EVENTS = 10
 
 
 @click.command()
-@click.argument("args", nargs=-1, required=True, metavar="IDENTIFIER | why A B")
+@click.argument("args", nargs=-1, required=True, metavar="IDENTIFIER | why A B | split PROFILE A B | remove PROFILE ID")
 @click.option("--trait", "traits", multiple=True, help="Only these traits (repeatable).")
 @click.option(
     "--events",
@@ -54,14 +55,29 @@ def profile(
 
     `cdp profile why A B` explains why identifiers A and B are in one profile (the events that
     joined them and the merges between) or why they were kept apart (the refused links).
+
+    `cdp profile split PROFILE A B` keeps identifiers A and B of PROFILE apart from now on and
+    rebuilds the profile from its other links; `cdp profile remove PROFILE ID` takes identifier
+    ID out of PROFILE (it keeps a profile of its own and never links again). Both are kept
+    with the data and survive restarts.
     """
-    if args[0] == "why":
-        if len(args) != 3:
-            raise click.UsageError("usage: cdp profile why A B (two type:value identifiers)")
-        _explain(args[1], args[2], target, token, as_json)
+    usage = {"why": 3, "split": 4, "remove": 3}
+    if args[0] in usage:
+        if len(args) != usage[args[0]]:
+            raise click.UsageError(
+                {
+                    "why": "usage: cdp profile why A B (two type:value identifiers)",
+                    "split": "usage: cdp profile split PROFILE A B (PROFILE: type:value or tp_...)",
+                    "remove": "usage: cdp profile remove PROFILE IDENTIFIER",
+                }[args[0]]
+            )
+        if args[0] == "why":
+            _explain(args[1], args[2], target, token, as_json)
+        else:
+            _undo_merge(args, target, token, as_json)
         return
     if len(args) != 1:
-        raise click.UsageError("give one identifier, or: why A B")
+        raise click.UsageError("give one identifier, or: why A B, split PROFILE A B, remove PROFILE ID")
     identifier = args[0]
     require_client_library()
     stub = profile_pb2_grpc.ProfileServiceStub(channel(target))
@@ -70,21 +86,23 @@ def profile(
     try:
         reply = stub.GetProfile(request, metadata=metadata, timeout=RPC_TIMEOUT_SECS)
         found = reply.profile
-        # Recent events: those of the profile's first identifier (the lookup's, when it is one).
-        anchor = identifier if not identifier.startswith("tp_") else _first_identifier(found)
         events: list[dict[str, Any]] = []
-        if recent and anchor:
+        if recent:
             listed = stub.ListEvents(
-                profile_pb2.ListEventsRequest(identifier=anchor, limit=recent),
+                profile_pb2.ListEventsRequest(identifier=found.id, limit=recent, profile=True),
                 metadata=metadata,
                 timeout=RPC_TIMEOUT_SECS,
             )
             events = [event_json(event) for event in listed.events]
+        history = stub.GetMergeHistory(
+            profile_pb2.GetMergeHistoryRequest(identifier=found.id), metadata=metadata, timeout=RPC_TIMEOUT_SECS
+        )
     except grpc.RpcError as exc:
         fail_rpc(exc, target)
     document = _profile_json(found)
+    merges = [MessageToDict(merge, preserving_proto_field_name=True) for merge in history.merges]
     if as_json:
-        print_json({"profile": document, "events": events})
+        print_json({"profile": document, "events": events, "merges": merges})
         return
     stdout.print(Text.assemble(("profile ", "bold"), found.id, f"  ({found.merges} merges)"))
     table = Table("trait", "value", "updated", "by message", title="traits", title_justify="left")
@@ -113,6 +131,51 @@ def profile(
                 Text(str(event.get("messageId", ""))),
             )
         stdout.print(recent_table)
+    if history.merges:
+        merge_table = Table("when", "kept", "merged", "by message", title="merges", title_justify="left")
+        for merge in history.merges:
+            merge_table.add_row(
+                *(
+                    Text(cell)
+                    for cell in (merge.timestamp.ToJsonString(), merge.survivor_id, merge.merged_id, merge.message_id)
+                )
+            )
+        stdout.print(merge_table)
+
+
+def _undo_merge(args: tuple[str, ...], target: str, token: str, as_json: bool) -> None:
+    stub = admin_pb2_grpc.AdminServiceStub(channel(target))
+    metadata = admin_metadata(token)
+    try:
+        if args[0] == "split":
+            split = stub.SplitProfile(
+                admin_pb2.SplitProfileRequest(profile=args[1], a=args[2], b=args[3]),
+                metadata=metadata,
+                timeout=RPC_TIMEOUT_SECS,
+            )
+            result = {"profile_a": split.profile_a, "profile_b": split.profile_b}
+            lines = [
+                f"{args[2]} is in {split.profile_a or 'no profile'}",
+                f"{args[3]} is in {split.profile_b or 'no profile'}",
+            ]
+        else:
+            removed = stub.RemoveIdentifier(
+                admin_pb2.RemoveIdentifierRequest(profile=args[1], identifier=args[2]),
+                metadata=metadata,
+                timeout=RPC_TIMEOUT_SECS,
+            )
+            result = {"profile_id": removed.profile_id, "removed_profile_id": removed.removed_profile_id}
+            lines = [
+                f"{args[2]} is in {removed.removed_profile_id or 'no profile'}",
+                f"the rest is in {removed.profile_id or 'no profile'}",
+            ]
+    except grpc.RpcError as exc:
+        fail_rpc(exc, target)
+    if as_json:
+        print_json(result)
+        return
+    for line in lines:
+        stdout.print(Text(line))
 
 
 def _explain(a: str, b: str, target: str, token: str, as_json: bool) -> None:
@@ -134,14 +197,11 @@ def _explain(a: str, b: str, target: str, token: str, as_json: bool) -> None:
         stdout.print(Text(f"  {step.timestamp.ToJsonString()}  {step.description}"))
 
 
-def _first_identifier(found: profile_pb2.Profile) -> str:
-    return f"{found.identifiers[0].type}:{found.identifiers[0].value}" if found.identifiers else ""
-
-
 def _profile_json(found: profile_pb2.Profile) -> dict[str, Any]:
     return {
         "id": found.id,
         "merges": found.merges,
+        "traits_dropped": found.traits_dropped,
         "traits": json.loads(found.traits or b"{}"),
         "identifiers": [MessageToDict(item) for item in found.identifiers],
         "trait_sources": [

@@ -1,4 +1,4 @@
-"""AdminService: sources and write keys, and the live tail of accepted events."""
+"""AdminService: sources and write keys, the live tail of accepted events, and identity administration."""
 
 from __future__ import annotations
 
@@ -37,6 +37,10 @@ class AdminService:
                 "Tail": grpc.unary_stream_rpc_method_handler(
                     self.tail, request_deserializer=admin_pb2.TailRequest.FromString
                 ),
+                "RemoveIdentifier": grpc.unary_unary_rpc_method_handler(self.remove_identifier),
+                "SplitProfile": grpc.unary_unary_rpc_method_handler(self.split_profile),
+                "GetIdentityRules": grpc.unary_unary_rpc_method_handler(self.get_identity_rules),
+                "UpdateIdentityRules": grpc.unary_unary_rpc_method_handler(self.update_identity_rules),
             },
         )
 
@@ -53,6 +57,26 @@ class AdminService:
     def list_sources(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         self._auth.require_admin(context)
         return self._engine.list_sources()
+
+    @errors.unary
+    def remove_identifier(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        self._auth.require_admin(context)
+        return self._engine.remove_identifier(request)
+
+    @errors.unary
+    def split_profile(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        self._auth.require_admin(context)
+        return self._engine.split_profile(request)
+
+    @errors.unary
+    def get_identity_rules(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        self._auth.require_admin(context)
+        return self._engine.get_identity_rules(request)
+
+    @errors.unary
+    def update_identity_rules(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        self._auth.require_admin(context)
+        return self._engine.update_identity_rules(request)
 
     @errors.streaming
     def tail(self, request: admin_pb2.TailRequest, context: grpc.ServicerContext) -> Iterator[bytes]:

@@ -26,6 +26,8 @@ class ProfileService:
                 "GetMergeHistory": grpc.unary_unary_rpc_method_handler(self.get_merge_history),
                 "ExplainLink": grpc.unary_unary_rpc_method_handler(self.explain_link),
                 "ListEvents": grpc.unary_unary_rpc_method_handler(self.list_events),
+                "ListIdentifiers": grpc.unary_unary_rpc_method_handler(self.list_identifiers),
+                "ListLinks": grpc.unary_unary_rpc_method_handler(self.list_links),
             },
         )
 
@@ -53,3 +55,13 @@ class ProfileService:
     def list_events(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         self._auth.require_admin(context)
         return self._engine.list_events(request)
+
+    @errors.unary
+    def list_identifiers(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        self._auth.require_admin(context)
+        return self._engine.list_identifiers(request)
+
+    @errors.unary
+    def list_links(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        self._auth.require_admin(context)
+        return self._engine.list_links(request)

@@ -14,6 +14,7 @@ pub mod error;
 pub mod event;
 pub mod identifiers;
 pub mod identity;
+pub mod identity_admin;
 pub mod index;
 pub mod ingest;
 pub mod json;

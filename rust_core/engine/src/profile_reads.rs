@@ -185,20 +185,9 @@ impl Engine {
     }
 
     pub(crate) fn find_profile(&self, text: &str) -> Result<ProfileView> {
-        let text = text.trim();
-        let lookup = if text.starts_with("tp_") {
-            let id = text
-                .parse::<ProfileId>()
-                .map_err(|()| EngineError::InvalidRequest(format!("{text:?} is not a profile id")))?;
-            ProfileLookup::Id(id)
-        } else {
-            let identifier = Identifier::parse(text).ok_or_else(|| {
-                EngineError::InvalidRequest(format!("identifier must be type:value or a profile id, got {text:?}"))
-            })?;
-            ProfileLookup::Identifier(identifier)
-        };
+        let lookup = parse_lookup("identifier", text)?;
         let view = self.shared.profiles.lock().graph.view(&lookup);
-        view.ok_or_else(|| EngineError::NotFound(format!("no profile for {text}")))
+        view.ok_or_else(|| EngineError::NotFound(format!("no profile for {}", text.trim())))
     }
 
     fn profile_message(&self, text: &str, include: &[String], verbose: bool) -> Result<proto::Profile> {
@@ -259,7 +248,8 @@ impl Engine {
                         if winner.first_set.is_after(timestamp_ms, &event.message_id) {
                             winner.first_set = OrderKey::new(timestamp_ms, &event.message_id);
                         }
-                        if (timestamp_ms, event.message_id.as_str()) > (winner.timestamp_ms, winner.message_id.as_str()) {
+                        if (timestamp_ms, event.message_id.as_str()) > (winner.timestamp_ms, winner.message_id.as_str())
+                        {
                             winner.value = value;
                             winner.timestamp_ms = timestamp_ms;
                             winner.message_id.clone_from(&event.message_id);
@@ -332,7 +322,15 @@ impl Engine {
         accounts.sort_by(|a, b| a.0.cmp(&b.0));
         let mut out = Vec::with_capacity(accounts.len());
         for (group_id, _, first) in accounts {
-            let calls = self.shared.profiles.lock().links.calls.get(&group_id).cloned().unwrap_or_default();
+            let calls = self
+                .shared
+                .profiles
+                .lock()
+                .links
+                .calls
+                .get(&group_id)
+                .cloned()
+                .unwrap_or_default();
             let (traits, _) = self.fold_traits(&calls)?;
             let traits: Map<String, Value> = traits.into_iter().map(|(name, w)| (name, w.value)).collect();
             out.push(proto::AccountLink {
@@ -357,7 +355,9 @@ impl Engine {
         };
         let mut by_profile: Vec<(ProfileId, OrderKey)> = Vec::new();
         for (identifier, first) in users {
-            let Some(profile) = state.graph.profile_of(&identifier) else { continue };
+            let Some(profile) = state.graph.profile_of(&identifier) else {
+                continue;
+            };
             match by_profile.iter_mut().find(|(known, _)| *known == profile) {
                 Some((_, key)) if *key > first.key => *key = first.key,
                 Some(_) => {}
@@ -381,6 +381,20 @@ impl Engine {
         }
         .encode_to_vec())
     }
+}
+
+/// A profile named by "type:value" or by its id "tp_...".
+pub(crate) fn parse_lookup(field: &str, text: &str) -> Result<ProfileLookup> {
+    let text = text.trim();
+    if text.starts_with("tp_") {
+        let id = text
+            .parse::<ProfileId>()
+            .map_err(|()| EngineError::InvalidRequest(format!("{field}: {text:?} is not a profile id")))?;
+        return Ok(ProfileLookup::Id(id));
+    }
+    Identifier::parse(text)
+        .map(ProfileLookup::Identifier)
+        .ok_or_else(|| EngineError::InvalidRequest(format!("{field} must be type:value or a profile id, got {text:?}")))
 }
 
 fn profile_identifiers(identifiers: Vec<(Identifier, i64, String)>) -> Vec<ProfileIdentifier> {

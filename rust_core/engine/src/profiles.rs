@@ -124,6 +124,8 @@ pub struct ProfileState {
 /// The graph behind a lock: the publisher updates it, lookups read it briefly.
 pub struct Profiles {
     state: Mutex<ProfileState>,
+    /// Serialises rule changes (each builds a whole graph outside the state lock).
+    pub admin: Mutex<()>,
 }
 
 /// Reads events back from the log for replays.
@@ -185,7 +187,9 @@ pub fn load_administration(store: &Store) -> Result<(proto::IdentityRules, Vec<p
 pub fn separations_of(actions: &[proto::IdentityAction]) -> Separations {
     let mut separations = Separations::default();
     for action in actions {
-        let Some(a) = Identifier::parse(&action.a) else { continue };
+        let Some(a) = Identifier::parse(&action.a) else {
+            continue;
+        };
         match Identifier::parse(&action.b) {
             Some(b) => separations.separate(a.hash128(), b.hash128()),
             None => separations.isolate(a.hash128()),
@@ -259,6 +263,7 @@ impl Profiles {
                 rules,
                 actions,
             }),
+            admin: Mutex::new(()),
         })
     }
 
@@ -281,7 +286,11 @@ impl Profiles {
     pub fn catch_up(state: &mut ProfileState, store: &Store) -> Result<()> {
         let txn = store.log.read()?;
         let mut loader = LogLoader { store };
-        for entry in store.log_dbs.events.range(&txn.txn, &((state.resolved_through + 1)..))? {
+        for entry in store
+            .log_dbs
+            .events
+            .range(&txn.txn, &((state.resolved_through + 1)..))?
+        {
             let (seq, value) = entry?;
             let event = decode_stored(seq, value)?;
             let stored = stored_event(seq, &event);
@@ -333,8 +342,12 @@ pub fn compile_rules(rules: &proto::IdentityRules) -> Result<IdentityRules> {
                 )))
             }
         };
-        let default_values = if kind == "user_id" { 1 } else { crate::identity::rules::DEFAULT_LIMIT };
-        let limit = (rule.limit > 0 || window != LimitWindow::Ever).then(|| Limit {
+        let default_values = if kind == "user_id" {
+            1
+        } else {
+            crate::identity::rules::DEFAULT_LIMIT
+        };
+        let limit = (rule.limit > 0 || window != LimitWindow::Ever).then_some(Limit {
             values: if rule.limit == 0 { default_values } else { rule.limit },
             window,
         });
@@ -345,7 +358,11 @@ pub fn compile_rules(rules: &proto::IdentityRules) -> Result<IdentityRules> {
         };
         let typed = TypeRule {
             limit,
-            priority: if rule.priority == 0 { default_priority } else { Some(rule.priority) },
+            priority: if rule.priority == 0 {
+                default_priority
+            } else {
+                Some(rule.priority)
+            },
             blocked_values: rule.blocked_values.clone(),
             blocked_patterns: rule.blocked_patterns.clone(),
         };

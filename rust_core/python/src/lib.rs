@@ -204,6 +204,48 @@ impl Engine {
         Ok(PyBytes::new(py, &bytes))
     }
 
+    /// Answers an encoded `cdp.v1.ListIdentifiersRequest` with an encoded response.
+    fn list_identifiers<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let engine = &self.inner;
+        let bytes = without_gil(py, || engine.list_identifiers(request))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Answers an encoded `cdp.v1.ListLinksRequest` with an encoded response.
+    fn list_links<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let engine = &self.inner;
+        let bytes = without_gil(py, || engine.list_links(request))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Answers an encoded `cdp.v1.RemoveIdentifierRequest` with an encoded response.
+    fn remove_identifier<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let engine = &self.inner;
+        let bytes = without_gil(py, || engine.remove_identifier(request))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Answers an encoded `cdp.v1.SplitProfileRequest` with an encoded response.
+    fn split_profile<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let engine = &self.inner;
+        let bytes = without_gil(py, || engine.split_profile(request))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Answers an encoded `cdp.v1.GetIdentityRulesRequest` with an encoded response.
+    fn get_identity_rules<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let engine = &self.inner;
+        let bytes = without_gil(py, || engine.get_identity_rules(request))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Answers an encoded `cdp.v1.UpdateIdentityRulesRequest` with an encoded response.
+    fn update_identity_rules<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let engine = &self.inner;
+        let bytes = without_gil(py, || engine.update_identity_rules(request))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
     /// Committed events after sequence `after`, waiting up to `wait_secs` for new ones.
     ///
     /// Returns:

@@ -9,7 +9,9 @@ from cdp_server._proto.cdp.v1 import event_pb2 as _event_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -20,6 +22,378 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _LimitWindow:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LimitWindowEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LimitWindow.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LIMIT_WINDOW_EVER: _LimitWindow.ValueType  # 0
+    LIMIT_WINDOW_WEEKLY: _LimitWindow.ValueType  # 1
+    LIMIT_WINDOW_MONTHLY: _LimitWindow.ValueType  # 2
+    LIMIT_WINDOW_ANNUALLY: _LimitWindow.ValueType  # 3
+
+class LimitWindow(_LimitWindow, metaclass=_LimitWindowEnumTypeWrapper):
+    """The period a limit counts values over, ending at the event being resolved."""
+
+LIMIT_WINDOW_EVER: LimitWindow.ValueType  # 0
+LIMIT_WINDOW_WEEKLY: LimitWindow.ValueType  # 1
+LIMIT_WINDOW_MONTHLY: LimitWindow.ValueType  # 2
+LIMIT_WINDOW_ANNUALLY: LimitWindow.ValueType  # 3
+Global___LimitWindow: _TypeAlias = LimitWindow  # noqa: Y015
+
+@_typing.final
+class RemoveIdentifierRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROFILE_FIELD_NUMBER: _builtins.int
+    IDENTIFIER_FIELD_NUMBER: _builtins.int
+    profile: _builtins.str
+    """The profile: "type:value" of any of its identifiers, or "tp_..."."""
+    identifier: _builtins.str
+    """The identifier to take out, "type:value"."""
+    def __init__(
+        self,
+        *,
+        profile: _builtins.str = ...,
+        identifier: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identifier", b"identifier", "profile", b"profile"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveIdentifierRequest: _TypeAlias = RemoveIdentifierRequest  # noqa: Y015
+
+@_typing.final
+class RemoveIdentifierResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROFILE_ID_FIELD_NUMBER: _builtins.int
+    REMOVED_PROFILE_ID_FIELD_NUMBER: _builtins.int
+    profile_id: _builtins.str
+    """The profile that holds the rest (empty if nothing is left)."""
+    removed_profile_id: _builtins.str
+    """The profile the removed identifier is in now."""
+    def __init__(
+        self,
+        *,
+        profile_id: _builtins.str = ...,
+        removed_profile_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["profile_id", b"profile_id", "removed_profile_id", b"removed_profile_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveIdentifierResponse: _TypeAlias = RemoveIdentifierResponse  # noqa: Y015
+
+@_typing.final
+class SplitProfileRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROFILE_FIELD_NUMBER: _builtins.int
+    A_FIELD_NUMBER: _builtins.int
+    B_FIELD_NUMBER: _builtins.int
+    profile: _builtins.str
+    """The profile: "type:value" of any of its identifiers, or "tp_..."."""
+    a: _builtins.str
+    """Two of its identifiers, each "type:value", to be kept apart."""
+    b: _builtins.str
+    def __init__(
+        self,
+        *,
+        profile: _builtins.str = ...,
+        a: _builtins.str = ...,
+        b: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["a", b"a", "b", b"b", "profile", b"profile"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SplitProfileRequest: _TypeAlias = SplitProfileRequest  # noqa: Y015
+
+@_typing.final
+class SplitProfileResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROFILE_A_FIELD_NUMBER: _builtins.int
+    PROFILE_B_FIELD_NUMBER: _builtins.int
+    profile_a: _builtins.str
+    profile_b: _builtins.str
+    def __init__(
+        self,
+        *,
+        profile_a: _builtins.str = ...,
+        profile_b: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["profile_a", b"profile_a", "profile_b", b"profile_b"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SplitProfileResponse: _TypeAlias = SplitProfileResponse  # noqa: Y015
+
+@_typing.final
+class IdentifierRule(_message.Message):
+    """The rule of one identifier type. Unset fields keep Segment's defaults: limit 1 for
+    user_id and 5 for others, priority user_id then email then alphabetical, and the default
+    blocked values (which a rule adds to, never removes).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    WINDOW_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    BLOCKED_VALUES_FIELD_NUMBER: _builtins.int
+    BLOCKED_PATTERNS_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    limit: _builtins.int
+    """Most values per profile (0: the default)."""
+    window: Global___LimitWindow.ValueType
+    priority: _builtins.int
+    """Lower is more important (0: unset)."""
+    @_builtins.property
+    def blocked_values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def blocked_patterns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Regular expressions (Rust regex syntax)."""
+
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        limit: _builtins.int = ...,
+        window: Global___LimitWindow.ValueType = ...,
+        priority: _builtins.int = ...,
+        blocked_values: _abc.Iterable[_builtins.str] | None = ...,
+        blocked_patterns: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked_patterns", b"blocked_patterns", "blocked_values", b"blocked_values", "limit", b"limit", "priority", b"priority", "type", b"type", "window", b"window"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IdentifierRule: _TypeAlias = IdentifierRule  # noqa: Y015
+
+@_typing.final
+class IdentityRules(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___IdentifierRule]: ...
+    def __init__(
+        self,
+        *,
+        rules: _abc.Iterable[Global___IdentifierRule] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rules", b"rules"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IdentityRules: _TypeAlias = IdentityRules  # noqa: Y015
+
+@_typing.final
+class GetIdentityRulesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetIdentityRulesRequest: _TypeAlias = GetIdentityRulesRequest  # noqa: Y015
+
+@_typing.final
+class UpdateIdentityRulesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULES_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    dry_run: _builtins.bool
+    @_builtins.property
+    def rules(self) -> Global___IdentityRules: ...
+    def __init__(
+        self,
+        *,
+        rules: Global___IdentityRules | None = ...,
+        dry_run: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rules", b"rules"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "rules", b"rules"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateIdentityRulesRequest: _TypeAlias = UpdateIdentityRulesRequest  # noqa: Y015
+
+@_typing.final
+class RuleChange(_message.Message):
+    """One profile that the new rules would build from several, or one they would break up."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Kind:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _KindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[RuleChange._Kind.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        KIND_UNSPECIFIED: RuleChange._Kind.ValueType  # 0
+        KIND_MERGE: RuleChange._Kind.ValueType  # 1
+        """Profiles before (several) become one."""
+        KIND_SPLIT: RuleChange._Kind.ValueType  # 2
+        """One profile before becomes several."""
+
+    class Kind(_Kind, metaclass=_KindEnumTypeWrapper): ...
+    KIND_UNSPECIFIED: RuleChange.Kind.ValueType  # 0
+    KIND_MERGE: RuleChange.Kind.ValueType  # 1
+    """Profiles before (several) become one."""
+    KIND_SPLIT: RuleChange.Kind.ValueType  # 2
+    """One profile before becomes several."""
+
+    KIND_FIELD_NUMBER: _builtins.int
+    PROFILES_BEFORE_FIELD_NUMBER: _builtins.int
+    PROFILES_AFTER_FIELD_NUMBER: _builtins.int
+    IDENTIFIERS_FIELD_NUMBER: _builtins.int
+    kind: Global___RuleChange.Kind.ValueType
+    @_builtins.property
+    def profiles_before(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def profiles_after(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def identifiers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Some identifiers involved, "type:value"."""
+
+    def __init__(
+        self,
+        *,
+        kind: Global___RuleChange.Kind.ValueType = ...,
+        profiles_before: _abc.Iterable[_builtins.str] | None = ...,
+        profiles_after: _abc.Iterable[_builtins.str] | None = ...,
+        identifiers: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identifiers", b"identifiers", "kind", b"kind", "profiles_after", b"profiles_after", "profiles_before", b"profiles_before"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RuleChange: _TypeAlias = RuleChange  # noqa: Y015
+
+@_typing.final
+class UpdateIdentityRulesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLIED_FIELD_NUMBER: _builtins.int
+    PROFILES_BEFORE_FIELD_NUMBER: _builtins.int
+    PROFILES_AFTER_FIELD_NUMBER: _builtins.int
+    MERGES_FIELD_NUMBER: _builtins.int
+    SPLITS_FIELD_NUMBER: _builtins.int
+    EXAMPLES_FIELD_NUMBER: _builtins.int
+    RULES_FIELD_NUMBER: _builtins.int
+    IDENTIFIERS_UNLINKED_FIELD_NUMBER: _builtins.int
+    applied: _builtins.bool
+    """False for a dry run."""
+    profiles_before: _builtins.int
+    profiles_after: _builtins.int
+    merges: _builtins.int
+    """Profiles under the new rules made of more than one profile before."""
+    splits: _builtins.int
+    """Profiles before that the new rules break into more than one."""
+    identifiers_unlinked: _builtins.int
+    """Identifiers in a profile before and in none under the new rules (e.g. newly blocked)."""
+    @_builtins.property
+    def examples(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuleChange]:
+        """Up to 10 examples of each kind."""
+
+    @_builtins.property
+    def rules(self) -> Global___IdentityRules:
+        """The rules in force after the call."""
+
+    def __init__(
+        self,
+        *,
+        applied: _builtins.bool = ...,
+        profiles_before: _builtins.int = ...,
+        profiles_after: _builtins.int = ...,
+        merges: _builtins.int = ...,
+        splits: _builtins.int = ...,
+        examples: _abc.Iterable[Global___RuleChange] | None = ...,
+        rules: Global___IdentityRules | None = ...,
+        identifiers_unlinked: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rules", b"rules"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "examples", b"examples", "identifiers_unlinked", b"identifiers_unlinked", "merges", b"merges", "profiles_after", b"profiles_after", "profiles_before", b"profiles_before", "rules", b"rules", "splits", b"splits"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateIdentityRulesResponse: _TypeAlias = UpdateIdentityRulesResponse  # noqa: Y015
+
+@_typing.final
+class IdentityAction(_message.Message):
+    """An admin decision kept with the log (RemoveIdentifier: b is empty)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    A_FIELD_NUMBER: _builtins.int
+    B_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    a: _builtins.str
+    b: _builtins.str
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        a: _builtins.str = ...,
+        b: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["a", b"a", "at", b"at", "b", b"b"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IdentityAction: _TypeAlias = IdentityAction  # noqa: Y015
+
+@_typing.final
+class IdentityActions(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def actions(self) -> _containers.RepeatedCompositeFieldContainer[Global___IdentityAction]: ...
+    def __init__(
+        self,
+        *,
+        actions: _abc.Iterable[Global___IdentityAction] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IdentityActions: _TypeAlias = IdentityActions  # noqa: Y015
 
 @_typing.final
 class Source(_message.Message):

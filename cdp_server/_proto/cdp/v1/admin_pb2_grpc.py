@@ -49,6 +49,26 @@ class AdminServiceStub:
                 request_serializer=cdp_dot_v1_dot_admin__pb2.TailRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_admin__pb2.TailResponse.FromString,
                 _registered_method=True)
+        self.RemoveIdentifier = channel.unary_unary(
+                '/cdp.v1.AdminService/RemoveIdentifier',
+                request_serializer=cdp_dot_v1_dot_admin__pb2.RemoveIdentifierRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_admin__pb2.RemoveIdentifierResponse.FromString,
+                _registered_method=True)
+        self.SplitProfile = channel.unary_unary(
+                '/cdp.v1.AdminService/SplitProfile',
+                request_serializer=cdp_dot_v1_dot_admin__pb2.SplitProfileRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_admin__pb2.SplitProfileResponse.FromString,
+                _registered_method=True)
+        self.GetIdentityRules = channel.unary_unary(
+                '/cdp.v1.AdminService/GetIdentityRules',
+                request_serializer=cdp_dot_v1_dot_admin__pb2.GetIdentityRulesRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_admin__pb2.IdentityRules.FromString,
+                _registered_method=True)
+        self.UpdateIdentityRules = channel.unary_unary(
+                '/cdp.v1.AdminService/UpdateIdentityRules',
+                request_serializer=cdp_dot_v1_dot_admin__pb2.UpdateIdentityRulesRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_admin__pb2.UpdateIdentityRulesResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -74,6 +94,40 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RemoveIdentifier(self, request, context):
+        """Identity resolution. These decisions are kept with the log and survive restarts; the
+        affected cluster of identifiers is rebuilt from its events at once.
+
+        Takes an identifier out of a profile: from now on it is only ever in a profile of its
+        own (with the events that carry it alone, or as their most important identifier), and
+        the rest of the profile is rebuilt from its remaining links.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SplitProfile(self, request, context):
+        """Splits a profile between two of its identifiers: from now on they never share a profile,
+        and the profile is rebuilt from the links that do not join them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetIdentityRules(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateIdentityRules(self, request, context):
+        """Replaces the identity rules. With dry_run, reports what would merge and split and
+        changes nothing; otherwise re-resolves every profile under the new rules.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -91,6 +145,26 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.Tail,
                     request_deserializer=cdp_dot_v1_dot_admin__pb2.TailRequest.FromString,
                     response_serializer=cdp_dot_v1_dot_admin__pb2.TailResponse.SerializeToString,
+            ),
+            'RemoveIdentifier': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveIdentifier,
+                    request_deserializer=cdp_dot_v1_dot_admin__pb2.RemoveIdentifierRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_admin__pb2.RemoveIdentifierResponse.SerializeToString,
+            ),
+            'SplitProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.SplitProfile,
+                    request_deserializer=cdp_dot_v1_dot_admin__pb2.SplitProfileRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_admin__pb2.SplitProfileResponse.SerializeToString,
+            ),
+            'GetIdentityRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIdentityRules,
+                    request_deserializer=cdp_dot_v1_dot_admin__pb2.GetIdentityRulesRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_admin__pb2.IdentityRules.SerializeToString,
+            ),
+            'UpdateIdentityRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateIdentityRules,
+                    request_deserializer=cdp_dot_v1_dot_admin__pb2.UpdateIdentityRulesRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_admin__pb2.UpdateIdentityRulesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -174,6 +248,114 @@ class AdminService:
             '/cdp.v1.AdminService/Tail',
             cdp_dot_v1_dot_admin__pb2.TailRequest.SerializeToString,
             cdp_dot_v1_dot_admin__pb2.TailResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveIdentifier(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/RemoveIdentifier',
+            cdp_dot_v1_dot_admin__pb2.RemoveIdentifierRequest.SerializeToString,
+            cdp_dot_v1_dot_admin__pb2.RemoveIdentifierResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SplitProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/SplitProfile',
+            cdp_dot_v1_dot_admin__pb2.SplitProfileRequest.SerializeToString,
+            cdp_dot_v1_dot_admin__pb2.SplitProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIdentityRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/GetIdentityRules',
+            cdp_dot_v1_dot_admin__pb2.GetIdentityRulesRequest.SerializeToString,
+            cdp_dot_v1_dot_admin__pb2.IdentityRules.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateIdentityRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/UpdateIdentityRules',
+            cdp_dot_v1_dot_admin__pb2.UpdateIdentityRulesRequest.SerializeToString,
+            cdp_dot_v1_dot_admin__pb2.UpdateIdentityRulesResponse.FromString,
             options,
             channel_credentials,
             insecure,

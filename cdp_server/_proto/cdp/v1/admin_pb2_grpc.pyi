@@ -38,6 +38,23 @@ class AdminServiceStub:
     ListSources: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListSourcesRequest, _admin_pb2.ListSourcesResponse]
     Tail: _grpc.UnaryStreamMultiCallable[_admin_pb2.TailRequest, _admin_pb2.TailResponse]
     """Live accepted events, as they are committed."""
+    RemoveIdentifier: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RemoveIdentifierRequest, _admin_pb2.RemoveIdentifierResponse]
+    """Identity resolution. These decisions are kept with the log and survive restarts; the
+    affected cluster of identifiers is rebuilt from its events at once.
+
+    Takes an identifier out of a profile: from now on it is only ever in a profile of its
+    own (with the events that carry it alone, or as their most important identifier), and
+    the rest of the profile is rebuilt from its remaining links.
+    """
+    SplitProfile: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SplitProfileRequest, _admin_pb2.SplitProfileResponse]
+    """Splits a profile between two of its identifiers: from now on they never share a profile,
+    and the profile is rebuilt from the links that do not join them.
+    """
+    GetIdentityRules: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetIdentityRulesRequest, _admin_pb2.IdentityRules]
+    UpdateIdentityRules: _grpc.UnaryUnaryMultiCallable[_admin_pb2.UpdateIdentityRulesRequest, _admin_pb2.UpdateIdentityRulesResponse]
+    """Replaces the identity rules. With dry_run, reports what would merge and split and
+    changes nothing; otherwise re-resolves every profile under the new rules.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -47,6 +64,23 @@ class AdminServiceAsyncStub(AdminServiceStub):
     ListSources: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListSourcesRequest, _admin_pb2.ListSourcesResponse]  # type: ignore[assignment]
     Tail: _aio.UnaryStreamMultiCallable[_admin_pb2.TailRequest, _admin_pb2.TailResponse]  # type: ignore[assignment]
     """Live accepted events, as they are committed."""
+    RemoveIdentifier: _aio.UnaryUnaryMultiCallable[_admin_pb2.RemoveIdentifierRequest, _admin_pb2.RemoveIdentifierResponse]  # type: ignore[assignment]
+    """Identity resolution. These decisions are kept with the log and survive restarts; the
+    affected cluster of identifiers is rebuilt from its events at once.
+
+    Takes an identifier out of a profile: from now on it is only ever in a profile of its
+    own (with the events that carry it alone, or as their most important identifier), and
+    the rest of the profile is rebuilt from its remaining links.
+    """
+    SplitProfile: _aio.UnaryUnaryMultiCallable[_admin_pb2.SplitProfileRequest, _admin_pb2.SplitProfileResponse]  # type: ignore[assignment]
+    """Splits a profile between two of its identifiers: from now on they never share a profile,
+    and the profile is rebuilt from the links that do not join them.
+    """
+    GetIdentityRules: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetIdentityRulesRequest, _admin_pb2.IdentityRules]  # type: ignore[assignment]
+    UpdateIdentityRules: _aio.UnaryUnaryMultiCallable[_admin_pb2.UpdateIdentityRulesRequest, _admin_pb2.UpdateIdentityRulesResponse]  # type: ignore[assignment]
+    """Replaces the identity rules. With dry_run, reports what would merge and split and
+    changes nothing; otherwise re-resolves every profile under the new rules.
+    """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -71,5 +105,46 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_admin_pb2.TailResponse], _abc.AsyncIterator[_admin_pb2.TailResponse]]:
         """Live accepted events, as they are committed."""
+
+    @_abc_1.abstractmethod
+    def RemoveIdentifier(
+        self,
+        request: _admin_pb2.RemoveIdentifierRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.RemoveIdentifierResponse, _abc.Awaitable[_admin_pb2.RemoveIdentifierResponse]]:
+        """Identity resolution. These decisions are kept with the log and survive restarts; the
+        affected cluster of identifiers is rebuilt from its events at once.
+
+        Takes an identifier out of a profile: from now on it is only ever in a profile of its
+        own (with the events that carry it alone, or as their most important identifier), and
+        the rest of the profile is rebuilt from its remaining links.
+        """
+
+    @_abc_1.abstractmethod
+    def SplitProfile(
+        self,
+        request: _admin_pb2.SplitProfileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.SplitProfileResponse, _abc.Awaitable[_admin_pb2.SplitProfileResponse]]:
+        """Splits a profile between two of its identifiers: from now on they never share a profile,
+        and the profile is rebuilt from the links that do not join them.
+        """
+
+    @_abc_1.abstractmethod
+    def GetIdentityRules(
+        self,
+        request: _admin_pb2.GetIdentityRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.IdentityRules, _abc.Awaitable[_admin_pb2.IdentityRules]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateIdentityRules(
+        self,
+        request: _admin_pb2.UpdateIdentityRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.UpdateIdentityRulesResponse, _abc.Awaitable[_admin_pb2.UpdateIdentityRulesResponse]]:
+        """Replaces the identity rules. With dry_run, reports what would merge and split and
+        changes nothing; otherwise re-resolves every profile under the new rules.
+        """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

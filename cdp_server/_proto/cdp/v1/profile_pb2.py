@@ -26,47 +26,59 @@ from cdp_server._proto.cdp.v1 import event_pb2 as cdp_dot_v1_dot_event__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x63\x64p/v1/profile.proto\x12\x06\x63\x64p.v1\x1a\x12\x63\x64p/v1/event.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"*\n\x12\x45xplainLinkRequest\x12\t\n\x01\x61\x18\x01 \x01(\t\x12\t\n\x01\x62\x18\x02 \x01(\t\"\xab\x02\n\x08LinkStep\x12#\n\x04kind\x18\x01 \x01(\x0e\x32\x15.cdp.v1.LinkStep.Kind\x12\x12\n\nidentifier\x18\x02 \x01(\t\x12\x12\n\nprofile_id\x18\x03 \x01(\t\x12\x18\n\x10other_profile_id\x18\x04 \x01(\t\x12\x12\n\nmessage_id\x18\x05 \x01(\t\x12-\n\ttimestamp\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\"P\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n\x0bKIND_JOINED\x10\x01\x12\x0f\n\x0bKIND_MERGED\x10\x02\x12\x10\n\x0cKIND_REFUSED\x10\x03\"l\n\x13\x45xplainLinkResponse\x12\x0e\n\x06linked\x18\x01 \x01(\x08\x12\x11\n\tprofile_a\x18\x02 \x01(\t\x12\x11\n\tprofile_b\x18\x03 \x01(\t\x12\x1f\n\x05steps\x18\x04 \x03(\x0b\x32\x10.cdp.v1.LinkStep\"?\n\x17\x42\x61tchGetProfilesRequest\x12\x13\n\x0bidentifiers\x18\x01 \x03(\t\x12\x0f\n\x07include\x18\x02 \x03(\t\"Y\n\x12\x42\x61tchProfileResult\x12\x12\n\nidentifier\x18\x01 \x01(\t\x12 \n\x07profile\x18\x02 \x01(\x0b\x32\x0f.cdp.v1.Profile\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"G\n\x18\x42\x61tchGetProfilesResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.cdp.v1.BatchProfileResult\",\n\x16GetMergeHistoryRequest\x12\x12\n\nidentifier\x18\x01 \x01(\t\"r\n\x05Merge\x12\x13\n\x0bsurvivor_id\x18\x01 \x01(\t\x12\x11\n\tmerged_id\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12-\n\ttimestamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"L\n\x17GetMergeHistoryResponse\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12\x1d\n\x06merges\x18\x02 \x03(\x0b\x32\r.cdp.v1.Merge\"I\n\x11GetProfileRequest\x12\x12\n\nidentifier\x18\x01 \x01(\t\x12\x0f\n\x07include\x18\x02 \x03(\t\x12\x0f\n\x07verbose\x18\x03 \x01(\x08\"z\n\x11ProfileIdentifier\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12.\n\nfirst_seen\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x66irst_message_id\x18\x04 \x01(\t\"\x81\x01\n\x0bTraitSource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12.\n\nupdated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nmessage_id\x18\x04 \x01(\t\x12\x11\n\tsource_id\x18\x05 \x01(\r\"\x91\x01\n\x07Profile\x12\n\n\x02id\x18\x01 \x01(\t\x12.\n\x0bidentifiers\x18\x02 \x03(\x0b\x32\x19.cdp.v1.ProfileIdentifier\x12\x0e\n\x06traits\x18\x03 \x01(\x0c\x12*\n\rtrait_sources\x18\x04 \x03(\x0b\x32\x13.cdp.v1.TraitSource\x12\x0e\n\x06merges\x18\x05 \x01(\r\"6\n\x12GetProfileResponse\x12 \n\x07profile\x18\x01 \x01(\x0b\x32\x0f.cdp.v1.Profile\"\\\n\x11ListEventsRequest\x12\x12\n\nidentifier\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x14\n\x0coldest_first\x18\x03 \x01(\x08\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"H\n\x12ListEventsResponse\x12\x1d\n\x06\x65vents\x18\x01 \x03(\x0b\x32\r.cdp.v1.Event\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t2\x8d\x03\n\x0eProfileService\x12\x43\n\nGetProfile\x12\x19.cdp.v1.GetProfileRequest\x1a\x1a.cdp.v1.GetProfileResponse\x12U\n\x10\x42\x61tchGetProfiles\x12\x1f.cdp.v1.BatchGetProfilesRequest\x1a .cdp.v1.BatchGetProfilesResponse\x12R\n\x0fGetMergeHistory\x12\x1e.cdp.v1.GetMergeHistoryRequest\x1a\x1f.cdp.v1.GetMergeHistoryResponse\x12\x46\n\x0b\x45xplainLink\x12\x1a.cdp.v1.ExplainLinkRequest\x1a\x1b.cdp.v1.ExplainLinkResponse\x12\x43\n\nListEvents\x12\x19.cdp.v1.ListEventsRequest\x1a\x1a.cdp.v1.ListEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x63\x64p/v1/profile.proto\x12\x06\x63\x64p.v1\x1a\x12\x63\x64p/v1/event.proto\x1a\x1fgoogle/protobuf/timestamp.proto\",\n\x16ListIdentifiersRequest\x12\x12\n\nidentifier\x18\x01 \x01(\t\"]\n\x17ListIdentifiersResponse\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12.\n\x0bidentifiers\x18\x02 \x03(\x0b\x32\x19.cdp.v1.ProfileIdentifier\"&\n\x10ListLinksRequest\x12\x12\n\nidentifier\x18\x01 \x01(\t\"{\n\x0b\x41\x63\x63ountLink\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0e\n\x06traits\x18\x02 \x01(\x0c\x12\x30\n\x0c\x66irst_linked\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x66irst_message_id\x18\x04 \x01(\t\"j\n\x08UserLink\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12\x30\n\x0c\x66irst_linked\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x66irst_message_id\x18\x03 \x01(\t\"o\n\x11ListLinksResponse\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12%\n\x08\x61\x63\x63ounts\x18\x02 \x03(\x0b\x32\x13.cdp.v1.AccountLink\x12\x1f\n\x05users\x18\x03 \x03(\x0b\x32\x10.cdp.v1.UserLink\"*\n\x12\x45xplainLinkRequest\x12\t\n\x01\x61\x18\x01 \x01(\t\x12\t\n\x01\x62\x18\x02 \x01(\t\"\xab\x02\n\x08LinkStep\x12#\n\x04kind\x18\x01 \x01(\x0e\x32\x15.cdp.v1.LinkStep.Kind\x12\x12\n\nidentifier\x18\x02 \x01(\t\x12\x12\n\nprofile_id\x18\x03 \x01(\t\x12\x18\n\x10other_profile_id\x18\x04 \x01(\t\x12\x12\n\nmessage_id\x18\x05 \x01(\t\x12-\n\ttimestamp\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\"P\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n\x0bKIND_JOINED\x10\x01\x12\x0f\n\x0bKIND_MERGED\x10\x02\x12\x10\n\x0cKIND_REFUSED\x10\x03\"l\n\x13\x45xplainLinkResponse\x12\x0e\n\x06linked\x18\x01 \x01(\x08\x12\x11\n\tprofile_a\x18\x02 \x01(\t\x12\x11\n\tprofile_b\x18\x03 \x01(\t\x12\x1f\n\x05steps\x18\x04 \x03(\x0b\x32\x10.cdp.v1.LinkStep\"?\n\x17\x42\x61tchGetProfilesRequest\x12\x13\n\x0bidentifiers\x18\x01 \x03(\t\x12\x0f\n\x07include\x18\x02 \x03(\t\"Y\n\x12\x42\x61tchProfileResult\x12\x12\n\nidentifier\x18\x01 \x01(\t\x12 \n\x07profile\x18\x02 \x01(\x0b\x32\x0f.cdp.v1.Profile\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"G\n\x18\x42\x61tchGetProfilesResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.cdp.v1.BatchProfileResult\",\n\x16GetMergeHistoryRequest\x12\x12\n\nidentifier\x18\x01 \x01(\t\"r\n\x05Merge\x12\x13\n\x0bsurvivor_id\x18\x01 \x01(\t\x12\x11\n\tmerged_id\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12-\n\ttimestamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"L\n\x17GetMergeHistoryResponse\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12\x1d\n\x06merges\x18\x02 \x03(\x0b\x32\r.cdp.v1.Merge\"I\n\x11GetProfileRequest\x12\x12\n\nidentifier\x18\x01 \x01(\t\x12\x0f\n\x07include\x18\x02 \x03(\t\x12\x0f\n\x07verbose\x18\x03 \x01(\x08\"z\n\x11ProfileIdentifier\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12.\n\nfirst_seen\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x66irst_message_id\x18\x04 \x01(\t\"\x81\x01\n\x0bTraitSource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12.\n\nupdated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nmessage_id\x18\x04 \x01(\t\x12\x11\n\tsource_id\x18\x05 \x01(\r\"\xa9\x01\n\x07Profile\x12\n\n\x02id\x18\x01 \x01(\t\x12.\n\x0bidentifiers\x18\x02 \x03(\x0b\x32\x19.cdp.v1.ProfileIdentifier\x12\x0e\n\x06traits\x18\x03 \x01(\x0c\x12*\n\rtrait_sources\x18\x04 \x03(\x0b\x32\x13.cdp.v1.TraitSource\x12\x0e\n\x06merges\x18\x05 \x01(\r\x12\x16\n\x0etraits_dropped\x18\x06 \x01(\r\"6\n\x12GetProfileResponse\x12 \n\x07profile\x18\x01 \x01(\x0b\x32\x0f.cdp.v1.Profile\"\xf1\x01\n\x11ListEventsRequest\x12\x12\n\nidentifier\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x14\n\x0coldest_first\x18\x03 \x01(\x08\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\x12\x16\n\x0einclude_events\x18\x05 \x03(\t\x12\x16\n\x0e\x65xclude_events\x18\x06 \x03(\t\x12)\n\x05start\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07profile\x18\t \x01(\x08\"H\n\x12ListEventsResponse\x12\x1d\n\x06\x65vents\x18\x01 \x03(\x0b\x32\r.cdp.v1.Event\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t2\xa3\x04\n\x0eProfileService\x12\x43\n\nGetProfile\x12\x19.cdp.v1.GetProfileRequest\x1a\x1a.cdp.v1.GetProfileResponse\x12U\n\x10\x42\x61tchGetProfiles\x12\x1f.cdp.v1.BatchGetProfilesRequest\x1a .cdp.v1.BatchGetProfilesResponse\x12R\n\x0fGetMergeHistory\x12\x1e.cdp.v1.GetMergeHistoryRequest\x1a\x1f.cdp.v1.GetMergeHistoryResponse\x12\x46\n\x0b\x45xplainLink\x12\x1a.cdp.v1.ExplainLinkRequest\x1a\x1b.cdp.v1.ExplainLinkResponse\x12\x43\n\nListEvents\x12\x19.cdp.v1.ListEventsRequest\x1a\x1a.cdp.v1.ListEventsResponse\x12R\n\x0fListIdentifiers\x12\x1e.cdp.v1.ListIdentifiersRequest\x1a\x1f.cdp.v1.ListIdentifiersResponse\x12@\n\tListLinks\x12\x18.cdp.v1.ListLinksRequest\x1a\x19.cdp.v1.ListLinksResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cdp.v1.profile_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EXPLAINLINKREQUEST']._serialized_start=85
-  _globals['_EXPLAINLINKREQUEST']._serialized_end=127
-  _globals['_LINKSTEP']._serialized_start=130
-  _globals['_LINKSTEP']._serialized_end=429
-  _globals['_LINKSTEP_KIND']._serialized_start=349
-  _globals['_LINKSTEP_KIND']._serialized_end=429
-  _globals['_EXPLAINLINKRESPONSE']._serialized_start=431
-  _globals['_EXPLAINLINKRESPONSE']._serialized_end=539
-  _globals['_BATCHGETPROFILESREQUEST']._serialized_start=541
-  _globals['_BATCHGETPROFILESREQUEST']._serialized_end=604
-  _globals['_BATCHPROFILERESULT']._serialized_start=606
-  _globals['_BATCHPROFILERESULT']._serialized_end=695
-  _globals['_BATCHGETPROFILESRESPONSE']._serialized_start=697
-  _globals['_BATCHGETPROFILESRESPONSE']._serialized_end=768
-  _globals['_GETMERGEHISTORYREQUEST']._serialized_start=770
-  _globals['_GETMERGEHISTORYREQUEST']._serialized_end=814
-  _globals['_MERGE']._serialized_start=816
-  _globals['_MERGE']._serialized_end=930
-  _globals['_GETMERGEHISTORYRESPONSE']._serialized_start=932
-  _globals['_GETMERGEHISTORYRESPONSE']._serialized_end=1008
-  _globals['_GETPROFILEREQUEST']._serialized_start=1010
-  _globals['_GETPROFILEREQUEST']._serialized_end=1083
-  _globals['_PROFILEIDENTIFIER']._serialized_start=1085
-  _globals['_PROFILEIDENTIFIER']._serialized_end=1207
-  _globals['_TRAITSOURCE']._serialized_start=1210
-  _globals['_TRAITSOURCE']._serialized_end=1339
-  _globals['_PROFILE']._serialized_start=1342
-  _globals['_PROFILE']._serialized_end=1487
-  _globals['_GETPROFILERESPONSE']._serialized_start=1489
-  _globals['_GETPROFILERESPONSE']._serialized_end=1543
-  _globals['_LISTEVENTSREQUEST']._serialized_start=1545
-  _globals['_LISTEVENTSREQUEST']._serialized_end=1637
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=1639
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=1711
-  _globals['_PROFILESERVICE']._serialized_start=1714
-  _globals['_PROFILESERVICE']._serialized_end=2111
+  _globals['_LISTIDENTIFIERSREQUEST']._serialized_start=85
+  _globals['_LISTIDENTIFIERSREQUEST']._serialized_end=129
+  _globals['_LISTIDENTIFIERSRESPONSE']._serialized_start=131
+  _globals['_LISTIDENTIFIERSRESPONSE']._serialized_end=224
+  _globals['_LISTLINKSREQUEST']._serialized_start=226
+  _globals['_LISTLINKSREQUEST']._serialized_end=264
+  _globals['_ACCOUNTLINK']._serialized_start=266
+  _globals['_ACCOUNTLINK']._serialized_end=389
+  _globals['_USERLINK']._serialized_start=391
+  _globals['_USERLINK']._serialized_end=497
+  _globals['_LISTLINKSRESPONSE']._serialized_start=499
+  _globals['_LISTLINKSRESPONSE']._serialized_end=610
+  _globals['_EXPLAINLINKREQUEST']._serialized_start=612
+  _globals['_EXPLAINLINKREQUEST']._serialized_end=654
+  _globals['_LINKSTEP']._serialized_start=657
+  _globals['_LINKSTEP']._serialized_end=956
+  _globals['_LINKSTEP_KIND']._serialized_start=876
+  _globals['_LINKSTEP_KIND']._serialized_end=956
+  _globals['_EXPLAINLINKRESPONSE']._serialized_start=958
+  _globals['_EXPLAINLINKRESPONSE']._serialized_end=1066
+  _globals['_BATCHGETPROFILESREQUEST']._serialized_start=1068
+  _globals['_BATCHGETPROFILESREQUEST']._serialized_end=1131
+  _globals['_BATCHPROFILERESULT']._serialized_start=1133
+  _globals['_BATCHPROFILERESULT']._serialized_end=1222
+  _globals['_BATCHGETPROFILESRESPONSE']._serialized_start=1224
+  _globals['_BATCHGETPROFILESRESPONSE']._serialized_end=1295
+  _globals['_GETMERGEHISTORYREQUEST']._serialized_start=1297
+  _globals['_GETMERGEHISTORYREQUEST']._serialized_end=1341
+  _globals['_MERGE']._serialized_start=1343
+  _globals['_MERGE']._serialized_end=1457
+  _globals['_GETMERGEHISTORYRESPONSE']._serialized_start=1459
+  _globals['_GETMERGEHISTORYRESPONSE']._serialized_end=1535
+  _globals['_GETPROFILEREQUEST']._serialized_start=1537
+  _globals['_GETPROFILEREQUEST']._serialized_end=1610
+  _globals['_PROFILEIDENTIFIER']._serialized_start=1612
+  _globals['_PROFILEIDENTIFIER']._serialized_end=1734
+  _globals['_TRAITSOURCE']._serialized_start=1737
+  _globals['_TRAITSOURCE']._serialized_end=1866
+  _globals['_PROFILE']._serialized_start=1869
+  _globals['_PROFILE']._serialized_end=2038
+  _globals['_GETPROFILERESPONSE']._serialized_start=2040
+  _globals['_GETPROFILERESPONSE']._serialized_end=2094
+  _globals['_LISTEVENTSREQUEST']._serialized_start=2097
+  _globals['_LISTEVENTSREQUEST']._serialized_end=2338
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=2340
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=2412
+  _globals['_PROFILESERVICE']._serialized_start=2415
+  _globals['_PROFILESERVICE']._serialized_end=2962
 # @@protoc_insertion_point(module_scope)

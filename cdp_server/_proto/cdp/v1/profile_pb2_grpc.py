@@ -59,6 +59,16 @@ class ProfileServiceStub:
                 request_serializer=cdp_dot_v1_dot_profile__pb2.ListEventsRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_profile__pb2.ListEventsResponse.FromString,
                 _registered_method=True)
+        self.ListIdentifiers = channel.unary_unary(
+                '/cdp.v1.ProfileService/ListIdentifiers',
+                request_serializer=cdp_dot_v1_dot_profile__pb2.ListIdentifiersRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_profile__pb2.ListIdentifiersResponse.FromString,
+                _registered_method=True)
+        self.ListLinks = channel.unary_unary(
+                '/cdp.v1.ProfileService/ListLinks',
+                request_serializer=cdp_dot_v1_dot_profile__pb2.ListLinksRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_profile__pb2.ListLinksResponse.FromString,
+                _registered_method=True)
 
 
 class ProfileServiceServicer:
@@ -94,7 +104,21 @@ class ProfileServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListEvents(self, request, context):
-        """Events carrying an identifier, newest first by default.
+        """Events of an identifier or of a whole profile, newest first by default.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIdentifiers(self, request, context):
+        """A profile's identifiers, each with the event and time it was first linked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLinks(self, request, context):
+        """A user profile's accounts (from group calls), or an account's users ("group_id:...").
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -127,6 +151,16 @@ def add_ProfileServiceServicer_to_server(servicer, server):
                     servicer.ListEvents,
                     request_deserializer=cdp_dot_v1_dot_profile__pb2.ListEventsRequest.FromString,
                     response_serializer=cdp_dot_v1_dot_profile__pb2.ListEventsResponse.SerializeToString,
+            ),
+            'ListIdentifiers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIdentifiers,
+                    request_deserializer=cdp_dot_v1_dot_profile__pb2.ListIdentifiersRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_profile__pb2.ListIdentifiersResponse.SerializeToString,
+            ),
+            'ListLinks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLinks,
+                    request_deserializer=cdp_dot_v1_dot_profile__pb2.ListLinksRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_profile__pb2.ListLinksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -264,6 +298,60 @@ class ProfileService:
             '/cdp.v1.ProfileService/ListEvents',
             cdp_dot_v1_dot_profile__pb2.ListEventsRequest.SerializeToString,
             cdp_dot_v1_dot_profile__pb2.ListEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIdentifiers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.ProfileService/ListIdentifiers',
+            cdp_dot_v1_dot_profile__pb2.ListIdentifiersRequest.SerializeToString,
+            cdp_dot_v1_dot_profile__pb2.ListIdentifiersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLinks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.ProfileService/ListLinks',
+            cdp_dot_v1_dot_profile__pb2.ListLinksRequest.SerializeToString,
+            cdp_dot_v1_dot_profile__pb2.ListLinksResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -203,7 +203,6 @@ pub struct Explanation {
     pub steps: Vec<LinkStep>,
 }
 
-
 /// Refusals remembered for explanations (the oldest are forgotten first).
 const REFUSAL_LOG_LIMIT: usize = 100_000;
 
@@ -406,7 +405,10 @@ impl IdentityGraph {
             }
         }
         let Some(home) = home else { return false };
-        self.profiles[&home].changed.compare(event.timestamp_ms, event.message_id) == Ordering::Greater
+        self.profiles[&home]
+            .changed
+            .compare(event.timestamp_ms, event.message_id)
+            == Ordering::Greater
     }
 
     /// Flat matching of one event whose nodes exist (see `resolve`).
@@ -796,7 +798,8 @@ impl IdentityGraph {
     }
 
     /// Why `a` and `b` share a profile (each one's first link, then the merges that joined
-    /// their first profiles), or why they do not (the refusals between their profiles).
+    /// their first profiles), or why they do not (the events that carried an identifier of one
+    /// profile but were kept in the other, with the rule that refused the link).
     /// `None` when either identifier is in no profile.
     pub fn explain(&mut self, a: &Identifier, b: &Identifier) -> Option<Explanation> {
         let (node_a, node_b) = (self.linked_node(a)?, self.linked_node(b)?);
@@ -832,14 +835,25 @@ impl IdentityGraph {
                     .map(|i| LinkStep::Merged(self.merges[i as usize].clone())),
             );
         } else {
-            for (_, record) in &self.refusals {
+            // Events that carried an identifier of one profile but went to the other.
+            let mut bridging = Vec::new();
+            for (node, record) in &self.refusals {
                 let towards = self.current_id(record.resolved_to);
-                let involved = (record.identifier == *a && towards == profile_b)
-                    || (record.identifier == *b && towards == profile_a);
-                if involved {
-                    steps.push(LinkStep::Refused(record.clone()));
+                if towards == profile_a || towards == profile_b {
+                    bridging.push((*node, towards, record));
                 }
             }
+            let mut found = Vec::new();
+            for (node, towards, record) in bridging {
+                if !self.nodes[node as usize].linked {
+                    continue;
+                }
+                let from = self.profiles[&self.sets.find(node)].id;
+                if (from == profile_a && towards == profile_b) || (from == profile_b && towards == profile_a) {
+                    found.push(LinkStep::Refused(record.clone()));
+                }
+            }
+            steps = found;
         }
         Some(Explanation {
             linked,
@@ -917,6 +931,17 @@ impl IdentityGraph {
             })
             .collect();
         out.sort();
+        out
+    }
+
+    /// Every linked identifier (by hash) → its profile: for comparing two graphs.
+    pub fn assignment(&self) -> FxHashMap<u128, ProfileId> {
+        let mut out = FxHashMap::default();
+        for profile in self.profiles.values() {
+            for &node in &profile.members {
+                out.insert(self.nodes[node as usize].hash, profile.id);
+            }
+        }
         out
     }
 

@@ -1,6 +1,6 @@
 use super::*;
-use crate::identity::separations::Separations;
 use crate::identity::rules::{Limit, LimitWindow, TypeRule};
+use crate::identity::separations::Separations;
 use proptest::prelude::*;
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
@@ -299,7 +299,11 @@ fn explain_tells_how_two_identifiers_were_linked_or_why_not() {
     };
     assert_eq!(
         (&record.identifier, &record.reason, record.message_id.as_str()),
-        (&id("email:u1@x.com"), &Refusal::Limit { kind: "user_id".into() }, "m0004")
+        (
+            &id("email:u1@x.com"),
+            &Refusal::Limit { kind: "user_id".into() },
+            "m0004"
+        )
     );
     assert!(events.graph.explain(&id("user_id:nobody"), &id("user_id:u1")).is_none());
 }
@@ -357,7 +361,11 @@ fn a_late_event_inside_a_settled_profile_changes_nothing_and_replays_nothing() {
     assert_eq!(events.graph.rebuilt_clusters(), 1);
     let now = events.graph.profile_of(&id("user_id:u1")).unwrap();
     assert_ne!(now, before[0].0);
-    assert_eq!(events.graph.current_id(before[0].0), now, "the old id leads to the profile");
+    assert_eq!(
+        events.graph.current_id(before[0].0),
+        now,
+        "the old id leads to the profile"
+    );
 }
 
 #[test]
@@ -376,7 +384,10 @@ fn remove_identifier_rebuilds_the_profile_from_its_remaining_links() {
         events.graph.profile_of(&id("anonymous_id:kiosk")).unwrap(),
     );
     assert!(ann != bob && bob != kiosk && ann != kiosk);
-    assert_eq!(events.graph.view(&ProfileLookup::Id(kiosk)).unwrap().identifiers.len(), 1);
+    assert_eq!(
+        events.graph.view(&ProfileLookup::Id(kiosk)).unwrap().identifiers.len(),
+        1
+    );
     // The kiosk never links again.
     let again = events.send(&["anonymous_id:kiosk", "user_id:carl"]);
     assert_eq!(again.refused, vec![(id("anonymous_id:kiosk"), Refusal::Separated)]);
@@ -390,12 +401,17 @@ fn split_keeps_two_identifiers_apart_and_explains_why() {
     events.send(&["email:shared@x.com", "anonymous_id:a1"]);
     events.send(&["anonymous_id:a1"]);
     let mut log = events.log.clone();
-    assert!(events.graph.separate(&id("user_id:ann"), &id("anonymous_id:a1"), &mut log));
+    assert!(events
+        .graph
+        .separate(&id("user_id:ann"), &id("anonymous_id:a1"), &mut log));
     let ann = events.graph.profile_of(&id("user_id:ann")).unwrap();
     let a1 = events.graph.profile_of(&id("anonymous_id:a1")).unwrap();
     assert_ne!(ann, a1);
     assert_eq!(events.graph.profile_of(&id("email:shared@x.com")), Some(ann));
-    let why = events.graph.explain(&id("user_id:ann"), &id("anonymous_id:a1")).unwrap();
+    let why = events
+        .graph
+        .explain(&id("user_id:ann"), &id("anonymous_id:a1"))
+        .unwrap();
     assert!(!why.linked);
     assert!(why
         .steps

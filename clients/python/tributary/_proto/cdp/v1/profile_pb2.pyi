@@ -24,6 +24,159 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class ListIdentifiersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTIFIER_FIELD_NUMBER: _builtins.int
+    identifier: _builtins.str
+    """"type:value" or "tp_..."."""
+    def __init__(
+        self,
+        *,
+        identifier: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identifier", b"identifier"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListIdentifiersRequest: _TypeAlias = ListIdentifiersRequest  # noqa: Y015
+
+@_typing.final
+class ListIdentifiersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROFILE_ID_FIELD_NUMBER: _builtins.int
+    IDENTIFIERS_FIELD_NUMBER: _builtins.int
+    profile_id: _builtins.str
+    @_builtins.property
+    def identifiers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProfileIdentifier]: ...
+    def __init__(
+        self,
+        *,
+        profile_id: _builtins.str = ...,
+        identifiers: _abc.Iterable[Global___ProfileIdentifier] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identifiers", b"identifiers", "profile_id", b"profile_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListIdentifiersResponse: _TypeAlias = ListIdentifiersResponse  # noqa: Y015
+
+@_typing.final
+class ListLinksRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTIFIER_FIELD_NUMBER: _builtins.int
+    identifier: _builtins.str
+    """A user profile ("type:value" or "tp_...") or an account ("group_id:...")."""
+    def __init__(
+        self,
+        *,
+        identifier: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identifier", b"identifier"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLinksRequest: _TypeAlias = ListLinksRequest  # noqa: Y015
+
+@_typing.final
+class AccountLink(_message.Message):
+    """An account a user belongs to."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    TRAITS_FIELD_NUMBER: _builtins.int
+    FIRST_LINKED_FIELD_NUMBER: _builtins.int
+    FIRST_MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    group_id: _builtins.str
+    traits: _builtins.bytes
+    """The account's traits from group calls, one JSON object (latest timestamp wins)."""
+    first_message_id: _builtins.str
+    @_builtins.property
+    def first_linked(self) -> _timestamp_pb2.Timestamp:
+        """The first group call that linked this user to the account."""
+
+    def __init__(
+        self,
+        *,
+        group_id: _builtins.str = ...,
+        traits: _builtins.bytes = ...,
+        first_linked: _timestamp_pb2.Timestamp | None = ...,
+        first_message_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["first_linked", b"first_linked"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_linked", b"first_linked", "first_message_id", b"first_message_id", "group_id", b"group_id", "traits", b"traits"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountLink: _TypeAlias = AccountLink  # noqa: Y015
+
+@_typing.final
+class UserLink(_message.Message):
+    """A user of an account."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROFILE_ID_FIELD_NUMBER: _builtins.int
+    FIRST_LINKED_FIELD_NUMBER: _builtins.int
+    FIRST_MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    profile_id: _builtins.str
+    first_message_id: _builtins.str
+    @_builtins.property
+    def first_linked(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        profile_id: _builtins.str = ...,
+        first_linked: _timestamp_pb2.Timestamp | None = ...,
+        first_message_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["first_linked", b"first_linked"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_linked", b"first_linked", "first_message_id", b"first_message_id", "profile_id", b"profile_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UserLink: _TypeAlias = UserLink  # noqa: Y015
+
+@_typing.final
+class ListLinksResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROFILE_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNTS_FIELD_NUMBER: _builtins.int
+    USERS_FIELD_NUMBER: _builtins.int
+    profile_id: _builtins.str
+    """The user profile (empty for an account lookup)."""
+    @_builtins.property
+    def accounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccountLink]: ...
+    @_builtins.property
+    def users(self) -> _containers.RepeatedCompositeFieldContainer[Global___UserLink]: ...
+    def __init__(
+        self,
+        *,
+        profile_id: _builtins.str = ...,
+        accounts: _abc.Iterable[Global___AccountLink] | None = ...,
+        users: _abc.Iterable[Global___UserLink] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "profile_id", b"profile_id", "users", b"users"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLinksResponse: _TypeAlias = ListLinksResponse  # noqa: Y015
+
+@_typing.final
 class ExplainLinkRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -391,12 +544,15 @@ class Profile(_message.Message):
     TRAITS_FIELD_NUMBER: _builtins.int
     TRAIT_SOURCES_FIELD_NUMBER: _builtins.int
     MERGES_FIELD_NUMBER: _builtins.int
+    TRAITS_DROPPED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Stable: "tp_" + 26 characters; survives merges (the oldest profile's id is kept)."""
     traits: _builtins.bytes
     """Traits as one JSON object (latest event timestamp wins; null removes a trait)."""
     merges: _builtins.int
     """Profiles merged into this one so far."""
+    traits_dropped: _builtins.int
+    """Traits beyond the 6,000-per-profile cap that were not kept (the earliest set are kept)."""
     @_builtins.property
     def identifiers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProfileIdentifier]: ...
     @_builtins.property
@@ -409,10 +565,11 @@ class Profile(_message.Message):
         traits: _builtins.bytes = ...,
         trait_sources: _abc.Iterable[Global___TraitSource] | None = ...,
         merges: _builtins.int = ...,
+        traits_dropped: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "identifiers", b"identifiers", "merges", b"merges", "trait_sources", b"trait_sources", "traits", b"traits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "identifiers", b"identifiers", "merges", b"merges", "trait_sources", b"trait_sources", "traits", b"traits", "traits_dropped", b"traits_dropped"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -440,20 +597,42 @@ Global___GetProfileResponse: _TypeAlias = GetProfileResponse  # noqa: Y015
 
 @_typing.final
 class ListEventsRequest(_message.Message):
-    """An identifier as "type:value", e.g. "user_id:42", "email:a@b.com"."""
-
     DESCRIPTOR: _descriptor.Descriptor
 
     IDENTIFIER_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
     OLDEST_FIRST_FIELD_NUMBER: _builtins.int
     CURSOR_FIELD_NUMBER: _builtins.int
+    INCLUDE_EVENTS_FIELD_NUMBER: _builtins.int
+    EXCLUDE_EVENTS_FIELD_NUMBER: _builtins.int
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
     identifier: _builtins.str
+    """An identifier as "type:value", e.g. "user_id:42", "email:a@b.com", or a profile id."""
     limit: _builtins.int
     """Default 20, at most 1000."""
     oldest_first: _builtins.bool
     cursor: _builtins.str
     """Opaque cursor from a previous response."""
+    profile: _builtins.bool
+    """The events of the identifier's whole profile, not only those carrying the identifier
+    (always so when identifier is a profile id "tp_...").
+    """
+    @_builtins.property
+    def include_events(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only events with these names (track event, page/screen name; empty: all)."""
+
+    @_builtins.property
+    def exclude_events(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Not events with these names."""
+
+    @_builtins.property
+    def start(self) -> _timestamp_pb2.Timestamp:
+        """Only events with timestamps in [start, end) (unset: unbounded). There is no age limit."""
+
+    @_builtins.property
+    def end(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -461,10 +640,15 @@ class ListEventsRequest(_message.Message):
         limit: _builtins.int = ...,
         oldest_first: _builtins.bool = ...,
         cursor: _builtins.str = ...,
+        include_events: _abc.Iterable[_builtins.str] | None = ...,
+        exclude_events: _abc.Iterable[_builtins.str] | None = ...,
+        start: _timestamp_pb2.Timestamp | None = ...,
+        end: _timestamp_pb2.Timestamp | None = ...,
+        profile: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "identifier", b"identifier", "limit", b"limit", "oldest_first", b"oldest_first"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "end", b"end", "exclude_events", b"exclude_events", "identifier", b"identifier", "include_events", b"include_events", "limit", b"limit", "oldest_first", b"oldest_first", "profile", b"profile", "start", b"start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -44,7 +44,11 @@ class ProfileServiceStub:
     they were kept apart (the events whose identifiers were refused, with the rule).
     """
     ListEvents: _grpc.UnaryUnaryMultiCallable[_profile_pb2.ListEventsRequest, _profile_pb2.ListEventsResponse]
-    """Events carrying an identifier, newest first by default."""
+    """Events of an identifier or of a whole profile, newest first by default."""
+    ListIdentifiers: _grpc.UnaryUnaryMultiCallable[_profile_pb2.ListIdentifiersRequest, _profile_pb2.ListIdentifiersResponse]
+    """A profile's identifiers, each with the event and time it was first linked."""
+    ListLinks: _grpc.UnaryUnaryMultiCallable[_profile_pb2.ListLinksRequest, _profile_pb2.ListLinksResponse]
+    """A user profile's accounts (from group calls), or an account's users ("group_id:...")."""
 
 @_typing.type_check_only
 class ProfileServiceAsyncStub(ProfileServiceStub):
@@ -60,7 +64,11 @@ class ProfileServiceAsyncStub(ProfileServiceStub):
     they were kept apart (the events whose identifiers were refused, with the rule).
     """
     ListEvents: _aio.UnaryUnaryMultiCallable[_profile_pb2.ListEventsRequest, _profile_pb2.ListEventsResponse]  # type: ignore[assignment]
-    """Events carrying an identifier, newest first by default."""
+    """Events of an identifier or of a whole profile, newest first by default."""
+    ListIdentifiers: _aio.UnaryUnaryMultiCallable[_profile_pb2.ListIdentifiersRequest, _profile_pb2.ListIdentifiersResponse]  # type: ignore[assignment]
+    """A profile's identifiers, each with the event and time it was first linked."""
+    ListLinks: _aio.UnaryUnaryMultiCallable[_profile_pb2.ListLinksRequest, _profile_pb2.ListLinksResponse]  # type: ignore[assignment]
+    """A user profile's accounts (from group calls), or an account's users ("group_id:...")."""
 
 class ProfileServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -103,6 +111,22 @@ class ProfileServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _profile_pb2.ListEventsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_profile_pb2.ListEventsResponse, _abc.Awaitable[_profile_pb2.ListEventsResponse]]:
-        """Events carrying an identifier, newest first by default."""
+        """Events of an identifier or of a whole profile, newest first by default."""
+
+    @_abc_1.abstractmethod
+    def ListIdentifiers(
+        self,
+        request: _profile_pb2.ListIdentifiersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_profile_pb2.ListIdentifiersResponse, _abc.Awaitable[_profile_pb2.ListIdentifiersResponse]]:
+        """A profile's identifiers, each with the event and time it was first linked."""
+
+    @_abc_1.abstractmethod
+    def ListLinks(
+        self,
+        request: _profile_pb2.ListLinksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_profile_pb2.ListLinksResponse, _abc.Awaitable[_profile_pb2.ListLinksResponse]]:
+        """A user profile's accounts (from group calls), or an account's users ("group_id:...")."""
 
 def add_ProfileServiceServicer_to_server(servicer: ProfileServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

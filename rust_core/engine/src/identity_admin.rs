@@ -1,0 +1,247 @@
+//! Identity administration over gRPC bytes: RemoveIdentifier, SplitProfile, GetIdentityRules
+//! and UpdateIdentityRules (with a dry run). Every decision is written to the log environment
+//! before it is applied, so a restart rebuilds the same graph.
+
+use prost::Message;
+use rustc_hash::FxHashMap;
+
+use crate::error::{EngineError, Result};
+use crate::identifiers::Identifier;
+use crate::identity::graph::{IdentityGraph, ProfileId, ProfileLookup};
+use crate::ingest::Engine;
+use crate::profile_reads::parse_lookup;
+use crate::profiles::{compile_rules, replay_log, LogLoader, ProfileState, Profiles};
+use crate::proto::{
+    rule_change, GetIdentityRulesRequest, IdentityAction, IdentityActions, RemoveIdentifierRequest,
+    RemoveIdentifierResponse, RuleChange, SplitProfileRequest, SplitProfileResponse, UpdateIdentityRulesRequest,
+    UpdateIdentityRulesResponse,
+};
+use crate::store::Store;
+use crate::time;
+
+/// Examples of each kind a rules report carries.
+const EXAMPLES: usize = 10;
+
+fn text(identifier: &Identifier) -> String {
+    format!("{}:{}", identifier.kind, identifier.value)
+}
+
+fn parse_identifier(field: &str, value: &str) -> Result<Identifier> {
+    Identifier::parse(value.trim())
+        .ok_or_else(|| EngineError::InvalidRequest(format!("{field} must be type:value, got {value:?}")))
+}
+
+/// Writes the actions list with one more action (the log environment, durable on return).
+fn persist_action(store: &Store, state: &mut ProfileState, action: IdentityAction) -> Result<()> {
+    let mut actions = state.actions.clone();
+    actions.push(action);
+    let encoded = IdentityActions {
+        actions: actions.clone(),
+    }
+    .encode_to_vec();
+    store
+        .log
+        .write_with_growth(|txn| Ok(store.log_dbs.identity.put(txn, "actions", &encoded)?))?;
+    state.actions = actions;
+    Ok(())
+}
+
+impl Engine {
+    /// `AdminService.RemoveIdentifier` on encoded bytes.
+    pub fn remove_identifier(&self, request: &[u8]) -> Result<Vec<u8>> {
+        let request = RemoveIdentifierRequest::decode(request)
+            .map_err(|e| EngineError::InvalidRequest(format!("malformed RemoveIdentifierRequest: {e}")))?;
+        let identifier = parse_identifier("identifier", &request.identifier)?;
+        let lookup = parse_lookup("profile", &request.profile)?;
+        let store = &self.shared.store;
+        let mut state = self.shared.profiles.lock();
+        let view = state
+            .graph
+            .view(&lookup)
+            .ok_or_else(|| EngineError::NotFound(format!("no profile for {}", request.profile.trim())))?;
+        if !view.identifiers.iter().any(|(known, ..)| *known == identifier) {
+            return Err(EngineError::InvalidRequest(format!(
+                "identifier {} is not in profile {}",
+                text(&identifier),
+                view.id
+            )));
+        }
+        if view.identifiers.len() == 1 {
+            return Err(EngineError::InvalidRequest(format!(
+                "identifier {} is the only identifier of profile {}: there is nothing to remove it from",
+                text(&identifier),
+                view.id
+            )));
+        }
+        let action = IdentityAction {
+            a: text(&identifier),
+            b: String::new(),
+            at: Some(time::from_ms(time::now_ms())),
+        };
+        persist_action(store, &mut state, action)?;
+        state.graph.isolate(&identifier, &mut LogLoader { store });
+        let removed = state.graph.profile_of(&identifier);
+        let rest = view
+            .identifiers
+            .iter()
+            .filter(|(known, ..)| *known != identifier)
+            .find_map(|(known, ..)| state.graph.profile_of(known));
+        log::info!("identity: removed {} from {}", text(&identifier), view.id);
+        Ok(RemoveIdentifierResponse {
+            profile_id: rest.map(|id| id.to_string()).unwrap_or_default(),
+            removed_profile_id: removed.map(|id| id.to_string()).unwrap_or_default(),
+        }
+        .encode_to_vec())
+    }
+
+    /// `AdminService.SplitProfile` on encoded bytes.
+    pub fn split_profile(&self, request: &[u8]) -> Result<Vec<u8>> {
+        let request = SplitProfileRequest::decode(request)
+            .map_err(|e| EngineError::InvalidRequest(format!("malformed SplitProfileRequest: {e}")))?;
+        let a = parse_identifier("a", &request.a)?;
+        let b = parse_identifier("b", &request.b)?;
+        if a == b {
+            return Err(EngineError::InvalidRequest(
+                "a and b must be two different identifiers".into(),
+            ));
+        }
+        let lookup = parse_lookup("profile", &request.profile)?;
+        let store = &self.shared.store;
+        let mut state = self.shared.profiles.lock();
+        let view = state
+            .graph
+            .view(&lookup)
+            .ok_or_else(|| EngineError::NotFound(format!("no profile for {}", request.profile.trim())))?;
+        for (field, identifier) in [("a", &a), ("b", &b)] {
+            if !view.identifiers.iter().any(|(known, ..)| known == identifier) {
+                return Err(EngineError::InvalidRequest(format!(
+                    "{field}: {} is not in profile {}",
+                    text(identifier),
+                    view.id
+                )));
+            }
+        }
+        let action = IdentityAction {
+            a: text(&a),
+            b: text(&b),
+            at: Some(time::from_ms(time::now_ms())),
+        };
+        persist_action(store, &mut state, action)?;
+        state.graph.separate(&a, &b, &mut LogLoader { store });
+        let name = |id: Option<ProfileId>| id.map(|id| id.to_string()).unwrap_or_default();
+        log::info!("identity: split {} from {} in {}", text(&a), text(&b), view.id);
+        Ok(SplitProfileResponse {
+            profile_a: name(state.graph.profile_of(&a)),
+            profile_b: name(state.graph.profile_of(&b)),
+        }
+        .encode_to_vec())
+    }
+
+    /// `AdminService.GetIdentityRules` on encoded bytes.
+    pub fn get_identity_rules(&self, request: &[u8]) -> Result<Vec<u8>> {
+        GetIdentityRulesRequest::decode(request)
+            .map_err(|e| EngineError::InvalidRequest(format!("malformed GetIdentityRulesRequest: {e}")))?;
+        Ok(self.shared.profiles.lock().rules.encode_to_vec())
+    }
+
+    /// `AdminService.UpdateIdentityRules` on encoded bytes. The new graph is built from the log
+    /// without holding the graph lock; only the catch-up, the comparison and the swap hold it.
+    pub fn update_identity_rules(&self, request: &[u8]) -> Result<Vec<u8>> {
+        let request = UpdateIdentityRulesRequest::decode(request)
+            .map_err(|e| EngineError::InvalidRequest(format!("malformed UpdateIdentityRulesRequest: {e}")))?;
+        let rules = request.rules.unwrap_or_default();
+        let compiled = compile_rules(&rules)?;
+        let store = &self.shared.store;
+        let _one_at_a_time = self.shared.profiles.admin.lock();
+        let separations = self.shared.profiles.lock().graph.separations().clone();
+        let (graph, links, through) = replay_log(store, compiled, separations)?;
+        let mut state = self.shared.profiles.lock();
+        let mut candidate = ProfileState {
+            graph,
+            resolved_through: through,
+            links,
+            rules: rules.clone(),
+            actions: state.actions.clone(),
+        };
+        Profiles::catch_up(&mut candidate, store)?;
+        let mut response = compare(&mut state.graph, &mut candidate.graph);
+        response.applied = !request.dry_run;
+        if request.dry_run {
+            response.rules = Some(state.rules.clone());
+        } else {
+            let encoded = rules.encode_to_vec();
+            store
+                .log
+                .write_with_growth(|txn| Ok(store.log_dbs.identity.put(txn, "rules", &encoded)?))?;
+            *state = candidate;
+            response.rules = Some(rules);
+            log::info!(
+                "identity: rules updated ({} merges, {} splits)",
+                response.merges,
+                response.splits
+            );
+        }
+        Ok(response.encode_to_vec())
+    }
+}
+
+/// How the profiles of `after` differ from those of `before`, identifier by identifier.
+fn compare(before: &mut IdentityGraph, after: &mut IdentityGraph) -> UpdateIdentityRulesResponse {
+    let old = before.assignment();
+    let new = after.assignment();
+    let mut sources: FxHashMap<ProfileId, Vec<ProfileId>> = FxHashMap::default();
+    let mut pieces: FxHashMap<ProfileId, Vec<ProfileId>> = FxHashMap::default();
+    let mut unlinked = 0;
+    for (hash, was) in &old {
+        let Some(now) = new.get(hash) else {
+            unlinked += 1;
+            continue;
+        };
+        let into = sources.entry(*now).or_default();
+        if !into.contains(was) {
+            into.push(*was);
+        }
+        let from = pieces.entry(*was).or_default();
+        if !from.contains(now) {
+            from.push(*now);
+        }
+    }
+    let mut merged: Vec<(ProfileId, Vec<ProfileId>)> = sources.into_iter().filter(|(_, v)| v.len() > 1).collect();
+    let mut split: Vec<(ProfileId, Vec<ProfileId>)> = pieces.into_iter().filter(|(_, v)| v.len() > 1).collect();
+    merged.sort();
+    split.sort();
+    let mut examples = Vec::new();
+    let sample = |graph: &mut IdentityGraph, id: ProfileId| -> Vec<String> {
+        graph
+            .view(&ProfileLookup::Id(id))
+            .map(|view| view.identifiers.iter().take(5).map(|(i, ..)| text(i)).collect())
+            .unwrap_or_default()
+    };
+    let names = |ids: &[ProfileId]| ids.iter().map(ProfileId::to_string).collect::<Vec<_>>();
+    for (now, was) in merged.iter().take(EXAMPLES) {
+        examples.push(RuleChange {
+            kind: rule_change::Kind::Merge as i32,
+            profiles_before: names(was),
+            profiles_after: vec![now.to_string()],
+            identifiers: sample(after, *now),
+        });
+    }
+    for (was, now) in split.iter().take(EXAMPLES) {
+        examples.push(RuleChange {
+            kind: rule_change::Kind::Split as i32,
+            profiles_before: vec![was.to_string()],
+            profiles_after: names(now),
+            identifiers: sample(before, *was),
+        });
+    }
+    UpdateIdentityRulesResponse {
+        applied: false,
+        profiles_before: before.profile_count() as u64,
+        profiles_after: after.profile_count() as u64,
+        merges: merged.len() as u64,
+        splits: split.len() as u64,
+        examples,
+        rules: None,
+        identifiers_unlinked: unlinked,
+    }
+}
