@@ -208,6 +208,7 @@ pub fn replay_log(
     let mut graph = IdentityGraph::with_separations(rules, separations);
     let mut links = AccountLinks::default();
     let txn = store.log.read()?;
+    graph.reserve(store.log_dbs.events.len(&txn.txn)? as usize);
     // Pass 1: the canonical order of the events that carry an identifier.
     let mut order: Vec<(i64, String, u64)> = Vec::new();
     let mut through = 0;

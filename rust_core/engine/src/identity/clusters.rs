@@ -35,46 +35,55 @@ pub struct Joined {
 }
 
 impl Clusters {
-    /// Adds node number `len()`.
+    /// Adds node number `len()`, in a cluster of its own (its record is made when it first
+    /// joins an event: most new nodes are absorbed by that same event).
     pub fn add(&mut self) -> u32 {
-        let node = self.sets.add();
-        self.infos.insert(
-            node,
-            Cluster {
-                latest: OrderKey::FIRST,
-                events: Vec::new(),
-                members: vec![node],
-            },
-        );
-        node
+        self.sets.add()
+    }
+
+    pub fn reserve(&mut self, nodes: usize) {
+        self.sets.reserve(nodes);
     }
 
     pub fn root(&mut self, node: u32) -> u32 {
         self.sets.find(node)
     }
 
+    /// The cluster of a root that has had an event.
     pub fn get(&self, root: u32) -> &Cluster {
         &self.infos[&root]
+    }
+
+    fn take(&mut self, root: u32) -> Cluster {
+        self.infos.remove(&root).unwrap_or_else(|| Cluster {
+            latest: OrderKey::FIRST,
+            events: Vec::new(),
+            members: vec![root],
+        })
+    }
+
+    fn is_after(&self, root: u32, timestamp_ms: i64, message_id: &str) -> bool {
+        self.infos
+            .get(&root)
+            .is_some_and(|cluster| cluster.latest.is_after(timestamp_ms, message_id))
     }
 
     /// Joins the clusters of an event's nodes (at least one) and records the event.
     pub fn join(&mut self, nodes: &[u32], seq: u64, timestamp_ms: i64, message_id: &str) -> Joined {
         let mut root = self.sets.find(nodes[0]);
-        let mut late = self.infos[&root].latest.is_after(timestamp_ms, message_id);
+        let mut late = self.is_after(root, timestamp_ms, message_id);
+        let mut cluster = self.take(root);
         for &node in &nodes[1..] {
             let other = self.sets.find(node);
             if other == root {
                 continue;
             }
-            late |= self.infos[&other].latest.is_after(timestamp_ms, message_id);
-            let joined = self.sets.union(root, other).expect("distinct sets");
-            let gone = if joined == root { other } else { root };
-            let absorbed = self.infos.remove(&gone).expect("a root has a cluster");
-            let kept = self.infos.get_mut(&joined).expect("a root has a cluster");
-            absorb(kept, absorbed);
-            root = joined;
+            late |= self.is_after(other, timestamp_ms, message_id);
+            let absorbed = self.take(other);
+            absorb(&mut cluster, absorbed);
+            root = self.sets.union(root, other).expect("distinct sets");
         }
-        let cluster = self.infos.get_mut(&root).expect("a root has a cluster");
+        let cluster = self.infos.entry(root).or_insert(cluster);
         cluster.events.push(seq);
         if !late {
             cluster.latest.set(timestamp_ms, message_id);

@@ -281,6 +281,16 @@ impl IdentityGraph {
         }
     }
 
+    /// Room for about `identifiers` nodes (a replay knows its size: growing big tables
+    /// step by step copies them and faults in fresh pages each time).
+    pub fn reserve(&mut self, identifiers: usize) {
+        self.node_of.reserve(identifiers);
+        self.nodes.reserve(identifiers);
+        self.sets.reserve(identifiers);
+        self.clusters.reserve(identifiers);
+        self.profiles.reserve(identifiers / 2);
+    }
+
     pub fn rules(&self) -> &IdentityRules {
         &self.rules
     }
@@ -305,11 +315,10 @@ impl IdentityGraph {
         if candidates.is_empty() {
             return None;
         }
-        let nodes: Vec<u32> = candidates.iter().map(|identifier| self.node(identifier)).collect();
         let joined = self
             .clusters
-            .join(&nodes, event.seq, event.timestamp_ms, event.message_id);
-        if joined.late && !self.is_neutral(&nodes, event) {
+            .join(&candidates, event.seq, event.timestamp_ms, event.message_id);
+        if joined.late && !self.is_neutral(&candidates, event) {
             return self.rebuild_cluster(joined.root, Some(event.seq), loader);
         }
         Some(self.decide(event, candidates, refused))
@@ -339,24 +348,37 @@ impl IdentityGraph {
         true
     }
 
-    /// The event's linkable identifiers (deduplicated, most important first) and its blocked ones.
-    fn candidates(&self, event: &EventIdentity<'_>) -> (Vec<Identifier>, Vec<(Identifier, Refusal)>) {
+    /// The nodes of the event's linkable identifiers (added when new; deduplicated; most
+    /// important first) and its blocked identifiers.
+    fn candidates(&mut self, event: &EventIdentity<'_>) -> (Vec<u32>, Vec<(Identifier, Refusal)>) {
         let mut refused = Vec::new();
-        let mut candidates: Vec<Identifier> = Vec::with_capacity(event.identifiers.len());
+        let mut candidates: Vec<u32> = Vec::with_capacity(event.identifiers.len());
         for identifier in event.identifiers {
             if self.rules.is_blocked(identifier) {
                 refused.push((identifier.clone(), Refusal::Blocked));
-            } else if !candidates.contains(identifier) {
-                candidates.push(identifier.clone());
+                continue;
+            }
+            let node = self.node(identifier);
+            if !candidates.contains(&node) {
+                candidates.push(node);
             }
         }
-        candidates.sort_by(|a, b| {
+        candidates.sort_by(|&a, &b| {
+            let (a, b) = (&self.nodes[a as usize].identifier, &self.nodes[b as usize].identifier);
             self.rules
                 .priority_key(&a.kind)
                 .cmp(&self.rules.priority_key(&b.kind))
                 .then_with(|| a.value.cmp(&b.value))
         });
         (candidates, refused)
+    }
+
+    fn identifier(&self, node: u32) -> &Identifier {
+        &self.nodes[node as usize].identifier
+    }
+
+    fn is_linked(&self, node: u32) -> bool {
+        self.nodes[node as usize].linked
     }
 
     /// The identifier's node, added (unlinked, in a cluster of its own) if new.
@@ -415,7 +437,7 @@ impl IdentityGraph {
     fn decide(
         &mut self,
         event: &EventIdentity<'_>,
-        mut candidates: Vec<Identifier>,
+        mut candidates: Vec<u32>,
         mut refused: Vec<(Identifier, Refusal)>,
     ) -> Resolution {
         let resolution = if let Some(profile) = self.already_linked(event, &candidates) {
@@ -423,7 +445,7 @@ impl IdentityGraph {
                 profile,
                 created: false,
                 merged: Vec::new(),
-                linked: candidates,
+                linked: candidates.iter().map(|&n| self.identifier(n).clone()).collect(),
                 refused,
             }
         } else {
@@ -438,7 +460,7 @@ impl IdentityGraph {
                     Err(refusal) => {
                         // A single identifier always passes the check, so one stays.
                         let dropped = candidates.pop().expect("not empty");
-                        refused.push((dropped, refusal));
+                        refused.push((self.identifier(dropped).clone(), refusal));
                     }
                 }
             }
@@ -468,22 +490,19 @@ impl IdentityGraph {
     /// The common case, answered without the full check: every identifier is already linked in
     /// one profile and no type has a sliding window, so the check could only pass and nothing
     /// changes but "last seen" (the result is the same as the full path's).
-    fn already_linked(&mut self, event: &EventIdentity<'_>, candidates: &[Identifier]) -> Option<ProfileId> {
+    fn already_linked(&mut self, event: &EventIdentity<'_>, candidates: &[u32]) -> Option<ProfileId> {
         let mut home = None;
-        let mut nodes = Vec::with_capacity(candidates.len());
-        for identifier in candidates {
-            if self.rules.limit(&identifier.kind).window.length().is_some() {
+        for &node in candidates {
+            if !self.is_linked(node) || self.rules.limit(&self.identifier(node).kind).window.length().is_some() {
                 return None;
             }
-            let node = self.linked_node(identifier)?;
             let root = self.sets.find(node);
             if *home.get_or_insert(root) != root {
                 return None;
             }
-            nodes.push(node);
         }
         let home = home?;
-        for node in nodes {
+        for &node in candidates {
             let node = &mut self.nodes[node as usize];
             node.last_seen_ms = node.last_seen_ms.max(event.timestamp_ms);
         }
@@ -495,10 +514,10 @@ impl IdentityGraph {
     }
 
     /// Roots of the profiles owning any candidate, oldest profile first.
-    fn owners(&mut self, candidates: &[Identifier]) -> Vec<u32> {
+    fn owners(&mut self, candidates: &[u32]) -> Vec<u32> {
         let mut roots: Vec<u32> = Vec::new();
-        for identifier in candidates {
-            if let Some(node) = self.linked_node(identifier) {
+        for &node in candidates {
+            if self.is_linked(node) {
                 let root = self.sets.find(node);
                 if !roots.contains(&root) {
                     roots.push(root);
@@ -513,7 +532,7 @@ impl IdentityGraph {
     }
 
     /// Would attaching the candidates to (and merging) these profiles keep every rule?
-    fn check(&self, owners: &[u32], candidates: &[Identifier], now_ms: i64) -> Result<(), Refusal> {
+    fn check(&self, owners: &[u32], candidates: &[u32], now_ms: i64) -> Result<(), Refusal> {
         let members = || {
             owners
                 .iter()
@@ -526,10 +545,7 @@ impl IdentityGraph {
             identifiers += self.profiles[root].members.len();
         }
         merges += owners.len().saturating_sub(1) as u32;
-        let new: Vec<&Identifier> = candidates
-            .iter()
-            .filter(|identifier| self.linked_node(identifier).is_none())
-            .collect();
+        let new: Vec<u32> = candidates.iter().copied().filter(|&n| !self.is_linked(n)).collect();
         if merges > MAX_MERGES && owners.len() > 1 {
             return Err(Refusal::MergeCap);
         }
@@ -539,26 +555,33 @@ impl IdentityGraph {
         if !self.separations.is_empty() && (owners.len() > 1 || !new.is_empty()) {
             let together: FxHashSet<u128> = members()
                 .map(|node| self.nodes[node as usize].hash)
-                .chain(new.iter().map(|identifier| identifier.hash128()))
+                .chain(new.iter().map(|&node| self.nodes[node as usize].hash))
                 .collect();
             if !self.separations.allows(&together) {
                 return Err(Refusal::Separated);
             }
         }
-        // Values per type inside each type's window, counting the event's own as seen now.
-        let mut counts: HashMap<&str, u32> = HashMap::new();
-        for node in members() {
-            let node = &self.nodes[node as usize];
-            let kind = node.identifier.kind.as_str();
-            let window = self.rules.limit(kind).window.length();
-            let in_window = candidates.contains(&node.identifier)
-                || window.is_none_or(|w| now_ms - node.last_seen_ms <= w.as_millis() as i64);
-            if in_window {
-                *counts.entry(kind).or_default() += 1;
+        // Values per type inside each type's window, counting the event's own as seen now (few
+        // types per profile: a small list beats a hash map here).
+        let mut counts: Vec<(&str, u32)> = Vec::new();
+        fn count<'k>(counts: &mut Vec<(&'k str, u32)>, kind: &'k str) {
+            match counts.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((kind, 1)),
             }
         }
-        for identifier in new {
-            *counts.entry(identifier.kind.as_str()).or_default() += 1;
+        for member in members() {
+            let node = &self.nodes[member as usize];
+            let kind = node.identifier.kind.as_str();
+            let window = self.rules.limit(kind).window.length();
+            let in_window = candidates.contains(&member)
+                || window.is_none_or(|w| now_ms - node.last_seen_ms <= w.as_millis() as i64);
+            if in_window {
+                count(&mut counts, kind);
+            }
+        }
+        for &node in &new {
+            count(&mut counts, self.nodes[node as usize].identifier.kind.as_str());
         }
         let mut over: Vec<&str> = counts
             .into_iter()
@@ -578,15 +601,15 @@ impl IdentityGraph {
         &mut self,
         event: &EventIdentity<'_>,
         owners: Vec<u32>,
-        candidates: Vec<Identifier>,
+        candidates: Vec<u32>,
         refused: Vec<(Identifier, Refusal)>,
     ) -> Resolution {
         let created = owners.is_empty();
         let mut merged_ids = Vec::new();
         let root = match owners.split_first() {
             None => {
-                let id = new_profile_id(event.message_id, &candidates[0]);
-                let node = self.node_of[&candidates[0].hash128()];
+                let node = candidates[0];
+                let id = new_profile_id(event.message_id, self.identifier(node));
                 self.link_node(node, event, id);
                 let key = OrderKey::new(event.timestamp_ms, event.message_id);
                 let profile = Profile {
@@ -612,9 +635,8 @@ impl IdentityGraph {
             }
         };
         let mut changed = !merged_ids.is_empty();
-        for identifier in &candidates {
-            let node = self.node_of[&identifier.hash128()];
-            if !self.nodes[node as usize].linked {
+        for &node in &candidates {
+            if !self.is_linked(node) {
                 let origin = self.profiles[&root].id;
                 self.link_node(node, event, origin);
                 // Union by size keeps the larger set's root, so the profile stays under its key.
@@ -637,11 +659,12 @@ impl IdentityGraph {
         if event.sets_traits {
             profile.trait_events.push(event.seq);
         }
+        let id = profile.id;
         Resolution {
-            profile: profile.id,
+            profile: id,
             created,
             merged: merged_ids,
-            linked: candidates,
+            linked: candidates.iter().map(|&n| self.identifier(n).clone()).collect(),
             refused,
         }
     }
@@ -688,24 +711,24 @@ impl IdentityGraph {
     fn attach_at_cap(
         &mut self,
         event: &EventIdentity<'_>,
-        candidates: Vec<Identifier>,
+        candidates: Vec<u32>,
         mut refused: Vec<(Identifier, Refusal)>,
         cap: Refusal,
     ) -> Resolution {
         let home = candidates
             .iter()
-            .find_map(|identifier| self.linked_node(identifier))
+            .copied()
+            .find(|&node| self.is_linked(node))
             .map(|node| self.sets.find(node))
             .expect("at a cap some identifier is known");
         let mut linked = Vec::new();
-        for identifier in candidates {
-            match self.linked_node(&identifier) {
-                Some(node) if self.sets.find(node) == home => {
-                    let node = &mut self.nodes[node as usize];
-                    node.last_seen_ms = node.last_seen_ms.max(event.timestamp_ms);
-                    linked.push(identifier);
-                }
-                _ => refused.push((identifier, cap.clone())),
+        for node in candidates {
+            if self.is_linked(node) && self.sets.find(node) == home {
+                let entry = &mut self.nodes[node as usize];
+                entry.last_seen_ms = entry.last_seen_ms.max(event.timestamp_ms);
+                linked.push(entry.identifier.clone());
+            } else {
+                refused.push((self.identifier(node).clone(), cap.clone()));
             }
         }
         let profile = self.profiles.get_mut(&home).expect("the home is a profile");

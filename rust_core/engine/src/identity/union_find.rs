@@ -22,6 +22,11 @@ impl UnionFind {
         node
     }
 
+    pub fn reserve(&mut self, nodes: usize) {
+        self.parent.reserve(nodes);
+        self.size.reserve(nodes);
+    }
+
     pub fn len(&self) -> usize {
         self.parent.len()
     }
