@@ -691,7 +691,13 @@ impl IdentityGraph {
         let mut merge_history = kept.merge_history;
         merge_history.extend(absorbed.merge_history);
         merge_history.push(index);
-        merge_history.sort_unstable();
+        // Oldest first by the merging event's canonical key (log positions follow arrival and
+        // replays, so they must not order a history that is meant to be order independent).
+        let log = &self.merges;
+        merge_history.sort_unstable_by(|&a, &b| {
+            let (x, y) = (&log[a as usize], &log[b as usize]);
+            (x.timestamp_ms, &x.message_id, a).cmp(&(y.timestamp_ms, &y.message_id, b))
+        });
         let merged = Profile {
             id: kept.id,
             created: kept.created,

@@ -457,9 +457,22 @@ proptest! {
             state ^= state << 17;
             shuffled.swap(i, (state % (i as u64 + 1)) as usize);
         }
+        let histories = |graph: &mut IdentityGraph| -> Vec<Vec<(String, i64)>> {
+            graph
+                .snapshot()
+                .into_iter()
+                .map(|(id, _)| {
+                    let view = graph.view(&ProfileLookup::Id(id)).expect("a live profile");
+                    view.merge_history.into_iter().map(|m| (m.message_id, m.timestamp_ms)).collect()
+                })
+                .collect()
+        };
+        let mut reference_graph = resolve_all(&sorted, &separations);
+        let expected_histories = histories(&mut reference_graph);
         for order in [&events, &shuffled] {
             let mut graph = resolve_all(order, &separations);
             prop_assert_eq!(graph.snapshot(), reference.snapshot());
+            prop_assert_eq!(histories(&mut graph), expected_histories.clone());
             for event in &events {
                 for identifier in &event.identifiers {
                     let mut reference_graph = resolve_all(&sorted, &separations);
@@ -479,4 +492,23 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn merge_history_is_ordered_by_event_time_not_by_arrival() {
+    // Two clusters merge on their own (in time within each), then one login joins them.
+    let arrived = [
+        stored(1, 4, &["user_id:u"]),
+        stored(2, 3, &["anonymous_id:a3"]),
+        stored(3, 20, &["user_id:u", "anonymous_id:a3"]),
+        stored(4, 5, &["anonymous_id:a1", "email:e1@x.com"]),
+        stored(5, 2, &["anonymous_id:a2"]),
+        stored(6, 10, &["anonymous_id:a2", "email:e1@x.com"]),
+        stored(7, 30, &["user_id:u", "anonymous_id:a1"]),
+    ];
+    let mut graph = resolve_all(&arrived, &Separations::default());
+    assert_eq!(graph.rebuilt_clusters(), 0, "nothing arrived late for its cluster");
+    let view = graph.view(&ProfileLookup::Identifier(id("user_id:u"))).unwrap();
+    let times: Vec<i64> = view.merge_history.iter().map(|m| m.timestamp_ms).collect();
+    assert_eq!(times, vec![10, 20, 30]);
 }
