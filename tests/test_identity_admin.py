@@ -285,3 +285,38 @@ def test_a_profile_keeps_at_most_6000_traits(server: Any) -> None:
     traits = json.loads(wide.traits)
     assert len(traits) == 6_000 and wide.traits_dropped == 21 * per_event - 6_000
     assert "t00_000" in traits and "t20_298" not in traits, "the earliest set are kept"
+
+
+def test_custom_identifier_types_read_from_a_trait_or_a_property(server: Any) -> None:
+    rpc = Rpc(server)
+    rpc.send(
+        [
+            event(IDENTIFY, "c1", 1_000, anonymous_id="web", traits={"phone": "+31 6 1"}),
+            event(TRACK, "c2", 2_000, anonymous_id="app", event="Called", properties={"caller": "+31 6 1"}),
+        ]
+    )
+    assert profile(rpc, "anonymous_id:web").id != profile(rpc, "anonymous_id:app").id
+    phone = admin_pb2.IdentityRules(
+        rules=[admin_pb2.IdentifierRule(type="Phone", traits=["phone"], properties=["caller"], priority=3)]
+    )
+    rpc.admin.UpdateIdentityRules(admin_pb2.UpdateIdentityRulesRequest(rules=phone), metadata=server.admin_metadata)
+    assert identifiers(rpc, "phone:+31 6 1") == {"anonymous_id:web", "anonymous_id:app", "phone:+31 6 1"}
+    # New events are read with the new type too (and it survives a restart).
+    rpc.send([event(IDENTIFY, "c3", 3_000, user_id="u9", traits={"phone": "+31 6 1"})])
+    assert profile(rpc, "user_id:u9").id == profile(rpc, "anonymous_id:web").id
+    server.stop()
+    server.start()
+    assert identifiers(Rpc(server), "user_id:u9") == {
+        "anonymous_id:web",
+        "anonymous_id:app",
+        "phone:+31 6 1",
+        "user_id:u9",
+    }
+    with pytest.raises(grpc.RpcError) as caught:
+        rpc.admin.UpdateIdentityRules(
+            admin_pb2.UpdateIdentityRulesRequest(
+                rules=admin_pb2.IdentityRules(rules=[admin_pb2.IdentifierRule(type="phone", traits=[" "])])
+            ),
+            metadata=server.admin_metadata,
+        )
+    assert code(caught) == grpc.StatusCode.INVALID_ARGUMENT and "rules[0].traits" in details(caught)

@@ -47,6 +47,8 @@ pub struct PreparedEvent {
 /// Per-batch facts shared by its events.
 pub struct BatchContext {
     pub source_id: u32,
+    /// The workspace's custom identifier types.
+    pub custom: std::sync::Arc<identifiers::CustomIdentifiers>,
     pub received_ms: i64,
     pub max_event_bytes: usize,
 }
@@ -159,7 +161,7 @@ fn prepare_event(
     if generated_id {
         event.message_id = format!("tributary-{}", uuid::Uuid::new_v4());
     }
-    let identifiers = identifiers::of_event(&event);
+    let identifiers = identifiers::of_event(&event, &ctx.custom);
 
     let sent_at = event.sent_at.take().or_else(|| defaults.sent_at.cloned());
     let client_timestamp = event.timestamp.take();
@@ -291,6 +293,7 @@ mod tests {
 
     fn ctx() -> BatchContext {
         BatchContext {
+            custom: Default::default(),
             source_id: 1,
             received_ms: 1_700_000_000_000,
             max_event_bytes: 32 * 1024,

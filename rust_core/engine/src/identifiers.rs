@@ -167,18 +167,77 @@ fn text(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or("")
 }
 
-/// Every identifier on an event (see `extract`). A group call's traits describe the account
-/// (e.g. its billing email), so they carry no identifier of the user.
-pub fn of_event(event: &crate::proto::Event) -> Vec<Identifier> {
+/// Identifier types a workspace reads from named traits or properties (Segment's custom
+/// identifiers), e.g. `phone` from `traits.phone`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CustomIdentifiers {
+    /// (type, trait name): read from `traits` (not a group call's) and `context.traits`.
+    pub traits: Vec<(String, String)>,
+    /// (type, property name): read from `properties`.
+    pub properties: Vec<(String, String)>,
+}
+
+impl CustomIdentifiers {
+    pub fn is_empty(&self) -> bool {
+        self.traits.is_empty() && self.properties.is_empty()
+    }
+}
+
+/// Every identifier on an event (see `extract`), with the workspace's custom types. A group
+/// call's traits describe the account (e.g. its billing email), so they carry no identifier of
+/// the user.
+pub fn of_event(event: &crate::proto::Event, custom: &CustomIdentifiers) -> Vec<Identifier> {
     let is_group = event.r#type == crate::proto::EventType::Group as i32;
-    extract(&IdentifierSources {
+    let traits: &[u8] = if is_group { b"" } else { &event.traits };
+    let mut found = extract(&IdentifierSources {
         user_id: &event.user_id,
         anonymous_id: &event.anonymous_id,
         group_id: &event.group_id,
-        traits: if is_group { b"" } else { &event.traits },
+        traits,
         context: &event.context,
         integrations: &event.integrations,
-    })
+    });
+    if !custom.is_empty() {
+        extract_custom(custom, traits, &event.context, &event.properties, &mut found);
+        found.sort();
+        found.dedup();
+    }
+    found
+}
+
+/// Appends the custom identifiers found (strings and numbers; other shapes carry none).
+fn extract_custom(
+    custom: &CustomIdentifiers,
+    traits: &[u8],
+    context: &[u8],
+    properties: &[u8],
+    out: &mut Vec<Identifier>,
+) {
+    type Fields<'a> = std::collections::HashMap<Cow<'a, str>, &'a RawValue>;
+    let mut push = |kind: &str, raw: Option<&&RawValue>| {
+        if let Some(value) = raw.and_then(|raw| scalar_text(raw)) {
+            let identifier = Identifier::new(kind, &value);
+            if !identifier.value.is_empty() {
+                out.push(identifier);
+            }
+        }
+    };
+    if !custom.traits.is_empty() {
+        let own: Fields<'_> = lenient(text(traits));
+        let context: ContextIds<'_> = lenient(text(context));
+        let from_context: Fields<'_> = context.traits.map(|raw| lenient(raw.get())).unwrap_or_default();
+        for (kind, name) in &custom.traits {
+            for fields in [&own, &from_context] {
+                push(kind, fields.get(name.as_str()));
+            }
+        }
+    }
+    if !custom.properties.is_empty() {
+        let fields: Fields<'_> = lenient(text(properties));
+        for (kind, name) in &custom.properties {
+            push(kind, fields.get(name.as_str()));
+        }
+    }
 }
 
 /// Every identifier on an event, deduplicated, in a stable order.
@@ -336,5 +395,44 @@ mod tests {
         assert_eq!(Identifier::parse("user_id:a:b").unwrap().value, "a:b");
         assert!(Identifier::parse("user_id:").is_none());
         assert!(Identifier::parse("nocolon").is_none());
+    }
+
+    #[test]
+    fn custom_types_are_read_from_named_traits_and_properties() {
+        let custom = CustomIdentifiers {
+            traits: vec![("phone".into(), "phone".into())],
+            properties: vec![("order_ref".into(), "ref".into())],
+        };
+        let event = crate::proto::Event {
+            r#type: crate::proto::EventType::Identify as i32,
+            user_id: "u1".into(),
+            traits: br#"{"phone": "+31 6 1234", "email": "A@x.com"}"#.to_vec(),
+            context: br#"{"traits": {"phone": 316}}"#.to_vec(),
+            properties: br#"{"ref": {"nested": 1}}"#.to_vec(),
+            ..Default::default()
+        };
+        let found = of_event(&event, &custom);
+        assert_eq!(
+            found,
+            vec![
+                Identifier::new("email", "a@x.com"),
+                Identifier::new("phone", "+31 6 1234"),
+                Identifier::new("phone", "316"),
+                Identifier::new("user_id", "u1"),
+            ]
+        );
+        let group = crate::proto::Event {
+            r#type: crate::proto::EventType::Group as i32,
+            group_id: "g".into(),
+            traits: br#"{"phone": "1"}"#.to_vec(),
+            properties: br#"{"ref": "R-1"}"#.to_vec(),
+            ..Default::default()
+        };
+        let found = of_event(&group, &custom);
+        assert_eq!(
+            found,
+            vec![Identifier::new("group_id", "g"), Identifier::new("order_ref", "R-1")]
+        );
+        assert_eq!(of_event(&group, &CustomIdentifiers::default()).len(), 1);
     }
 }

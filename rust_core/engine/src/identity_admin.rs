@@ -10,7 +10,7 @@ use crate::identifiers::Identifier;
 use crate::identity::graph::{IdentityGraph, ProfileId, ProfileLookup};
 use crate::ingest::Engine;
 use crate::profile_reads::parse_lookup;
-use crate::profiles::{compile_rules, replay_log, LogLoader, ProfileState, Profiles};
+use crate::profiles::{compile_rules, custom_identifiers, replay_log, LogLoader, ProfileState, Profiles};
 use crate::proto::{
     rule_change, GetIdentityRulesRequest, IdentityAction, IdentityActions, RemoveIdentifierRequest,
     RemoveIdentifierResponse, RuleChange, SplitProfileRequest, SplitProfileResponse, UpdateIdentityRulesRequest,
@@ -79,7 +79,10 @@ impl Engine {
             at: Some(time::from_ms(time::now_ms())),
         };
         persist_action(store, &mut state, action)?;
-        state.graph.isolate(&identifier, &mut LogLoader { store });
+        let custom = std::sync::Arc::clone(&state.custom);
+        state
+            .graph
+            .isolate(&identifier, &mut LogLoader { store, custom: &custom });
         let removed = state.graph.profile_of(&identifier);
         let rest = view
             .identifiers
@@ -127,7 +130,8 @@ impl Engine {
             at: Some(time::from_ms(time::now_ms())),
         };
         persist_action(store, &mut state, action)?;
-        state.graph.separate(&a, &b, &mut LogLoader { store });
+        let custom = std::sync::Arc::clone(&state.custom);
+        state.graph.separate(&a, &b, &mut LogLoader { store, custom: &custom });
         let name = |id: Option<ProfileId>| id.map(|id| id.to_string()).unwrap_or_default();
         log::info!("identity: split {} from {} in {}", text(&a), text(&b), view.id);
         Ok(SplitProfileResponse {
@@ -151,10 +155,11 @@ impl Engine {
             .map_err(|e| EngineError::InvalidRequest(format!("malformed UpdateIdentityRulesRequest: {e}")))?;
         let rules = request.rules.unwrap_or_default();
         let compiled = compile_rules(&rules)?;
+        let custom = std::sync::Arc::new(custom_identifiers(&rules));
         let store = &self.shared.store;
         let _one_at_a_time = self.shared.profiles.admin.lock();
         let separations = self.shared.profiles.lock().graph.separations().clone();
-        let (graph, links, through) = replay_log(store, compiled, separations)?;
+        let (graph, links, through) = replay_log(store, compiled, &custom, separations)?;
         let mut state = self.shared.profiles.lock();
         let mut candidate = ProfileState {
             graph,
@@ -162,6 +167,7 @@ impl Engine {
             links,
             rules: rules.clone(),
             actions: state.actions.clone(),
+            custom,
         };
         Profiles::catch_up(&mut candidate, store)?;
         let mut response = compare(&mut state.graph, &mut candidate.graph);
@@ -173,7 +179,7 @@ impl Engine {
             store
                 .log
                 .write_with_growth(|txn| Ok(store.log_dbs.identity.put(txn, "rules", &encoded)?))?;
-            *state = candidate;
+            self.shared.profiles.replace(&mut state, candidate);
             response.rules = Some(rules);
             log::info!(
                 "identity: rules updated ({} merges, {} splits)",

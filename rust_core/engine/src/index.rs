@@ -90,7 +90,7 @@ pub struct PageQuery {
 
 impl IdentifierIndex {
     /// Opens the index, replaying log events the index environment has not seen yet.
-    pub fn recover(store: &Store) -> Result<Self> {
+    pub fn recover(store: &Store, custom: &identifiers::CustomIdentifiers) -> Result<Self> {
         let through = {
             let txn = store.index.read()?;
             store.index_dbs.meta.get(&txn.txn, META_INDEXED_THROUGH)?.unwrap_or(0)
@@ -104,7 +104,7 @@ impl IdentifierIndex {
             let (seq, value) = entry?;
             let event = Event::decode(value.get(4..).unwrap_or_default())
                 .map_err(|e| EngineError::Storage(format!("event {seq} is corrupt: {e}")))?;
-            for identifier in identifiers::of_event(&event) {
+            for identifier in identifiers::of_event(&event, custom) {
                 current.add(IdentKey::new(identifier.key()), seq);
             }
             current.through = seq;
@@ -379,7 +379,7 @@ mod tests {
     fn log_events_missing_from_the_index_are_replayed_then_flushed_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_log(dir.path(), &["a", "b", "a", "a"]);
-        let index = IdentifierIndex::recover(&store).unwrap();
+        let index = IdentifierIndex::recover(&store, &Default::default()).unwrap();
         assert_eq!(newest_first(&index, &store, "a", 10), Some(vec![4, 3, 1]));
         assert_eq!(newest_first(&index, &store, "zed", 10), None);
         let mut cache = FxHashMap::default();
@@ -388,7 +388,7 @@ mod tests {
         assert_eq!(newest_first(&index, &store, "a", 10), Some(vec![4, 3, 1]));
         assert_eq!(newest_first(&index, &store, "a", 1), Some(vec![4, 3]));
         // A reopened index has nothing left to replay.
-        let reopened = IdentifierIndex::recover(&store).unwrap();
+        let reopened = IdentifierIndex::recover(&store, &Default::default()).unwrap();
         assert_eq!(reopened.deltas.lock().current.count, 0);
         assert_eq!(newest_first(&reopened, &store, "b", 10), Some(vec![2]));
     }
@@ -397,7 +397,7 @@ mod tests {
     fn pages_merge_the_delta_with_the_index_around_a_cursor() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_log(dir.path(), &["a", "a", "a"]);
-        let index = IdentifierIndex::recover(&store).unwrap();
+        let index = IdentifierIndex::recover(&store, &Default::default()).unwrap();
         index.flush(&store, &mut FxHashMap::default()).unwrap();
         index.add(
             [

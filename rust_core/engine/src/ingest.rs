@@ -162,7 +162,8 @@ impl Engine {
     pub fn open(config: EngineConfig) -> Result<Self> {
         let store = Store::open(&config)?;
         let state = WriterState::load(&store, &config)?;
-        let index = IdentifierIndex::recover(&store)?;
+        let custom = crate::profiles::custom_identifiers(&crate::profiles::load_administration(&store)?.0);
+        let index = IdentifierIndex::recover(&store, &custom)?;
         let profiles = Profiles::rebuild(&store)?;
         let shared = Arc::new(Shared {
             store,
@@ -217,6 +218,7 @@ impl Engine {
             source_id,
             received_ms: time::now_ms(),
             max_event_bytes: self.shared.config.max_event_bytes,
+            custom: self.shared.profiles.custom(),
         };
         let (events, rejections) = prepare_batch(batch, &ctx);
         self.shared

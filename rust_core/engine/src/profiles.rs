@@ -11,13 +11,14 @@
 //! `profile_reads`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
 use prost::Message;
 use rustc_hash::FxHashMap;
 
 use crate::error::{EngineError, Result};
-use crate::identifiers::{self, Identifier};
+use crate::identifiers::{self, CustomIdentifiers, Identifier};
 use crate::identity::graph::{EventIdentity, EventLoader, IdentityGraph, StoredEvent};
 use crate::identity::order::OrderKey;
 use crate::identity::rules::IdentityRules;
@@ -119,11 +120,16 @@ pub struct ProfileState {
     /// The administration the graph was built under, as stored.
     pub rules: proto::IdentityRules,
     pub actions: Vec<proto::IdentityAction>,
+    /// The custom identifier types of `rules`.
+    pub custom: Arc<CustomIdentifiers>,
 }
 
 /// The graph behind a lock: the publisher updates it, lookups read it briefly.
 pub struct Profiles {
     state: Mutex<ProfileState>,
+    /// The custom identifier types in force, read by every batch's preparation (a copy of
+    /// `state.custom`, so preparing never waits for the graph).
+    custom: parking_lot::RwLock<Arc<CustomIdentifiers>>,
     /// Serialises rule changes (each builds a whole graph outside the state lock).
     pub admin: Mutex<()>,
 }
@@ -131,6 +137,7 @@ pub struct Profiles {
 /// Reads events back from the log for replays.
 pub struct LogLoader<'a> {
     pub store: &'a Store,
+    pub custom: &'a CustomIdentifiers,
 }
 
 impl EventLoader for LogLoader<'_> {
@@ -139,7 +146,7 @@ impl EventLoader for LogLoader<'_> {
             let mut out = Vec::with_capacity(seqs.len());
             for &seq in seqs {
                 if let Some(value) = self.store.log_dbs.events.get(&txn.txn, &seq)? {
-                    out.push(stored_event(seq, &decode_stored(seq, value)?));
+                    out.push(stored_event(seq, &decode_stored(seq, value)?, self.custom));
                 }
             }
             Ok(out)
@@ -154,12 +161,12 @@ impl EventLoader for LogLoader<'_> {
 }
 
 /// The identity facts of a stored event.
-pub fn stored_event(seq: u64, event: &Event) -> StoredEvent {
+pub fn stored_event(seq: u64, event: &Event, custom: &CustomIdentifiers) -> StoredEvent {
     StoredEvent {
         seq,
         message_id: event.message_id.clone(),
         timestamp_ms: event.timestamp.as_ref().map_or(0, time::to_ms),
-        identifiers: profile_identifiers(identifiers::of_event(event)),
+        identifiers: profile_identifiers(identifiers::of_event(event, custom)),
         sets_traits: sets_traits(event),
     }
 }
@@ -203,6 +210,7 @@ pub fn separations_of(actions: &[proto::IdentityAction]) -> Separations {
 pub fn replay_log(
     store: &Store,
     rules: IdentityRules,
+    custom: &CustomIdentifiers,
     separations: Separations,
 ) -> Result<(IdentityGraph, AccountLinks, u64)> {
     let mut graph = IdentityGraph::with_separations(rules, separations);
@@ -216,7 +224,7 @@ pub fn replay_log(
         let (seq, value) = entry?;
         through = seq;
         let event = decode_stored(seq, value)?;
-        let stored = stored_event(seq, &event);
+        let stored = stored_event(seq, &event, custom);
         if let Some(account) = account_of(&event) {
             links.record(&Resolvable {
                 seq,
@@ -233,12 +241,12 @@ pub fn replay_log(
     }
     order.sort_unstable();
     // Pass 2: resolve in that order (nothing is late, so no cluster is replayed).
-    let mut loader = LogLoader { store };
+    let mut loader = LogLoader { store, custom };
     for (_, _, seq) in &order {
         let Some(value) = store.log_dbs.events.get(&txn.txn, seq)? else {
             continue;
         };
-        let stored = stored_event(*seq, &decode_stored(*seq, value)?);
+        let stored = stored_event(*seq, &decode_stored(*seq, value)?, custom);
         graph.resolve(&stored.identity(), &mut loader);
     }
     Ok((graph, links, through))
@@ -249,7 +257,8 @@ impl Profiles {
     pub fn rebuild(store: &Store) -> Result<Self> {
         let (rules, actions) = load_administration(store)?;
         let compiled = compile_rules(&rules)?;
-        let (graph, links, through) = replay_log(store, compiled, separations_of(&actions))?;
+        let custom = Arc::new(custom_identifiers(&rules));
+        let (graph, links, through) = replay_log(store, compiled, &custom, separations_of(&actions))?;
         if through > 0 {
             log::info!(
                 "identity graph rebuilt from {through} events: {} profiles",
@@ -263,15 +272,18 @@ impl Profiles {
                 links,
                 rules,
                 actions,
+                custom: Arc::clone(&custom),
             }),
             admin: Mutex::new(()),
+            custom: parking_lot::RwLock::new(custom),
         })
     }
 
     /// Resolves committed events, in log order (events already resolved are skipped).
     pub fn resolve<'a>(&self, store: &Store, events: impl IntoIterator<Item = Resolvable<'a>>) {
         let mut state = self.state.lock();
-        let mut loader = LogLoader { store };
+        let custom = Arc::clone(&state.custom);
+        let mut loader = LogLoader { store, custom: &custom };
         for event in events {
             if event.seq <= state.resolved_through {
                 continue;
@@ -286,7 +298,8 @@ impl Profiles {
     /// graph built from a snapshot).
     pub fn catch_up(state: &mut ProfileState, store: &Store) -> Result<()> {
         let txn = store.log.read()?;
-        let mut loader = LogLoader { store };
+        let custom = Arc::clone(&state.custom);
+        let mut loader = LogLoader { store, custom: &custom };
         for entry in store
             .log_dbs
             .events
@@ -294,7 +307,7 @@ impl Profiles {
         {
             let (seq, value) = entry?;
             let event = decode_stored(seq, value)?;
-            let stored = stored_event(seq, &event);
+            let stored = stored_event(seq, &event, &custom);
             state.graph.resolve(&stored.identity(), &mut loader);
             state.links.record(&Resolvable {
                 seq,
@@ -312,6 +325,31 @@ impl Profiles {
     pub fn lock(&self) -> MutexGuard<'_, ProfileState> {
         self.state.lock()
     }
+
+    pub fn custom(&self) -> Arc<CustomIdentifiers> {
+        Arc::clone(&self.custom.read())
+    }
+
+    /// Swaps in a state built under new rules (the caller holds the lock on `state`).
+    pub fn replace(&self, state: &mut ProfileState, new: ProfileState) {
+        *self.custom.write() = Arc::clone(&new.custom);
+        *state = new;
+    }
+}
+
+/// The custom identifier types the rules name.
+pub fn custom_identifiers(rules: &proto::IdentityRules) -> CustomIdentifiers {
+    let mut custom = CustomIdentifiers::default();
+    for rule in &rules.rules {
+        let kind = rule.r#type.trim().to_ascii_lowercase();
+        custom
+            .traits
+            .extend(rule.traits.iter().map(|name| (kind.clone(), name.clone())));
+        custom
+            .properties
+            .extend(rule.properties.iter().map(|name| (kind.clone(), name.clone())));
+    }
+    custom
 }
 
 /// Compiles stored or requested rules, naming the rule that is wrong.
@@ -325,6 +363,14 @@ pub fn compile_rules(rules: &proto::IdentityRules) -> Result<IdentityRules> {
                 "rules[{i}].type must be an identifier type like \"email\", got {:?}",
                 rule.r#type
             )));
+        }
+        let names = rule.traits.iter().map(|n| ("traits", n));
+        for (field, name) in names.chain(rule.properties.iter().map(|n| ("properties", n))) {
+            if name.trim().is_empty() {
+                return Err(EngineError::InvalidRequest(format!(
+                    "rules[{i}].{field} has an empty name"
+                )));
+            }
         }
         if types.contains_key(&kind) {
             return Err(EngineError::InvalidRequest(format!(

@@ -26,15 +26,15 @@ from cdp_server._proto.cdp.v1 import event_pb2 as cdp_dot_v1_dot_event__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x63\x64p/v1/admin.proto\x12\x06\x63\x64p.v1\x1a\x12\x63\x64p/v1/event.proto\x1a\x1fgoogle/protobuf/timestamp.proto\">\n\x17RemoveIdentifierRequest\x12\x0f\n\x07profile\x18\x01 \x01(\t\x12\x12\n\nidentifier\x18\x02 \x01(\t\"J\n\x18RemoveIdentifierResponse\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12\x1a\n\x12removed_profile_id\x18\x02 \x01(\t\"<\n\x13SplitProfileRequest\x12\x0f\n\x07profile\x18\x01 \x01(\t\x12\t\n\x01\x61\x18\x02 \x01(\t\x12\t\n\x01\x62\x18\x03 \x01(\t\"<\n\x14SplitProfileResponse\x12\x11\n\tprofile_a\x18\x01 \x01(\t\x12\x11\n\tprofile_b\x18\x02 \x01(\t\"\x96\x01\n\x0eIdentifierRule\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12#\n\x06window\x18\x03 \x01(\x0e\x32\x13.cdp.v1.LimitWindow\x12\x10\n\x08priority\x18\x04 \x01(\r\x12\x16\n\x0e\x62locked_values\x18\x05 \x03(\t\x12\x18\n\x10\x62locked_patterns\x18\x06 \x03(\t\"6\n\rIdentityRules\x12%\n\x05rules\x18\x01 \x03(\x0b\x32\x16.cdp.v1.IdentifierRule\"\x19\n\x17GetIdentityRulesRequest\"S\n\x1aUpdateIdentityRulesRequest\x12$\n\x05rules\x18\x01 \x01(\x0b\x32\x15.cdp.v1.IdentityRules\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"\xb7\x01\n\nRuleChange\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.cdp.v1.RuleChange.Kind\x12\x17\n\x0fprofiles_before\x18\x02 \x03(\t\x12\x16\n\x0eprofiles_after\x18\x03 \x03(\t\x12\x13\n\x0bidentifiers\x18\x04 \x03(\t\"<\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n\nKIND_MERGE\x10\x01\x12\x0e\n\nKIND_SPLIT\x10\x02\"\xe9\x01\n\x1bUpdateIdentityRulesResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x17\n\x0fprofiles_before\x18\x02 \x01(\x04\x12\x16\n\x0eprofiles_after\x18\x03 \x01(\x04\x12\x0e\n\x06merges\x18\x04 \x01(\x04\x12\x0e\n\x06splits\x18\x05 \x01(\x04\x12$\n\x08\x65xamples\x18\x06 \x03(\x0b\x32\x12.cdp.v1.RuleChange\x12$\n\x05rules\x18\x07 \x01(\x0b\x32\x15.cdp.v1.IdentityRules\x12\x1c\n\x14identifiers_unlinked\x18\x08 \x01(\x04\"N\n\x0eIdentityAction\x12\t\n\x01\x61\x18\x01 \x01(\t\x12\t\n\x01\x62\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\":\n\x0fIdentityActions\x12\'\n\x07\x61\x63tions\x18\x01 \x03(\x0b\x32\x16.cdp.v1.IdentityAction\"9\n\x06Source\x12\n\n\x02id\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x03 \x01(\x03\"#\n\x13\x43reateSourceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x14\x43reateSourceResponse\x12\x1e\n\x06source\x18\x01 \x01(\x0b\x32\x0e.cdp.v1.Source\x12\x11\n\twrite_key\x18\x02 \x01(\t\"\x14\n\x12ListSourcesRequest\"6\n\x13ListSourcesResponse\x12\x1f\n\x07sources\x18\x01 \x03(\x0b\x32\x0e.cdp.v1.Source\"D\n\x0bTailRequest\x12 \n\x05types\x18\x01 \x03(\x0e\x32\x11.cdp.v1.EventType\x12\x13\n\x0b\x65vent_names\x18\x02 \x03(\t\"?\n\x0cTailResponse\x12\x1c\n\x05\x65vent\x18\x01 \x01(\x0b\x32\r.cdp.v1.Event\x12\x11\n\tsource_id\x18\x02 \x01(\r*r\n\x0bLimitWindow\x12\x15\n\x11LIMIT_WINDOW_EVER\x10\x00\x12\x17\n\x13LIMIT_WINDOW_WEEKLY\x10\x01\x12\x18\n\x14LIMIT_WINDOW_MONTHLY\x10\x02\x12\x19\n\x15LIMIT_WINDOW_ANNUALLY\x10\x03\x32\xa4\x04\n\x0c\x41\x64minService\x12I\n\x0c\x43reateSource\x12\x1b.cdp.v1.CreateSourceRequest\x1a\x1c.cdp.v1.CreateSourceResponse\x12\x46\n\x0bListSources\x12\x1a.cdp.v1.ListSourcesRequest\x1a\x1b.cdp.v1.ListSourcesResponse\x12\x33\n\x04Tail\x12\x13.cdp.v1.TailRequest\x1a\x14.cdp.v1.TailResponse0\x01\x12U\n\x10RemoveIdentifier\x12\x1f.cdp.v1.RemoveIdentifierRequest\x1a .cdp.v1.RemoveIdentifierResponse\x12I\n\x0cSplitProfile\x12\x1b.cdp.v1.SplitProfileRequest\x1a\x1c.cdp.v1.SplitProfileResponse\x12J\n\x10GetIdentityRules\x12\x1f.cdp.v1.GetIdentityRulesRequest\x1a\x15.cdp.v1.IdentityRules\x12^\n\x13UpdateIdentityRules\x12\".cdp.v1.UpdateIdentityRulesRequest\x1a#.cdp.v1.UpdateIdentityRulesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x63\x64p/v1/admin.proto\x12\x06\x63\x64p.v1\x1a\x12\x63\x64p/v1/event.proto\x1a\x1fgoogle/protobuf/timestamp.proto\">\n\x17RemoveIdentifierRequest\x12\x0f\n\x07profile\x18\x01 \x01(\t\x12\x12\n\nidentifier\x18\x02 \x01(\t\"J\n\x18RemoveIdentifierResponse\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12\x1a\n\x12removed_profile_id\x18\x02 \x01(\t\"<\n\x13SplitProfileRequest\x12\x0f\n\x07profile\x18\x01 \x01(\t\x12\t\n\x01\x61\x18\x02 \x01(\t\x12\t\n\x01\x62\x18\x03 \x01(\t\"<\n\x14SplitProfileResponse\x12\x11\n\tprofile_a\x18\x01 \x01(\t\x12\x11\n\tprofile_b\x18\x02 \x01(\t\"\xba\x01\n\x0eIdentifierRule\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12#\n\x06window\x18\x03 \x01(\x0e\x32\x13.cdp.v1.LimitWindow\x12\x10\n\x08priority\x18\x04 \x01(\r\x12\x16\n\x0e\x62locked_values\x18\x05 \x03(\t\x12\x18\n\x10\x62locked_patterns\x18\x06 \x03(\t\x12\x0e\n\x06traits\x18\x07 \x03(\t\x12\x12\n\nproperties\x18\x08 \x03(\t\"6\n\rIdentityRules\x12%\n\x05rules\x18\x01 \x03(\x0b\x32\x16.cdp.v1.IdentifierRule\"\x19\n\x17GetIdentityRulesRequest\"S\n\x1aUpdateIdentityRulesRequest\x12$\n\x05rules\x18\x01 \x01(\x0b\x32\x15.cdp.v1.IdentityRules\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"\xb7\x01\n\nRuleChange\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.cdp.v1.RuleChange.Kind\x12\x17\n\x0fprofiles_before\x18\x02 \x03(\t\x12\x16\n\x0eprofiles_after\x18\x03 \x03(\t\x12\x13\n\x0bidentifiers\x18\x04 \x03(\t\"<\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n\nKIND_MERGE\x10\x01\x12\x0e\n\nKIND_SPLIT\x10\x02\"\xe9\x01\n\x1bUpdateIdentityRulesResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x17\n\x0fprofiles_before\x18\x02 \x01(\x04\x12\x16\n\x0eprofiles_after\x18\x03 \x01(\x04\x12\x0e\n\x06merges\x18\x04 \x01(\x04\x12\x0e\n\x06splits\x18\x05 \x01(\x04\x12$\n\x08\x65xamples\x18\x06 \x03(\x0b\x32\x12.cdp.v1.RuleChange\x12$\n\x05rules\x18\x07 \x01(\x0b\x32\x15.cdp.v1.IdentityRules\x12\x1c\n\x14identifiers_unlinked\x18\x08 \x01(\x04\"N\n\x0eIdentityAction\x12\t\n\x01\x61\x18\x01 \x01(\t\x12\t\n\x01\x62\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\":\n\x0fIdentityActions\x12\'\n\x07\x61\x63tions\x18\x01 \x03(\x0b\x32\x16.cdp.v1.IdentityAction\"9\n\x06Source\x12\n\n\x02id\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x03 \x01(\x03\"#\n\x13\x43reateSourceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x14\x43reateSourceResponse\x12\x1e\n\x06source\x18\x01 \x01(\x0b\x32\x0e.cdp.v1.Source\x12\x11\n\twrite_key\x18\x02 \x01(\t\"\x14\n\x12ListSourcesRequest\"6\n\x13ListSourcesResponse\x12\x1f\n\x07sources\x18\x01 \x03(\x0b\x32\x0e.cdp.v1.Source\"D\n\x0bTailRequest\x12 \n\x05types\x18\x01 \x03(\x0e\x32\x11.cdp.v1.EventType\x12\x13\n\x0b\x65vent_names\x18\x02 \x03(\t\"?\n\x0cTailResponse\x12\x1c\n\x05\x65vent\x18\x01 \x01(\x0b\x32\r.cdp.v1.Event\x12\x11\n\tsource_id\x18\x02 \x01(\r*r\n\x0bLimitWindow\x12\x15\n\x11LIMIT_WINDOW_EVER\x10\x00\x12\x17\n\x13LIMIT_WINDOW_WEEKLY\x10\x01\x12\x18\n\x14LIMIT_WINDOW_MONTHLY\x10\x02\x12\x19\n\x15LIMIT_WINDOW_ANNUALLY\x10\x03\x32\xa4\x04\n\x0c\x41\x64minService\x12I\n\x0c\x43reateSource\x12\x1b.cdp.v1.CreateSourceRequest\x1a\x1c.cdp.v1.CreateSourceResponse\x12\x46\n\x0bListSources\x12\x1a.cdp.v1.ListSourcesRequest\x1a\x1b.cdp.v1.ListSourcesResponse\x12\x33\n\x04Tail\x12\x13.cdp.v1.TailRequest\x1a\x14.cdp.v1.TailResponse0\x01\x12U\n\x10RemoveIdentifier\x12\x1f.cdp.v1.RemoveIdentifierRequest\x1a .cdp.v1.RemoveIdentifierResponse\x12I\n\x0cSplitProfile\x12\x1b.cdp.v1.SplitProfileRequest\x1a\x1c.cdp.v1.SplitProfileResponse\x12J\n\x10GetIdentityRules\x12\x1f.cdp.v1.GetIdentityRulesRequest\x1a\x15.cdp.v1.IdentityRules\x12^\n\x13UpdateIdentityRules\x12\".cdp.v1.UpdateIdentityRulesRequest\x1a#.cdp.v1.UpdateIdentityRulesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cdp.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LIMITWINDOW']._serialized_start=1614
-  _globals['_LIMITWINDOW']._serialized_end=1728
+  _globals['_LIMITWINDOW']._serialized_start=1650
+  _globals['_LIMITWINDOW']._serialized_end=1764
   _globals['_REMOVEIDENTIFIERREQUEST']._serialized_start=83
   _globals['_REMOVEIDENTIFIERREQUEST']._serialized_end=145
   _globals['_REMOVEIDENTIFIERRESPONSE']._serialized_start=147
@@ -44,37 +44,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SPLITPROFILERESPONSE']._serialized_start=285
   _globals['_SPLITPROFILERESPONSE']._serialized_end=345
   _globals['_IDENTIFIERRULE']._serialized_start=348
-  _globals['_IDENTIFIERRULE']._serialized_end=498
-  _globals['_IDENTITYRULES']._serialized_start=500
-  _globals['_IDENTITYRULES']._serialized_end=554
-  _globals['_GETIDENTITYRULESREQUEST']._serialized_start=556
-  _globals['_GETIDENTITYRULESREQUEST']._serialized_end=581
-  _globals['_UPDATEIDENTITYRULESREQUEST']._serialized_start=583
-  _globals['_UPDATEIDENTITYRULESREQUEST']._serialized_end=666
-  _globals['_RULECHANGE']._serialized_start=669
-  _globals['_RULECHANGE']._serialized_end=852
-  _globals['_RULECHANGE_KIND']._serialized_start=792
-  _globals['_RULECHANGE_KIND']._serialized_end=852
-  _globals['_UPDATEIDENTITYRULESRESPONSE']._serialized_start=855
-  _globals['_UPDATEIDENTITYRULESRESPONSE']._serialized_end=1088
-  _globals['_IDENTITYACTION']._serialized_start=1090
-  _globals['_IDENTITYACTION']._serialized_end=1168
-  _globals['_IDENTITYACTIONS']._serialized_start=1170
-  _globals['_IDENTITYACTIONS']._serialized_end=1228
-  _globals['_SOURCE']._serialized_start=1230
-  _globals['_SOURCE']._serialized_end=1287
-  _globals['_CREATESOURCEREQUEST']._serialized_start=1289
-  _globals['_CREATESOURCEREQUEST']._serialized_end=1324
-  _globals['_CREATESOURCERESPONSE']._serialized_start=1326
-  _globals['_CREATESOURCERESPONSE']._serialized_end=1399
-  _globals['_LISTSOURCESREQUEST']._serialized_start=1401
-  _globals['_LISTSOURCESREQUEST']._serialized_end=1421
-  _globals['_LISTSOURCESRESPONSE']._serialized_start=1423
-  _globals['_LISTSOURCESRESPONSE']._serialized_end=1477
-  _globals['_TAILREQUEST']._serialized_start=1479
-  _globals['_TAILREQUEST']._serialized_end=1547
-  _globals['_TAILRESPONSE']._serialized_start=1549
-  _globals['_TAILRESPONSE']._serialized_end=1612
-  _globals['_ADMINSERVICE']._serialized_start=1731
-  _globals['_ADMINSERVICE']._serialized_end=2279
+  _globals['_IDENTIFIERRULE']._serialized_end=534
+  _globals['_IDENTITYRULES']._serialized_start=536
+  _globals['_IDENTITYRULES']._serialized_end=590
+  _globals['_GETIDENTITYRULESREQUEST']._serialized_start=592
+  _globals['_GETIDENTITYRULESREQUEST']._serialized_end=617
+  _globals['_UPDATEIDENTITYRULESREQUEST']._serialized_start=619
+  _globals['_UPDATEIDENTITYRULESREQUEST']._serialized_end=702
+  _globals['_RULECHANGE']._serialized_start=705
+  _globals['_RULECHANGE']._serialized_end=888
+  _globals['_RULECHANGE_KIND']._serialized_start=828
+  _globals['_RULECHANGE_KIND']._serialized_end=888
+  _globals['_UPDATEIDENTITYRULESRESPONSE']._serialized_start=891
+  _globals['_UPDATEIDENTITYRULESRESPONSE']._serialized_end=1124
+  _globals['_IDENTITYACTION']._serialized_start=1126
+  _globals['_IDENTITYACTION']._serialized_end=1204
+  _globals['_IDENTITYACTIONS']._serialized_start=1206
+  _globals['_IDENTITYACTIONS']._serialized_end=1264
+  _globals['_SOURCE']._serialized_start=1266
+  _globals['_SOURCE']._serialized_end=1323
+  _globals['_CREATESOURCEREQUEST']._serialized_start=1325
+  _globals['_CREATESOURCEREQUEST']._serialized_end=1360
+  _globals['_CREATESOURCERESPONSE']._serialized_start=1362
+  _globals['_CREATESOURCERESPONSE']._serialized_end=1435
+  _globals['_LISTSOURCESREQUEST']._serialized_start=1437
+  _globals['_LISTSOURCESREQUEST']._serialized_end=1457
+  _globals['_LISTSOURCESRESPONSE']._serialized_start=1459
+  _globals['_LISTSOURCESRESPONSE']._serialized_end=1513
+  _globals['_TAILREQUEST']._serialized_start=1515
+  _globals['_TAILREQUEST']._serialized_end=1583
+  _globals['_TAILRESPONSE']._serialized_start=1585
+  _globals['_TAILRESPONSE']._serialized_end=1648
+  _globals['_ADMINSERVICE']._serialized_start=1767
+  _globals['_ADMINSERVICE']._serialized_end=2315
 # @@protoc_insertion_point(module_scope)

@@ -155,6 +155,8 @@ class IdentifierRule(_message.Message):
     PRIORITY_FIELD_NUMBER: _builtins.int
     BLOCKED_VALUES_FIELD_NUMBER: _builtins.int
     BLOCKED_PATTERNS_FIELD_NUMBER: _builtins.int
+    TRAITS_FIELD_NUMBER: _builtins.int
+    PROPERTIES_FIELD_NUMBER: _builtins.int
     type: _builtins.str
     limit: _builtins.int
     """Most values per profile (0: the default)."""
@@ -167,6 +169,15 @@ class IdentifierRule(_message.Message):
     def blocked_patterns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Regular expressions (Rust regex syntax)."""
 
+    @_builtins.property
+    def traits(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """A custom type: read its value from these traits (of identify calls and context.traits)
+        and these properties. Applies to the profiles at once; the per-identifier event index
+        (ListEvents of a single identifier) covers the events stored after the change.
+        """
+
+    @_builtins.property
+    def properties(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -176,10 +187,12 @@ class IdentifierRule(_message.Message):
         priority: _builtins.int = ...,
         blocked_values: _abc.Iterable[_builtins.str] | None = ...,
         blocked_patterns: _abc.Iterable[_builtins.str] | None = ...,
+        traits: _abc.Iterable[_builtins.str] | None = ...,
+        properties: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked_patterns", b"blocked_patterns", "blocked_values", b"blocked_values", "limit", b"limit", "priority", b"priority", "type", b"type", "window", b"window"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked_patterns", b"blocked_patterns", "blocked_values", b"blocked_values", "limit", b"limit", "priority", b"priority", "properties", b"properties", "traits", b"traits", "type", b"type", "window", b"window"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
