@@ -1,20 +1,29 @@
 """A small, slow, obviously-correct reference of Tributary's identity resolution and profile traits.
 
-Events are applied in arrival order. Each event's identifiers (user_id, anonymous_id, email) minus blocked values
-are matched against the profiles that own them ("flat matching"); a would-be profile that breaks a limit drops the
-event's lowest-priority identifier and matches again; at a system cap the event resolves to the profile of its
-highest-priority known identifier and links nothing. Traits come from identify events only: per key, the event with
-the latest (timestamp, messageId) wins, and a winning null removes the key.
+Profiles are a function of the set of accepted events and the admin separations, not of arrival order: every query
+replays all accepted events from an empty state in canonical order, by (timestamp, messageId) (messageId compared as a
+string; equal keys, which unique message ids never give, keep arrival order). Each event's identifiers (user_id,
+anonymous_id, email) minus blocked values are matched against the profiles that own them ("flat matching"); a
+would-be profile that breaks a rule drops the event's lowest-priority identifier and matches again. The rules, in the
+order they are checked: the system caps (at one, the event resolves to the profile of its highest-priority known
+identifier and links nothing), the admin separations (two identifiers split apart by SplitProfile may not share a
+profile; an identifier removed by RemoveIdentifier may not share one with any other identifier), then each type's
+limit. When profiles merge, the one created first in canonical order survives. An identifier's first seen is the
+earliest event (in canonical order) that linked it; an identifier only ever carried with higher-priority identifiers
+it may not join is in no profile. Traits come from identify events only: per key, the event with the latest
+(timestamp, messageId) wins, and a winning null removes the key.
 """
 
 from __future__ import annotations
 
 import re
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 Identifier = tuple[str, str]  # (type, value)
+Order = tuple[int, str]  # (timestamp ms, messageId): an event's place in the canonical order
 
 BLOCKED_VALUES = frozenset({"-1", "null", "anonymous", "undefined", ""})
 BLOCKED_PATTERN = re.compile(r"[0-]*")  # used with fullmatch: Rust's `^[0-]*$` (no trailing-newline match)
@@ -51,16 +60,20 @@ def extract(event: dict[str, Any]) -> list[Identifier]:
     return found
 
 
+def order_of(event: dict[str, Any]) -> Order:
+    return int(event["timestamp"]), str(event["messageId"])
+
+
 @dataclass
 class Profile:
-    key: int  # the model's own id: creation order
-    created_ms: int
+    key: int  # creation order in the canonical replay: the older profile survives a merge
+    created_by: str  # messageId of the event that created it (the server derives the profile's id from that event)
     merges: int = 0
     identifiers: list[Identifier] = field(default_factory=list)  # in link order
     # trait name -> ((timestamp ms, messageId), value); value None is a removal that still competes on order.
-    trait_entries: dict[str, tuple[tuple[int, str], Any]] = field(default_factory=dict)
+    trait_entries: dict[str, tuple[Order, Any]] = field(default_factory=dict)
 
-    def set_trait(self, name: str, order: tuple[int, str], value: Any) -> None:
+    def set_trait(self, name: str, order: Order, value: Any) -> None:
         if name not in self.trait_entries or self.trait_entries[name][0] < order:
             self.trait_entries[name] = (order, value)
 
@@ -69,44 +82,72 @@ class Profile:
         return {name: value for name, (_, value) in self.trait_entries.items() if value is not None}
 
 
-class IdentityModel:
-    def __init__(self) -> None:
-        self.owner: dict[Identifier, Profile] = {}
-        self.first_seen: dict[Identifier, tuple[int, str]] = {}  # identifier -> (timestamp ms, messageId)
-        self.absorbed_into: dict[int, int] = {}  # merged-away profile key -> the key it merged into
-        self.next_key = 0
+class _Replay:
+    """Flat matching of events given in canonical order, from an empty state, under fixed separations."""
 
-    def apply(self, event: dict[str, Any]) -> Profile | None:
-        """Resolves one accepted (non-duplicate) event; returns the profile it belongs to, if any."""
-        order = (int(event["timestamp"]), str(event["messageId"]))
+    def __init__(
+        self, events: list[dict[str, Any]], separated: set[frozenset[Identifier]], isolated: set[Identifier]
+    ) -> None:
+        self.separated = separated
+        self.isolated = isolated
+        self.owner: dict[Identifier, Profile] = {}
+        self.first_seen: dict[Identifier, Order] = {}
+        self.absorbed_into: dict[int, int] = {}  # merged-away profile key -> the key it merged into
+        self.by_key: dict[int, Profile] = {}  # every profile created, merged away or not
+        self.resolved_to: dict[str, int] = {}  # messageId -> key of the profile the event resolved to
+        self.refused: dict[str, list[tuple[Identifier, str]]] = {}  # messageId -> identifiers it did not link, why
+        for event in events:
+            self.apply(event)
+
+    def apply(self, event: dict[str, Any]) -> None:
+        order = order_of(event)
         candidates = sorted({i for i in extract(event) if not is_blocked(i[1])}, key=priority)
-        profile = self._resolve(candidates, order)
-        if profile is not None and event.get("type") == "identify":
+        refused = self.refused.setdefault(order[1], [])
+        profile = self._resolve(candidates, order, refused)
+        if profile is None:
+            return
+        self.resolved_to[order[1]] = profile.key
+        if event.get("type") == "identify":
             for name, value in (event.get("traits") or {}).items():
                 profile.set_trait(name, order, value)
-        return profile
 
-    def _resolve(self, candidates: list[Identifier], order: tuple[int, str]) -> Profile | None:
+    def allowed(self, together: set[Identifier]) -> bool:
+        """May one profile hold all of these identifiers (the admin separations)?"""
+        if len(together) > 1 and not self.isolated.isdisjoint(together):
+            return False
+        return not any(pair <= together for pair in self.separated)
+
+    def _resolve(
+        self, candidates: list[Identifier], order: Order, refused: list[tuple[Identifier, str]]
+    ) -> Profile | None:
         while candidates:
-            owners = sorted({id(p): p for p in map(self.owner.get, candidates) if p}.values(), key=_age)
+            owners = sorted({p.key: p for p in map(self.owner.get, candidates) if p}.values(), key=lambda p: p.key)
             new = [i for i in candidates if i not in self.owner]
             merges = sum(p.merges for p in owners) + len(owners) - 1
             at_cap = (len(owners) > 1 and merges > MAX_MERGES) or (
                 bool(new) and sum(len(p.identifiers) for p in owners) + len(new) > MAX_IDENTIFIERS
             )
             if at_cap and owners:  # resolve to the highest-priority known identifier's profile; link nothing
-                return next(self.owner[i] for i in candidates if i in self.owner)
-            kinds = [i[0] for p in owners for i in p.identifiers] + [i[0] for i in new]
-            if at_cap or any(kinds.count(k) > LIMITS.get(k, DEFAULT_LIMIT) for k in set(kinds)):
-                candidates.pop()  # refuse the lowest-priority identifier and match again
-                continue
-            return self._link(owners, new, order)
+                home = next(self.owner[i] for i in candidates if i in self.owner)
+                refused += [(i, "cap") for i in candidates if self.owner.get(i) is not home]
+                return home
+            together = {i for p in owners for i in p.identifiers} | set(new)
+            kinds = [i[0] for i in together]
+            if at_cap:
+                reason = "cap"
+            elif (len(owners) > 1 or new) and not self.allowed(together):
+                reason = "separated"
+            elif any(kinds.count(k) > LIMITS.get(k, DEFAULT_LIMIT) for k in set(kinds)):
+                reason = "limit"
+            else:
+                return self._link(owners, new, order)
+            refused.append((candidates.pop(), reason))  # refuse the lowest-priority identifier and match again
         return None
 
-    def _link(self, owners: list[Profile], new: list[Identifier], order: tuple[int, str]) -> Profile:
+    def _link(self, owners: list[Profile], new: list[Identifier], order: Order) -> Profile:
         if not owners:
-            owners = [Profile(self.next_key, created_ms=order[0])]
-            self.next_key += 1
+            owners = [Profile(len(self.by_key), created_by=order[1])]
+            self.by_key[owners[0].key] = owners[0]
         survivor, *others = owners
         for other in others:
             survivor.merges += other.merges + 1
@@ -122,22 +163,108 @@ class IdentityModel:
             self.first_seen[identifier] = order
         return survivor
 
+    def current(self, key: int) -> Profile:
+        """A profile as it is now: merged-away profiles lead to their survivor."""
+        while key in self.absorbed_into:
+            key = self.absorbed_into[key]
+        return self.by_key[key]
+
+
+class IdentityModel:
+    """The accepted events and the admin separations; every query sees them replayed in canonical order."""
+
+    def __init__(
+        self,
+        events: Iterable[dict[str, Any]] = (),
+        separations: Iterable[tuple[Identifier, Identifier | None]] = (),
+    ) -> None:
+        self.events: list[dict[str, Any]] = []  # accepted (non-duplicate) events, in arrival order
+        self.separated: set[frozenset[Identifier]] = set()  # SplitProfile(a, b): {a, b}
+        self.isolated: set[Identifier] = set()  # RemoveIdentifier(x): x
+        self._replay: _Replay | None = None
+        for a, b in separations:
+            if b is None:
+                self.isolate(a)
+            else:
+                self.separate(a, b)
+        for event in events:
+            self.add(event)
+
+    # Changes.
+
+    def add(self, event: dict[str, Any]) -> None:
+        """Stores one accepted (non-duplicate) event, whenever it happened."""
+        self.events.append(event)
+        self._replay = None
+
+    def apply(self, event: dict[str, Any]) -> Profile | None:
+        """Stores one accepted event; returns the profile it belongs to now (None when it has no linkable
+        identifier)."""
+        self.add(event)
+        return self.resolution(str(event["messageId"]))
+
+    def separate(self, a: Identifier, b: Identifier) -> None:
+        """SplitProfile: `a` and `b` never share a profile (past and future events)."""
+        assert a != b, "an identifier cannot be separated from itself"
+        self.separated.add(frozenset((a, b)))
+        self._replay = None
+
+    def isolate(self, identifier: Identifier) -> None:
+        """RemoveIdentifier: `identifier` is only ever in a profile with no other identifier."""
+        self.isolated.add(identifier)
+        self._replay = None
+
     # Queries.
 
+    def separations(self) -> list[tuple[Identifier, Identifier | None]]:
+        """The admin separations as resolve() takes them: (a, b) for a split, (x, None) for a removal."""
+        isolated: list[tuple[Identifier, Identifier | None]] = [(x, None) for x in sorted(self.isolated)]
+        return isolated + sorted((a, b) for a, b in map(sorted, self.separated))
+
+    @property
+    def state(self) -> _Replay:
+        if self._replay is None:
+            canonical = sorted(self.events, key=order_of)  # stable: equal keys keep arrival order
+            self._replay = _Replay(canonical, self.separated, self.isolated)
+        return self._replay
+
+    @property
+    def owner(self) -> dict[Identifier, Profile]:
+        """Every linked identifier -> its profile."""
+        return self.state.owner
+
+    @property
+    def first_seen(self) -> dict[Identifier, Order]:
+        """Every linked identifier -> the earliest event (in canonical order) that linked it."""
+        return self.state.first_seen
+
     def profiles(self) -> list[Profile]:
-        return sorted({id(p): p for p in self.owner.values()}.values(), key=lambda p: p.key)
+        return sorted({p.key: p for p in self.owner.values()}.values(), key=lambda p: p.key)
 
     def profile_of(self, identifier: Identifier) -> Profile | None:
         return self.owner.get(identifier)
 
-    def current_key(self, key: int) -> int:
-        """A profile key as it is now: merged-away keys lead to their survivor."""
-        while key in self.absorbed_into:
-            key = self.absorbed_into[key]
-        return key
+    def resolution(self, message_id: str) -> Profile | None:
+        """The profile (as it is now) that an accepted event resolved to; None when it had no linkable identifier."""
+        key = self.state.resolved_to.get(message_id)
+        return None if key is None else self.state.current(key)
+
+    def refused(self, message_id: str) -> list[tuple[Identifier, str]]:
+        """The linkable identifiers an accepted event did not link, each with why: "limit", "separated" or "cap"."""
+        return list(self.state.refused.get(message_id, []))
+
+    def survivor_of(self, created_by: str) -> Profile | None:
+        """The profile (as it is now) that the profile created by an event ended in; None when that event creates no
+        profile in the canonical replay."""
+        for key, profile in self.state.by_key.items():
+            if profile.created_by == created_by:
+                return self.state.current(key)
+        return None
 
 
-def _age(profile: Profile) -> int:
-    """Oldest first. The engine breaks ties (two profiles created at one timestamp) by its id hash, which this model
-    cannot predict: tests must not create two profiles at the same timestamp and then merge them."""
-    return profile.created_ms
+def resolve(
+    events: list[dict[str, Any]], separations: Iterable[tuple[Identifier, Identifier | None]] = ()
+) -> IdentityModel:
+    """A model holding these accepted events (in any order) and admin separations: (a, b) keeps a and b apart
+    (SplitProfile), (x, None) isolates x (RemoveIdentifier)."""
+    return IdentityModel(events, separations)

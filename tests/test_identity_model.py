@@ -1,11 +1,13 @@
 """Identity resolution and GetProfile through a real server, checked against the reference in identity_reference.py.
 
 A hypothesis state machine sends identify / track / group events drawn from small value pools (so merges, limit
-refusals and blocked values happen), resends duplicates, reuses message ids with other payloads, and reopens the server
-(SIGKILL, then start: the graph must be rebuilt identically). After every step, every identifier the model knows must
-resolve to the model's partition, traits, merge count and first-seen event; every other pool value must be NOT_FOUND;
-profile ids must be stable (one id per model profile, survivors keep the older id, merged-away ids lead to the
-survivor). Plain tests below cover Segment's documented cases one by one.
+refusals and blocked values happen), sends late events (timestamps before events already sent: the profiles must be
+those of all events in canonical order, whatever the arrival order), takes identifiers apart with the admin calls
+RemoveIdentifier and SplitProfile, resends duplicates, reuses message ids with other payloads, and reopens the server
+(SIGKILL, then start: the graph, separations included, must be rebuilt identically). After every step, every
+identifier the model knows must resolve to the model's partition, traits, merge count and first-seen event; every
+other pool value must be NOT_FOUND; profile ids must follow the events that created the profiles (see Harness.check).
+Plain tests below cover Segment's documented cases and the admin calls one by one.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
-from identity_reference import Identifier, IdentityModel, Profile, extract, is_blocked
+from identity_reference import Identifier, IdentityModel, Profile, extract, is_blocked, resolve
 from rpc import IDENTIFY, TRACK, Rpc, ts
 
-from cdp_server._proto.cdp.v1 import event_pb2, ingest_pb2, profile_pb2
+from cdp_server._proto.cdp.v1 import admin_pb2, event_pb2, ingest_pb2, profile_pb2
 
 BASE_MS = 1_700_000_000_000
 PROFILE_ID = re.compile(r"tp_[0-9a-z]{26}")
@@ -77,6 +79,20 @@ def traits(profile: profile_pb2.Profile | None) -> Any:
     return json.loads(profile.traits or b"{}")
 
 
+def first_seen(profile: profile_pb2.Profile | None) -> dict[Identifier, tuple[int, str]]:
+    """Each identifier's first event: (timestamp ms, messageId)."""
+    assert profile is not None
+    return {(i.type, i.value): (i.first_seen.ToMilliseconds(), i.first_message_id) for i in profile.identifiers}
+
+
+def key_of(event: dict[str, Any]) -> tuple[int, str]:
+    return event["timestamp"], event["messageId"]
+
+
+def partition_of(model: IdentityModel) -> set[frozenset[Identifier]]:
+    return {frozenset(p.identifiers) for p in model.profiles()}
+
+
 class Harness:
     """One server, a connection to it, and the reference model of what it must hold."""
 
@@ -91,7 +107,8 @@ class Harness:
         self.prefix = prefix
         self.model = IdentityModel()
         self.sent: list[dict[str, Any]] = []
-        self.real_ids: dict[int, str] = {}  # model profile key -> the server's id for it, as first seen
+        # The messageId of the event that created a model profile -> the server's id of that profile, as first seen.
+        self.real_ids: dict[str, str] = {}
         self.resolved: Profile | None = None  # the profile of the last accepted event
 
     def send(
@@ -126,6 +143,58 @@ class Harness:
             raise
         return reply.profile
 
+    def server_id(self, identifier: Identifier | None) -> str:
+        """The server's id of the profile holding a model-linked identifier; "" for None or an unlinked one."""
+        if identifier is None or identifier not in self.model.owner:
+            return ""
+        got = self.get(ident(identifier))
+        assert got is not None, f"{ident(identifier)}: NOT_FOUND, the model links it"
+        return str(got.id)
+
+    def remove_identifier(self, profile: str, identifier: Identifier) -> admin_pb2.RemoveIdentifierResponse:
+        """AdminService.RemoveIdentifier of a linked identifier of a profile with others; applied to the model."""
+        before = self.model.profile_of(identifier)
+        assert before is not None and len(before.identifiers) > 1, f"{ident(identifier)}: not removable"
+        request = admin_pb2.RemoveIdentifierRequest(profile=profile, identifier=ident(identifier))
+        reply: admin_pb2.RemoveIdentifierResponse = self.rpc.admin.RemoveIdentifier(
+            request, metadata=self.server.admin_metadata, timeout=30
+        )
+        self.model.isolate(identifier)
+        # The rest: the profile of the first other identifier (in link order) that is still in one.
+        rest = next((i for i in before.identifiers if i != identifier and i in self.model.owner), None)
+        assert (reply.profile_id, reply.removed_profile_id) == (self.server_id(rest), self.server_id(identifier))
+        if self.check_every_send:
+            self.check()
+        return reply
+
+    def split(self, profile: str, a: Identifier, b: Identifier) -> admin_pb2.SplitProfileResponse:
+        """AdminService.SplitProfile between two identifiers of one profile; applied to the model."""
+        home = self.model.profile_of(a)
+        assert home is not None and home is self.model.profile_of(b) and a != b, "not splittable"
+        request = admin_pb2.SplitProfileRequest(profile=profile, a=ident(a), b=ident(b))
+        reply: admin_pb2.SplitProfileResponse = self.rpc.admin.SplitProfile(
+            request, metadata=self.server.admin_metadata, timeout=30
+        )
+        self.model.separate(a, b)
+        assert (reply.profile_a, reply.profile_b) == (self.server_id(a), self.server_id(b))
+        if self.check_every_send:
+            self.check()
+        return reply
+
+    def refused_admin(self, method: str, request: Any) -> grpc.StatusCode:
+        """The status code of an admin call that must fail (and so change nothing)."""
+        with pytest.raises(grpc.RpcError) as caught:
+            getattr(self.rpc.admin, method)(request, metadata=self.server.admin_metadata, timeout=30)
+        code: grpc.StatusCode = caught.value.code()  # type: ignore[attr-defined]
+        return code
+
+    def explain(self, a: str, b: str) -> profile_pb2.ExplainLinkResponse:
+        request = profile_pb2.ExplainLinkRequest(a=a, b=b)
+        reply: profile_pb2.ExplainLinkResponse = self.rpc.profile.ExplainLink(
+            request, metadata=self.server.admin_metadata, timeout=10
+        )
+        return reply
+
     def reopen(self, crash: bool = True) -> None:
         self.rpc.close()
         try:
@@ -156,9 +225,16 @@ class Harness:
         }
 
     def check(self, absent: Iterable[Identifier] = ()) -> None:
-        """The server holds the model's profiles, with stable ids; `absent` identifiers the model does not know are
-        NOT_FOUND."""
-        live: dict[int, str] = {}
+        """The server holds the model's profiles; `absent` identifiers the model does not link are NOT_FOUND.
+
+        Profile ids: the server derives a profile's id from the event that created it, and the model knows that event
+        (the canonical replay's), so one creating event has one id forever (a late event or a separation may make
+        another event the creator: the profile then has another id), two live profiles never share one, and the
+        survivor of a merge keeps its id. The id of a profile merged away in the canonical replay leads to its
+        survivor. Where an id leads once its event no longer creates any profile depends on the history of replays
+        (the server points it at a profile that holds one of its old identifiers, if any does), so the model cannot
+        predict it: such an id must only lead to some live profile or be NOT_FOUND."""
+        live: dict[str, str] = {}  # creating event -> server id
         for profile in self.model.profiles():
             want = self.expected(profile)
             ids = set()
@@ -170,15 +246,21 @@ class Harness:
             assert len(ids) == 1, f"one model profile, several server ids {ids}: {want}"
             real = ids.pop()
             assert PROFILE_ID.fullmatch(real), real
-            assert self.real_ids.setdefault(profile.key, real) == real, f"the id of {want} changed"
+            known = self.real_ids.setdefault(profile.created_by, real)
+            assert known == real, f"the profile created by {profile.created_by} had id {known}, now {real}: {want}"
             by_id = self.get(real)
             assert by_id is not None and by_id.id == real and self.actual(by_id) == want, f"by {real}"
-            live[profile.key] = real
+            live[profile.created_by] = real
         assert len(set(live.values())) == len(live), f"two model profiles share a server id: {live}"
-        for key, real in self.real_ids.items():
-            if key not in live:  # merged away: its id leads to the survivor
-                got = self.get(real)
-                assert got is not None and got.id == live[self.model.current_key(key)], f"merged-away {real}"
+        for created_by, real in self.real_ids.items():
+            if created_by in live:
+                continue
+            got = self.get(real)
+            survivor = self.model.survivor_of(created_by)
+            if survivor is not None:  # merged away: its id leads to the survivor
+                assert got is not None and got.id == live[survivor.created_by], f"merged-away {real}"
+            else:  # its event creates no profile now: see the docstring
+                assert got is None or got.id in live.values(), f"{real} (of {created_by}) leads to a dead {got}"
         for identifier in absent:
             if identifier not in self.model.owner and identifier[1].strip():
                 assert self.get(ident(identifier)) is None, f"{ident(identifier)} must be NOT_FOUND"
@@ -247,12 +329,30 @@ class IdentityMachine(RuleBasedStateMachine):
                 self.outcomes.update([f"refused {identifier[0]}: new value"])
             elif model.owner[identifier] is not self.h.resolved:
                 self.outcomes.update([f"refused {identifier[0]}: another profile's"])
+        if any(why == "separated" for _, why in model.refused(event["messageId"])):
+            self.outcomes.update(["refused: separated"])
         if sum(p.merges for p in model.profiles()) > merges:
             self.outcomes.update(["merge"])
         elif len(model.profiles()) > profiles:
             self.outcomes.update(["new profile"])
         elif self.h.resolved is None:
             self.outcomes.update(["no profile"])
+
+    def fields(self, user: str | None, anon: str | None, email: Any, in_context: bool) -> dict[str, Any]:
+        """Identifier fields of an event; the email in context.traits or in traits."""
+        fields: dict[str, Any] = {**self.ids(user, anon), "traits": {}}
+        if email is not None:
+            fields["context" if in_context else "traits"] = {"email": self.email(email)}
+        return fields
+
+    def splittable(self) -> list[Profile]:
+        return [p for p in self.h.model.profiles() if len(p.identifiers) > 1]
+
+    def lookup(self, profile: Profile, name_by: int) -> str:
+        """How an admin call names the profile: by one of its identifiers, or by its id."""
+        if name_by < len(profile.identifiers):
+            return ident(profile.identifiers[name_by])
+        return self.h.server_id(profile.identifiers[0])
 
     @rule(user=user_picks, anon=anon_picks, email=email_picks, in_context=st.booleans(), more=extra_traits)
     def identify(self, user: str | None, anon: str | None, email: Any, in_context: bool, more: dict[str, Any]) -> None:
@@ -320,6 +420,104 @@ class IdentityMachine(RuleBasedStateMachine):
             "identify", at=event["timestamp"], message_id=event["messageId"], expect=CONFLICT, userId=self.ns + "c"
         )
 
+    @precondition(lambda self: bool(self.h.sent))
+    @rule(
+        kind=st.sampled_from(["identify", "track"]),
+        user=user_picks,
+        anon=anon_picks,
+        email=email_picks,
+        in_context=st.booleans(),
+        more=extra_traits,
+        index=st.integers(min_value=0, max_value=1_000),
+        earlier=st.sampled_from([0, 1, 1, 1_000]),
+    )
+    def late(
+        self,
+        kind: str,
+        user: str | None,
+        anon: str | None,
+        email: Any,
+        in_context: bool,
+        more: dict[str, Any],
+        index: int,
+        earlier: int,
+    ) -> None:
+        """An event from before events already sent (a client back online): it resolves as if it had arrived in time.
+        Its timestamp is that of a sent event (equal timestamps are ordered by messageId), 1 ms or 1 s before it."""
+        fields = self.fields(user, anon, email, in_context or kind == "track")
+        if kind == "identify":
+            fields["traits"] = {**more, **fields["traits"]}
+        else:
+            del fields["traits"]
+        self.send_late(kind, self.h.sent[index % len(self.h.sent)]["timestamp"] - earlier, fields)
+
+    @precondition(lambda self: bool(self.h.sent))
+    @rule(
+        user=st.sampled_from(USERS),
+        anon=st.sampled_from(ANONS[:3]),
+        more=extra_traits,
+        index=st.integers(min_value=0, max_value=1_000),
+        earlier=st.sampled_from([0, 1]),
+        take_device=st.booleans(),
+    )
+    def late_login(
+        self, user: str, anon: str, more: dict[str, Any], index: int, earlier: int, take_device: bool
+    ) -> None:
+        """A login from before events already sent. With take_device, on a device another user already logged in on,
+        from (about) when the device was first seen: in canonical order the device may well be this user's, and the
+        other user's login then is refused it."""
+        fields: dict[str, Any] = {"traits": more, **self.ids(user, anon)}
+        at = self.h.sent[index % len(self.h.sent)]["timestamp"] - earlier
+        me = ("user_id", fields["userId"])
+        owner = self.h.model.owner
+        devices = [
+            i
+            for i, p in owner.items()
+            if i[0] == "anonymous_id" and any(j[0] == "user_id" and j != me for j in p.identifiers)
+        ]
+        if take_device and devices:
+            device = sorted(devices)[index % len(devices)]
+            fields["anonymousId"], at = device[1], self.h.model.first_seen[device][0] - earlier
+        self.send_late("identify", at, fields)
+
+    def send_late(self, kind: str, at: int, fields: dict[str, Any]) -> None:
+        model = self.h.model
+        seen = dict(model.first_seen)
+        self.send(kind, at=at, **fields)
+        self.outcomes.update(["late"])
+        # Re-resolved: had the event come last in canonical order too, the profiles would be others.
+        *before, event = model.events
+        in_arrival_order = resolve([*before, {**event, "timestamp": 2**62}], model.separations())
+        if partition_of(in_arrival_order) != partition_of(model):
+            self.outcomes.update(["late: re-resolved"])
+        if any(model.first_seen.get(i, seen[i]) < seen[i] for i in seen):
+            self.outcomes.update(["late: earlier first seen"])
+
+    @precondition(lambda self: bool(self.splittable()))
+    @rule(pick=st.integers(min_value=0, max_value=1_000), member=st.integers(min_value=0, max_value=1_000))
+    def remove_identifier(self, pick: int, member: int) -> None:
+        """RemoveIdentifier: from now on the identifier is alone in its profile (or in none), for past events too."""
+        profiles = self.splittable()
+        profile = profiles[pick % len(profiles)]
+        identifier = profile.identifiers[member % len(profile.identifiers)]
+        self.h.remove_identifier(self.lookup(profile, (member // 7) % (len(profile.identifiers) + 1)), identifier)
+        self.outcomes.update(["remove"] if identifier in self.h.model.owner else ["remove", "remove: in no profile"])
+
+    @precondition(lambda self: bool(self.splittable()))
+    @rule(
+        pick=st.integers(min_value=0, max_value=1_000),
+        a=st.integers(min_value=0, max_value=1_000),
+        b=st.integers(min_value=0, max_value=1_000),
+    )
+    def split(self, pick: int, a: int, b: int) -> None:
+        """SplitProfile: from now on the two identifiers never share a profile, for past events too."""
+        profiles = self.splittable()
+        profile = profiles[pick % len(profiles)]
+        size = len(profile.identifiers)
+        first, second = profile.identifiers[a % size], profile.identifiers[(a + 1 + b % (size - 1)) % size]
+        self.h.split(self.lookup(profile, b % (size + 1)), first, second)
+        self.outcomes.update(["split"])
+
     @precondition(lambda self: self.reopens < 2)
     @rule()
     def reopen(self) -> None:
@@ -356,6 +554,7 @@ def test_the_server_resolves_identities_like_the_reference_model(server_factory:
     expected |= {
         f"refused {kind}: {why}" for kind in ("anonymous_id", "email") for why in ("new value", "another profile's")
     }
+    expected |= {"late", "late: re-resolved", "late: earlier first seen", "remove", "split", "refused: separated"}
     assert expected <= set(outcomes), outcomes
 
 
@@ -445,8 +644,10 @@ def test_a_limit_refuses_the_lowest_priority_identifier_and_the_event_still_reso
 
 def test_traits_latest_timestamp_wins_and_an_older_identify_does_not_override(h: Harness) -> None:
     h.send("identify", at=BASE_MS + 2_000, userId="u1", traits={"plan": "pro"})
-    h.send("identify", at=BASE_MS + 1_000, userId="u1", traits={"plan": "free", "name": "Ann"})
+    older = h.send("identify", at=BASE_MS + 1_000, userId="u1", traits={"plan": "free", "name": "Ann"})
     assert traits(h.get("user_id:u1")) == {"plan": "pro", "name": "Ann"}
+    # The older event sorts first: u1 was first seen in it, whatever the arrival order.
+    assert first_seen(h.get("user_id:u1")) == {("user_id", "u1"): key_of(older)}
     h.send("identify", at=BASE_MS + 3_000, userId="u1", traits={"plan": "team"})
     assert traits(h.get("user_id:u1")) == {"plan": "team", "name": "Ann"}
     # Same timestamp: the larger message id wins, whatever the arrival order.
@@ -460,8 +661,9 @@ def test_null_removes_a_trait_and_an_older_null_loses(h: Harness) -> None:
     h.send("identify", at=BASE_MS + 2_000, userId="u1", traits={"plan": None})
     assert traits(h.get("user_id:u1")) == {"name": "Ann", "empty": ""}
     h.send("identify", at=BASE_MS + 1_500, userId="u1", traits={"plan": "free"})  # older than the removal
-    h.send("identify", at=BASE_MS + 500, userId="u1", traits={"name": None})  # older than the value
+    oldest = h.send("identify", at=BASE_MS + 500, userId="u1", traits={"name": None})  # older than the value
     assert traits(h.get("user_id:u1")) == {"name": "Ann", "empty": ""}
+    assert first_seen(h.get("user_id:u1")) == {("user_id", "u1"): key_of(oldest)}
     h.send("identify", at=BASE_MS + 3_000, userId="u1", traits={"plan": "team"})
     assert traits(h.get("user_id:u1")) == {"name": "Ann", "empty": "", "plan": "team"}
 
@@ -471,9 +673,11 @@ def test_traits_of_merged_profiles_combine_by_latest_timestamp(h: Harness) -> No
     h.send("identify", at=BASE_MS + 3_000, anonymousId="a1", traits={"name": "New"})
     h.send("identify", at=BASE_MS + 2_000, anonymousId="a1", traits={"plan": None, "age": 31})
     h.send("identify", at=BASE_MS + 500, anonymousId="a1", traits={"age": None})  # older than both ages
+    device = h.get("anonymous_id:a1")  # created by its event at 500: older than u1's profile (1_000)
     h.send("track", at=BASE_MS + 4_000, userId="u1", anonymousId="a1")  # merges; sets no trait
     merged = h.get("anonymous_id:a1")
     assert merged is not None and merged.merges == 1
+    assert device is not None and merged.id == device.id  # the profile created first in canonical order survives
     assert traits(merged) == {"name": "New", "age": 31}
 
 
@@ -547,3 +751,158 @@ def test_profiles_ids_and_traits_survive_a_restart(h: Harness, crash: bool) -> N
     h.check()
     assert {i: h.get(i).id for i in ids} == ids  # type: ignore[union-attr]
     h.send("identify", userId="u1", anonymousId="a9")  # the rebuilt graph keeps working
+
+
+# Late events and the admin separations (RemoveIdentifier, SplitProfile).
+
+U1, U2, U3 = ("user_id", "u1"), ("user_id", "u2"), ("user_id", "u3")
+A1, KIOSK = ("anonymous_id", "a1"), ("anonymous_id", "kiosk")
+ANN, BOB = ("email", "ann@x.com"), ("email", "bob@x.com")
+REFUSED = profile_pb2.LinkStep.KIND_REFUSED
+
+
+def summary(model: IdentityModel) -> list[tuple[Any, ...]]:
+    """A model's profiles: identifiers with their first event, traits, merges; profile ids are left out."""
+    first = model.first_seen
+    return sorted(
+        (sorted((*i, *first[i]) for i in p.identifiers), canonical(p.traits), p.merges) for p in model.profiles()
+    )
+
+
+def refusals(explanation: profile_pb2.ExplainLinkResponse) -> list[tuple[str, str, str]]:
+    """The refused steps of an explanation: (identifier, message id, reason)."""
+    return [(s.identifier, s.message_id, s.reason) for s in explanation.steps if s.kind == REFUSED]
+
+
+def test_a_late_login_resolves_as_if_it_had_arrived_in_time(h: Harness) -> None:
+    first = h.send("track", at=BASE_MS + 1, anonymousId="a1")
+    second = h.send("identify", at=BASE_MS + 3, userId="u2", anonymousId="a1", traits={"name": "Bo"})
+    device = h.get("anonymous_id:a1")
+    assert partition(device) == {U2, A1}
+    late = h.send("identify", at=BASE_MS + 2, userId="u1", anonymousId="a1", traits={"name": "Ann"})
+    # In canonical order u1 logged in on the device first, so a1 is u1's and u2 (limit 1 user_id) is refused it.
+    mine, theirs = h.get("anonymous_id:a1"), h.get("user_id:u2")
+    assert partition(mine) == {U1, A1} and partition(theirs) == {U2}
+    assert first_seen(mine) == {A1: key_of(first), U1: key_of(late)}
+    assert first_seen(theirs) == {U2: key_of(second)}
+    assert traits(mine) == {"name": "Ann"} and traits(theirs) == {"name": "Bo"}
+    # The device's profile (created by the first event) keeps its id; u2's profile is now created by its own event.
+    assert device is not None and mine is not None and theirs is not None
+    assert mine.id == device.id and theirs.id != device.id and mine.merges == theirs.merges == 0
+    why = h.explain("user_id:u2", "anonymous_id:a1")
+    assert not why.linked and (why.profile_a, why.profile_b) == (theirs.id, mine.id)
+    assert [(i, m) for i, m, _ in refusals(why)] == [("anonymous_id:a1", second["messageId"])]
+    assert "user_id" in refusals(why)[0][2]  # the limit of the user_id type
+    # The reference gives the same whatever the order the three events come in.
+    for events in itertools.permutations([first, second, late]):
+        assert summary(resolve(list(events))) == summary(h.model)
+
+
+def test_removing_a_shared_kiosk_id_splits_two_people_and_keeps_them_apart(h: Harness) -> None:
+    h.send("identify", anonymousId="kiosk", traits={"email": "ann@x.com", "name": "Ann"})
+    h.send("identify", anonymousId="kiosk", traits={"email": "bob@x.com", "name": "Bob"})
+    alone = h.send("track", anonymousId="kiosk")
+    before = h.get("email:ann@x.com")
+    assert partition(before) == {ANN, BOB, KIOSK} and traits(before) == {"email": "bob@x.com", "name": "Bob"}
+    reply = h.remove_identifier("email:ann@x.com", KIOSK)
+    ann, bob, kiosk = h.get("email:ann@x.com"), h.get("email:bob@x.com"), h.get("anonymous_id:kiosk")
+    assert (partition(ann), partition(bob), partition(kiosk)) == ({ANN}, {BOB}, {KIOSK})
+    assert traits(ann) == {"email": "ann@x.com", "name": "Ann"} and traits(bob) == {"email": "bob@x.com", "name": "Bob"}
+    assert traits(kiosk) == {} and first_seen(kiosk) == {KIOSK: key_of(alone)}  # the only event with kiosk alone
+    assert before is not None and ann is not None and kiosk is not None
+    assert ann.id == before.id  # Ann's event created the profile
+    assert (reply.profile_id, reply.removed_profile_id) == (ann.id, kiosk.id)
+    # A later visitor on the kiosk is not linked to it, nor to Ann or Bob.
+    h.send("identify", userId="u3", anonymousId="kiosk", traits={"name": "Cy"})
+    assert partition(h.get("user_id:u3")) == {U3} and partition(h.get("anonymous_id:kiosk")) == {KIOSK}
+    why = h.explain("user_id:u3", "anonymous_id:kiosk")
+    assert not why.linked and any("admin" in reason for *_, reason in refusals(why))
+
+
+def test_removing_an_identifier_only_carried_with_more_important_ones_leaves_it_in_no_profile(h: Harness) -> None:
+    h.send("identify", userId="u1", anonymousId="a1")
+    h.send("track", userId="u1", anonymousId="a1", context={"traits": {"email": "ann@x.com"}})
+    reply = h.remove_identifier("user_id:u1", A1)
+    assert h.get("anonymous_id:a1") is None and reply.removed_profile_id == ""
+    assert partition(h.get("user_id:u1")) == {U1, ANN} and reply.profile_id == h.server_id(U1)
+    h.send("track", anonymousId="a1")  # now it has an event of its own
+    assert partition(h.get("anonymous_id:a1")) == {A1}
+
+
+def test_split_profile_keeps_two_identifiers_apart_and_explain_link_says_why(h: Harness) -> None:
+    h.send("track", anonymousId="a1")
+    login = h.send("identify", userId="u1", anonymousId="a1", traits={"email": "ann@x.com", "plan": "pro"})
+    before = h.get("user_id:u1")
+    assert partition(before) == {U1, A1, ANN}
+    assert before is not None and h.explain("user_id:u1", "anonymous_id:a1").linked
+    reply = h.split(before.id, U1, A1)
+    user, device = h.get("user_id:u1"), h.get("anonymous_id:a1")
+    assert partition(user) == {U1, ANN} and partition(device) == {A1}
+    assert traits(user) == {"email": "ann@x.com", "plan": "pro"} and traits(device) == {}
+    assert user is not None and device is not None and (reply.profile_a, reply.profile_b) == (user.id, device.id)
+    assert device.id == before.id  # the device's profile was created first; the login now creates u1's
+    why = h.explain("user_id:u1", "anonymous_id:a1")
+    assert not why.linked and (why.profile_a, why.profile_b) == (user.id, device.id)
+    steps = refusals(why)
+    assert [(i, m) for i, m, _ in steps] == [("anonymous_id:a1", login["messageId"])]
+    assert "admin" in steps[0][2], steps
+    # Later events never join them again, directly or through a third identifier.
+    h.send("identify", userId="u1", anonymousId="a1")
+    h.send("track", anonymousId="a1", context={"traits": {"email": "ann@x.com"}})
+    assert partition(h.get("user_id:u1")) == {U1, ANN} and partition(h.get("anonymous_id:a1")) == {A1}
+    assert not h.explain("user_id:u1", "anonymous_id:a1").linked
+
+
+@pytest.mark.parametrize("crash", [True, False], ids=["kill", "stop"])
+def test_separations_survive_a_restart(h: Harness, crash: bool) -> None:
+    h.send("identify", at=BASE_MS + 2_000, anonymousId="kiosk", traits={"email": "ann@x.com"})
+    h.send("identify", at=BASE_MS + 3_000, anonymousId="kiosk", traits={"email": "bob@x.com"})
+    h.send("track", at=BASE_MS + 5_000, anonymousId="a1")
+    h.send("identify", at=BASE_MS + 6_000, userId="u1", anonymousId="a1")
+    h.remove_identifier("email:bob@x.com", KIOSK)
+    h.split("anonymous_id:a1", A1, U1)
+    ids = {i: h.server_id(i) for i in (ANN, BOB, U1, A1)}
+    assert h.get("anonymous_id:kiosk") is None  # only ever carried with an email
+    h.reopen(crash=crash)
+    h.check([KIOSK])
+    assert {i: h.server_id(i) for i in ids} == ids
+    why = h.explain("user_id:u1", "anonymous_id:a1")
+    assert not why.linked and any("admin" in reason for *_, reason in refusals(why))
+    # The rebuilt graph keeps the decisions for new events and for late ones (which replay their cluster).
+    h.send("identify", at=BASE_MS + 7_000, anonymousId="kiosk", traits={"email": "ann@x.com"})
+    h.send("identify", at=BASE_MS + 1_000, userId="u1", anonymousId="a1")
+    h.send("track", at=BASE_MS + 1_000, anonymousId="kiosk", context={"traits": {"email": "bob@x.com"}})
+    assert (partition(h.get("email:ann@x.com")), partition(h.get("email:bob@x.com"))) == ({ANN}, {BOB})
+    assert (partition(h.get("user_id:u1")), partition(h.get("anonymous_id:a1"))) == ({U1}, {A1})
+    assert h.get("anonymous_id:kiosk") is None
+    h.reopen(crash=crash)
+    h.check([KIOSK])
+
+
+def test_identity_admin_calls_check_their_arguments_and_change_nothing_when_refused(h: Harness) -> None:
+    h.send("identify", userId="u1", anonymousId="a1")
+    h.send("track", anonymousId="a2")
+    remove, split = admin_pb2.RemoveIdentifierRequest, admin_pb2.SplitProfileRequest
+    invalid, not_found = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND
+    cases = [
+        ("RemoveIdentifier", remove(profile="user_id:nobody", identifier="user_id:u1"), not_found),
+        ("RemoveIdentifier", remove(profile="tp_" + "0" * 26, identifier="user_id:u1"), not_found),
+        ("RemoveIdentifier", remove(profile="user_id:u1", identifier="anonymous_id:a2"), invalid),  # another's
+        ("RemoveIdentifier", remove(profile="user_id:u1", identifier="anonymous_id:a9"), invalid),  # unknown
+        ("RemoveIdentifier", remove(profile="anonymous_id:a2", identifier="anonymous_id:a2"), invalid),  # its only
+        ("RemoveIdentifier", remove(profile="user_id:u1", identifier="a1"), invalid),  # not type:value
+        ("SplitProfile", split(profile="user_id:u1", a="user_id:u1", b="user_id:u1"), invalid),
+        ("SplitProfile", split(profile="user_id:u1", a="user_id:u1", b="anonymous_id:a2"), invalid),
+        ("SplitProfile", split(profile="anonymous_id:a2", a="user_id:u1", b="anonymous_id:a1"), invalid),
+        ("SplitProfile", split(profile="user_id:nobody", a="user_id:u1", b="anonymous_id:a1"), not_found),
+    ]
+    for method, request, code in cases:
+        assert h.refused_admin(method, request) == code, (method, request)
+    for metadata in [(), h.server.ingest_metadata, (("authorization", "Bearer wrong"),)]:
+        with pytest.raises(grpc.RpcError) as caught:
+            h.rpc.admin.SplitProfile(cases[-1][1], metadata=metadata, timeout=10)
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+    h.check([("anonymous_id", "a9")])
+    # Nothing was recorded: a2 still joins u1, u1 and a1 stay together.
+    h.send("track", userId="u1", anonymousId="a2")
+    assert partition(h.get("user_id:u1")) == {U1, A1, ("anonymous_id", "a2")}
