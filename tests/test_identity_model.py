@@ -539,7 +539,7 @@ class IdentityMachine(RuleBasedStateMachine):
         self.h.check(blocked)
 
 
-@pytest.mark.timeout(480)  # passing: ~30 s; a failure can shrink for up to 5 min (hypothesis stops there)
+@pytest.mark.timeout(480)  # passing: ~35 s; a failure can shrink for up to 5 min (hypothesis stops there)
 def test_the_server_resolves_identities_like_the_reference_model(server_factory: Any) -> None:
     harness = Harness(server_factory())
     outcomes: Counter[str] = Counter()
