@@ -320,3 +320,16 @@ def test_custom_identifier_types_read_from_a_trait_or_a_property(server: Any) ->
             metadata=server.admin_metadata,
         )
     assert code(caught) == grpc.StatusCode.INVALID_ARGUMENT and "rules[0].traits" in details(caught)
+
+
+def test_alias_links_its_own_ids_but_not_previous_id_as_segment_unify_does(server: Any) -> None:
+    """Segment's Unify ignores alias for merging (its previousId is for tools like Mixpanel)."""
+    rpc = Rpc(server)
+    rpc.send(
+        [
+            event(TRACK, "a0", 500, user_id="old-id", event="Signed Up"),
+            event(event_pb2.EVENT_TYPE_ALIAS, "a1", 1_000, user_id="new-id", anonymous_id="a-1", previous_id="old-id"),
+        ]
+    )
+    assert identifiers(rpc, "user_id:new-id") == {"user_id:new-id", "anonymous_id:a-1"}
+    assert identifiers(rpc, "user_id:old-id") == {"user_id:old-id"}

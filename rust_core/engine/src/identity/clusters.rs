@@ -71,6 +71,17 @@ impl Clusters {
     /// Joins the clusters of an event's nodes (at least one) and records the event.
     pub fn join(&mut self, nodes: &[u32], seq: u64, timestamp_ms: i64, message_id: &str) -> Joined {
         let mut root = self.sets.find(nodes[0]);
+        // The common case: every node is already in one recorded cluster.
+        if nodes[1..].iter().all(|&node| self.sets.find(node) == root) {
+            if let Some(cluster) = self.infos.get_mut(&root) {
+                let late = cluster.latest.is_after(timestamp_ms, message_id);
+                cluster.events.push(seq);
+                if !late {
+                    cluster.latest.set(timestamp_ms, message_id);
+                }
+                return Joined { root, late };
+            }
+        }
         let mut late = self.is_after(root, timestamp_ms, message_id);
         let mut cluster = self.take(root);
         for &node in &nodes[1..] {
