@@ -23,7 +23,12 @@ from cdp_server._proto.cdp.v1 import event_pb2, profile_pb2
 BASE_MS = 1_700_000_000_000
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
-EVENT_TYPES = {"identify": IDENTIFY, "track": TRACK, "page": event_pb2.EVENT_TYPE_PAGE}
+EVENT_TYPES = {
+    "identify": IDENTIFY,
+    "track": TRACK,
+    "page": event_pb2.EVENT_TYPE_PAGE,
+    "group": event_pb2.EVENT_TYPE_GROUP,
+}
 TYPE_NAMES = {v: k for k, v in EVENT_TYPES.items()}
 # Segment's default blocked values (`^[0-]*$`, -1, null, anonymous, undefined), spelled in several ways.
 BLOCKED_ANONS = ["null", "NULL", "0", "0000", "-1", "--", "undefined", "Anonymous", "0-0"]
@@ -270,6 +275,8 @@ def build_workload(rng: random.Random, people: int = 150, cases: int = 15, devic
 
 
 def to_proto(event: dict[str, Any]) -> event_pb2.Event:
+    """A Segment-style event dict (timestamp in Unix ms) as the proto the server takes."""
+
     def json_bytes(key: str) -> bytes:
         return json.dumps(event[key]).encode() if key in event else b""
 
@@ -280,6 +287,7 @@ def to_proto(event: dict[str, Any]) -> event_pb2.Event:
         anonymous_id=event.get("anonymousId", ""),
         event=event.get("event", ""),
         name=event.get("name", ""),
+        group_id=event.get("groupId", ""),
         timestamp=ts(event["timestamp"]),
         properties=json_bytes("properties"),
         traits=json_bytes("traits"),

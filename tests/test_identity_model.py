@@ -25,39 +25,19 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 from identity_reference import Identifier, IdentityModel, Profile, extract, is_blocked, resolve
-from rpc import IDENTIFY, TRACK, Rpc, ts
+from identity_workload import to_proto
+from rpc import Rpc
 
-from cdp_server._proto.cdp.v1 import admin_pb2, event_pb2, ingest_pb2, profile_pb2
+from cdp_server._proto.cdp.v1 import admin_pb2, ingest_pb2, profile_pb2
 
 BASE_MS = 1_700_000_000_000
 PROFILE_ID = re.compile(r"tp_[0-9a-z]{26}")
-EVENT_TYPES = {"identify": IDENTIFY, "track": TRACK, "group": event_pb2.EVENT_TYPE_GROUP}
 ACCEPTED = ingest_pb2.EVENT_STATUS_ACCEPTED
 DUPLICATE = ingest_pb2.EVENT_STATUS_DUPLICATE
 CONFLICT = ingest_pb2.EVENT_STATUS_CONFLICT
 
 _clock = itertools.count(1)  # times of events sent without an explicit one: strictly increasing in the module
 _namespaces = itertools.count()
-
-
-def to_proto(event: dict[str, Any]) -> event_pb2.Event:
-    """A Segment-style event dict (timestamp in Unix ms) as the proto the server takes."""
-
-    def json_bytes(key: str) -> bytes:
-        return json.dumps(event[key]).encode() if key in event else b""
-
-    return event_pb2.Event(
-        type=EVENT_TYPES[event["type"]],
-        message_id=event["messageId"],
-        user_id=event.get("userId", ""),
-        anonymous_id=event.get("anonymousId", ""),
-        event=event.get("event", ""),
-        group_id=event.get("groupId", ""),
-        timestamp=ts(event["timestamp"]),
-        properties=json_bytes("properties"),
-        traits=json_bytes("traits"),
-        context=json_bytes("context"),
-    )
 
 
 def canonical(value: Any) -> str:

@@ -7,7 +7,7 @@ use rustc_hash::FxHashMap;
 
 use crate::error::{EngineError, Result};
 use crate::identifiers::Identifier;
-use crate::identity::graph::{IdentityGraph, ProfileId, ProfileLookup};
+use crate::identity::graph::{IdentityGraph, ProfileId, ProfileLookup, ProfileView};
 use crate::ingest::Engine;
 use crate::profile_reads::parse_lookup;
 use crate::profiles::{compile_rules, custom_identifiers, replay_log, LogLoader, ProfileState, Profiles};
@@ -29,6 +29,14 @@ fn text(identifier: &Identifier) -> String {
 fn parse_identifier(field: &str, value: &str) -> Result<Identifier> {
     Identifier::parse(value.trim())
         .ok_or_else(|| EngineError::InvalidRequest(format!("{field} must be type:value, got {value:?}")))
+}
+
+/// The profile an admin request names, or NOT_FOUND.
+fn named_profile(state: &mut ProfileState, lookup: &ProfileLookup, text: &str) -> Result<ProfileView> {
+    state
+        .graph
+        .view(lookup)
+        .ok_or_else(|| EngineError::NotFound(format!("no profile for {}", text.trim())))
 }
 
 /// Writes the actions list with one more action (the log environment, durable on return).
@@ -55,10 +63,7 @@ impl Engine {
         let lookup = parse_lookup("profile", &request.profile)?;
         let store = &self.shared.store;
         let mut state = self.shared.profiles.lock();
-        let view = state
-            .graph
-            .view(&lookup)
-            .ok_or_else(|| EngineError::NotFound(format!("no profile for {}", request.profile.trim())))?;
+        let view = named_profile(&mut state, &lookup, &request.profile)?;
         if !view.identifiers.iter().any(|(known, ..)| *known == identifier) {
             return Err(EngineError::InvalidRequest(format!(
                 "identifier {} is not in profile {}",
@@ -111,10 +116,7 @@ impl Engine {
         let lookup = parse_lookup("profile", &request.profile)?;
         let store = &self.shared.store;
         let mut state = self.shared.profiles.lock();
-        let view = state
-            .graph
-            .view(&lookup)
-            .ok_or_else(|| EngineError::NotFound(format!("no profile for {}", request.profile.trim())))?;
+        let view = named_profile(&mut state, &lookup, &request.profile)?;
         for (field, identifier) in [("a", &a), ("b", &b)] {
             if !view.identifiers.iter().any(|(known, ..)| known == identifier) {
                 return Err(EngineError::InvalidRequest(format!(
