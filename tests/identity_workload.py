@@ -28,6 +28,7 @@ EVENT_TYPES = {
     "track": TRACK,
     "page": event_pb2.EVENT_TYPE_PAGE,
     "group": event_pb2.EVENT_TYPE_GROUP,
+    "alias": event_pb2.EVENT_TYPE_ALIAS,
 }
 TYPE_NAMES = {v: k for k, v in EVENT_TYPES.items()}
 # Segment's default blocked values (`^[0-]*$`, -1, null, anonymous, undefined), spelled in several ways.
@@ -288,6 +289,7 @@ def to_proto(event: dict[str, Any]) -> event_pb2.Event:
         event=event.get("event", ""),
         name=event.get("name", ""),
         group_id=event.get("groupId", ""),
+        previous_id=event.get("previousId", ""),
         timestamp=ts(event["timestamp"]),
         properties=json_bytes("properties"),
         traits=json_bytes("traits"),

@@ -383,6 +383,11 @@ class IdentityMachine(RuleBasedStateMachine):
     def group(self, user: str | None, anon: str | None, group: str) -> None:
         self.send("group", groupId=self.value(group), **self.ids(user, anon))
 
+    @rule(user=st.sampled_from(USERS), anon=anon_picks, previous=st.sampled_from([*USERS, *ANONS]))
+    def alias(self, user: str, anon: str | None, previous: str) -> None:
+        """Segment's alias: Unify ignores previousId for merging, so only userId/anonymousId link."""
+        self.send("alias", previousId=self.value(previous), **self.ids(user, anon))
+
     @precondition(lambda self: bool(self.h.sent))
     @rule(index=st.integers(min_value=0, max_value=1_000))
     def resend(self, index: int) -> None:
