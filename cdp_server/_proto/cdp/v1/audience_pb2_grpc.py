@@ -41,31 +41,6 @@ class AudienceServiceStub:
                 _registered_method=True)
 
 
-class AudienceServiceServicer:
-    """Missing associated documentation comment in .proto file."""
-
-    def ListAudiences(self, request, context):
-        """Lists audience definitions.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-
-def add_AudienceServiceServicer_to_server(servicer, server):
-    rpc_method_handlers = {
-            'ListAudiences': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListAudiences,
-                    request_deserializer=cdp_dot_v1_dot_audience__pb2.ListAudiencesRequest.FromString,
-                    response_serializer=cdp_dot_v1_dot_audience__pb2.ListAudiencesResponse.SerializeToString,
-            ),
-    }
-    generic_handler = grpc.method_handlers_generic_handler(
-            'cdp.v1.AudienceService', rpc_method_handlers)
-    server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('cdp.v1.AudienceService', rpc_method_handlers)
-
-
  # This class is part of an EXPERIMENTAL API.
 class AudienceService:
     """Missing associated documentation comment in .proto file."""

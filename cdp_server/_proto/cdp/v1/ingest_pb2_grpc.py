@@ -48,45 +48,6 @@ class IngestServiceStub:
                 _registered_method=True)
 
 
-class IngestServiceServicer:
-    """Ingest requires a source write key in metadata:
-    `authorization: Basic base64(<write key>:)`, as Segment's HTTP API.
-    """
-
-    def Send(self, request, context):
-        """Stores a batch; answers once every accepted event is durable.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def Stream(self, request_iterator, context):
-        """Bulk ingest: numbered batches in, one ack per batch once it is durable.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-
-def add_IngestServiceServicer_to_server(servicer, server):
-    rpc_method_handlers = {
-            'Send': grpc.unary_unary_rpc_method_handler(
-                    servicer.Send,
-                    request_deserializer=cdp_dot_v1_dot_ingest__pb2.SendRequest.FromString,
-                    response_serializer=cdp_dot_v1_dot_ingest__pb2.SendResponse.SerializeToString,
-            ),
-            'Stream': grpc.stream_stream_rpc_method_handler(
-                    servicer.Stream,
-                    request_deserializer=cdp_dot_v1_dot_ingest__pb2.StreamRequest.FromString,
-                    response_serializer=cdp_dot_v1_dot_ingest__pb2.StreamResponse.SerializeToString,
-            ),
-    }
-    generic_handler = grpc.method_handlers_generic_handler(
-            'cdp.v1.IngestService', rpc_method_handlers)
-    server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('cdp.v1.IngestService', rpc_method_handlers)
-
-
  # This class is part of an EXPERIMENTAL API.
 class IngestService:
     """Ingest requires a source write key in metadata:

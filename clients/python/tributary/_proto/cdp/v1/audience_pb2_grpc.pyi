@@ -40,13 +40,4 @@ class AudienceServiceAsyncStub(AudienceServiceStub):
     ListAudiences: _aio.UnaryUnaryMultiCallable[_audience_pb2.ListAudiencesRequest, _audience_pb2.ListAudiencesResponse]  # type: ignore[assignment]
     """Lists audience definitions."""
 
-class AudienceServiceServicer(metaclass=_abc_1.ABCMeta):
-    @_abc_1.abstractmethod
-    def ListAudiences(
-        self,
-        request: _audience_pb2.ListAudiencesRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_audience_pb2.ListAudiencesResponse, _abc.Awaitable[_audience_pb2.ListAudiencesResponse]]:
-        """Lists audience definitions."""
 
-def add_AudienceServiceServicer_to_server(servicer: AudienceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -52,25 +52,4 @@ class IngestServiceAsyncStub(IngestServiceStub):
     Stream: _aio.StreamStreamMultiCallable[_ingest_pb2.StreamRequest, _ingest_pb2.StreamResponse]  # type: ignore[assignment]
     """Bulk ingest: numbered batches in, one ack per batch once it is durable."""
 
-class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Ingest requires a source write key in metadata:
-    `authorization: Basic base64(<write key>:)`, as Segment's HTTP API.
-    """
 
-    @_abc_1.abstractmethod
-    def Send(
-        self,
-        request: _ingest_pb2.SendRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_ingest_pb2.SendResponse, _abc.Awaitable[_ingest_pb2.SendResponse]]:
-        """Stores a batch; answers once every accepted event is durable."""
-
-    @_abc_1.abstractmethod
-    def Stream(
-        self,
-        request_iterator: _MaybeAsyncIterator[_ingest_pb2.StreamRequest],
-        context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_ingest_pb2.StreamResponse], _abc.AsyncIterator[_ingest_pb2.StreamResponse]]:
-        """Bulk ingest: numbered batches in, one ack per batch once it is durable."""
-
-def add_IngestServiceServicer_to_server(servicer: IngestServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
