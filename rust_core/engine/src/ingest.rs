@@ -162,9 +162,10 @@ impl Engine {
     pub fn open(config: EngineConfig) -> Result<Self> {
         let store = Store::open(&config)?;
         let state = WriterState::load(&store, &config)?;
-        let custom = crate::profiles::custom_identifiers(&crate::profiles::load_administration(&store)?.0);
+        let administration = crate::profiles::load_administration(&store)?;
+        let custom = crate::profiles::custom_identifiers(&administration.0);
         let index = IdentifierIndex::recover(&store, &custom)?;
-        let profiles = Profiles::rebuild(&store)?;
+        let profiles = Profiles::rebuild(&store, administration)?;
         let shared = Arc::new(Shared {
             store,
             index,

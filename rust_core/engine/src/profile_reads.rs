@@ -3,6 +3,7 @@
 //! traits are folded afterwards from the log's memory-mapped pages.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use prost::Message;
 use serde_json::{Map, Value};
@@ -100,8 +101,9 @@ struct TraitWinner {
     timestamp_ms: i64,
     message_id: String,
     source_id: u32,
-    /// When the trait was first set (decides which traits the cap keeps).
-    first_set: OrderKey,
+    /// When the trait was first set (decides which traits the cap keeps); shared by the traits
+    /// of one event.
+    first_set: Rc<OrderKey>,
 }
 
 impl Engine {
@@ -242,11 +244,12 @@ impl Engine {
                 continue;
             };
             let timestamp_ms = event.timestamp.as_ref().map_or(0, time::to_ms);
+            let key = Rc::new(OrderKey::new(timestamp_ms, &event.message_id));
             for (name, value) in traits {
                 match winners.get_mut(&name) {
                     Some(winner) => {
-                        if winner.first_set.is_after(timestamp_ms, &event.message_id) {
-                            winner.first_set = OrderKey::new(timestamp_ms, &event.message_id);
+                        if winner.first_set > key {
+                            winner.first_set = Rc::clone(&key);
                         }
                         if (timestamp_ms, event.message_id.as_str()) > (winner.timestamp_ms, winner.message_id.as_str())
                         {
@@ -262,7 +265,7 @@ impl Engine {
                             timestamp_ms,
                             message_id: event.message_id.clone(),
                             source_id,
-                            first_set: OrderKey::new(timestamp_ms, &event.message_id),
+                            first_set: Rc::clone(&key),
                         };
                         winners.insert(name, winner);
                     }
@@ -272,9 +275,9 @@ impl Engine {
         winners.retain(|_, winner| !winner.value.is_null());
         let mut dropped = 0;
         if winners.len() > MAX_TRAITS {
-            let mut order: Vec<(OrderKey, String)> = winners
+            let mut order: Vec<(Rc<OrderKey>, String)> = winners
                 .iter()
-                .map(|(name, winner)| (winner.first_set.clone(), name.clone()))
+                .map(|(name, winner)| (Rc::clone(&winner.first_set), name.clone()))
                 .collect();
             order.sort_unstable();
             for (_, name) in order.drain(MAX_TRAITS..) {

@@ -86,8 +86,8 @@ pub struct AccountLinks {
 }
 
 impl AccountLinks {
-    fn record(&mut self, event: &Resolvable<'_>) {
-        let Some(group) = event.account else { return };
+    /// Records a group call of `group`.
+    fn record(&mut self, event: &EventIdentity<'_>, group: &str) {
         self.calls.entry(group.to_owned()).or_default().push(event.seq);
         let key = OrderKey::new(event.timestamp_ms, event.message_id);
         for identifier in event.identifiers {
@@ -226,14 +226,7 @@ pub fn replay_log(
         let event = decode_stored(seq, value)?;
         let stored = stored_event(seq, &event, custom);
         if let Some(account) = account_of(&event) {
-            links.record(&Resolvable {
-                seq,
-                message_id: &stored.message_id,
-                timestamp_ms: stored.timestamp_ms,
-                identifiers: &stored.identifiers,
-                sets_traits: false,
-                account: Some(account),
-            });
+            links.record(&stored.identity(), account);
         }
         if !stored.identifiers.is_empty() {
             order.push((stored.timestamp_ms, stored.message_id, seq));
@@ -247,15 +240,16 @@ pub fn replay_log(
             continue;
         };
         let stored = stored_event(*seq, &decode_stored(*seq, value)?, custom);
-        graph.resolve(&stored.identity(), &mut loader);
+        graph.add(&stored.identity(), &mut loader);
     }
     Ok((graph, links, through))
 }
 
 impl Profiles {
     /// Rebuilds the graph from the log under the stored administration.
-    pub fn rebuild(store: &Store) -> Result<Self> {
-        let (rules, actions) = load_administration(store)?;
+    /// `administration`: what `load_administration` read.
+    pub fn rebuild(store: &Store, administration: (proto::IdentityRules, Vec<proto::IdentityAction>)) -> Result<Self> {
+        let (rules, actions) = administration;
         let compiled = compile_rules(&rules)?;
         let custom = Arc::new(custom_identifiers(&rules));
         let (graph, links, through) = replay_log(store, compiled, &custom, separations_of(&actions))?;
@@ -288,8 +282,10 @@ impl Profiles {
             if event.seq <= state.resolved_through {
                 continue;
             }
-            state.graph.resolve(&event.identity(), &mut loader);
-            state.links.record(&event);
+            state.graph.add(&event.identity(), &mut loader);
+            if let Some(account) = event.account {
+                state.links.record(&event.identity(), account);
+            }
             state.resolved_through = event.seq;
         }
     }
@@ -308,15 +304,10 @@ impl Profiles {
             let (seq, value) = entry?;
             let event = decode_stored(seq, value)?;
             let stored = stored_event(seq, &event, &custom);
-            state.graph.resolve(&stored.identity(), &mut loader);
-            state.links.record(&Resolvable {
-                seq,
-                message_id: &stored.message_id,
-                timestamp_ms: stored.timestamp_ms,
-                identifiers: &stored.identifiers,
-                sets_traits: stored.sets_traits,
-                account: account_of(&event),
-            });
+            state.graph.add(&stored.identity(), &mut loader);
+            if let Some(account) = account_of(&event) {
+                state.links.record(&stored.identity(), account);
+            }
             state.resolved_through = seq;
         }
         Ok(())

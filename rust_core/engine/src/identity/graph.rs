@@ -153,6 +153,16 @@ pub struct Resolution {
     pub refused: Vec<(Identifier, Refusal)>,
 }
 
+/// A decision as matching makes it: linked identifiers as node numbers (turned into a
+/// `Resolution` only for callers that want one, off the ingest path).
+struct Decided {
+    profile: ProfileId,
+    created: bool,
+    merged: Vec<ProfileId>,
+    linked: Vec<u32>,
+    refused: Vec<(Identifier, Refusal)>,
+}
+
 /// How a reader names a profile.
 pub enum ProfileLookup {
     Identifier(Identifier),
@@ -311,6 +321,23 @@ impl IdentityGraph {
     /// cluster in canonical order, unless it provably changes nothing (`is_neutral`).
     /// `None` when the event has no linkable identifier.
     pub fn resolve(&mut self, event: &EventIdentity<'_>, loader: &mut dyn EventLoader) -> Option<Resolution> {
+        let decided = self.match_event(event, loader)?;
+        Some(Resolution {
+            profile: decided.profile,
+            created: decided.created,
+            merged: decided.merged,
+            linked: decided.linked.iter().map(|&n| self.identifier(n).clone()).collect(),
+            refused: decided.refused,
+        })
+    }
+
+    /// `resolve` for the ingest path and replays: the profile only, without building the
+    /// resolution's lists.
+    pub fn add(&mut self, event: &EventIdentity<'_>, loader: &mut dyn EventLoader) -> Option<ProfileId> {
+        self.match_event(event, loader).map(|decided| decided.profile)
+    }
+
+    fn match_event(&mut self, event: &EventIdentity<'_>, loader: &mut dyn EventLoader) -> Option<Decided> {
         let (candidates, refused) = self.candidates(event);
         if candidates.is_empty() {
             return None;
@@ -416,21 +443,28 @@ impl IdentityGraph {
         if self.rules.has_windows() {
             return false;
         }
-        let mut home = None;
-        for &node in nodes {
-            if !self.nodes[node as usize].linked {
-                return false;
-            }
-            let root = self.sets.find(node);
-            if *home.get_or_insert(root) != root {
-                return false;
-            }
-        }
-        let Some(home) = home else { return false };
+        let Some(home) = self.shared_profile(nodes) else {
+            return false;
+        };
         self.profiles[&home]
             .changed
             .compare(event.timestamp_ms, event.message_id)
             == Ordering::Greater
+    }
+
+    /// The root of the one profile that holds every node, if there is one.
+    fn shared_profile(&mut self, nodes: &[u32]) -> Option<u32> {
+        let mut home = None;
+        for &node in nodes {
+            if !self.is_linked(node) {
+                return None;
+            }
+            let root = self.sets.find(node);
+            if *home.get_or_insert(root) != root {
+                return None;
+            }
+        }
+        home
     }
 
     /// Flat matching of one event whose nodes exist (see `resolve`).
@@ -439,13 +473,13 @@ impl IdentityGraph {
         event: &EventIdentity<'_>,
         mut candidates: Vec<u32>,
         mut refused: Vec<(Identifier, Refusal)>,
-    ) -> Resolution {
+    ) -> Decided {
         let resolution = if let Some(profile) = self.already_linked(event, &candidates) {
-            Resolution {
+            Decided {
                 profile,
                 created: false,
                 merged: Vec::new(),
-                linked: candidates.iter().map(|&n| self.identifier(n).clone()).collect(),
+                linked: candidates,
                 refused,
             }
         } else {
@@ -491,17 +525,11 @@ impl IdentityGraph {
     /// one profile and no type has a sliding window, so the check could only pass and nothing
     /// changes but "last seen" (the result is the same as the full path's).
     fn already_linked(&mut self, event: &EventIdentity<'_>, candidates: &[u32]) -> Option<ProfileId> {
-        let mut home = None;
-        for &node in candidates {
-            if !self.is_linked(node) || self.rules.limit(&self.identifier(node).kind).window.length().is_some() {
-                return None;
-            }
-            let root = self.sets.find(node);
-            if *home.get_or_insert(root) != root {
-                return None;
-            }
+        let windowed = |graph: &Self, node: u32| graph.rules.limit(&graph.identifier(node).kind).window.length();
+        if candidates.iter().any(|&node| windowed(self, node).is_some()) {
+            return None;
         }
-        let home = home?;
+        let home = self.shared_profile(candidates)?;
         for &node in candidates {
             let node = &mut self.nodes[node as usize];
             node.last_seen_ms = node.last_seen_ms.max(event.timestamp_ms);
@@ -603,7 +631,7 @@ impl IdentityGraph {
         owners: Vec<u32>,
         candidates: Vec<u32>,
         refused: Vec<(Identifier, Refusal)>,
-    ) -> Resolution {
+    ) -> Decided {
         let created = owners.is_empty();
         let mut merged_ids = Vec::new();
         let root = match owners.split_first() {
@@ -659,12 +687,11 @@ impl IdentityGraph {
         if event.sets_traits {
             profile.trait_events.push(event.seq);
         }
-        let id = profile.id;
-        Resolution {
-            profile: id,
+        Decided {
+            profile: profile.id,
             created,
             merged: merged_ids,
-            linked: candidates.iter().map(|&n| self.identifier(n).clone()).collect(),
+            linked: candidates,
             refused,
         }
     }
@@ -720,7 +747,7 @@ impl IdentityGraph {
         candidates: Vec<u32>,
         mut refused: Vec<(Identifier, Refusal)>,
         cap: Refusal,
-    ) -> Resolution {
+    ) -> Decided {
         let home = candidates
             .iter()
             .copied()
@@ -732,7 +759,7 @@ impl IdentityGraph {
             if self.is_linked(node) && self.sets.find(node) == home {
                 let entry = &mut self.nodes[node as usize];
                 entry.last_seen_ms = entry.last_seen_ms.max(event.timestamp_ms);
-                linked.push(entry.identifier.clone());
+                linked.push(node);
             } else {
                 refused.push((self.identifier(node).clone(), cap.clone()));
             }
@@ -741,7 +768,7 @@ impl IdentityGraph {
         if event.sets_traits {
             profile.trait_events.push(event.seq);
         }
-        Resolution {
+        Decided {
             profile: profile.id,
             created: false,
             merged: Vec::new(),
@@ -763,7 +790,7 @@ impl IdentityGraph {
     /// Forgets every decision in the cluster and replays its events in canonical order. Ids of
     /// profiles that no longer exist lead to the profile now holding their first identifier.
     /// Returns the resolution of `target` (the late event), if given.
-    fn rebuild_cluster(&mut self, root: u32, target: Option<u64>, loader: &mut dyn EventLoader) -> Option<Resolution> {
+    fn rebuild_cluster(&mut self, root: u32, target: Option<u64>, loader: &mut dyn EventLoader) -> Option<Decided> {
         self.rebuilt_clusters += 1;
         let cluster = self.clusters.get(root);
         let members = cluster.members.clone();
