@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import grpc
 import pytest
@@ -256,3 +257,63 @@ def test_health_and_reflection_are_served(server: object) -> None:
     replies = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
     names = {s.name for reply in replies for s in reply.list_services_response.service}
     assert {"cdp.v1.IngestService", "cdp.v1.ProfileService", "cdp.v1.AdminService", "cdp.v1.AudienceService"} <= names
+
+
+def send_json(rpc: Rpc, data: bytes, **options: Any) -> ingest_pb2.SendResponse:
+    request = ingest_pb2.SendRequest(json=ingest_pb2.JsonBatch(data=data, **options))
+    return rpc.ingest.Send(request, metadata=rpc.server.ingest_metadata, timeout=30)  # type: ignore[no-any-return]
+
+
+def test_segment_json_batches_are_stored_like_protobuf_ones(rpc: Rpc) -> None:
+    now = int(time.time() * 1000)
+    body = {
+        "batch": [
+            {"type": "identify", "userId": "u1", "traits": {"plan": "pro"}, "messageId": "j1"},
+            {"type": "track", "userId": "u1", "event": "Clicked", "messageId": "j2", "context": {"ip": "1.1.1.1"}},
+        ],
+        "context": {"ip": "9.9.9.9", "locale": "nl"},
+        "sentAt": "2020-01-01T00:00:10Z",
+        "writeKey": "ignored",
+    }
+    body["batch"][1]["originalTimestamp"] = "2020-01-01T00:00:00Z"  # type: ignore[index]
+    response = send_json(rpc, json.dumps(body).encode())
+    assert [r.status for r in response.results] == [ingest_pb2.EVENT_STATUS_ACCEPTED] * 2
+    stored = {e.message_id: e for e in rpc.events("user_id:u1")}
+    assert json.loads(stored["j2"].context) == {"ip": "1.1.1.1", "locale": "nl"}
+    # Skew corrected as for protobuf: arrival − (sentAt − originalTimestamp) = arrival − 10 s.
+    assert abs(stored["j2"].timestamp.ToMilliseconds() - (now - 10_000)) < 5_000
+    # Sent again later (a retry: another sentAt): duplicates, not conflicts.
+    body["sentAt"] = "2020-01-01T00:01:00Z"
+    again = send_json(rpc, json.dumps(body).encode())
+    assert [r.status for r in again.results] == [ingest_pb2.EVENT_STATUS_DUPLICATE] * 2
+    # A message differing only by what the batch added is another payload: a conflict.
+    alone = send_json(rpc, json.dumps(body["batch"][0]).encode())  # type: ignore[index]
+    assert alone.results[0].status == ingest_pb2.EVENT_STATUS_CONFLICT
+
+
+def test_segment_json_rejections_name_index_field_and_line(rpc: Rpc) -> None:
+    lines = [
+        json.dumps({"type": "track", "userId": "u1", "event": "A", "messageId": "ok-1"}),
+        "{broken",
+        json.dumps({"type": "track", "userId": "u1", "messageId": "no-event"}),
+    ]
+    with pytest.raises(grpc.RpcError) as caught:
+        send_json(rpc, "\n".join(lines).encode(), first_line=41)
+    error = caught.value
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert "events[1].message" in error.details()  # type: ignore[attr-defined]
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None
+    results = ingest_pb2.SendResponse()
+    assert status.details[1].Unpack(results)
+    refused = [(r.index, r.rejection.field, r.rejection.line) for r in results.results if r.rejection.field]
+    assert refused == [(1, "message", 42), (2, "event", 43)]
+    assert [e.message_id for e in rpc.events("user_id:u1")] == ["ok-1"]
+
+
+@pytest.mark.parametrize("body", [b"", b"[{", b'{"batch": 3}'], ids=["empty", "broken-array", "batch-not-array"])
+def test_a_json_body_that_is_not_messages_is_invalid_argument(rpc: Rpc, body: bytes) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        send_json(rpc, body)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert "JSON body" in caught.value.details()  # type: ignore[attr-defined]

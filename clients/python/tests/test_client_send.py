@@ -12,10 +12,9 @@ from typing import Any
 
 import grpc
 import pytest
-from tributary import Backoff, Client, EventRejected, MessageIdConflict, QueueFull, event_to_json
-from tributary._proto.cdp.v1 import event_pb2
+from tributary import Backoff, Client, DeliveryFailed, EventRejected, MessageIdConflict, QueueFull, event_to_json
 
-Failures = list[tuple[Exception, Sequence[event_pb2.Event]]]
+Failures = list[tuple[Exception, Sequence[dict[str, Any]]]]
 
 
 def collector() -> tuple[Failures, Any]:
@@ -76,7 +75,7 @@ def test_rejected_events_go_to_on_error_and_the_rest_are_stored(
         (EventRejected, "userId"),
         (EventRejected, "event"),
     }
-    assert sorted(event.message_id for _, events in failures for event in events) == sorted(bad)
+    assert sorted(event["messageId"] for _, events in failures for event in events) == sorted(bad)
     stored = stored_events(user_id)
     assert sorted(e.message_id for e in stored) == sorted(ids)  # each once, resends deduplicated
 
@@ -99,11 +98,21 @@ def test_a_wrong_write_key_is_reported_without_retrying(make_client: Any) -> Non
     client = make_client(write_key="not-a-key", on_error=on_error, backoff=Backoff(1.0, 2.0, 10.0))
     started = time.monotonic()
     client.track("u", "E")
-    assert client.flush(timeout=30)
+    with pytest.raises(DeliveryFailed, match="does not know this write key") as raised:
+        client.flush(timeout=30)
+    assert raised.value.code == grpc.StatusCode.UNAUTHENTICATED and raised.value.events == 1
     assert time.monotonic() - started < 1.0  # a retry would have waited
     [(exc, events)] = failures
     assert isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert len(events) == 1
+    assert [event["event"] for event in events] == ["E"]
+    assert client.flush(timeout=30)  # raised once, then forgotten
+
+
+def test_a_with_block_ends_with_delivery_failed_on_a_wrong_write_key(server: Any) -> None:
+    with pytest.raises(DeliveryFailed) as raised, Client(server.target, "not-a-key") as client:
+        client.identify("u", {"plan": "pro"})
+    assert raised.value.code == grpc.StatusCode.UNAUTHENTICATED
+    assert "write key" in str(raised.value) and "1 event(s) not stored" in str(raised.value)
 
 
 @pytest.mark.parametrize("outage", ["kill", "stop"])

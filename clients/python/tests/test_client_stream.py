@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -150,3 +152,70 @@ def test_acks_never_exceed_the_window(make_client: Any, user_id: str) -> None:
 
     summary = make_client().stream(events(), batch_size=50, window=3, on_ack=on_ack)
     assert summary.batches == 40 and worst <= 2
+
+
+def json_lines(messages: list[dict[str, Any]]) -> bytes:
+    return b"".join(json.dumps(message).encode() + b"\n" for message in messages)
+
+
+def test_raw_json_lines_are_stored_and_a_resend_stores_nothing_twice(
+    make_client: Any, stored_events: Any, user_id: str
+) -> None:
+    # No messageIds: the server derives them from each line's content.
+    data = json_lines(track_dicts(user_id, 1234, with_ids=False))
+    acked: list[int] = []
+    summary = make_client().stream(data, batch_size=100, on_ack=lambda _, n: acked.append(n))
+    assert (summary.accepted, summary.rejected, summary.batches) == (1234, 0, 13)
+    assert sum(acked) == 1234 and max(acked) == 100
+    again = make_client().stream(io.BytesIO(data), batch_size=500)
+    assert (again.accepted, again.duplicates) == (0, 1234)
+    stored = stored_events(user_id)
+    assert len(stored) == 1234 and all(e.message_id.startswith("content-") for e in stored)
+
+
+def test_raw_json_lines_batches_respect_the_byte_limit_and_a_last_line_without_newline(
+    make_client: Any, stored_events: Any, user_id: str
+) -> None:
+    messages = [
+        {"type": "track", "userId": user_id, "event": "Big", "properties": {"pad": "x" * 20_000, "n": n}}
+        for n in range(400)
+    ]
+    data = json_lines(messages).rstrip(b"\n")  # ~8 MB: more than two gRPC messages' worth
+    summary = make_client().stream(data, batch_size=2500)
+    assert summary.accepted == 400 and summary.batches >= 3
+    assert len(stored_events(user_id)) == 400
+
+
+def test_raw_json_lines_rejections_name_their_lines(make_client: Any, stored_events: Any, user_id: str) -> None:
+    good = json.dumps({"type": "track", "userId": user_id, "event": "Fine"})
+    lines = [
+        good,
+        "",  # blank lines are not events, but they are lines
+        '{"type": "track", "userId": "u", "event": ',  # cut short
+        json.dumps({"type": "track", "event": "No user"}),
+        good.replace("Fine", "Fine too"),
+        "[1, 2]",
+        json.dumps({"type": "identify", "userId": user_id, "timestamp": "2024-05-01T12:00:00"}),
+    ]
+    data = "\n".join(lines).encode()
+    summary = make_client().stream(data, batch_size=3)  # rejections in several batches
+    found = [(r.line, r.position, r.field) for r in sorted(summary.rejections, key=lambda r: r.line)]
+    assert found == [(3, 2, "message"), (4, 3, "userId"), (6, 5, "message"), (7, 6, "timestamp")]
+    assert "no time zone" in next(r.reason for r in summary.rejections if r.field == "timestamp")
+    assert summary.accepted == 2 and len(stored_events(user_id)) == 2
+
+
+def test_history_keeps_each_events_time_and_derives_message_ids(
+    make_client: Any, stored_events: Any, user_id: str
+) -> None:
+    events = track_dicts(user_id, 20, with_ids=False)
+    for event in events:
+        event["sentAt"] = "2031-01-01T00:00:00.000Z"  # would shift every timestamp by years
+    client = make_client()
+    assert client.stream(events, history=True).accepted == 20
+    assert client.stream(events, history=True).duplicates == 20
+    stored = stored_events(user_id)
+    assert {e.timestamp.ToJsonString() for e in stored} == {"2024-01-01T00:00:00Z"}
+    # Without history, dicts get random ids: a second pass stores them again.
+    assert client.stream(track_dicts(user_id, 5, with_ids=False)).accepted == 5
+    assert client.stream(track_dicts(user_id, 5, with_ids=False)).accepted == 5

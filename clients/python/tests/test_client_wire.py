@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from tributary import Backoff
 from tributary._proto.cdp.v1 import event_pb2, ingest_pb2
-from tributary._wire import event_field_size, stream_request, varint
+from tributary._wire import event_field_size, stream_json_request, stream_request, varint
 
 
 @pytest.mark.parametrize("sequence", [1, 127, 128, 300, 2**40])
@@ -41,3 +41,22 @@ def test_backoff_is_full_jitter_under_an_exponential_ceiling() -> None:
 def test_backoff_rejects_nonsense(args: tuple[float, float, float]) -> None:
     with pytest.raises(ValueError):
         Backoff(*args)
+
+
+@pytest.mark.parametrize(
+    ("sequence", "content_ids", "ignore_sent_at", "first_line"), [(0, False, False, 0), (300, True, True, 70_000)]
+)
+def test_json_stream_request_bytes_equal_protobuf_serialization(
+    sequence: int, content_ids: bool, ignore_sent_at: bool, first_line: int
+) -> None:
+    data = b'{"type":"track"}\n' * 200
+    expected = ingest_pb2.StreamRequest(
+        sequence=sequence,
+        json=ingest_pb2.JsonBatch(
+            data=data, content_message_ids=content_ids, ignore_sent_at=ignore_sent_at, first_line=first_line
+        ),
+    )
+    encoded = stream_json_request(
+        sequence, data, content_message_ids=content_ids, ignore_sent_at=ignore_sent_at, first_line=first_line
+    )
+    assert encoded == expected.SerializeToString()

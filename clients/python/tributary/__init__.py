@@ -12,6 +12,7 @@ from tributary.client import Client
 from tributary.delivery import ErrorCallback
 from tributary.errors import (
     ClientClosed,
+    DeliveryFailed,
     EventFileError,
     EventNotStored,
     EventRejected,
@@ -29,6 +30,7 @@ __all__ = [
     "Backoff",
     "Client",
     "ClientClosed",
+    "DeliveryFailed",
     "ErrorCallback",
     "EventFileError",
     "EventNotStored",

@@ -14,6 +14,11 @@ from collections.abc import Iterator, Sequence
 _STREAM_REQUEST_SEQUENCE = b"\x08"  # StreamRequest.sequence = 1
 _STREAM_REQUEST_BATCH = b"\x12"  # StreamRequest.batch = 2
 _BATCH_EVENT = b"\x0a"  # Batch.events = 1
+_STREAM_REQUEST_JSON = b"\x1a"  # StreamRequest.json = 3
+_JSON_DATA = b"\x0a"  # JsonBatch.data = 1
+_JSON_CONTENT_IDS = b"\x10"  # JsonBatch.content_message_ids = 2
+_JSON_IGNORE_SENT_AT = b"\x18"  # JsonBatch.ignore_sent_at = 3
+_JSON_FIRST_LINE = b"\x20"  # JsonBatch.first_line = 4
 
 
 def varint(value: int) -> bytes:
@@ -36,6 +41,21 @@ def stream_request(sequence: int, encoded_events: Sequence[bytes]) -> bytes:
     batch = b"".join(part for event in encoded_events for part in (_BATCH_EVENT, varint(len(event)), event))
     head = _STREAM_REQUEST_SEQUENCE + varint(sequence) if sequence else b""
     return head + _STREAM_REQUEST_BATCH + varint(len(batch)) + batch
+
+
+def stream_json_request(
+    sequence: int, data: bytes, *, content_message_ids: bool, ignore_sent_at: bool, first_line: int
+) -> bytes:
+    """A StreamRequest carrying Segment-Spec JSON (`JsonBatch`) instead of protobuf events."""
+    json_batch = _JSON_DATA + varint(len(data)) + data
+    if content_message_ids:
+        json_batch += _JSON_CONTENT_IDS + b"\x01"
+    if ignore_sent_at:
+        json_batch += _JSON_IGNORE_SENT_AT + b"\x01"
+    if first_line:
+        json_batch += _JSON_FIRST_LINE + varint(first_line)
+    head = _STREAM_REQUEST_SEQUENCE + varint(sequence) if sequence else b""
+    return head + _STREAM_REQUEST_JSON + varint(len(json_batch)) + json_batch
 
 
 def fields(message: bytes) -> Iterator[tuple[int, int | bytes]]:

@@ -36,6 +36,18 @@ class ClientClosed(Exception):
     """The client was closed, or its close timed out, before these events were delivered."""
 
 
+class DeliveryFailed(Exception):
+    """Queued events were not stored for a reason that retrying did not fix: a refused write key,
+    a missing permission, a batch refused as a whole, or a server unreachable for longer than the
+    retries last. Raised by `Client.flush()` and `Client.close()` (so also when a `with Client(...)`
+    block ends); the events themselves went to `on_error`. `code` is the gRPC status, if any."""
+
+    def __init__(self, message: str, code: grpc.StatusCode | None, events: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.events = events
+
+
 class EventNotStored(Exception):
     """The server answered for this event but did not store it (passed to `on_error`)."""
 

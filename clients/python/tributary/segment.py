@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, Final, Literal
 
+import orjson
+
 from tributary._proto.cdp.v1 import event_pb2
 from tributary.errors import InvalidEvent
 from tributary.timestamps import format_iso8601, isoformat_utc, parse_iso8601
@@ -108,6 +110,38 @@ def event_to_json(event: event_pb2.Event) -> dict[str, Any]:
             except ValueError as exc:
                 raise InvalidEvent(key, f"not valid UTF-8 JSON: {exc}") from None
     return message
+
+
+def message_bytes(message: Mapping[str, Any]) -> bytes:
+    """One Segment-Spec message as compact UTF-8 JSON, for the server to decode (orjson).
+
+    Datetimes must be aware and become ISO strings in UTC. A value that cannot be serialized, or
+    NaN and Infinity (which JSON cannot express), raise InvalidEvent naming the top-level field.
+    """
+    if not isinstance(message, Mapping):
+        raise InvalidEvent("message", f"expected an object, got {_json_type(message)}")
+    try:
+        data = orjson.dumps(message, default=_json_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+    except orjson.JSONEncodeError:
+        data = None
+    # orjson writes NaN and Infinity as null: only then is the slower, strict encoder asked.
+    if data is None or b"null" in data:
+        for key, value in message.items():
+            if isinstance(value, Mapping):
+                json_bytes(str(key), value)  # raises naming the field
+            elif not _serializable(value):
+                raise InvalidEvent(str(key), f"{type(value).__name__} is not JSON serializable")
+    if data is None:
+        raise InvalidEvent("message", "is not JSON serializable")
+    return data
+
+
+def _serializable(value: object) -> bool:
+    try:
+        json.dumps(value, allow_nan=False, default=_json_default)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def new_message_id() -> str:

@@ -9,28 +9,35 @@ Invariants:
 
 Batches carry no `sent_at`: bulk input is mostly history, and without it the server keeps each
 event's own originalTimestamp as its timestamp instead of shifting it by a skew measured now.
+
+Dicts travel as Segment-Spec JSON lines (serialized by orjson) that the server decodes in Rust;
+raw JSON lines (bytes, or a binary file) go as they are, cut into batches at line ends without
+being parsed here: no Python object per event on that path. Protobuf Events travel as Batches.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeAlias
+from typing import IO, Any, NamedTuple, TypeAlias
 
 import grpc
 
 from tributary._proto.cdp.v1 import event_pb2, ingest_pb2
-from tributary._wire import event_field_size, stream_request
+from tributary._wire import event_field_size, stream_json_request, stream_request
 from tributary.errors import InvalidEvent, StreamError
 from tributary.retry import RETRYABLE_CODES, Backoff, status_code
-from tributary.segment import event_from_json, new_message_id
+from tributary.segment import message_bytes, new_message_id
 
 logger = logging.getLogger("tributary")
 
+# What `Client.stream` takes: Events or Segment-Spec dicts, or raw JSON lines.
+StreamInput: TypeAlias = "Iterable[event_pb2.Event | Mapping[str, Any]] | bytes | IO[bytes]"
 OpenStream: TypeAlias = Callable[[Iterator[bytes]], "grpc.CallIterator[ingest_pb2.StreamResponse]"]
 AckCallback: TypeAlias = Callable[[ingest_pb2.StreamResponse, int], None]
 
@@ -39,10 +46,13 @@ AckCallback: TypeAlias = Callable[[ingest_pb2.StreamResponse, int], None]
 class StreamRejection:
     """An event the server (or the client, for malformed input) refused."""
 
-    position: int  # 0-based position in the events given to `Client.stream`
+    # 0-based position in the events given to `Client.stream`; for raw JSON lines, the 0-based
+    # line (blank lines are not events, so lines are what locates them).
+    position: int
     message_id: str
     field: str
     reason: str
+    line: int = 0  # for raw JSON lines: the 1-based line the message is on; 0 otherwise
 
 
 @dataclass
@@ -56,24 +66,34 @@ class StreamSummary:
     batches: int = 0
     reconnects: int = 0
     rejections: list[StreamRejection] = field(default_factory=list)
+    # When the stream failed: events sent but never acknowledged, so their fate is unknown (for
+    # raw JSON lines, their lines, blank ones included).
+    unconfirmed: int = 0
 
     @property
     def rejected(self) -> int:
         return len(self.rejections)
 
-    def _count(self, ack: ingest_pb2.StreamResponse, positions: Sequence[int]) -> None:
+    def _count(self, ack: ingest_pb2.StreamResponse, positions: Sequence[int] | None) -> int:
+        """Adds an ack of a batch whose events had `positions` (None: raw lines); returns its events."""
         self.accepted += ack.accepted
         self.duplicates += ack.duplicates
         self.conflicts += ack.conflicts
         self.batches += 1
         for rejection in ack.rejections:
-            position = positions[rejection.index] if rejection.index < len(positions) else -1
-            self.rejections.append(StreamRejection(position, rejection.message_id, rejection.field, rejection.reason))
+            if positions is None:
+                position = rejection.line - 1
+            else:
+                position = positions[rejection.index] if rejection.index < len(positions) else -1
+            self.rejections.append(
+                StreamRejection(position, rejection.message_id, rejection.field, rejection.reason, rejection.line)
+            )
+        return ack.accepted + ack.duplicates + ack.conflicts + len(ack.rejections)
 
 
 def stream_events(
     open_stream: OpenStream,
-    events: Iterable[event_pb2.Event | Mapping[str, Any]],
+    events: StreamInput,
     *,
     batch_size: int,
     window: int,
@@ -82,12 +102,19 @@ def stream_events(
     max_retries: int,
     ack_timeout: float | None,
     max_batch_bytes: int,
+    history: bool = False,
 ) -> StreamSummary:
     """Sends `events` in numbered batches; see `Client.stream`."""
     if batch_size < 1 or window < 1:
         raise ValueError("batch_size and window must be at least 1")
     summary = StreamSummary()
-    source = _EventSource(events, batch_size, max_batch_bytes, summary)
+    source: _EventSource | _JsonLinesSource
+    if isinstance(events, bytes | bytearray | memoryview):
+        source = _JsonLinesSource(io.BytesIO(events), batch_size, max_batch_bytes, history)
+    elif hasattr(events, "read"):
+        source = _JsonLinesSource(events, batch_size, max_batch_bytes, history)  # type: ignore[arg-type]
+    else:
+        source = _EventSource(events, batch_size, max_batch_bytes, summary, history)
     pending: dict[int, _Batch] = {}  # by sequence, in sending order
     sequence = 0
     failures = 0  # consecutive: any ack is progress and resets it
@@ -96,12 +123,12 @@ def stream_events(
     try:
         while True:
             while len(pending) < window and not drained:
-                encoded = source.next_batch()
-                if encoded is None:
+                outgoing = source.next_batch()
+                if outgoing is None:
                     drained = True
                     break
                 sequence += 1
-                batch = pending[sequence] = _Batch(stream_request(sequence, encoded[0]), encoded[1])
+                batch = pending[sequence] = _Batch(outgoing.request(sequence), outgoing.positions, outgoing.size)
                 if connection is None:
                     connection = _Connection(open_stream)
                 connection.send(batch.request)
@@ -115,12 +142,13 @@ def stream_events(
                     logger.warning("ignoring an ack for unknown batch %d", outcome.sequence)
                     continue
                 failures = 0
-                summary._count(outcome, acked.positions)
+                events_acked = summary._count(outcome, acked.positions)
                 if on_ack is not None:
-                    on_ack(outcome, len(acked.positions))
+                    on_ack(outcome, events_acked)
                 continue
             code = status_code(outcome)
             if code not in RETRYABLE_CODES or failures >= max_retries:
+                summary.unconfirmed = sum(batch.size for batch in pending.values())
                 raise StreamError(
                     f"stream failed with {len(pending)} batches unacknowledged: {_describe(outcome)}", summary, code
                 ) from outcome
@@ -150,7 +178,105 @@ def stream_events(
 
 class _Batch(NamedTuple):
     request: bytes  # an encoded StreamRequest, resent as is after a reconnect
-    positions: list[int]  # input position of each event in the batch
+    positions: list[int] | None  # input position of each event in the batch; None for raw lines
+    size: int  # events (for raw JSON lines: lines)
+
+
+@dataclass
+class _Outgoing:
+    """A batch read from the input, ready to be numbered."""
+
+    payload: list[bytes] | bytes  # serialized Events, or JSON (lines)
+    positions: list[int] | None
+    size: int
+    json: bool
+    content_message_ids: bool = False
+    ignore_sent_at: bool = False
+    first_line: int = 0
+
+    def request(self, sequence: int) -> bytes:
+        if not self.json:
+            assert isinstance(self.payload, list)
+            return stream_request(sequence, self.payload)
+        data = self.payload if isinstance(self.payload, bytes) else b"\n".join(self.payload)
+        return stream_json_request(
+            sequence,
+            data,
+            content_message_ids=self.content_message_ids,
+            ignore_sent_at=self.ignore_sent_at,
+            first_line=self.first_line,
+        )
+
+
+class _JsonLinesSource:
+    """Cuts raw JSON lines into batches at line ends, without parsing them: at most `batch_size`
+    lines and `max_batch_bytes` bytes each (a longer line goes alone; the server refuses it if it
+    is too large). Lines are counted with `bytes.count`, so the cost is per batch, not per event."""
+
+    _READ = 1 << 20
+
+    def __init__(self, file: IO[bytes], batch_size: int, max_batch_bytes: int, history: bool) -> None:
+        self._file = file
+        self._batch_size = batch_size
+        self._max_bytes = max_batch_bytes
+        self._history = history
+        self._buffer = b""
+        self._eof = False
+        self._next_line = 1
+        self.consumed = 0
+        self.error: Exception | None = None
+
+    def next_batch(self) -> _Outgoing | None:
+        self._fill()
+        if not self._buffer:
+            return None
+        end = self._cut()
+        chunk, self._buffer = self._buffer[:end], self._buffer[end:]
+        if self._next_line == 1:
+            chunk = chunk.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark that tools on Windows write
+        lines = chunk.count(b"\n") + (not chunk.endswith(b"\n"))
+        first_line, self._next_line = self._next_line, self._next_line + lines
+        self.consumed += lines
+        if not chunk.strip():
+            return self.next_batch()  # only blank lines
+        return _Outgoing(
+            chunk,
+            None,
+            lines,
+            json=True,
+            content_message_ids=True,  # without them a resend could not be deduplicated
+            ignore_sent_at=self._history,
+            first_line=first_line,
+        )
+
+    def _fill(self) -> None:
+        """Reads until the buffer holds a full batch or the input ends."""
+        while not self._eof and len(self._buffer) < self._max_bytes and self._buffer.count(b"\n") < self._batch_size:
+            try:
+                data = self._file.read(self._READ)
+            except Exception as exc:  # the input broke: send what was read, then report it
+                self.error = exc
+                data = b""
+            if not data:
+                self._eof = True
+            self._buffer += data
+
+    def _cut(self) -> int:
+        """Where the next batch ends: after its last whole line, or at the end of the input."""
+        buffer = self._buffer
+        if self._eof and len(buffer) <= self._max_bytes and buffer.count(b"\n") < self._batch_size:
+            return len(buffer)  # the rest, whose last line may lack its newline
+        limit = min(len(buffer), self._max_bytes)
+        while True:
+            end = buffer.rfind(b"\n", 0, limit) + 1
+            if end == 0:  # one line longer than a batch: it goes alone
+                newline = buffer.find(b"\n")
+                return len(buffer) if newline < 0 else newline + 1
+            lines = buffer.count(b"\n", 0, end)
+            if lines <= self._batch_size:
+                return end
+            # Too many lines: aim at batch_size of them, proportionally, and look again.
+            limit = max(1, end * self._batch_size // lines)
 
 
 class _EventSource:
@@ -162,34 +288,48 @@ class _EventSource:
         batch_size: int,
         max_batch_bytes: int,
         summary: StreamSummary,
+        history: bool,
     ) -> None:
         self._events = iter(events)
         self._batch_size = batch_size
         self._max_batch_bytes = max_batch_bytes
         self._summary = summary
-        self._carry: tuple[int, bytes] | None = None  # read, but did not fit in the last batch
+        self._history = history
+        self._carry: tuple[int, bytes, bool] | None = None  # read, but did not fit in the last batch
         self._exhausted = False
         self.consumed = 0
         self.error: Exception | None = None
 
-    def next_batch(self) -> tuple[list[bytes], list[int]] | None:
+    def next_batch(self) -> _Outgoing | None:
         encoded: list[bytes] = []
         positions: list[int] = []
         size = 0
+        json_batch = False
         while len(encoded) < self._batch_size:
             item = self._next_encoded()
             if item is None:
                 break
             added = event_field_size(item[1])
-            if encoded and size + added > self._max_batch_bytes:
+            # A batch is all JSON or all protobuf.
+            if encoded and (size + added > self._max_batch_bytes or item[2] != json_batch):
                 self._carry = item
                 break
+            json_batch = item[2]
             positions.append(item[0])
             encoded.append(item[1])
             size += added
-        return (encoded, positions) if encoded else None
+        if not encoded:
+            return None
+        return _Outgoing(
+            encoded,
+            positions,
+            len(encoded),
+            json=json_batch,
+            content_message_ids=self._history,
+            ignore_sent_at=self._history,
+        )
 
-    def _next_encoded(self) -> tuple[int, bytes] | None:
+    def _next_encoded(self) -> tuple[int, bytes, bool] | None:
         if self._carry is not None:
             item, self._carry = self._carry, None
             return item
@@ -208,7 +348,7 @@ class _EventSource:
             position = self.consumed
             self.consumed += 1
             try:
-                return position, _encode(event)
+                return (position, *_encode(event, self._history))
             except InvalidEvent as exc:
                 message_id = event.get("messageId") if isinstance(event, Mapping) else None
                 self._summary.rejections.append(
@@ -217,19 +357,20 @@ class _EventSource:
         return None
 
 
-def _encode(event: event_pb2.Event | Mapping[str, Any]) -> bytes:
+def _encode(event: event_pb2.Event | Mapping[str, Any], history: bool) -> tuple[bytes, bool]:
+    """The event's bytes, and whether they are JSON. Every event gets its messageId here, before
+    its first send, unless it is history: then the server derives one from its content."""
     if isinstance(event, event_pb2.Event):
         if not event.message_id:
             copy = event_pb2.Event()
             copy.CopyFrom(event)  # do not change the caller's message
             copy.message_id = new_message_id()
             event = copy
-        return event.SerializeToString()
+        return event.SerializeToString(), False
     if isinstance(event, Mapping):
-        converted = event_from_json(event)
-        if not converted.message_id:
-            converted.message_id = new_message_id()
-        return converted.SerializeToString()
+        if not history and event.get("messageId") in (None, ""):
+            event = {**event, "messageId": new_message_id()}  # do not change the caller's dict
+        return message_bytes(event), True
     raise TypeError(f"expected an Event or a Segment-Spec dict, got {type(event).__name__}")
 
 

@@ -10,6 +10,8 @@ pub struct Rejection {
     pub message_id: String,
     pub field: &'static str,
     pub reason: String,
+    /// For JSON input: the line its message starts on; 0 otherwise.
+    pub line: u64,
 }
 
 #[derive(Clone, Debug, Error)]

@@ -104,6 +104,7 @@ fn reject_all(events: &[Event], field: &'static str, reason: &str) -> Vec<Reject
             message_id: events[i].message_id.clone(),
             field,
             reason: reason.clone(),
+            line: 0,
         })
         .collect()
 }
@@ -125,6 +126,7 @@ fn prepare_event(
         message_id: message_id.to_owned(),
         field,
         reason,
+        line: 0,
     };
     let size = event.encoded_len();
     if size > ctx.max_event_bytes {

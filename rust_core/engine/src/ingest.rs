@@ -19,8 +19,33 @@ use crate::event::{prepare_batch, BatchContext, PreparedEvent};
 use crate::index::IdentifierIndex;
 use crate::profiles::{Profiles, Resolvable};
 use crate::proto::{self, Batch, EventResult, EventStatus, SendRequest, SendResponse, StreamRequest, StreamResponse};
+use crate::segment_json::{self, JsonOptions};
 use crate::store::Store;
 use crate::time;
+
+/// The events of a `SendRequest` or `StreamRequest`, in either form.
+enum Payload {
+    Batch(Batch),
+    Json(proto::JsonBatch),
+}
+
+impl From<proto::send_request::Payload> for Payload {
+    fn from(payload: proto::send_request::Payload) -> Self {
+        match payload {
+            proto::send_request::Payload::Batch(batch) => Payload::Batch(batch),
+            proto::send_request::Payload::Json(json) => Payload::Json(json),
+        }
+    }
+}
+
+impl From<proto::stream_request::Payload> for Payload {
+    fn from(payload: proto::stream_request::Payload) -> Self {
+        match payload {
+            proto::stream_request::Payload::Batch(batch) => Payload::Batch(batch),
+            proto::stream_request::Payload::Json(json) => Payload::Json(json),
+        }
+    }
+}
 
 /// What happened to one valid event in the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +179,7 @@ fn rejection_message(r: &Rejection) -> proto::EventRejection {
         message_id: r.message_id.clone(),
         field: r.field.to_owned(),
         reason: r.reason.clone(),
+        line: r.line,
     }
 }
 
@@ -215,13 +241,31 @@ impl Engine {
 
     /// Validates a batch on this thread and queues its valid events for the next group commit.
     pub fn submit(&self, source_id: u32, batch: Batch) -> Result<PendingAck> {
-        let ctx = BatchContext {
+        let (events, rejections) = prepare_batch(batch, &self.batch_context(source_id));
+        self.enqueue(source_id, events, rejections)
+    }
+
+    /// Decodes Segment-Spec JSON (a message, a batch object, an array or JSON lines) on this
+    /// thread, validates it as `submit` does, and queues its valid events.
+    pub fn submit_json(&self, source_id: u32, data: &[u8], options: &JsonOptions) -> Result<PendingAck> {
+        let ctx = self.batch_context(source_id);
+        let mut decoded = segment_json::decode(data, options, ctx.max_event_bytes)?;
+        let (mut events, mut rejections) = prepare_batch(std::mem::take(&mut decoded.batch), &ctx);
+        decoded.number(&mut events, &mut rejections);
+        self.enqueue(source_id, events, rejections)
+    }
+
+    fn batch_context(&self, source_id: u32) -> BatchContext {
+        BatchContext {
             source_id,
             received_ms: time::now_ms(),
             max_event_bytes: self.shared.config.max_event_bytes,
             custom: self.shared.profiles.custom(),
-        };
-        let (events, rejections) = prepare_batch(batch, &ctx);
+        }
+    }
+
+    /// Hands prepared events to the writer.
+    fn enqueue(&self, source_id: u32, events: Vec<PreparedEvent>, rejections: Vec<Rejection>) -> Result<PendingAck> {
         self.shared
             .stats
             .rejected
@@ -248,18 +292,36 @@ impl Engine {
         })
     }
 
+    /// Queues a request's payload: protobuf events or Segment-Spec JSON.
+    fn submit_payload(&self, source_id: u32, payload: Option<Payload>) -> Result<PendingAck> {
+        match payload {
+            Some(Payload::Batch(batch)) => self.submit(source_id, batch),
+            Some(Payload::Json(json)) => {
+                let options = JsonOptions {
+                    content_message_ids: json.content_message_ids,
+                    ignore_sent_at: json.ignore_sent_at,
+                    first_line: json.first_line,
+                    route_type: None,
+                };
+                self.submit_json(source_id, &json.data, &options)
+            }
+            None => self.submit(source_id, Batch::default()),
+        }
+    }
+
     /// Unary ingest of an encoded `SendRequest`.
     pub fn send(&self, source_id: u32, request: &[u8]) -> Result<BatchOutcome> {
         let request = SendRequest::decode(request)
             .map_err(|e| EngineError::InvalidRequest(format!("malformed SendRequest: {e}")))?;
-        self.submit(source_id, request.batch.unwrap_or_default())?.wait()
+        self.submit_payload(source_id, request.payload.map(Payload::from))?
+            .wait()
     }
 
     /// Decodes an encoded `StreamRequest` and queues it; returns its sequence number too.
     pub fn submit_stream(&self, source_id: u32, request: &[u8]) -> Result<(u64, PendingAck)> {
         let request = StreamRequest::decode(request)
             .map_err(|e| EngineError::InvalidRequest(format!("malformed StreamRequest: {e}")))?;
-        let pending = self.submit(source_id, request.batch.unwrap_or_default())?;
+        let pending = self.submit_payload(source_id, request.payload.map(Payload::from))?;
         Ok((request.sequence, pending))
     }
 

@@ -22,6 +22,7 @@ pub mod profile_reads;
 pub mod profiles;
 pub mod proto;
 pub mod reads;
+pub mod segment_json;
 pub mod shards;
 pub mod sources;
 pub mod store;

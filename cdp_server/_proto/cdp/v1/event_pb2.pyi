@@ -175,12 +175,15 @@ class EventRejection(_message.Message):
     MESSAGE_ID_FIELD_NUMBER: _builtins.int
     FIELD_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    LINE_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Position of the event in its batch."""
     message_id: _builtins.str
     field: _builtins.str
     """The offending field, in Segment's JSON naming (e.g. "userId", "properties")."""
     reason: _builtins.str
+    line: _builtins.int
+    """For JSON input: the line the message starts on (see JsonBatch.first_line); 0 otherwise."""
     def __init__(
         self,
         *,
@@ -188,10 +191,11 @@ class EventRejection(_message.Message):
         message_id: _builtins.str = ...,
         field: _builtins.str = ...,
         reason: _builtins.str = ...,
+        line: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["field", b"field", "index", b"index", "message_id", b"message_id", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["field", b"field", "index", b"index", "line", b"line", "message_id", b"message_id", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

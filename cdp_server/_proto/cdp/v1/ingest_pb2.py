@@ -25,25 +25,27 @@ _sym_db = _symbol_database.Default()
 from cdp_server._proto.cdp.v1 import event_pb2 as cdp_dot_v1_dot_event__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x63\x64p/v1/ingest.proto\x12\x06\x63\x64p.v1\x1a\x12\x63\x64p/v1/event.proto\"+\n\x0bSendRequest\x12\x1c\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\r.cdp.v1.Batch\"\x80\x01\n\x0b\x45ventResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12#\n\x06status\x18\x03 \x01(\x0e\x32\x13.cdp.v1.EventStatus\x12)\n\trejection\x18\x04 \x01(\x0b\x32\x16.cdp.v1.EventRejection\"4\n\x0cSendResponse\x12$\n\x07results\x18\x01 \x03(\x0b\x32\x13.cdp.v1.EventResult\"?\n\rStreamRequest\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x1c\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\r.cdp.v1.Batch\"\x87\x01\n\x0eStreamResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\r\x12\x12\n\nduplicates\x18\x03 \x01(\r\x12\x11\n\tconflicts\x18\x04 \x01(\r\x12*\n\nrejections\x18\x05 \x03(\x0b\x32\x16.cdp.v1.EventRejection*\x98\x01\n\x0b\x45ventStatus\x12\x1c\n\x18\x45VENT_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45VENT_STATUS_ACCEPTED\x10\x01\x12\x1a\n\x16\x45VENT_STATUS_DUPLICATE\x10\x02\x12\x19\n\x15\x45VENT_STATUS_CONFLICT\x10\x03\x12\x19\n\x15\x45VENT_STATUS_REJECTED\x10\x04\x32\x7f\n\rIngestService\x12\x31\n\x04Send\x12\x13.cdp.v1.SendRequest\x1a\x14.cdp.v1.SendResponse\x12;\n\x06Stream\x12\x15.cdp.v1.StreamRequest\x1a\x16.cdp.v1.StreamResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x63\x64p/v1/ingest.proto\x12\x06\x63\x64p.v1\x1a\x12\x63\x64p/v1/event.proto\"[\n\x0bSendRequest\x12\x1e\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\r.cdp.v1.BatchH\x00\x12!\n\x04json\x18\x02 \x01(\x0b\x32\x11.cdp.v1.JsonBatchH\x00\x42\t\n\x07payload\"b\n\tJsonBatch\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x1b\n\x13\x63ontent_message_ids\x18\x02 \x01(\x08\x12\x16\n\x0eignore_sent_at\x18\x03 \x01(\x08\x12\x12\n\nfirst_line\x18\x04 \x01(\x04\"\x80\x01\n\x0b\x45ventResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12#\n\x06status\x18\x03 \x01(\x0e\x32\x13.cdp.v1.EventStatus\x12)\n\trejection\x18\x04 \x01(\x0b\x32\x16.cdp.v1.EventRejection\"4\n\x0cSendResponse\x12$\n\x07results\x18\x01 \x03(\x0b\x32\x13.cdp.v1.EventResult\"o\n\rStreamRequest\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x1e\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\r.cdp.v1.BatchH\x00\x12!\n\x04json\x18\x03 \x01(\x0b\x32\x11.cdp.v1.JsonBatchH\x00\x42\t\n\x07payload\"\x87\x01\n\x0eStreamResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\r\x12\x12\n\nduplicates\x18\x03 \x01(\r\x12\x11\n\tconflicts\x18\x04 \x01(\r\x12*\n\nrejections\x18\x05 \x03(\x0b\x32\x16.cdp.v1.EventRejection*\x98\x01\n\x0b\x45ventStatus\x12\x1c\n\x18\x45VENT_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45VENT_STATUS_ACCEPTED\x10\x01\x12\x1a\n\x16\x45VENT_STATUS_DUPLICATE\x10\x02\x12\x19\n\x15\x45VENT_STATUS_CONFLICT\x10\x03\x12\x19\n\x15\x45VENT_STATUS_REJECTED\x10\x04\x32\x7f\n\rIngestService\x12\x31\n\x04Send\x12\x13.cdp.v1.SendRequest\x1a\x14.cdp.v1.SendResponse\x12;\n\x06Stream\x12\x15.cdp.v1.StreamRequest\x1a\x16.cdp.v1.StreamResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cdp.v1.ingest_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENTSTATUS']._serialized_start=485
-  _globals['_EVENTSTATUS']._serialized_end=637
+  _globals['_EVENTSTATUS']._serialized_start=681
+  _globals['_EVENTSTATUS']._serialized_end=833
   _globals['_SENDREQUEST']._serialized_start=51
-  _globals['_SENDREQUEST']._serialized_end=94
-  _globals['_EVENTRESULT']._serialized_start=97
-  _globals['_EVENTRESULT']._serialized_end=225
-  _globals['_SENDRESPONSE']._serialized_start=227
-  _globals['_SENDRESPONSE']._serialized_end=279
-  _globals['_STREAMREQUEST']._serialized_start=281
-  _globals['_STREAMREQUEST']._serialized_end=344
-  _globals['_STREAMRESPONSE']._serialized_start=347
-  _globals['_STREAMRESPONSE']._serialized_end=482
-  _globals['_INGESTSERVICE']._serialized_start=639
-  _globals['_INGESTSERVICE']._serialized_end=766
+  _globals['_SENDREQUEST']._serialized_end=142
+  _globals['_JSONBATCH']._serialized_start=144
+  _globals['_JSONBATCH']._serialized_end=242
+  _globals['_EVENTRESULT']._serialized_start=245
+  _globals['_EVENTRESULT']._serialized_end=373
+  _globals['_SENDRESPONSE']._serialized_start=375
+  _globals['_SENDRESPONSE']._serialized_end=427
+  _globals['_STREAMREQUEST']._serialized_start=429
+  _globals['_STREAMREQUEST']._serialized_end=540
+  _globals['_STREAMRESPONSE']._serialized_start=543
+  _globals['_STREAMRESPONSE']._serialized_end=678
+  _globals['_INGESTSERVICE']._serialized_start=835
+  _globals['_INGESTSERVICE']._serialized_end=962
 # @@protoc_insertion_point(module_scope)

@@ -54,20 +54,75 @@ class SendRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     BATCH_FIELD_NUMBER: _builtins.int
+    JSON_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def batch(self) -> _event_pb2.Batch: ...
+    @_builtins.property
+    def json(self) -> Global___JsonBatch:
+        """The same events as Segment-Spec JSON, decoded by the server."""
+
     def __init__(
         self,
         *,
         batch: _event_pb2.Batch | None = ...,
+        json: Global___JsonBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "json", b"json", "payload", b"payload"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "json", b"json", "payload", b"payload"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["batch", "json"]  # noqa: Y015
+    _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
+
+Global___SendRequest: _TypeAlias = SendRequest  # noqa: Y015
+
+@_typing.final
+class JsonBatch(_message.Message):
+    """Segment-Spec JSON as Segment's HTTP API and exports spell it, decoded by the server with the
+    rules, limits and rejections of `Batch`. Each rejection carries its message's index and, for
+    JSON lines, arrays and batch objects, the line it starts on.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    CONTENT_MESSAGE_IDS_FIELD_NUMBER: _builtins.int
+    IGNORE_SENT_AT_FIELD_NUMBER: _builtins.int
+    FIRST_LINE_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    """One message; a batch object (`{"batch": [...], "context": {...}, "integrations": {...},
+    "sentAt": "..."}`); a JSON array of messages; or JSON lines (one message per line, blank
+    lines skipped). A line of JSON lines that cannot be read is rejected alone.
+    """
+    content_message_ids: _builtins.bool
+    """A message without a messageId gets one derived from its content, so that a resend, or a
+    second import of the same data, stores nothing twice. Otherwise the server generates one
+    and the message is not deduplicated.
+    """
+    ignore_sent_at: _builtins.bool
+    """History: sentAt is ignored, so each message keeps its own timestamp instead of being
+    corrected for a clock skew measured against today's arrival time.
+    """
+    first_line: _builtins.int
+    """The line number of data's first line in the caller's file (rejections name file lines);
+    0 means 1.
+    """
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+        content_message_ids: _builtins.bool = ...,
+        ignore_sent_at: _builtins.bool = ...,
+        first_line: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_message_ids", b"content_message_ids", "data", b"data", "first_line", b"first_line", "ignore_sent_at", b"ignore_sent_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___SendRequest: _TypeAlias = SendRequest  # noqa: Y015
+Global___JsonBatch: _TypeAlias = JsonBatch  # noqa: Y015
 
 @_typing.final
 class EventResult(_message.Message):
@@ -127,21 +182,27 @@ class StreamRequest(_message.Message):
 
     SEQUENCE_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
+    JSON_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Chosen by the client; echoed in the ack. Unique per stream."""
     @_builtins.property
     def batch(self) -> _event_pb2.Batch: ...
+    @_builtins.property
+    def json(self) -> Global___JsonBatch: ...
     def __init__(
         self,
         *,
         sequence: _builtins.int = ...,
         batch: _event_pb2.Batch | None = ...,
+        json: Global___JsonBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "json", b"json", "payload", b"payload"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "json", b"json", "payload", b"payload", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["batch", "json"]  # noqa: Y015
+    _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
 Global___StreamRequest: _TypeAlias = StreamRequest  # noqa: Y015
 
