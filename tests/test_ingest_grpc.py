@@ -280,7 +280,7 @@ def test_segment_json_batches_are_stored_like_protobuf_ones(rpc: Rpc) -> None:
     assert [r.status for r in response.results] == [ingest_pb2.EVENT_STATUS_ACCEPTED] * 2
     stored = {e.message_id: e for e in rpc.events("user_id:u1")}
     assert json.loads(stored["j2"].context) == {"ip": "1.1.1.1", "locale": "nl"}
-    # Skew corrected as for protobuf: arrival − (sentAt − originalTimestamp) = arrival − 10 s.
+    # Skew corrected as for protobuf: arrival - (sentAt - originalTimestamp) = arrival - 10 s.
     assert abs(stored["j2"].timestamp.ToMilliseconds() - (now - 10_000)) < 5_000
     # Sent again later (a retry: another sentAt): duplicates, not conflicts.
     body["sentAt"] = "2020-01-01T00:01:00Z"
