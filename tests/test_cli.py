@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rpc import IDENTIFY, Rpc, track
 
 from cdp_server._proto.cdp.v1 import event_pb2
-from cdp_server.cli.export_files import LineMap, prepare_for_import
+from cdp_server.cli.export_files import LineMap
 
 if TYPE_CHECKING:
     from conftest import ServerProcess
@@ -140,7 +140,7 @@ def test_import_stores_a_file_once_however_often_it_runs(server: ServerProcess, 
     stored = stored_events(server, "user_id:ann")
     assert [e["type"] for e in stored] == ["identify", "track", "page"]
     signed_up = stored[1]
-    assert signed_up["messageId"].startswith("import-")
+    assert signed_up["messageId"].startswith("content-")
     # sentAt was dropped: the export's own time is kept, not shifted by today's clock skew.
     assert "sentAt" not in signed_up
     assert signed_up["timestamp"] == "2020-01-01T00:00:00.000Z"
@@ -153,7 +153,7 @@ def test_import_reports_bad_lines_by_number_and_stores_the_rest(server: ServerPr
             '{"type":"track","userId":"bo","event":"First","messageId":"ok-1"}',
             '{"type":"track","userId":"bo",',  # 2: not JSON
             "",  # 3: blank, skipped
-            '{"type":"bogus","userId":"bo","messageId":"bad-type"}',  # 4: refused by the client library
+            '{"type":"bogus","userId":"bo","messageId":"bad-type"}',  # 4: refused: no such call
             '{"type":"track","event":"Nobody","messageId":"no-user"}',  # 5: refused by the server
             "[1, 2]",  # 6: not an object
             '{"type":"track","userId":"bo","event":"Last","messageId":"ok-2"}',
@@ -202,14 +202,71 @@ def test_import_stops_at_a_broken_json_array_element_after_storing_those_before(
     assert [e["messageId"] for e in stored_events(server, "user_id:cy")] == ["a-1"]
 
 
-def test_prepare_for_import_drops_sent_at_and_derives_a_stable_message_id() -> None:
-    exported = {"type": "track", "userId": "u", "event": "E", "sentAt": "2020-01-01T01:00:00Z"}
-    prepared = prepare_for_import(exported)
-    assert "sentAt" not in prepared and "sentAt" in exported  # the caller's message is not changed
-    # The same content (whatever its sentAt) gets the same id; other content another one.
-    assert prepare_for_import({**exported, "sentAt": "2024-05-05T00:00:00Z"})["messageId"] == prepared["messageId"]
-    assert prepare_for_import({**exported, "event": "F"})["messageId"] != prepared["messageId"]
-    assert prepare_for_import({**exported, "messageId": "kept"})["messageId"] == "kept"
+def test_reimporting_an_export_made_again_later_stores_nothing_twice(server: ServerProcess, tmp_path: Path) -> None:
+    # The same events exported twice: other sentAt values and key order, no messageIds.
+    events = [
+        {"type": "track", "userId": "dee", "event": f"E{n}", "timestamp": "2021-01-01T00:00:00Z"} for n in range(3)
+    ]
+    first = [{**event, "sentAt": "2021-01-01T00:00:01Z"} for event in events]
+    later = [dict(reversed(list({**event, "sentAt": "2023-06-01T00:00:00Z"}.items()))) for event in events]
+    for export in (first, later):
+        path = write_jsonl(tmp_path / "export.jsonl", [json.dumps(event) for event in export])
+        assert cdp("import", str(path), *ingest(server)).returncode == 0
+    assert sorted(e["event"] for e in stored_events(server, "user_id:dee")) == ["E0", "E1", "E2"]
+
+
+def test_import_waits_out_a_server_restart_and_a_failed_import_says_what_was_stored(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    lines = [json.dumps({"type": "track", "userId": f"eve-{n % 50}", "event": "Bulk", "n": n}) for n in range(150_000)]
+    path = write_jsonl(tmp_path / "bulk.jsonl", lines)
+    command = [
+        sys.executable,
+        "-m",
+        "cdp_server",
+        "import",
+        str(path),
+        "--json",
+        "--batch-size",
+        "100",
+        *ingest(server),
+    ]
+    importing = subprocess.Popen(command, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # the import is under way (it takes a few seconds)
+    server.kill()
+    time.sleep(3.0)  # longer than a handful of quick retries
+    server.start()
+    out, err = importing.communicate(timeout=COMMAND_TIMEOUT_SECS)
+    assert importing.returncode == 0, err
+    report = json.loads(out)
+    assert report["stored"] + report["duplicates"] == 150_000 and report["ok"]
+    assert report["reconnects"] >= 1  # it did meet the outage
+
+    # With no retries allowed, an outage ends the import: it says what is known to be stored.
+    importing = subprocess.Popen(
+        [*command, "--max-retries", "0"], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(1.0)
+    server.kill()
+    out, err = importing.communicate(timeout=COMMAND_TIMEOUT_SECS)
+    server.start()
+    assert importing.returncode == 1
+    report = json.loads(out)
+    assert report["complete"] is False and report["error"]
+    assert report["stored"] == 0 and report["duplicates"] > 0  # all stored by the first run
+    assert f"{report['duplicates']:,} already stored" in err
+
+
+def test_the_import_rate_is_not_shown_for_an_import_too_short_to_measure() -> None:
+    from rich.progress import Progress
+
+    from cdp_server.cli.importer import EventRateColumn
+
+    column = EventRateColumn()
+    with Progress(column, disable=True) as progress:
+        task = progress.add_task("import", total=3)
+        progress.advance(task, 3)
+        assert str(column.render(progress.tasks[0])) == "- events/s"
 
 
 def test_line_map_finds_the_line_of_every_stream_position() -> None:

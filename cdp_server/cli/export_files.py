@@ -1,18 +1,15 @@
-"""Reading a file of Segment-Spec messages for `cdp import`: JSON lines or one JSON array, each
-message with the line it starts on, and every unreadable line recorded instead of raised.
+"""Reading a file of Segment-Spec messages for `cdp import`: JSON lines or one JSON array.
 
-JSON lines are read here, line by line, so that a broken line is recorded and skipped: the
-client library's `read_events_file` raises at the first one and cannot go on. A JSON array is
-read with `read_events_file`; it cannot be resynchronised after a broken element, so reading
-stops there.
+JSON lines are not parsed here: their bytes go to the server in large chunks, which decodes them
+in Rust and rejects a broken line alone, naming its line. A JSON array is read element by element
+with the client library's `read_events_file` (each message with the line it starts on); it
+cannot be resynchronised after a broken element, so reading stops there.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
-import json
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterator
@@ -26,22 +23,6 @@ JSON_LINES: Final = "json-lines"
 JSON_ARRAY: Final = "json-array"
 _BOM: Final = b"\xef\xbb\xbf"
 _WHITESPACE: Final = b" \t\r\n"
-
-
-def content_message_id(message: dict[str, Any]) -> str:
-    """A messageId derived from the message's content (without its messageId): the same message
-    imported twice gets the same id."""
-    content = {key: value for key, value in message.items() if key != "messageId"}
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
-    return "import-" + hashlib.sha256(canonical).hexdigest()[:40]
-
-
-def prepare_for_import(message: dict[str, Any]) -> dict[str, Any]:
-    """The message as it is imported: without sentAt, and with a messageId."""
-    prepared = {key: value for key, value in message.items() if key != "sentAt"}
-    if prepared.get("messageId") in (None, ""):
-        prepared["messageId"] = content_message_id(prepared)
-    return prepared
 
 
 @dataclass(frozen=True)
@@ -96,13 +77,15 @@ class EventFile:
         self.unreadable_count = 0
         self.stopped_at: Problem | None = None  # set when reading could not go on
 
-    def messages(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        """Yields (line, message) for every JSON object; what cannot be read is recorded instead."""
+    def open_binary(self) -> gzip.GzipFile | io.BufferedReader:
+        """The file's bytes, decompressed when it is a .gz."""
+        return _open_binary(self.path)
+
+    def array_messages(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Yields (line, message) for every element of a JSON array; a broken element is recorded
+        and ends the reading."""
         try:
-            if self.format == JSON_ARRAY:
-                yield from self._array()
-            else:
-                yield from self._json_lines()
+            yield from self._array()
         except (OSError, EOFError, UnicodeDecodeError) as exc:  # e.g. a truncated .gz, bytes that are not UTF-8
             self._unreadable(None, f"the file cannot be read further: {exc}", stop=True)
 
@@ -125,28 +108,6 @@ class EventFile:
             yield from read_events_file(self.path)
         except EventFileError as exc:
             self._unreadable(exc.line, exc.reason, stop=True)
-
-    def _json_lines(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        with _open_binary(self.path) as file:
-            for number, raw in enumerate(file, start=1):
-                line = raw.removeprefix(_BOM) if number == 1 else raw
-                if not line.strip(_WHITESPACE):
-                    continue
-                try:
-                    value = json.loads(line.decode("utf-8"))
-                except UnicodeDecodeError as exc:
-                    self._unreadable(number, f"not UTF-8: {exc.reason} at byte {exc.start + 1}")
-                    continue
-                except json.JSONDecodeError as exc:
-                    self._unreadable(number, f"not valid JSON: {exc.msg} (column {exc.colno})")
-                    continue
-                except RecursionError:
-                    self._unreadable(number, "not valid JSON: nested too deeply")
-                    continue
-                if not isinstance(value, dict):
-                    self._unreadable(number, f"expected a JSON object, got {_json_type(value)}")
-                    continue
-                yield number, value
 
     def _unreadable(self, line: int | None, reason: str, *, stop: bool = False) -> None:
         problem = Problem(line, "unreadable", reason)
@@ -172,8 +133,3 @@ def _detect_format(path: Path) -> str:
         while head and not head.lstrip(_WHITESPACE):
             head = file.read(1 << 16)
     return JSON_ARRAY if head.lstrip(_WHITESPACE).startswith(b"[") else JSON_LINES
-
-
-def _json_type(value: object) -> str:
-    names = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
-    return "null" if value is None else names.get(type(value), type(value).__name__)

@@ -1,15 +1,17 @@
 """`cdp import FILE`: bulk-load Segment-Spec JSON (lines or one array) over the Stream RPC.
 
-- A message without a messageId gets one derived from its content, so importing the same file
-  again stores nothing twice (the server deduplicates by messageId).
-- `sentAt` is dropped. An import is history: skew correction would compare the sender's clock
-  of long ago with today's arrival time. Without it the server takes each event's own
-  `timestamp` (or `originalTimestamp`) as its time.
-- Every problem is reported with the line of the file it comes from: unreadable lines by the
-  reader (export_files), invalid events by the client library or the server (their stream
-  positions mapped back to lines).
+- JSON lines go to the server as the file's bytes, in large chunks, never parsed in Python: the
+  server decodes them in Rust (the same entry point as every JSON surface).
+- The import is history (`Client.stream(history=True)`): a message without a messageId gets one
+  the server derives from its content, so importing the same file again stores nothing twice;
+  and `sentAt` is ignored, since skew correction would compare the sender's clock of long ago
+  with today's arrival time: each event keeps its own `timestamp` (or `originalTimestamp`).
+- Every problem is reported with the line of the file it comes from: the server names the line
+  of each rejected or unreadable JSON line; array elements are mapped back by stream position.
 - A broken line of JSON lines is counted and skipped; at a broken element of a JSON array the
   import stops, and what was read before it is still imported.
+- An unreachable server is retried (`--max-retries` reconnects in a row, with backoff up to
+  10 s); a failed import says what was stored before it stopped.
 """
 
 from __future__ import annotations
@@ -39,16 +41,21 @@ from cdp_server.cli.common import (
     target_option,
     write_key_option,
 )
-from cdp_server.cli.export_files import JSON_ARRAY, MAX_LISTED, EventFile, LineMap, Problem, prepare_for_import
+from cdp_server.cli.export_files import JSON_ARRAY, JSON_LINES, MAX_LISTED, EventFile, LineMap, Problem
 
 if TYPE_CHECKING:
-    from tributary import StreamSummary
+    from tributary import StreamRejection, StreamSummary
 
     # The acks `Client.stream` hands to on_ack are messages of the client's own stubs.
     from tributary._proto.cdp.v1 import ingest_pb2
 
 # Problems printed without --json.
 SHOWN: Final = 20
+# The server's field for a JSON line that is not a readable message.
+UNREADABLE_FIELD: Final = "message"
+# Reconnects in a row before an import gives up: with the client's backoff (up to 10 s, jittered),
+# about five minutes of server downtime.
+MAX_RETRIES: Final = 60
 
 
 @dataclass
@@ -67,27 +74,32 @@ class AckTally:
 class ImportReport:
     file: Path
     format: str
-    read: int  # messages read from the file (JSON objects)
     summary: StreamSummary
     problems: list[Problem]  # the first MAX_LISTED, by line
     problem_count: int
-    unreadable: int
+    unreadable: int  # lines (or array elements) that are not messages
     stopped_at: Problem | None
     error: str | None  # why the stream failed, if it did
     counts: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
         summary = self.summary
-        accounted = summary.accepted + summary.duplicates + summary.conflicts + summary.rejected
+        rejected = summary.rejected - sum(1 for r in summary.rejections if r.field == UNREADABLE_FIELD)
         self.counts = {
-            "read": self.read,
+            # Messages read from the file, unreadable ones included.
+            "read": summary.accepted
+            + summary.duplicates
+            + summary.conflicts
+            + rejected
+            + self.unreadable
+            + summary.unconfirmed,
             "stored": summary.accepted,
             "duplicates": summary.duplicates,
             "conflicts": summary.conflicts,
-            "rejected": summary.rejected,
+            "rejected": rejected,
             "unreadable": self.unreadable,
             # Sent but never acknowledged (the stream failed): their fate is unknown.
-            "unconfirmed": max(0, self.read - accounted),
+            "unconfirmed": summary.unconfirmed,
         }
 
     @property
@@ -105,6 +117,7 @@ class ImportReport:
             "complete": self.stopped_at is None and self.error is None,
             "ok": self.ok,
             "stopped_at_line": self.stopped_at.line if self.stopped_at else None,
+            "reconnects": self.summary.reconnects,
             "error": self.error,
             "problems": [problem.to_json() for problem in self.problems],
             "problems_omitted": self.problem_count - len(self.problems),
@@ -156,22 +169,32 @@ def _n(count: int, noun: str) -> str:
 
 
 class EventRateColumn(ProgressColumn):
-    """Events per second, as rich averages them over its recent samples."""
+    """Events per second, as rich averages them over its recent samples; none for an import too
+    short to measure (a rate over a few milliseconds says nothing)."""
+
+    MIN_SECONDS: Final = 1.0
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        if speed is None and task.finished and task.elapsed:
-            speed = task.completed / task.elapsed  # too short for rich's estimate
+        if task.elapsed is None or task.elapsed < self.MIN_SECONDS:
+            speed = None
         return Text("- events/s" if speed is None else f"{speed:,.0f} events/s", style="progress.data.speed")
 
 
 @click.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--batch-size", type=click.IntRange(1, 2500), default=500, show_default=True, help="Events per batch.")
+@click.option(
+    "--max-retries",
+    type=click.IntRange(0),
+    default=MAX_RETRIES,
+    show_default=True,
+    help="Reconnects in a row to an unreachable server (backoff up to 10 s) before the import gives up.",
+)
 @target_option
 @write_key_option
 @json_option
-def import_file(file: Path, batch_size: int, target: str, write_key: str, as_json: bool) -> None:
+def import_file(file: Path, batch_size: int, max_retries: int, target: str, write_key: str, as_json: bool) -> None:
     """Import Segment-Spec events from FILE: JSON lines, or one JSON array (.gz is decompressed).
 
     A message without a messageId gets one derived from its content, so importing the same file
@@ -197,14 +220,11 @@ def import_file(file: Path, batch_size: int, target: str, write_key: str, as_jso
     check_serving(target)
 
     line_map = LineMap()
-    read = 0
 
-    def messages() -> Iterator[dict[str, Any]]:
-        nonlocal read
-        for position, (line, message) in enumerate(source.messages()):
+    def array_messages() -> Iterator[dict[str, Any]]:
+        for position, (line, message) in enumerate(source.array_messages()):
             line_map.add(position, line)
-            read = position + 1
-            yield prepare_for_import(message)
+            yield message
 
     acked = AckTally()
     error: str | None = None
@@ -222,9 +242,14 @@ def import_file(file: Path, batch_size: int, target: str, write_key: str, as_jso
             acked.add(ack)
             progress.advance(task, size)
 
-        client = Client(target, write_key)
+        client = Client(target, write_key, max_retries=max_retries)
         try:
-            summary = client.stream(messages(), batch_size=batch_size, on_ack=on_ack)
+            options: dict[str, Any] = {"batch_size": batch_size, "on_ack": on_ack, "history": True}
+            if source.format == JSON_LINES:
+                with source.open_binary() as raw:
+                    summary = client.stream(raw, **options)
+            else:
+                summary = client.stream(array_messages(), **options)
         except StreamError as exc:
             summary = exc.summary
             # An RPC failure in the user's terms (unreachable, refused key); else the client's account.
@@ -242,17 +267,17 @@ def import_file(file: Path, batch_size: int, target: str, write_key: str, as_jso
             raise SystemExit(130) from None
         finally:
             client.close()
-        progress.update(task, total=progress.tasks[0].completed)  # done: a full bar
+        if error is None and source.stopped_at is None:
+            progress.update(task, total=progress.tasks[0].completed)  # done: a full bar
 
-    problems = _problems(source, summary, line_map)
+    unreadable = source.unreadable_count + sum(1 for r in summary.rejections if r.field == UNREADABLE_FIELD)
     report = ImportReport(
         file=file,
         format=source.format,
-        read=read,
         summary=summary,
-        problems=problems,
+        problems=_problems(source, summary, line_map),
         problem_count=source.unreadable_count + summary.rejected,
-        unreadable=source.unreadable_count,
+        unreadable=unreadable,
         stopped_at=source.stopped_at,
         error=error,
     )
@@ -269,11 +294,14 @@ def _problems(source: EventFile, summary: StreamSummary, line_map: LineMap) -> l
     """The first MAX_LISTED problems by line: unreadable lines and rejected events together."""
     # Positions increase with lines: the first rejections by position are the first by line.
     rejections = heapq.nsmallest(MAX_LISTED, summary.rejections, key=lambda rejection: rejection.position)
-    rejected = [
-        Problem(line_map.line(r.position), "rejected", r.reason, field=r.field, message_id=r.message_id)
-        for r in rejections
-    ]
-    return sorted([*source.unreadable, *rejected], key=_line_order)[:MAX_LISTED]
+    from_server = [_problem(r, r.line or line_map.line(r.position)) for r in rejections]
+    return sorted([*source.unreadable, *from_server], key=_line_order)[:MAX_LISTED]
+
+
+def _problem(rejection: StreamRejection, line: int | None) -> Problem:
+    if rejection.field == UNREADABLE_FIELD:
+        return Problem(line, "unreadable", rejection.reason.removeprefix("the message ").removeprefix("is "))
+    return Problem(line, "rejected", rejection.reason, field=rejection.field, message_id=rejection.message_id)
 
 
 def _line_order(problem: Problem) -> int:

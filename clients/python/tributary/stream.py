@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, NamedTuple, TypeAlias
+from typing import Any, NamedTuple, Protocol, TypeAlias
 
 import grpc
 
@@ -36,8 +36,15 @@ from tributary.segment import message_bytes, new_message_id
 
 logger = logging.getLogger("tributary")
 
+
+class BinaryInput(Protocol):
+    """A binary file, or anything with its `read`."""
+
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
 # What `Client.stream` takes: Events or Segment-Spec dicts, or raw JSON lines.
-StreamInput: TypeAlias = "Iterable[event_pb2.Event | Mapping[str, Any]] | bytes | IO[bytes]"
+StreamInput: TypeAlias = "Iterable[event_pb2.Event | Mapping[str, Any]] | bytes | bytearray | memoryview | BinaryInput"
 OpenStream: TypeAlias = Callable[[Iterator[bytes]], "grpc.CallIterator[ingest_pb2.StreamResponse]"]
 AckCallback: TypeAlias = Callable[[ingest_pb2.StreamResponse, int], None]
 
@@ -82,11 +89,11 @@ class StreamSummary:
         self.batches += 1
         for rejection in ack.rejections:
             if positions is None:
-                position = rejection.line - 1
-            else:
-                position = positions[rejection.index] if rejection.index < len(positions) else -1
+                position, line = rejection.line - 1, rejection.line
+            else:  # the lines of a batch built here mean nothing to the caller
+                position, line = (positions[rejection.index] if rejection.index < len(positions) else -1), 0
             self.rejections.append(
-                StreamRejection(position, rejection.message_id, rejection.field, rejection.reason, rejection.line)
+                StreamRejection(position, rejection.message_id, rejection.field, rejection.reason, line)
             )
         return ack.accepted + ack.duplicates + ack.conflicts + len(ack.rejections)
 
@@ -111,6 +118,8 @@ def stream_events(
     source: _EventSource | _JsonLinesSource
     if isinstance(events, bytes | bytearray | memoryview):
         source = _JsonLinesSource(io.BytesIO(events), batch_size, max_batch_bytes, history)
+    elif not isinstance(events, Iterable):  # a binary file (files are iterable too: ask first)
+        source = _JsonLinesSource(events, batch_size, max_batch_bytes, history)
     elif hasattr(events, "read"):
         source = _JsonLinesSource(events, batch_size, max_batch_bytes, history)  # type: ignore[arg-type]
     else:
@@ -215,7 +224,7 @@ class _JsonLinesSource:
 
     _READ = 1 << 20
 
-    def __init__(self, file: IO[bytes], batch_size: int, max_batch_bytes: int, history: bool) -> None:
+    def __init__(self, file: BinaryInput, batch_size: int, max_batch_bytes: int, history: bool) -> None:
         self._file = file
         self._batch_size = batch_size
         self._max_bytes = max_batch_bytes

@@ -5,7 +5,7 @@
 
 use prost::Message;
 use serde_json::{Map, Value};
-use xxhash_rust::xxh3::{xxh3_128, Xxh3};
+use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::Rejection;
 use crate::identifiers::{self, IdentKey, Identifier};
@@ -184,17 +184,20 @@ fn prepare_event(
     event.received_at = Some(time::from_ms(ctx.received_ms));
 
     let dedupe_key = (!generated_id).then(|| dedupe_key(ctx.source_id, &event.message_id));
+    let sets_traits = crate::profiles::sets_traits(&event);
+    let account = crate::profiles::account_of(&event).map(str::to_owned);
+    let encoded = event.encode_to_vec();
     Ok(PreparedEvent {
         index,
-        message_id: event.message_id.clone(),
+        message_id: event.message_id, // moved: the event itself is no longer needed
         dedupe_key,
         fingerprint,
-        encoded: event.encode_to_vec(),
+        encoded,
         identifier_keys: identifiers.iter().map(|i| IdentKey::new(i.key())).collect(),
         profile_identifiers: crate::profiles::profile_identifiers(identifiers),
         timestamp_ms,
-        sets_traits: crate::profiles::sets_traits(&event),
-        account: crate::profiles::account_of(&event).map(str::to_owned),
+        sets_traits,
+        account,
     })
 }
 
@@ -209,6 +212,27 @@ fn merged(own: &[u8], defaults: &Map<String, Value>) -> Vec<u8> {
 /// event match, a different payload under the same id does not.
 fn fingerprint(event: &Event) -> u64 {
     let mut hasher = Xxh3::new();
+    hash_content(&mut hasher, event);
+    let original = event.original_timestamp.as_ref().map_or(i64::MIN, time::to_ms);
+    hasher.update(&original.to_le_bytes());
+    hasher.digest()
+}
+
+/// A messageId derived from what the client said (not from when it sent it), for events that
+/// come without one: the same event sent again, by a retry or a second import of a file, gets
+/// the same id and is deduplicated. 128 bits, as dedupe keys are.
+pub fn content_message_id(event: &Event) -> String {
+    let mut hasher = Xxh3::new();
+    hash_content(&mut hasher, event);
+    for at in [&event.timestamp, &event.original_timestamp] {
+        let ms = at.as_ref().map_or(i64::MIN, time::to_ms);
+        hasher.update(&ms.to_le_bytes());
+    }
+    format!("content-{:032x}", hasher.digest128())
+}
+
+/// The client's own fields, each length-prefixed so that no two events hash the same bytes.
+fn hash_content(hasher: &mut Xxh3, event: &Event) {
     hasher.update(&event.r#type.to_le_bytes());
     for text in [
         &event.message_id,
@@ -226,9 +250,6 @@ fn fingerprint(event: &Event) -> u64 {
         hasher.update(&(bytes.len() as u64).to_le_bytes());
         hasher.update(bytes);
     }
-    let original = event.original_timestamp.as_ref().map_or(i64::MIN, time::to_ms);
-    hasher.update(&original.to_le_bytes());
-    hasher.digest()
 }
 
 /// The typed-field rules (Segment's): returns the offending field and why.
@@ -282,16 +303,18 @@ fn check_fields(event: &Event) -> Result<(), (&'static str, String)> {
 }
 
 /// Fixed-size key of a (source, messageId) pair in the dedupe table.
+/// The hash of the source id (big-endian) followed by the id's bytes, streamed: no buffer.
 pub fn dedupe_key(source_id: u32, message_id: &str) -> [u8; 16] {
-    let mut buf = Vec::with_capacity(4 + message_id.len());
-    buf.extend_from_slice(&source_id.to_be_bytes());
-    buf.extend_from_slice(message_id.as_bytes());
-    xxh3_128(&buf).to_be_bytes()
+    let mut hasher = Xxh3::new();
+    hasher.update(&source_id.to_be_bytes());
+    hasher.update(message_id.as_bytes());
+    hasher.digest128().to_be_bytes()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xxhash_rust::xxh3::xxh3_128;
 
     fn ctx() -> BatchContext {
         BatchContext {
@@ -470,6 +493,15 @@ mod tests {
         let context: Value = serde_json::from_slice(&stored.context).unwrap();
         assert_eq!(context["ip"], "1.1.1.1");
         assert_eq!(context["locale"], "nl");
+    }
+
+    #[test]
+    fn dedupe_keys_are_the_hash_of_source_and_id_as_stored_before() {
+        // Stored keys must not change: the one-shot hash of the concatenation, as written by
+        // earlier versions.
+        let mut concatenated = 7u32.to_be_bytes().to_vec();
+        concatenated.extend_from_slice("msg-é".as_bytes());
+        assert_eq!(dedupe_key(7, "msg-é"), xxh3_128(&concatenated).to_be_bytes());
     }
 
     #[test]

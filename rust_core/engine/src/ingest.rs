@@ -80,7 +80,8 @@ pub(crate) struct Shared {
 struct Job {
     source_id: u32,
     events: Vec<PreparedEvent>,
-    reply: Sender<Result<Vec<Stored>>>,
+    /// What became of each event, with its message id (moved out of the event, not copied).
+    reply: Sender<Result<Vec<(Stored, String)>>>,
 }
 
 /// Handle on the engine; cheap to share between threads.
@@ -93,9 +94,9 @@ pub struct Engine {
 
 /// A batch handed to the writer; `wait` returns once its events are durable.
 pub struct PendingAck {
-    reply: Receiver<Result<Vec<Stored>>>,
-    /// (index, message id) of each prepared event, in the order the writer answers.
-    accepted_ids: Vec<(u32, String)>,
+    reply: Receiver<Result<Vec<(Stored, String)>>>,
+    /// Batch index of each prepared event, in the order the writer answers.
+    indices: Vec<u32>,
     rejections: Vec<Rejection>,
 }
 
@@ -107,16 +108,16 @@ pub struct BatchOutcome {
 
 impl PendingAck {
     pub fn wait(self) -> Result<BatchOutcome> {
-        let stored = if self.accepted_ids.is_empty() {
+        let stored = if self.indices.is_empty() {
             Vec::new()
         } else {
             self.reply.recv().map_err(|_| EngineError::ShutDown)??
         };
         let stored = self
-            .accepted_ids
+            .indices
             .into_iter()
             .zip(stored)
-            .map(|((i, id), s)| (i, id, s))
+            .map(|(i, (s, id))| (i, id, s))
             .collect();
         Ok(BatchOutcome {
             stored,
@@ -126,7 +127,7 @@ impl PendingAck {
 
     /// True when `wait` would not block.
     pub fn is_ready(&self) -> bool {
-        self.accepted_ids.is_empty() || !self.reply.is_empty()
+        self.indices.is_empty() || !self.reply.is_empty()
     }
 }
 
@@ -270,10 +271,7 @@ impl Engine {
             .stats
             .rejected
             .fetch_add(rejections.len() as u64, Ordering::Relaxed);
-        let accepted_ids = events
-            .iter()
-            .map(|e| (e.index, e.message_id.clone()))
-            .collect::<Vec<_>>();
+        let indices = events.iter().map(|e| e.index).collect::<Vec<_>>();
         let (reply_tx, reply_rx) = bounded(1);
         if !events.is_empty() {
             let sender = self.jobs.lock().clone().ok_or(EngineError::ShutDown)?;
@@ -287,7 +285,7 @@ impl Engine {
         }
         Ok(PendingAck {
             reply: reply_rx,
-            accepted_ids,
+            indices,
             rejections,
         })
     }
@@ -462,7 +460,12 @@ fn publish(shared: &Shared, batch: Committed) {
     *shared.committed.lock() = through;
     shared.committed_changed.notify_all();
     for (job, outcome) in group.into_iter().zip(outcomes) {
-        let _ = job.reply.send(Ok(outcome));
+        let answer = outcome
+            .into_iter()
+            .zip(job.events)
+            .map(|(stored, event)| (stored, event.message_id))
+            .collect();
+        let _ = job.reply.send(Ok(answer));
     }
 }
 

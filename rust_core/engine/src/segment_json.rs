@@ -20,7 +20,6 @@
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use xxhash_rust::xxh3::xxh3_128;
 
 use crate::error::{EngineError, Rejection, Result};
 use crate::event::PreparedEvent;
@@ -30,8 +29,8 @@ use crate::time;
 /// How a JSON body is read.
 #[derive(Clone, Debug, Default)]
 pub struct JsonOptions {
-    /// A message without a messageId gets `content-<hash of the message's JSON>`, so a resend or
-    /// a second import of the same data deduplicates.
+    /// A message without a messageId gets one derived from its content (`content-…`, see
+    /// `event::content_message_id`), so a resend or a second import of the same data deduplicates.
     pub content_message_ids: bool,
     /// History: `sentAt` is ignored (no clock-skew correction against today's arrival).
     pub ignore_sent_at: bool,
@@ -240,7 +239,7 @@ impl<'a> DecodedJson<'a> {
             });
             return;
         }
-        match reader.event(&message, text) {
+        match reader.event(&message) {
             Ok(event) => {
                 self.numbers.push(number);
                 self.batch.events.push(event);
@@ -274,7 +273,7 @@ struct Reader<'o> {
 
 impl Reader<'_> {
     /// The `Event` of one message; the error names the first field of the wrong JSON type.
-    fn event(&self, message: &Message<'_>, text: &str) -> std::result::Result<Event, FieldError> {
+    fn event(&self, message: &Message<'_>) -> std::result::Result<Event, FieldError> {
         let kind = match self.options.route_type {
             Some(kind) => kind,
             None => event_type(message.kind)?,
@@ -310,7 +309,7 @@ impl Reader<'_> {
             event.properties = serde_json::to_vec(&properties).expect("a JSON map always serialises");
         }
         if event.message_id.is_empty() && self.options.content_message_ids {
-            event.message_id = format!("content-{:032x}", xxh3_128(text.as_bytes()));
+            event.message_id = crate::event::content_message_id(&event);
         }
         Ok(event)
     }

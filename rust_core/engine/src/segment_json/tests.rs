@@ -177,9 +177,13 @@ fn content_message_ids_are_stable_and_sent_at_can_be_ignored() {
         ..Default::default()
     };
     let (first, _) = prepare_json(line, &options);
-    let (again, _) = prepare_json(line, &options);
+    // The same content, however spelled and whenever sent, gets the same id; other content not.
+    let respelled = r#"{ "event":"E", "sentAt":"2040-01-01T00:00:00Z", "userId":"u","timestamp":"2024-05-01T12:00:00.000Z","type":"track"}"#;
+    let (again, _) = prepare_json(respelled, &options);
+    let (other, _) = prepare_json(&line.replace(r#""E""#, r#""F""#), &options);
     assert!(first[0].message_id.starts_with("content-"));
     assert_eq!(first[0].message_id, again[0].message_id);
+    assert_ne!(first[0].message_id, other[0].message_id);
     assert!(first[0].dedupe_key.is_some(), "content ids are deduplicated");
     let event = stored(&first[0]);
     assert_eq!(event.timestamp, time::parse_iso8601("2024-05-01T12:00:00Z").ok());
