@@ -5,6 +5,7 @@ no TRIBUTARY_* variables from the environment of the test run."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import signal
@@ -313,6 +314,15 @@ def test_wrong_credentials_and_an_unreachable_server_are_named(server: ServerPro
         assert result.returncode == 1
         assert f"cannot reach the server at {nowhere}" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+# -- version ---------------------------------------------------------------------------------
+
+
+def test_version_prints_the_package_version() -> None:
+    result = cdp("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"cdp (tributary-cdp) {importlib.metadata.version('tributary-cdp')}\n"
 
 
 # -- serve -----------------------------------------------------------------------------------
