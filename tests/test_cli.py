@@ -20,8 +20,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rpc import IDENTIFY, Rpc, track
+from tributary._proto.cdp.v1 import event_pb2
 
-from cdp_server._proto.cdp.v1 import event_pb2
 from cdp_server.cli.export_files import LineMap, prepare_for_import
 
 if TYPE_CHECKING:

@@ -10,8 +10,8 @@ import grpc
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+from tributary._proto.cdp.v1 import profile_pb2, profile_pb2_grpc
 
-from cdp_server._proto.cdp.v1 import profile_pb2, profile_pb2_grpc
 from cdp_server.cli.common import (
     RPC_TIMEOUT_SECS,
     admin_metadata,
@@ -23,7 +23,6 @@ from cdp_server.cli.common import (
     fail_rpc,
     json_option,
     print_json,
-    require_client_library,
     stdout,
     target_option,
     token_option,
@@ -53,7 +52,6 @@ def events(
     With --json, prints {"events": [Segment-Spec messages], "next_cursor": CURSOR}; pass CURSOR
     to --cursor for the next page. It is null when there are no more events.
     """
-    require_client_library()
     kind, _, value = identifier.partition(":")
     if not kind.strip() or not value:
         fail(f"the identifier must be type:value (e.g. user_id:42), got {identifier!r}")

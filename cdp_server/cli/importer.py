@@ -19,13 +19,15 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import click
 import grpc
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
+from tributary import Client, StreamError, StreamSummary
+from tributary._proto.cdp.v1 import ingest_pb2
 
 from cdp_server.cli.common import (
     WRITE_KEY_CREDENTIAL,
@@ -35,17 +37,10 @@ from cdp_server.cli.common import (
     fail,
     json_option,
     print_json,
-    require_client_library,
     target_option,
     write_key_option,
 )
 from cdp_server.cli.export_files import JSON_ARRAY, MAX_LISTED, EventFile, LineMap, Problem, prepare_for_import
-
-if TYPE_CHECKING:
-    from tributary import StreamSummary
-
-    # The acks `Client.stream` hands to on_ack are messages of the client's own stubs.
-    from tributary._proto.cdp.v1 import ingest_pb2
 
 # Problems printed without --json.
 SHOWN: Final = 20
@@ -184,9 +179,6 @@ def import_file(file: Path, batch_size: int, target: str, write_key: str, as_jso
     Progress goes to stderr; --json prints a summary on stdout instead. Exit status: 0 when every
     event is stored (now or already before), 1 otherwise.
     """
-    require_client_library()
-    from tributary import Client, StreamError
-
     if not write_key:
         fail(f"a write key is required: {WRITE_KEY_CREDENTIAL}")
     try:

@@ -12,8 +12,8 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from rich.table import Table
 from rich.text import Text
+from tributary._proto.cdp.v1 import admin_pb2, admin_pb2_grpc, profile_pb2, profile_pb2_grpc
 
-from cdp_server._proto.cdp.v1 import admin_pb2, admin_pb2_grpc, profile_pb2, profile_pb2_grpc
 from cdp_server.cli.common import (
     RPC_TIMEOUT_SECS,
     admin_metadata,
@@ -23,7 +23,6 @@ from cdp_server.cli.common import (
     fail_rpc,
     json_option,
     print_json,
-    require_client_library,
     stdout,
     target_option,
     token_option,
@@ -79,7 +78,6 @@ def profile(
     if len(args) != 1:
         raise click.UsageError("give one identifier, or: why A B, split PROFILE A B, remove PROFILE ID")
     identifier = args[0]
-    require_client_library()
     stub = profile_pb2_grpc.ProfileServiceStub(channel(target))
     metadata = admin_metadata(token)
     request = profile_pb2.GetProfileRequest(identifier=identifier, include=list(traits), verbose=True)

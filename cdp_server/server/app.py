@@ -18,9 +18,9 @@ from typing import Any, Protocol
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from tributary._proto.cdp.v1 import admin_pb2, audience_pb2, ingest_pb2, profile_pb2
 
 from cdp_server import _core
-from cdp_server._proto.cdp.v1 import admin_pb2, audience_pb2, ingest_pb2, profile_pb2
 from cdp_server.auth import Authenticator, key_digest
 from cdp_server.config import Settings
 from cdp_server.services import admin, ingest, profile
