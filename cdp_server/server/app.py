@@ -17,22 +17,16 @@ from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
-from tributary._proto.cdp.v1 import admin_pb2, audience_pb2, ingest_pb2, profile_pb2
+from tributary._proto.cdp.v1 import admin_pb2
 
 from cdp_server import _core
 from cdp_server.auth import Authenticator, key_digest
 from cdp_server.config import Settings
+from cdp_server.server import reflection
 from cdp_server.services import admin, ingest, profile
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAMES = [
-    ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name,
-    profile_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name,
-    audience_pb2.DESCRIPTOR.services_by_name["AudienceService"].full_name,
-    admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
-]
 # Calls that are not streams (unary RPCs) get this many threads beyond the stream and tail caps.
 _UNARY_THREADS = 32
 
@@ -107,21 +101,23 @@ def start(settings: Settings) -> RunningServer:
     ]
     workers = settings.max_streams + settings.max_tails + _UNARY_THREADS
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"), options=options)
-    services: list[_Service] = [
-        ingest.IngestService(
+    # What is served, by service name: health reports and reflection lists these and no other
+    # (cdp.v1.AudienceService is in the API but has no handler yet).
+    services: dict[str, _Service] = {
+        ingest.SERVICE: ingest.IngestService(
             engine,
             auth,
             max_streams=settings.max_streams,
             stream_window=settings.stream_window,
             draining=draining,
         ),
-        profile.ProfileService(engine, auth),
-        admin.AdminService(engine, auth, max_tails=settings.max_tails, draining=draining),
-    ]
-    server.add_generic_rpc_handlers([service.handler() for service in services])
+        profile.SERVICE: profile.ProfileService(engine, auth),
+        admin.SERVICE: admin.AdminService(engine, auth, max_tails=settings.max_tails, draining=draining),
+    }
+    server.add_generic_rpc_handlers([service.handler() for service in services.values()])
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection([*SERVICE_NAMES, reflection.SERVICE_NAME, health.SERVICE_NAME], server)
+    reflection.enable_server_reflection([*services, health.SERVICE_NAME], server)
     try:
         port = server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
     except RuntimeError as exc:  # grpcio's way of saying the address is taken or invalid
@@ -132,7 +128,7 @@ def start(settings: Settings) -> RunningServer:
         engine.close()
         raise OSError(f"cannot listen on {settings.host}:{settings.grpc_port}: {reason}")
     server.start()
-    for name in ["", *SERVICE_NAMES]:
+    for name in ["", *services]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving", extra={"grpc": f"{settings.host}:{port}", "data_dir": str(settings.data_dir)})
     return RunningServer(server, engine, health_servicer, draining, port, settings)
