@@ -391,6 +391,21 @@ def test_unsafe_benchmark_mode_logs_a_warning(tmp_path: Path) -> None:
     assert any("unsafe" in message.lower() for message in warnings), log.read_text()
 
 
+def test_a_busy_port_fails_with_one_line_and_creates_no_data_dir(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        data = tmp_path / "data"
+        result = cdp("serve", "--data-dir", str(data), "--grpc-port", str(port))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: port 127.0.0.1:{port} is in use by another program: stop it, or choose another port (--grpc-port)"
+    ]
+    assert not data.exists()
+
+
 def test_a_second_server_on_the_same_data_dir_refuses_to_start(server: ServerProcess) -> None:
     second = subprocess.run(
         [sys.executable, "-m", "cdp_server", "serve", "--data-dir", str(server.data_dir), "--grpc-port", "0"],
