@@ -58,9 +58,10 @@ def profile() -> None:
 @token_option
 @json_option
 def show(identifier: str, traits: tuple[str, ...], recent: int, target: str, token: str, as_json: bool) -> None:
-    """The profile of IDENTIFIER (type:value, e.g. user_id:42, or a profile id tp_...).
+    """One person's traits, identifiers, merges and recent events.
 
-    Shows its traits (latest timestamp wins), identifiers, merges and most recent events.
+    IDENTIFIER is any of the person's identifiers (type:value, e.g. user_id:42) or the profile
+    id (tp_...). Traits: the latest timestamp wins. Recent events: newest first by event time.
     With --json, prints {"profile": {...}, "events": [Segment-Spec messages], "merges": [...]}.
     """
     stub = profile_pb2_grpc.ProfileServiceStub(channel(target))
@@ -134,9 +135,10 @@ def show(identifier: str, traits: tuple[str, ...], recent: int, target: str, tok
 @token_option
 @json_option
 def split(profile_id: str, a: str, b: str, target: str, token: str, as_json: bool) -> None:
-    """Keep identifiers A and B of PROFILE apart from now on (PROFILE: type:value or tp_...).
+    """Keep identifiers A and B of PROFILE apart from now on.
 
-    The profile is rebuilt from its other links, so A and B end in different profiles. The
+    PROFILE is one of its identifiers (type:value) or its id (tp_...). The profile is rebuilt
+    from its other links, so that A and B end in different profiles. The
     split is kept with the data and survives restarts. With --json, prints
     {"profile_a": ID, "profile_b": ID}.
     """
@@ -202,7 +204,7 @@ def _print_outcome(result: dict[str, str], lines: list[str], as_json: bool) -> N
 @token_option
 @json_option
 def why(a: str, b: str, target: str, token: str, as_json: bool) -> None:
-    """Why identifiers A and B are in one profile, or why they were kept apart.
+    """Why identifiers A and B are (or are not) in one profile.
 
     Lists the events that joined them and the merges between, or the links that were refused
     (and by which rule).
