@@ -66,8 +66,9 @@ bench: $(STAMP)/build ## Run the benchmarks; results in benchmarks/results/
 	$(PY) -m benchmarks.run
 	$(PY) -m benchmarks.unify
 
+# -i: the interpreter `maturin develop` builds for, so that cargo reuses that build.
 wheel: $(STAMP)/venv ## Build the server's and the client's wheels into dist/ (install both)
-	maturin build --release -o dist
+	maturin build --release -i $(PY) -o dist
 	$(PIP) wheel -q --no-deps --no-build-isolation clients/python -w dist
 
 clean: ## Remove build outputs, the virtualenv and ./data
