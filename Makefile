@@ -56,7 +56,7 @@ fmt: $(STAMP)/venv ## Format Python and Rust sources
 	$(VENV)/bin/ruff format -q .
 	cargo fmt --all
 
-proto: $(STAMP)/venv ## Regenerate the committed Python stubs from proto/
+proto: $(STAMP)/venv ## Regenerate the committed Python stubs (clients/python/tributary/_proto) from proto/
 	$(PY) proto/generate.py 2>/dev/null
 
 proto-check: $(STAMP)/venv ## Fail when the committed stubs differ from proto/
@@ -66,8 +66,10 @@ bench: $(STAMP)/build ## Run the benchmarks; results in benchmarks/results/
 	$(PY) -m benchmarks.run
 	$(PY) -m benchmarks.unify
 
-wheel: $(STAMP)/venv ## Build an installable wheel into dist/
-	maturin build --release -o dist
+# -i: the interpreter `maturin develop` builds for, so that cargo reuses that build.
+wheel: $(STAMP)/venv ## Build the server's and the client's wheels into dist/ (install both)
+	maturin build --release -i $(PY) -o dist
+	$(PIP) wheel -q --no-deps --no-build-isolation clients/python -w dist
 
 clean: ## Remove build outputs, the virtualenv and ./data
-	rm -rf target $(VENV) $(STAMP) dist data cdp_server/_core*.so
+	rm -rf target $(VENV) $(STAMP) dist data cdp_server/_core*.so clients/python/build

@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import grpc
+from tributary._proto.cdp.v1 import ingest_pb2
 
 from benchmarks.measurement import AckLatency
 from benchmarks.workload import load_batches
-from cdp_server._proto.cdp.v1 import ingest_pb2
 
 STREAM_METHOD = "/cdp.v1.IngestService/Stream"
 # Batches are ~150 KB; lift grpcio's 4 MB default anyway so a bigger --batch never fails.

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import grpc
+from tributary._proto.cdp.v1 import ingest_pb2
 
 from benchmarks.stream_server import port_argument, serve_stream
-from cdp_server._proto.cdp.v1 import ingest_pb2
 
 _SEQUENCE_TAG = 0x08  # field 1, wire type varint
 

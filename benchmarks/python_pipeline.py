@@ -18,9 +18,9 @@ from pathlib import Path
 
 import grpc
 import lmdb
+from tributary._proto.cdp.v1 import ingest_pb2
 
 from benchmarks.stream_server import port_argument, serve_stream
-from cdp_server._proto.cdp.v1 import ingest_pb2
 
 # Sparse on Linux: a large map costs nothing until written, and never fills during a run.
 MAP_SIZE = 64 << 30

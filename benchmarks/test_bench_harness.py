@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tributary._proto.cdp.v1 import event_pb2, ingest_pb2
 
 from benchmarks import workload
 from benchmarks.empty_server import sequence_of
 from benchmarks.measurement import percentile
 from benchmarks.systems import StreamSettings, measure_empty_grpc, measure_python_pipeline
-from cdp_server._proto.cdp.v1 import event_pb2, ingest_pb2
 
 SMALL = 1_200  # two full batches and a short one
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import networkx as nx  # type: ignore[import-untyped]
 import pytest
+from tributary._proto.cdp.v1 import event_pb2, ingest_pb2, profile_pb2
 
 from benchmarks import unify_workload as uw
 from benchmarks.process import free_port
@@ -17,7 +18,6 @@ from benchmarks.unify_client import GET_PROFILE, run_unary
 from benchmarks.unify_empty_server import build_server
 from benchmarks.unify_engine import ingest, open_engine, profiles_of
 from benchmarks.unify_verify import mismatches
-from cdp_server._proto.cdp.v1 import event_pb2, ingest_pb2, profile_pb2
 
 PEOPLE = 4_000
 

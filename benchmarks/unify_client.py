@@ -18,11 +18,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import grpc
+from tributary._proto.cdp.v1 import profile_pb2
 
 from benchmarks.client import CHANNEL_OPTIONS
 from benchmarks.measurement import percentile
 from benchmarks.workload import _read_sections, _write_section
-from cdp_server._proto.cdp.v1 import profile_pb2
 
 GET_PROFILE = "/cdp.v1.ProfileService/GetProfile"
 BATCH_GET_PROFILES = "/cdp.v1.ProfileService/BatchGetProfiles"

@@ -14,10 +14,10 @@ from concurrent import futures
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from tributary._proto.cdp.v1 import profile_pb2
 
 from benchmarks.client import CHANNEL_OPTIONS
 from benchmarks.stream_server import port_argument
-from cdp_server._proto.cdp.v1 import profile_pb2
 
 # More threads than the client keeps calls in flight, so no call ever waits for a thread.
 WORKERS = 40

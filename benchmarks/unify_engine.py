@@ -15,9 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tributary._proto.cdp.v1 import admin_pb2, ingest_pb2, profile_pb2
+
 from benchmarks.measurement import percentile
 from cdp_server import _core
-from cdp_server._proto.cdp.v1 import admin_pb2, ingest_pb2, profile_pb2
 
 WINDOW = 16
 LOOKUP_BATCH = 1_000

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tributary._proto.cdp.v1 import profile_pb2
+
 from benchmarks.process import free_port, running_server
 from benchmarks.systems import REPO_ROOT
 from benchmarks.unify_client import BATCH_GET_PROFILES, GET_PROFILE, UnaryOutcome, save_requests
 from benchmarks.unify_engine import batch_requests, ingest, open_engine
 from benchmarks.unify_workload import UnifyWorkload
-from cdp_server._proto.cdp.v1 import profile_pb2
 
 ADMIN_TOKEN_ENV = "TRIBUTARY_ADMIN_TOKEN"
 DISTINCT_REQUESTS = 20_000

@@ -27,8 +27,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tributary._proto.cdp.v1 import event_pb2, ingest_pb2
+
 from benchmarks.workload import _BASE_TIME_MS, _LIBRARY, CACHE_DIR, _read_sections, _timestamp, _write_section
-from cdp_server._proto.cdp.v1 import event_pb2, ingest_pb2
 
 FORMAT_VERSION = 1
 DEFAULT_PROFILES = 1_000_000

@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from google.protobuf.timestamp_pb2 import Timestamp
-
-from cdp_server._proto.cdp.v1 import event_pb2, ingest_pb2
+from tributary._proto.cdp.v1 import event_pb2, ingest_pb2
 
 FORMAT_VERSION = 1
 DEFAULT_EVENTS = 1_000_000

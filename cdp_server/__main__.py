@@ -1,3 +1,3 @@
 from cdp_server.cli import main
 
-main()
+main(prog_name="cdp")

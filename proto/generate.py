@@ -1,8 +1,9 @@
-"""Generates the Python stubs of proto/cdp/v1 into the server and client packages.
+"""Generates the Python stubs of proto/cdp/v1 into the client package, `tributary._proto`.
 
-Each package gets its own copy (the client must not depend on the server) with imports
-rewritten to be package-relative. `--check` regenerates into a scratch folder and fails when
-the committed stubs differ.
+There is one copy: the client library owns the stubs (it must not depend on the server), and
+the server imports them from there (the client is a dependency of the server package). Imports
+are rewritten to be package-relative. `--check` regenerates into a scratch folder and fails
+when the committed stubs differ.
 """
 
 from __future__ import annotations
@@ -20,10 +21,8 @@ from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
-TARGETS = {
-    "cdp_server._proto": ROOT / "cdp_server" / "_proto",
-    "tributary._proto": ROOT / "clients" / "python" / "tributary" / "_proto",
-}
+PACKAGE = "tributary._proto"
+TARGET = ROOT / "clients" / "python" / "tributary" / "_proto"
 _BIN = Path(sys.executable).parent  # mypy-protobuf's plugins sit beside the interpreter
 GRPC_INCLUDE = Path(protoc.__file__).resolve().parent / "_proto"
 
@@ -82,17 +81,13 @@ def _without_servicers(text: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if the committed stubs are stale")
-    check = parser.parse_args().check
-    stale = []
-    for package, target in TARGETS.items():
-        if not check:
-            generate(package, target)
-            continue
-        with tempfile.TemporaryDirectory() as scratch:
-            fresh = Path(scratch) / "out"
-            generate(package, fresh)
-            diff = filecmp.dircmp(fresh, target, ignore=["__pycache__"])
-            stale += _differences(diff, target)
+    if not parser.parse_args().check:
+        generate(PACKAGE, TARGET)
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        fresh = Path(scratch) / "out"
+        generate(PACKAGE, fresh)
+        stale = _differences(filecmp.dircmp(fresh, TARGET, ignore=["__pycache__"]), TARGET)
     if stale:
         sys.exit("stale generated stubs (run `make proto`): " + ", ".join(stale))
 

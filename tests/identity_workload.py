@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rpc import IDENTIFY, TRACK, Rpc, ts
-
-from cdp_server._proto.cdp.v1 import event_pb2, profile_pb2
+from tributary._proto.cdp.v1 import event_pb2, profile_pb2
 
 BASE_MS = 1_700_000_000_000
 DAY_MS = 86_400_000

@@ -8,8 +8,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import timestamp_pb2
-
-from cdp_server._proto.cdp.v1 import (
+from tributary._proto.cdp.v1 import (
     admin_pb2_grpc,
     event_pb2,
     ingest_pb2,

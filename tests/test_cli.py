@@ -5,8 +5,10 @@ no TRIBUTARY_* variables from the environment of the test run."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -19,8 +21,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rpc import IDENTIFY, Rpc, track
+from tributary._proto.cdp.v1 import event_pb2
 
-from cdp_server._proto.cdp.v1 import event_pb2
 from cdp_server.cli.export_files import LineMap
 
 if TYPE_CHECKING:
@@ -59,8 +61,10 @@ def json_out(result: subprocess.CompletedProcess[str]) -> Any:
 
 
 def stored_events(server: ServerProcess, identifier: str) -> list[dict[str, Any]]:
-    """Every event of the identifier, oldest first, as `cdp events --json` prints them."""
-    result = cdp("events", identifier, "--json", "--oldest-first", "--limit", "1000", *admin(server))
+    """Every event carrying the identifier, oldest first by event time, as `cdp events --json` prints them."""
+    result = cdp(
+        "events", identifier, "--only-identifier", "--json", "--oldest-first", "--limit", "1000", *admin(server)
+    )
     assert result.returncode == 0, result.stderr
     page = json_out(result)
     assert page["next_cursor"] is None
@@ -138,8 +142,8 @@ def test_import_stores_a_file_once_however_often_it_runs(server: ServerProcess, 
     assert (again_json["stored"], again_json["duplicates"]) == (0, 3)
 
     stored = stored_events(server, "user_id:ann")
-    assert [e["type"] for e in stored] == ["identify", "track", "page"]
-    signed_up = stored[1]
+    assert [e["type"] for e in stored] == ["track", "identify", "page"], "by event time: the track happened in 2020"
+    signed_up = stored[0]
     assert signed_up["messageId"].startswith("content-")
     # sentAt was dropped: the export's own time is kept, not shifted by today's clock skew.
     assert "sentAt" not in signed_up
@@ -337,6 +341,41 @@ def test_events_pages_newest_first_with_limit_and_cursor(server: ServerProcess) 
     assert "more: cdp events user_id:pat --cursor" in table.stderr
 
 
+def test_events_lists_the_whole_profile_by_event_time_or_one_identifier(server: ServerProcess, tmp_path: Path) -> None:
+    lines = [
+        '{"type":"page","anonymousId":"v-1","name":"Home","messageId":"e2","timestamp":"2026-04-01T10:00:00Z"}',
+        '{"type":"identify","userId":"eve","anonymousId":"v-1","traits":{"email":"eve@x.com"},"messageId":"e3",'
+        '"timestamp":"2026-04-01T11:00:00Z"}',
+        '{"type":"track","userId":"eve","event":"Ordered","messageId":"e4","timestamp":"2026-04-02T00:00:00Z"}',
+        # Arrives last, happened first: listed by when it happened.
+        '{"type":"page","anonymousId":"v-1","name":"Pricing","messageId":"e1","timestamp":"2026-03-31T00:00:00Z"}',
+    ]
+    assert cdp("import", str(write_jsonl(tmp_path / "e.jsonl", lines)), *ingest(server)).returncode == 0
+
+    def listed(*args: str) -> list[str]:
+        return [event["messageId"] for event in json_out(cdp("events", *args, "--json", *admin(server)))["events"]]
+
+    assert listed("email:eve@x.com") == ["e4", "e3", "e2", "e1"], "the person's events, newest first by time"
+    assert listed("email:eve@x.com", "--only-identifier") == ["e3"]
+    assert listed("anonymous_id:v-1", "--only-identifier") == ["e3", "e2", "e1"]
+    profile_id = json_out(cdp("profile", "show", "user_id:eve", "--json", "--events", "0", *admin(server)))["profile"]
+    assert listed(profile_id["id"], "--oldest-first") == ["e1", "e2", "e3", "e4"]
+
+    first = cdp("events", "anonymous_id:v-1", "--only-identifier", "--oldest-first", "--limit", "2", *admin(server))
+    assert first.returncode == 0, first.stderr
+    assert "e1" in first.stdout and "e2" in first.stdout and "e3" not in first.stdout
+    more = shlex.split(first.stderr.split("more: ", 1)[1])
+    assert more[:3] == ["cdp", "events", "anonymous_id:v-1"]
+    assert "--only-identifier" in more and "--oldest-first" in more
+    second = json_out(cdp(*more[1:], "--json", *admin(server)))
+    assert [event["messageId"] for event in second["events"]] == ["e3"] and second["next_cursor"] is None
+
+    refused = cdp("events", profile_id["id"], "--only-identifier", *admin(server))
+    assert refused.returncode == 2 and "--only-identifier needs a type:value identifier" in refused.stderr
+    described = cdp("events", "--help")
+    assert "by event time" in described.stdout and "not when the server received it" in described.stdout
+
+
 def test_events_of_an_unknown_identifier_is_an_error(server: ServerProcess) -> None:
     result = cdp("events", "user_id:nobody", "--json", *admin(server))
     assert result.returncode == 1
@@ -370,6 +409,15 @@ def test_wrong_credentials_and_an_unreachable_server_are_named(server: ServerPro
         assert result.returncode == 1
         assert f"cannot reach the server at {nowhere}" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+# -- version ---------------------------------------------------------------------------------
+
+
+def test_version_prints_the_package_version() -> None:
+    result = cdp("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"cdp (tributary-cdp) {importlib.metadata.version('tributary-cdp')}\n"
 
 
 # -- serve -----------------------------------------------------------------------------------
@@ -438,6 +486,21 @@ def test_unsafe_benchmark_mode_logs_a_warning(tmp_path: Path) -> None:
     assert any("unsafe" in message.lower() for message in warnings), log.read_text()
 
 
+def test_a_busy_port_fails_with_one_line_and_creates_no_data_dir(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        data = tmp_path / "data"
+        result = cdp("serve", "--data-dir", str(data), "--grpc-port", str(port))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: port 127.0.0.1:{port} is in use by another program: stop it, or choose another port (--grpc-port)"
+    ]
+    assert not data.exists()
+
+
 def test_a_second_server_on_the_same_data_dir_refuses_to_start(server: ServerProcess) -> None:
     second = subprocess.run(
         [sys.executable, "-m", "cdp_server", "serve", "--data-dir", str(server.data_dir), "--grpc-port", "0"],
@@ -460,8 +523,8 @@ def test_profile_shows_the_merged_profile_with_traits_and_identifiers(server: Se
         '"timestamp":"2026-01-03T00:00:00Z"}',
     ]
     assert cdp("import", str(write_jsonl(tmp_path / "p.jsonl", lines)), *ingest(server)).returncode == 0
-    by_email = json_out(cdp("profile", "email:bo@x.com", "--json", *admin(server)))
-    anonymous_first = json_out(cdp("profile", "anonymous_id:anon-7", "--json", "--events", "0", *admin(server)))
+    by_email = json_out(cdp("profile", "show", "email:bo@x.com", "--json", *admin(server)))
+    anonymous_first = json_out(cdp("profile", "show", "anonymous_id:anon-7", "--json", "--events", "0", *admin(server)))
     profile = by_email["profile"]
     assert profile["id"] == anonymous_first["profile"]["id"], "one person, one profile"
     assert profile["id"].startswith("tp_") and profile["merges"] == 1
@@ -474,19 +537,35 @@ def test_profile_shows_the_merged_profile_with_traits_and_identifiers(server: Se
     # The events of the whole profile, newest first, and the merge that joined its halves.
     assert [e["messageId"] for e in by_email["events"]] == ["q3", "q2", "q1"]
     assert [m["message_id"] for m in by_email["merges"]] == ["q3"]
-    by_id = json_out(cdp("profile", profile["id"], "--json", "--trait", "plan", "--events", "2", *admin(server)))
+    by_id = json_out(
+        cdp("profile", "show", profile["id"], "--json", "--trait", "plan", "--events", "2", *admin(server))
+    )
     assert by_id["profile"]["traits"] == {"plan": "pro"}
     assert [e["messageId"] for e in by_id["events"]] == ["q3", "q2"]
-    table = cdp("profile", "user_id:u7", *admin(server))
+    table = cdp("profile", "show", "user_id:u7", *admin(server))
     assert table.returncode == 0 and profile["id"] in table.stdout and "Bo@X.com" in table.stdout
     assert "merges" in table.stdout and "recent events" in table.stdout
-    missing = cdp("profile", "user_id:nobody", *admin(server))
+    missing = cdp("profile", "show", "user_id:nobody", *admin(server))
     assert missing.returncode == 1 and "no profile for user_id:nobody" in missing.stderr
     why = json_out(cdp("profile", "why", "anonymous_id:anon-7", "email:bo@x.com", "--json", *admin(server)))
     assert why["linked"] is True
     assert [step["kind"] for step in why["steps"]] == ["KIND_JOINED", "KIND_JOINED", "KIND_MERGED"]
     told = cdp("profile", "why", "anonymous_id:anon-7", "user_id:u7", *admin(server))
     assert told.returncode == 0 and "are in one profile" in told.stdout and "merged into" in told.stdout
+
+
+def test_profile_is_a_group_of_commands_each_with_its_own_help() -> None:
+    group = cdp("profile", "--help")
+    assert group.returncode == 0, group.stderr
+    commands = {line.split()[0] for line in group.stdout.split("Commands:", 1)[1].splitlines() if line.strip()}
+    assert commands == {"show", "why", "split", "remove"}
+    usages = {"show": "IDENTIFIER", "why": "A B", "split": "PROFILE A B", "remove": "PROFILE IDENTIFIER"}
+    for name, arguments in usages.items():
+        described = cdp("profile", name, "--help")
+        assert described.returncode == 0, described.stderr
+        assert f"Usage: cdp profile {name} [OPTIONS] {arguments}" in described.stdout
+    old_form = cdp("profile", "user_id:x")
+    assert old_form.returncode == 2 and "No such command 'user_id:x'" in old_form.stderr
 
 
 def test_profile_split_and_remove_undo_wrong_merges(server: ServerProcess, tmp_path: Path) -> None:
@@ -498,7 +577,7 @@ def test_profile_split_and_remove_undo_wrong_merges(server: ServerProcess, tmp_p
         '"timestamp":"2026-02-03T00:00:00Z"}',
     ]
     assert cdp("import", str(write_jsonl(tmp_path / "k.jsonl", lines)), *ingest(server)).returncode == 0
-    before = json_out(cdp("profile", "user_id:ann", "--json", "--events", "0", *admin(server)))["profile"]
+    before = json_out(cdp("profile", "show", "user_id:ann", "--json", "--events", "0", *admin(server)))["profile"]
     assert {i["value"] for i in before["identifiers"]} == {"ann", "kiosk", "ann@x.com", "bob@x.com"}
     split = json_out(
         cdp("profile", "split", before["id"], "email:ann@x.com", "email:bob@x.com", "--json", *admin(server))
@@ -506,12 +585,13 @@ def test_profile_split_and_remove_undo_wrong_merges(server: ServerProcess, tmp_p
     assert split["profile_a"] and split["profile_b"] and split["profile_a"] != split["profile_b"]
     removed = cdp("profile", "remove", "user_id:ann", "anonymous_id:kiosk", *admin(server))
     assert removed.returncode == 0 and "anonymous_id:kiosk is in tp_" in removed.stdout, removed.stderr
-    ann = json_out(cdp("profile", "user_id:ann", "--json", "--events", "0", *admin(server)))["profile"]
+    ann = json_out(cdp("profile", "show", "user_id:ann", "--json", "--events", "0", *admin(server)))["profile"]
     assert {i["value"] for i in ann["identifiers"]} == {"ann", "ann@x.com"}
     wrong = cdp("profile", "remove", "user_id:ann", "email:bob@x.com", *admin(server))
     assert wrong.returncode == 1 and "is not in profile" in wrong.stderr
     usage = cdp("profile", "split", "user_id:ann", "email:ann@x.com", *admin(server))
-    assert usage.returncode == 2 and "usage: cdp profile split" in usage.stderr
+    assert usage.returncode == 2 and "Usage: cdp profile split [OPTIONS] PROFILE A B" in usage.stderr
+    assert "Missing argument 'B'" in usage.stderr
 
 
 def test_identity_rules_show_and_set_with_a_dry_run(server: ServerProcess, tmp_path: Path) -> None:

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from rpc import IDENTIFY, Rpc, track
-
-from cdp_server._proto.cdp.v1 import admin_pb2, event_pb2, ingest_pb2
+from tributary._proto.cdp.v1 import admin_pb2, event_pb2, ingest_pb2
 
 WRITERS = 6
 READERS = 4

@@ -14,8 +14,7 @@ from collections.abc import Iterator
 
 import grpc
 from rpc import Rpc, track
-
-from cdp_server._proto.cdp.v1 import event_pb2, ingest_pb2
+from tributary._proto.cdp.v1 import event_pb2, ingest_pb2
 
 EVENTS = 50_000
 BATCH = 500

@@ -10,8 +10,7 @@ from typing import Any
 import grpc
 import pytest
 from rpc import IDENTIFY, TRACK, Rpc, ts
-
-from cdp_server._proto.cdp.v1 import admin_pb2, event_pb2, profile_pb2
+from tributary._proto.cdp.v1 import admin_pb2, event_pb2, profile_pb2
 
 GROUP = event_pb2.EVENT_TYPE_GROUP
 PAGE = event_pb2.EVENT_TYPE_PAGE

@@ -38,8 +38,7 @@ from identity_workload import (
     to_proto,
 )
 from rpc import Rpc
-
-from cdp_server._proto.cdp.v1 import event_pb2, ingest_pb2
+from tributary._proto.cdp.v1 import event_pb2, ingest_pb2
 
 BATCH = 25
 KILLS = 4

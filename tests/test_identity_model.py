@@ -27,8 +27,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from identity_reference import Identifier, IdentityModel, Profile, extract, is_blocked, resolve
 from identity_workload import to_proto
 from rpc import Rpc
-
-from cdp_server._proto.cdp.v1 import admin_pb2, ingest_pb2, profile_pb2
+from tributary._proto.cdp.v1 import admin_pb2, ingest_pb2, profile_pb2
 
 BASE_MS = 1_700_000_000_000
 PROFILE_ID = re.compile(r"tp_[0-9a-z]{26}")

@@ -7,8 +7,7 @@ import json
 import grpc
 import pytest
 from rpc import IDENTIFY, Rpc, track, ts
-
-from cdp_server._proto.cdp.v1 import event_pb2, profile_pb2
+from tributary._proto.cdp.v1 import event_pb2, profile_pb2
 
 
 def identify(message_id: str, ms: int, user_id: str = "", anonymous_id: str = "", **traits: object) -> event_pb2.Event:

@@ -11,8 +11,7 @@ from collections.abc import Iterator
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rpc import Rpc, track
-
-from cdp_server._proto.cdp.v1 import event_pb2, ingest_pb2
+from tributary._proto.cdp.v1 import event_pb2, ingest_pb2
 
 GRACE_SECS = 3
 

@@ -8,6 +8,7 @@ from cdp_server.cli import events, identity, importer, profile, serve, sources, 
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tributary-cdp", prog_name="cdp", message="%(prog)s (tributary-cdp) %(version)s")
 def main() -> None:
     """Tributary: a self-hosted Customer Data Platform."""
 

@@ -9,17 +9,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, cast
+from typing import Any, Final, NoReturn, TypeVar
 
 import click
 import grpc
 from rich.console import Console
 from rich.markup import escape
-
-from cdp_server._proto.cdp.v1 import event_pb2
-
-if TYPE_CHECKING:
-    from tributary._proto.cdp.v1 import event_pb2 as client_event_pb2
+from tributary import event_to_json
+from tributary._proto.cdp.v1 import event_pb2
 
 DEFAULT_TARGET: Final = "127.0.0.1:50051"
 # Deadline of unary calls: a server that accepts the connection but never answers is reported.
@@ -113,28 +110,9 @@ def check_serving(target: str) -> None:
         fail(f"the server at {target} is not serving (it may be shutting down)")
 
 
-def require_client_library() -> None:
-    """Exits with a clear message when the `tributary` client library is not installed.
-
-    It is not a dependency of the server package; the commands that send events or print them
-    in the Segment-Spec form use it.
-    """
-    try:
-        import tributary  # noqa: F401
-    except ImportError as exc:
-        fail(f"this command needs the Tributary client library (pip install clients/python): {exc}")
-
-
 def event_json(event: event_pb2.Event) -> dict[str, Any]:
-    """The Segment-Spec JSON of a stored event, as the client library writes it.
-
-    The server's and the client's stubs are generated from the same cdp/v1/event.proto: protobuf
-    registers that file once and both modules hand out the same message class, so only their
-    static types differ.
-    """
-    from tributary import event_to_json
-
-    return event_to_json(cast("client_event_pb2.Event", event))
+    """The Segment-Spec JSON of a stored event, as the client library writes it."""
+    return event_to_json(event)
 
 
 def event_label(document: dict[str, Any]) -> str:

@@ -1,4 +1,5 @@
-"""`cdp events ID`: the events carrying an identifier, newest first, one page at a time."""
+"""`cdp events ID`: a person's events (their whole profile's, or one identifier's), newest first
+by event time, one page at a time."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import grpc
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+from tributary._proto.cdp.v1 import profile_pb2, profile_pb2_grpc
 
-from cdp_server._proto.cdp.v1 import profile_pb2, profile_pb2_grpc
 from cdp_server.cli.common import (
     RPC_TIMEOUT_SECS,
     admin_metadata,
@@ -23,7 +24,6 @@ from cdp_server.cli.common import (
     fail_rpc,
     json_option,
     print_json,
-    require_client_library,
     stdout,
     target_option,
     token_option,
@@ -35,35 +35,62 @@ DEFAULT_LIMIT = 20
 @click.command()
 @click.argument("identifier")
 @click.option(
+    "--only-identifier",
+    is_flag=True,
+    help="Only the events that carry IDENTIFIER itself, not those of the rest of its profile.",
+)
+@click.option(
     "--limit", type=click.IntRange(1, 1000), default=DEFAULT_LIMIT, show_default=True, help="Events per page."
 )
 @click.option("--cursor", default="", help="Continue after a previous page: the cursor it printed.")
-@click.option("--oldest-first", is_flag=True, help="Oldest events first.")
+@click.option("--oldest-first", is_flag=True, help="Oldest events first (by event time).")
 @target_option
 @token_option
 @json_option
 def events(
-    identifier: str, limit: int, cursor: str, oldest_first: bool, target: str, token: str, as_json: bool
+    identifier: str,
+    only_identifier: bool,
+    limit: int,
+    cursor: str,
+    oldest_first: bool,
+    target: str,
+    token: str,
+    as_json: bool,
 ) -> None:
-    """Events carrying IDENTIFIER (type:value, e.g. user_id:42, anonymous_id:abc, email:ann@example.com).
+    """A person's events: those of the whole profile of IDENTIFIER, under all of its identifiers.
 
-    Prints one page of events, newest first, as a table; when there are more, stderr shows the
-    command for the next page (with --cursor).
+    IDENTIFIER is type:value (user_id:42, anonymous_id:abc, email:ann@example.com) or a profile
+    id (tp_...). With --only-identifier, only the events that carry IDENTIFIER itself.
 
-    With --json, prints {"events": [Segment-Spec messages], "next_cursor": CURSOR}; pass CURSOR
-    to --cursor for the next page. It is null when there are no more events.
+    Newest first by event time: the event's timestamp (when it happened, as the sender said,
+    with clock skew corrected), not when the server received it, so an event sent late or
+    imported later takes its place in time. Ties are in the order received.
+
+    Prints one page of events as a table; when there are more, stderr shows the command for the
+    next page (with --cursor). With --json, prints {"events": [Segment-Spec messages],
+    "next_cursor": CURSOR}; pass CURSOR to --cursor for the next page. It is null when there are
+    no more events.
     """
-    require_client_library()
+    is_profile_id = identifier.startswith("tp_")
     kind, _, value = identifier.partition(":")
-    if not kind.strip() or not value:
-        fail(f"the identifier must be type:value (e.g. user_id:42), got {identifier!r}")
+    if not is_profile_id and (not kind.strip() or not value):
+        fail(f"the identifier must be type:value (e.g. user_id:42) or a profile id (tp_...), got {identifier!r}")
+    if only_identifier and is_profile_id:
+        raise click.UsageError("--only-identifier needs a type:value identifier, not a profile id")
     stub = profile_pb2_grpc.ProfileServiceStub(channel(target))
     request = profile_pb2.ListEventsRequest(
-        identifier=identifier, limit=limit, oldest_first=oldest_first, cursor=cursor
+        identifier=identifier,
+        limit=limit,
+        oldest_first=oldest_first,
+        cursor=cursor,
+        profile=not only_identifier,
+        by_event_time=True,
     )
     try:
         reply = stub.ListEvents(request, metadata=admin_metadata(token), timeout=RPC_TIMEOUT_SECS)
     except grpc.RpcError as exc:
+        if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.NOT_FOUND:
+            fail(f"no events for {identifier}")  # the server says "no profile for ..." in profile mode
         fail_rpc(exc, target)
     documents = [event_json(event) for event in reply.events]
     next_cursor = reply.next_cursor or None
@@ -80,6 +107,7 @@ def events(
         console.print("no more events" if cursor else f"no events for {escape(identifier)}", highlight=False)
     if next_cursor is not None:
         command = ["cdp", "events", identifier, "--cursor", next_cursor]
+        command += ["--only-identifier"] if only_identifier else []
         command += ["--limit", str(limit)] if limit != DEFAULT_LIMIT else []
         command += ["--oldest-first"] if oldest_first else []
         console.print(f"more: {escape(shlex.join(command))}", highlight=False)

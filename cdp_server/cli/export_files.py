@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from tributary import EventFileError, read_events_file
+
 # Problems kept for the report; the counts are always exact.
 MAX_LISTED: Final = 1000
 JSON_LINES: Final = "json-lines"
@@ -102,8 +104,6 @@ class EventFile:
         return lines + (last != b"\n")
 
     def _array(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        from tributary import EventFileError, read_events_file
-
         try:
             yield from read_events_file(self.path)
         except EventFileError as exc:

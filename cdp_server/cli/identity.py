@@ -16,8 +16,8 @@ import grpc
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from rich.table import Table
 from rich.text import Text
+from tributary._proto.cdp.v1 import admin_pb2, admin_pb2_grpc
 
-from cdp_server._proto.cdp.v1 import admin_pb2, admin_pb2_grpc
 from cdp_server.cli.common import (
     RPC_TIMEOUT_SECS,
     admin_metadata,

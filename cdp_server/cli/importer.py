@@ -21,13 +21,15 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import click
 import grpc
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
+from tributary import Client, StreamError, StreamRejection, StreamSummary
+from tributary._proto.cdp.v1 import ingest_pb2
 
 from cdp_server.cli.common import (
     WRITE_KEY_CREDENTIAL,
@@ -37,17 +39,10 @@ from cdp_server.cli.common import (
     fail,
     json_option,
     print_json,
-    require_client_library,
     target_option,
     write_key_option,
 )
 from cdp_server.cli.export_files import JSON_ARRAY, JSON_LINES, MAX_LISTED, EventFile, LineMap, Problem
-
-if TYPE_CHECKING:
-    from tributary import StreamRejection, StreamSummary
-
-    # The acks `Client.stream` hands to on_ack are messages of the client's own stubs.
-    from tributary._proto.cdp.v1 import ingest_pb2
 
 # Problems printed without --json.
 SHOWN: Final = 20
@@ -207,9 +202,6 @@ def import_file(file: Path, batch_size: int, max_retries: int, target: str, writ
     Progress goes to stderr; --json prints a summary on stdout instead. Exit status: 0 when every
     event is stored (now or already before), 1 otherwise.
     """
-    require_client_library()
-    from tributary import Client, StreamError
-
     if not write_key:
         fail(f"a write key is required: {WRITE_KEY_CREDENTIAL}")
     try:

@@ -1,6 +1,9 @@
-"""`cdp profile ID`: one person's profile: traits, identifiers, merges and recent events.
-`cdp profile why A B`: why two identifiers share a profile, or why not.
-`cdp profile split PROFILE A B` and `cdp profile remove PROFILE IDENTIFIER`: undo a wrong merge."""
+"""`cdp profile`: one command per action, each with its own --help.
+
+- `cdp profile show ID`: one person's profile: traits, identifiers, merges and recent events.
+- `cdp profile why A B`: why two identifiers share a profile, or why not.
+- `cdp profile split PROFILE A B` and `cdp profile remove PROFILE IDENTIFIER`: undo a wrong merge.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +15,8 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from rich.table import Table
 from rich.text import Text
+from tributary._proto.cdp.v1 import admin_pb2, admin_pb2_grpc, profile_pb2, profile_pb2_grpc
 
-from cdp_server._proto.cdp.v1 import admin_pb2, admin_pb2_grpc, profile_pb2, profile_pb2_grpc
 from cdp_server.cli.common import (
     RPC_TIMEOUT_SECS,
     admin_metadata,
@@ -23,7 +26,6 @@ from cdp_server.cli.common import (
     fail_rpc,
     json_option,
     print_json,
-    require_client_library,
     stdout,
     target_option,
     token_option,
@@ -32,8 +34,17 @@ from cdp_server.cli.common import (
 RECENT_EVENTS = 10
 
 
-@click.command()
-@click.argument("args", nargs=-1, required=True, metavar="IDENTIFIER | why A B | split PROFILE A B | remove PROFILE ID")
+@click.group()
+def profile() -> None:
+    """Profiles: one per person, over all of their identifiers.
+
+    An identifier is type:value (user_id:42, email:ann@example.com, anonymous_id:abc); a profile
+    is also named by its id (tp_...).
+    """
+
+
+@profile.command()
+@click.argument("identifier")
 @click.option("--trait", "traits", multiple=True, help="Only these traits (repeatable).")
 @click.option(
     "--events",
@@ -41,45 +52,18 @@ RECENT_EVENTS = 10
     type=click.IntRange(0, 1000),
     default=RECENT_EVENTS,
     show_default=True,
-    help="How many recent events to show.",
+    help="How many recent events to show (newest first by event time).",
 )
 @target_option
 @token_option
 @json_option
-def profile(
-    args: tuple[str, ...], traits: tuple[str, ...], recent: int, target: str, token: str, as_json: bool
-) -> None:
-    """The profile of IDENTIFIER (type:value, e.g. user_id:42, or a profile id tp_...).
+def show(identifier: str, traits: tuple[str, ...], recent: int, target: str, token: str, as_json: bool) -> None:
+    """One person's traits, identifiers, merges and recent events.
 
-    With --json, prints {"profile": {...}, "events": [Segment-Spec messages]}.
-
-    `cdp profile why A B` explains why identifiers A and B are in one profile (the events that
-    joined them and the merges between) or why they were kept apart (the refused links).
-
-    `cdp profile split PROFILE A B` keeps identifiers A and B of PROFILE apart from now on and
-    rebuilds the profile from its other links; `cdp profile remove PROFILE ID` takes identifier
-    ID out of PROFILE (it keeps a profile of its own and never links again). Both are kept
-    with the data and survive restarts.
+    IDENTIFIER is any of the person's identifiers (type:value, e.g. user_id:42) or the profile
+    id (tp_...). Traits: the latest timestamp wins. Recent events: newest first by event time.
+    With --json, prints {"profile": {...}, "events": [Segment-Spec messages], "merges": [...]}.
     """
-    usage = {"why": 3, "split": 4, "remove": 3}
-    if args[0] in usage:
-        if len(args) != usage[args[0]]:
-            raise click.UsageError(
-                {
-                    "why": "usage: cdp profile why A B (two type:value identifiers)",
-                    "split": "usage: cdp profile split PROFILE A B (PROFILE: type:value or tp_...)",
-                    "remove": "usage: cdp profile remove PROFILE IDENTIFIER",
-                }[args[0]]
-            )
-        if args[0] == "why":
-            _explain(args[1], args[2], target, token, as_json)
-        else:
-            _undo_merge(args, target, token, as_json)
-        return
-    if len(args) != 1:
-        raise click.UsageError("give one identifier, or: why A B, split PROFILE A B, remove PROFILE ID")
-    identifier = args[0]
-    require_client_library()
     stub = profile_pb2_grpc.ProfileServiceStub(channel(target))
     metadata = admin_metadata(token)
     request = profile_pb2.GetProfileRequest(identifier=identifier, include=list(traits), verbose=True)
@@ -89,7 +73,7 @@ def profile(
         events: list[dict[str, Any]] = []
         if recent:
             listed = stub.ListEvents(
-                profile_pb2.ListEventsRequest(identifier=found.id, limit=recent, profile=True),
+                profile_pb2.ListEventsRequest(identifier=found.id, limit=recent, profile=True, by_event_time=True),
                 metadata=metadata,
                 timeout=RPC_TIMEOUT_SECS,
             )
@@ -143,34 +127,69 @@ def profile(
         stdout.print(merge_table)
 
 
-def _undo_merge(args: tuple[str, ...], target: str, token: str, as_json: bool) -> None:
+@profile.command()
+@click.argument("profile_id", metavar="PROFILE")
+@click.argument("a")
+@click.argument("b")
+@target_option
+@token_option
+@json_option
+def split(profile_id: str, a: str, b: str, target: str, token: str, as_json: bool) -> None:
+    """Keep identifiers A and B of PROFILE apart from now on.
+
+    PROFILE is one of its identifiers (type:value) or its id (tp_...). The profile is rebuilt
+    from its other links, so that A and B end in different profiles. The
+    split is kept with the data and survives restarts. With --json, prints
+    {"profile_a": ID, "profile_b": ID}.
+    """
     stub = admin_pb2_grpc.AdminServiceStub(channel(target))
-    metadata = admin_metadata(token)
     try:
-        if args[0] == "split":
-            split = stub.SplitProfile(
-                admin_pb2.SplitProfileRequest(profile=args[1], a=args[2], b=args[3]),
-                metadata=metadata,
-                timeout=RPC_TIMEOUT_SECS,
-            )
-            result = {"profile_a": split.profile_a, "profile_b": split.profile_b}
-            lines = [
-                f"{args[2]} is in {split.profile_a or 'no profile'}",
-                f"{args[3]} is in {split.profile_b or 'no profile'}",
-            ]
-        else:
-            removed = stub.RemoveIdentifier(
-                admin_pb2.RemoveIdentifierRequest(profile=args[1], identifier=args[2]),
-                metadata=metadata,
-                timeout=RPC_TIMEOUT_SECS,
-            )
-            result = {"profile_id": removed.profile_id, "removed_profile_id": removed.removed_profile_id}
-            lines = [
-                f"{args[2]} is in {removed.removed_profile_id or 'no profile'}",
-                f"the rest is in {removed.profile_id or 'no profile'}",
-            ]
+        reply = stub.SplitProfile(
+            admin_pb2.SplitProfileRequest(profile=profile_id, a=a, b=b),
+            metadata=admin_metadata(token),
+            timeout=RPC_TIMEOUT_SECS,
+        )
     except grpc.RpcError as exc:
         fail_rpc(exc, target)
+    _print_outcome(
+        {"profile_a": reply.profile_a, "profile_b": reply.profile_b},
+        [f"{a} is in {reply.profile_a or 'no profile'}", f"{b} is in {reply.profile_b or 'no profile'}"],
+        as_json,
+    )
+
+
+@profile.command()
+@click.argument("profile_id", metavar="PROFILE")
+@click.argument("identifier")
+@target_option
+@token_option
+@json_option
+def remove(profile_id: str, identifier: str, target: str, token: str, as_json: bool) -> None:
+    """Take IDENTIFIER out of PROFILE (a shared device, a wrong link).
+
+    IDENTIFIER keeps a profile of its own and never links to PROFILE again; this is kept with the
+    data and survives restarts. With --json, prints {"profile_id": ID, "removed_profile_id": ID}.
+    """
+    stub = admin_pb2_grpc.AdminServiceStub(channel(target))
+    try:
+        reply = stub.RemoveIdentifier(
+            admin_pb2.RemoveIdentifierRequest(profile=profile_id, identifier=identifier),
+            metadata=admin_metadata(token),
+            timeout=RPC_TIMEOUT_SECS,
+        )
+    except grpc.RpcError as exc:
+        fail_rpc(exc, target)
+    _print_outcome(
+        {"profile_id": reply.profile_id, "removed_profile_id": reply.removed_profile_id},
+        [
+            f"{identifier} is in {reply.removed_profile_id or 'no profile'}",
+            f"the rest is in {reply.profile_id or 'no profile'}",
+        ],
+        as_json,
+    )
+
+
+def _print_outcome(result: dict[str, str], lines: list[str], as_json: bool) -> None:
     if as_json:
         print_json(result)
         return
@@ -178,7 +197,18 @@ def _undo_merge(args: tuple[str, ...], target: str, token: str, as_json: bool) -
         stdout.print(Text(line))
 
 
-def _explain(a: str, b: str, target: str, token: str, as_json: bool) -> None:
+@profile.command()
+@click.argument("a")
+@click.argument("b")
+@target_option
+@token_option
+@json_option
+def why(a: str, b: str, target: str, token: str, as_json: bool) -> None:
+    """Why identifiers A and B are (or are not) in one profile.
+
+    Lists the events that joined them and the merges between, or the links that were refused
+    (and by which rule).
+    """
     stub = profile_pb2_grpc.ProfileServiceStub(channel(target))
     try:
         reply = stub.ExplainLink(

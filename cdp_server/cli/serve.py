@@ -58,6 +58,8 @@ def serve(
     logs.configure(settings.log_level)
     try:
         app.serve(settings)
+    except app.PortInUse as exc:
+        fail(str(exc))
     # grpc raises RuntimeError when it cannot bind the port; the engine, when it cannot open the store.
     except (OSError, RuntimeError, _core.CoreError) as exc:
         fail(f"cannot serve: {exc}")

@@ -9,8 +9,8 @@ import grpc
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+from tributary._proto.cdp.v1 import admin_pb2, admin_pb2_grpc
 
-from cdp_server._proto.cdp.v1 import admin_pb2, admin_pb2_grpc
 from cdp_server.cli.common import (
     RPC_TIMEOUT_SECS,
     admin_metadata,

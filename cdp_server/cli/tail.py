@@ -8,8 +8,8 @@ from typing import Any
 import click
 import grpc
 from rich.markup import escape
+from tributary._proto.cdp.v1 import admin_pb2, admin_pb2_grpc, event_pb2
 
-from cdp_server._proto.cdp.v1 import admin_pb2, admin_pb2_grpc, event_pb2
 from cdp_server.cli.common import (
     admin_metadata,
     channel,
@@ -19,7 +19,6 @@ from cdp_server.cli.common import (
     fail,
     fail_rpc,
     json_option,
-    require_client_library,
     stdout,
     target_option,
     token_option,
@@ -45,7 +44,6 @@ def tail(
     With --json, prints one Segment-Spec message per line, with the id of its source as
     "sourceId".
     """
-    require_client_library()
     request = admin_pb2.TailRequest(
         types=[event_pb2.EventType.Value(f"EVENT_TYPE_{kind.upper()}") for kind in types],
         event_names=list(event_names),

@@ -7,8 +7,10 @@ period, then the engine finishes its queued commits and closes.
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
+import socket
 import threading
 from concurrent import futures
 from dataclasses import dataclass
@@ -17,22 +19,16 @@ from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from tributary._proto.cdp.v1 import admin_pb2
 
 from cdp_server import _core
-from cdp_server._proto.cdp.v1 import admin_pb2, audience_pb2, ingest_pb2, profile_pb2
 from cdp_server.auth import Authenticator, key_digest
 from cdp_server.config import Settings
+from cdp_server.server import reflection
 from cdp_server.services import admin, ingest, profile
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAMES = [
-    ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name,
-    profile_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name,
-    audience_pb2.DESCRIPTOR.services_by_name["AudienceService"].full_name,
-    admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
-]
 # Calls that are not streams (unary RPCs) get this many threads beyond the stream and tail caps.
 _UNARY_THREADS = 32
 
@@ -78,21 +74,58 @@ def ensure_dev_source(engine: _core.Engine, write_key: str) -> int:
     raise RuntimeError("could not register the development source")
 
 
+class PortInUse(OSError):
+    """Another program listens on the gRPC port."""
+
+
 def start(settings: Settings) -> RunningServer:
-    engine = _core.Engine(
-        settings.data_dir,
-        map_size=settings.map_size_bytes,
-        dedupe_window_secs=settings.dedupe_window_secs,
-        max_group_events=settings.max_group_events,
-        unsafe_no_sync=settings.unsafe_benchmark_mode,
-        max_event_bytes=settings.max_event_bytes,
-    )
+    """Listens, opens the store, then serves. The port is bound first, so that a busy port fails
+    before the data directory is created or opened (and leaves no trace)."""
+    server = _grpc_server(settings)
+    port = _listen(server, settings.host, settings.grpc_port)
+    try:
+        engine = _core.Engine(
+            settings.data_dir,
+            map_size=settings.map_size_bytes,
+            dedupe_window_secs=settings.dedupe_window_secs,
+            max_group_events=settings.max_group_events,
+            unsafe_no_sync=settings.unsafe_benchmark_mode,
+            max_event_bytes=settings.max_event_bytes,
+        )
+    except BaseException:
+        server.stop(None)  # releases the port
+        raise
     if settings.unsafe_benchmark_mode:
         log.warning("UNSAFE BENCHMARK MODE: commits are not fsync'd; a crash can lose acknowledged events")
     if settings.dev_write_key:
         ensure_dev_source(engine, settings.dev_write_key)
     auth = Authenticator(engine, settings.admin_tokens)
     draining = threading.Event()
+    # What is served, by service name: health reports and reflection lists these and no other
+    # (cdp.v1.AudienceService is in the API but has no handler yet).
+    services: dict[str, _Service] = {
+        ingest.SERVICE: ingest.IngestService(
+            engine,
+            auth,
+            max_streams=settings.max_streams,
+            stream_window=settings.stream_window,
+            draining=draining,
+        ),
+        profile.SERVICE: profile.ProfileService(engine, auth),
+        admin.SERVICE: admin.AdminService(engine, auth, max_tails=settings.max_tails, draining=draining),
+    }
+    server.add_generic_rpc_handlers([service.handler() for service in services.values()])
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection([*services, health.SERVICE_NAME], server)
+    server.start()
+    for name in ["", *services]:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("serving", extra={"grpc": f"{settings.host}:{port}", "data_dir": str(settings.data_dir)})
+    return RunningServer(server, engine, health_servicer, draining, port, settings)
+
+
+def _grpc_server(settings: Settings) -> grpc.Server:
     keepalive_ms = int(settings.keepalive_time_secs * 1000)
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -106,36 +139,49 @@ def start(settings: Settings) -> RunningServer:
         ("grpc.so_reuseport", 0),
     ]
     workers = settings.max_streams + settings.max_tails + _UNARY_THREADS
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"), options=options)
-    services: list[_Service] = [
-        ingest.IngestService(
-            engine,
-            auth,
-            max_streams=settings.max_streams,
-            stream_window=settings.stream_window,
-            draining=draining,
-        ),
-        profile.ProfileService(engine, auth),
-        admin.AdminService(engine, auth, max_tails=settings.max_tails, draining=draining),
-    ]
-    server.add_generic_rpc_handlers([service.handler() for service in services])
-    health_servicer = health.HealthServicer(experimental_non_blocking=True)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection([*SERVICE_NAMES, reflection.SERVICE_NAME, health.SERVICE_NAME], server)
+    return grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"), options=options)
+
+
+def _listen(server: grpc.Server, host: str, port: int) -> int:
+    """Binds host:port (port 0: any free port) and returns the port bound.
+
+    A port that another program listens on is found with a plain socket first: grpcio would
+    print a raw C-core log line (add_port.cc) before raising a vague error.
+    """
+    _check_port_free(host, port)
     try:
-        port = server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+        bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError as exc:  # grpcio's way of saying the address is taken or invalid
-        port, reason = 0, str(exc)
+        bound, reason = 0, str(exc)
     else:
         reason = "the address is taken or invalid"
+    if bound == 0:
+        raise OSError(f"cannot listen on {host}:{port}: {reason}")
+    return bound
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Raises PortInUse when a socket listens on any address `host` resolves to, at `port`.
+
+    The probe sets SO_REUSEADDR, as gRPC's listener does, so connections of an earlier server
+    still in TIME_WAIT do not count as in use. Other bind errors (an address not on this host,
+    no permission) are left for grpcio to report.
+    """
     if port == 0:
-        engine.close()
-        raise OSError(f"cannot listen on {settings.host}:{settings.grpc_port}: {reason}")
-    server.start()
-    for name in ["", *SERVICE_NAMES]:
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("serving", extra={"grpc": f"{settings.host}:{port}", "data_dir": str(settings.data_dir)})
-    return RunningServer(server, engine, health_servicer, draining, port, settings)
+        return
+    try:
+        addresses = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        return
+    for family, kind, protocol, _, address in addresses:
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    message = f"port {host}:{port} is in use by another program: stop it, or choose another port"
+                    raise PortInUse(message + " (--grpc-port)") from None
 
 
 def serve(settings: Settings) -> None:

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import grpc
+from tributary._proto.cdp.v1 import admin_pb2
 
 from cdp_server import _core, errors
-from cdp_server._proto.cdp.v1 import admin_pb2
 from cdp_server.auth import Authenticator, key_digest, new_write_key
 
 SERVICE = "cdp.v1.AdminService"

@@ -18,9 +18,9 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from tributary._proto.cdp.v1 import ingest_pb2
 
 from cdp_server import _core, errors
-from cdp_server._proto.cdp.v1 import ingest_pb2
 from cdp_server.auth import Authenticator
 
 log = logging.getLogger(__name__)

@@ -185,6 +185,17 @@ impl IdentifierIndex {
         Ok(Some(page_of(seqs, query)))
     }
 
+    /// The seqs of all of an identifier's events, in arrival order; `None` when the identifier is
+    /// unknown.
+    pub fn all(&self, store: &Store, key: &[u8]) -> Result<Option<Vec<u64>>> {
+        let everything = PageQuery {
+            oldest_first: true,
+            after: None,
+            limit: usize::MAX - 1,
+        };
+        self.page(store, key, &everything)
+    }
+
     /// Moves the current delta into the index environment; returns the postings written.
     fn flush(&self, store: &Store, cache: &mut FxHashMap<Vec<u8>, u64>) -> Result<usize> {
         let delta = {

@@ -1,6 +1,13 @@
-//! Reads: events by identifier or profile (newest or oldest first, cursor paging, filters) and the committed log
-//! after a sequence (the live tail). Short read transactions; never the write lock.
+//! Reads: events by identifier or profile (newest or oldest first, by arrival or by event time,
+//! cursor paging, filters) and the committed log after a sequence (the live tail). Short read
+//! transactions; never the write lock.
+//!
+//! Arrival order is the order of the log (event seqs), which the identifier index keeps sorted:
+//! a page walks the index from its cursor. Event-time order has no index of its own: a page reads
+//! the timestamp of every event asked for (decoding nothing else) and sorts by (timestamp, seq),
+//! so its cost grows with the number of those events.
 
+use std::fmt;
 use std::time::Duration;
 
 use prost::Message;
@@ -56,6 +63,73 @@ impl EventFilter {
     }
 }
 
+/// Only the timestamp of a stored `Event` (same tag): decoding it skips every other field
+/// without allocating.
+#[derive(Clone, PartialEq, Message)]
+struct EventTime {
+    #[prost(message, optional, tag = "5")]
+    timestamp: Option<prost_types::Timestamp>,
+}
+
+/// A place in event-time order: (timestamp in ms, seq). Its text is the cursor, "ms:seq".
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct TimePosition(i64, u64);
+
+impl fmt::Display for TimePosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.0, self.1)
+    }
+}
+
+impl TimePosition {
+    fn parse(cursor: &str) -> Option<Self> {
+        let (ms, seq) = cursor.split_once(':')?;
+        Some(Self(ms.parse().ok()?, seq.parse().ok()?))
+    }
+}
+
+/// One page of events being filled: stops at the page size or at what fits in one gRPC message.
+struct Page<P> {
+    events: Vec<Event>,
+    bytes: usize,
+    limit: usize,
+    last: Option<P>,
+}
+
+impl<P: fmt::Display> Page<P> {
+    fn new(limit: usize) -> Self {
+        Self {
+            events: Vec::with_capacity(limit),
+            bytes: 0,
+            limit,
+            last: None,
+        }
+    }
+
+    /// Adds the event found at `position`; false (and not added) when the page is full, which
+    /// proves that there is a next page.
+    fn add(&mut self, event: Event, encoded_len: usize, position: P) -> bool {
+        let full =
+            self.events.len() == self.limit || (self.bytes + encoded_len > MAX_PAGE_BYTES && !self.events.is_empty());
+        if full {
+            return false;
+        }
+        self.bytes += encoded_len + 8;
+        self.events.push(event);
+        self.last = Some(position);
+        true
+    }
+
+    /// The events and the cursor of the next page (empty when `more` is false).
+    fn finish(self, more: bool) -> (Vec<Event>, String) {
+        let next = match (more, self.last) {
+            (true, Some(last)) => last.to_string(),
+            _ => String::new(),
+        };
+        (self.events, next)
+    }
+}
+
 /// Splits a stored value into its source id and encoded event.
 fn split_stored(value: &[u8]) -> Result<(u32, &[u8])> {
     if value.len() < 4 {
@@ -88,13 +162,6 @@ impl Engine {
             0 => DEFAULT_PAGE,
             n => n.min(MAX_PAGE),
         };
-        let after = match request.cursor.as_str() {
-            "" => None,
-            text => Some(
-                text.parse::<u64>()
-                    .map_err(|_| EngineError::InvalidRequest("cursor is not valid".into()))?,
-            ),
-        };
         let filter = EventFilter {
             include: request.include_events,
             exclude: request.exclude_events,
@@ -106,9 +173,22 @@ impl Engine {
                 return Err(EngineError::InvalidRequest("start must be before end".into()));
             }
         }
-        let (events, next_cursor) = self
-            .page_of_events(&keys, request.oldest_first, after, limit, &filter)?
-            .ok_or_else(|| EngineError::NotFound(format!("no events for {text}")))?;
+        let invalid_cursor = || EngineError::InvalidRequest("cursor is not valid".into());
+        let cursor = request.cursor.as_str();
+        let page = if request.by_event_time {
+            let after = match cursor {
+                "" => None,
+                text => Some(TimePosition::parse(text).ok_or_else(invalid_cursor)?),
+            };
+            self.page_by_event_time(&keys, request.oldest_first, after, limit, &filter)?
+        } else {
+            let after = match cursor {
+                "" => None,
+                text => Some(text.parse::<u64>().map_err(|_| invalid_cursor())?),
+            };
+            self.page_of_events(&keys, request.oldest_first, after, limit, &filter)?
+        };
+        let (events, next_cursor) = page.ok_or_else(|| EngineError::NotFound(format!("no events for {text}")))?;
         Ok(ListEventsResponse { events, next_cursor }.encode_to_vec())
     }
 
@@ -124,9 +204,7 @@ impl Engine {
     ) -> Result<Option<(Vec<Event>, String)>> {
         let store = &self.shared.store;
         let chunk = limit.max(64);
-        let mut events = Vec::with_capacity(limit);
-        let mut page_bytes = 0;
-        let mut last_included = None;
+        let mut page = Page::new(limit);
         let mut known = false;
         loop {
             // Each key's next chunk; past the nearest end of a truncated chunk another key's
@@ -163,7 +241,7 @@ impl Engine {
                 merged.reverse();
             }
             if merged.is_empty() {
-                return Ok(Some((events, String::new())));
+                return Ok(Some(page.finish(false)));
             }
             let txn = store.log.read()?;
             for seq in merged {
@@ -179,23 +257,74 @@ impl Engine {
                     .ok_or_else(|| EngineError::Storage(format!("event {seq} is indexed but missing")))?;
                 let (_, encoded) = split_stored(value)?;
                 let event = Event::decode(encoded).map_err(|e| EngineError::Storage(format!("event {seq}: {e}")))?;
-                if !filter.matches(&event) {
-                    continue;
+                if filter.matches(&event) && !page.add(event, encoded.len(), seq) {
+                    return Ok(Some(page.finish(true)));
                 }
-                // A page must fit in one gRPC message: stop early and let the cursor continue.
-                let full = events.len() == limit || (page_bytes + encoded.len() > MAX_PAGE_BYTES && !events.is_empty());
-                if full {
-                    let next = last_included.map(|s: u64| s.to_string()).unwrap_or_default();
-                    return Ok(Some((events, next)));
-                }
-                page_bytes += encoded.len() + 8;
-                events.push(event);
-                last_included = Some(seq);
             }
             if horizon.is_none() {
-                return Ok(Some((events, String::new())));
+                return Ok(Some(page.finish(false)));
             }
         }
+    }
+
+    /// A page in event-time order: the (timestamp, seq) of every event of `keys` after the
+    /// cursor, sorted, then the events read in that order until the page is full.
+    fn page_by_event_time(
+        &self,
+        keys: &[Vec<u8>],
+        oldest_first: bool,
+        after: Option<TimePosition>,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> Result<Option<(Vec<Event>, String)>> {
+        let store = &self.shared.store;
+        let mut seqs = Vec::new();
+        let mut known = false;
+        for key in keys {
+            if let Some(found) = self.shared.index.all(store, key)? {
+                known = true;
+                seqs.extend(found);
+            }
+        }
+        if !known {
+            return Ok(None);
+        }
+        seqs.sort_unstable();
+        seqs.dedup();
+        let txn = store.log.read()?;
+        let read = |seq: u64| -> Result<&[u8]> {
+            let value = store
+                .log_dbs
+                .events
+                .get(&txn.txn, &seq)?
+                .ok_or_else(|| EngineError::Storage(format!("event {seq} is indexed but missing")))?;
+            Ok(split_stored(value)?.1)
+        };
+        let mut positions = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            let decoded =
+                EventTime::decode(read(seq)?).map_err(|e| EngineError::Storage(format!("event {seq}: {e}")))?;
+            let at = TimePosition(decoded.timestamp.as_ref().map_or(0, time::to_ms), seq);
+            let in_window =
+                filter.start_ms.is_none_or(|start| at.0 >= start) && filter.end_ms.is_none_or(|end| at.0 < end);
+            let past_cursor = after.is_none_or(|cursor| if oldest_first { at > cursor } else { at < cursor });
+            if in_window && past_cursor {
+                positions.push(at);
+            }
+        }
+        positions.sort_unstable();
+        if !oldest_first {
+            positions.reverse();
+        }
+        let mut page = Page::new(limit);
+        for at in positions {
+            let encoded = read(at.1)?;
+            let event = Event::decode(encoded).map_err(|e| EngineError::Storage(format!("event {}: {e}", at.1)))?;
+            if filter.matches(&event) && !page.add(event, encoded.len(), at) {
+                return Ok(Some(page.finish(true)));
+            }
+        }
+        Ok(Some(page.finish(false)))
     }
 
     /// Committed events after `after` (at most `limit`), each an encoded `TailResponse`, and the

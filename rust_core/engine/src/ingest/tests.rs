@@ -178,6 +178,93 @@ fn a_page_of_events_fits_in_one_grpc_message_and_the_cursor_continues() {
     assert!(second.next_cursor.is_empty());
 }
 
+/// The message ids of every page of a `ListEvents` request, following its cursors.
+fn pages_of_events(engine: &Engine, mut request: proto::ListEventsRequest) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    loop {
+        let reply = engine.list_events(&request.encode_to_vec()).unwrap();
+        let page = proto::ListEventsResponse::decode(reply.as_slice()).unwrap();
+        pages.push(page.events.into_iter().map(|e| e.message_id).collect());
+        if page.next_cursor.is_empty() {
+            return pages;
+        }
+        request.cursor = page.next_cursor;
+    }
+}
+
+#[test]
+fn events_list_by_event_time_across_pages_and_a_whole_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let at = |id: &str, user: &str, anon: &str, ms: i64| Event {
+        anonymous_id: anon.into(),
+        timestamp: Some(crate::time::from_ms(ms)),
+        ..track(id, user, "{}")
+    };
+    // Arrival order differs from event time: a login (i2) joins the anonymous browsing, two
+    // events share a timestamp (t4, t4b: arrival decides), and t0 is back-filled last.
+    let arrivals = vec![
+        at("t3", "u1", "", 3_000),
+        identify("i1", "", "anon", 1_000, "{}"),
+        identify("i2", "u1", "anon", 2_000, "{}"),
+        at("t5", "u1", "", 5_000),
+        at("t4", "", "anon", 4_000),
+        at("t4b", "", "anon", 4_000),
+        at("t0", "u1", "", 500),
+    ];
+    for event in arrivals {
+        send(&engine, vec![event]);
+    }
+    let request = |identifier: &str, limit: u32| proto::ListEventsRequest {
+        identifier: identifier.into(),
+        limit,
+        profile: true,
+        by_event_time: true,
+        ..Default::default()
+    };
+    let flat = |pages: Vec<Vec<String>>| pages.concat();
+    assert_eq!(
+        pages_of_events(&engine, request("user_id:u1", 3)),
+        [vec!["t5", "t4b", "t4"], vec!["t3", "i2", "i1"], vec!["t0"]]
+    );
+    let oldest_first = proto::ListEventsRequest {
+        oldest_first: true,
+        ..request("anonymous_id:anon", 4)
+    };
+    assert_eq!(
+        pages_of_events(&engine, oldest_first),
+        [vec!["t0", "i1", "i2", "t3"], vec!["t4", "t4b", "t5"]]
+    );
+    let by_arrival = proto::ListEventsRequest {
+        by_event_time: false,
+        ..request("user_id:u1", 1000)
+    };
+    assert_eq!(
+        flat(pages_of_events(&engine, by_arrival)),
+        ["t0", "t4b", "t4", "t5", "i2", "i1", "t3"]
+    );
+    let only_identifier = proto::ListEventsRequest {
+        profile: false,
+        ..request("user_id:u1", 1000)
+    };
+    assert_eq!(
+        flat(pages_of_events(&engine, only_identifier)),
+        ["t5", "t3", "i2", "t0"]
+    );
+    let window = proto::ListEventsRequest {
+        start: Some(crate::time::from_ms(1_000)),
+        end: Some(crate::time::from_ms(4_000)),
+        ..request("user_id:u1", 2)
+    };
+    assert_eq!(flat(pages_of_events(&engine, window)), ["t3", "i2", "i1"]);
+    let arrival_cursor = proto::ListEventsRequest {
+        cursor: "3".into(),
+        ..request("user_id:u1", 2)
+    };
+    let refused = engine.list_events(&arrival_cursor.encode_to_vec()).unwrap_err();
+    assert!(matches!(refused, EngineError::InvalidRequest(_)), "{refused}");
+}
+
 #[test]
 fn a_second_engine_on_the_same_data_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();

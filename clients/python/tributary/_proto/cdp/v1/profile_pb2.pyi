@@ -608,16 +608,22 @@ class ListEventsRequest(_message.Message):
     START_FIELD_NUMBER: _builtins.int
     END_FIELD_NUMBER: _builtins.int
     PROFILE_FIELD_NUMBER: _builtins.int
+    BY_EVENT_TIME_FIELD_NUMBER: _builtins.int
     identifier: _builtins.str
     """An identifier as "type:value", e.g. "user_id:42", "email:a@b.com", or a profile id."""
     limit: _builtins.int
     """Default 20, at most 1000."""
     oldest_first: _builtins.bool
     cursor: _builtins.str
-    """Opaque cursor from a previous response."""
+    """Opaque cursor from a previous response (made with the same order)."""
     profile: _builtins.bool
     """The events of the identifier's whole profile, not only those carrying the identifier
     (always so when identifier is a profile id "tp_...").
+    """
+    by_event_time: _builtins.bool
+    """Order by the events' timestamps (when they happened; ties in arrival order) instead of by
+    arrival (when the server stored them). A late or back-filled event sorts by its time. Each
+    page reads the timestamps of all the events asked for, so its cost grows with their number.
     """
     @_builtins.property
     def include_events(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -645,10 +651,11 @@ class ListEventsRequest(_message.Message):
         start: _timestamp_pb2.Timestamp | None = ...,
         end: _timestamp_pb2.Timestamp | None = ...,
         profile: _builtins.bool = ...,
+        by_event_time: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "end", b"end", "exclude_events", b"exclude_events", "identifier", b"identifier", "include_events", b"include_events", "limit", b"limit", "oldest_first", b"oldest_first", "profile", b"profile", "start", b"start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_event_time", b"by_event_time", "cursor", b"cursor", "end", b"end", "exclude_events", b"exclude_events", "identifier", b"identifier", "include_events", b"include_events", "limit", b"limit", "oldest_first", b"oldest_first", "profile", b"profile", "start", b"start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -44,7 +44,9 @@ class ProfileServiceStub:
     they were kept apart (the events whose identifiers were refused, with the rule).
     """
     ListEvents: _grpc.UnaryUnaryMultiCallable[_profile_pb2.ListEventsRequest, _profile_pb2.ListEventsResponse]
-    """Events of an identifier or of a whole profile, newest first by default."""
+    """Events of an identifier or of a whole profile, newest first by default: by arrival, or by
+    the events' own timestamps (by_event_time).
+    """
     ListIdentifiers: _grpc.UnaryUnaryMultiCallable[_profile_pb2.ListIdentifiersRequest, _profile_pb2.ListIdentifiersResponse]
     """A profile's identifiers, each with the event and time it was first linked."""
     ListLinks: _grpc.UnaryUnaryMultiCallable[_profile_pb2.ListLinksRequest, _profile_pb2.ListLinksResponse]
@@ -64,7 +66,9 @@ class ProfileServiceAsyncStub(ProfileServiceStub):
     they were kept apart (the events whose identifiers were refused, with the rule).
     """
     ListEvents: _aio.UnaryUnaryMultiCallable[_profile_pb2.ListEventsRequest, _profile_pb2.ListEventsResponse]  # type: ignore[assignment]
-    """Events of an identifier or of a whole profile, newest first by default."""
+    """Events of an identifier or of a whole profile, newest first by default: by arrival, or by
+    the events' own timestamps (by_event_time).
+    """
     ListIdentifiers: _aio.UnaryUnaryMultiCallable[_profile_pb2.ListIdentifiersRequest, _profile_pb2.ListIdentifiersResponse]  # type: ignore[assignment]
     """A profile's identifiers, each with the event and time it was first linked."""
     ListLinks: _aio.UnaryUnaryMultiCallable[_profile_pb2.ListLinksRequest, _profile_pb2.ListLinksResponse]  # type: ignore[assignment]
