@@ -1,11 +1,18 @@
 //! Exact deduplication of (source, messageId) over a time window, answered from memory.
 //!
 //! The persisted truth is the append-only `dedupe_log` in the log environment, written in the
-//! same transaction as the events it covers. This set is rebuilt from it at start-up (only the
-//! entries inside the window), so the ack path never does a random-key B-tree write.
-//! Memory: about 60 bytes per remembered messageId.
+//! same transaction as the events it covers. This set is rebuilt from it at start-up, so the ack
+//! path never does a random-key B-tree write.
+//!
+//! Invariant: the set holds exactly the keys of the markers in `dedupe_log`. Expiry is the
+//! writer's sweep, which deletes the oldest markers from the log and forgets their keys in the
+//! same step; until then a key is remembered, so the window is at least the configured one.
+//! Because a remembered key is never accepted again, the log holds one marker per key, and the
+//! set needs no times and no expiry queue: 24 bytes per entry (the 128-bit key and the payload
+//! fingerprint), about 38 bytes per remembered messageId with the table's free slots.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet};
+
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::error::Result;
@@ -66,80 +73,73 @@ impl Hasher for KeyHasher {
 pub type KeyMap<V> = HashMap<DedupeKey, V, BuildHasherDefault<KeyHasher>>;
 type ShardedKeyMap<V> = ShardedMap<DedupeKey, V, BuildHasherDefault<KeyHasher>>;
 
-/// Remembered keys within the window, oldest first in `order` for expiry.
+/// The remembered keys and their payload fingerprints.
 pub struct DedupeSet {
-    markers: ShardedKeyMap<Marker>,
-    order: VecDeque<(i64, DedupeKey)>,
-    window_ms: i64,
+    fingerprints: ShardedKeyMap<u64>,
+    /// Log seqs of markers whose key has a newer marker (only in logs written before the set
+    /// kept its invariant): sweeping them must not forget the key.
+    superseded: HashSet<u64>,
 }
 
 impl DedupeSet {
-    pub fn new(window_ms: i64) -> Self {
+    pub fn new() -> Self {
         Self {
-            markers: ShardedKeyMap::default(),
-            order: VecDeque::new(),
-            window_ms,
+            fingerprints: ShardedKeyMap::default(),
+            superseded: HashSet::new(),
         }
     }
 
-    /// Rebuilds the set from the log: the newest entries back to the start of the window.
-    pub fn load(txn: &ReadTxn<'_>, dbs: &LogDatabases, window_ms: i64, now_ms: i64) -> Result<Self> {
-        let mut set = Self::new(window_ms);
-        let cutoff = now_ms - window_ms;
-        let mut recent = Vec::new();
-        for entry in dbs.dedupe_log.rev_iter(&txn.txn)? {
-            let (_, value) = entry?;
+    /// Rebuilds the set from every marker in the log, expired or not: the sweep forgets the
+    /// expired ones (a key forgotten here would be accepted again while its marker stays).
+    pub fn load(txn: &ReadTxn<'_>, dbs: &LogDatabases) -> Result<Self> {
+        let mut set = Self::new();
+        let mut newest_seq: KeyMap<u64> = KeyMap::default();
+        for entry in dbs.dedupe_log.iter(&txn.txn)? {
+            let (seq, value) = entry?;
             let Some((key, marker)) = Marker::decode(value) else {
                 continue;
             };
-            if marker.received_ms < cutoff {
-                break;
+            if let Some(older) = newest_seq.insert(key, seq) {
+                set.superseded.insert(older);
             }
-            recent.push((key, marker));
-        }
-        for (key, marker) in recent.into_iter().rev() {
-            set.insert(key, marker);
+            set.insert(key, marker.fingerprint);
         }
         Ok(set)
     }
 
-    /// The fingerprint of the event remembered under `key`, if it is inside the window.
-    pub fn check(&self, key: &DedupeKey, now_ms: i64) -> Option<u64> {
-        self.markers
-            .get(key)
-            .filter(|marker| marker.received_ms >= now_ms - self.window_ms)
-            .map(|marker| marker.fingerprint)
+    /// The fingerprint of the event remembered under `key`.
+    pub fn check(&self, key: &DedupeKey) -> Option<u64> {
+        self.fingerprints.get(key).copied()
     }
 
-    pub fn insert(&mut self, key: DedupeKey, marker: Marker) {
-        self.order.push_back((marker.received_ms, key));
-        self.markers.insert(key, marker);
+    pub fn insert(&mut self, key: DedupeKey, fingerprint: u64) {
+        self.fingerprints.insert(key, fingerprint);
     }
 
-    /// Forgets keys older than the window; returns how many.
-    pub fn expire(&mut self, now_ms: i64) -> usize {
-        let cutoff = now_ms - self.window_ms;
-        let mut forgotten = 0;
-        while let Some(&(ms, key)) = self.order.front() {
-            if ms >= cutoff {
-                break;
-            }
-            self.order.pop_front();
-            // A key seen again later has a newer marker: keep that one.
-            if self.markers.get(&key).is_some_and(|marker| marker.received_ms == ms) {
-                self.markers.remove(&key);
-                forgotten += 1;
-            }
+    /// Forgets the key of the marker at `seq`, which the sweep has deleted from the log.
+    pub fn forget(&mut self, seq: u64, key: &DedupeKey) {
+        if !self.superseded.remove(&seq) {
+            self.fingerprints.remove(key);
         }
-        forgotten
     }
 
     pub fn len(&self) -> usize {
-        self.markers.len()
+        self.fingerprints.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.markers.is_empty()
+        self.fingerprints.is_empty()
+    }
+
+    /// Bytes of the table (allocated capacity, as the allocator sees it).
+    pub fn memory_bytes(&self) -> usize {
+        self.fingerprints.memory_bytes() + crate::shards::table_bytes::<u64>(self.superseded.capacity())
+    }
+}
+
+impl Default for DedupeSet {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -148,41 +148,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn remembers_within_the_window_and_forgets_after() {
-        let mut set = DedupeSet::new(1_000);
-        set.insert(
-            [1; 16],
-            Marker {
-                fingerprint: 7,
-                received_ms: 10_000,
-            },
-        );
-        assert_eq!(set.check(&[1; 16], 10_500), Some(7));
-        assert_eq!(set.check(&[1; 16], 11_001), None);
-        assert_eq!(set.check(&[2; 16], 10_500), None);
-        assert_eq!(set.expire(11_001), 1);
+    fn remembers_until_its_marker_is_swept() {
+        let mut set = DedupeSet::new();
+        set.insert([1; 16], 7);
+        assert_eq!(set.check(&[1; 16]), Some(7));
+        assert_eq!(set.check(&[2; 16]), None);
+        set.forget(10, &[1; 16]);
         assert!(set.is_empty());
     }
 
     #[test]
-    fn a_key_seen_again_survives_expiry_of_its_first_sighting() {
-        let mut set = DedupeSet::new(1_000);
-        set.insert(
-            [1; 16],
-            Marker {
-                fingerprint: 7,
-                received_ms: 0,
-            },
-        );
-        set.insert(
-            [1; 16],
-            Marker {
-                fingerprint: 8,
-                received_ms: 900,
-            },
-        );
-        assert_eq!(set.expire(1_500), 0);
-        assert_eq!(set.check(&[1; 16], 1_500), Some(8));
+    fn sweeping_a_superseded_marker_keeps_the_newer_one() {
+        let mut set = DedupeSet::new();
+        set.superseded.insert(3);
+        set.insert([1; 16], 8);
+        set.forget(3, &[1; 16]);
+        assert_eq!(set.check(&[1; 16]), Some(8));
+        set.forget(9, &[1; 16]);
+        assert_eq!(set.check(&[1; 16]), None);
     }
 
     #[test]

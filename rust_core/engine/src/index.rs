@@ -33,7 +33,9 @@ const INDEX_INTERVAL: Duration = Duration::from_millis(500);
 const INDEX_BATCH: usize = 500_000;
 /// Past this many postings in memory, ingest waits for the indexer (bounded memory).
 const MAX_DELTA: usize = 8_000_000;
-/// Bound of the indexer's identifier → id cache; past it the cache starts over.
+/// Bound of the indexer's identifier → id cache; past it the cache starts over. The cache is
+/// keyed by the identifier's 128-bit hash (as the identity graph's node map is): 24 bytes an
+/// entry, not a copy of the identifier's text.
 const IDENT_CACHE_LIMIT: usize = 4_000_000;
 
 /// Postings not yet in the index environment.
@@ -59,9 +61,14 @@ struct Deltas {
     stopping: bool,
 }
 
+/// The indexer's identifier hash → id cache (see `IDENT_CACHE_LIMIT`).
+pub type IdCache = FxHashMap<[u8; 16], u64>;
+
 pub struct IdentifierIndex {
     deltas: Mutex<Deltas>,
     changed: Condvar,
+    /// Bytes of the indexer's id cache, as of its last flush (it lives on the indexer thread).
+    cache_bytes: std::sync::atomic::AtomicUsize,
 }
 
 /// Stored as `identifiers` value: id, first seq.
@@ -119,7 +126,30 @@ impl IdentifierIndex {
                 stopping: false,
             }),
             changed: Condvar::new(),
+            cache_bytes: Default::default(),
         })
+    }
+
+    /// Bytes held: postings waiting to be indexed, and the indexer's id cache.
+    pub fn memory(&self) -> Vec<(&'static str, usize)> {
+        use crate::memory::heap;
+        let delta = |delta: &Delta| {
+            delta.postings.memory_bytes()
+                + delta
+                    .postings
+                    .iter()
+                    .map(|(key, seqs)| heap(&key.bytes) + heap(seqs))
+                    .sum::<usize>()
+        };
+        let deltas = self.deltas.lock();
+        let pending = delta(&deltas.current) + deltas.in_flight.as_deref().map_or(0, delta);
+        vec![
+            ("index.pending", pending),
+            (
+                "index.id_cache",
+                self.cache_bytes.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+        ]
     }
 
     /// Adds the postings of a committed group. Blocks while the delta is over its bound.
@@ -197,7 +227,7 @@ impl IdentifierIndex {
     }
 
     /// Moves the current delta into the index environment; returns the postings written.
-    fn flush(&self, store: &Store, cache: &mut FxHashMap<Vec<u8>, u64>) -> Result<usize> {
+    fn flush(&self, store: &Store, cache: &mut IdCache) -> Result<usize> {
         let delta = {
             let mut deltas = self.deltas.lock();
             if deltas.current.count == 0 {
@@ -255,7 +285,12 @@ impl IdentifierIndex {
             if cache.len() > IDENT_CACHE_LIMIT {
                 cache.clear();
             }
-            if let Err(err) = self.flush(store, &mut cache) {
+            let flushed = self.flush(store, &mut cache);
+            self.cache_bytes.store(
+                crate::memory::table::<([u8; 16], u64)>(cache.capacity()),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            if let Err(err) = flushed {
                 log::error!("indexing failed (will retry): {err}");
                 std::thread::sleep(INDEX_INTERVAL);
             }
@@ -304,19 +339,20 @@ fn page_of(mut seqs: Vec<u64>, query: &PageQuery) -> Vec<u64> {
     seqs
 }
 
-fn write_delta(store: &Store, delta: &Delta, cache: &mut FxHashMap<Vec<u8>, u64>) -> Result<()> {
+fn write_delta(store: &Store, delta: &Delta, cache: &mut IdCache) -> Result<()> {
     let dbs = &store.index_dbs;
-    let mut entries: Vec<(&Vec<u8>, &Vec<u64>)> = delta.postings.iter().map(|(key, seqs)| (&key.bytes, seqs)).collect();
-    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut entries: Vec<(&IdentKey, &Vec<u64>)> = delta.postings.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.bytes.cmp(&b.0.bytes));
     let (assigned, _) = store.index.write_with_growth(|txn| {
         let mut next_id = dbs.meta.get(txn, META_NEXT_IDENT)?.unwrap_or(1);
-        let mut assigned: Vec<(Vec<u8>, u64)> = Vec::new();
+        let mut assigned: Vec<([u8; 16], u64)> = Vec::new();
         let mut keys: Vec<[u8; 16]> = Vec::with_capacity(delta.count);
         for (key, seqs) in &entries {
-            let id = match cache.get(*key) {
+            let hash = key.hash.to_le_bytes();
+            let id = match cache.get(&hash) {
                 Some(id) => *id,
                 None => {
-                    let id = match dbs.identifiers.get(txn, key)? {
+                    let id = match dbs.identifiers.get(txn, &key.bytes)? {
                         Some(record) => decode_id(record),
                         None => {
                             let id = next_id;
@@ -324,11 +360,11 @@ fn write_delta(store: &Store, delta: &Delta, cache: &mut FxHashMap<Vec<u8>, u64>
                             let mut record = [0u8; 16];
                             record[..8].copy_from_slice(&id.to_be_bytes());
                             record[8..].copy_from_slice(&seqs.iter().min().copied().unwrap_or(0).to_be_bytes());
-                            dbs.identifiers.put(txn, key, &record)?;
+                            dbs.identifiers.put(txn, &key.bytes, &record)?;
                             id
                         }
                     };
-                    assigned.push(((*key).clone(), id));
+                    assigned.push((hash, id));
                     id
                 }
             };

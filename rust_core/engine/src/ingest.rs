@@ -64,6 +64,8 @@ pub struct Stats {
     pub rejected: AtomicU64,
     pub commits: AtomicU64,
     pub map_grows: AtomicU64,
+    /// Bytes of the in-memory dedupe set (it lives on the writer thread), after the last group.
+    pub dedupe_bytes: AtomicU64,
 }
 
 pub(crate) struct Shared {
@@ -188,7 +190,7 @@ impl Engine {
     /// Opens (or creates) the store and starts the writer thread.
     pub fn open(config: EngineConfig) -> Result<Self> {
         let store = Store::open(&config)?;
-        let state = WriterState::load(&store, &config)?;
+        let state = WriterState::load(&store)?;
         let administration = crate::profiles::load_administration(&store)?;
         let custom = crate::profiles::custom_identifiers(&administration.0);
         let index = IdentifierIndex::recover(&store, &custom)?;
@@ -323,6 +325,23 @@ impl Engine {
         Ok((request.sequence, pending))
     }
 
+    /// The engine's resident memory by part (see `memory`): the identity graph, account links,
+    /// the dedupe window and the identifier index's buffers. Returns (part, bytes).
+    pub fn memory_usage(&self) -> Vec<(&'static str, usize)> {
+        let mut parts = {
+            let state = self.shared.profiles.lock();
+            let mut parts = state.graph.memory();
+            parts.push(("account_links", state.links.memory()));
+            parts
+        };
+        parts.push((
+            "dedupe",
+            self.shared.stats.dedupe_bytes.load(Ordering::Relaxed) as usize,
+        ));
+        parts.extend(self.shared.index.memory());
+        parts
+    }
+
     /// Highest committed event sequence.
     pub fn last_seq(&self) -> u64 {
         *self.shared.committed.lock()
@@ -361,22 +380,22 @@ impl Drop for Engine {
 struct WriterState {
     next_seq: u64,
     dedupe: DedupeSet,
-    last_sweep: Instant,
+    next_sweep: Instant,
 }
 
+/// How often expired dedupe markers are swept: every 30 s, or a quarter of a shorter window.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 const SWEEP_BATCH: usize = 100_000;
 
 impl WriterState {
-    fn load(store: &Store, config: &EngineConfig) -> Result<Self> {
+    fn load(store: &Store) -> Result<Self> {
         let txn = store.log.read()?;
         let next_seq = store.log_dbs.events.last(&txn.txn)?.map_or(1, |(seq, _)| seq + 1);
-        let window_ms = config.dedupe_window.as_millis() as i64;
-        let dedupe = DedupeSet::load(&txn, &store.log_dbs, window_ms, time::now_ms())?;
+        let dedupe = DedupeSet::load(&txn, &store.log_dbs)?;
         Ok(Self {
             next_seq,
             dedupe,
-            last_sweep: Instant::now(),
+            next_sweep: Instant::now(),
         })
     }
 }
@@ -414,6 +433,8 @@ fn run_writer(shared: &Shared, mut state: WriterState, jobs: &Receiver<Job>) {
                     Err(_) => break,
                 }
             }
+            // Before the group's dedupe checks: a key whose window has passed is forgotten first.
+            sweep_if_due(shared, &mut state);
             let first_seq = state.next_seq;
             match write_group(shared, &mut state, &group) {
                 Ok(outcomes) => {
@@ -433,12 +454,6 @@ fn run_writer(shared: &Shared, mut state: WriterState, jobs: &Receiver<Job>) {
                     for job in group {
                         let _ = job.reply.send(Err(err.clone()));
                     }
-                }
-            }
-            if state.last_sweep.elapsed() >= SWEEP_EVERY {
-                state.last_sweep = Instant::now();
-                if let Err(err) = sweep_dedupe(shared, &mut state) {
-                    log::warn!("dedupe sweep failed: {err}");
                 }
             }
         }
@@ -536,7 +551,7 @@ fn write_group(shared: &Shared, state: &mut WriterState, group: &[Job]) -> Resul
                 let seen = event
                     .dedupe_key
                     .as_ref()
-                    .and_then(|key| in_group.get(key).copied().or_else(|| state.dedupe.check(key, now_ms)));
+                    .and_then(|key| in_group.get(key).copied().or_else(|| state.dedupe.check(key)));
                 let outcome = match seen {
                     Some(fp) if fp == event.fingerprint => Stored::Duplicate,
                     Some(_) => Stored::Conflict,
@@ -571,8 +586,10 @@ fn write_group(shared: &Shared, state: &mut WriterState, group: &[Job]) -> Resul
 
     state.next_seq = write.next_seq;
     for (key, marker) in write.markers {
-        state.dedupe.insert(key, marker);
+        state.dedupe.insert(key, marker.fingerprint);
     }
+    let dedupe_bytes = state.dedupe.memory_bytes() as u64;
+    shared.stats.dedupe_bytes.store(dedupe_bytes, Ordering::Relaxed);
     let stats = &shared.stats;
     stats.map_grows.fetch_add(u64::from(grows), Ordering::Relaxed);
     stats
@@ -587,29 +604,49 @@ fn write_group(shared: &Shared, state: &mut WriterState, group: &[Job]) -> Resul
     Ok(write.outcomes)
 }
 
-/// Forgets dedupe markers older than the window: in memory, and at the head of the log
-/// (oldest first, a bounded number per call).
+fn sweep_if_due(shared: &Shared, state: &mut WriterState) {
+    let now = Instant::now();
+    if now < state.next_sweep {
+        return;
+    }
+    state.next_sweep = match sweep_dedupe(shared, state) {
+        // More to do: again before the next group, so that expiry keeps up with a high rate.
+        Ok(SWEEP_BATCH) => now,
+        Ok(_) => now + SWEEP_EVERY.min(shared.config.dedupe_window / 4),
+        Err(err) => {
+            log::warn!("dedupe sweep failed: {err}");
+            now + SWEEP_EVERY
+        }
+    };
+}
+
+/// Forgets dedupe markers older than the window: deletes them from the head of the log
+/// (oldest first, a bounded number per call) and their keys from memory once that committed.
+/// Returns how many; `SWEEP_BATCH` means there may be more.
 fn sweep_dedupe(shared: &Shared, state: &mut WriterState) -> Result<usize> {
-    let now_ms = time::now_ms();
-    state.dedupe.expire(now_ms);
-    let cutoff = now_ms - shared.config.dedupe_window.as_millis() as i64;
+    let cutoff = time::now_ms() - shared.config.dedupe_window.as_millis() as i64;
     let dbs = &shared.store.log_dbs;
-    let (removed, _) = shared.store.log.write_with_growth(|txn| {
+    let (expired, _) = shared.store.log.write_with_growth(|txn| {
         let mut expired = Vec::new();
         for entry in dbs.dedupe_log.iter(txn)? {
             let (seq, value) = entry?;
-            let old = Marker::decode(value).is_none_or(|(_, marker)| marker.received_ms < cutoff);
-            if !old || expired.len() >= SWEEP_BATCH {
+            let marker = Marker::decode(value);
+            if marker.is_some_and(|(_, marker)| marker.received_ms >= cutoff) || expired.len() >= SWEEP_BATCH {
                 break;
             }
-            expired.push(seq);
+            expired.push((seq, marker.map(|(key, _)| key)));
         }
-        for seq in &expired {
+        for (seq, _) in &expired {
             dbs.dedupe_log.delete(txn, seq)?;
         }
-        Ok(expired.len())
+        Ok(expired)
     })?;
-    Ok(removed)
+    for (seq, key) in &expired {
+        if let Some(key) = key {
+            state.dedupe.forget(*seq, key);
+        }
+    }
+    Ok(expired.len())
 }
 
 #[cfg(test)]

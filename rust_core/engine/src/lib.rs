@@ -18,6 +18,7 @@ pub mod identity_admin;
 pub mod index;
 pub mod ingest;
 pub mod json;
+pub mod memory;
 pub mod profile_reads;
 pub mod profiles;
 pub mod proto;

@@ -86,6 +86,39 @@ pub struct AccountLinks {
 }
 
 impl AccountLinks {
+    /// Bytes held (tables and what their entries own).
+    pub fn memory(&self) -> usize {
+        use crate::memory::{heap, string, table};
+        let users: usize = self
+            .users
+            .iter()
+            .map(|(g, v)| {
+                string(g)
+                    + heap(v)
+                    + v.iter()
+                        .map(|(i, r)| string(&i.kind) + string(&i.value) + string(&r.key.message_id))
+                        .sum::<usize>()
+            })
+            .sum();
+        let accounts: usize = self
+            .accounts
+            .values()
+            .map(|v| {
+                heap(v)
+                    + v.iter()
+                        .map(|(g, r)| string(g) + string(&r.key.message_id))
+                        .sum::<usize>()
+            })
+            .sum();
+        let calls: usize = self.calls.iter().map(|(g, v)| string(g) + heap(v)).sum();
+        table::<(String, Vec<(Identifier, LinkRecord)>)>(self.users.capacity())
+            + table::<(u128, Vec<(String, LinkRecord)>)>(self.accounts.capacity())
+            + table::<(String, Vec<u64>)>(self.calls.capacity())
+            + users
+            + accounts
+            + calls
+    }
+
     /// Records a group call of `group`.
     fn record(&mut self, event: &EventIdentity<'_>, group: &str) {
         self.calls.entry(group.to_owned()).or_default().push(event.seq);

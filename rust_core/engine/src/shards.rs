@@ -62,6 +62,24 @@ impl<K: Hash + Eq, V, S: BuildHasher> ShardedMap<K, V, S> {
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.shards.iter().flat_map(HashMap::iter)
     }
+
+    /// Bytes of the shards' tables: every bucket (a power of two, at most 7/8 full) holds an
+    /// entry and a control byte. Not counted: what keys and values own on the heap.
+    pub fn memory_bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| table_bytes::<(K, V)>(shard.capacity()))
+            .sum()
+    }
+}
+
+/// Bytes of a hashbrown table of `capacity` entries of `T` (std's HashMap and HashSet).
+pub fn table_bytes<T>(capacity: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    let buckets = (capacity * 8 / 7).next_power_of_two();
+    buckets * (std::mem::size_of::<T>() + 1)
 }
 
 impl<K: Hash + Eq + Clone, V: Clone, S: Clone> Clone for ShardedMap<K, V, S> {

@@ -316,6 +316,18 @@ impl Engine {
         Ok(dict)
     }
 
+    /// Resident memory by part, in bytes: the identity graph (`graph.*`), account links, the
+    /// dedupe window and the identifier index's buffers (estimates from the structures' sizes).
+    fn memory_usage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let engine = &self.inner;
+        let parts = py.detach(|| engine.memory_usage());
+        let dict = PyDict::new(py);
+        for (name, bytes) in parts {
+            dict.set_item(name, bytes)?;
+        }
+        Ok(dict)
+    }
+
     /// Finishes queued batches and stops the writer; later calls raise `ShutDown`.
     fn close(&self, py: Python<'_>) {
         let engine = &self.inner;

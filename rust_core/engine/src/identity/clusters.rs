@@ -35,6 +35,17 @@ pub struct Joined {
 }
 
 impl Clusters {
+    /// Bytes held: the sets, the table of recorded clusters and what each cluster owns.
+    pub fn memory(&self) -> usize {
+        use crate::memory::{heap, string, table};
+        let owned: usize = self
+            .infos
+            .values()
+            .map(|c| string(&c.latest.message_id) + heap(&c.events) + heap(&c.members))
+            .sum();
+        self.sets.memory() + table::<(u32, Cluster)>(self.infos.capacity()) + owned
+    }
+
     /// Adds node number `len()`, in a cluster of its own (its record is made when it first
     /// joins an event: most new nodes are absorbed by that same event).
     pub fn add(&mut self) -> u32 {

@@ -1008,6 +1008,57 @@ impl IdentityGraph {
     pub fn profile_count(&self) -> usize {
         self.profiles.len()
     }
+
+    /// The nodes (identifiers) in the graph.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Bytes held, by part (tables at their capacity, plus what their entries own on the heap).
+    pub fn memory(&self) -> Vec<(&'static str, usize)> {
+        use crate::memory::{heap, string, table};
+        use std::mem::size_of;
+        let node_heap: usize = self
+            .nodes
+            .iter()
+            .map(|n| string(&n.identifier.kind) + string(&n.identifier.value) + string(&n.first_message))
+            .sum();
+        let profile_heap: usize = self
+            .profiles
+            .values()
+            .map(|p| {
+                string(&p.created.message_id)
+                    + string(&p.changed.message_id)
+                    + heap(&p.members)
+                    + heap(&p.trait_events)
+                    + heap(&p.merge_history)
+            })
+            .sum();
+        vec![
+            ("graph.nodes", heap(&self.nodes) + node_heap),
+            ("graph.node_of", table::<(u128, u32)>(self.node_of.capacity())),
+            ("graph.profile_sets", self.sets.memory()),
+            ("graph.clusters", self.clusters.memory()),
+            (
+                "graph.profiles",
+                table::<(u32, Profile)>(self.profiles.capacity()) + profile_heap,
+            ),
+            (
+                "graph.ids",
+                table::<(ProfileId, ProfileId)>(self.aliases.capacity())
+                    + table::<(ProfileId, u32)>(self.anchors.capacity())
+                    + table::<(ProfileId, u32)>(self.merged_by.capacity()),
+            ),
+            (
+                "graph.merges",
+                heap(&self.merges) + self.merges.iter().map(|m| string(&m.message_id)).sum::<usize>(),
+            ),
+            (
+                "graph.refusals",
+                self.refusals.capacity() * size_of::<(u32, RefusalRecord)>(),
+            ),
+        ]
+    }
 }
 
 fn new_profile_id(message_id: &str, first: &Identifier) -> ProfileId {

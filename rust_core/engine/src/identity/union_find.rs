@@ -31,6 +31,11 @@ impl UnionFind {
         self.parent.len()
     }
 
+    /// Bytes held.
+    pub fn memory(&self) -> usize {
+        crate::memory::heap(&self.parent) + crate::memory::heap(&self.size)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.parent.is_empty()
     }

@@ -451,3 +451,39 @@ fn a_group_calls_traits_describe_the_account_not_the_user() {
         profile(&engine, "user_id:u2").unwrap().id
     );
 }
+
+#[test]
+fn a_key_stays_remembered_until_its_marker_is_swept_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || EngineConfig {
+        dedupe_window: Duration::from_millis(300),
+        ..EngineConfig::new(dir.path())
+    };
+    let engine = Engine::open(config()).unwrap();
+    send(&engine, vec![track("a", "u1", "{}")]);
+    engine.close();
+    drop(engine);
+    std::thread::sleep(Duration::from_millis(400));
+    // The marker expired while the engine was down: the key is accepted again, then remembered.
+    let engine = Engine::open(config()).unwrap();
+    assert_eq!(
+        statuses(&send(&engine, vec![track("a", "u1", "{}")])),
+        vec![Stored::Accepted]
+    );
+    assert_eq!(
+        statuses(&send(&engine, vec![track("a", "u1", "{}")])),
+        vec![Stored::Duplicate]
+    );
+    engine.close();
+    drop(engine);
+    // Reopened at once: the new marker is loaded (the old one was swept, not the new one).
+    let engine = Engine::open(config()).unwrap();
+    assert_eq!(
+        statuses(&send(&engine, vec![track("a", "u1", "{}")])),
+        vec![Stored::Duplicate]
+    );
+    assert!(engine
+        .memory_usage()
+        .iter()
+        .any(|(part, bytes)| *part == "dedupe" && *bytes > 0));
+}
