@@ -167,12 +167,16 @@ impl Environment {
     pub fn grow(&self) -> Result<usize> {
         #[cfg(any(test, debug_assertions))]
         reentry::assert_free(std::ptr::from_ref(&self.gate) as usize, &self.path);
-        let _exclusive = self.gate.write();
-        let new_size = self.env.info().map_size.saturating_mul(2);
-        // SAFETY: the exclusive gate guarantees no transaction of this process is open, which
-        // is what mdb_env_set_mapsize requires.
-        unsafe { self.env.resize(new_size) }
-            .map_err(|e| EngineError::StorageFull(format!("cannot grow the map: {e}")))?;
+        let new_size = {
+            let _exclusive = self.gate.write();
+            let new_size = self.env.info().map_size.saturating_mul(2);
+            // SAFETY: the exclusive gate guarantees no transaction of this process is open, which
+            // is what mdb_env_set_mapsize requires.
+            unsafe { self.env.resize(new_size) }
+                .map_err(|e| EngineError::StorageFull(format!("cannot grow the map: {e}")))?;
+            new_size
+        };
+        // Outside the gate: a log record may wait for Python's GIL.
         log::info!("LMDB map of {} grown to {new_size} bytes", self.path.display());
         Ok(new_size)
     }

@@ -57,6 +57,15 @@ struct Engine {
     inner: Arc<CoreEngine>,
 }
 
+impl Drop for Engine {
+    /// Closing joins the engine's threads, which log through Python: they need the GIL that a
+    /// deallocation holds, so it is released while they finish.
+    fn drop(&mut self) {
+        let engine = &self.inner;
+        Python::attach(|py| py.detach(|| engine.close()));
+    }
+}
+
 /// The outcome of a unary `Send`.
 #[pyclass(frozen, module = "cdp_server._core")]
 struct SendOutcome {
@@ -326,6 +335,12 @@ impl Engine {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    // The engine's `log::` records go to Python's `logging`. Loggers are cached, levels are not:
+    // Python decides per record (the engine logs rarely), so a level set after import counts.
+    // Debug and trace stay in Rust: they must never take the GIL on a hot path.
+    let logger = pyo3_log::Logger::new(py, pyo3_log::Caching::Loggers)?.filter(log::LevelFilter::Info);
+    // Fails only when a logger is in place already (the module loaded twice): keep that one.
+    let _ = logger.install();
     m.add_class::<Engine>()?;
     m.add_class::<SendOutcome>()?;
     m.add_class::<StreamAck>()?;
