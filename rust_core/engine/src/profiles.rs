@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
-use prost::Message;
 use rustc_hash::FxHashMap;
 
 use crate::error::{EngineError, Result};
@@ -242,17 +241,12 @@ pub fn stored_event(seq: u64, event: &Event, custom: &CustomIdentifiers) -> Stor
 /// The stored identity administration.
 pub fn load_administration(store: &Store) -> Result<(proto::IdentityRules, Vec<proto::IdentityAction>)> {
     let txn = store.log.read()?;
-    let decode_error = |what: &str, e: prost::DecodeError| EngineError::Storage(format!("stored {what}: {e}"));
     let rules = match store.log_dbs.identity.get(&txn.txn, "rules")? {
-        Some(bytes) => proto::IdentityRules::decode(bytes).map_err(|e| decode_error("identity rules", e))?,
+        Some(bytes) => proto::decode_record(bytes, "the identity rules record")?,
         None => proto::IdentityRules::default(),
     };
     let actions = match store.log_dbs.identity.get(&txn.txn, "actions")? {
-        Some(bytes) => {
-            proto::IdentityActions::decode(bytes)
-                .map_err(|e| decode_error("identity actions", e))?
-                .actions
-        }
+        Some(bytes) => proto::decode_record::<proto::IdentityActions>(bytes, "the identity actions record")?.actions,
         None => Vec::new(),
     };
     Ok((rules, actions))
@@ -468,9 +462,9 @@ pub fn compile_rules(rules: &proto::IdentityRules) -> Result<IdentityRules> {
     IdentityRules::new(types).map_err(|e| EngineError::InvalidRequest(format!("rules: {}", e.0)))
 }
 
+/// A stored event record: the source id (4 bytes), then the encoded event.
 pub(crate) fn decode_stored(seq: u64, value: &[u8]) -> Result<Event> {
-    Event::decode(value.get(4..).unwrap_or_default())
-        .map_err(|e| EngineError::Storage(format!("event {seq} is corrupt: {e}")))
+    proto::decode_record(value.get(4..).unwrap_or_default(), format_args!("event {seq}"))
 }
 
 #[cfg(test)]

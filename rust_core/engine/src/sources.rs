@@ -5,7 +5,7 @@ use prost::Message;
 
 use crate::error::{EngineError, Result};
 use crate::ingest::Engine;
-use crate::proto::{ListSourcesResponse, Source};
+use crate::proto::{self, ListSourcesResponse, Source};
 use crate::time;
 
 const META_NEXT_SOURCE: &str = "next_source_id";
@@ -30,7 +30,7 @@ impl Engine {
             }
             for entry in dbs.sources.iter(txn)? {
                 let (_, value) = entry?;
-                let source = Source::decode(value).map_err(|e| EngineError::Storage(e.to_string()))?;
+                let source: Source = proto::decode_record(value, "a source record")?;
                 if source.name == name {
                     return Err(EngineError::InvalidRequest(format!(
                         "a source named {name:?} already exists"
@@ -68,7 +68,7 @@ impl Engine {
         let mut sources = Vec::new();
         for entry in self.shared.store.log_dbs.sources.iter(&txn.txn)? {
             let (_, value) = entry?;
-            sources.push(Source::decode(value).map_err(|e| EngineError::Storage(e.to_string()))?);
+            sources.push(proto::decode_record(value, "a source record")?);
         }
         Ok(ListSourcesResponse { sources }.encode_to_vec())
     }
