@@ -5,7 +5,7 @@ use prost::Message;
 
 use crate::error::{EngineError, Result};
 use crate::ingest::Engine;
-use crate::proto::{self, ListSourcesResponse, Source};
+use crate::proto::{self, ListSourcesRequest, ListSourcesResponse, Source};
 use crate::time;
 
 const META_NEXT_SOURCE: &str = "next_source_id";
@@ -62,8 +62,9 @@ impl Engine {
         Ok(self.shared.store.log_dbs.source_keys.get(&txn.txn, key_digest)?)
     }
 
-    /// Every source, as an encoded `ListSourcesResponse`.
-    pub fn list_sources(&self) -> Result<Vec<u8>> {
+    /// `AdminService.ListSources` on encoded bytes: every source.
+    pub fn list_sources(&self, request: &[u8]) -> Result<Vec<u8>> {
+        proto::decode_request::<ListSourcesRequest>(request)?;
         let txn = self.shared.store.log.read()?;
         let mut sources = Vec::new();
         for entry in self.shared.store.log_dbs.sources.iter(&txn.txn)? {
@@ -97,7 +98,7 @@ mod tests {
         }
         assert!(engine.map_size() > start, "the map grew");
         assert_eq!(engine.source_for_key(&[0; 32]).unwrap(), Some(1));
-        let listed = engine.list_sources().unwrap();
+        let listed = engine.list_sources(&[]).unwrap();
         let listed = <crate::proto::ListSourcesResponse as prost::Message>::decode(listed.as_slice()).unwrap();
         assert_eq!(listed.sources.len(), 200);
     }
