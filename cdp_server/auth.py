@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import hashlib
 import hmac
 import secrets
 import threading
-from typing import NoReturn
+from typing import NoReturn, assert_never
 
 import grpc
 
 from cdp_server import _core
+
+
+class Role(enum.Enum):
+    """Who may call an RPC (ingest calls carry a source write key instead)."""
+
+    ADMIN = "admin"  # a configured admin token: `authorization: Bearer <token>`
 
 
 def key_digest(write_key: str) -> bytes:
@@ -78,6 +85,14 @@ class Authenticator:
         with self._lock:
             self._sources[digest] = source
         return source
+
+    def require(self, role: Role, context: grpc.ServicerContext) -> None:
+        """Aborts UNAUTHENTICATED unless the call carries the credential `role` needs."""
+        match role:
+            case Role.ADMIN:
+                self.require_admin(context)
+            case _:
+                assert_never(role)
 
     def require_admin(self, context: grpc.ServicerContext) -> None:
         """Aborts UNAUTHENTICATED unless the call carries a configured admin token."""

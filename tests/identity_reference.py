@@ -4,13 +4,16 @@ Profiles are a function of the set of accepted events and the admin separations,
 replays all accepted events from an empty state in canonical order, by (timestamp, messageId) (messageId compared as a
 string; equal keys, which unique message ids never give, keep arrival order). Each event's identifiers (user_id,
 anonymous_id, email) minus blocked values are matched against the profiles that own them ("flat matching"); a
-would-be profile that breaks a rule drops the event's lowest-priority identifier and matches again. The rules, in the
-order they are checked: the system caps (at one, the event resolves to the profile of its highest-priority known
-identifier and links nothing), the admin separations (two identifiers split apart by SplitProfile may not share a
-profile; an identifier removed by RemoveIdentifier may not share one with any other identifier), then each type's
-limit. When profiles merge, the one created first in canonical order survives. An identifier's first seen is the
-earliest event (in canonical order) that linked it; an identifier only ever carried with higher-priority identifiers
-it may not join is in no profile. Traits come from identify events only: per key, the event with the latest
+would-be profile that breaks a rule drops one of the event's identifiers and matches again: for a separation, the
+lowest-priority identifier that takes part in a broken one (if any does), otherwise the event's lowest-priority
+identifier. The rules, in the order they are checked: the system caps (at one, the event resolves to the profile of
+its highest-priority known identifier and links nothing), the admin separations (two identifiers split apart by
+SplitProfile may not share a profile; an identifier removed by RemoveIdentifier may not share one with any other
+identifier), then each type's limit. The identifiers an event dropped that are in no profile are then matched the
+same way, as if another event (at the same place in the order, without traits) had carried only them, and so on:
+every identifier that has events is in a profile. When profiles merge, the one created first in canonical order
+survives (of two that one event created, the event's own). An identifier's first seen is the earliest event (in
+canonical order) that linked it. Traits come from identify events only: per key, the event with the latest
 (timestamp, messageId) wins, and a winning null removes the key.
 """
 
@@ -67,7 +70,9 @@ def order_of(event: dict[str, Any]) -> Order:
 @dataclass
 class Profile:
     key: int  # creation order in the canonical replay: the older profile survives a merge
-    created_by: str  # messageId of the event that created it (the server derives the profile's id from that event)
+    # The messageId of the event that created it and its first identifier: the server derives the profile's id from
+    # both (one event creates two profiles when it carries an identifier it may not link to its own).
+    created_by: tuple[str, Identifier]
     merges: int = 0
     identifiers: list[Identifier] = field(default_factory=list)  # in link order
     # trait name -> ((timestamp ms, messageId), value); value None is a removal that still competes on order.
@@ -110,6 +115,17 @@ class _Replay:
         if event.get("type") == "identify":
             for name, value in (event.get("traits") or {}).items():
                 profile.set_trait(name, order, value)
+        # What the event dropped and no profile holds is matched on its own, and so on.
+        dropped = refused
+        while aside := sorted({i for i, _ in dropped if i not in self.owner}, key=priority):
+            dropped = []
+            self._resolve(aside, order, dropped)
+
+    def breaks(self, identifier: Identifier, together: set[Identifier]) -> bool:
+        """Does `identifier` take part in a separation that one profile holding `together` would break?"""
+        if len(together) > 1 and identifier in self.isolated:
+            return True
+        return any(identifier in pair and pair <= together for pair in self.separated)
 
     def allowed(self, together: set[Identifier]) -> bool:
         """May one profile hold all of these identifiers (the admin separations)?"""
@@ -141,12 +157,14 @@ class _Replay:
                 reason = "limit"
             else:
                 return self._link(owners, new, order)
-            refused.append((candidates.pop(), reason))  # refuse the lowest-priority identifier and match again
+            # Refuse the lowest-priority identifier (of those a broken separation names, if any) and match again.
+            named = [i for i, c in enumerate(candidates) if reason == "separated" and self.breaks(c, together)]
+            refused.append((candidates.pop(named[-1] if named else -1), reason))
         return None
 
     def _link(self, owners: list[Profile], new: list[Identifier], order: Order) -> Profile:
         if not owners:
-            owners = [Profile(len(self.by_key), created_by=order[1])]
+            owners = [Profile(len(self.by_key), created_by=(order[1], new[0]))]
             self.by_key[owners[0].key] = owners[0]
         survivor, *others = owners
         for other in others:
@@ -253,9 +271,9 @@ class IdentityModel:
         """The linkable identifiers an accepted event did not link, each with why: "limit", "separated" or "cap"."""
         return list(self.state.refused.get(message_id, []))
 
-    def survivor_of(self, created_by: str) -> Profile | None:
-        """The profile (as it is now) that the profile created by an event ended in; None when that event creates no
-        profile in the canonical replay."""
+    def survivor_of(self, created_by: tuple[str, Identifier]) -> Profile | None:
+        """The profile (as it is now) that the profile created by an event (with that first identifier) ended in; None
+        when that event creates no such profile in the canonical replay."""
         for key, profile in self.state.by_key.items():
             if profile.created_by == created_by:
                 return self.state.current(key)

@@ -73,8 +73,8 @@ def test_remove_identifier_splits_the_people_a_shared_device_joined(kiosk: Rpc) 
     assert reply.profile_id == profile(rpc, "user_id:ann").id != reply.removed_profile_id
     assert identifiers(rpc, "user_id:ann") == {"user_id:ann", "email:ann@x.com"}
     # Bob's email came only together with the kiosk id, which may share with nothing now: the
-    # identify keeps its most important identifier (email outranks anonymous_id), so Bob gets
-    # a profile of his own with his traits, and the kiosk's own profile is only the kiosk.
+    # identify sets the removed id aside and resolves to the rest, so Bob gets a profile of his
+    # own with his traits, and the kiosk's own profile is only the kiosk.
     assert identifiers(rpc, "email:bob@x.com") == {"email:bob@x.com"}
     assert json.loads(profile(rpc, "email:bob@x.com").traits) == {"email": "bob@x.com", "plan": "pro"}
     assert identifiers(rpc, "anonymous_id:kiosk") == {"anonymous_id:kiosk"}

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import subprocess
 from pathlib import Path
 
 import grpc
 import pytest
-from rpc import Rpc, track
+from rpc import Rpc, batch, track
+from tributary._proto.cdp.v1 import ingest_pb2
+
+from cdp_server import _core
 
 
 def test_map_full_grows_the_map_and_ingest_continues(server_factory: object) -> None:
@@ -18,6 +23,22 @@ def test_map_full_grows_the_map_and_ingest_continues(server_factory: object) -> 
         acks = rpc.stream([[track(f"m{b}-{i}", properties={"blob": blob}) for i in range(20)]])
         assert acks[0].accepted == 20
     assert len(rpc.events("user_id:u1")) == 200
+    # The engine's own log records reach the server's JSON log (through Python's logging).
+    lines = [json.loads(line) for line in server.log_path.read_text().splitlines() if line.startswith("{")]
+    grown = [line for line in lines if line["logger"] == "tributary_engine.store" and "grown" in line["msg"]]
+    assert grown and grown[0]["level"] == "info", lines[-5:]
+
+
+def test_engine_log_records_reach_python_logging(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="tributary_engine")
+    engine = _core.Engine(tmp_path / "data", map_size=1 << 16)
+    try:
+        events = [track(f"m{i}", properties={"blob": "z" * 4_000}) for i in range(40)]
+        engine.send(1, ingest_pb2.SendRequest(batch=batch(events)).SerializeToString())
+    finally:
+        engine.close()
+    grown = [r for r in caplog.records if r.name == "tributary_engine.store" and "grown to" in r.getMessage()]
+    assert grown and grown[0].levelno == logging.INFO, [r.getMessage() for r in caplog.records]
 
 
 @pytest.fixture

@@ -10,10 +10,21 @@ import grpc
 from tributary._proto.cdp.v1 import admin_pb2
 
 from cdp_server import _core, errors
-from cdp_server.auth import Authenticator, key_digest, new_write_key
+from cdp_server.auth import Authenticator, Role, key_digest, new_write_key
+from cdp_server.services.routes import Route, forwarding_handlers
 
 SERVICE = "cdp.v1.AdminService"
 _TAIL_WAIT_SECS = 0.5
+
+# The RPCs forwarded as bytes to the engine; CreateSource (which makes the write key here) and
+# Tail (a stream) have handlers of their own below.
+ROUTES = (
+    Route("ListSources", _core.Engine.list_sources, Role.ADMIN),
+    Route("RemoveIdentifier", _core.Engine.remove_identifier, Role.ADMIN),
+    Route("SplitProfile", _core.Engine.split_profile, Role.ADMIN),
+    Route("GetIdentityRules", _core.Engine.get_identity_rules, Role.ADMIN),
+    Route("UpdateIdentityRules", _core.Engine.update_identity_rules, Role.ADMIN),
+)
 
 
 class AdminService:
@@ -33,14 +44,10 @@ class AdminService:
                     request_deserializer=admin_pb2.CreateSourceRequest.FromString,
                     response_serializer=admin_pb2.CreateSourceResponse.SerializeToString,
                 ),
-                "ListSources": grpc.unary_unary_rpc_method_handler(self.list_sources),
                 "Tail": grpc.unary_stream_rpc_method_handler(
                     self.tail, request_deserializer=admin_pb2.TailRequest.FromString
                 ),
-                "RemoveIdentifier": grpc.unary_unary_rpc_method_handler(self.remove_identifier),
-                "SplitProfile": grpc.unary_unary_rpc_method_handler(self.split_profile),
-                "GetIdentityRules": grpc.unary_unary_rpc_method_handler(self.get_identity_rules),
-                "UpdateIdentityRules": grpc.unary_unary_rpc_method_handler(self.update_identity_rules),
+                **forwarding_handlers(self._engine, self._auth, ROUTES),
             },
         )
 
@@ -52,31 +59,6 @@ class AdminService:
         write_key = new_write_key()
         source = admin_pb2.Source.FromString(self._engine.create_source(request.name, key_digest(write_key)))
         return admin_pb2.CreateSourceResponse(source=source, write_key=write_key)
-
-    @errors.unary
-    def list_sources(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        self._auth.require_admin(context)
-        return self._engine.list_sources()
-
-    @errors.unary
-    def remove_identifier(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        self._auth.require_admin(context)
-        return self._engine.remove_identifier(request)
-
-    @errors.unary
-    def split_profile(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        self._auth.require_admin(context)
-        return self._engine.split_profile(request)
-
-    @errors.unary
-    def get_identity_rules(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        self._auth.require_admin(context)
-        return self._engine.get_identity_rules(request)
-
-    @errors.unary
-    def update_identity_rules(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        self._auth.require_admin(context)
-        return self._engine.update_identity_rules(request)
 
     @errors.streaming
     def tail(self, request: admin_pb2.TailRequest, context: grpc.ServicerContext) -> Iterator[bytes]:

@@ -8,7 +8,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "cdp/v1/admin.proto",
     ];
     let fds = protox::compile(files, [root])?;
-    prost_build::Config::new().compile_fds(fds)?;
+    // Type names (prost::Name): request decoding names the malformed message by itself.
+    prost_build::Config::new().enable_type_names().compile_fds(fds)?;
     println!("cargo:rerun-if-changed={root}");
     Ok(())
 }

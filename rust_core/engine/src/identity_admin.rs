@@ -12,7 +12,7 @@ use crate::ingest::Engine;
 use crate::profile_reads::parse_lookup;
 use crate::profiles::{compile_rules, custom_identifiers, replay_log, LogLoader, ProfileState, Profiles};
 use crate::proto::{
-    rule_change, GetIdentityRulesRequest, IdentityAction, IdentityActions, RemoveIdentifierRequest,
+    self, rule_change, GetIdentityRulesRequest, IdentityAction, IdentityActions, RemoveIdentifierRequest,
     RemoveIdentifierResponse, RuleChange, SplitProfileRequest, SplitProfileResponse, UpdateIdentityRulesRequest,
     UpdateIdentityRulesResponse,
 };
@@ -57,8 +57,7 @@ fn persist_action(store: &Store, state: &mut ProfileState, action: IdentityActio
 impl Engine {
     /// `AdminService.RemoveIdentifier` on encoded bytes.
     pub fn remove_identifier(&self, request: &[u8]) -> Result<Vec<u8>> {
-        let request = RemoveIdentifierRequest::decode(request)
-            .map_err(|e| EngineError::InvalidRequest(format!("malformed RemoveIdentifierRequest: {e}")))?;
+        let request: RemoveIdentifierRequest = proto::decode_request(request)?;
         let identifier = parse_identifier("identifier", &request.identifier)?;
         let lookup = parse_lookup("profile", &request.profile)?;
         let store = &self.shared.store;
@@ -104,8 +103,7 @@ impl Engine {
 
     /// `AdminService.SplitProfile` on encoded bytes.
     pub fn split_profile(&self, request: &[u8]) -> Result<Vec<u8>> {
-        let request = SplitProfileRequest::decode(request)
-            .map_err(|e| EngineError::InvalidRequest(format!("malformed SplitProfileRequest: {e}")))?;
+        let request: SplitProfileRequest = proto::decode_request(request)?;
         let a = parse_identifier("a", &request.a)?;
         let b = parse_identifier("b", &request.b)?;
         if a == b {
@@ -145,16 +143,14 @@ impl Engine {
 
     /// `AdminService.GetIdentityRules` on encoded bytes.
     pub fn get_identity_rules(&self, request: &[u8]) -> Result<Vec<u8>> {
-        GetIdentityRulesRequest::decode(request)
-            .map_err(|e| EngineError::InvalidRequest(format!("malformed GetIdentityRulesRequest: {e}")))?;
+        proto::decode_request::<GetIdentityRulesRequest>(request)?;
         Ok(self.shared.profiles.lock().rules.encode_to_vec())
     }
 
     /// `AdminService.UpdateIdentityRules` on encoded bytes. The new graph is built from the log
     /// without holding the graph lock; only the catch-up, the comparison and the swap hold it.
     pub fn update_identity_rules(&self, request: &[u8]) -> Result<Vec<u8>> {
-        let request = UpdateIdentityRulesRequest::decode(request)
-            .map_err(|e| EngineError::InvalidRequest(format!("malformed UpdateIdentityRulesRequest: {e}")))?;
+        let request: UpdateIdentityRulesRequest = proto::decode_request(request)?;
         let rules = request.rules.unwrap_or_default();
         let compiled = compile_rules(&rules)?;
         let custom = std::sync::Arc::new(custom_identifiers(&rules));

@@ -16,12 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
-use prost::Message;
 
 use crate::dedupe::KeyHasher;
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::identifiers::{self, IdentKey};
-use crate::proto::Event;
 use crate::shards::ShardedMap;
 use crate::store::Store;
 
@@ -109,8 +107,7 @@ impl IdentifierIndex {
         let txn = store.log.read()?;
         for entry in store.log_dbs.events.range(&txn.txn, &((through + 1)..))? {
             let (seq, value) = entry?;
-            let event = Event::decode(value.get(4..).unwrap_or_default())
-                .map_err(|e| EngineError::Storage(format!("event {seq} is corrupt: {e}")))?;
+            let event = crate::profiles::decode_stored(seq, value)?;
             for identifier in identifiers::of_event(&event, custom) {
                 current.add(IdentKey::new(identifier.key()), seq);
             }
@@ -388,7 +385,8 @@ mod tests {
     use super::*;
     use crate::config::EngineConfig;
     use crate::identifiers::Identifier;
-    use crate::proto::EventType;
+    use crate::proto::{Event, EventType};
+    use prost::Message;
 
     fn store_with_log(dir: &std::path::Path, users: &[&str]) -> Store {
         let store = Store::open(&EngineConfig::new(dir)).unwrap();

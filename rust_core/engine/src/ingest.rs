@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use heed::PutFlags;
 use parking_lot::{Condvar, Mutex};
-use prost::Message;
 
 use crate::config::EngineConfig;
 use crate::dedupe::{DedupeKey, DedupeSet, KeyMap, Marker};
@@ -311,16 +310,14 @@ impl Engine {
 
     /// Unary ingest of an encoded `SendRequest`.
     pub fn send(&self, source_id: u32, request: &[u8]) -> Result<BatchOutcome> {
-        let request = SendRequest::decode(request)
-            .map_err(|e| EngineError::InvalidRequest(format!("malformed SendRequest: {e}")))?;
+        let request: SendRequest = proto::decode_request(request)?;
         self.submit_payload(source_id, request.payload.map(Payload::from))?
             .wait()
     }
 
     /// Decodes an encoded `StreamRequest` and queues it; returns its sequence number too.
     pub fn submit_stream(&self, source_id: u32, request: &[u8]) -> Result<(u64, PendingAck)> {
-        let request = StreamRequest::decode(request)
-            .map_err(|e| EngineError::InvalidRequest(format!("malformed StreamRequest: {e}")))?;
+        let request: StreamRequest = proto::decode_request(request)?;
         let pending = self.submit_payload(source_id, request.payload.map(Payload::from))?;
         Ok((request.sequence, pending))
     }

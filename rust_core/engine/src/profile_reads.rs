@@ -109,16 +109,14 @@ struct TraitWinner {
 impl Engine {
     /// `GetProfile` on encoded bytes.
     pub fn get_profile(&self, request: &[u8]) -> Result<Vec<u8>> {
-        let request = GetProfileRequest::decode(request)
-            .map_err(|e| EngineError::InvalidRequest(format!("malformed GetProfileRequest: {e}")))?;
+        let request: GetProfileRequest = proto::decode_request(request)?;
         let profile = self.profile_message(&request.identifier, &request.include, request.verbose)?;
         Ok(GetProfileResponse { profile: Some(profile) }.encode_to_vec())
     }
 
     /// `BatchGetProfiles` on encoded bytes: one result per lookup, errors per lookup.
     pub fn batch_get_profiles(&self, request: &[u8]) -> Result<Vec<u8>> {
-        let request = BatchGetProfilesRequest::decode(request)
-            .map_err(|e| EngineError::InvalidRequest(format!("malformed BatchGetProfilesRequest: {e}")))?;
+        let request: BatchGetProfilesRequest = proto::decode_request(request)?;
         if request.identifiers.len() > MAX_BATCH_LOOKUPS {
             return Err(EngineError::InvalidRequest(format!(
                 "identifiers has {} lookups; the limit is {MAX_BATCH_LOOKUPS}",
@@ -144,8 +142,7 @@ impl Engine {
 
     /// `GetMergeHistory` on encoded bytes.
     pub fn get_merge_history(&self, request: &[u8]) -> Result<Vec<u8>> {
-        let request = GetMergeHistoryRequest::decode(request)
-            .map_err(|e| EngineError::InvalidRequest(format!("malformed GetMergeHistoryRequest: {e}")))?;
+        let request: GetMergeHistoryRequest = proto::decode_request(request)?;
         let view = self.find_profile(&request.identifier)?;
         let merges = view
             .merge_history
@@ -166,8 +163,7 @@ impl Engine {
 
     /// `ExplainLink` on encoded bytes.
     pub fn explain_link(&self, request: &[u8]) -> Result<Vec<u8>> {
-        let request = ExplainLinkRequest::decode(request)
-            .map_err(|e| EngineError::InvalidRequest(format!("malformed ExplainLinkRequest: {e}")))?;
+        let request: ExplainLinkRequest = proto::decode_request(request)?;
         let parse = |field: &str, text: &str| {
             Identifier::parse(text.trim())
                 .ok_or_else(|| EngineError::InvalidRequest(format!("{field} must be type:value, got {text:?}")))
@@ -290,8 +286,7 @@ impl Engine {
 
     /// `ListIdentifiers` on encoded bytes.
     pub fn list_identifiers(&self, request: &[u8]) -> Result<Vec<u8>> {
-        let request = ListIdentifiersRequest::decode(request)
-            .map_err(|e| EngineError::InvalidRequest(format!("malformed ListIdentifiersRequest: {e}")))?;
+        let request: ListIdentifiersRequest = proto::decode_request(request)?;
         let view = self.find_profile(&request.identifier)?;
         Ok(ListIdentifiersResponse {
             profile_id: view.id.to_string(),
@@ -302,8 +297,7 @@ impl Engine {
 
     /// `ListLinks` on encoded bytes: a user profile's accounts, or an account's users.
     pub fn list_links(&self, request: &[u8]) -> Result<Vec<u8>> {
-        let request = ListLinksRequest::decode(request)
-            .map_err(|e| EngineError::InvalidRequest(format!("malformed ListLinksRequest: {e}")))?;
+        let request: ListLinksRequest = proto::decode_request(request)?;
         let text = request.identifier.trim();
         if let Some(group) = text.strip_prefix("group_id:") {
             return self.account_users(group.trim());

@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
-use prost::Message;
 use rustc_hash::FxHashMap;
 
 use crate::error::{EngineError, Result};
@@ -167,6 +166,77 @@ pub struct Profiles {
     pub admin: Mutex<()>,
 }
 
+/// Most events read under one read transaction by the scans below (and at most about
+/// `LOG_CHUNK_BYTES` of them).
+pub const LOG_CHUNK: usize = 8_192;
+pub const LOG_CHUNK_BYTES: usize = 8 << 20;
+
+/// The log's last seq (0 when empty).
+pub fn last_seq(store: &Store) -> Result<u64> {
+    let txn = store.log.read()?;
+    Ok(store.log_dbs.events.last(&txn.txn)?.map_or(0, |(seq, _)| seq))
+}
+
+/// Hands the stored events after `after`, up to `through`, to `each` in seq order. They are read
+/// a chunk at a time, each chunk under a read transaction of its own that is closed before
+/// `each` sees it: a long scan then neither keeps LMDB from reusing pages, nor holds the resize
+/// gate while `each` resolves events (which may read the log again: see `store`).
+pub fn scan_log(store: &Store, after: u64, through: u64, mut each: impl FnMut(u64, Event) -> Result<()>) -> Result<()> {
+    let mut next = after.saturating_add(1);
+    while next <= through {
+        let chunk = {
+            let txn = store.log.read()?;
+            let mut chunk = Vec::new();
+            let mut bytes = 0;
+            for entry in store.log_dbs.events.range(&txn.txn, &(next..=through))? {
+                let (seq, value) = entry?;
+                chunk.push((seq, decode_stored(seq, value)?));
+                bytes += value.len();
+                if chunk.len() == LOG_CHUNK || bytes >= LOG_CHUNK_BYTES {
+                    break;
+                }
+            }
+            chunk
+        };
+        let Some(&(last, _)) = chunk.last() else {
+            break;
+        };
+        next = last + 1;
+        for (seq, event) in chunk {
+            each(seq, event)?;
+        }
+    }
+    Ok(())
+}
+
+/// Hands the stored events of `seqs` to `each`, in that order (seqs not in the log are
+/// skipped), read in chunks as `scan_log` does.
+pub fn read_events(store: &Store, seqs: &[u64], mut each: impl FnMut(u64, Event) -> Result<()>) -> Result<()> {
+    let mut rest = seqs;
+    while !rest.is_empty() {
+        let chunk = {
+            let txn = store.log.read()?;
+            let mut chunk = Vec::new();
+            let mut bytes = 0;
+            for &seq in rest.iter().take(LOG_CHUNK) {
+                rest = &rest[1..];
+                if let Some(value) = store.log_dbs.events.get(&txn.txn, &seq)? {
+                    chunk.push((seq, decode_stored(seq, value)?));
+                    bytes += value.len();
+                    if bytes >= LOG_CHUNK_BYTES {
+                        break;
+                    }
+                }
+            }
+            chunk
+        };
+        for (seq, event) in chunk {
+            each(seq, event)?;
+        }
+    }
+    Ok(())
+}
+
 /// Reads events back from the log for replays.
 pub struct LogLoader<'a> {
     pub store: &'a Store,
@@ -175,21 +245,18 @@ pub struct LogLoader<'a> {
 
 impl EventLoader for LogLoader<'_> {
     fn load(&mut self, seqs: &[u64]) -> Vec<StoredEvent> {
-        let loaded = self.store.log.read().and_then(|txn| {
-            let mut out = Vec::with_capacity(seqs.len());
-            for &seq in seqs {
-                if let Some(value) = self.store.log_dbs.events.get(&txn.txn, &seq)? {
-                    out.push(stored_event(seq, &decode_stored(seq, value)?, self.custom));
-                }
-            }
-            Ok(out)
+        let mut out = Vec::with_capacity(seqs.len());
+        let loaded = read_events(self.store, seqs, |seq, event| {
+            out.push(stored_event(seq, &event, self.custom));
+            Ok(())
         });
-        loaded.unwrap_or_else(|err| {
+        if let Err(err) = loaded {
             // The log is the source of truth: a read failure here is a storage fault that the
             // next replay (at start-up) repairs; keep serving what we have.
             log::error!("replaying a cluster could not read the log: {err}");
-            Vec::new()
-        })
+            out.clear();
+        }
+        out
     }
 }
 
@@ -207,17 +274,12 @@ pub fn stored_event(seq: u64, event: &Event, custom: &CustomIdentifiers) -> Stor
 /// The stored identity administration.
 pub fn load_administration(store: &Store) -> Result<(proto::IdentityRules, Vec<proto::IdentityAction>)> {
     let txn = store.log.read()?;
-    let decode_error = |what: &str, e: prost::DecodeError| EngineError::Storage(format!("stored {what}: {e}"));
     let rules = match store.log_dbs.identity.get(&txn.txn, "rules")? {
-        Some(bytes) => proto::IdentityRules::decode(bytes).map_err(|e| decode_error("identity rules", e))?,
+        Some(bytes) => proto::decode_record(bytes, "the identity rules record")?,
         None => proto::IdentityRules::default(),
     };
     let actions = match store.log_dbs.identity.get(&txn.txn, "actions")? {
-        Some(bytes) => {
-            proto::IdentityActions::decode(bytes)
-                .map_err(|e| decode_error("identity actions", e))?
-                .actions
-        }
+        Some(bytes) => proto::decode_record::<proto::IdentityActions>(bytes, "the identity actions record")?.actions,
         None => Vec::new(),
     };
     Ok((rules, actions))
@@ -239,7 +301,8 @@ pub fn separations_of(actions: &[proto::IdentityAction]) -> Separations {
 }
 
 /// A graph (and account links) built from the whole log in canonical order; also returns the
-/// last seq it covers.
+/// last seq it covers. Reads the log in chunks (`scan_log`): events appended meanwhile are left
+/// to the caller's catch-up.
 pub fn replay_log(
     store: &Store,
     rules: IdentityRules,
@@ -248,15 +311,11 @@ pub fn replay_log(
 ) -> Result<(IdentityGraph, AccountLinks, u64)> {
     let mut graph = IdentityGraph::with_separations(rules, separations);
     let mut links = AccountLinks::default();
-    let txn = store.log.read()?;
-    graph.reserve(store.log_dbs.events.len(&txn.txn)? as usize);
+    let through = last_seq(store)?;
+    graph.reserve(through as usize);
     // Pass 1: the canonical order of the events that carry an identifier.
     let mut order: Vec<(i64, String, u64)> = Vec::new();
-    let mut through = 0;
-    for entry in store.log_dbs.events.iter(&txn.txn)? {
-        let (seq, value) = entry?;
-        through = seq;
-        let event = decode_stored(seq, value)?;
+    scan_log(store, 0, through, |seq, event| {
         let stored = stored_event(seq, &event, custom);
         if let Some(account) = account_of(&event) {
             links.record(&stored.identity(), account);
@@ -264,17 +323,16 @@ pub fn replay_log(
         if !stored.identifiers.is_empty() {
             order.push((stored.timestamp_ms, stored.message_id, seq));
         }
-    }
+        Ok(())
+    })?;
     order.sort_unstable();
+    let seqs: Vec<u64> = order.into_iter().map(|(.., seq)| seq).collect();
     // Pass 2: resolve in that order (nothing is late, so no cluster is replayed).
     let mut loader = LogLoader { store, custom };
-    for (_, _, seq) in &order {
-        let Some(value) = store.log_dbs.events.get(&txn.txn, seq)? else {
-            continue;
-        };
-        let stored = stored_event(*seq, &decode_stored(*seq, value)?, custom);
-        graph.add(&stored.identity(), &mut loader);
-    }
+    read_events(store, &seqs, |seq, event| {
+        graph.add(&stored_event(seq, &event, custom).identity(), &mut loader);
+        Ok(())
+    })?;
     Ok((graph, links, through))
 }
 
@@ -324,26 +382,21 @@ impl Profiles {
     }
 
     /// Resolves what the log holds after `state.resolved_through` (used after swapping in a
-    /// graph built from a snapshot).
+    /// graph built from a snapshot). No read transaction is open while an event is resolved:
+    /// a late one reads its cluster back from the log.
     pub fn catch_up(state: &mut ProfileState, store: &Store) -> Result<()> {
-        let txn = store.log.read()?;
         let custom = Arc::clone(&state.custom);
         let mut loader = LogLoader { store, custom: &custom };
-        for entry in store
-            .log_dbs
-            .events
-            .range(&txn.txn, &((state.resolved_through + 1)..))?
-        {
-            let (seq, value) = entry?;
-            let event = decode_stored(seq, value)?;
+        let through = last_seq(store)?;
+        scan_log(store, state.resolved_through, through, |seq, event| {
             let stored = stored_event(seq, &event, &custom);
             state.graph.add(&stored.identity(), &mut loader);
             if let Some(account) = account_of(&event) {
                 state.links.record(&stored.identity(), account);
             }
             state.resolved_through = seq;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     pub fn lock(&self) -> MutexGuard<'_, ProfileState> {
@@ -442,7 +495,10 @@ pub fn compile_rules(rules: &proto::IdentityRules) -> Result<IdentityRules> {
     IdentityRules::new(types).map_err(|e| EngineError::InvalidRequest(format!("rules: {}", e.0)))
 }
 
+/// A stored event record: the source id (4 bytes), then the encoded event.
 pub(crate) fn decode_stored(seq: u64, value: &[u8]) -> Result<Event> {
-    Event::decode(value.get(4..).unwrap_or_default())
-        .map_err(|e| EngineError::Storage(format!("event {seq} is corrupt: {e}")))
+    proto::decode_record(value.get(4..).unwrap_or_default(), format_args!("event {seq}"))
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,7 +16,7 @@ use crate::error::{EngineError, Result};
 use crate::identifiers::Identifier;
 use crate::index::PageQuery;
 use crate::ingest::Engine;
-use crate::proto::{Event, EventType, ListEventsRequest, ListEventsResponse, TailResponse};
+use crate::proto::{self, Event, EventType, ListEventsRequest, ListEventsResponse, TailResponse};
 use crate::time;
 
 /// Page size bounds of `ListEvents`.
@@ -143,8 +143,7 @@ impl Engine {
     /// `ListEvents` on encoded bytes: one page of the events of an identifier, or of every
     /// identifier of a profile, optionally filtered by name and time. No age limit.
     pub fn list_events(&self, request: &[u8]) -> Result<Vec<u8>> {
-        let request = ListEventsRequest::decode(request)
-            .map_err(|e| EngineError::InvalidRequest(format!("malformed ListEventsRequest: {e}")))?;
+        let request: ListEventsRequest = proto::decode_request(request)?;
         let text = request.identifier.trim();
         let keys: Vec<Vec<u8>> = if request.profile || text.starts_with("tp_") {
             let view = self.find_profile(text)?;
@@ -256,7 +255,7 @@ impl Engine {
                     .get(&txn.txn, &seq)?
                     .ok_or_else(|| EngineError::Storage(format!("event {seq} is indexed but missing")))?;
                 let (_, encoded) = split_stored(value)?;
-                let event = Event::decode(encoded).map_err(|e| EngineError::Storage(format!("event {seq}: {e}")))?;
+                let event: Event = proto::decode_record(encoded, format_args!("event {seq}"))?;
                 if filter.matches(&event) && !page.add(event, encoded.len(), seq) {
                     return Ok(Some(page.finish(true)));
                 }
@@ -319,7 +318,7 @@ impl Engine {
         let mut page = Page::new(limit);
         for at in positions {
             let encoded = read(at.1)?;
-            let event = Event::decode(encoded).map_err(|e| EngineError::Storage(format!("event {}: {e}", at.1)))?;
+            let event: Event = proto::decode_record(encoded, format_args!("event {}", at.1))?;
             if filter.matches(&event) && !page.add(event, encoded.len(), at) {
                 return Ok(Some(page.finish(true)));
             }
@@ -347,7 +346,7 @@ impl Engine {
             let (seq, value) = entry?;
             position = seq;
             let (source_id, encoded) = split_stored(value)?;
-            let event = Event::decode(encoded).map_err(|e| EngineError::Storage(format!("event {seq}: {e}")))?;
+            let event: Event = proto::decode_record(encoded, format_args!("event {seq}"))?;
             if filter.matches(&event) {
                 out.push(
                     TailResponse {

@@ -18,7 +18,10 @@
 //!
 //! Integer keys are big-endian so iteration is ordered. Resizing a map requires that no
 //! transaction of this process is open on it, so every transaction is taken under its
-//! environment's `gate` (shared for use, exclusive for resize).
+//! environment's `gate` (shared for use, exclusive for resize). The gate is not re-entrant: a
+//! thread that holds a transaction on an environment must not open another one on it (a resize
+//! waiting between the two would wait for the first while the second waits for the resize).
+//! Tests and debug builds check this on every transaction.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -43,13 +46,70 @@ pub struct Environment {
 /// A read transaction that keeps the map from being resized while it lives.
 pub struct ReadTxn<'a> {
     pub txn: RoTxn<'a, WithoutTls>,
-    _gate: RwLockReadGuard<'a, ()>,
+    _gate: GateGuard<'a>,
 }
 
 /// A write transaction under the same guard.
 pub struct WriteTxn<'a> {
     pub txn: RwTxn<'a>,
-    _gate: RwLockReadGuard<'a, ()>,
+    _gate: GateGuard<'a>,
+}
+
+/// A shared hold on an environment's gate. (Never sent to another thread: the lock guard is not
+/// `Send`, which is what makes the per-thread re-entry check below sound.)
+struct GateGuard<'a> {
+    _shared: RwLockReadGuard<'a, ()>,
+    #[cfg(any(test, debug_assertions))]
+    _held: reentry::Held,
+}
+
+/// Catches a thread opening a second transaction on an environment it already holds one on.
+#[cfg(any(test, debug_assertions))]
+mod reentry {
+    use std::cell::RefCell;
+
+    thread_local! {
+        /// Addresses of the gates this thread holds.
+        static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub struct Held(usize);
+
+    impl Held {
+        pub fn take(gate: usize, path: &std::path::Path) -> Self {
+            HELD.with_borrow_mut(|held| {
+                assert!(
+                    !held.contains(&gate),
+                    "a second transaction on {} from a thread that holds one: a resize waiting \
+                     between the two would deadlock (pass the open transaction down instead)",
+                    path.display()
+                );
+                held.push(gate);
+            });
+            Held(gate)
+        }
+    }
+
+    /// Resizing from a thread that holds a transaction would wait for itself.
+    pub fn assert_free(gate: usize, path: &std::path::Path) {
+        HELD.with_borrow(|held| {
+            assert!(
+                !held.contains(&gate),
+                "resizing {} from a thread that holds a transaction on it",
+                path.display()
+            );
+        });
+    }
+
+    impl Drop for Held {
+        fn drop(&mut self) {
+            HELD.with_borrow_mut(|held| {
+                if let Some(i) = held.iter().rposition(|&g| g == self.0) {
+                    held.swap_remove(i);
+                }
+            });
+        }
+    }
 }
 
 impl WriteTxn<'_> {
@@ -78,8 +138,17 @@ impl Environment {
         })
     }
 
+    /// The shared side of the gate (see the module docs: never twice on one thread).
+    fn enter(&self) -> GateGuard<'_> {
+        GateGuard {
+            #[cfg(any(test, debug_assertions))]
+            _held: reentry::Held::take(std::ptr::from_ref(&self.gate) as usize, &self.path),
+            _shared: self.gate.read(),
+        }
+    }
+
     pub fn read(&self) -> Result<ReadTxn<'_>> {
-        let gate = self.gate.read();
+        let gate = self.enter();
         Ok(ReadTxn {
             txn: self.env.read_txn()?,
             _gate: gate,
@@ -87,7 +156,7 @@ impl Environment {
     }
 
     pub fn write(&self) -> Result<WriteTxn<'_>> {
-        let gate = self.gate.read();
+        let gate = self.enter();
         Ok(WriteTxn {
             txn: self.env.write_txn()?,
             _gate: gate,
@@ -96,12 +165,18 @@ impl Environment {
 
     /// Doubles the map. Waits until no transaction of this process is open on it.
     pub fn grow(&self) -> Result<usize> {
-        let _exclusive = self.gate.write();
-        let new_size = self.env.info().map_size.saturating_mul(2);
-        // SAFETY: the exclusive gate guarantees no transaction of this process is open, which
-        // is what mdb_env_set_mapsize requires.
-        unsafe { self.env.resize(new_size) }
-            .map_err(|e| EngineError::StorageFull(format!("cannot grow the map: {e}")))?;
+        #[cfg(any(test, debug_assertions))]
+        reentry::assert_free(std::ptr::from_ref(&self.gate) as usize, &self.path);
+        let new_size = {
+            let _exclusive = self.gate.write();
+            let new_size = self.env.info().map_size.saturating_mul(2);
+            // SAFETY: the exclusive gate guarantees no transaction of this process is open, which
+            // is what mdb_env_set_mapsize requires.
+            unsafe { self.env.resize(new_size) }
+                .map_err(|e| EngineError::StorageFull(format!("cannot grow the map: {e}")))?;
+            new_size
+        };
+        // Outside the gate: a log record may wait for Python's GIL.
         log::info!("LMDB map of {} grown to {new_size} bytes", self.path.display());
         Ok(new_size)
     }

@@ -57,6 +57,15 @@ struct Engine {
     inner: Arc<CoreEngine>,
 }
 
+impl Drop for Engine {
+    /// Closing joins the engine's threads, which log through Python: they need the GIL that a
+    /// deallocation holds, so it is released while they finish.
+    fn drop(&mut self) {
+        let engine = &self.inner;
+        Python::attach(|py| py.detach(|| engine.close()));
+    }
+}
+
 /// The outcome of a unary `Send`.
 #[pyclass(frozen, module = "cdp_server._core")]
 struct SendOutcome {
@@ -169,83 +178,6 @@ impl Engine {
         })
     }
 
-    /// Answers an encoded `cdp.v1.ListEventsRequest` with an encoded `ListEventsResponse`.
-    fn list_events<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        let engine = &self.inner;
-        let bytes = without_gil(py, || engine.list_events(request))?;
-        Ok(PyBytes::new(py, &bytes))
-    }
-
-    /// Answers an encoded `cdp.v1.GetProfileRequest` with an encoded `GetProfileResponse`.
-    fn get_profile<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        let engine = &self.inner;
-        let bytes = without_gil(py, || engine.get_profile(request))?;
-        Ok(PyBytes::new(py, &bytes))
-    }
-
-    /// Answers an encoded `cdp.v1.BatchGetProfilesRequest` with an encoded response.
-    fn batch_get_profiles<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        let engine = &self.inner;
-        let bytes = without_gil(py, || engine.batch_get_profiles(request))?;
-        Ok(PyBytes::new(py, &bytes))
-    }
-
-    /// Answers an encoded `cdp.v1.GetMergeHistoryRequest` with an encoded response.
-    fn get_merge_history<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        let engine = &self.inner;
-        let bytes = without_gil(py, || engine.get_merge_history(request))?;
-        Ok(PyBytes::new(py, &bytes))
-    }
-
-    /// Answers an encoded `cdp.v1.ExplainLinkRequest` with an encoded response.
-    fn explain_link<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        let engine = &self.inner;
-        let bytes = without_gil(py, || engine.explain_link(request))?;
-        Ok(PyBytes::new(py, &bytes))
-    }
-
-    /// Answers an encoded `cdp.v1.ListIdentifiersRequest` with an encoded response.
-    fn list_identifiers<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        let engine = &self.inner;
-        let bytes = without_gil(py, || engine.list_identifiers(request))?;
-        Ok(PyBytes::new(py, &bytes))
-    }
-
-    /// Answers an encoded `cdp.v1.ListLinksRequest` with an encoded response.
-    fn list_links<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        let engine = &self.inner;
-        let bytes = without_gil(py, || engine.list_links(request))?;
-        Ok(PyBytes::new(py, &bytes))
-    }
-
-    /// Answers an encoded `cdp.v1.RemoveIdentifierRequest` with an encoded response.
-    fn remove_identifier<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        let engine = &self.inner;
-        let bytes = without_gil(py, || engine.remove_identifier(request))?;
-        Ok(PyBytes::new(py, &bytes))
-    }
-
-    /// Answers an encoded `cdp.v1.SplitProfileRequest` with an encoded response.
-    fn split_profile<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        let engine = &self.inner;
-        let bytes = without_gil(py, || engine.split_profile(request))?;
-        Ok(PyBytes::new(py, &bytes))
-    }
-
-    /// Answers an encoded `cdp.v1.GetIdentityRulesRequest` with an encoded response.
-    fn get_identity_rules<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        let engine = &self.inner;
-        let bytes = without_gil(py, || engine.get_identity_rules(request))?;
-        Ok(PyBytes::new(py, &bytes))
-    }
-
-    /// Answers an encoded `cdp.v1.UpdateIdentityRulesRequest` with an encoded response.
-    fn update_identity_rules<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        let engine = &self.inner;
-        let bytes = without_gil(py, || engine.update_identity_rules(request))?;
-        Ok(PyBytes::new(py, &bytes))
-    }
-
     /// Committed events after sequence `after`, waiting up to `wait_secs` for new ones.
     ///
     /// Returns:
@@ -271,13 +203,6 @@ impl Engine {
     fn create_source<'py>(&self, py: Python<'py>, name: &str, key_digest: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
         let engine = &self.inner;
         let bytes = without_gil(py, || engine.create_source(name, key_digest))?;
-        Ok(PyBytes::new(py, &bytes))
-    }
-
-    /// Every source, as an encoded `cdp.v1.ListSourcesResponse`.
-    fn list_sources<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let engine = &self.inner;
-        let bytes = without_gil(py, || engine.list_sources())?;
         Ok(PyBytes::new(py, &bytes))
     }
 
@@ -335,9 +260,73 @@ impl Engine {
     }
 }
 
+/// The Engine's request → response methods. Each takes an encoded `cdp.v1` request, calls the
+/// engine method of the same name without the GIL and returns the encoded response: one
+/// signature and one body for all of them (`answer`), so they cannot drift apart.
+macro_rules! rpc_methods {
+    ($($(#[doc = $doc:literal])* $name:ident;)*) => {
+        #[pymethods]
+        impl Engine {
+            $(
+                $(#[doc = $doc])*
+                fn $name<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+                    self.answer(py, request, CoreEngine::$name)
+                }
+            )*
+        }
+    };
+}
+
+rpc_methods! {
+    /// Answers an encoded `cdp.v1.ListEventsRequest` with an encoded `ListEventsResponse`.
+    list_events;
+    /// Answers an encoded `cdp.v1.GetProfileRequest` with an encoded `GetProfileResponse`.
+    get_profile;
+    /// Answers an encoded `cdp.v1.BatchGetProfilesRequest` with an encoded response.
+    batch_get_profiles;
+    /// Answers an encoded `cdp.v1.GetMergeHistoryRequest` with an encoded response.
+    get_merge_history;
+    /// Answers an encoded `cdp.v1.ExplainLinkRequest` with an encoded response.
+    explain_link;
+    /// Answers an encoded `cdp.v1.ListIdentifiersRequest` with an encoded response.
+    list_identifiers;
+    /// Answers an encoded `cdp.v1.ListLinksRequest` with an encoded response.
+    list_links;
+    /// Answers an encoded `cdp.v1.RemoveIdentifierRequest` with an encoded response.
+    remove_identifier;
+    /// Answers an encoded `cdp.v1.SplitProfileRequest` with an encoded response.
+    split_profile;
+    /// Answers an encoded `cdp.v1.GetIdentityRulesRequest` with an encoded response.
+    get_identity_rules;
+    /// Answers an encoded `cdp.v1.UpdateIdentityRulesRequest` with an encoded response.
+    update_identity_rules;
+    /// Answers an encoded `cdp.v1.ListSourcesRequest` with an encoded response.
+    list_sources;
+}
+
+impl Engine {
+    /// Runs one request → response engine call without the GIL.
+    fn answer<'py>(
+        &self,
+        py: Python<'py>,
+        request: &[u8],
+        call: fn(&CoreEngine, &[u8]) -> Result<Vec<u8>, EngineError>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let engine = &self.inner;
+        let bytes = without_gil(py, || call(engine, request))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    // The engine's `log::` records go to Python's `logging`. Loggers are cached, levels are not:
+    // Python decides per record (the engine logs rarely), so a level set after import counts.
+    // Debug and trace stay in Rust: they must never take the GIL on a hot path.
+    let logger = pyo3_log::Logger::new(py, pyo3_log::Caching::Loggers)?.filter(log::LevelFilter::Info);
+    // Fails only when a logger is in place already (the module loaded twice): keep that one.
+    let _ = logger.install();
     m.add_class::<Engine>()?;
     m.add_class::<SendOutcome>()?;
     m.add_class::<StreamAck>()?;

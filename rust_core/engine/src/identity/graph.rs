@@ -3,6 +3,10 @@
 //!
 //! Invariants after every `resolve`:
 //! - every linked identifier is in exactly one profile (its union-find component);
+//! - every identifier an event carried (blocked values aside) is linked: one that a rule, cap or
+//!   separation kept out of the profile its event resolved to is matched again with the other
+//!   identifiers the event set aside, as if an event had carried only them (it may still join a
+//!   profile of its own). So an identifier that has events always resolves to a profile;
 //! - no blocked identifier is ever a node;
 //! - within each profile, the values of a type seen inside that type's limit window never
 //!   exceed its limit at the time they were linked, no profile passes the caps (`MAX_MERGES`
@@ -233,6 +237,9 @@ struct Profile {
     id: ProfileId,
     /// The key of the event that created it: the older profile survives a merge.
     created: OrderKey,
+    /// 0 for a profile an event made for itself, n for one made of what it set aside at the
+    /// n-th level (see `decide`): between profiles of one event, the event's own is older.
+    set_aside: u8,
     /// The key of the latest event that added an identifier or merged (see `is_neutral`).
     changed: OrderKey,
     merges: u32,
@@ -390,13 +397,7 @@ impl IdentityGraph {
                 candidates.push(node);
             }
         }
-        candidates.sort_by(|&a, &b| {
-            let (a, b) = (&self.nodes[a as usize].identifier, &self.nodes[b as usize].identifier);
-            self.rules
-                .priority_key(&a.kind)
-                .cmp(&self.rules.priority_key(&b.kind))
-                .then_with(|| a.value.cmp(&b.value))
-        });
+        self.by_priority(&mut candidates);
         (candidates, refused)
     }
 
@@ -471,8 +472,21 @@ impl IdentityGraph {
     fn decide(
         &mut self,
         event: &EventIdentity<'_>,
+        candidates: Vec<u32>,
+        refused: Vec<(Identifier, Refusal)>,
+    ) -> Decided {
+        self.decide_at(event, candidates, refused, 0)
+    }
+
+    /// Flat matching of `candidates` (most important first), then, when identifiers had to be
+    /// left out and are in no profile, of those as if another event had carried only them
+    /// (`depth` + 1; without traits). At most one level per identifier: it ends.
+    fn decide_at(
+        &mut self,
+        event: &EventIdentity<'_>,
         mut candidates: Vec<u32>,
         mut refused: Vec<(Identifier, Refusal)>,
+        depth: u8,
     ) -> Decided {
         let resolution = if let Some(profile) = self.already_linked(event, &candidates) {
             Decided {
@@ -486,14 +500,20 @@ impl IdentityGraph {
             loop {
                 let owners = self.owners(&candidates);
                 match self.check(&owners, &candidates, event.timestamp_ms) {
-                    Ok(()) => break self.apply(event, owners, candidates, refused),
+                    Ok(()) => break self.apply(event, owners, candidates, refused, depth),
                     // At a cap the event still resolves to its profile; nothing more links.
                     Err(cap @ (Refusal::MergeCap | Refusal::IdentifierCap)) if !owners.is_empty() => {
                         break self.attach_at_cap(event, candidates, refused, cap);
                     }
                     Err(refusal) => {
-                        // A single identifier always passes the check, so one stays.
-                        let dropped = candidates.pop().expect("not empty");
+                        // A separation drops an identifier it names (the least important);
+                        // otherwise, as Segment does, the event's least important one goes. A
+                        // single identifier always passes the check, so one stays.
+                        let at = match refusal {
+                            Refusal::Separated => self.separated_candidate(&owners, &candidates),
+                            _ => None,
+                        };
+                        let dropped = candidates.remove(at.unwrap_or(candidates.len() - 1));
                         refused.push((self.identifier(dropped).clone(), refusal));
                     }
                 }
@@ -518,7 +538,47 @@ impl IdentityGraph {
                 },
             ));
         }
+        let mut set_aside: Vec<u32> = resolution
+            .refused
+            .iter()
+            .filter(|(_, reason)| *reason != Refusal::Blocked)
+            .map(|(identifier, _)| self.node_of[&identifier.hash128()])
+            .filter(|&node| !self.is_linked(node))
+            .collect();
+        if !set_aside.is_empty() {
+            self.by_priority(&mut set_aside);
+            let alone = EventIdentity {
+                sets_traits: false,
+                ..*event
+            };
+            self.decide_at(&alone, set_aside, Vec::new(), depth + 1);
+        }
         resolution
+    }
+
+    /// The least important candidate that takes part in a separation the would-be profile
+    /// breaks, if any (with `owners`, as in `check`).
+    fn separated_candidate(&self, owners: &[u32], candidates: &[u32]) -> Option<usize> {
+        let together: FxHashSet<u128> = owners
+            .iter()
+            .flat_map(|root| self.profiles[root].members.iter())
+            .chain(candidates.iter().filter(|&&node| !self.is_linked(node)))
+            .map(|&node| self.nodes[node as usize].hash)
+            .collect();
+        candidates
+            .iter()
+            .rposition(|&node| self.separations.breaks(self.nodes[node as usize].hash, &together))
+    }
+
+    /// Most important first: by type priority, then value.
+    fn by_priority(&self, nodes: &mut [u32]) {
+        nodes.sort_by(|&a, &b| {
+            let (a, b) = (&self.nodes[a as usize].identifier, &self.nodes[b as usize].identifier);
+            self.rules
+                .priority_key(&a.kind)
+                .cmp(&self.rules.priority_key(&b.kind))
+                .then_with(|| a.value.cmp(&b.value))
+        });
     }
 
     /// The common case, answered without the full check: every identifier is already linked in
@@ -554,7 +614,7 @@ impl IdentityGraph {
         }
         roots.sort_by(|a, b| {
             let (a, b) = (&self.profiles[a], &self.profiles[b]);
-            (&a.created, a.id).cmp(&(&b.created, b.id))
+            (&a.created, a.set_aside, a.id).cmp(&(&b.created, b.set_aside, b.id))
         });
         roots
     }
@@ -631,6 +691,7 @@ impl IdentityGraph {
         owners: Vec<u32>,
         candidates: Vec<u32>,
         refused: Vec<(Identifier, Refusal)>,
+        set_aside: u8,
     ) -> Decided {
         let created = owners.is_empty();
         let mut merged_ids = Vec::new();
@@ -643,6 +704,7 @@ impl IdentityGraph {
                 let profile = Profile {
                     id,
                     created: key.clone(),
+                    set_aside,
                     changed: key,
                     merges: 0,
                     members: vec![node],
@@ -728,6 +790,7 @@ impl IdentityGraph {
         let merged = Profile {
             id: kept.id,
             created: kept.created,
+            set_aside: kept.set_aside,
             changed: kept.changed.max(absorbed.changed),
             merges: kept.merges + absorbed.merges + 1,
             members,

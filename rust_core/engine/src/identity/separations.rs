@@ -44,6 +44,16 @@ impl Separations {
         })
     }
 
+    /// True when `member` takes part in a separation that one profile holding `members` (which
+    /// include it) would break.
+    pub fn breaks(&self, member: u128, members: &FxHashSet<u128>) -> bool {
+        (members.len() > 1 && self.isolated.contains(&member))
+            || self
+                .pairs
+                .get(&member)
+                .is_some_and(|partners| partners.iter().any(|p| members.contains(p)))
+    }
+
     /// True when the identifier takes part in any separation.
     pub fn involves(&self, identifier: u128) -> bool {
         self.isolated.contains(&identifier) || self.pairs.contains_key(&identifier)
@@ -69,5 +79,8 @@ mod tests {
         assert!(s.allows(&set(&[4])));
         assert!(!s.allows(&set(&[4, 3])));
         assert!(s.involves(1) && s.involves(4) && !s.involves(3));
+        let together = set(&[1, 2, 3, 4]);
+        assert!(s.breaks(1, &together) && s.breaks(2, &together) && s.breaks(4, &together));
+        assert!(!s.breaks(3, &together) && !s.breaks(4, &set(&[4])));
     }
 }

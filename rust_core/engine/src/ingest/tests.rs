@@ -1,5 +1,6 @@
 use super::*;
 use crate::proto::{Event, EventType};
+use prost::Message;
 
 fn open(dir: &std::path::Path) -> Engine {
     Engine::open(EngineConfig {

@@ -173,7 +173,7 @@ fn at_the_merge_cap_events_still_attach_but_nothing_merges() {
 }
 
 #[test]
-fn at_the_identifier_cap_nothing_new_links() {
+fn at_the_identifier_cap_nothing_new_links_and_the_newcomer_gets_a_profile_of_its_own() {
     let rule = TypeRule {
         limit: Some(Limit {
             values: 5_000,
@@ -190,7 +190,71 @@ fn at_the_identifier_cap_nothing_new_links() {
     let full = events.send(&["user_id:u", "device:one-too-many"]);
     assert_eq!(full.profile, home.profile);
     assert_eq!(full.refused, vec![(id("device:one-too-many"), Refusal::IdentifierCap)]);
-    assert_eq!(events.graph.profile_of(&id("device:one-too-many")), None);
+    let alone = events.graph.profile_of(&id("device:one-too-many")).unwrap();
+    assert_ne!(alone, home.profile);
+    assert_eq!(events.graph.identifiers(&id("device:one-too-many")).len(), 1);
+}
+
+#[test]
+fn an_identifier_a_limit_keeps_out_still_resolves_to_a_profile_of_its_own() {
+    let mut events = Events::new();
+    for i in 0..5 {
+        events.send(&["user_id:u", &format!("anonymous_id:a{i}")]);
+    }
+    let full = events.send(&["user_id:u", "anonymous_id:a5"]);
+    assert_eq!(
+        full.refused,
+        vec![(
+            id("anonymous_id:a5"),
+            Refusal::Limit {
+                kind: "anonymous_id".into()
+            }
+        )]
+    );
+    let a5 = events.graph.profile_of(&id("anonymous_id:a5")).unwrap();
+    assert_ne!(a5, full.profile);
+    // Its own later events go there.
+    assert_eq!(events.send(&["anonymous_id:a5"]).profile, a5);
+}
+
+/// What a user found: `cdp profile remove user_id:u-001 user_id:u-001` (remove the identifier
+/// that names the profile) left the email, only ever carried with that user id, in no profile.
+#[test]
+fn removing_the_most_important_identifier_keeps_the_rest_together_and_every_identifier_in_a_profile() {
+    let mut events = Events::new();
+    events.send(&["user_id:u-001", "email:u-001@shop.test", "anonymous_id:web-1"]);
+    events.send(&["user_id:u-001", "email:u-001@shop.test"]);
+    events.send(&["user_id:u-001"]);
+    let before = events.graph.profile_of(&id("user_id:u-001")).unwrap();
+    let mut log = events.log.clone();
+    assert!(events.graph.isolate(&id("user_id:u-001"), &mut log));
+    let user = events.graph.profile_of(&id("user_id:u-001")).unwrap();
+    let email = events.graph.profile_of(&id("email:u-001@shop.test")).unwrap();
+    assert_ne!(user, email);
+    assert_eq!(events.graph.identifiers(&id("user_id:u-001")).len(), 1);
+    // The removal takes the user id out; what it was carried with stays together.
+    assert_eq!(events.graph.profile_of(&id("anonymous_id:web-1")), Some(email));
+    assert!([user, email].contains(&events.graph.current_id(before)));
+    // The user id's events since resolve to it alone; the rest still to the email's profile.
+    let later = events.send(&["user_id:u-001", "email:u-001@shop.test"]);
+    assert_eq!(later.profile, email);
+    assert_eq!(later.refused, vec![(id("user_id:u-001"), Refusal::Separated)]);
+    assert_eq!(events.graph.profile_of(&id("user_id:u-001")), Some(user));
+}
+
+#[test]
+fn a_split_drops_one_of_the_pair_not_a_bystander() {
+    let mut events = Events::new();
+    events.send(&["user_id:ann", "email:shared@x.com", "anonymous_id:laptop"]);
+    let mut log = events.log.clone();
+    assert!(events
+        .graph
+        .separate(&id("user_id:ann"), &id("email:shared@x.com"), &mut log));
+    let ann = events.graph.profile_of(&id("user_id:ann")).unwrap();
+    let shared = events.graph.profile_of(&id("email:shared@x.com")).unwrap();
+    assert_ne!(ann, shared);
+    // The email (less important than the user id) was set aside; the laptop stays with Ann.
+    assert_eq!(events.graph.profile_of(&id("anonymous_id:laptop")), Some(ann));
 }
 
 #[test]
@@ -226,6 +290,14 @@ proptest! {
                 // Every linked identifier now lives in the resolved profile.
                 for identifier in &resolution.linked {
                     prop_assert_eq!(events.graph.profile_of(identifier), Some(resolution.profile));
+                }
+            }
+        }
+        for ids in &workload {
+            for text in ids {
+                let identifier = id(text);
+                if identifier.value != "null" {
+                    prop_assert!(events.graph.profile_of(&identifier).is_some(), "{} is in no profile", text);
                 }
             }
         }
@@ -430,6 +502,7 @@ proptest! {
         workload in timed_workload(),
         seed in any::<u64>(),
         split in prop::option::of((0usize..40, 0usize..40)),
+        removal in prop::option::of(0usize..40),
     ) {
         let events: Vec<StoredEvent> = workload
             .iter()
@@ -445,6 +518,9 @@ proptest! {
             if a != b {
                 separations.separate(a.hash128(), b.hash128());
             }
+        }
+        if let Some(r) = removal {
+            separations.isolate(events[r % events.len()].identifiers[0].hash128());
         }
         let mut sorted = events.clone();
         sorted.sort_by(|a, b| (a.timestamp_ms, &a.message_id).cmp(&(b.timestamp_ms, &b.message_id)));
@@ -477,17 +553,29 @@ proptest! {
                 for identifier in &event.identifiers {
                     let mut reference_graph = resolve_all(&sorted, &separations);
                     prop_assert_eq!(graph.profile_of(identifier), reference_graph.profile_of(identifier));
+                    // Every identifier that has events resolves to a profile (blocked ones aside).
+                    if identifier.value != "null" {
+                        prop_assert!(graph.profile_of(identifier).is_some(), "{:?} is in no profile", identifier);
+                    }
                 }
             }
         }
-        // Splitting after the fact gives the same graph as splitting before any event.
-        if !separations.is_empty() {
+        // Separating after the fact gives the same graph as separating before any event.
+        if let (Some((a, b)), None) = (split, removal) {
             let mut graph = resolve_all(&events, &Separations::default());
             let mut log = Log(events.iter().map(|e| (e.seq, e.clone())).collect());
-            let (a, b) = split.unwrap();
             let (a, b) = (&events[a % events.len()].identifiers[0], &events[b % events.len()].identifiers[0]);
-            if graph.profile_of(a).is_some() && graph.profile_of(b).is_some() {
+            if a != b && graph.profile_of(a).is_some() && graph.profile_of(b).is_some() {
                 graph.separate(a, b, &mut log);
+                prop_assert_eq!(graph.snapshot(), reference.snapshot());
+            }
+        }
+        if let (None, Some(r)) = (split, removal) {
+            let mut graph = resolve_all(&events, &Separations::default());
+            let mut log = Log(events.iter().map(|e| (e.seq, e.clone())).collect());
+            let removed = &events[r % events.len()].identifiers[0];
+            if graph.profile_of(removed).is_some() {
+                graph.isolate(removed, &mut log);
                 prop_assert_eq!(graph.snapshot(), reference.snapshot());
             }
         }

@@ -43,8 +43,9 @@ class AdminServiceStub:
     affected cluster of identifiers is rebuilt from its events at once.
 
     Takes an identifier out of a profile: from now on it is only ever in a profile of its
-    own (with the events that carry it alone, or as their most important identifier), and
-    the rest of the profile is rebuilt from its remaining links.
+    own (an event that carries it with others resolves to the others and sets it aside), and
+    the rest of the profile is rebuilt from its remaining links. Every identifier that has
+    events stays in some profile.
     """
     SplitProfile: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SplitProfileRequest, _admin_pb2.SplitProfileResponse]
     """Splits a profile between two of its identifiers: from now on they never share a profile,
@@ -69,8 +70,9 @@ class AdminServiceAsyncStub(AdminServiceStub):
     affected cluster of identifiers is rebuilt from its events at once.
 
     Takes an identifier out of a profile: from now on it is only ever in a profile of its
-    own (with the events that carry it alone, or as their most important identifier), and
-    the rest of the profile is rebuilt from its remaining links.
+    own (an event that carries it with others resolves to the others and sets it aside), and
+    the rest of the profile is rebuilt from its remaining links. Every identifier that has
+    events stays in some profile.
     """
     SplitProfile: _aio.UnaryUnaryMultiCallable[_admin_pb2.SplitProfileRequest, _admin_pb2.SplitProfileResponse]  # type: ignore[assignment]
     """Splits a profile between two of its identifiers: from now on they never share a profile,

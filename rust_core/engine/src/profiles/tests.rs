@@ -1,0 +1,236 @@
+//! Replays of the log while it grows: no thread ever waits for a resize while it holds the
+//! resize gate (see `store`), whatever late events make the graph read back.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use prost::Message;
+
+use super::*;
+use crate::config::EngineConfig;
+use crate::ingest::Engine;
+use crate::proto::{Batch, EventType};
+
+fn identify(message_id: &str, user: &str, anon: &str, timestamp_ms: i64, padding: usize) -> Event {
+    Event {
+        r#type: EventType::Identify as i32,
+        message_id: message_id.into(),
+        user_id: user.into(),
+        anonymous_id: anon.into(),
+        timestamp: Some(time::from_ms(timestamp_ms)),
+        traits: format!(r#"{{"email":"{user}@x.com","pad":"{}"}}"#, "x".repeat(padding)).into_bytes(),
+        ..Default::default()
+    }
+}
+
+fn send(engine: &Engine, events: Vec<Event>) {
+    let outcome = engine
+        .submit(
+            1,
+            Batch {
+                events,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert!(outcome.rejections.is_empty());
+}
+
+fn open(dir: &std::path::Path, map_size: usize) -> Engine {
+    Engine::open(EngineConfig {
+        map_size,
+        ..EngineConfig::new(dir)
+    })
+    .unwrap()
+}
+
+#[test]
+fn catching_up_on_late_events_reads_the_log_without_holding_a_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), 1 << 20);
+    // Each event sorts before the one logged before it: resolved in log order, every one is
+    // late for its cluster and replays it from the log.
+    let events = (0..20)
+        .map(|i| {
+            identify(
+                &format!("m{i:02}"),
+                "u1",
+                &format!("a{}", i % 3),
+                100_000 - i * 1_000,
+                10,
+            )
+        })
+        .collect();
+    send(&engine, events);
+    let store = &engine.shared.store;
+    let custom = Arc::new(CustomIdentifiers::default());
+    let mut state = ProfileState {
+        graph: IdentityGraph::new(IdentityRules::default()),
+        resolved_through: 0,
+        links: AccountLinks::default(),
+        rules: proto::IdentityRules::default(),
+        actions: Vec::new(),
+        custom,
+    };
+    Profiles::catch_up(&mut state, store).unwrap();
+    assert!(
+        state.graph.rebuilt_clusters() > 0,
+        "the late events replayed their cluster"
+    );
+    assert_eq!(state.resolved_through, 20);
+    let (replayed, ..) = replay_log(
+        store,
+        IdentityRules::default(),
+        &CustomIdentifiers::default(),
+        Separations::default(),
+    )
+    .unwrap();
+    assert_eq!(state.graph.snapshot(), replayed.snapshot());
+}
+
+#[test]
+fn replays_in_chunks_see_every_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), 1 << 20);
+    let count = 3 * LOG_CHUNK as i64 + 7;
+    for start in (0..count).step_by(1_000) {
+        let events = (start..count.min(start + 1_000))
+            .map(|i| {
+                identify(
+                    &format!("m{i:06}"),
+                    &format!("u{}", i % 500),
+                    &format!("a{}", i % 700),
+                    i,
+                    0,
+                )
+            })
+            .collect();
+        send(&engine, events);
+    }
+    let store = &engine.shared.store;
+    let (graph, _, through) = replay_log(
+        store,
+        IdentityRules::default(),
+        &CustomIdentifiers::default(),
+        Separations::default(),
+    )
+    .unwrap();
+    assert_eq!(through, count as u64);
+    let live = engine.shared.profiles.lock().graph.snapshot();
+    assert_eq!(graph.snapshot(), live);
+}
+
+/// Ingest with late events into a tiny map (so the writer resizes it again and again) while
+/// other threads re-resolve the whole log (UpdateIdentityRules, which catches up on late events
+/// under the graph lock) and read profiles and events. Everything must finish, in bounded time,
+/// with every event stored and resolved.
+#[test]
+fn late_events_rule_updates_and_reads_never_block_a_growing_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(open(dir.path(), 1 << 16));
+    let start_size = engine.map_size();
+    let done = Arc::new(AtomicBool::new(false));
+    let (finished, outcome) = mpsc::channel::<&'static str>();
+    const ROUNDS: i64 = 60;
+    const USERS: i64 = 25;
+
+    let mut workers = Vec::new();
+    {
+        let (engine, done, finished) = (Arc::clone(&engine), Arc::clone(&done), finished.clone());
+        workers.push(std::thread::spawn(move || {
+            for round in 0..ROUNDS {
+                // Each round sorts before the previous one: every cluster sees late events.
+                let events = (0..USERS)
+                    .map(|u| {
+                        let at = 10_000_000 - round * 1_000 - u;
+                        identify(
+                            &format!("r{round}-u{u}"),
+                            &format!("u{u}"),
+                            &format!("a{u}-{}", round % 3),
+                            at,
+                            1_500,
+                        )
+                    })
+                    .collect();
+                send(&engine, events);
+            }
+            done.store(true, Ordering::Release);
+            let _ = finished.send("ingest");
+        }));
+    }
+    {
+        let (engine, done, finished) = (Arc::clone(&engine), Arc::clone(&done), finished.clone());
+        workers.push(std::thread::spawn(move || {
+            let request = proto::UpdateIdentityRulesRequest {
+                rules: Some(proto::IdentityRules::default()),
+                dry_run: true,
+            }
+            .encode_to_vec();
+            while !done.load(Ordering::Acquire) {
+                engine.update_identity_rules(&request).unwrap();
+            }
+            let _ = finished.send("rules");
+        }));
+    }
+    for reader in 0..2 {
+        let (engine, done, finished) = (Arc::clone(&engine), Arc::clone(&done), finished.clone());
+        workers.push(std::thread::spawn(move || {
+            let mut n = 0;
+            while !done.load(Ordering::Acquire) {
+                let identifier = format!("user_id:u{}", (n + reader) % USERS);
+                let profile = proto::GetProfileRequest {
+                    identifier: identifier.clone(),
+                    ..Default::default()
+                };
+                match engine.get_profile(&profile.encode_to_vec()) {
+                    Ok(_) | Err(EngineError::NotFound(_)) => {}
+                    Err(other) => panic!("{other}"),
+                }
+                let events = proto::ListEventsRequest {
+                    identifier,
+                    limit: 5,
+                    profile: true,
+                    ..Default::default()
+                };
+                match engine.list_events(&events.encode_to_vec()) {
+                    Ok(_) | Err(EngineError::NotFound(_)) => {}
+                    Err(other) => panic!("{other}"),
+                }
+                n += 1;
+            }
+            let _ = finished.send("reads");
+        }));
+    }
+    drop(finished);
+    for _ in 0..workers.len() {
+        match outcome.recv_timeout(Duration::from_secs(120)) {
+            Ok(_) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("ingest, rule updates or reads are stuck (deadlock)"),
+            // A worker panicked: join them all to report it.
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    for worker in workers {
+        worker.join().expect("a worker failed");
+    }
+    assert!(engine.map_size() > start_size, "the map grew");
+    assert!(engine.stats().map_grows.load(Ordering::Relaxed) > 0);
+    assert_eq!(engine.event_count().unwrap(), (ROUNDS * USERS) as u64);
+    let store = &engine.shared.store;
+    let (replayed, ..) = replay_log(
+        store,
+        IdentityRules::default(),
+        &CustomIdentifiers::default(),
+        Separations::default(),
+    )
+    .unwrap();
+    let mut state = engine.shared.profiles.lock();
+    assert_eq!(state.resolved_through, (ROUNDS * USERS) as u64);
+    assert_eq!(state.graph.snapshot(), replayed.snapshot());
+    assert_eq!(state.graph.profile_count(), USERS as usize);
+    let linked = state.graph.identifiers(&Identifier::new("user_id", "u0"));
+    assert_eq!(linked.len(), 1 + 1 + 3, "u0, its email and its three anonymous ids");
+}
