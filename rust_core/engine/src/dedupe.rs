@@ -8,8 +8,13 @@
 //! writer's sweep, which deletes the oldest markers from the log and forgets their keys in the
 //! same step; until then a key is remembered, so the window is at least the configured one.
 //! Because a remembered key is never accepted again, the log holds one marker per key, and the
-//! set needs no times and no expiry queue: 24 bytes per entry (the 128-bit key and the payload
-//! fingerprint), about 38 bytes per remembered messageId with the table's free slots.
+//! set needs no times and no expiry queue.
+//!
+//! An entry is 16 bytes: 96 bits of the 128-bit key and 32 bits of the payload fingerprint
+//! (about 26 bytes per remembered messageId with the table's free slots). 96 bits keep a false
+//! "duplicate" (two different messageIds sharing a remembered key) below one in 10^11 with a
+//! billion keys in the window; 32 fingerprint bits only decide whether a same-id resend is
+//! reported as a duplicate or a conflict, and either way the first version is the one kept.
 
 use std::collections::{HashMap, HashSet};
 
@@ -71,11 +76,22 @@ impl Hasher for KeyHasher {
 }
 
 pub type KeyMap<V> = HashMap<DedupeKey, V, BuildHasherDefault<KeyHasher>>;
-type ShardedKeyMap<V> = ShardedMap<DedupeKey, V, BuildHasherDefault<KeyHasher>>;
 
-/// The remembered keys and their payload fingerprints.
+/// What memory keeps of a dedupe key: its first 96 bits.
+pub type ShortKey = [u8; 12];
+
+/// What memory keeps of a payload fingerprint.
+pub fn short_fingerprint(fingerprint: u64) -> u32 {
+    fingerprint as u32
+}
+
+fn short_key(key: &DedupeKey) -> ShortKey {
+    key[..12].try_into().expect("a dedupe key has 16 bytes")
+}
+
+/// The remembered keys and their payload fingerprints (both shortened).
 pub struct DedupeSet {
-    fingerprints: ShardedKeyMap<u64>,
+    fingerprints: ShardedMap<ShortKey, u32, BuildHasherDefault<KeyHasher>>,
     /// Log seqs of markers whose key has a newer marker (only in logs written before the set
     /// kept its invariant): sweeping them must not forget the key.
     superseded: HashSet<u64>,
@@ -84,7 +100,7 @@ pub struct DedupeSet {
 impl DedupeSet {
     pub fn new() -> Self {
         Self {
-            fingerprints: ShardedKeyMap::default(),
+            fingerprints: ShardedMap::default(),
             superseded: HashSet::new(),
         }
     }
@@ -107,19 +123,20 @@ impl DedupeSet {
         Ok(set)
     }
 
-    /// The fingerprint of the event remembered under `key`.
-    pub fn check(&self, key: &DedupeKey) -> Option<u64> {
-        self.fingerprints.get(key).copied()
+    /// The (short) fingerprint of the event remembered under `key`.
+    pub fn check(&self, key: &DedupeKey) -> Option<u32> {
+        self.fingerprints.get(&short_key(key)).copied()
     }
 
     pub fn insert(&mut self, key: DedupeKey, fingerprint: u64) {
-        self.fingerprints.insert(key, fingerprint);
+        self.fingerprints
+            .insert(short_key(&key), short_fingerprint(fingerprint));
     }
 
     /// Forgets the key of the marker at `seq`, which the sweep has deleted from the log.
     pub fn forget(&mut self, seq: u64, key: &DedupeKey) {
         if !self.superseded.remove(&seq) {
-            self.fingerprints.remove(key);
+            self.fingerprints.remove(&short_key(key));
         }
     }
 
@@ -150,7 +167,7 @@ mod tests {
     #[test]
     fn remembers_until_its_marker_is_swept() {
         let mut set = DedupeSet::new();
-        set.insert([1; 16], 7);
+        set.insert([1; 16], 7 | 1 << 40);
         assert_eq!(set.check(&[1; 16]), Some(7));
         assert_eq!(set.check(&[2; 16]), None);
         set.forget(10, &[1; 16]);

@@ -36,11 +36,7 @@ impl Identifier {
 
     /// xxh3-128 of `key()`, computed without building the key.
     pub fn hash128(&self) -> u128 {
-        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        hasher.update(self.kind.as_bytes());
-        hasher.update(&[SEPARATOR]);
-        hasher.update(self.value.as_bytes());
-        hasher.digest128()
+        hash_parts(&self.kind, &self.value)
     }
 
     pub fn key(&self) -> Vec<u8> {
@@ -50,6 +46,15 @@ impl Identifier {
         key.extend_from_slice(self.value.as_bytes());
         key
     }
+}
+
+/// xxh3-128 of an identifier's storage key (`type`, separator, `value`), from its parts.
+pub fn hash_parts(kind: &str, value: &str) -> u128 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    hasher.update(kind.as_bytes());
+    hasher.update(&[SEPARATOR]);
+    hasher.update(value.as_bytes());
+    hasher.digest128()
 }
 
 /// An identifier's storage key with its 128-bit hash, computed once where the event is prepared

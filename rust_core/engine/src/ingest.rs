@@ -12,7 +12,7 @@ use heed::PutFlags;
 use parking_lot::{Condvar, Mutex};
 
 use crate::config::EngineConfig;
-use crate::dedupe::{DedupeKey, DedupeSet, KeyMap, Marker};
+use crate::dedupe::{short_fingerprint, DedupeKey, DedupeSet, KeyMap, Marker};
 use crate::error::{EngineError, Rejection, Result};
 use crate::event::{prepare_batch, BatchContext, PreparedEvent};
 use crate::index::IdentifierIndex;
@@ -535,7 +535,7 @@ fn write_group(shared: &Shared, state: &mut WriterState, group: &[Job]) -> Resul
     let mut value = Vec::new();
     let (write, grows) = shared.store.log.write_with_growth(|txn| {
         let mut next_seq = state.next_seq;
-        let mut in_group: KeyMap<u64> = KeyMap::default();
+        let mut in_group: KeyMap<u32> = KeyMap::default();
         let mut write = GroupWrite {
             outcomes: Vec::with_capacity(group.len()),
             markers: Vec::new(),
@@ -550,7 +550,7 @@ fn write_group(shared: &Shared, state: &mut WriterState, group: &[Job]) -> Resul
                     .as_ref()
                     .and_then(|key| in_group.get(key).copied().or_else(|| state.dedupe.check(key)));
                 let outcome = match seen {
-                    Some(fp) if fp == event.fingerprint => Stored::Duplicate,
+                    Some(fp) if fp == short_fingerprint(event.fingerprint) => Stored::Duplicate,
                     Some(_) => Stored::Conflict,
                     None => {
                         let seq = next_seq;
@@ -566,7 +566,7 @@ fn write_group(shared: &Shared, state: &mut WriterState, group: &[Job]) -> Resul
                             };
                             dbs.dedupe_log
                                 .put_with_flags(txn, PutFlags::APPEND, &seq, &marker.encode(&key))?;
-                            in_group.insert(key, event.fingerprint);
+                            in_group.insert(key, short_fingerprint(event.fingerprint));
                             write.markers.push((key, marker));
                         }
                         Stored::Accepted

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use prost::Message;
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
 use crate::error::{EngineError, Result};
@@ -34,24 +35,29 @@ fn source_of(value: &[u8]) -> u32 {
         .map_or(0, u32::from_be_bytes)
 }
 
-fn link_step(step: LinkStep) -> proto::LinkStep {
+/// (message id, timestamp ms) of events, by log seq.
+type Sightings = FxHashMap<u64, (String, i64)>;
+
+fn link_step(step: LinkStep, sightings: &Sightings) -> proto::LinkStep {
     use proto::link_step::Kind;
     let text = |identifier: &Identifier| format!("{}:{}", identifier.kind, identifier.value);
     match step {
         LinkStep::Joined {
             identifier,
             profile,
-            message_id,
-            timestamp_ms,
-        } => proto::LinkStep {
-            kind: Kind::Joined as i32,
-            description: format!("{} joined {profile} with event {message_id}", text(&identifier)),
-            identifier: text(&identifier),
-            profile_id: profile.to_string(),
-            message_id,
-            timestamp: Some(time::from_ms(timestamp_ms)),
-            ..Default::default()
-        },
+            first_seq,
+        } => {
+            let (message_id, timestamp_ms) = sightings.get(&first_seq).cloned().unwrap_or_default();
+            proto::LinkStep {
+                kind: Kind::Joined as i32,
+                description: format!("{} joined {profile} with event {message_id}", text(&identifier)),
+                identifier: text(&identifier),
+                profile_id: profile.to_string(),
+                message_id,
+                timestamp: Some(time::from_ms(timestamp_ms)),
+                ..Default::default()
+            }
+        }
         LinkStep::Merged(merge) => proto::LinkStep {
             kind: Kind::Merged as i32,
             description: format!(
@@ -172,7 +178,16 @@ impl Engine {
         let explanation = self.shared.profiles.lock().graph.explain(&a, &b).ok_or_else(|| {
             EngineError::NotFound(format!("no profile for {} or {}", request.a.trim(), request.b.trim()))
         })?;
-        let steps = explanation.steps.into_iter().map(link_step).collect();
+        let joins = explanation.steps.iter().filter_map(|step| match step {
+            LinkStep::Joined { first_seq, .. } => Some(*first_seq),
+            _ => None,
+        });
+        let sightings = self.sightings(joins)?;
+        let steps = explanation
+            .steps
+            .into_iter()
+            .map(|step| link_step(step, &sightings))
+            .collect();
         Ok(ExplainLinkResponse {
             linked: explanation.linked,
             profile_a: explanation.profile_a.to_string(),
@@ -180,6 +195,41 @@ impl Engine {
             steps,
         }
         .encode_to_vec())
+    }
+
+    /// (message id, timestamp) of the events at `seqs`, read from the log: the graph keeps only
+    /// the seq of the event that first linked each identifier.
+    fn sightings(&self, seqs: impl IntoIterator<Item = u64>) -> Result<Sightings> {
+        let store = &self.shared.store;
+        let txn = store.log.read()?;
+        let mut out = Sightings::default();
+        for seq in seqs {
+            if out.contains_key(&seq) {
+                continue;
+            }
+            if let Some(value) = store.log_dbs.events.get(&txn.txn, &seq)? {
+                let event = decode_stored(seq, value)?;
+                let timestamp_ms = event.timestamp.as_ref().map_or(0, time::to_ms);
+                out.insert(seq, (event.message_id, timestamp_ms));
+            }
+        }
+        Ok(out)
+    }
+
+    fn profile_identifiers(&self, identifiers: Vec<(Identifier, u64)>) -> Result<Vec<ProfileIdentifier>> {
+        let sightings = self.sightings(identifiers.iter().map(|(_, seq)| *seq))?;
+        Ok(identifiers
+            .into_iter()
+            .map(|(identifier, first_seq)| {
+                let (first_message_id, first_seen_ms) = sightings.get(&first_seq).cloned().unwrap_or_default();
+                ProfileIdentifier {
+                    r#type: identifier.kind,
+                    value: identifier.value,
+                    first_seen: Some(time::from_ms(first_seen_ms)),
+                    first_message_id,
+                }
+            })
+            .collect())
     }
 
     pub(crate) fn find_profile(&self, text: &str) -> Result<ProfileView> {
@@ -212,7 +262,7 @@ impl Engine {
                 });
             }
         }
-        let identifiers = profile_identifiers(view.identifiers);
+        let identifiers = self.profile_identifiers(view.identifiers)?;
         Ok(proto::Profile {
             id: view.id.to_string(),
             identifiers,
@@ -290,7 +340,7 @@ impl Engine {
         let view = self.find_profile(&request.identifier)?;
         Ok(ListIdentifiersResponse {
             profile_id: view.id.to_string(),
-            identifiers: profile_identifiers(view.identifiers),
+            identifiers: self.profile_identifiers(view.identifiers)?,
         }
         .encode_to_vec())
     }
@@ -392,16 +442,4 @@ pub(crate) fn parse_lookup(field: &str, text: &str) -> Result<ProfileLookup> {
     Identifier::parse(text)
         .map(ProfileLookup::Identifier)
         .ok_or_else(|| EngineError::InvalidRequest(format!("{field} must be type:value or a profile id, got {text:?}")))
-}
-
-fn profile_identifiers(identifiers: Vec<(Identifier, i64, String)>) -> Vec<ProfileIdentifier> {
-    identifiers
-        .into_iter()
-        .map(|(identifier, first_seen_ms, first_message_id)| ProfileIdentifier {
-            r#type: identifier.kind,
-            value: identifier.value,
-            first_seen: Some(time::from_ms(first_seen_ms)),
-            first_message_id,
-        })
-        .collect()
 }

@@ -25,6 +25,9 @@ use std::fmt;
 use rustc_hash::{FxHashMap, FxHashSet};
 use xxhash_rust::xxh3::xxh3_128;
 
+use hashbrown::HashTable;
+
+use super::arena::{IdentRef, IdentifierArena, TextRef};
 use super::clusters::Clusters;
 use super::order::OrderKey;
 use super::rules::IdentityRules;
@@ -138,8 +141,8 @@ pub trait EventLoader {
 pub struct ProfileView {
     pub id: ProfileId,
     pub merges: u32,
-    /// (identifier, first seen ms, first message id), in link order.
-    pub identifiers: Vec<(Identifier, i64, String)>,
+    /// (identifier, log seq of the event that first linked it), in link order.
+    pub identifiers: Vec<(Identifier, u64)>,
     /// Log seqs of the events that set its traits.
     pub trait_events: Vec<u64>,
     /// The merges that built it, oldest first.
@@ -196,12 +199,11 @@ pub struct RefusalRecord {
 /// One step of an explanation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LinkStep {
-    /// `identifier` first joined `profile` with this event.
+    /// `identifier` first joined `profile` with the event at log seq `first_seq`.
     Joined {
         identifier: Identifier,
         profile: ProfileId,
-        message_id: String,
-        timestamp_ms: i64,
+        first_seq: u64,
     },
     /// A merge on the way from an identifier's first profile to its profile now.
     Merged(Merge),
@@ -222,16 +224,19 @@ const REFUSAL_LOG_LIMIT: usize = 100_000;
 
 /// An identifier seen in a linkable position. A node belongs to a cluster from its first event;
 /// it is `linked` once flat matching put it in a profile (its union-find set).
+/// 48 bytes (checked below): the identifier's text is in the arena, its first sighting is a log seq (the
+/// event's message id and time are read back from the log when someone asks).
 struct Node {
-    identifier: Identifier,
-    hash: u128,
-    linked: bool,
-    first_seen_ms: i64,
-    last_seen_ms: i64,
-    first_message: String,
     /// The profile it first joined (it may since have been merged into another).
     origin: ProfileId,
+    last_seen_ms: i64,
+    /// Log seq of the event that first linked it.
+    first_seq: u64,
+    text: TextRef,
+    linked: bool,
 }
+
+const _: () = assert!(std::mem::size_of::<Node>() == 48);
 
 struct Profile {
     id: ProfileId,
@@ -253,8 +258,11 @@ struct Profile {
 pub struct IdentityGraph {
     rules: IdentityRules,
     separations: Separations,
-    /// Keyed by `Identifier::hash128` (128 bits: collisions are not a practical concern).
-    node_of: FxHashMap<u128, u32>,
+    /// The text of every node's identifier.
+    arena: IdentifierArena,
+    /// Node numbers, found by their identifier's text (hashed with `node_hash`): 4 bytes an
+    /// entry, the text itself is the arena's.
+    node_of: HashTable<u32>,
     nodes: Vec<Node>,
     /// Profiles: union-find over linked nodes.
     sets: UnionFind,
@@ -284,7 +292,8 @@ impl IdentityGraph {
         Self {
             rules,
             separations,
-            node_of: FxHashMap::default(),
+            arena: IdentifierArena::default(),
+            node_of: HashTable::new(),
             nodes: Vec::new(),
             sets: UnionFind::new(),
             clusters: Clusters::default(),
@@ -301,7 +310,10 @@ impl IdentityGraph {
     /// Room for about `identifiers` nodes (a replay knows its size: growing big tables
     /// step by step copies them and faults in fresh pages each time).
     pub fn reserve(&mut self, identifiers: usize) {
-        self.node_of.reserve(identifiers);
+        let (arena, nodes) = (&self.arena, &self.nodes);
+        self.node_of.reserve(identifiers, |&node| {
+            node_hash(arena.get(nodes[node as usize].text).hash128())
+        });
         self.nodes.reserve(identifiers);
         self.sets.reserve(identifiers);
         self.clusters.reserve(identifiers);
@@ -333,7 +345,11 @@ impl IdentityGraph {
             profile: decided.profile,
             created: decided.created,
             merged: decided.merged,
-            linked: decided.linked.iter().map(|&n| self.identifier(n).clone()).collect(),
+            linked: decided
+                .linked
+                .iter()
+                .map(|&n| self.identifier(n).to_identifier())
+                .collect(),
             refused: decided.refused,
         })
     }
@@ -401,8 +417,22 @@ impl IdentityGraph {
         (candidates, refused)
     }
 
-    fn identifier(&self, node: u32) -> &Identifier {
-        &self.nodes[node as usize].identifier
+    fn identifier(&self, node: u32) -> IdentRef<'_> {
+        self.arena.get(self.nodes[node as usize].text)
+    }
+
+    /// The node's identifier hash (`Identifier::hash128`).
+    fn hash_of(&self, node: u32) -> u128 {
+        self.identifier(node).hash128()
+    }
+
+    fn find_node(&self, identifier: &Identifier) -> Option<u32> {
+        let (arena, nodes) = (&self.arena, &self.nodes);
+        self.node_of
+            .find(node_hash(identifier.hash128()), |&node| {
+                arena.get(nodes[node as usize].text).is(identifier)
+            })
+            .copied()
     }
 
     fn is_linked(&self, node: u32) -> bool {
@@ -411,28 +441,30 @@ impl IdentityGraph {
 
     /// The identifier's node, added (unlinked, in a cluster of its own) if new.
     fn node(&mut self, identifier: &Identifier) -> u32 {
-        let hash = identifier.hash128();
-        if let Some(&node) = self.node_of.get(&hash) {
+        if let Some(node) = self.find_node(identifier) {
             return node;
         }
         let node = self.sets.add();
         let cluster_node = self.clusters.add();
         debug_assert_eq!(node, cluster_node);
-        self.node_of.insert(hash, node);
+        let text = self.arena.push(identifier);
+        let (arena, nodes) = (&self.arena, &self.nodes);
+        self.node_of
+            .insert_unique(node_hash(identifier.hash128()), node, |&known| {
+                node_hash(arena.get(nodes[known as usize].text).hash128())
+            });
         self.nodes.push(Node {
-            identifier: identifier.clone(),
-            hash,
-            linked: false,
-            first_seen_ms: 0,
-            last_seen_ms: 0,
-            first_message: String::new(),
             origin: ProfileId(0),
+            last_seen_ms: 0,
+            first_seq: 0,
+            text,
+            linked: false,
         });
         node
     }
 
     fn linked_node(&self, identifier: &Identifier) -> Option<u32> {
-        let node = *self.node_of.get(&identifier.hash128())?;
+        let node = self.find_node(identifier)?;
         self.nodes[node as usize].linked.then_some(node)
     }
 
@@ -514,7 +546,7 @@ impl IdentityGraph {
                             _ => None,
                         };
                         let dropped = candidates.remove(at.unwrap_or(candidates.len() - 1));
-                        refused.push((self.identifier(dropped).clone(), refusal));
+                        refused.push((self.identifier(dropped).to_identifier(), refusal));
                     }
                 }
             }
@@ -526,7 +558,9 @@ impl IdentityGraph {
             if self.refusals.len() == REFUSAL_LOG_LIMIT {
                 self.refusals.pop_front();
             }
-            let node = self.node_of[&identifier.hash128()];
+            let node = self
+                .find_node(identifier)
+                .expect("a refused identifier that is not blocked is a node");
             self.refusals.push_back((
                 node,
                 RefusalRecord {
@@ -542,7 +576,7 @@ impl IdentityGraph {
             .refused
             .iter()
             .filter(|(_, reason)| *reason != Refusal::Blocked)
-            .map(|(identifier, _)| self.node_of[&identifier.hash128()])
+            .filter_map(|(identifier, _)| self.find_node(identifier))
             .filter(|&node| !self.is_linked(node))
             .collect();
         if !set_aside.is_empty() {
@@ -563,21 +597,21 @@ impl IdentityGraph {
             .iter()
             .flat_map(|root| self.profiles[root].members.iter())
             .chain(candidates.iter().filter(|&&node| !self.is_linked(node)))
-            .map(|&node| self.nodes[node as usize].hash)
+            .map(|&node| self.hash_of(node))
             .collect();
         candidates
             .iter()
-            .rposition(|&node| self.separations.breaks(self.nodes[node as usize].hash, &together))
+            .rposition(|&node| self.separations.breaks(self.hash_of(node), &together))
     }
 
     /// Most important first: by type priority, then value.
     fn by_priority(&self, nodes: &mut [u32]) {
         nodes.sort_by(|&a, &b| {
-            let (a, b) = (&self.nodes[a as usize].identifier, &self.nodes[b as usize].identifier);
+            let (a, b) = (self.identifier(a), self.identifier(b));
             self.rules
-                .priority_key(&a.kind)
-                .cmp(&self.rules.priority_key(&b.kind))
-                .then_with(|| a.value.cmp(&b.value))
+                .priority_key(a.kind)
+                .cmp(&self.rules.priority_key(b.kind))
+                .then_with(|| a.value.cmp(b.value))
         });
     }
 
@@ -585,7 +619,7 @@ impl IdentityGraph {
     /// one profile and no type has a sliding window, so the check could only pass and nothing
     /// changes but "last seen" (the result is the same as the full path's).
     fn already_linked(&mut self, event: &EventIdentity<'_>, candidates: &[u32]) -> Option<ProfileId> {
-        let windowed = |graph: &Self, node: u32| graph.rules.limit(&graph.identifier(node).kind).window.length();
+        let windowed = |graph: &Self, node: u32| graph.rules.limit(graph.identifier(node).kind).window.length();
         if candidates.iter().any(|&node| windowed(self, node).is_some()) {
             return None;
         }
@@ -642,8 +676,8 @@ impl IdentityGraph {
         }
         if !self.separations.is_empty() && (owners.len() > 1 || !new.is_empty()) {
             let together: FxHashSet<u128> = members()
-                .map(|node| self.nodes[node as usize].hash)
-                .chain(new.iter().map(|&node| self.nodes[node as usize].hash))
+                .map(|node| self.hash_of(node))
+                .chain(new.iter().map(|&node| self.hash_of(node)))
                 .collect();
             if !self.separations.allows(&together) {
                 return Err(Refusal::Separated);
@@ -660,7 +694,7 @@ impl IdentityGraph {
         }
         for member in members() {
             let node = &self.nodes[member as usize];
-            let kind = node.identifier.kind.as_str();
+            let kind = self.arena.get(node.text).kind;
             let window = self.rules.limit(kind).window.length();
             let in_window = candidates.contains(&member)
                 || window.is_none_or(|w| now_ms - node.last_seen_ms <= w.as_millis() as i64);
@@ -669,7 +703,7 @@ impl IdentityGraph {
             }
         }
         for &node in &new {
-            count(&mut counts, self.nodes[node as usize].identifier.kind.as_str());
+            count(&mut counts, self.identifier(node).kind);
         }
         let mut over: Vec<&str> = counts
             .into_iter()
@@ -824,7 +858,7 @@ impl IdentityGraph {
                 entry.last_seen_ms = entry.last_seen_ms.max(event.timestamp_ms);
                 linked.push(node);
             } else {
-                refused.push((self.identifier(node).clone(), cap.clone()));
+                refused.push((self.identifier(node).to_identifier(), cap.clone()));
             }
         }
         let profile = self.profiles.get_mut(&home).expect("the home is a profile");
@@ -843,10 +877,8 @@ impl IdentityGraph {
     fn link_node(&mut self, node: u32, event: &EventIdentity<'_>, origin: ProfileId) {
         let node = &mut self.nodes[node as usize];
         node.linked = true;
-        node.first_seen_ms = event.timestamp_ms;
         node.last_seen_ms = event.timestamp_ms;
-        node.first_message.clear();
-        node.first_message.push_str(event.message_id);
+        node.first_seq = event.seq;
         node.origin = origin;
     }
 
@@ -931,12 +963,12 @@ impl IdentityGraph {
         if linked {
             let mut merges = Vec::new();
             for node in [node_a, node_b] {
+                let identifier = self.identifier(node).to_identifier();
                 let node = &self.nodes[node as usize];
                 steps.push(LinkStep::Joined {
-                    identifier: node.identifier.clone(),
+                    identifier,
                     profile: node.origin,
-                    message_id: node.first_message.clone(),
-                    timestamp_ms: node.first_seen_ms,
+                    first_seq: node.first_seq,
                 });
                 let mut id = node.origin;
                 while let Some(&index) = self.merged_by.get(&id) {
@@ -997,8 +1029,9 @@ impl IdentityGraph {
         id
     }
 
-    /// The identifiers of a profile with (first seen ms, first message), in link order.
-    pub fn identifiers(&mut self, identifier: &Identifier) -> Vec<(Identifier, i64, String)> {
+    /// The identifiers of a profile with the log seq of the event that first linked each, in
+    /// link order.
+    pub fn identifiers(&mut self, identifier: &Identifier) -> Vec<(Identifier, u64)> {
         match self.view(&ProfileLookup::Identifier(identifier.clone())) {
             Some(view) => view.identifiers,
             None => Vec::new(),
@@ -1016,10 +1049,7 @@ impl IdentityGraph {
         let identifiers = profile
             .members
             .iter()
-            .map(|&n| {
-                let node = &self.nodes[n as usize];
-                (node.identifier.clone(), node.first_seen_ms, node.first_message.clone())
-            })
+            .map(|&n| (self.identifier(n).to_identifier(), self.nodes[n as usize].first_seq))
             .collect();
         Some(ProfileView {
             id: profile.id,
@@ -1040,11 +1070,7 @@ impl IdentityGraph {
             .profiles
             .values()
             .map(|p| {
-                let mut ids: Vec<Identifier> = p
-                    .members
-                    .iter()
-                    .map(|&n| self.nodes[n as usize].identifier.clone())
-                    .collect();
+                let mut ids: Vec<Identifier> = p.members.iter().map(|&n| self.identifier(n).to_identifier()).collect();
                 ids.sort();
                 (p.id, ids)
             })
@@ -1058,7 +1084,7 @@ impl IdentityGraph {
         let mut out = FxHashMap::default();
         for profile in self.profiles.values() {
             for &node in &profile.members {
-                out.insert(self.nodes[node as usize].hash, profile.id);
+                out.insert(self.hash_of(node), profile.id);
             }
         }
         out
@@ -1081,11 +1107,7 @@ impl IdentityGraph {
     pub fn memory(&self) -> Vec<(&'static str, usize)> {
         use crate::memory::{heap, string, table};
         use std::mem::size_of;
-        let node_heap: usize = self
-            .nodes
-            .iter()
-            .map(|n| string(&n.identifier.kind) + string(&n.identifier.value) + string(&n.first_message))
-            .sum();
+
         let profile_heap: usize = self
             .profiles
             .values()
@@ -1098,8 +1120,9 @@ impl IdentityGraph {
             })
             .sum();
         vec![
-            ("graph.nodes", heap(&self.nodes) + node_heap),
-            ("graph.node_of", table::<(u128, u32)>(self.node_of.capacity())),
+            ("graph.nodes", heap(&self.nodes)),
+            ("graph.identifier_text", self.arena.memory()),
+            ("graph.node_of", table::<u32>(self.node_of.capacity())),
             ("graph.profile_sets", self.sets.memory()),
             ("graph.clusters", self.clusters.memory()),
             (
@@ -1124,11 +1147,18 @@ impl IdentityGraph {
     }
 }
 
-fn new_profile_id(message_id: &str, first: &Identifier) -> ProfileId {
+/// The node map's hash of an identifier: the low bits of its 128-bit hash.
+fn node_hash(hash128: u128) -> u64 {
+    hash128 as u64
+}
+
+fn new_profile_id(message_id: &str, first: IdentRef<'_>) -> ProfileId {
     let mut seed = Vec::with_capacity(message_id.len() + 64);
     seed.extend_from_slice(message_id.as_bytes());
     seed.push(0);
-    seed.extend_from_slice(&first.key());
+    seed.extend_from_slice(first.kind.as_bytes());
+    seed.push(0x1f); // the storage key's separator: `Identifier::key`
+    seed.extend_from_slice(first.value.as_bytes());
     ProfileId(xxh3_128(&seed))
 }
 

@@ -348,17 +348,16 @@ fn explain_tells_how_two_identifiers_were_linked_or_why_not() {
     assert_eq!(
         why.steps,
         vec![
+            // Events are seq N, message mN: the first and second event joined them.
             LinkStep::Joined {
                 identifier: id("anonymous_id:a1"),
                 profile: anon.profile,
-                message_id: "m0001".into(),
-                timestamp_ms: 0
+                first_seq: 1,
             },
             LinkStep::Joined {
                 identifier: id("email:u1@x.com"),
                 profile: user.profile,
-                message_id: "m0002".into(),
-                timestamp_ms: 1000
+                first_seq: 2,
             },
             LinkStep::Merged(events.graph.merge_log()[0].clone()),
         ]
