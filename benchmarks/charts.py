@@ -148,7 +148,8 @@ def latency_chart(
     if target_ms is not None:
         axes.axvline(target_ms, color=TARGET_COLOUR, linestyle="--", linewidth=1.2)
         label = target_label or f"target {target_ms:g} ms"
-        axes.text(target_ms * 0.96, 0.05, label, fontsize=8.5, color=TARGET_COLOUR, ha="right")
+        box = {"facecolor": "white", "edgecolor": "none", "alpha": 0.85}
+        axes.text(target_ms * 0.96, 0.05, label, fontsize=8.5, color=TARGET_COLOUR, ha="right", bbox=box)
     axes.axhline(0.99, color=TARGET_COLOUR, linewidth=0.6, alpha=0.5)
     axes.set_xscale("log")
     axes.xaxis.set_major_formatter(FuncFormatter(_milliseconds))

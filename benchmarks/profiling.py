@@ -32,6 +32,7 @@ from typing import Any
 
 PERF_HZ = 499  # prime, so that sampling does not beat with periodic work
 PY_SPY_HZ = 199
+ATTACH_WAIT_S = 0.2  # perf and py-spy attach well within it
 TOP_FRAMES = 12
 TOP_THREADS = 8
 SYMBOL_CHARS = 110
@@ -137,13 +138,17 @@ def how_to_profile() -> str:
 
 
 @contextlib.contextmanager
-def profiled(roles: Mapping[str, int], *, tool: str | None = "auto", context: str = "") -> Iterator[Profile]:
+def profiled(
+    roles: Mapping[str, int], *, tool: str | None = "auto", context: str = "", attach_wait_s: float = ATTACH_WAIT_S
+) -> Iterator[Profile]:
     """Samples the processes ``roles`` (role name → pid) for the duration of the block.
 
     Args:
         roles: The processes to sample, by the role they play in the run.
         tool: "perf", "py-spy", "auto" (the first available) or None (no profile).
         context: The benchmark command the profile belongs to, for the reproduction hint.
+        attach_wait_s: How long to give the profiler to attach before the block runs (0 when the
+            block times something that has already started, such as a server's start-up).
     """
     profile = Profile()
     chosen = available_profiler() if tool == "auto" else tool
@@ -157,8 +162,9 @@ def profiled(roles: Mapping[str, int], *, tool: str | None = "auto", context: st
         started = time.monotonic()
         try:
             recorders = _start(chosen, roles, Path(tmp))
-        except (OSError, subprocess.SubprocessError) as exc:
+        except OSError as exc:
             profile.error = f"{chosen} did not start: {exc}"
+        time.sleep(attach_wait_s if recorders else 0.0)
         try:
             yield profile
         finally:
@@ -171,7 +177,7 @@ def profiled(roles: Mapping[str, int], *, tool: str | None = "auto", context: st
                         samples, tool=chosen, seconds=seconds, command=command, context=context
                     )
                 except (OSError, subprocess.SubprocessError, ValueError) as exc:
-                    profile.error = f"{chosen} output unreadable: {exc}"
+                    profile.error = f"no profile from {chosen}: {exc}"
 
 
 def _start(tool: str, roles: Mapping[str, int], tmp: Path) -> list[tuple[subprocess.Popen[bytes], str, Path]]:
@@ -179,11 +185,7 @@ def _start(tool: str, roles: Mapping[str, int], tmp: Path) -> list[tuple[subproc
         out = tmp / "perf.data"
         pids = ",".join(str(pid) for pid in roles.values())
         argv = ["perf", "record", "-q", "-e", "cpu-clock", "-F", str(PERF_HZ), "-p", pids, "-o", str(out)]
-        recorder = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(0.2)  # attached by then; a recorder that failed has exited
-        if recorder.poll() not in (None, 0):
-            raise subprocess.SubprocessError(_stderr(recorder))
-        return [(recorder, "", out)]
+        return [(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), "", out)]
     recorders = []
     for role, pid in roles.items():  # py-spy samples one process each
         out = tmp / f"{role}.txt"
@@ -216,12 +218,14 @@ def _stop_and_read(
             recorder.kill()
             recorder.wait()
             raise
+    # A recorder that could not attach has exited by itself with an error; its stderr says why.
     errors = {id(recorder): _stderr(recorder) for recorder, _, _ in recorders}  # and closes the pipes
     samples: list[_Sample] = []
     if tool == "perf":
         (recorder, _, out), *_ = recorders
-        if not out.exists():
-            raise ValueError(f"perf wrote nothing: {errors[id(recorder)]}")
+        if not out.exists() or recorder.returncode not in (0, -signal.SIGINT, 130):
+            said = errors[id(recorder)]
+            raise ValueError(f"perf exited with {recorder.returncode}" + (f": {said}" if said else ""))
         script = subprocess.run(
             ["perf", "script", "-i", str(out), "-F", "comm,pid,tid,period,ip,sym,dso"],
             capture_output=True,

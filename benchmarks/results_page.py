@@ -160,7 +160,7 @@ def _throughput(ingest: dict[str, Any], results_dir: Path, found: list[Target]) 
         "",
         f"The same {settings.get('events', 0):,} events through each path, every ratio against raw py-lmdb "
         + (f"({events_per_s(raw):,.0f} events/s) " if raw else "")
-        + "measured in the same run. Green: target met; red: missed (the dashed tick is the target).",
+        + "measured in the same run. Green: target met; red: missed; ▼ marks the target.",
         "",
     ]
     explained = {
@@ -334,6 +334,22 @@ def _resolution(unify: dict[str, Any] | None, results_dir: Path) -> tuple[str, l
     return "\n".join(text), found
 
 
+def _lookup_targets(unify: dict[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
+    """The profile-lookup targets of the Unify run (part b), as its table states them."""
+    rows = []
+    for figure in (unify or {}).get("figures", []):
+        if figure.get("part") != "b" or not figure.get("target") or figure.get("measured") is None:
+            continue
+        unit = figure["unit"]
+        value = f"{figure['measured']:,.0f}/s" if unit == "/s" else f"{figure['measured']:.2f} {unit}"
+        if figure.get("baseline") is not None:
+            base = figure["baseline"]
+            value += f" ({figure['baseline_name']}: " + (f"{base:,.0f}/s)" if unit == "/s" else f"{base:.2f} {unit})")
+        target = {"target": f"{figure['name']}: {figure['target']}", "measured": value, "met": figure.get("met")}
+        rows.append(("[lookups](unify.md)", target))
+    return rows
+
+
 _METHOD = """## How each path is measured
 
 - **raw LMDB (a)**: the event bytes put under random 16-byte keys with py-lmdb, 10 k puts per
@@ -369,7 +385,7 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
     found = targets(ingest) if ingest else []
     resolution_text, resolution_targets = _resolution(unify, results_dir)
     rows: list[tuple[str, Target | dict[str, Any]]] = [(_CHART_TITLES[t.chart], t) for t in found]
-    rows += resolution_targets
+    rows += resolution_targets + _lookup_targets(unify)
     env = ingest.get("environment") or (unify or {}).get("environment", {})
     settings = ingest.get("settings", {})
     quick = _is_quick(ingest) or _is_quick(unify)

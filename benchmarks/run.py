@@ -134,9 +134,11 @@ def main(argv: list[str] | None = None) -> int:
         "a": lambda: [measure_raw_lmdb(work.events, seed=args.seed, tmp_root=args.tmp_dir)],
         "b": lambda: [measure_empty_grpc(settings)],
         "c": lambda: [measure_python_pipeline(settings)],
-        "real": lambda: [measure_tributary(settings)],
+        "real": lambda: [measure_tributary(settings, name=SYSTEMS["real"])],
         "real-latency": lambda: [
-            measure_tributary(dataclasses.replace(settings, window=LATENCY_WINDOW), key="real-latency")
+            measure_tributary(
+                dataclasses.replace(settings, window=LATENCY_WINDOW), key="real-latency", name=SYSTEMS["real-latency"]
+            )
         ],
         "dicts": lambda: [measure_client_stream(settings, json_lines)],
         "import": lambda: list(measure_cdp_import(settings, json_lines, startup_runs=1 if args.quick else 3)),

@@ -33,13 +33,14 @@ from tributary._proto.cdp.v1 import admin_pb2
 
 from benchmarks.process import STOP_GRACE_S, ServerFailed, free_port, log_tail
 from benchmarks.profiling import profiled
+from benchmarks.report import STARTUP_TARGET_EVENTS, STARTUP_TARGET_S
 from benchmarks.systems import DEV_WRITE_KEY_ENV, serve_argv
 from benchmarks.unify_engine import ingest
 from cdp_server import _core
 
 STARTS = ("after preload", "after SIGTERM", "after kill -9")
-TARGET_EVENTS = 10_000_000
-TARGET_S = 5.0
+TARGET_EVENTS = STARTUP_TARGET_EVENTS
+TARGET_S = STARTUP_TARGET_S
 POLL_S = 0.01
 # Reconnect quickly while the server is not yet listening (grpc's default backoff starts at 1 s).
 _FAST_RECONNECT = [
@@ -110,7 +111,9 @@ def _start(
         taken = None
         if profile and settings.profiler:
             context = "python -m benchmarks.run --only startup"
-            taken = stack.enter_context(profiled({"server": process.pid}, tool=settings.profiler, context=context))
+            # No wait for the profiler to attach: the clock is already running.
+            roles = {"server": process.pid}
+            taken = stack.enter_context(profiled(roles, tool=settings.profiler, context=context, attach_wait_s=0.0))
         try:
             with grpc.insecure_channel(f"127.0.0.1:{port}", options=_FAST_RECONNECT) as channel:
                 stub = health_pb2_grpc.HealthStub(channel)

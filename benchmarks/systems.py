@@ -183,8 +183,9 @@ def tributary_server(settings: StreamSettings, *, prefix: str) -> Iterator[tuple
         yield port, process.pid, write_key
 
 
-def measure_tributary(settings: StreamSettings, *, key: str = "real") -> Measurement:
+def measure_tributary(
+    settings: StreamSettings, *, key: str = "real", name: str = "Tributary (cdp serve)"
+) -> Measurement:
     """The real run: ``cdp serve`` (identity resolution on) fed pre-encoded batches."""
     with tributary_server(settings, prefix="bench-tributary-") as (port, pid, write_key):
-        name = "Tributary (cdp serve)"
         return _drive(key, name, port, settings, write_key=write_key, counts=True, server_pid=pid)

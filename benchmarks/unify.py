@@ -57,8 +57,10 @@ PARTS = {
 # Targets of the issue.
 NETWORKX_SPEEDUP = 15.0
 DUCKDB_SPEEDUP = 10.0
-GRPC_RATE_SHARE = 0.85
-GRPC_P99_MS = 5.0
+GRPC_RATE_SHARE = 0.9
+# p99 against the empty grpcio server's p99 (issue 7 withdrew the absolute 5 ms: grpcio itself
+# does not reach it here).
+GRPC_P99_SHARE = 1.2
 LOOKUP_P50_US = 20.0
 BATCH_PROFILES_PER_S = 100_000.0
 INGEST_SPEEDUP = 2.5
@@ -297,8 +299,8 @@ def part_b(args: argparse.Namespace) -> tuple[list[Figure], dict[str, Any]]:
             "empty grpcio server",
             base.p99_ms,
             None,
-            f"≤ {GRPC_P99_MS:g} ms",
-            real.p99_ms <= GRPC_P99_MS,
+            f"≤ {GRPC_P99_SHARE:g}x baseline p99",
+            real.p99_ms <= GRPC_P99_SHARE * base.p99_ms,
         ),
         Figure("b", "GetProfile p50, 1 in flight", lone.p50_ms, "ms"),
         Figure("b", "GetProfile p99, 1 in flight", lone.p99_ms, "ms"),
