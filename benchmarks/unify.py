@@ -241,7 +241,7 @@ def engine_parts(args: argparse.Namespace) -> tuple[list[Figure], dict[str, Any]
         _settle_disk()
         with open_engine(Path(tmp) / "data") as (engine, source_id):
             print("engine ingest (in-process, window 16) ...", flush=True)
-            roles = {"benchmark process (engine in-process)": os.getpid()}
+            roles = {"in-process engine": os.getpid()}
             context = f"python -m benchmarks.unify --only a --profiles {args.profiles}"
             with profiled(roles, tool=args.profiler, context=context) as profile:
                 run = ingest(engine, source_id, work.batches)
