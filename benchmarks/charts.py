@@ -82,6 +82,14 @@ def _milliseconds(value: float, _: object = None) -> str:
     return f"{value:g}"
 
 
+def _bar_colour(bar: Bar) -> str:
+    if bar.baseline:
+        return BASELINE_COLOUR
+    if bar.met is None:
+        return CONTEXT_COLOUR
+    return MET_COLOUR if bar.met else MISSED_COLOUR
+
+
 def throughput_chart(bars: Sequence[Bar], path: Path, *, subtitle: str = "", quick: bool = False) -> Path:
     """Horizontal bars of events/s on a log scale, each labelled with its ratio to raw py-lmdb;
     a path with a target shows it as a tick on its row."""
@@ -90,10 +98,7 @@ def throughput_chart(bars: Sequence[Bar], path: Path, *, subtitle: str = "", qui
     rows = list(reversed(bars))  # the first bar on top
     values = [max(bar.events_per_s, 1.0) for bar in rows]
     raw = next((bar.events_per_s for bar in bars if bar.ratio is None and bar.baseline), None)
-    colours = [
-        BASELINE_COLOUR if bar.baseline else {True: MET_COLOUR, False: MISSED_COLOUR}.get(bar.met, CONTEXT_COLOUR)
-        for bar in rows
-    ]
+    colours = [_bar_colour(bar) for bar in rows]
     axes.barh(range(len(rows)), values, color=colours, height=0.62)
     axes.set_xscale("log")
     targets = [bar.target * raw for bar in rows if bar.target and raw]
