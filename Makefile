@@ -62,9 +62,14 @@ proto: $(STAMP)/venv ## Regenerate the committed Python stubs (clients/python/tr
 proto-check: $(STAMP)/venv ## Fail when the committed stubs differ from proto/
 	$(PY) proto/generate.py --check 2>/dev/null
 
-bench: $(STAMP)/build ## Run the benchmarks; results in benchmarks/results/
-	$(PY) -m benchmarks.run
-	$(PY) -m benchmarks.unify
+# QUICK=1: small event counts and fewer rounds (a few minutes), into benchmarks/results/quick/.
+BENCH_FLAGS := $(if $(filter 1 yes true,$(QUICK)),--quick)
+
+bench: $(STAMP)/build ## Run the benchmarks (QUICK=1: a few minutes); charts and README.md in benchmarks/results/
+	@status=0; \
+	$(PY) -m benchmarks.run $(BENCH_FLAGS) || status=1; \
+	$(PY) -m benchmarks.unify $(BENCH_FLAGS) || status=1; \
+	exit $$status
 
 # -i: the interpreter `maturin develop` builds for, so that cargo reuses that build.
 wheel: $(STAMP)/venv ## Build the server's and the client's wheels into dist/ (install both)

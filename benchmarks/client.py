@@ -2,8 +2,15 @@
 
 It sends the cached, pre-encoded StreamRequests over ``/cdp.v1.IngestService/Stream`` as raw
 bytes (no serializer), keeps at most ``window`` batches unacknowledged, records each batch's
-ack latency, and prints one JSON object on stdout. A separate process keeps the client's
-CPU and GIL out of the server's measurement, as with a real producer.
+ack latency (every sample is kept, for the report's latency chart), and prints one JSON object
+on stdout. A separate process keeps the client's CPU and GIL out of the server's measurement,
+as with a real producer.
+
+With ``--server-pid`` it also samples the server's anonymous resident memory (``RssAnon`` in
+``/proc/PID/status``) before the first batch, every ``--rss-every`` acks and after the last one,
+against the events acknowledged so far: a read of one small file, off the measured path's CPU.
+With ``--wait-for-go`` it prints ``ready`` on stderr once loaded and starts only when a line
+arrives on stdin, so that the harness can attach a profiler to the timed part alone.
 """
 
 from __future__ import annotations
@@ -41,6 +48,10 @@ class StreamOutcome:
     conflicts: int
     rejected: int
     ack: AckLatency
+    # Every batch's ack latency in ms (2 decimals), in the order the acks came.
+    ack_samples_ms: list[float]
+    # (events acknowledged, server RssAnon bytes) pairs; empty without --server-pid.
+    rss: list[tuple[int, int]]
 
 
 def basic_auth(write_key: str) -> tuple[str, str]:
@@ -48,8 +59,33 @@ def basic_auth(write_key: str) -> tuple[str, str]:
     return ("authorization", "Basic " + base64.b64encode(f"{write_key}:".encode()).decode())
 
 
+def rss_anon_bytes(pid: int) -> int:
+    """The process's anonymous resident memory (``RssAnon``), in bytes; 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"RssAnon:"):
+                    return int(line.split()[1]) * 1024  # the kernel writes kB
+    except OSError:
+        return 0
+    return 0
+
+
+def wait_for_go() -> None:
+    """The harness's handshake: say we are loaded, start when told to (see the module doc)."""
+    print("ready", file=sys.stderr, flush=True)
+    sys.stdin.readline()
+
+
 def stream_batches(
-    target: str, batches: list[bytes], *, window: int, write_key: str | None, timeout_s: float
+    target: str,
+    batches: list[bytes],
+    *,
+    window: int,
+    write_key: str | None,
+    timeout_s: float,
+    server_pid: int | None = None,
+    rss_every: int = 0,
 ) -> StreamOutcome:
     """Streams every batch with at most ``window`` unacknowledged; returns once all are acked."""
     slots = threading.Semaphore(window)
@@ -67,7 +103,10 @@ def stream_batches(
 
     metadata: tuple[tuple[str, str | bytes], ...] = (basic_auth(write_key),) if write_key else ()
     latencies: list[float] = []
+    rss: list[tuple[int, int]] = []
     accepted = duplicates = conflicts = rejected = 0
+    if server_pid:
+        rss.append((0, rss_anon_bytes(server_pid)))
     with grpc.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
         grpc.channel_ready_future(channel).result(timeout=10)  # connect before the clock starts
         stream = channel.stream_stream(STREAM_METHOD, request_serializer=None, response_deserializer=None)
@@ -83,9 +122,13 @@ def stream_batches(
                 conflicts += response.conflicts
                 rejected += len(response.rejections)
                 slots.release()
+                if rss_every and server_pid and len(latencies) % rss_every == 0:
+                    rss.append((accepted, rss_anon_bytes(server_pid)))
         finally:
             stopped.set()
         seconds = time.perf_counter() - started
+    if server_pid and (not rss or rss[-1][0] != accepted):
+        rss.append((accepted, rss_anon_bytes(server_pid)))
     return StreamOutcome(
         batches=len(batches),
         acks=len(latencies),
@@ -95,6 +138,8 @@ def stream_batches(
         conflicts=conflicts,
         rejected=rejected,
         ack=AckLatency.from_seconds(latencies),
+        ack_samples_ms=[round(x * 1000, 2) for x in latencies],
+        rss=rss,
     )
 
 
@@ -105,10 +150,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=16, help="max unacknowledged batches")
     parser.add_argument("--write-key", default=None, help="source write key (Basic auth)")
     parser.add_argument("--timeout", type=float, default=600.0, help="deadline of the stream, seconds")
+    parser.add_argument("--server-pid", type=int, default=None, help="sample this process's RssAnon")
+    parser.add_argument("--rss-every", type=int, default=20, help="acks between two RssAnon samples")
+    parser.add_argument("--wait-for-go", action="store_true", help="print 'ready' on stderr, start on a stdin line")
     args = parser.parse_args(argv)
 
     batches = load_batches(args.workload)
-    outcome = stream_batches(args.target, batches, window=args.window, write_key=args.write_key, timeout_s=args.timeout)
+    if args.wait_for_go:
+        wait_for_go()
+    outcome = stream_batches(
+        args.target,
+        batches,
+        window=args.window,
+        write_key=args.write_key,
+        timeout_s=args.timeout,
+        server_pid=args.server_pid,
+        rss_every=args.rss_every,
+    )
     json.dump(asdict(outcome), sys.stdout)
     return 0
 

@@ -11,8 +11,9 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -110,3 +111,75 @@ def running_server(
                 raise ServerFailed(f"{argv[0]} exited during the run:\n{log_tail(log_path)}")
         finally:
             _stop(process)
+
+
+READY_LINE = "ready"
+
+
+def run_client(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    timeout_s: float,
+    around: Callable[[int], contextlib.AbstractContextManager[object]] | None = None,
+) -> str:
+    """Runs a client started with ``--wait-for-go`` and returns its stdout.
+
+    The client loads its input, prints ``ready`` on stderr and waits for a line on stdin; then
+    ``around(pid)`` (a profiler, say) is entered, the client is told to go, and ``around`` is left
+    once the client has exited, so that it covers the timed part only. Raises RuntimeError, with
+    the client's last stderr lines, when it fails or overruns ``timeout_s``.
+    """
+    with subprocess.Popen(
+        list(argv), cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:  # leaving it closes the pipes
+        stdout, stderr = _handshake(process, timeout_s, around)
+    if process.returncode != 0:
+        tail = "".join(stderr).strip().splitlines()[-3:]
+        raise RuntimeError(f"client failed ({process.returncode}): {tail}")
+    return "".join(stdout)
+
+
+def _handshake(
+    process: subprocess.Popen[str],
+    timeout_s: float,
+    around: Callable[[int], contextlib.AbstractContextManager[object]] | None,
+) -> tuple[list[str], list[str]]:
+    """Waits for ``ready``, says go inside ``around``, waits for the exit; returns (stdout, stderr)."""
+    assert process.stdin and process.stdout and process.stderr
+    ready = threading.Event()
+    stdout: list[str] = []
+    stderr: list[str] = []
+
+    def read_stderr() -> None:
+        assert process.stderr
+        for line in process.stderr:
+            if line.strip() == READY_LINE and not ready.is_set():
+                ready.set()
+            else:
+                stderr.append(line)
+        ready.set()  # ended without saying ready: do not wait for it
+
+    def read_stdout() -> None:
+        assert process.stdout
+        stdout.append(process.stdout.read())
+
+    readers = [threading.Thread(target=read_stderr, daemon=True), threading.Thread(target=read_stdout, daemon=True)]
+    for reader in readers:
+        reader.start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        if not ready.wait(timeout=timeout_s):
+            raise RuntimeError(f"client not ready after {timeout_s:.0f} s")
+        with around(process.pid) if around else contextlib.nullcontext():
+            with contextlib.suppress(BrokenPipeError):  # a client that already failed
+                process.stdin.write("go\n")
+                process.stdin.close()
+            process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except (subprocess.TimeoutExpired, RuntimeError) as exc:
+        process.kill()
+        process.wait()
+        raise RuntimeError(f"client timed out or hung ({exc}); stderr: {''.join(stderr)[-1000:]}") from None
+    for reader in readers:
+        reader.join(timeout=10)
+    return stdout, stderr

@@ -6,16 +6,23 @@ Run with ``pytest benchmarks`` (quick: benchmarks are disabled by the project's 
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tributary import event_from_json
 from tributary._proto.cdp.v1 import event_pb2, ingest_pb2
 
 from benchmarks import workload
 from benchmarks.empty_server import sequence_of
 from benchmarks.measurement import percentile
-from benchmarks.systems import StreamSettings, measure_empty_grpc, measure_python_pipeline
+from benchmarks.startup import STARTS, StartupSettings, measure_startup
+from benchmarks.systems import StreamSettings, measure_empty_grpc, measure_python_pipeline, measure_tributary
+from benchmarks.user_paths import measure_cdp_import, measure_client_stream
+
+CDP = Path(sys.executable).with_name("cdp")
 
 SMALL = 1_200  # two full batches and a short one
 
@@ -84,6 +91,67 @@ def test_empty_server_acknowledges_every_batch(settings: StreamSettings) -> None
 
 def test_python_pipeline_accepts_every_event(settings: StreamSettings) -> None:
     assert measure_python_pipeline(settings).details["accepted"] == SMALL
+
+
+def test_segment_messages_are_the_same_events_with_their_batch_sent_at(small: workload.Workload) -> None:
+    messages = list(workload.segment_messages(small.batches))
+    assert len(messages) == SMALL
+    expected = []
+    for raw in small.batches:
+        request = ingest_pb2.StreamRequest.FromString(raw)
+        for event in request.batch.events:
+            event.sent_at.CopyFrom(request.batch.sent_at)
+            expected.append(event.SerializeToString())
+    # What the Python reading of the Spec makes of each message is the protobuf event, byte for byte.
+    assert [event_from_json(message).SerializeToString() for message in messages] == expected
+
+
+def test_json_lines_file_holds_the_messages_and_is_cached(small: workload.Workload, tmp_path: Path) -> None:
+    path = tmp_path / "w.bin"
+    workload.save(small, path)
+    lines = workload.json_lines(path)
+    assert lines == workload.json_lines_path(path)
+    assert workload.read_json_lines(lines) == list(workload.segment_messages(small.batches))
+    written = lines.stat().st_mtime_ns
+    assert workload.json_lines(path).stat().st_mtime_ns == written  # not written again
+
+
+@pytest.fixture(scope="module")
+def real_settings(settings: StreamSettings) -> StreamSettings:
+    return dataclasses.replace(settings, cdp=CDP)
+
+
+def test_tributary_run_keeps_every_ack_latency_and_samples_the_server_memory(real_settings: StreamSettings) -> None:
+    run = measure_tributary(real_settings)
+    assert run.details["accepted"] == SMALL
+    assert len(run.details["ack_samples_ms"]) == 3
+    rss = run.details["rss"]
+    assert (rss[0][0], rss[-1][0]) == (0, SMALL)
+    assert all(resident > 0 for _, resident in rss)
+    assert run.details["profile"]["error"] == "profiling off"
+
+
+def test_client_stream_of_dicts_stores_exactly_the_workload(real_settings: StreamSettings) -> None:
+    json_lines = workload.json_lines(real_settings.workload_path)
+    run = measure_client_stream(real_settings, json_lines)
+    assert (run.key, run.events, run.details["accepted"]) == ("dicts", SMALL, SMALL)
+    assert run.details["window"] >= 1 and run.details["batch_size"] >= 1
+
+
+def test_cdp_import_stores_exactly_the_workload_and_subtracts_its_start_up(real_settings: StreamSettings) -> None:
+    json_lines = workload.json_lines(real_settings.workload_path)
+    own, wall = measure_cdp_import(real_settings, json_lines, startup_runs=1)
+    assert own.details["stored"] == SMALL
+    assert own.seconds == pytest.approx(wall.seconds - own.details["startup_s"], abs=1e-3)
+    assert (own.key, wall.key) == ("import", "import-wall")
+
+
+def test_startup_is_timed_for_every_size_and_kind_of_start(small: workload.Workload) -> None:
+    settings = StartupSettings(sizes=[500, 1_200], cdp=CDP, tmp_root=None, profiler=None)
+    found = measure_startup(small.batches, settings, settle=lambda: None)
+    assert found["sizes"] == [500, 1_200]
+    assert all(len(found["seconds"][start]) == 2 for start in STARTS)
+    assert found["extrapolated_s"] is not None and found["disk_bytes"][1] >= found["disk_bytes"][0] > 0
 
 
 def test_bench_decode_batch(benchmark: Any, small: workload.Workload) -> None:

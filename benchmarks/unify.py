@@ -4,27 +4,31 @@
 (a) bulk resolution against networkx and DuckDB, (b) GetProfile over gRPC against a
 do-nothing grpcio server, (c) in-process lookups, (d) BatchGetProfiles, (e) ingest with
 identity resolution against raw py-lmdb. One heavy thing runs at a time (a 2-core machine);
-(c) and (d) reuse the engine (a) filled. Results go to ``benchmarks/results/unify.{json,md}``
-and the table is printed; the exit status is 1 when a part failed or a profile differs from
-its component.
+(c) and (d) reuse the engine (a) filled; (a)'s ingest is profiled (``profiling``) while it is
+timed. Results go to ``benchmarks/results/unify.{json,md}`` (``results/quick/`` with
+``--quick``), the results page is written again with them (``results_page``) and the table is
+printed; the exit status is 1 when a part failed or a profile differs from its component.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from benchmarks import unify_workload, workload
 from benchmarks.lmdb_baseline import measure_raw_lmdb
-from benchmarks.run import QUICK_EVENTS, _settle_disk
+from benchmarks.profiling import Profile, profiled
+from benchmarks.results_page import write_page
+from benchmarks.run import PROFILERS, QUICK_EVENTS, QUICK_RESULTS_DIR, _settle_disk
 from benchmarks.systems import StreamSettings, measure_tributary
 from benchmarks.unify_baselines import duckdb_components, networkx_components
 from benchmarks.unify_engine import (
@@ -53,8 +57,10 @@ PARTS = {
 # Targets of the issue.
 NETWORKX_SPEEDUP = 15.0
 DUCKDB_SPEEDUP = 10.0
-GRPC_RATE_SHARE = 0.85
-GRPC_P99_MS = 5.0
+GRPC_RATE_SHARE = 0.9
+# p99 against the empty grpcio server's p99 (issue 7 withdrew the absolute 5 ms: grpcio itself
+# does not reach it here).
+GRPC_P99_SHARE = 1.2
 LOOKUP_P50_US = 20.0
 BATCH_PROFILES_PER_S = 100_000.0
 INGEST_SPEEDUP = 2.5
@@ -73,9 +79,20 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lookups", type=int, default=None, help="get_profile calls timed in (c)")
     parser.add_argument("--grpc-seconds", type=float, default=None, help="measured seconds of one gRPC round in (b)")
     parser.add_argument("--tmp-dir", type=Path, default=None, help="where fresh data directories are made")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where unify.json and unify.md go")
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=None,
+        help=f"where unify.json and unify.md go (default {RESULTS_DIR}; --quick: {QUICK_RESULTS_DIR})",
+    )
     parser.add_argument("--cdp", type=Path, default=Path(sys.executable).with_name("cdp"), help="the cdp executable")
+    parser.add_argument("--profile", choices=PROFILERS, default="auto", help="profile (a)'s ingest while it is timed")
     args = parser.parse_args(argv)
+    if args.results_dir is None:
+        args.results_dir = QUICK_RESULTS_DIR if args.quick else RESULTS_DIR
+    args.profiler = None if args.profile == "off" else args.profile
+    # Quick: fewer alternating gRPC rounds in (b).
+    args.grpc_rounds = 3 if args.quick else None
     if args.profiles is None:
         args.profiles = unify_workload.QUICK_PROFILES if args.quick else unify_workload.DEFAULT_PROFILES
     args.ingest_events = QUICK_EVENTS if args.quick else workload.DEFAULT_EVENTS
@@ -116,7 +133,11 @@ def _anchors(component: frozenset[str]) -> int:
 
 
 def part_a(
-    engine: _core.Engine, run: IngestRun, work: unify_workload.UnifyWorkload, args: argparse.Namespace
+    engine: _core.Engine,
+    run: IngestRun,
+    work: unify_workload.UnifyWorkload,
+    args: argparse.Namespace,
+    profile: Profile,
 ) -> tuple[list[Figure], dict[str, Any]]:
     """Bulk resolution: the engine's ingest time (measured by the caller) against both baselines,
     then the component check; a difference is reported (``details["failed"]``), never hidden."""
@@ -146,6 +167,7 @@ def part_a(
         "verified_sample": len(sample),
         "mismatches": [m.describe() for m in wrong[:20]],
         "mismatch_count": len(wrong),
+        "profile": profile.to_json(),
     }
     figures = [
         _speedup(
@@ -219,10 +241,13 @@ def engine_parts(args: argparse.Namespace) -> tuple[list[Figure], dict[str, Any]
         _settle_disk()
         with open_engine(Path(tmp) / "data") as (engine, source_id):
             print("engine ingest (in-process, window 16) ...", flush=True)
-            run = ingest(engine, source_id, work.batches)
+            roles = {"in-process engine": os.getpid()}
+            context = f"python -m benchmarks.unify --only a --profiles {args.profiles}"
+            with profiled(roles, tool=args.profiler, context=context) as profile:
+                run = ingest(engine, source_id, work.batches)
             print(f"  {run.seconds:.2f} s, {run.events_per_s:,.0f} events/s", flush=True)
             steps: dict[str, Callable[[], tuple[list[Figure], dict[str, Any]]]] = {
-                "a": lambda: part_a(engine, run, work, args),
+                "a": lambda: part_a(engine, run, work, args, profile),
                 "c": lambda: part_c(engine, work, args),
                 "d": lambda: part_d_in_process(engine, work, args),
             }
@@ -249,6 +274,8 @@ def part_b(args: argparse.Namespace) -> tuple[list[Figure], dict[str, Any]]:
     settings = GrpcSettings(
         seconds=args.grpc_seconds, in_flight=32, warmup_s=1.0, cdp=args.cdp, tmp_root=args.tmp_dir, seed=args.seed
     )
+    if args.grpc_rounds:
+        settings = replace(settings, rounds=args.grpc_rounds)
     runs = measure_grpc(work, settings, settle=_settle_disk)
     real, base, lone, batch = runs.tributary, runs.baseline, runs.sequential, runs.batch
     share = real.calls_per_s / base.calls_per_s
@@ -272,8 +299,8 @@ def part_b(args: argparse.Namespace) -> tuple[list[Figure], dict[str, Any]]:
             "empty grpcio server",
             base.p99_ms,
             None,
-            f"≤ {GRPC_P99_MS:g} ms",
-            real.p99_ms <= GRPC_P99_MS,
+            f"≤ {GRPC_P99_SHARE:g}x baseline p99",
+            real.p99_ms <= GRPC_P99_SHARE * base.p99_ms,
         ),
         Figure("b", "GetProfile p50, 1 in flight", lone.p50_ms, "ms"),
         Figure("b", "GetProfile p99, 1 in flight", lone.p99_ms, "ms"),
@@ -379,13 +406,16 @@ def main(argv: list[str] | None = None) -> int:
             "lookups": args.lookups,
             "grpc_seconds": args.grpc_seconds,
             "ingest_events": args.ingest_events,
+            "quick": args.quick,
         },
     )
+    page = write_page(args.results_dir)
     print()
     print(table)
     for key, reason in errors.items():
         print(f"\n({key}) FAILED: {reason}", file=sys.stderr)
-    print(f"\nwritten to {args.results_dir}/ (unify.json, unify.md) in {time.perf_counter() - started:.0f} s")
+    written = f"unify.json, unify.md{', ' + page.name if page else ''}"
+    print(f"\nwritten to {args.results_dir}/ ({written}) in {time.perf_counter() - started:.0f} s")
     return 1 if errors else 0
 
 

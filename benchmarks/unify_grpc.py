@@ -43,6 +43,7 @@ class GrpcSettings:
     cdp: Path
     tmp_root: Path | None
     seed: int
+    rounds: int = ROUNDS
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def measure_grpc(work: UnifyWorkload, settings: GrpcSettings, *, settle: Callabl
 
             # Alternating: a slow moment of the machine hits both sides alike.
             tributary, baseline = [], []
-            for _ in range(ROUNDS):
+            for _ in range(settings.rounds):
                 tributary.append(get(port, settings.in_flight, settings.seconds, True))
                 baseline.append(get(empty_port, settings.in_flight, settings.seconds, False))
             sequential = get(port, 1, min(3.0, settings.seconds), True)

@@ -94,7 +94,7 @@ _EXPLANATION = """## What is measured
   100,000-people graph, one client process keeping 32 unary calls in flight (grpc futures,
   pre-encoded requests, raw bytes) after a 1 s warm-up; the baseline is a grpcio server in its
   own process answering a fixed ~250 B `GetProfileResponse`, driven by the same client. Both
-  serve at once and are measured in 5 alternating rounds, the median round of each kept (every
+  serve at once and are measured in alternating rounds (5; 3 with --quick), the median round of each kept (every
   round is in `unify.json`). By Little's law, latency with 32 in flight is 32 / (calls per
   second), so the p99 target also needs the rate; the one-call-at-a-time run shows a lone
   call's latency.

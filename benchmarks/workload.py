@@ -4,6 +4,12 @@ Generating a million protobuf events in Python takes tens of seconds, far longer
 ingesting them, so the encoded bytes are cached under ``benchmarks/.cache/`` keyed by the
 event count, the seed and ``FORMAT_VERSION`` (bump it whenever the generator changes, so a
 stale cache is never measured). Every run then feeds byte-identical input to every system.
+
+The users' paths (``Client.stream(dicts)``, ``cdp import FILE.jsonl``) get the same events as
+Segment-Spec messages: ``segment_messages`` turns the encoded batches into dicts (each message
+carrying its batch's ``sentAt``, as Segment's exports do, so that the server corrects the clock
+skew exactly as for the protobuf batch), and ``json_lines`` caches them as a JSON-lines file
+beside the encoded workload.
 """
 
 from __future__ import annotations
@@ -19,8 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import orjson
 from google.protobuf.timestamp_pb2 import Timestamp
 from tributary._proto.cdp.v1 import event_pb2, ingest_pb2
+from tributary.segment import event_to_json
+from tributary.timestamps import format_iso8601
 
 FORMAT_VERSION = 1
 DEFAULT_EVENTS = 1_000_000
@@ -250,3 +259,44 @@ def load_or_generate(n_events: int, seed: int = DEFAULT_SEED) -> tuple[Workload,
     workload = generate(n_events, seed)
     save(workload, path)
     return workload, path
+
+
+def segment_messages(batches: list[bytes]) -> Iterator[dict[str, Any]]:
+    """The workload's events as Segment-Spec messages, in stream order.
+
+    Each message is ``event_to_json`` of the event plus its batch's ``sentAt``: decoded by the
+    server (``event_from_json`` in Python), it is the protobuf event with that ``sent_at``.
+    """
+    for raw in batches:
+        request = ingest_pb2.StreamRequest.FromString(raw)
+        sent_at = format_iso8601(request.batch.sent_at) if request.batch.HasField("sent_at") else None
+        for event in request.batch.events:
+            message = event_to_json(event)
+            if sent_at is not None:
+                message["sentAt"] = sent_at
+            yield message
+
+
+def json_lines_path(workload_path: Path) -> Path:
+    """Where the JSON-lines form of a cached workload lives: beside it, named after it."""
+    return workload_path.with_suffix(".jsonl")
+
+
+def json_lines(workload_path: Path) -> Path:
+    """The workload as a JSON-lines file (one compact message per line, orjson), written from
+    the cached encoded workload the first time it is asked for."""
+    path = json_lines_path(workload_path)
+    if path.exists() and path.stat().st_mtime >= workload_path.stat().st_mtime:
+        return path
+    partial = path.with_suffix(f".partial-{os.getpid()}")
+    with partial.open("wb") as out:
+        for message in segment_messages(load_batches(workload_path)):
+            out.write(orjson.dumps(message) + b"\n")
+    partial.replace(path)  # atomic, as the encoded cache
+    return path
+
+
+def read_json_lines(path: Path) -> list[dict[str, Any]]:
+    """The messages of a JSON-lines file as dicts (what a user holds before ``Client.stream``)."""
+    with path.open("rb") as f:
+        return [orjson.loads(line) for line in f if line.strip()]
