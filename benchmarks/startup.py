@@ -69,7 +69,7 @@ def _preload(data_dir: Path, batches: Sequence[bytes]) -> None:
     """Appends ``batches`` to the data directory's log through the engine, then closes it."""
     engine = _core.Engine(data_dir, unsafe_no_sync=True)
     try:
-        sources = admin_pb2.ListSourcesResponse.FromString(engine.list_sources()).sources
+        sources = admin_pb2.ListSourcesResponse.FromString(engine.list_sources(b"")).sources
         mine = [source.id for source in sources if source.name == "startup-bench"]
         if not mine:
             mine = [admin_pb2.Source.FromString(engine.create_source("startup-bench", b"x" * 32)).id]
