@@ -37,6 +37,9 @@ class Settings:
     map_size_bytes: int = 1024 * MIB
     max_group_events: int = 50_000
     shutdown_grace_secs: float = 10.0
+    # Identity snapshots: start-up loads the latest and replays only the log after it. One is
+    # written at shutdown and after every this many resolved events (0: only at shutdown).
+    snapshot_every_events: int = 2_000_000
     keepalive_time_secs: float = 30.0
     # Benchmark only: LMDB commits without fsync. Acknowledged events can be lost on a crash.
     unsafe_benchmark_mode: bool = False
@@ -54,6 +57,8 @@ class Settings:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.dedupe_window_secs < 0 or self.shutdown_grace_secs < 0:
             raise ConfigError("dedupe_window_secs and shutdown_grace_secs must not be negative")
+        if self.snapshot_every_events < 0:
+            raise ConfigError(f"snapshot_every_events must not be negative, got {self.snapshot_every_events}")
 
 
 _FIELDS = {f.name: f for f in fields(Settings) if f.name != "extra"}

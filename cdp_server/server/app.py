@@ -91,6 +91,7 @@ def start(settings: Settings) -> RunningServer:
             max_group_events=settings.max_group_events,
             unsafe_no_sync=settings.unsafe_benchmark_mode,
             max_event_bytes=settings.max_event_bytes,
+            snapshot_every_events=settings.snapshot_every_events,
         )
     except BaseException:
         server.stop(None)  # releases the port

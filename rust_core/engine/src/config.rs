@@ -18,6 +18,11 @@ pub struct EngineConfig {
     pub unsafe_no_sync: bool,
     /// Largest accepted event, in encoded bytes (Segment: 32 KB).
     pub max_event_bytes: usize,
+    /// Snapshots of the identity state: loaded at start-up (then only the log after them is
+    /// replayed), written at shutdown and every `snapshot_every_events` resolved events (0: only
+    /// at shutdown). Off: none read or written, start-up replays the whole log.
+    pub snapshots: bool,
+    pub snapshot_every_events: u64,
 }
 
 impl EngineConfig {
@@ -30,6 +35,8 @@ impl EngineConfig {
             max_group_events: 50_000,
             unsafe_no_sync: false,
             max_event_bytes: 32 * 1024,
+            snapshots: true,
+            snapshot_every_events: 2_000_000,
         }
     }
 }

@@ -16,9 +16,11 @@ use crate::dedupe::{short_fingerprint, DedupeKey, DedupeSet, KeyMap, Marker};
 use crate::error::{EngineError, Rejection, Result};
 use crate::event::{prepare_batch, BatchContext, PreparedEvent};
 use crate::index::IdentifierIndex;
+use crate::profiles::SNAPSHOT_NAME;
 use crate::profiles::{Profiles, Resolvable};
 use crate::proto::{self, Batch, EventResult, EventStatus, SendRequest, SendResponse, StreamRequest, StreamResponse};
 use crate::segment_json::{self, JsonOptions};
+use crate::snapshot::Snapshots;
 use crate::store::Store;
 use crate::time;
 
@@ -76,6 +78,11 @@ pub(crate) struct Shared {
     /// Highest committed event sequence; waiters (the live tail) are woken on change.
     pub(crate) committed: Mutex<u64>,
     pub(crate) committed_changed: Condvar,
+    snapshots: Option<Snapshots>,
+    /// What the snapshot on disk covers (resolved seq, administration fingerprint), and the
+    /// thread writing one, if any.
+    snapshot_covers: Mutex<(u64, u128)>,
+    snapshot_writer: Mutex<Option<JoinHandle<()>>>,
 }
 
 struct Job {
@@ -193,7 +200,13 @@ impl Engine {
         let administration = crate::profiles::load_administration(&store)?;
         let custom = crate::profiles::custom_identifiers(&administration.0);
         let index = IdentifierIndex::recover(&store, &custom)?;
-        let profiles = Profiles::rebuild(&store, administration)?;
+        let snapshots = config.snapshots.then(|| Snapshots::new(&config.data_dir));
+        let profiles = Profiles::rebuild(&store, administration, snapshots.as_ref())?;
+        // What the snapshot on disk covers: none usable means the next one is due.
+        let snapshot_covers = match profiles.loaded_snapshot {
+            Some(through) => (through, profiles.lock().administration()),
+            None => (0, 0),
+        };
         let shared = Arc::new(Shared {
             store,
             index,
@@ -202,6 +215,9 @@ impl Engine {
             stats: Stats::default(),
             committed: Mutex::new(state.next_seq.saturating_sub(1)),
             committed_changed: Condvar::new(),
+            snapshots,
+            snapshot_covers: Mutex::new(snapshot_covers),
+            snapshot_writer: Mutex::new(None),
         });
         // A short queue: callers block (backpressure) rather than pile up memory.
         let (tx, rx) = bounded::<Job>(64);
@@ -339,6 +355,11 @@ impl Engine {
         parts
     }
 
+    /// The log seq of the identity snapshot start-up loaded, if it loaded one.
+    pub fn loaded_snapshot(&self) -> Option<u64> {
+        self.shared.profiles.loaded_snapshot
+    }
+
     /// Highest committed event sequence.
     pub fn last_seq(&self) -> u64 {
         *self.shared.committed.lock()
@@ -355,15 +376,46 @@ impl Engine {
     }
 
     /// Stops accepting batches, lets the writer finish what is queued, and waits for it.
+    /// Then writes a snapshot of the identity state, so that the next start loads it.
     pub fn close(&self) {
         self.jobs.lock().take();
-        if let Some(writer) = self.writer.lock().take() {
+        let writer = self.writer.lock().take();
+        let closing = writer.is_some(); // the first close: later ones find nothing to do
+        if let Some(writer) = writer {
             let _ = writer.join();
         }
         self.shared.index.stop();
         if let Some(indexer) = self.indexer.lock().take() {
             let _ = indexer.join();
         }
+        if closing {
+            if let Err(err) = self.snapshot() {
+                log::warn!("no identity snapshot at shutdown (the next start replays the log): {err}");
+            }
+        }
+    }
+
+    /// Writes a snapshot of the identity state now (after any one being written), unless the
+    /// last one already covers it.
+    pub fn snapshot(&self) -> Result<()> {
+        let shared = &self.shared;
+        let Some(snapshots) = &shared.snapshots else {
+            return Ok(());
+        };
+        if let Some(writing) = shared.snapshot_writer.lock().take() {
+            let _ = writing.join();
+        }
+        let (bytes, covers) = {
+            let state = shared.profiles.lock();
+            let covers = (state.resolved_through, state.administration());
+            if covers == *shared.snapshot_covers.lock() {
+                return Ok(()); // the one on disk holds exactly this state
+            }
+            (state.snapshot_bytes()?, covers)
+        };
+        snapshots.write(SNAPSHOT_NAME, &bytes)?;
+        *shared.snapshot_covers.lock() = covers;
+        Ok(())
     }
 }
 
@@ -468,6 +520,7 @@ fn publish(shared: &Shared, batch: Committed) {
         through,
     } = batch;
     resolve_identities(shared, &group, &outcomes, first_seq);
+    snapshot_if_due(shared, through);
     index_postings(shared, &mut group, &outcomes, first_seq, through);
     *shared.committed.lock() = through;
     shared.committed_changed.notify_all();
@@ -478,6 +531,48 @@ fn publish(shared: &Shared, batch: Committed) {
             .map(|(stored, event)| (stored, event.message_id))
             .collect();
         let _ = job.reply.send(Ok(answer));
+    }
+}
+
+/// Every `snapshot_every_events`: encodes the identity state under its lock (the one pause the
+/// ingest path sees) and writes the file on a thread of its own. Skipped while one is written.
+fn snapshot_if_due(shared: &Shared, through: u64) {
+    let every = shared.config.snapshot_every_events;
+    let Some(snapshots) = &shared.snapshots else {
+        return;
+    };
+    if every == 0 || through < shared.snapshot_covers.lock().0 + every {
+        return;
+    }
+    let mut writer = shared.snapshot_writer.lock();
+    if writer.as_ref().is_some_and(|thread| !thread.is_finished()) {
+        return;
+    }
+    let encoded = {
+        let state = shared.profiles.lock();
+        let covers = (state.resolved_through, state.administration());
+        state.snapshot_bytes().map(|bytes| (bytes, covers))
+    };
+    let (bytes, covered) = match encoded {
+        Ok(encoded) => encoded,
+        Err(err) => {
+            log::warn!("cannot encode an identity snapshot: {err}");
+            return;
+        }
+    };
+    // Counted as taken even if writing fails: the next try waits another interval.
+    *shared.snapshot_covers.lock() = covered;
+    let snapshots = snapshots.clone();
+    let spawned = std::thread::Builder::new()
+        .name("tributary-snapshot".into())
+        .spawn(move || {
+            if let Err(err) = snapshots.write(SNAPSHOT_NAME, &bytes) {
+                log::warn!("identity snapshot not written (the previous one stays): {err}");
+            }
+        });
+    match spawned {
+        Ok(thread) => *writer = Some(thread),
+        Err(err) => log::warn!("cannot start the snapshot writer: {err}"),
     }
 }
 

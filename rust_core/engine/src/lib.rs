@@ -25,6 +25,7 @@ pub mod proto;
 pub mod reads;
 pub mod segment_json;
 pub mod shards;
+pub mod snapshot;
 pub mod sources;
 pub mod store;
 pub mod time;

@@ -18,11 +18,12 @@ use rustc_hash::FxHashMap;
 
 use crate::error::{EngineError, Result};
 use crate::identifiers::{self, CustomIdentifiers, Identifier};
-use crate::identity::graph::{EventIdentity, EventLoader, IdentityGraph, StoredEvent};
+use crate::identity::graph::{EventIdentity, EventLoader, GraphState, GraphStateRef, IdentityGraph, StoredEvent};
 use crate::identity::order::OrderKey;
 use crate::identity::rules::IdentityRules;
 use crate::identity::separations::Separations;
 use crate::proto::{self, Event, EventType};
+use crate::snapshot::Snapshots;
 use crate::store::Store;
 use crate::time;
 
@@ -66,7 +67,7 @@ impl Resolvable<'_> {
 }
 
 /// One group call between a user identifier and an account.
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct LinkRecord {
     pub seq: u64,
     pub key: OrderKey,
@@ -74,7 +75,7 @@ pub struct LinkRecord {
 
 /// Users ↔ accounts, from group calls. Kept by identifier (not profile id), so it holds
 /// whatever the graph later decides about the users.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct AccountLinks {
     /// group id → (user identifier, its first linking call).
     pub users: HashMap<String, Vec<(Identifier, LinkRecord)>>,
@@ -143,6 +144,25 @@ impl AccountLinks {
     }
 }
 
+/// The snapshot of the identity state (see `crate::snapshot`).
+pub const SNAPSHOT_NAME: &str = "profiles";
+
+#[derive(serde::Serialize)]
+struct SnapshotRef<'a> {
+    resolved_through: u64,
+    administration: u128,
+    graph: GraphStateRef<'a>,
+    links: &'a AccountLinks,
+}
+
+#[derive(serde::Deserialize)]
+struct Snapshot {
+    resolved_through: u64,
+    administration: u128,
+    graph: GraphState,
+    links: AccountLinks,
+}
+
 /// What the lock guards.
 pub struct ProfileState {
     pub graph: IdentityGraph,
@@ -156,6 +176,31 @@ pub struct ProfileState {
     pub custom: Arc<CustomIdentifiers>,
 }
 
+impl ProfileState {
+    /// The fingerprint of the administration this state was built under.
+    pub fn administration(&self) -> u128 {
+        administration_of(&self.rules, &self.actions)
+    }
+
+    /// The bytes of a snapshot file of this state.
+    pub fn snapshot_bytes(&self) -> Result<Vec<u8>> {
+        Snapshots::encode(&SnapshotRef {
+            resolved_through: self.resolved_through,
+            administration: self.administration(),
+            graph: self.graph.state(),
+            links: &self.links,
+        })
+    }
+}
+
+fn administration_of(rules: &proto::IdentityRules, actions: &[proto::IdentityAction]) -> u128 {
+    let actions = proto::IdentityActions {
+        actions: actions.to_vec(),
+    };
+    use prost::Message;
+    crate::snapshot::administration_fingerprint(&rules.encode_to_vec(), &actions.encode_to_vec())
+}
+
 /// The graph behind a lock: the publisher updates it, lookups read it briefly.
 pub struct Profiles {
     state: Mutex<ProfileState>,
@@ -164,6 +209,8 @@ pub struct Profiles {
     custom: parking_lot::RwLock<Arc<CustomIdentifiers>>,
     /// Serialises rule changes (each builds a whole graph outside the state lock).
     pub admin: Mutex<()>,
+    /// The log seq of the snapshot start-up loaded (then replaying only the log after it).
+    pub loaded_snapshot: Option<u64>,
 }
 
 /// Most events read under one read transaction by the scans below (and at most about
@@ -339,29 +386,93 @@ pub fn replay_log(
 impl Profiles {
     /// Rebuilds the graph from the log under the stored administration.
     /// `administration`: what `load_administration` read.
-    pub fn rebuild(store: &Store, administration: (proto::IdentityRules, Vec<proto::IdentityAction>)) -> Result<Self> {
+    /// Rebuilds the graph under the stored administration: from the latest usable snapshot
+    /// and the log after it, or else from the whole log.
+    /// `administration`: what `load_administration` read; `snapshots`: None to ignore them.
+    pub fn rebuild(
+        store: &Store,
+        administration: (proto::IdentityRules, Vec<proto::IdentityAction>),
+        snapshots: Option<&Snapshots>,
+    ) -> Result<Self> {
         let (rules, actions) = administration;
-        let compiled = compile_rules(&rules)?;
         let custom = Arc::new(custom_identifiers(&rules));
-        let (graph, links, through) = replay_log(store, compiled, &custom, separations_of(&actions))?;
-        if through > 0 {
-            log::info!(
-                "identity graph rebuilt from {through} events: {} profiles",
-                graph.profile_count()
-            );
-        }
+        let mut loaded_snapshot = None;
+        let state = match snapshots.map(|s| Self::from_snapshot(s, store, &rules, &actions, &custom)) {
+            Some(Ok(Some((state, through)))) => {
+                loaded_snapshot = Some(through);
+                state
+            }
+            outcome => {
+                if let Some(Err(err)) = outcome {
+                    log::warn!("the identity snapshot could not be read ({err}): replaying the whole log");
+                }
+                let (graph, links, through) =
+                    replay_log(store, compile_rules(&rules)?, &custom, separations_of(&actions))?;
+                if through > 0 {
+                    log::info!(
+                        "identity graph rebuilt from {through} events: {} profiles",
+                        graph.profile_count()
+                    );
+                }
+                ProfileState {
+                    graph,
+                    resolved_through: through,
+                    links,
+                    rules,
+                    actions,
+                    custom: Arc::clone(&custom),
+                }
+            }
+        };
         Ok(Self {
-            state: Mutex::new(ProfileState {
-                graph,
-                resolved_through: through,
-                links,
-                rules,
-                actions,
-                custom: Arc::clone(&custom),
-            }),
+            state: Mutex::new(state),
             admin: Mutex::new(()),
             custom: parking_lot::RwLock::new(custom),
+            loaded_snapshot,
         })
+    }
+
+    /// The state of the latest snapshot, caught up with the log after it, and the seq the
+    /// snapshot covered; `None` when there is no usable snapshot (the reason is logged).
+    fn from_snapshot(
+        snapshots: &Snapshots,
+        store: &Store,
+        rules: &proto::IdentityRules,
+        actions: &[proto::IdentityAction],
+        custom: &Arc<CustomIdentifiers>,
+    ) -> Result<Option<(ProfileState, u64)>> {
+        let started = std::time::Instant::now();
+        let snapshot: Snapshot = match snapshots.read(SNAPSHOT_NAME)? {
+            Ok(snapshot) => snapshot,
+            Err(reason) => {
+                log::info!("no identity snapshot used ({reason}): replaying the whole log");
+                return Ok(None);
+            }
+        };
+        let last = last_seq(store)?;
+        if snapshot.administration != administration_of(rules, actions) || snapshot.resolved_through > last {
+            log::info!("the identity snapshot was built under other identity rules or ahead of the log: not used");
+            return Ok(None);
+        }
+        let graph = IdentityGraph::from_state(compile_rules(rules)?, separations_of(actions), snapshot.graph);
+        let mut state = ProfileState {
+            graph,
+            resolved_through: snapshot.resolved_through,
+            links: snapshot.links,
+            rules: rules.clone(),
+            actions: actions.to_vec(),
+            custom: Arc::clone(custom),
+        };
+        let loaded = started.elapsed();
+        Self::catch_up(&mut state, store)?;
+        log::info!(
+            "identity graph loaded from its snapshot through event {} in {:.2} s, then {} later events replayed in {:.2} s",
+            snapshot.resolved_through,
+            loaded.as_secs_f64(),
+            last - snapshot.resolved_through,
+            (started.elapsed() - loaded).as_secs_f64()
+        );
+        Ok(Some((state, snapshot.resolved_through)))
     }
 
     /// Resolves committed events, in log order (events already resolved are skipped).

@@ -118,8 +118,11 @@ impl Engine {
     ///     max_group_events: most events in one group commit.
     ///     unsafe_no_sync: benchmark only; commits are not fsync'd.
     ///     max_event_bytes: largest accepted event.
+    ///     snapshots: load the identity snapshot at start-up and write them (off: replay the log).
+    ///     snapshot_every_events: write one after this many resolved events (0: at close only).
     #[new]
-    #[pyo3(signature = (data_dir, *, map_size=1<<30, dedupe_window_secs=604800.0, max_group_events=50_000, unsafe_no_sync=false, max_event_bytes=32*1024))]
+    #[allow(clippy::too_many_arguments)] // one keyword argument per engine setting, as Python sees it
+    #[pyo3(signature = (data_dir, *, map_size=1<<30, dedupe_window_secs=604800.0, max_group_events=50_000, unsafe_no_sync=false, max_event_bytes=32*1024, snapshots=true, snapshot_every_events=2_000_000))]
     fn new(
         py: Python<'_>,
         data_dir: PathBuf,
@@ -128,6 +131,8 @@ impl Engine {
         max_group_events: usize,
         unsafe_no_sync: bool,
         max_event_bytes: usize,
+        snapshots: bool,
+        snapshot_every_events: u64,
     ) -> PyResult<Self> {
         if !(dedupe_window_secs.is_finite() && dedupe_window_secs >= 0.0) {
             return Err(InvalidRequest::new_err(
@@ -140,6 +145,8 @@ impl Engine {
             max_group_events: max_group_events.max(1),
             unsafe_no_sync,
             max_event_bytes,
+            snapshots,
+            snapshot_every_events,
             ..EngineConfig::new(data_dir)
         };
         let inner = without_gil(py, move || CoreEngine::open(config))?;
@@ -238,6 +245,7 @@ impl Engine {
             dict.set_item(name, counter.load(Ordering::Relaxed))?;
         }
         dict.set_item("map_size", self.inner.map_size())?;
+        dict.set_item("snapshot_loaded_through", self.inner.loaded_snapshot())?;
         Ok(dict)
     }
 

@@ -13,7 +13,7 @@ use crate::identifiers::Identifier;
 const CHUNK: usize = 1 << 20;
 
 /// Where an identifier's text is: 12 bytes (the offset in its chunk and the type share a word).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TextRef {
     chunk: u32,
     /// `offset << KIND_BITS | kind`: offsets stay below `CHUNK` (a longer value gets a chunk
@@ -60,7 +60,7 @@ impl IdentRef<'_> {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct IdentifierArena {
     kinds: Vec<String>,
     chunks: Vec<Vec<u8>>,

@@ -10,7 +10,7 @@ use super::order::OrderKey;
 use super::union_find::UnionFind;
 
 /// What a cluster remembers to be replayed.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Cluster {
     /// The canonical key of its latest event.
     pub latest: OrderKey,
@@ -21,7 +21,7 @@ pub struct Cluster {
 }
 
 /// Clusters over the graph's node numbers (a node is in a cluster of its own when added).
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct Clusters {
     sets: UnionFind,
     infos: FxHashMap<u32, Cluster>,

@@ -40,7 +40,7 @@ pub const MAX_MERGES: u32 = 100;
 pub const MAX_IDENTIFIERS: usize = 1_000;
 
 /// A profile's stable id: `tp_` and 26 Crockford base-32 characters (128 bits).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct ProfileId(pub u128);
 
 impl fmt::Display for ProfileId {
@@ -83,7 +83,7 @@ impl fmt::Debug for ProfileId {
 }
 
 /// Why an identifier of an event was not linked.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Refusal {
     /// Its value is blocked for its type.
     Blocked,
@@ -177,7 +177,7 @@ pub enum ProfileLookup {
 }
 
 /// One merge, for history and for explaining links.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Merge {
     pub survivor: ProfileId,
     pub merged: ProfileId,
@@ -186,7 +186,7 @@ pub struct Merge {
 }
 
 /// An identifier an event carried but did not link, kept for explanations.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RefusalRecord {
     pub identifier: Identifier,
     pub reason: Refusal,
@@ -226,6 +226,7 @@ const REFUSAL_LOG_LIMIT: usize = 100_000;
 /// it is `linked` once flat matching put it in a profile (its union-find set).
 /// 48 bytes (checked below): the identifier's text is in the arena, its first sighting is a log seq (the
 /// event's message id and time are read back from the log when someone asks).
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Node {
     /// The profile it first joined (it may since have been merged into another).
     origin: ProfileId,
@@ -238,6 +239,7 @@ struct Node {
 
 const _: () = assert!(std::mem::size_of::<Node>() == 48);
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Profile {
     id: ProfileId,
     /// The key of the event that created it: the older profile survives a merge.
@@ -283,7 +285,85 @@ pub struct IdentityGraph {
     rebuilt_clusters: u64,
 }
 
+/// The graph's own state, as a snapshot keeps it (see `crate::snapshot`): everything but the
+/// rules and separations, which the administration gives back at load, and the node map,
+/// rebuilt from the arena. `GraphStateRef` is the same, borrowed, for writing: keep the two in
+/// step (a round-trip test checks it).
+#[derive(serde::Deserialize)]
+pub struct GraphState {
+    arena: IdentifierArena,
+    nodes: Vec<Node>,
+    sets: UnionFind,
+    clusters: Clusters,
+    profiles: FxHashMap<u32, Profile>,
+    aliases: HashMap<ProfileId, ProfileId>,
+    anchors: HashMap<ProfileId, u32>,
+    merges: Vec<Merge>,
+    merged_by: HashMap<ProfileId, u32>,
+    refusals: VecDeque<(u32, RefusalRecord)>,
+    rebuilt_clusters: u64,
+}
+
+#[derive(serde::Serialize)]
+pub struct GraphStateRef<'a> {
+    arena: &'a IdentifierArena,
+    nodes: &'a Vec<Node>,
+    sets: &'a UnionFind,
+    clusters: &'a Clusters,
+    profiles: &'a FxHashMap<u32, Profile>,
+    aliases: &'a HashMap<ProfileId, ProfileId>,
+    anchors: &'a HashMap<ProfileId, u32>,
+    merges: &'a Vec<Merge>,
+    merged_by: &'a HashMap<ProfileId, u32>,
+    refusals: &'a VecDeque<(u32, RefusalRecord)>,
+    rebuilt_clusters: u64,
+}
+
 impl IdentityGraph {
+    /// The state to snapshot.
+    pub fn state(&self) -> GraphStateRef<'_> {
+        GraphStateRef {
+            arena: &self.arena,
+            nodes: &self.nodes,
+            sets: &self.sets,
+            clusters: &self.clusters,
+            profiles: &self.profiles,
+            aliases: &self.aliases,
+            anchors: &self.anchors,
+            merges: &self.merges,
+            merged_by: &self.merged_by,
+            refusals: &self.refusals,
+            rebuilt_clusters: self.rebuilt_clusters,
+        }
+    }
+
+    /// A graph from a snapshot's state, under the rules and separations it was built with.
+    pub fn from_state(rules: IdentityRules, separations: Separations, state: GraphState) -> Self {
+        let mut graph = Self {
+            rules,
+            separations,
+            arena: state.arena,
+            node_of: HashTable::new(),
+            nodes: state.nodes,
+            sets: state.sets,
+            clusters: state.clusters,
+            profiles: state.profiles,
+            aliases: state.aliases,
+            anchors: state.anchors,
+            merges: state.merges,
+            merged_by: state.merged_by,
+            refusals: state.refusals,
+            rebuilt_clusters: state.rebuilt_clusters,
+        };
+        let (arena, nodes) = (&graph.arena, &graph.nodes);
+        let hash = |node: u32| node_hash(arena.get(nodes[node as usize].text).hash128());
+        graph.node_of = HashTable::with_capacity(nodes.len());
+        for node in 0..nodes.len() as u32 {
+            graph.node_of.insert_unique(hash(node), node, |&known| hash(known));
+        }
+        graph
+    }
+
     pub fn new(rules: IdentityRules) -> Self {
         Self::with_separations(rules, Separations::default())
     }

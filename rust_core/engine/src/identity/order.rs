@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 
 /// An event's place in the canonical order.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OrderKey {
     pub timestamp_ms: i64,
     pub message_id: String,

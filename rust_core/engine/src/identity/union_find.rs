@@ -3,7 +3,7 @@
 //! index that answers "which component (profile) is this identifier in".
 
 /// Disjoint sets of nodes `0..len`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct UnionFind {
     parent: Vec<u32>,
     size: Vec<u32>,

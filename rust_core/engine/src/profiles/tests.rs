@@ -9,6 +9,7 @@ use prost::Message;
 
 use super::*;
 use crate::config::EngineConfig;
+use crate::identity::graph::ProfileId;
 use crate::ingest::Engine;
 use crate::proto::{Batch, EventType};
 
@@ -233,4 +234,149 @@ fn late_events_rule_updates_and_reads_never_block_a_growing_map() {
     assert_eq!(state.graph.profile_count(), USERS as usize);
     let linked = state.graph.identifiers(&Identifier::new("user_id", "u0"));
     assert_eq!(linked.len(), 1 + 1 + 3, "u0, its email and its three anonymous ids");
+}
+
+/// A workload with merges, late events (older than what their cluster has seen) and account
+/// links, in `parts` chunks: deterministic, so both runs store the same log.
+fn snapshot_workload(parts: usize) -> Vec<Vec<Event>> {
+    let mut events = Vec::new();
+    for person in 0..120i64 {
+        let (user, anon, device) = (format!("u{person}"), format!("a{person}"), format!("d{person}"));
+        let base = 1_700_000_000_000 + person * 10_000;
+        events.push(track_of(&format!("p{person}-1"), "", &anon, base + 5_000));
+        events.push(identify(&format!("p{person}-2"), &user, &anon, base + 6_000, 3));
+        // Late: before the identify, carrying a device id that joins the same person.
+        let mut late = track_of(&format!("p{person}-3"), &user, &device, base + 1_000);
+        late.context = format!(r#"{{"device":{{"id":"{device}"}}}}"#).into_bytes();
+        events.push(late);
+        if person % 7 == 0 {
+            // Two people sharing a device: merged, unless a limit says no.
+            events.push(track_of(
+                &format!("p{person}-4"),
+                &user,
+                &format!("a{}", person + 1),
+                base + 7_000,
+            ));
+        }
+        if person % 5 == 0 {
+            let mut group = track_of(&format!("p{person}-5"), &user, "", base + 8_000);
+            group.r#type = EventType::Group as i32;
+            group.group_id = format!("acct-{}", person % 3);
+            group.event.clear();
+            events.push(group);
+        }
+    }
+    let size = events.len().div_ceil(parts);
+    events.chunks(size).map(<[Event]>::to_vec).collect()
+}
+
+fn track_of(message_id: &str, user: &str, anon: &str, timestamp_ms: i64) -> Event {
+    Event {
+        r#type: EventType::Track as i32,
+        message_id: message_id.into(),
+        user_id: user.into(),
+        anonymous_id: anon.into(),
+        event: "Viewed".into(),
+        timestamp: Some(time::from_ms(timestamp_ms)),
+        ..Default::default()
+    }
+}
+
+/// Profiles with their identifiers; a line per profile with its merges, first sightings,
+/// trait events and accounts; the seq resolved through.
+type IdentityPicture = (Vec<(ProfileId, Vec<Identifier>)>, Vec<String>, u64);
+
+/// Everything a reader can see of the identity state, in a comparable form.
+fn identity_picture(engine: &Engine) -> IdentityPicture {
+    let mut state = engine.shared.profiles.lock();
+    let mut histories = Vec::new();
+    for (id, identifiers) in state.graph.snapshot() {
+        let view = state
+            .graph
+            .view(&crate::identity::graph::ProfileLookup::Id(id))
+            .expect("a live profile has a view");
+        let mut traits = view.trait_events.clone();
+        traits.sort_unstable();
+        histories.push(format!(
+            "{id}: {} merges {:?}; identifiers {:?}; traits {traits:?}; accounts {:?}",
+            view.merges,
+            view.merge_history,
+            view.identifiers,
+            identifiers
+                .iter()
+                .map(|i| state.links.accounts.get(&i.hash128()).map(|a| a.len()))
+                .collect::<Vec<_>>()
+        ));
+    }
+    (state.graph.snapshot(), histories, state.resolved_through)
+}
+
+fn open_with(dir: &std::path::Path, snapshots: bool, every: u64) -> Engine {
+    Engine::open(EngineConfig {
+        snapshots,
+        snapshot_every_events: every,
+        ..EngineConfig::new(dir)
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_snapshot_and_the_log_after_it_give_what_a_full_replay_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let parts = snapshot_workload(4);
+    // Parts 1-2 with periodic snapshots (one is taken mid-way), closed: a final snapshot.
+    let engine = open_with(dir.path(), true, 50);
+    for part in &parts[..2] {
+        send(&engine, part.clone());
+    }
+    engine.close();
+    drop(engine);
+    assert!(dir.path().join("snapshots/profiles.snap").exists());
+    // Parts 3-4 with snapshots off: the snapshot stays behind, so the next start has a tail
+    // to replay, with late events for clusters the snapshot holds.
+    let engine = open_with(dir.path(), false, 0);
+    for part in &parts[2..] {
+        send(&engine, part.clone());
+    }
+    drop(engine);
+
+    let engine = open_with(dir.path(), true, 0);
+    let loaded = engine.shared.profiles.loaded_snapshot.expect("the snapshot was used");
+    assert!(
+        loaded > 0 && loaded < engine.last_seq(),
+        "a tail of the log after {loaded} was replayed"
+    );
+    let from_snapshot = identity_picture(&engine);
+    drop(engine);
+    let engine = open_with(dir.path(), false, 0);
+    assert_eq!(engine.shared.profiles.loaded_snapshot, None);
+    let full_replay = identity_picture(&engine);
+    assert!(from_snapshot.0.len() > 100, "{} profiles", from_snapshot.0.len());
+    assert_eq!(from_snapshot, full_replay);
+}
+
+#[test]
+fn a_damaged_snapshot_is_ignored_and_the_log_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_with(dir.path(), true, 0);
+    for part in snapshot_workload(2) {
+        send(&engine, part);
+    }
+    let expected = identity_picture(&engine);
+    drop(engine); // writes the snapshot
+    let path = dir.path().join("snapshots/profiles.snap");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&path, &bytes).unwrap();
+    let engine = open_with(dir.path(), true, 0);
+    assert_eq!(engine.shared.profiles.loaded_snapshot, None);
+    assert_eq!(identity_picture(&engine), expected);
+    engine.close(); // a new, whole snapshot
+    drop(engine);
+    assert!(open_with(dir.path(), true, 0).shared.profiles.loaded_snapshot.is_some());
+    std::fs::write(&path, &bytes[..middle]).unwrap(); // a torn write
+    let engine = open_with(dir.path(), true, 0);
+    assert_eq!(engine.shared.profiles.loaded_snapshot, None);
+    assert_eq!(identity_picture(&engine), expected);
 }
