@@ -348,39 +348,84 @@ pub fn separations_of(actions: &[proto::IdentityAction]) -> Separations {
 }
 
 /// A graph (and account links) built from the whole log in canonical order; also returns the
-/// last seq it covers. Reads the log in chunks (`scan_log`): events appended meanwhile are left
-/// to the caller's catch-up.
+/// last seq it covers. The bulk path of start-up without a snapshot and of rule changes: the log
+/// is read in chunks under short read transactions, each chunk decoded on every core (rayon),
+/// and the identity facts kept in memory, so the events are read once; then they are sorted
+/// into the canonical order and resolved (nothing is late then, so no cluster is replayed).
 pub fn replay_log(
     store: &Store,
     rules: IdentityRules,
     custom: &CustomIdentifiers,
     separations: Separations,
 ) -> Result<(IdentityGraph, AccountLinks, u64)> {
+    use rayon::prelude::*;
     let mut graph = IdentityGraph::with_separations(rules, separations);
     let mut links = AccountLinks::default();
     let through = last_seq(store)?;
     graph.reserve(through as usize);
-    // Pass 1: the canonical order of the events that carry an identifier.
-    let mut order: Vec<(i64, String, u64)> = Vec::new();
-    scan_log(store, 0, through, |seq, event| {
-        let stored = stored_event(seq, &event, custom);
-        if let Some(account) = account_of(&event) {
-            links.record(&stored.identity(), account);
-        }
-        if !stored.identifiers.is_empty() {
-            order.push((stored.timestamp_ms, stored.message_id, seq));
+    let mut facts: Vec<StoredEvent> = Vec::with_capacity(through as usize);
+    scan_raw(store, 0, through, |chunk| {
+        let decoded: Vec<(StoredEvent, Option<String>)> = chunk
+            .par_iter()
+            .map(|(seq, value)| {
+                let event = decode_stored(*seq, value)?;
+                Ok((
+                    stored_event(*seq, &event, custom),
+                    account_of(&event).map(str::to_owned),
+                ))
+            })
+            .collect::<Result<_>>()?;
+        for (stored, account) in decoded {
+            if let Some(account) = account {
+                links.record(&stored.identity(), &account);
+            }
+            if !stored.identifiers.is_empty() {
+                facts.push(stored);
+            }
         }
         Ok(())
     })?;
-    order.sort_unstable();
-    let seqs: Vec<u64> = order.into_iter().map(|(.., seq)| seq).collect();
-    // Pass 2: resolve in that order (nothing is late, so no cluster is replayed).
+    facts.par_sort_unstable_by(|a, b| {
+        (a.timestamp_ms, &a.message_id, a.seq).cmp(&(b.timestamp_ms, &b.message_id, b.seq))
+    });
     let mut loader = LogLoader { store, custom };
-    read_events(store, &seqs, |seq, event| {
-        graph.add(&stored_event(seq, &event, custom).identity(), &mut loader);
-        Ok(())
-    })?;
+    for stored in &facts {
+        graph.add(&stored.identity(), &mut loader);
+    }
     Ok((graph, links, through))
+}
+
+/// The stored bytes of the events after `after` through `through`, chunk by chunk, each chunk
+/// copied out under a short read transaction (see `scan_log`).
+fn scan_raw(
+    store: &Store,
+    after: u64,
+    through: u64,
+    mut each: impl FnMut(Vec<(u64, Vec<u8>)>) -> Result<()>,
+) -> Result<()> {
+    let mut next = after.saturating_add(1);
+    while next <= through {
+        let chunk = {
+            let txn = store.log.read()?;
+            let mut chunk = Vec::new();
+            let mut bytes = 0;
+            for entry in store.log_dbs.events.range(&txn.txn, &(next..=through))? {
+                let (seq, value) = entry?;
+                chunk.push((seq, value.to_vec()));
+                bytes += value.len();
+                if chunk.len() == LOG_CHUNK || bytes >= LOG_CHUNK_BYTES {
+                    break;
+                }
+            }
+            chunk
+        };
+        let Some(&(last, _)) = chunk.last() else {
+            break;
+        };
+        next = last + 1;
+        each(chunk)?;
+    }
+    Ok(())
 }
 
 impl Profiles {
