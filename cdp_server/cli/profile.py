@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cdp_server._proto.cdp.v1 import admin_pb2, admin_pb2_grpc, profile_pb2, profile_pb2_grpc
+from cdp_server.cli.changes import change_options, confirm_and_apply
 from cdp_server.cli.common import (
     RPC_TIMEOUT_SECS,
     admin_metadata,
@@ -43,11 +44,19 @@ RECENT_EVENTS = 10
     show_default=True,
     help="How many recent events to show.",
 )
+@change_options
 @target_option
 @token_option
 @json_option
 def profile(
-    args: tuple[str, ...], traits: tuple[str, ...], recent: int, target: str, token: str, as_json: bool
+    args: tuple[str, ...],
+    traits: tuple[str, ...],
+    recent: int,
+    yes: bool,
+    dry_run: bool,
+    target: str,
+    token: str,
+    as_json: bool,
 ) -> None:
     """The profile of IDENTIFIER (type:value, e.g. user_id:42, or a profile id tp_...).
 
@@ -58,8 +67,9 @@ def profile(
 
     `cdp profile split PROFILE A B` keeps identifiers A and B of PROFILE apart from now on and
     rebuilds the profile from its other links; `cdp profile remove PROFILE ID` takes identifier
-    ID out of PROFILE (it keeps a profile of its own and never links again). Both are kept
-    with the data and survive restarts.
+    ID out of PROFILE (it keeps a profile of its own and never links again). Both show the
+    profiles they will change and ask first (--yes: do not ask; --dry-run: only show), and are
+    kept with the data (`cdp identity separations` lists and withdraws them).
     """
     usage = {"why": 3, "split": 4, "remove": 3}
     if args[0] in usage:
@@ -74,7 +84,7 @@ def profile(
         if args[0] == "why":
             _explain(args[1], args[2], target, token, as_json)
         else:
-            _undo_merge(args, target, token, as_json)
+            _undo_merge(args, target, token, as_json, yes=yes, dry_run=dry_run)
         return
     if len(args) != 1:
         raise click.UsageError("give one identifier, or: why A B, split PROFILE A B, remove PROFILE ID")
@@ -143,34 +153,38 @@ def profile(
         stdout.print(merge_table)
 
 
-def _undo_merge(args: tuple[str, ...], target: str, token: str, as_json: bool) -> None:
+def _undo_merge(args: tuple[str, ...], target: str, token: str, as_json: bool, *, yes: bool, dry_run: bool) -> None:
     stub = admin_pb2_grpc.AdminServiceStub(channel(target))
     metadata = admin_metadata(token)
-    try:
-        if args[0] == "split":
-            split = stub.SplitProfile(
-                admin_pb2.SplitProfileRequest(profile=args[1], a=args[2], b=args[3]),
-                metadata=metadata,
-                timeout=RPC_TIMEOUT_SECS,
-            )
-            result = {"profile_a": split.profile_a, "profile_b": split.profile_b}
-            lines = [
-                f"{args[2]} is in {split.profile_a or 'no profile'}",
-                f"{args[3]} is in {split.profile_b or 'no profile'}",
-            ]
-        else:
-            removed = stub.RemoveIdentifier(
-                admin_pb2.RemoveIdentifierRequest(profile=args[1], identifier=args[2]),
-                metadata=metadata,
-                timeout=RPC_TIMEOUT_SECS,
-            )
-            result = {"profile_id": removed.profile_id, "removed_profile_id": removed.removed_profile_id}
-            lines = [
-                f"{args[2]} is in {removed.removed_profile_id or 'no profile'}",
-                f"the rest is in {removed.profile_id or 'no profile'}",
-            ]
-    except grpc.RpcError as exc:
-        fail_rpc(exc, target)
+    result: dict[str, object]
+    if args[0] == "split":
+
+        def split(dry: bool) -> admin_pb2.SplitProfileResponse:
+            request = admin_pb2.SplitProfileRequest(profile=args[1], a=args[2], b=args[3], dry_run=dry)
+            return stub.SplitProfile(request, metadata=metadata, timeout=RPC_TIMEOUT_SECS)
+
+        question = f"Keep {args[2]} and {args[3]} apart?"
+        done = confirm_and_apply(split, question=question, yes=yes, dry_run=dry_run, as_json=as_json, target=target)
+        result = {"applied": done.applied, "profile_a": done.profile_a, "profile_b": done.profile_b}
+        result["change"] = MessageToDict(done.change, preserving_proto_field_name=True)
+        verb = "is in" if done.applied else "would be in"
+        lines = [f"{args[2]} {verb} {done.profile_a}", f"{args[3]} {verb} {done.profile_b}"]
+    else:
+
+        def remove(dry: bool) -> admin_pb2.RemoveIdentifierResponse:
+            request = admin_pb2.RemoveIdentifierRequest(profile=args[1], identifier=args[2], dry_run=dry)
+            return stub.RemoveIdentifier(request, metadata=metadata, timeout=RPC_TIMEOUT_SECS)
+
+        question = f"Take {args[2]} out of its profile?"
+        removed = confirm_and_apply(remove, question=question, yes=yes, dry_run=dry_run, as_json=as_json, target=target)
+        result = {
+            "applied": removed.applied,
+            "profile_id": removed.profile_id,
+            "removed_profile_id": removed.removed_profile_id,
+            "change": MessageToDict(removed.change, preserving_proto_field_name=True),
+        }
+        verb = "is in" if removed.applied else "would be in"
+        lines = [f"{args[2]} {verb} {removed.removed_profile_id}", f"the rest {verb} {removed.profile_id}"]
     if as_json:
         print_json(result)
         return
