@@ -542,7 +542,7 @@ impl IdentityGraph {
 
     /// Flat matching of `candidates` (most important first), then, when identifiers had to be
     /// left out and are in no profile, of those as if another event had carried only them
-    /// (`depth` + 1; without traits). At most one level per identifier: it ends.
+    /// (`depth` + 1; without traits). Each level links at least one identifier, so it ends.
     fn decide_at(
         &mut self,
         event: &EventIdentity<'_>,
@@ -613,7 +613,7 @@ impl IdentityGraph {
                 sets_traits: false,
                 ..*event
             };
-            self.decide_at(&alone, set_aside, Vec::new(), depth + 1);
+            self.decide_at(&alone, set_aside, Vec::new(), depth.saturating_add(1));
         }
         resolution
     }
