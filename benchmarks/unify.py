@@ -38,6 +38,7 @@ from benchmarks.unify_engine import (
     ingest,
     open_engine,
     profiles_of,
+    reresolve,
     time_batch_get,
     time_get_profile,
 )

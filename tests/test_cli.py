@@ -596,14 +596,14 @@ def test_profile_split_and_remove_undo_wrong_merges(server: ServerProcess, tmp_p
     before = json_out(cdp("profile", "show", "user_id:ann", "--json", "--events", "0", *admin(server)))["profile"]
     assert {i["value"] for i in before["identifiers"]} == {"ann", "kiosk", "ann@x.com", "bob@x.com"}
     split = json_out(
-        cdp("profile", "split", before["id"], "email:ann@x.com", "email:bob@x.com", "--json", *admin(server))
+        cdp("profile", "split", before["id"], "email:ann@x.com", "email:bob@x.com", "--json", "--yes", *admin(server))
     )
     assert split["profile_a"] and split["profile_b"] and split["profile_a"] != split["profile_b"]
-    removed = cdp("profile", "remove", "user_id:ann", "anonymous_id:kiosk", *admin(server))
+    removed = cdp("profile", "remove", "user_id:ann", "anonymous_id:kiosk", "--yes", *admin(server))
     assert removed.returncode == 0 and "anonymous_id:kiosk is in tp_" in removed.stdout, removed.stderr
     ann = json_out(cdp("profile", "show", "user_id:ann", "--json", "--events", "0", *admin(server)))["profile"]
     assert {i["value"] for i in ann["identifiers"]} == {"ann", "ann@x.com"}
-    wrong = cdp("profile", "remove", "user_id:ann", "email:bob@x.com", *admin(server))
+    wrong = cdp("profile", "remove", "user_id:ann", "email:bob@x.com", "--yes", *admin(server))
     assert wrong.returncode == 1 and "is not in profile" in wrong.stderr
     usage = cdp("profile", "split", "user_id:ann", "email:ann@x.com", *admin(server))
     assert usage.returncode == 2 and "Usage: cdp profile split [OPTIONS] PROFILE A B" in usage.stderr

@@ -1,10 +1,15 @@
 """Identity administration and the newer profile reads over gRPC against a real server:
-RemoveIdentifier, SplitProfile, Get/UpdateIdentityRules (dry run), ListIdentifiers, ListLinks,
-ListEvents over a whole profile with filters, and the 6,000-traits cap."""
+RemoveIdentifier, SplitProfile (dry runs too), ListSeparations and WithdrawSeparation,
+Get/UpdateIdentityRules (dry run), ListIdentifiers, ListLinks, ListEvents over a whole profile with
+filters, and the 6,000-traits cap; and the CLI's confirmation flow of `cdp profile split|remove`
+and `cdp identity separations list|withdraw`."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import grpc
@@ -332,3 +337,168 @@ def test_alias_links_its_own_ids_but_not_previous_id_as_segment_unify_does(serve
     )
     assert identifiers(rpc, "user_id:new-id") == {"user_id:new-id", "anonymous_id:a-1"}
     assert identifiers(rpc, "user_id:old-id") == {"user_id:old-id"}
+
+
+def shop(rpc: Rpc) -> None:
+    """A customer as a new user's shop sends them: identify with an email, then orders."""
+    rpc.send(
+        [
+            event(IDENTIFY, "s1", 1_000, user_id="u-001", anonymous_id="web-1", traits={"email": "u-001@shop.test"}),
+            event(TRACK, "s2", 2_000, user_id="u-001", event="Order Completed"),
+            event(IDENTIFY, "s3", 3_000, user_id="u-001", traits={"email": "u-001@shop.test", "plan": "pro"}),
+        ]
+    )
+
+
+def test_removing_the_identifier_that_names_the_profile_leaves_no_identifier_without_a_profile(server: Any) -> None:
+    """`cdp profile remove user_id:u-001 user_id:u-001` left email:u-001@shop.test in no profile, with its events."""
+    rpc = Rpc(server)
+    shop(rpc)
+    reply = rpc.admin.RemoveIdentifier(
+        admin_pb2.RemoveIdentifierRequest(profile="user_id:u-001", identifier="user_id:u-001"),
+        metadata=server.admin_metadata,
+    )
+    assert identifiers(rpc, "user_id:u-001") == {"user_id:u-001"}
+    assert identifiers(rpc, "email:u-001@shop.test") == {"email:u-001@shop.test", "anonymous_id:web-1"}
+    assert reply.removed_profile_id == profile(rpc, "user_id:u-001").id
+    assert reply.profile_id == profile(rpc, "email:u-001@shop.test").id
+    # The identify events resolve to what they were about besides the removed id: traits stay there.
+    assert json.loads(profile(rpc, "email:u-001@shop.test").traits) == {"email": "u-001@shop.test", "plan": "pro"}
+    for identifier in ("user_id:u-001", "email:u-001@shop.test", "anonymous_id:web-1"):
+        assert rpc.events(profile(rpc, identifier).id, profile=True), f"{identifier}: no events"
+    server.stop()
+    server.start()
+    assert identifiers(Rpc(server), "email:u-001@shop.test") == {"email:u-001@shop.test", "anonymous_id:web-1"}
+
+
+def test_a_dry_run_of_split_or_remove_shows_the_change_and_changes_nothing(server: Any) -> None:
+    rpc = Rpc(server)
+    shop(rpc)
+    whole = profile(rpc, "user_id:u-001")
+    request = admin_pb2.RemoveIdentifierRequest(profile=whole.id, identifier="anonymous_id:web-1", dry_run=True)
+    dry = rpc.admin.RemoveIdentifier(request, metadata=server.admin_metadata)
+    assert not dry.applied and profile(rpc, "user_id:u-001") == whole
+    assert [(p.profile_id, set(p.identifiers)) for p in dry.change.before] == [
+        (whole.id, {"user_id:u-001", "email:u-001@shop.test", "anonymous_id:web-1"})
+    ]
+    assert sorted(sorted(p.identifiers) for p in dry.change.after) == [
+        ["anonymous_id:web-1"],
+        ["email:u-001@shop.test", "user_id:u-001"],
+    ]
+    split = admin_pb2.SplitProfileRequest(profile=whole.id, a="user_id:u-001", b="email:u-001@shop.test", dry_run=True)
+    assert not rpc.admin.SplitProfile(split, metadata=server.admin_metadata).applied
+    listed = rpc.admin.ListSeparations(admin_pb2.ListSeparationsRequest(), metadata=server.admin_metadata)
+    assert list(listed.separations) == [] and profile(rpc, "user_id:u-001") == whole
+    request.dry_run = False
+    applied = rpc.admin.RemoveIdentifier(request, metadata=server.admin_metadata)
+    assert applied.applied and (applied.profile_id, applied.removed_profile_id, applied.change) == (
+        dry.profile_id,
+        dry.removed_profile_id,
+        dry.change,
+    )
+
+
+def test_separations_are_listed_and_withdrawing_one_re_resolves_the_profiles(server: Any) -> None:
+    rpc = Rpc(server)
+    shop(rpc)
+    whole = profile(rpc, "user_id:u-001")
+    meta = server.admin_metadata
+    rpc.admin.RemoveIdentifier(
+        admin_pb2.RemoveIdentifierRequest(profile=whole.id, identifier="anonymous_id:web-1"), metadata=meta
+    )
+    rpc.admin.SplitProfile(
+        admin_pb2.SplitProfileRequest(profile=whole.id, a="user_id:u-001", b="email:u-001@shop.test"), metadata=meta
+    )
+    listed = rpc.admin.ListSeparations(admin_pb2.ListSeparationsRequest(), metadata=meta).separations
+    assert [(s.a, s.b) for s in listed] == [("anonymous_id:web-1", ""), ("user_id:u-001", "email:u-001@shop.test")]
+    assert listed[1].profile_a == profile(rpc, "user_id:u-001").id != listed[1].profile_b
+    assert all(s.at.seconds > 0 for s in listed)
+    # Either order names the split; withdrawing it joins the user id and the email again.
+    withdrawn = rpc.admin.WithdrawSeparation(
+        admin_pb2.WithdrawSeparationRequest(a="email:u-001@shop.test", b="user_id:u-001"), metadata=meta
+    )
+    assert withdrawn.applied and [sorted(p.identifiers) for p in withdrawn.change.after] == [
+        ["email:u-001@shop.test", "user_id:u-001"]
+    ]
+    assert identifiers(rpc, "user_id:u-001") == {"user_id:u-001", "email:u-001@shop.test"}
+    with pytest.raises(grpc.RpcError) as caught:
+        rpc.admin.WithdrawSeparation(
+            admin_pb2.WithdrawSeparationRequest(a="user_id:u-001", b="email:u-001@shop.test"), metadata=meta
+        )
+    assert code(caught) == grpc.StatusCode.NOT_FOUND
+    # Withdrawn for good (a restart replays the stored decisions): then the last one.
+    server.stop()
+    server.start()
+    rpc = Rpc(server)
+    assert identifiers(rpc, "user_id:u-001") == {"user_id:u-001", "email:u-001@shop.test"}
+    rpc.admin.WithdrawSeparation(admin_pb2.WithdrawSeparationRequest(a="anonymous_id:web-1"), metadata=meta)
+    assert profile(rpc, "anonymous_id:web-1") == whole
+    assert list(rpc.admin.ListSeparations(admin_pb2.ListSeparationsRequest(), metadata=meta).separations) == []
+    with pytest.raises(grpc.RpcError) as caught:
+        rpc.admin.ListSeparations(admin_pb2.ListSeparationsRequest(), metadata=server.ingest_metadata)
+    assert code(caught) == grpc.StatusCode.UNAUTHENTICATED
+
+
+def cdp(server: Any, *args: str, answer: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI against `server`, with `answer` on its standard input (none: end of input at once)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIBUTARY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "cdp_server", *args, "--target", server.target, "--token", server.admin_token],
+        env={**env, "COLUMNS": "200", "NO_COLOR": "1"},
+        input=answer or "",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_cli_split_and_remove_show_the_change_and_ask_first(server: Any) -> None:
+    rpc = Rpc(server)
+    shop(rpc)
+    whole = profile(rpc, "user_id:u-001")
+    shown = cdp(server, "profile", "remove", "user_id:u-001", "user_id:u-001", "--dry-run")
+    assert shown.returncode == 0, shown.stderr
+    assert "would change: 1 profile(s) before, 2 after" in shown.stdout and "dry run: nothing changed" in shown.stdout
+    assert whole.id in shown.stdout and "user_id:u-001 would be in tp_" in shown.stdout
+    for answer in ("n\n", None):  # no, and no answer at all (a script without --yes)
+        refused = cdp(server, "profile", "remove", "user_id:u-001", "user_id:u-001", answer=answer)
+        assert refused.returncode == 1 and "Take user_id:u-001 out of its profile? [y/N]" in refused.stderr
+        assert "nothing changed" in refused.stderr and profile(rpc, "user_id:u-001") == whole
+    agreed = cdp(server, "profile", "remove", "user_id:u-001", "user_id:u-001", answer="y\n")
+    assert agreed.returncode == 0 and "the rest is in tp_" in agreed.stdout, agreed.stderr
+    assert identifiers(rpc, "email:u-001@shop.test") == {"email:u-001@shop.test", "anonymous_id:web-1"}
+    split = cdp(server, "profile", "split", "email:u-001@shop.test", "email:u-001@shop.test", "anonymous_id:web-1")
+    assert split.returncode == 1 and "Keep email:u-001@shop.test and anonymous_id:web-1 apart?" in split.stderr
+    done = json.loads(
+        cdp(
+            server,
+            "profile",
+            "split",
+            "email:u-001@shop.test",
+            "email:u-001@shop.test",
+            "anonymous_id:web-1",
+            "--yes",
+            "--json",
+        ).stdout
+    )
+    assert done["applied"] is True and done["profile_a"] != done["profile_b"]
+    assert [sorted(p["identifiers"]) for p in done["change"]["after"]] == [
+        ["anonymous_id:web-1"],
+        ["email:u-001@shop.test"],
+    ]
+
+    listed = json.loads(cdp(server, "identity", "separations", "list", "--json").stdout)
+    assert [(s["a"], s["b"]) for s in listed] == [
+        ("user_id:u-001", ""),
+        ("email:u-001@shop.test", "anonymous_id:web-1"),
+    ]
+    table = cdp(server, "identity", "separations", "list")
+    assert "removal" in table.stdout and "split" in table.stdout and "user_id:u-001" in table.stdout
+    for a, b in [("anonymous_id:web-1", "email:u-001@shop.test"), ("user_id:u-001", "")]:
+        withdrawn = cdp(server, "identity", "separations", "withdraw", a, *([b] if b else []), "--yes")
+        assert withdrawn.returncode == 0 and "withdrawn:" in withdrawn.stdout, withdrawn.stderr
+    assert profile(rpc, "email:u-001@shop.test") == whole
+    assert "no separations" in cdp(server, "identity", "separations", "list").stdout
+    missing = cdp(server, "identity", "separations", "withdraw", "user_id:u-001", "--yes")
+    assert missing.returncode == 1 and "no removal of user_id:u-001" in missing.stderr

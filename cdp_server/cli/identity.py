@@ -1,5 +1,7 @@
 """`cdp identity rules show` and `cdp identity rules set FILE [--dry-run]`: the identity
 resolution rules (limits, windows, priorities, blocked values) of this server.
+`cdp identity separations list` and `cdp identity separations withdraw A [B]`: the splits and
+removals in force (`cdp profile split|remove` make them), and taking one back.
 
 A rules file is JSON: {"rules": [{"type": "email", "limit": 2, "window": "weekly",
 "priority": 3, "blocked_values": ["team@acme.io"], "blocked_patterns": ["@example\\\\.com$"]}]}.
@@ -18,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 from tributary._proto.cdp.v1 import admin_pb2, admin_pb2_grpc
 
+from cdp_server.cli.changes import change_options, confirm_and_apply
 from cdp_server.cli.common import (
     RPC_TIMEOUT_SECS,
     admin_metadata,
@@ -111,6 +114,74 @@ def set_rules(file: Path, dry_run: bool, target: str, token: str, as_json: bool)
                 )
             )
         stdout.print(table)
+
+
+@identity.group()
+def separations() -> None:
+    """List or withdraw the splits and removals made with `cdp profile split|remove`."""
+
+
+@separations.command(name="list")
+@target_option
+@token_option
+@json_option
+def list_separations(target: str, token: str, as_json: bool) -> None:
+    """The separations in force, oldest first, with the profiles they keep apart now."""
+    stub = admin_pb2_grpc.AdminServiceStub(channel(target))
+    try:
+        reply = stub.ListSeparations(
+            admin_pb2.ListSeparationsRequest(), metadata=admin_metadata(token), timeout=RPC_TIMEOUT_SECS
+        )
+    except grpc.RpcError as exc:
+        fail_rpc(exc, target)
+    if as_json:
+        print_json(
+            [
+                MessageToDict(s, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+                for s in reply.separations
+            ]
+        )
+        return
+    if not reply.separations:
+        stdout.print(Text("no separations: every profile is as its events make it"))
+        return
+    table = Table("kind", "identifiers", "made", "profiles now")
+    for separation in reply.separations:
+        if separation.b:
+            row = ("split", f"{separation.a} | {separation.b}", f"{separation.profile_a}\n{separation.profile_b}")
+        else:
+            row = ("removal", separation.a, separation.profile_a)
+        kind, identifiers, profiles = row
+        table.add_row(*(Text(cell) for cell in (kind, identifiers, separation.at.ToJsonString(), profiles)))
+    stdout.print(table)
+
+
+@separations.command(name="withdraw")
+@click.argument("a")
+@click.argument("b", required=False, default="")
+@change_options
+@target_option
+@token_option
+@json_option
+def withdraw_separation(a: str, b: str, yes: bool, dry_run: bool, target: str, token: str, as_json: bool) -> None:
+    """Withdraw the split of A and B (either order), or the removal of A (no B), as listed; the
+    profiles involved are re-resolved as if it had never been made. Shows what will change and
+    asks first."""
+    stub = admin_pb2_grpc.AdminServiceStub(channel(target))
+    metadata = admin_metadata(token)
+
+    def withdraw(dry: bool) -> admin_pb2.WithdrawSeparationResponse:
+        request = admin_pb2.WithdrawSeparationRequest(a=a, b=b, dry_run=dry)
+        return stub.WithdrawSeparation(request, metadata=metadata, timeout=RPC_TIMEOUT_SECS)
+
+    what = f"the split of {a} and {b}" if b else f"the removal of {a}"
+    done = confirm_and_apply(
+        withdraw, question=f"Withdraw {what}?", yes=yes, dry_run=dry_run, as_json=as_json, target=target
+    )
+    if as_json:
+        print_json(MessageToDict(done, preserving_proto_field_name=True, always_print_fields_with_no_presence=True))
+    elif done.applied:
+        stdout.print(Text(f"withdrawn: {what}"))
 
 
 def parse_rules(document: Any) -> admin_pb2.IdentityRules:

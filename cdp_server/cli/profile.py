@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 from tributary._proto.cdp.v1 import admin_pb2, admin_pb2_grpc, profile_pb2, profile_pb2_grpc
 
+from cdp_server.cli.changes import change_options, confirm_and_apply
 from cdp_server.cli.common import (
     RPC_TIMEOUT_SECS,
     admin_metadata,
@@ -131,29 +132,33 @@ def show(identifier: str, traits: tuple[str, ...], recent: int, target: str, tok
 @click.argument("profile_id", metavar="PROFILE")
 @click.argument("a")
 @click.argument("b")
+@change_options
 @target_option
 @token_option
 @json_option
-def split(profile_id: str, a: str, b: str, target: str, token: str, as_json: bool) -> None:
+def split(profile_id: str, a: str, b: str, yes: bool, dry_run: bool, target: str, token: str, as_json: bool) -> None:
     """Keep identifiers A and B of PROFILE apart from now on.
 
     PROFILE is one of its identifiers (type:value) or its id (tp_...). The profile is rebuilt
-    from its other links, so that A and B end in different profiles. The
-    split is kept with the data and survives restarts. With --json, prints
-    {"profile_a": ID, "profile_b": ID}.
+    from its other links, so that A and B end in different profiles. Shows the profiles it will
+    change and asks first (--yes: do not ask; --dry-run: only show). The split is kept with the
+    data and survives restarts (`cdp identity separations` lists and withdraws it). With --json,
+    prints {"applied": ..., "profile_a": ID, "profile_b": ID, "change": {...}}.
     """
     stub = admin_pb2_grpc.AdminServiceStub(channel(target))
-    try:
-        reply = stub.SplitProfile(
-            admin_pb2.SplitProfileRequest(profile=profile_id, a=a, b=b),
-            metadata=admin_metadata(token),
-            timeout=RPC_TIMEOUT_SECS,
-        )
-    except grpc.RpcError as exc:
-        fail_rpc(exc, target)
-    _print_outcome(
-        {"profile_a": reply.profile_a, "profile_b": reply.profile_b},
-        [f"{a} is in {reply.profile_a or 'no profile'}", f"{b} is in {reply.profile_b or 'no profile'}"],
+
+    def call(dry: bool) -> admin_pb2.SplitProfileResponse:
+        request = admin_pb2.SplitProfileRequest(profile=profile_id, a=a, b=b, dry_run=dry)
+        return stub.SplitProfile(request, metadata=admin_metadata(token), timeout=RPC_TIMEOUT_SECS)
+
+    done = confirm_and_apply(
+        call, question=f"Keep {a} and {b} apart?", yes=yes, dry_run=dry_run, as_json=as_json, target=target
+    )
+    verb = "is in" if done.applied else "would be in"
+    _print_change_outcome(
+        {"applied": done.applied, "profile_a": done.profile_a, "profile_b": done.profile_b},
+        done.change,
+        [f"{a} {verb} {done.profile_a or 'no profile'}", f"{b} {verb} {done.profile_b or 'no profile'}"],
         as_json,
     )
 
@@ -161,35 +166,53 @@ def split(profile_id: str, a: str, b: str, target: str, token: str, as_json: boo
 @profile.command()
 @click.argument("profile_id", metavar="PROFILE")
 @click.argument("identifier")
+@change_options
 @target_option
 @token_option
 @json_option
-def remove(profile_id: str, identifier: str, target: str, token: str, as_json: bool) -> None:
+def remove(profile_id: str, identifier: str, yes: bool, dry_run: bool, target: str, token: str, as_json: bool) -> None:
     """Take IDENTIFIER out of PROFILE (a shared device, a wrong link).
 
-    IDENTIFIER keeps a profile of its own and never links to PROFILE again; this is kept with the
-    data and survives restarts. With --json, prints {"profile_id": ID, "removed_profile_id": ID}.
+    IDENTIFIER keeps a profile of its own and never links to PROFILE again. Shows the profiles it
+    will change and asks first (--yes: do not ask; --dry-run: only show). Kept with the data and
+    survives restarts (`cdp identity separations` lists and withdraws it). With --json, prints
+    {"applied": ..., "profile_id": ID, "removed_profile_id": ID, "change": {...}}.
     """
     stub = admin_pb2_grpc.AdminServiceStub(channel(target))
-    try:
-        reply = stub.RemoveIdentifier(
-            admin_pb2.RemoveIdentifierRequest(profile=profile_id, identifier=identifier),
-            metadata=admin_metadata(token),
-            timeout=RPC_TIMEOUT_SECS,
-        )
-    except grpc.RpcError as exc:
-        fail_rpc(exc, target)
-    _print_outcome(
-        {"profile_id": reply.profile_id, "removed_profile_id": reply.removed_profile_id},
+
+    def call(dry: bool) -> admin_pb2.RemoveIdentifierResponse:
+        request = admin_pb2.RemoveIdentifierRequest(profile=profile_id, identifier=identifier, dry_run=dry)
+        return stub.RemoveIdentifier(request, metadata=admin_metadata(token), timeout=RPC_TIMEOUT_SECS)
+
+    done = confirm_and_apply(
+        call,
+        question=f"Take {identifier} out of its profile?",
+        yes=yes,
+        dry_run=dry_run,
+        as_json=as_json,
+        target=target,
+    )
+    verb = "is in" if done.applied else "would be in"
+    _print_change_outcome(
+        {"applied": done.applied, "profile_id": done.profile_id, "removed_profile_id": done.removed_profile_id},
+        done.change,
         [
-            f"{identifier} is in {reply.removed_profile_id or 'no profile'}",
-            f"the rest is in {reply.profile_id or 'no profile'}",
+            f"{identifier} {verb} {done.removed_profile_id or 'no profile'}",
+            f"the rest {verb} {done.profile_id or 'no profile'}",
         ],
         as_json,
     )
 
 
-def _print_outcome(result: dict[str, str], lines: list[str], as_json: bool) -> None:
+def _print_change_outcome(
+    result: dict[str, object], change: admin_pb2.IdentityChange, lines: list[str], as_json: bool
+) -> None:
+    if as_json:
+        print_json({**result, "change": MessageToDict(change, preserving_proto_field_name=True)})
+        return
+    for line in lines:
+        stdout.print(Text(line))
+
     if as_json:
         print_json(result)
         return

@@ -22,6 +22,8 @@ ROUTES = (
     Route("ListSources", _core.Engine.list_sources, Role.ADMIN),
     Route("RemoveIdentifier", _core.Engine.remove_identifier, Role.ADMIN),
     Route("SplitProfile", _core.Engine.split_profile, Role.ADMIN),
+    Route("ListSeparations", _core.Engine.list_separations, Role.ADMIN),
+    Route("WithdrawSeparation", _core.Engine.withdraw_separation, Role.ADMIN),
     Route("GetIdentityRules", _core.Engine.get_identity_rules, Role.ADMIN),
     Route("UpdateIdentityRules", _core.Engine.update_identity_rules, Role.ADMIN),
 )

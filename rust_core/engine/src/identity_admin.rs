@@ -1,6 +1,9 @@
-//! Identity administration over gRPC bytes: RemoveIdentifier, SplitProfile, GetIdentityRules
-//! and UpdateIdentityRules (with a dry run). Every decision is written to the log environment
-//! before it is applied, so a restart rebuilds the same graph.
+//! Identity administration over gRPC bytes: GetIdentityRules and UpdateIdentityRules (with a dry
+//! run) here, the separations (RemoveIdentifier, SplitProfile, ListSeparations,
+//! WithdrawSeparation) in `separations`. Every decision is written to the log environment before
+//! it is applied, so a restart rebuilds the same graph.
+
+mod separations;
 
 use prost::Message;
 use rustc_hash::FxHashMap;
@@ -9,15 +12,10 @@ use crate::error::{EngineError, Result};
 use crate::identifiers::Identifier;
 use crate::identity::graph::{IdentityGraph, ProfileId, ProfileLookup, ProfileView};
 use crate::ingest::Engine;
-use crate::profile_reads::parse_lookup;
-use crate::profiles::{compile_rules, custom_identifiers, replay_log, LogLoader, ProfileState, Profiles};
+use crate::profiles::{compile_rules, custom_identifiers, replay_log, ProfileState, Profiles};
 use crate::proto::{
-    self, rule_change, GetIdentityRulesRequest, IdentityAction, IdentityActions, RemoveIdentifierRequest,
-    RemoveIdentifierResponse, RuleChange, SplitProfileRequest, SplitProfileResponse, UpdateIdentityRulesRequest,
-    UpdateIdentityRulesResponse,
+    self, rule_change, GetIdentityRulesRequest, RuleChange, UpdateIdentityRulesRequest, UpdateIdentityRulesResponse,
 };
-use crate::store::Store;
-use crate::time;
 
 /// Examples of each kind a rules report carries.
 const EXAMPLES: usize = 10;
@@ -39,108 +37,7 @@ fn named_profile(state: &mut ProfileState, lookup: &ProfileLookup, text: &str) -
         .ok_or_else(|| EngineError::NotFound(format!("no profile for {}", text.trim())))
 }
 
-/// Writes the actions list with one more action (the log environment, durable on return).
-fn persist_action(store: &Store, state: &mut ProfileState, action: IdentityAction) -> Result<()> {
-    let mut actions = state.actions.clone();
-    actions.push(action);
-    let encoded = IdentityActions {
-        actions: actions.clone(),
-    }
-    .encode_to_vec();
-    store
-        .log
-        .write_with_growth(|txn| Ok(store.log_dbs.identity.put(txn, "actions", &encoded)?))?;
-    state.actions = actions;
-    Ok(())
-}
-
 impl Engine {
-    /// `AdminService.RemoveIdentifier` on encoded bytes.
-    pub fn remove_identifier(&self, request: &[u8]) -> Result<Vec<u8>> {
-        let request: RemoveIdentifierRequest = proto::decode_request(request)?;
-        let identifier = parse_identifier("identifier", &request.identifier)?;
-        let lookup = parse_lookup("profile", &request.profile)?;
-        let store = &self.shared.store;
-        let mut state = self.shared.profiles.lock();
-        let view = named_profile(&mut state, &lookup, &request.profile)?;
-        if !view.identifiers.iter().any(|(known, ..)| *known == identifier) {
-            return Err(EngineError::InvalidRequest(format!(
-                "identifier {} is not in profile {}",
-                text(&identifier),
-                view.id
-            )));
-        }
-        if view.identifiers.len() == 1 {
-            return Err(EngineError::InvalidRequest(format!(
-                "identifier {} is the only identifier of profile {}: there is nothing to remove it from",
-                text(&identifier),
-                view.id
-            )));
-        }
-        let action = IdentityAction {
-            a: text(&identifier),
-            b: String::new(),
-            at: Some(time::from_ms(time::now_ms())),
-        };
-        persist_action(store, &mut state, action)?;
-        let custom = std::sync::Arc::clone(&state.custom);
-        state
-            .graph
-            .isolate(&identifier, &mut LogLoader { store, custom: &custom });
-        let removed = state.graph.profile_of(&identifier);
-        let rest = view
-            .identifiers
-            .iter()
-            .filter(|(known, ..)| *known != identifier)
-            .find_map(|(known, ..)| state.graph.profile_of(known));
-        log::info!("identity: removed {} from {}", text(&identifier), view.id);
-        Ok(RemoveIdentifierResponse {
-            profile_id: rest.map(|id| id.to_string()).unwrap_or_default(),
-            removed_profile_id: removed.map(|id| id.to_string()).unwrap_or_default(),
-        }
-        .encode_to_vec())
-    }
-
-    /// `AdminService.SplitProfile` on encoded bytes.
-    pub fn split_profile(&self, request: &[u8]) -> Result<Vec<u8>> {
-        let request: SplitProfileRequest = proto::decode_request(request)?;
-        let a = parse_identifier("a", &request.a)?;
-        let b = parse_identifier("b", &request.b)?;
-        if a == b {
-            return Err(EngineError::InvalidRequest(
-                "a and b must be two different identifiers".into(),
-            ));
-        }
-        let lookup = parse_lookup("profile", &request.profile)?;
-        let store = &self.shared.store;
-        let mut state = self.shared.profiles.lock();
-        let view = named_profile(&mut state, &lookup, &request.profile)?;
-        for (field, identifier) in [("a", &a), ("b", &b)] {
-            if !view.identifiers.iter().any(|(known, ..)| known == identifier) {
-                return Err(EngineError::InvalidRequest(format!(
-                    "{field}: {} is not in profile {}",
-                    text(identifier),
-                    view.id
-                )));
-            }
-        }
-        let action = IdentityAction {
-            a: text(&a),
-            b: text(&b),
-            at: Some(time::from_ms(time::now_ms())),
-        };
-        persist_action(store, &mut state, action)?;
-        let custom = std::sync::Arc::clone(&state.custom);
-        state.graph.separate(&a, &b, &mut LogLoader { store, custom: &custom });
-        let name = |id: Option<ProfileId>| id.map(|id| id.to_string()).unwrap_or_default();
-        log::info!("identity: split {} from {} in {}", text(&a), text(&b), view.id);
-        Ok(SplitProfileResponse {
-            profile_a: name(state.graph.profile_of(&a)),
-            profile_b: name(state.graph.profile_of(&b)),
-        }
-        .encode_to_vec())
-    }
-
     /// `AdminService.GetIdentityRules` on encoded bytes.
     pub fn get_identity_rules(&self, request: &[u8]) -> Result<Vec<u8>> {
         proto::decode_request::<GetIdentityRulesRequest>(request)?;
@@ -249,3 +146,6 @@ fn compare(before: &mut IdentityGraph, after: &mut IdentityGraph) -> UpdateIdent
         identifiers_unlinked: unlinked,
     }
 }
+
+#[cfg(test)]
+mod tests;

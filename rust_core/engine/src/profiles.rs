@@ -213,9 +213,9 @@ pub struct Profiles {
     pub loaded_snapshot: Option<u64>,
 }
 
-/// Most events read under one read transaction by the scans below (and at most about
-/// `LOG_CHUNK_BYTES` of them).
+/// Most events the scans below read under one read transaction.
 pub const LOG_CHUNK: usize = 8_192;
+/// A chunk ends once its stored events reach this many bytes (events are up to 32 KiB each).
 pub const LOG_CHUNK_BYTES: usize = 8 << 20;
 
 /// The log's last seq (0 when empty).

@@ -308,6 +308,10 @@ rpc_methods! {
     get_identity_rules;
     /// Answers an encoded `cdp.v1.UpdateIdentityRulesRequest` with an encoded response.
     update_identity_rules;
+    /// Answers an encoded `cdp.v1.ListSeparationsRequest` with an encoded response.
+    list_separations;
+    /// Answers an encoded `cdp.v1.WithdrawSeparationRequest` with an encoded response.
+    withdraw_separation;
     /// Answers an encoded `cdp.v1.ListSourcesRequest` with an encoded response.
     list_sources;
 }

@@ -457,25 +457,87 @@ impl IdentityGraph {
     /// `RemoveIdentifier`: from now on the identifier can only be in a profile of its own; its
     /// cluster is rebuilt. `false` when the identifier is not in any profile.
     pub fn isolate(&mut self, identifier: &Identifier, loader: &mut dyn EventLoader) -> bool {
-        let Some(node) = self.linked_node(identifier) else {
+        if self.linked_node(identifier).is_none() {
             return false;
-        };
-        self.separations.isolate(identifier.hash128());
-        let root = self.clusters.root(node);
-        self.rebuild_cluster(root, None, loader);
+        }
+        let mut separations = self.separations.clone();
+        separations.isolate(identifier.hash128());
+        self.reseparate(separations, &[identifier], loader);
         true
     }
 
     /// `SplitProfile`: from now on `a` and `b` never share a profile; their cluster is rebuilt.
     /// `false` when either is not in any profile.
     pub fn separate(&mut self, a: &Identifier, b: &Identifier, loader: &mut dyn EventLoader) -> bool {
-        let (Some(node_a), Some(_)) = (self.linked_node(a), self.linked_node(b)) else {
+        if self.linked_node(a).is_none() || self.linked_node(b).is_none() {
             return false;
-        };
-        self.separations.separate(a.hash128(), b.hash128());
-        let root = self.clusters.root(node_a);
-        self.rebuild_cluster(root, None, loader);
+        }
+        let mut separations = self.separations.clone();
+        separations.separate(a.hash128(), b.hash128());
+        self.reseparate(separations, &[a, b], loader);
         true
+    }
+
+    /// Puts `separations` in force and rebuilds the clusters of `around`, the identifiers whose
+    /// separations changed (a separation made or withdrawn): the graph is then what resolving
+    /// every event under `separations` gives. Identifiers that are not nodes are skipped.
+    pub fn reseparate(&mut self, separations: Separations, around: &[&Identifier], loader: &mut dyn EventLoader) {
+        self.separations = separations;
+        for root in self.cluster_roots(around) {
+            self.rebuild_cluster(root, None, loader);
+        }
+    }
+
+    /// What `reseparate` would make of the clusters of `around`, on a graph of their own (a dry
+    /// run: this graph does not change). Resolving a cluster never depends on another, so the
+    /// profiles of those identifiers in the returned graph are what `reseparate` would give.
+    pub fn preview_separations(
+        &mut self,
+        separations: Separations,
+        around: &[&Identifier],
+        loader: &mut dyn EventLoader,
+    ) -> IdentityGraph {
+        let mut seqs = Vec::new();
+        for root in self.cluster_roots(around) {
+            seqs.extend_from_slice(&self.clusters.get(root).events);
+        }
+        let mut events = loader.load(&seqs);
+        events.sort_by(|a, b| (a.timestamp_ms, &a.message_id, a.seq).cmp(&(b.timestamp_ms, &b.message_id, b.seq)));
+        let mut preview = IdentityGraph::with_separations(self.rules.clone(), separations);
+        for event in &events {
+            // In canonical order nothing is late: the loader is not used again.
+            preview.add(&event.identity(), loader);
+        }
+        preview
+    }
+
+    /// The identifiers of the clusters of `around`: all that re-resolving them can move.
+    pub fn cluster_members(&mut self, around: &[&Identifier]) -> Vec<Identifier> {
+        let mut members = Vec::new();
+        for root in self.cluster_roots(around) {
+            let cluster = self.clusters.get(root);
+            members.extend(
+                cluster
+                    .members
+                    .iter()
+                    .map(|&node| self.arena.get(self.nodes[node as usize].text).to_identifier()),
+            );
+        }
+        members
+    }
+
+    /// The distinct cluster roots of the identifiers that are nodes.
+    fn cluster_roots(&mut self, identifiers: &[&Identifier]) -> Vec<u32> {
+        let mut roots = Vec::new();
+        for identifier in identifiers {
+            if let Some(node) = self.find_node(identifier) {
+                let root = self.clusters.root(node);
+                if !roots.contains(&root) {
+                    roots.push(root);
+                }
+            }
+        }
+        roots
     }
 
     /// The nodes of the event's linkable identifiers (added when new; deduplicated; most
@@ -592,7 +654,7 @@ impl IdentityGraph {
 
     /// Flat matching of `candidates` (most important first), then, when identifiers had to be
     /// left out and are in no profile, of those as if another event had carried only them
-    /// (`depth` + 1; without traits). At most one level per identifier: it ends.
+    /// (`depth` + 1; without traits). Each level links at least one identifier, so it ends.
     fn decide_at(
         &mut self,
         event: &EventIdentity<'_>,
@@ -665,7 +727,7 @@ impl IdentityGraph {
                 sets_traits: false,
                 ..*event
             };
-            self.decide_at(&alone, set_aside, Vec::new(), depth + 1);
+            self.decide_at(&alone, set_aside, Vec::new(), depth.saturating_add(1));
         }
         resolution
     }

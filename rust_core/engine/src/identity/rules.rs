@@ -60,6 +60,7 @@ const DEFAULT_BLOCKED_VALUES: [&str; 5] = ["-1", "null", "anonymous", "undefined
 const DEFAULT_BLOCKED_PATTERNS: [&str; 1] = ["^[0-]*$"];
 pub const DEFAULT_LIMIT: u32 = 5;
 
+#[derive(Clone)]
 struct CompiledRule {
     limit: Limit,
     priority: Option<u32>,
@@ -68,6 +69,7 @@ struct CompiledRule {
 }
 
 /// The compiled rules of a workspace.
+#[derive(Clone)]
 pub struct IdentityRules {
     types: FxHashMap<String, CompiledRule>,
     default: CompiledRule,

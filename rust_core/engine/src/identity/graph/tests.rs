@@ -565,17 +565,41 @@ proptest! {
             let mut log = Log(events.iter().map(|e| (e.seq, e.clone())).collect());
             let (a, b) = (&events[a % events.len()].identifiers[0], &events[b % events.len()].identifiers[0]);
             if a != b && graph.profile_of(a).is_some() && graph.profile_of(b).is_some() {
+                // A dry run of it (on the clusters involved) foretells every profile it moves.
+                let mut preview = graph.preview_separations(separations.clone(), &[a, b], &mut log);
+                let moved = graph.cluster_members(&[a, b]);
                 graph.separate(a, b, &mut log);
                 prop_assert_eq!(graph.snapshot(), reference.snapshot());
+                for identifier in &moved {
+                    prop_assert_eq!(preview.profile_of(identifier), graph.profile_of(identifier));
+                }
             }
+        }
+        // Withdrawing every separation gives the graph of none.
+        if !separations.is_empty() {
+            let mut graph = resolve_all(&shuffled, &separations);
+            let mut log = Log(events.iter().map(|e| (e.seq, e.clone())).collect());
+            let named: Vec<&Identifier> = split
+                .into_iter()
+                .flat_map(|(a, b)| [a, b])
+                .chain(removal)
+                .map(|i| &events[i % events.len()].identifiers[0])
+                .collect();
+            graph.reseparate(Separations::default(), &named, &mut log);
+            prop_assert_eq!(graph.snapshot(), resolve_all(&sorted, &Separations::default()).snapshot());
         }
         if let (None, Some(r)) = (split, removal) {
             let mut graph = resolve_all(&events, &Separations::default());
             let mut log = Log(events.iter().map(|e| (e.seq, e.clone())).collect());
             let removed = &events[r % events.len()].identifiers[0];
             if graph.profile_of(removed).is_some() {
+                let mut preview = graph.preview_separations(separations.clone(), &[removed], &mut log);
+                let moved = graph.cluster_members(&[removed]);
                 graph.isolate(removed, &mut log);
                 prop_assert_eq!(graph.snapshot(), reference.snapshot());
+                for identifier in &moved {
+                    prop_assert_eq!(preview.profile_of(identifier), graph.profile_of(identifier));
+                }
             }
         }
     }

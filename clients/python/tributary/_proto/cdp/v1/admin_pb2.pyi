@@ -49,19 +49,23 @@ class RemoveIdentifierRequest(_message.Message):
 
     PROFILE_FIELD_NUMBER: _builtins.int
     IDENTIFIER_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
     profile: _builtins.str
     """The profile: "type:value" of any of its identifiers, or "tp_..."."""
     identifier: _builtins.str
     """The identifier to take out, "type:value"."""
+    dry_run: _builtins.bool
+    """Report what would change (the profile ids and `change`) and change nothing."""
     def __init__(
         self,
         *,
         profile: _builtins.str = ...,
         identifier: _builtins.str = ...,
+        dry_run: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["identifier", b"identifier", "profile", b"profile"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "identifier", b"identifier", "profile", b"profile"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -73,19 +77,27 @@ class RemoveIdentifierResponse(_message.Message):
 
     PROFILE_ID_FIELD_NUMBER: _builtins.int
     REMOVED_PROFILE_ID_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
+    CHANGE_FIELD_NUMBER: _builtins.int
     profile_id: _builtins.str
     """The profile that holds the rest (empty if nothing is left)."""
     removed_profile_id: _builtins.str
     """The profile the removed identifier is in now."""
+    applied: _builtins.bool
+    """False for a dry run."""
+    @_builtins.property
+    def change(self) -> Global___IdentityChange: ...
     def __init__(
         self,
         *,
         profile_id: _builtins.str = ...,
         removed_profile_id: _builtins.str = ...,
+        applied: _builtins.bool = ...,
+        change: Global___IdentityChange | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["profile_id", b"profile_id", "removed_profile_id", b"removed_profile_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "change", b"change", "profile_id", b"profile_id", "removed_profile_id", b"removed_profile_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -98,21 +110,25 @@ class SplitProfileRequest(_message.Message):
     PROFILE_FIELD_NUMBER: _builtins.int
     A_FIELD_NUMBER: _builtins.int
     B_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
     profile: _builtins.str
     """The profile: "type:value" of any of its identifiers, or "tp_..."."""
     a: _builtins.str
     """Two of its identifiers, each "type:value", to be kept apart."""
     b: _builtins.str
+    dry_run: _builtins.bool
+    """Report what would change (the profile ids and `change`) and change nothing."""
     def __init__(
         self,
         *,
         profile: _builtins.str = ...,
         a: _builtins.str = ...,
         b: _builtins.str = ...,
+        dry_run: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["a", b"a", "b", b"b", "profile", b"profile"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["a", b"a", "b", b"b", "dry_run", b"dry_run", "profile", b"profile"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -124,21 +140,209 @@ class SplitProfileResponse(_message.Message):
 
     PROFILE_A_FIELD_NUMBER: _builtins.int
     PROFILE_B_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
+    CHANGE_FIELD_NUMBER: _builtins.int
     profile_a: _builtins.str
     profile_b: _builtins.str
+    applied: _builtins.bool
+    """False for a dry run."""
+    @_builtins.property
+    def change(self) -> Global___IdentityChange: ...
     def __init__(
         self,
         *,
         profile_a: _builtins.str = ...,
         profile_b: _builtins.str = ...,
+        applied: _builtins.bool = ...,
+        change: Global___IdentityChange | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["profile_a", b"profile_a", "profile_b", b"profile_b"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "change", b"change", "profile_a", b"profile_a", "profile_b", b"profile_b"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SplitProfileResponse: _TypeAlias = SplitProfileResponse  # noqa: Y015
+
+@_typing.final
+class ProfileIdentifiers(_message.Message):
+    """A profile and its identifiers ("type:value", in link order)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROFILE_ID_FIELD_NUMBER: _builtins.int
+    IDENTIFIERS_FIELD_NUMBER: _builtins.int
+    profile_id: _builtins.str
+    @_builtins.property
+    def identifiers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        profile_id: _builtins.str = ...,
+        identifiers: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identifiers", b"identifiers", "profile_id", b"profile_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProfileIdentifiers: _TypeAlias = ProfileIdentifiers  # noqa: Y015
+
+@_typing.final
+class IdentityChange(_message.Message):
+    """What a separation, or its withdrawal, changes: the profiles it re-resolves that are not the
+    same afterwards (same id and identifiers), as they are before and as they are after.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BEFORE_FIELD_NUMBER: _builtins.int
+    AFTER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def before(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProfileIdentifiers]: ...
+    @_builtins.property
+    def after(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProfileIdentifiers]: ...
+    def __init__(
+        self,
+        *,
+        before: _abc.Iterable[Global___ProfileIdentifiers] | None = ...,
+        after: _abc.Iterable[Global___ProfileIdentifiers] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IdentityChange: _TypeAlias = IdentityChange  # noqa: Y015
+
+@_typing.final
+class Separation(_message.Message):
+    """A separation in force: SplitProfile keeps a and b apart; RemoveIdentifier keeps a alone (b is
+    empty).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    A_FIELD_NUMBER: _builtins.int
+    B_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    PROFILE_A_FIELD_NUMBER: _builtins.int
+    PROFILE_B_FIELD_NUMBER: _builtins.int
+    a: _builtins.str
+    b: _builtins.str
+    profile_a: _builtins.str
+    """The profiles a and b are in now (empty for one in none: blocked by a later rule)."""
+    profile_b: _builtins.str
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """When it was first made."""
+
+    def __init__(
+        self,
+        *,
+        a: _builtins.str = ...,
+        b: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        profile_a: _builtins.str = ...,
+        profile_b: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["a", b"a", "at", b"at", "b", b"b", "profile_a", b"profile_a", "profile_b", b"profile_b"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Separation: _TypeAlias = Separation  # noqa: Y015
+
+@_typing.final
+class ListSeparationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSeparationsRequest: _TypeAlias = ListSeparationsRequest  # noqa: Y015
+
+@_typing.final
+class ListSeparationsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEPARATIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def separations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Separation]: ...
+    def __init__(
+        self,
+        *,
+        separations: _abc.Iterable[Global___Separation] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["separations", b"separations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSeparationsResponse: _TypeAlias = ListSeparationsResponse  # noqa: Y015
+
+@_typing.final
+class WithdrawSeparationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    A_FIELD_NUMBER: _builtins.int
+    B_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    a: _builtins.str
+    """The separation, as listed: a and b of a split (in either order), or a alone (b empty) for
+    a removal.
+    """
+    b: _builtins.str
+    dry_run: _builtins.bool
+    """Report what would change and change nothing."""
+    def __init__(
+        self,
+        *,
+        a: _builtins.str = ...,
+        b: _builtins.str = ...,
+        dry_run: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["a", b"a", "b", b"b", "dry_run", b"dry_run"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WithdrawSeparationRequest: _TypeAlias = WithdrawSeparationRequest  # noqa: Y015
+
+@_typing.final
+class WithdrawSeparationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLIED_FIELD_NUMBER: _builtins.int
+    CHANGE_FIELD_NUMBER: _builtins.int
+    applied: _builtins.bool
+    """False for a dry run."""
+    @_builtins.property
+    def change(self) -> Global___IdentityChange: ...
+    def __init__(
+        self,
+        *,
+        applied: _builtins.bool = ...,
+        change: Global___IdentityChange | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "change", b"change"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WithdrawSeparationResponse: _TypeAlias = WithdrawSeparationResponse  # noqa: Y015
 
 @_typing.final
 class IdentifierRule(_message.Message):

@@ -59,6 +59,16 @@ class AdminServiceStub:
                 request_serializer=cdp_dot_v1_dot_admin__pb2.SplitProfileRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_admin__pb2.SplitProfileResponse.FromString,
                 _registered_method=True)
+        self.ListSeparations = channel.unary_unary(
+                '/cdp.v1.AdminService/ListSeparations',
+                request_serializer=cdp_dot_v1_dot_admin__pb2.ListSeparationsRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_admin__pb2.ListSeparationsResponse.FromString,
+                _registered_method=True)
+        self.WithdrawSeparation = channel.unary_unary(
+                '/cdp.v1.AdminService/WithdrawSeparation',
+                request_serializer=cdp_dot_v1_dot_admin__pb2.WithdrawSeparationRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_admin__pb2.WithdrawSeparationResponse.FromString,
+                _registered_method=True)
         self.GetIdentityRules = channel.unary_unary(
                 '/cdp.v1.AdminService/GetIdentityRules',
                 request_serializer=cdp_dot_v1_dot_admin__pb2.GetIdentityRulesRequest.SerializeToString,
@@ -200,6 +210,60 @@ class AdminService:
             '/cdp.v1.AdminService/SplitProfile',
             cdp_dot_v1_dot_admin__pb2.SplitProfileRequest.SerializeToString,
             cdp_dot_v1_dot_admin__pb2.SplitProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSeparations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/ListSeparations',
+            cdp_dot_v1_dot_admin__pb2.ListSeparationsRequest.SerializeToString,
+            cdp_dot_v1_dot_admin__pb2.ListSeparationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawSeparation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/WithdrawSeparation',
+            cdp_dot_v1_dot_admin__pb2.WithdrawSeparationRequest.SerializeToString,
+            cdp_dot_v1_dot_admin__pb2.WithdrawSeparationResponse.FromString,
             options,
             channel_credentials,
             insecure,

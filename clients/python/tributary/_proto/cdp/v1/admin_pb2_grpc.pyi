@@ -51,6 +51,10 @@ class AdminServiceStub:
     """Splits a profile between two of its identifiers: from now on they never share a profile,
     and the profile is rebuilt from the links that do not join them.
     """
+    ListSeparations: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListSeparationsRequest, _admin_pb2.ListSeparationsResponse]
+    """The separations in force (splits and removals), oldest first."""
+    WithdrawSeparation: _grpc.UnaryUnaryMultiCallable[_admin_pb2.WithdrawSeparationRequest, _admin_pb2.WithdrawSeparationResponse]
+    """Withdraws a separation: the profiles involved are re-resolved as if it had never been made."""
     GetIdentityRules: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetIdentityRulesRequest, _admin_pb2.IdentityRules]
     UpdateIdentityRules: _grpc.UnaryUnaryMultiCallable[_admin_pb2.UpdateIdentityRulesRequest, _admin_pb2.UpdateIdentityRulesResponse]
     """Replaces the identity rules. With dry_run, reports what would merge and split and
@@ -78,6 +82,10 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Splits a profile between two of its identifiers: from now on they never share a profile,
     and the profile is rebuilt from the links that do not join them.
     """
+    ListSeparations: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListSeparationsRequest, _admin_pb2.ListSeparationsResponse]  # type: ignore[assignment]
+    """The separations in force (splits and removals), oldest first."""
+    WithdrawSeparation: _aio.UnaryUnaryMultiCallable[_admin_pb2.WithdrawSeparationRequest, _admin_pb2.WithdrawSeparationResponse]  # type: ignore[assignment]
+    """Withdraws a separation: the profiles involved are re-resolved as if it had never been made."""
     GetIdentityRules: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetIdentityRulesRequest, _admin_pb2.IdentityRules]  # type: ignore[assignment]
     UpdateIdentityRules: _aio.UnaryUnaryMultiCallable[_admin_pb2.UpdateIdentityRulesRequest, _admin_pb2.UpdateIdentityRulesResponse]  # type: ignore[assignment]
     """Replaces the identity rules. With dry_run, reports what would merge and split and
