@@ -22,6 +22,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, TypeAlias
@@ -32,7 +33,7 @@ from tributary._proto.cdp.v1 import event_pb2, ingest_pb2
 from tributary._wire import event_field_size, stream_json_request, stream_request
 from tributary.errors import InvalidEvent, StreamError
 from tributary.retry import RETRYABLE_CODES, Backoff, status_code
-from tributary.segment import message_bytes, new_message_id
+from tributary.segment import message_bytes, messages_array, new_message_id
 
 logger = logging.getLogger("tributary")
 
@@ -302,7 +303,11 @@ class _JsonLinesSource:
 
 
 class _EventSource:
-    """Pulls events from the caller's iterable, assigns messageIds, encodes and groups them."""
+    """Pulls events from the caller's iterable, assigns messageIds, encodes and groups them.
+
+    A run of dicts is serialized as one JSON array (one orjson call a batch); only when that
+    cannot be trusted (see `messages_array`) are they encoded one by one, which also finds the
+    ones that cannot be sent."""
 
     def __init__(
         self,
@@ -317,30 +322,66 @@ class _EventSource:
         self._max_batch_bytes = max_batch_bytes
         self._summary = summary
         self._history = history
-        self._carry: tuple[int, bytes, bool] | None = None  # read, but did not fit in the last batch
+        self._pending: deque[tuple[int, Any]] = deque()  # read, but not yet in a batch
         self._exhausted = False
         self.consumed = 0
         self.error: Exception | None = None
 
     def next_batch(self) -> _Outgoing | None:
+        first = self._next_event()
+        if first is None:
+            return None
+        self._pending.appendleft(first)
+        if isinstance(first[1], Mapping):
+            run: list[tuple[int, Any]] = []
+            while len(run) < self._batch_size and (item := self._next_event()) is not None:
+                if not isinstance(item[1], Mapping):
+                    self._pending.appendleft(item)
+                    break
+                run.append(item)
+            messages = [_with_message_id(event, self._history) for _, event in run]
+            data = messages_array(messages, self._max_batch_bytes)
+            if data is not None:
+                return _Outgoing(
+                    data,
+                    [position for position, _ in run],
+                    len(run),
+                    json=True,
+                    content_message_ids=self._history,
+                    ignore_sent_at=self._history,
+                )
+            self._pending.extendleft(reversed(run))  # one by one, below
+        return self._one_by_one()
+
+    def _one_by_one(self) -> _Outgoing | None:
         encoded: list[bytes] = []
         positions: list[int] = []
         size = 0
         json_batch = False
         while len(encoded) < self._batch_size:
-            item = self._next_encoded()
+            item = self._next_event()
             if item is None:
                 break
-            added = event_field_size(item[1])
+            position, event = item
+            try:
+                data, is_json = _encode(event, self._history)
+            except InvalidEvent as exc:
+                message_id = event.get("messageId") if isinstance(event, Mapping) else None
+                rejection = StreamRejection(
+                    position, message_id if isinstance(message_id, str) else "", exc.field, exc.reason
+                )
+                self._summary.rejections.append(rejection)
+                continue
+            added = event_field_size(data)
             # A batch is all JSON or all protobuf.
-            if encoded and (size + added > self._max_batch_bytes or item[2] != json_batch):
-                self._carry = item
+            if encoded and (size + added > self._max_batch_bytes or is_json != json_batch):
+                self._pending.appendleft(item)
                 break
-            json_batch = item[2]
-            positions.append(item[0])
-            encoded.append(item[1])
+            json_batch = is_json
+            positions.append(position)
+            encoded.append(data)
             size += added
-        if not encoded:
+        if not encoded:  # the input ended (rejections do not end a batch early)
             return None
         return _Outgoing(
             encoded,
@@ -351,32 +392,33 @@ class _EventSource:
             ignore_sent_at=self._history,
         )
 
-    def _next_encoded(self) -> tuple[int, bytes, bool] | None:
-        if self._carry is not None:
-            item, self._carry = self._carry, None
-            return item
-        while not self._exhausted:
-            try:
-                event = next(self._events)
-            except StopIteration:
-                self._exhausted = True
-                break
-            except Exception as exc:
-                # The input broke (a bad line, an I/O error): send nothing more, but let the batches
-                # already sent be acknowledged so the summary is exact, then report it.
-                self.error = exc
-                self._exhausted = True
-                break
-            position = self.consumed
-            self.consumed += 1
-            try:
-                return (position, *_encode(event, self._history))
-            except InvalidEvent as exc:
-                message_id = event.get("messageId") if isinstance(event, Mapping) else None
-                self._summary.rejections.append(
-                    StreamRejection(position, message_id if isinstance(message_id, str) else "", exc.field, exc.reason)
-                )
-        return None
+    def _next_event(self) -> tuple[int, Any] | None:
+        if self._pending:
+            return self._pending.popleft()
+        if self._exhausted:
+            return None
+        try:
+            event = next(self._events)
+        except StopIteration:
+            self._exhausted = True
+            return None
+        except Exception as exc:
+            # The input broke (a bad line, an I/O error): send nothing more, but let the batches
+            # already sent be acknowledged so the summary is exact, then report it.
+            self.error = exc
+            self._exhausted = True
+            return None
+        position = self.consumed
+        self.consumed += 1
+        return position, event
+
+
+def _with_message_id(event: Mapping[str, Any], history: bool) -> Mapping[str, Any]:
+    """The message as it is sent: with a messageId before its first send (so that every resend
+    deduplicates), unless it is history, whose ids the server derives from the content."""
+    if not history and event.get("messageId") in (None, ""):
+        return {**event, "messageId": new_message_id()}  # do not change the caller's dict
+    return event
 
 
 def _encode(event: event_pb2.Event | Mapping[str, Any], history: bool) -> tuple[bytes, bool]:
@@ -390,9 +432,7 @@ def _encode(event: event_pb2.Event | Mapping[str, Any], history: bool) -> tuple[
             event = copy
         return event.SerializeToString(), False
     if isinstance(event, Mapping):
-        if not history and event.get("messageId") in (None, ""):
-            event = {**event, "messageId": new_message_id()}  # do not change the caller's dict
-        return message_bytes(event), True
+        return message_bytes(_with_message_id(event, history)), True
     raise TypeError(f"expected an Event or a Segment-Spec dict, got {type(event).__name__}")
 
 

@@ -65,7 +65,9 @@ impl Engine {
             custom,
         };
         Profiles::catch_up(&mut candidate, store)?;
+        let compared = std::time::Instant::now();
         let mut response = compare(&mut state.graph, &mut candidate.graph);
+        log::info!("identity: graphs compared in {:.2} s", compared.elapsed().as_secs_f64());
         response.applied = !request.dry_run;
         if request.dry_run {
             response.rules = Some(state.rules.clone());

@@ -99,11 +99,13 @@ impl IdentifierArena {
     pub fn get(&self, at: TextRef) -> IdentRef<'_> {
         let start = at.offset();
         let bytes = &self.chunks[at.chunk as usize][start..start + at.len as usize];
+        debug_assert!(std::str::from_utf8(bytes).is_ok());
         IdentRef {
             kind: &self.kinds[at.kind()],
-            // SAFETY-free: only `push` writes the arena, from a `&str`, and `TextRef`s cover
-            // exactly what one push wrote, so the bytes are UTF-8.
-            value: std::str::from_utf8(bytes).expect("the arena holds UTF-8 values"),
+            // SAFETY: only `push` writes the arena, copying a `&str` whole, and a `TextRef` covers
+            // exactly what one push wrote (chunks never move or change), so the bytes are UTF-8.
+            // Checking them on every read cost ~5% of a bulk re-resolution.
+            value: unsafe { std::str::from_utf8_unchecked(bytes) },
         }
     }
 
