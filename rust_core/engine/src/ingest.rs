@@ -196,12 +196,21 @@ impl Engine {
     /// Opens (or creates) the store and starts the writer thread.
     pub fn open(config: EngineConfig) -> Result<Self> {
         let store = Store::open(&config)?;
-        let state = WriterState::load(&store)?;
         let administration = crate::profiles::load_administration(&store)?;
         let custom = crate::profiles::custom_identifiers(&administration.0);
-        let index = IdentifierIndex::recover(&store, &custom)?;
         let snapshots = config.snapshots.then(|| Snapshots::new(&config.data_dir));
-        let profiles = Profiles::rebuild(&store, administration, snapshots.as_ref())?;
+        // The three rebuilds of start-up read the log independently: the dedupe window and the
+        // identifier index on one thread, the identity graph on another.
+        let (state, index, profiles) = std::thread::scope(|scope| {
+            let others = scope.spawn(|| -> Result<(WriterState, IdentifierIndex)> {
+                Ok((WriterState::load(&store)?, IdentifierIndex::recover(&store, &custom)?))
+            });
+            let profiles = Profiles::rebuild(&store, administration, snapshots.as_ref());
+            let (state, index) = others
+                .join()
+                .map_err(|_| EngineError::Storage("start-up failed while loading the dedupe window".into()))??;
+            Ok::<_, EngineError>((state, index, profiles?))
+        })?;
         // What the snapshot on disk covers: none usable means the next one is due.
         let snapshot_covers = match profiles.loaded_snapshot {
             Some(through) => (through, profiles.lock().administration()),
@@ -548,11 +557,13 @@ fn snapshot_if_due(shared: &Shared, through: u64) {
     if writer.as_ref().is_some_and(|thread| !thread.is_finished()) {
         return;
     }
+    let started = Instant::now();
     let encoded = {
         let state = shared.profiles.lock();
         let covers = (state.resolved_through, state.administration());
         state.snapshot_bytes().map(|bytes| (bytes, covers))
     };
+    let encoding = started.elapsed();
     let (bytes, covered) = match encoded {
         Ok(encoded) => encoded,
         Err(err) => {
@@ -566,8 +577,16 @@ fn snapshot_if_due(shared: &Shared, through: u64) {
     let spawned = std::thread::Builder::new()
         .name("tributary-snapshot".into())
         .spawn(move || {
-            if let Err(err) = snapshots.write(SNAPSHOT_NAME, &bytes) {
-                log::warn!("identity snapshot not written (the previous one stays): {err}");
+            let started = Instant::now();
+            match snapshots.write(SNAPSHOT_NAME, &bytes) {
+                Ok(()) => log::info!(
+                    "identity snapshot through event {}: {} MB, encoded in {:.2} s (resolution paused meanwhile), written in {:.2} s",
+                    covered.0,
+                    bytes.len() >> 20,
+                    encoding.as_secs_f64(),
+                    started.elapsed().as_secs_f64()
+                ),
+                Err(err) => log::warn!("identity snapshot not written (the previous one stays): {err}"),
             }
         });
     match spawned {
