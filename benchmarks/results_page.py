@@ -289,16 +289,22 @@ def _resolution(unify: dict[str, Any] | None, results_dir: Path) -> tuple[str, l
     details = (unify or {}).get("details", {}).get("a")
     if not unify or not details:
         return "\n".join([*text, "Not measured (run `python -m benchmarks.unify`).", ""]), []
-    engine_s = details["engine"]["seconds"]
+    # The target is re-resolving the stored log (issue 7, point 4); runs before it was measured
+    # fall back to the resolution during ingest.
+    reresolution = details.get("reresolution")
+    engine_name = "Tributary re-resolution" if reresolution else "Tributary engine"
+    engine_s = reresolution["seconds"] if reresolution else details["engine"]["seconds"]
     seconds = {
-        "Tributary engine": engine_s,
+        engine_name: engine_s,
         "networkx": details["networkx_s"],
         "DuckDB": details["duckdb"]["seconds"],
     }
+    if reresolution:
+        seconds["Tributary ingest (acked)"] = details["engine"]["seconds"]
     charts.resolution_chart(
         seconds,
         results_dir / "resolution.png",
-        engine="Tributary engine",
+        engine=engine_name,
         targets=RESOLUTION_TARGETS,
         subtitle=f"{details['people']:,} people, {details['events']:,} events; {_origin(unify, 'unify run')}",
         quick=_is_quick(unify),
@@ -320,11 +326,14 @@ def _resolution(unify: dict[str, Any] | None, results_dir: Path) -> tuple[str, l
         "![Identity resolution against networkx and DuckDB](resolution.png)",
         "",
         f"Connected components of the same identifier graph ({details['people']:,} people, "
-        f"{details['identifiers']:,} identifiers): the engine ingests every event in-process (durable, each "
-        "event's identity resolved before its ack), networkx and DuckDB compute components of the edge "
-        f"list. {details.get('mismatch_count', 0)} of {details.get('verified_sample', 0):,} sampled profiles "
-        "differ from their component. Until a bulk re-resolution entry point exists (issue 7, point 4), this "
-        "resolution during ingest is what is measured. Details in [unify.md](unify.md).",
+        f"{details['identifiers']:,} identifiers). Tributary re-resolves the stored log in bulk (a dry-run rule "
+        "change under the rules in force: read and decode on every core, canonical order, flat matching, and "
+        "a comparison with the live graph"
+        + (f", which found {reresolution['profiles_changed']} profiles that would change" if reresolution else "")
+        + "); the ingest bar is the same events ingested in-process, durable, each resolved before its ack. "
+        "networkx and DuckDB compute components of the edge list. "
+        f"{details.get('mismatch_count', 0)} of {details.get('verified_sample', 0):,} sampled profiles "
+        "differ from their component. Details in [unify.md](unify.md).",
         "",
     ]
     if any(not row["met"] for _, row in found):
