@@ -142,7 +142,9 @@ def test_cdp_import_stores_exactly_the_workload_and_subtracts_its_start_up(real_
     json_lines = workload.json_lines(real_settings.workload_path)
     own, wall = measure_cdp_import(real_settings, json_lines, startup_runs=1)
     assert own.details["stored"] == SMALL
-    assert own.seconds == pytest.approx(wall.seconds - own.details["startup_s"], abs=1e-3)
+    # The import's own time is the wall time less the start-up of an empty import, kept positive: on a workload this
+    # small the two are close, and the median start-up can be the larger.
+    assert own.seconds == pytest.approx(max(wall.seconds - own.details["startup_s"], 1e-6), abs=1e-3)
     assert (own.key, wall.key) == ("import", "import-wall")
 
 
