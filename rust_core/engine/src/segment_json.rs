@@ -123,7 +123,7 @@ pub fn decode<'a>(data: &'a [u8], options: &JsonOptions, max_event_bytes: usize)
         Some(_) => match serde_json::from_slice::<Message<'_>>(data) {
             Ok(message) => match message.batch {
                 Some(batch) => decoded.envelope(&reader, &message, batch)?,
-                None => decoded.push_read(&reader, whole_text(data), Ok(message)),
+                None => decoded.push_read(&reader, whole_text(data)?, Ok(message)),
             },
             // Several lines that are not one document: JSON lines, each read on its own.
             Err(_) if several_lines(data) => decoded.lines(&reader),
@@ -421,9 +421,11 @@ fn invalid_body(reason: &str) -> EngineError {
     EngineError::InvalidRequest(format!("the JSON body {reason}"))
 }
 
-/// The whole body as text, once serde_json has accepted it as one document (so it is UTF-8).
-fn whole_text(data: &[u8]) -> &str {
-    std::str::from_utf8(data).expect("serde_json accepted the body, so it is UTF-8")
+/// The whole body as text. serde_json skips the strings of fields it ignores without checking
+/// that they are UTF-8, so accepting the body as a message does not prove it is.
+fn whole_text(data: &[u8]) -> Result<&str> {
+    std::str::from_utf8(data)
+        .map_err(|e| invalid_body(&format!("is not UTF-8: invalid byte at offset {}", e.valid_up_to())))
 }
 
 /// More than one line with content.

@@ -233,6 +233,18 @@ fn bodies_that_cannot_be_split_into_messages_fail_whole() {
             "{body:?}: {err:?}"
         );
     }
+    // Bytes that are not UTF-8, even in a field that is ignored, are refused, never a panic.
+    for body in [
+        &b"{\"type\":\"track\",\"junk\":\"\xff\"}"[..],
+        b"{\"type\":\"tr\xffack\"}",
+        b"[{\"x\":\"\xfe\"}]",
+    ] {
+        let outcome = decode(body, &options, 1 << 15);
+        assert!(
+            matches!(outcome, Err(EngineError::InvalidRequest(_))) || outcome.is_ok_and(|d| !d.unreadable.is_empty()),
+            "{body:?}"
+        );
+    }
     // A byte-order mark is tolerated.
     assert!(decode(b"\xef\xbb\xbf{\"type\":\"track\"}", &options, 1 << 15).is_ok());
 }
