@@ -7,7 +7,7 @@ import atexit
 import base64
 import logging
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -20,7 +20,7 @@ from tributary.errors import ClientClosed, DeliveryFailed, InvalidEvent
 from tributary.retry import Backoff, channel_options
 from tributary.segment import EVENT_TYPES, event_to_json, message_bytes, new_message_id
 from tributary.stream import AckCallback, StreamInput, StreamSummary, stream_events
-from tributary.timestamps import format_iso8601, from_datetime
+from tributary.timestamps import format_iso8601, from_datetime, now_iso
 
 logger = logging.getLogger("tributary")
 
@@ -224,7 +224,7 @@ class Client:
         if not message.get("messageId"):
             message["messageId"] = new_message_id()
         if not message.get("originalTimestamp") and not message.get("timestamp"):
-            message["originalTimestamp"] = _now_iso()
+            message["originalTimestamp"] = now_iso()
         return self._enqueue(message)
 
     # -- bulk ------------------------------------------------------------------------------------
@@ -351,7 +351,7 @@ def _new_message(
         message["anonymousId"] = anonymous_id
     # The client's clock now (or the caller's time for the event); the server corrects its skew.
     if timestamp is None:
-        message["originalTimestamp"] = _now_iso()
+        message["originalTimestamp"] = now_iso()
     else:
         message["originalTimestamp"] = format_iso8601(from_datetime("timestamp", timestamp))
     _set_object(message, "context", context)
@@ -362,10 +362,6 @@ def _new_message(
 
 
 _LIBRARY: Final = {"name": LIBRARY_NAME, "version": __version__}
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _set_object(message: dict[str, Any], field: str, value: JsonObject | None) -> None:

@@ -20,7 +20,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple, TypeAlias
 
 import grpc
@@ -30,6 +29,7 @@ from tributary._proto.cdp.v1 import ingest_pb2
 from tributary.errors import ClientClosed, DeliveryFailed, EventRejected, MessageIdConflict, QueueFull
 from tributary.retry import Backoff, is_retryable, status_code
 from tributary.status_details import field_violations, send_response
+from tributary.timestamps import now_iso
 
 logger = logging.getLogger("tributary")
 
@@ -205,7 +205,7 @@ class Delivery:
         while True:
             # Fresh on every attempt: the server measures the client's clock skew with it. The
             # messageIds stay, so a batch stored before its answer was lost comes back as duplicates.
-            sent_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            sent_at = now_iso()
             data = b'{"sentAt":"' + sent_at.encode() + b'","batch":[' + messages + b"]}"
             request = ingest_pb2.SendRequest(json=ingest_pb2.JsonBatch(data=data))
             try:

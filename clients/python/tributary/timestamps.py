@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import calendar
 import re
-import time
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -66,9 +65,9 @@ def from_datetime(field: str, value: datetime) -> Timestamp:
     return _checked(field, delta.days * 86_400 + delta.seconds, delta.microseconds * 1000)
 
 
-def now() -> Timestamp:
-    ns = time.time_ns()
-    return Timestamp(seconds=ns // 1_000_000_000, nanos=ns % 1_000_000_000)
+def now_iso() -> str:
+    """The client's clock now, as Segment's libraries send it (UTC, milliseconds, `Z`)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def format_iso8601(timestamp: Timestamp) -> str:

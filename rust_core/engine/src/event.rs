@@ -312,11 +312,12 @@ pub fn dedupe_key(source_id: u32, message_id: &str) -> [u8; 16] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use xxhash_rust::xxh3::xxh3_128;
 
-    fn ctx() -> BatchContext {
+    /// The batch context of the engine's unit tests.
+    pub(crate) fn ctx() -> BatchContext {
         BatchContext {
             custom: Default::default(),
             source_id: 1,

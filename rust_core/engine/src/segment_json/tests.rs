@@ -1,16 +1,8 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::event::{prepare_batch, BatchContext};
-
-fn ctx() -> BatchContext {
-    BatchContext {
-        custom: Default::default(),
-        source_id: 1,
-        received_ms: 1_700_000_000_000,
-        max_event_bytes: 32 * 1024,
-    }
-}
+use crate::event::prepare_batch;
+use crate::event::tests::ctx;
 
 /// Decodes and prepares as `Engine::submit_json` does.
 fn prepare_json(data: &str, options: &JsonOptions) -> (Vec<PreparedEvent>, Vec<Rejection>) {
