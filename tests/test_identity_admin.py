@@ -155,6 +155,7 @@ def test_rules_dry_run_reports_without_changing_and_applying_re_resolves(server:
         ]
     )
     assert profile(rpc, "user_id:u1").id != profile(rpc, "user_id:u2").id
+    assert rules_progress(rpc) == admin_pb2.IdentityRulesProgress(), "no rule change yet"
     looser = admin_pb2.IdentityRules(rules=[admin_pb2.IdentifierRule(type="user_id", limit=2)])
     dry = rpc.admin.UpdateIdentityRules(
         admin_pb2.UpdateIdentityRulesRequest(rules=looser, dry_run=True), metadata=server.admin_metadata
@@ -164,6 +165,10 @@ def test_rules_dry_run_reports_without_changing_and_applying_re_resolves(server:
     assert example.kind == admin_pb2.RuleChange.KIND_MERGE and len(example.profiles_before) == 2
     assert set(example.identifiers) == {"user_id:u1", "user_id:u2", "email:shared@x.com"}
     assert profile(rpc, "user_id:u1").id != profile(rpc, "user_id:u2").id, "a dry run changes nothing"
+    # Finished: the counts are the resolving phase's, both events resolved.
+    assert rules_progress(rpc) == admin_pb2.IdentityRulesProgress(
+        phase=admin_pb2.IdentityRulesProgress.PHASE_DONE, running=False, done=2, total=2
+    )
     assert rpc.admin.GetIdentityRules(admin_pb2.GetIdentityRulesRequest(), metadata=server.admin_metadata) == (
         admin_pb2.IdentityRules()
     )
@@ -180,6 +185,37 @@ def test_rules_dry_run_reports_without_changing_and_applying_re_resolves(server:
     again = Rpc(server)
     assert again.admin.GetIdentityRules(admin_pb2.GetIdentityRulesRequest(), metadata=server.admin_metadata) == looser
     assert profile(again, "user_id:u1").id == profile(again, "user_id:u2").id
+
+
+def rules_progress(rpc: Rpc) -> admin_pb2.IdentityRulesProgress:
+    return rpc.admin.GetIdentityRulesProgress(
+        admin_pb2.GetIdentityRulesProgressRequest(), metadata=rpc.server.admin_metadata
+    )
+
+
+def test_cli_rules_set_reports_the_change_and_shows_the_rules(server: Any, tmp_path: Any) -> None:
+    rpc = Rpc(server)
+    rpc.send(
+        [
+            event(IDENTIFY, "c1", 1_000, user_id="u1", traits={"email": "shared@x.com"}),
+            event(IDENTIFY, "c2", 2_000, user_id="u2", traits={"email": "shared@x.com"}),
+        ]
+    )
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"rules": [{"type": "user_id", "limit": 2}]}))
+    dry = cdp(server, "identity", "rules", "set", str(rules), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "dry run, nothing changed: 2 profiles before, 1 after; 1 would be built from several" in dry.stdout
+    assert profile(rpc, "user_id:u1").id != profile(rpc, "user_id:u2").id
+    applied = json.loads(cdp(server, "identity", "rules", "set", str(rules), "--json").stdout)
+    assert applied["applied"] is True and applied["merges"] == "1"
+    assert profile(rpc, "user_id:u1").id == profile(rpc, "user_id:u2").id
+    shown = json.loads(cdp(server, "identity", "rules", "show", "--json").stdout)
+    assert shown == {"rules": [{"type": "user_id", "limit": 2}]}
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"rules": [{"type": "email", "blocked_patterns": ["("]}]}))
+    refused = cdp(server, "identity", "rules", "set", str(broken))
+    assert refused.returncode != 0 and "blocked pattern" in refused.stderr, refused.stderr
 
 
 def test_bad_rules_are_refused_naming_the_rule(server: Any) -> None:

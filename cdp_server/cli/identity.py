@@ -16,6 +16,7 @@ from typing import Any
 import click
 import grpc
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 from tributary._proto.cdp.v1 import admin_pb2, admin_pb2_grpc
@@ -25,6 +26,7 @@ from cdp_server.cli.common import (
     RPC_TIMEOUT_SECS,
     admin_metadata,
     channel,
+    console,
     fail_rpc,
     json_option,
     print_json,
@@ -80,10 +82,8 @@ def set_rules(file: Path, dry_run: bool, target: str, token: str, as_json: bool)
         raise click.BadParameter(str(exc), param_hint="FILE") from exc
     stub = admin_pb2_grpc.AdminServiceStub(channel(target))
     try:
-        report = stub.UpdateIdentityRules(
-            admin_pb2.UpdateIdentityRulesRequest(rules=wanted, dry_run=dry_run),
-            metadata=admin_metadata(token),
-            timeout=None,  # a re-resolution of a large graph takes a while
+        report = _update_with_progress(
+            stub, admin_pb2.UpdateIdentityRulesRequest(rules=wanted, dry_run=dry_run), token, show=not as_json
         )
     except grpc.RpcError as exc:
         fail_rpc(exc, target)
@@ -114,6 +114,53 @@ def set_rules(file: Path, dry_run: bool, target: str, token: str, as_json: bool)
                 )
             )
         stdout.print(table)
+
+
+_PHASES = {
+    admin_pb2.IdentityRulesProgress.PHASE_READING: "reading the log",
+    admin_pb2.IdentityRulesProgress.PHASE_RESOLVING: "re-resolving",
+    admin_pb2.IdentityRulesProgress.PHASE_COMPARING: "comparing profiles",
+}
+_POLL_SECS = 0.2
+
+
+def _update_with_progress(
+    stub: admin_pb2_grpc.AdminServiceStub, request: admin_pb2.UpdateIdentityRulesRequest, token: str, *, show: bool
+) -> admin_pb2.UpdateIdentityRulesResponse:
+    """UpdateIdentityRules, with a progress bar on stderr drawn from GetIdentityRulesProgress
+    while it runs (a re-resolution of a large log takes a while: no deadline)."""
+    call = stub.UpdateIdentityRules.future(request, metadata=admin_metadata(token), timeout=None)
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("events"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, disable=not show, transient=True) as progress:
+        task = progress.add_task("starting", total=None)
+        while not call.done():
+            try:
+                now = stub.GetIdentityRulesProgress(
+                    admin_pb2.GetIdentityRulesProgressRequest(),
+                    metadata=admin_metadata(token),
+                    timeout=RPC_TIMEOUT_SECS,
+                )
+            except grpc.RpcError:
+                now = None  # the bar is a courtesy: the update's own outcome decides
+            if now is not None and now.running:
+                counted = now.phase != admin_pb2.IdentityRulesProgress.PHASE_COMPARING
+                progress.update(
+                    task,
+                    description=_PHASES.get(now.phase, "starting"),
+                    completed=now.done,
+                    total=now.total if counted else None,
+                )
+            try:
+                call.result(timeout=_POLL_SECS)
+            except grpc.FutureTimeoutError:
+                continue
+    return call.result()
 
 
 @identity.group()

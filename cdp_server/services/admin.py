@@ -26,6 +26,7 @@ ROUTES = (
     Route("WithdrawSeparation", _core.Engine.withdraw_separation, Role.ADMIN),
     Route("GetIdentityRules", _core.Engine.get_identity_rules, Role.ADMIN),
     Route("UpdateIdentityRules", _core.Engine.update_identity_rules, Role.ADMIN),
+    Route("GetIdentityRulesProgress", _core.Engine.get_identity_rules_progress, Role.ADMIN),
 )
 
 

@@ -13,8 +13,10 @@ use crate::identifiers::Identifier;
 use crate::identity::graph::{IdentityGraph, ProfileId, ProfileLookup, ProfileView};
 use crate::ingest::Engine;
 use crate::profiles::{compile_rules, custom_identifiers, replay_log, ProfileState, Profiles};
+use crate::proto::identity_rules_progress::Phase;
 use crate::proto::{
-    self, rule_change, GetIdentityRulesRequest, RuleChange, UpdateIdentityRulesRequest, UpdateIdentityRulesResponse,
+    self, rule_change, GetIdentityRulesProgressRequest, GetIdentityRulesRequest, RuleChange,
+    UpdateIdentityRulesRequest, UpdateIdentityRulesResponse,
 };
 
 /// Examples of each kind a rules report carries.
@@ -44,6 +46,12 @@ impl Engine {
         Ok(self.shared.profiles.lock().rules.encode_to_vec())
     }
 
+    /// `AdminService.GetIdentityRulesProgress` on encoded bytes.
+    pub fn get_identity_rules_progress(&self, request: &[u8]) -> Result<Vec<u8>> {
+        proto::decode_request::<GetIdentityRulesProgressRequest>(request)?;
+        Ok(self.shared.profiles.progress.report().encode_to_vec())
+    }
+
     /// `AdminService.UpdateIdentityRules` on encoded bytes. The new graph is built from the log
     /// without holding the graph lock; only the catch-up, the comparison and the swap hold it.
     pub fn update_identity_rules(&self, request: &[u8]) -> Result<Vec<u8>> {
@@ -54,7 +62,10 @@ impl Engine {
         let store = &self.shared.store;
         let _one_at_a_time = self.shared.profiles.admin.lock();
         let separations = self.shared.profiles.lock().graph.separations().clone();
-        let (graph, links, through) = replay_log(store, compiled, &custom, separations)?;
+        let progress = &self.shared.profiles.progress;
+        let _running = progress.run();
+        let (graph, links, through) = replay_log(store, compiled, &custom, separations, progress)?;
+        progress.enter(Phase::Comparing);
         let mut state = self.shared.profiles.lock();
         let mut candidate = ProfileState {
             graph,
@@ -88,29 +99,57 @@ impl Engine {
     }
 }
 
-/// How the profiles of `after` differ from those of `before`, identifier by identifier.
+/// How the profiles of `after` differ from those of `before`, identifier by identifier: a profile
+/// of `after` holding identifiers of several profiles of `before` is a merge, a profile of
+/// `before` whose identifiers went to several of `after` a split. Walks node numbers (one lookup
+/// in `before` per identifier of `after`), not maps of every identifier.
 fn compare(before: &mut IdentityGraph, after: &mut IdentityGraph) -> UpdateIdentityRulesResponse {
-    let old = before.assignment();
-    let new = after.assignment();
-    let mut sources: FxHashMap<ProfileId, Vec<ProfileId>> = FxHashMap::default();
-    let mut pieces: FxHashMap<ProfileId, Vec<ProfileId>> = FxHashMap::default();
-    let mut unlinked = 0;
-    for (hash, was) in &old {
-        let Some(now) = new.get(hash) else {
-            unlinked += 1;
+    let old_roots = before.profile_roots();
+    let new_roots = after.profile_roots();
+    // (profile root on the other side, profile root in this graph) for every identifier linked
+    // in both graphs.
+    let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(new_roots.len());
+    for (node, new_root) in new_roots.iter().enumerate() {
+        let Some(new_root) = *new_root else { continue };
+        let Some(old_root) = before
+            .node_like(after, node as u32)
+            .and_then(|old| old_roots[old as usize])
+        else {
             continue;
         };
-        let into = sources.entry(*now).or_default();
-        if !into.contains(was) {
-            into.push(*was);
-        }
-        let from = pieces.entry(*was).or_default();
-        if !from.contains(now) {
-            from.push(*now);
-        }
+        pairs.push((old_root, new_root));
     }
-    let mut merged: Vec<(ProfileId, Vec<ProfileId>)> = sources.into_iter().filter(|(_, v)| v.len() > 1).collect();
-    let mut split: Vec<(ProfileId, Vec<ProfileId>)> = pieces.into_iter().filter(|(_, v)| v.len() > 1).collect();
+    let linked_before = old_roots.iter().flatten().count() as u64;
+    let unlinked = linked_before - pairs.len() as u64;
+    // Profiles of one side that take identifiers from more than one profile of the other.
+    let spread = |pairs: &mut Vec<(u32, u32)>| -> FxHashMap<u32, Vec<u32>> {
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut many: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
+        for window in pairs.windows(2) {
+            if window[0].0 == window[1].0 {
+                let others = many.entry(window[0].0).or_insert_with(|| vec![window[0].1]);
+                others.push(window[1].1);
+            }
+        }
+        many
+    };
+    let split_roots = spread(&mut pairs);
+    let mut flipped: Vec<(u32, u32)> = pairs.iter().map(|&(old, new)| (new, old)).collect();
+    let merged_roots = spread(&mut flipped);
+    let ids = |graph: &IdentityGraph, roots: &[u32]| -> Vec<ProfileId> {
+        let mut ids: Vec<ProfileId> = roots.iter().map(|&root| graph.profile_at(root)).collect();
+        ids.sort();
+        ids
+    };
+    let mut merged: Vec<(ProfileId, Vec<ProfileId>)> = merged_roots
+        .iter()
+        .map(|(&new, olds)| (after.profile_at(new), ids(before, olds)))
+        .collect();
+    let mut split: Vec<(ProfileId, Vec<ProfileId>)> = split_roots
+        .iter()
+        .map(|(&old, news)| (before.profile_at(old), ids(after, news)))
+        .collect();
     merged.sort();
     split.sort();
     let mut examples = Vec::new();

@@ -21,6 +21,7 @@ pub mod json;
 pub mod memory;
 pub mod profile_reads;
 pub mod profiles;
+pub mod progress;
 pub mod proto;
 pub mod reads;
 pub mod segment_json;

@@ -22,6 +22,8 @@ use crate::identity::graph::{EventIdentity, EventLoader, GraphState, GraphStateR
 use crate::identity::order::OrderKey;
 use crate::identity::rules::IdentityRules;
 use crate::identity::separations::Separations;
+use crate::progress::{self, Progress};
+use crate::proto::identity_rules_progress::Phase;
 use crate::proto::{self, Event, EventType};
 use crate::snapshot::Snapshots;
 use crate::store::Store;
@@ -209,6 +211,8 @@ pub struct Profiles {
     custom: parking_lot::RwLock<Arc<CustomIdentifiers>>,
     /// Serialises rule changes (each builds a whole graph outside the state lock).
     pub admin: Mutex<()>,
+    /// How far the running (or last) rule change has got.
+    pub progress: Progress,
     /// The log seq of the snapshot start-up loaded (then replaying only the log after it).
     pub loaded_snapshot: Option<u64>,
 }
@@ -338,15 +342,17 @@ pub fn replay_log(
     rules: IdentityRules,
     custom: &CustomIdentifiers,
     separations: Separations,
+    progress: &Progress,
 ) -> Result<(IdentityGraph, AccountLinks, u64)> {
     use rayon::prelude::*;
     let started = std::time::Instant::now();
     let mut graph = IdentityGraph::with_separations(rules, separations);
     let mut links = AccountLinks::default();
     let through = last_seq(store)?;
-    graph.reserve(through as usize);
+    progress.begin(Phase::Reading, through);
     let mut facts: Vec<StoredEvent> = Vec::with_capacity(through as usize);
     scan_raw(store, 0, through, |chunk| {
+        progress.advance(chunk.len() as u64);
         let decoded: Vec<(StoredEvent, Option<String>)> = chunk
             .par_iter()
             .map(|(seq, value)| {
@@ -368,13 +374,19 @@ pub fn replay_log(
         Ok(())
     })?;
     let decoded = started.elapsed();
+    // At most this many nodes: growing the big tables step by step would copy them.
+    graph.reserve(facts.iter().map(|stored| stored.identifiers.len()).sum());
     facts.par_sort_unstable_by(|a, b| {
         (a.timestamp_ms, &a.message_id, a.seq).cmp(&(b.timestamp_ms, &b.message_id, b.seq))
     });
     let sorted = started.elapsed();
     let mut loader = LogLoader { store, custom };
-    for stored in &facts {
-        graph.add(&stored.identity(), &mut loader);
+    progress.begin(Phase::Resolving, facts.len() as u64);
+    for step in facts.chunks(progress::STEP) {
+        for stored in step {
+            graph.add(&stored.identity(), &mut loader);
+        }
+        progress.advance(step.len() as u64);
     }
     log::info!(
         "re-resolved {through} events in {:.2} s: read and decoded in {:.2} s, ordered in {:.2} s, resolved in {:.2} s",
@@ -420,8 +432,6 @@ fn scan_raw(
 }
 
 impl Profiles {
-    /// Rebuilds the graph from the log under the stored administration.
-    /// `administration`: what `load_administration` read.
     /// Rebuilds the graph under the stored administration: from the latest usable snapshot
     /// and the log after it, or else from the whole log.
     /// `administration`: what `load_administration` read; `snapshots`: None to ignore them.
@@ -442,8 +452,13 @@ impl Profiles {
                 if let Some(Err(err)) = outcome {
                     log::warn!("the identity snapshot could not be read ({err}): replaying the whole log");
                 }
-                let (graph, links, through) =
-                    replay_log(store, compile_rules(&rules)?, &custom, separations_of(&actions))?;
+                let (graph, links, through) = replay_log(
+                    store,
+                    compile_rules(&rules)?,
+                    &custom,
+                    separations_of(&actions),
+                    &Progress::default(),
+                )?;
                 if through > 0 {
                     log::info!(
                         "identity graph rebuilt from {through} events: {} profiles",
@@ -463,6 +478,7 @@ impl Profiles {
         Ok(Self {
             state: Mutex::new(state),
             admin: Mutex::new(()),
+            progress: Progress::default(),
             custom: parking_lot::RwLock::new(custom),
             loaded_snapshot,
         })

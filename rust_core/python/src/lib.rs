@@ -309,6 +309,8 @@ rpc_methods! {
     get_identity_rules;
     /// Answers an encoded `cdp.v1.UpdateIdentityRulesRequest` with an encoded response.
     update_identity_rules;
+    /// Answers an encoded `cdp.v1.GetIdentityRulesProgressRequest` with an encoded response.
+    get_identity_rules_progress;
     /// Answers an encoded `cdp.v1.ListSeparationsRequest` with an encoded response.
     list_separations;
     /// Answers an encoded `cdp.v1.WithdrawSeparationRequest` with an encoded response.

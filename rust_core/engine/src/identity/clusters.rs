@@ -4,9 +4,8 @@
 //! an event arrives late (or an admin splits a profile): its events are replayed in the
 //! canonical order and the result is what in-order arrival would have produced.
 
-use rustc_hash::FxHashMap;
-
 use super::order::OrderKey;
+use super::root_table::RootTable;
 use super::union_find::UnionFind;
 
 /// What a cluster remembers to be replayed.
@@ -24,7 +23,7 @@ pub struct Cluster {
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct Clusters {
     sets: UnionFind,
-    infos: FxHashMap<u32, Cluster>,
+    infos: RootTable<Cluster>,
 }
 
 /// Where an event landed.
@@ -37,13 +36,13 @@ pub struct Joined {
 impl Clusters {
     /// Bytes held: the sets, the table of recorded clusters and what each cluster owns.
     pub fn memory(&self) -> usize {
-        use crate::memory::{heap, string, table};
+        use crate::memory::{heap, string};
         let owned: usize = self
             .infos
             .values()
             .map(|c| string(&c.latest.message_id) + heap(&c.events) + heap(&c.members))
             .sum();
-        self.sets.memory() + table::<(u32, Cluster)>(self.infos.capacity()) + owned
+        self.sets.memory() + self.infos.memory() + owned
     }
 
     /// Adds node number `len()`, in a cluster of its own (its record is made when it first
@@ -54,6 +53,7 @@ impl Clusters {
 
     pub fn reserve(&mut self, nodes: usize) {
         self.sets.reserve(nodes);
+        self.infos.reserve(nodes / 2, nodes);
     }
 
     pub fn root(&mut self, node: u32) -> u32 {
@@ -66,7 +66,7 @@ impl Clusters {
     }
 
     fn take(&mut self, root: u32) -> Cluster {
-        self.infos.remove(&root).unwrap_or_else(|| Cluster {
+        self.infos.remove(root).unwrap_or_else(|| Cluster {
             latest: OrderKey::FIRST,
             events: Vec::new(),
             members: vec![root],
@@ -75,7 +75,7 @@ impl Clusters {
 
     fn is_after(&self, root: u32, timestamp_ms: i64, message_id: &str) -> bool {
         self.infos
-            .get(&root)
+            .get(root)
             .is_some_and(|cluster| cluster.latest.is_after(timestamp_ms, message_id))
     }
 
@@ -84,7 +84,7 @@ impl Clusters {
         let mut root = self.sets.find(nodes[0]);
         // The common case: every node is already in one recorded cluster.
         if nodes[1..].iter().all(|&node| self.sets.find(node) == root) {
-            if let Some(cluster) = self.infos.get_mut(&root) {
+            if let Some(cluster) = self.infos.get_mut(root) {
                 let late = cluster.latest.is_after(timestamp_ms, message_id);
                 cluster.events.push(seq);
                 if !late {
@@ -105,7 +105,8 @@ impl Clusters {
             absorb(&mut cluster, absorbed);
             root = self.sets.union(root, other).expect("distinct sets");
         }
-        let cluster = self.infos.entry(root).or_insert(cluster);
+        self.infos.insert(root, cluster);
+        let cluster = self.infos.get_mut(root).expect("just inserted");
         cluster.events.push(seq);
         if !late {
             cluster.latest.set(timestamp_ms, message_id);

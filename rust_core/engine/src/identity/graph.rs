@@ -19,7 +19,7 @@
 //!   (ids included: an id is derived from the event that created its profile).
 
 use std::cmp::Ordering;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -30,6 +30,7 @@ use hashbrown::HashTable;
 use super::arena::{IdentRef, IdentifierArena, TextRef};
 use super::clusters::Clusters;
 use super::order::OrderKey;
+use super::root_table::RootTable;
 use super::rules::IdentityRules;
 use super::separations::Separations;
 use super::union_find::UnionFind;
@@ -271,15 +272,15 @@ pub struct IdentityGraph {
     /// Co-occurrence clusters over the same node numbers.
     clusters: Clusters,
     /// Keyed by the union-find root of the profile's nodes.
-    profiles: FxHashMap<u32, Profile>,
+    profiles: RootTable<Profile>,
     /// Ids that no longer name a live profile → the id they lead to (never a cycle: only
     /// ids of live profiles are targets, and a live profile's id has no alias).
-    aliases: HashMap<ProfileId, ProfileId>,
+    aliases: FxHashMap<ProfileId, ProfileId>,
     /// A node of each live profile, to find it by id.
-    anchors: HashMap<ProfileId, u32>,
+    anchors: FxHashMap<ProfileId, u32>,
     merges: Vec<Merge>,
     /// Merged-away profile → its merge in `merges`.
-    merged_by: HashMap<ProfileId, u32>,
+    merged_by: FxHashMap<ProfileId, u32>,
     /// (node of the refused identifier, record).
     refusals: VecDeque<(u32, RefusalRecord)>,
     rebuilt_clusters: u64,
@@ -295,11 +296,11 @@ pub struct GraphState {
     nodes: Vec<Node>,
     sets: UnionFind,
     clusters: Clusters,
-    profiles: FxHashMap<u32, Profile>,
-    aliases: HashMap<ProfileId, ProfileId>,
-    anchors: HashMap<ProfileId, u32>,
+    profiles: RootTable<Profile>,
+    aliases: FxHashMap<ProfileId, ProfileId>,
+    anchors: FxHashMap<ProfileId, u32>,
     merges: Vec<Merge>,
-    merged_by: HashMap<ProfileId, u32>,
+    merged_by: FxHashMap<ProfileId, u32>,
     refusals: VecDeque<(u32, RefusalRecord)>,
     rebuilt_clusters: u64,
 }
@@ -310,11 +311,11 @@ pub struct GraphStateRef<'a> {
     nodes: &'a Vec<Node>,
     sets: &'a UnionFind,
     clusters: &'a Clusters,
-    profiles: &'a FxHashMap<u32, Profile>,
-    aliases: &'a HashMap<ProfileId, ProfileId>,
-    anchors: &'a HashMap<ProfileId, u32>,
+    profiles: &'a RootTable<Profile>,
+    aliases: &'a FxHashMap<ProfileId, ProfileId>,
+    anchors: &'a FxHashMap<ProfileId, u32>,
     merges: &'a Vec<Merge>,
-    merged_by: &'a HashMap<ProfileId, u32>,
+    merged_by: &'a FxHashMap<ProfileId, u32>,
     refusals: &'a VecDeque<(u32, RefusalRecord)>,
     rebuilt_clusters: u64,
 }
@@ -377,11 +378,11 @@ impl IdentityGraph {
             nodes: Vec::new(),
             sets: UnionFind::new(),
             clusters: Clusters::default(),
-            profiles: FxHashMap::default(),
-            aliases: HashMap::new(),
-            anchors: HashMap::new(),
+            profiles: RootTable::default(),
+            aliases: FxHashMap::default(),
+            anchors: FxHashMap::default(),
             merges: Vec::new(),
-            merged_by: HashMap::new(),
+            merged_by: FxHashMap::default(),
             refusals: VecDeque::new(),
             rebuilt_clusters: 0,
         }
@@ -397,7 +398,8 @@ impl IdentityGraph {
         self.nodes.reserve(identifiers);
         self.sets.reserve(identifiers);
         self.clusters.reserve(identifiers);
-        self.profiles.reserve(identifiers / 2);
+        self.profiles.reserve(identifiers / 2, identifiers);
+        self.anchors.reserve(identifiers / 2);
     }
 
     pub fn rules(&self) -> &IdentityRules {
@@ -770,7 +772,7 @@ impl IdentityGraph {
             let node = &mut self.nodes[node as usize];
             node.last_seen_ms = node.last_seen_ms.max(event.timestamp_ms);
         }
-        let profile = self.profiles.get_mut(&home).expect("a root is a profile");
+        let profile = self.profiles.get_mut(home).expect("a root is a profile");
         if event.sets_traits {
             profile.trait_events.push(event.seq);
         }
@@ -909,7 +911,7 @@ impl IdentityGraph {
                 let joined = self.sets.union(root, node);
                 debug_assert_eq!(joined, Some(root));
                 self.profiles
-                    .get_mut(&root)
+                    .get_mut(root)
                     .expect("the target is a profile")
                     .members
                     .push(node);
@@ -918,7 +920,7 @@ impl IdentityGraph {
             let node = &mut self.nodes[node as usize];
             node.last_seen_ms = node.last_seen_ms.max(event.timestamp_ms);
         }
-        let profile = self.profiles.get_mut(&root).expect("the target is a profile");
+        let profile = self.profiles.get_mut(root).expect("the target is a profile");
         if changed && profile.changed.compare(event.timestamp_ms, event.message_id) == Ordering::Greater {
             profile.changed.set(event.timestamp_ms, event.message_id);
         }
@@ -936,45 +938,36 @@ impl IdentityGraph {
 
     /// Merges profile `other` into `root` (the older); returns the new root.
     fn merge(&mut self, root: u32, other: u32, event: &EventIdentity<'_>) -> u32 {
-        let absorbed = self.profiles.remove(&other).expect("an owner is a profile");
-        let kept = self.profiles.remove(&root).expect("an owner is a profile");
+        let absorbed = self.profiles.remove(other).expect("an owner is a profile");
+        let kept_id = self.profiles[&root].id;
         self.merges.push(Merge {
-            survivor: kept.id,
+            survivor: kept_id,
             merged: absorbed.id,
             message_id: event.message_id.to_owned(),
             timestamp_ms: event.timestamp_ms,
         });
         let index = (self.merges.len() - 1) as u32;
-        self.aliases.insert(absorbed.id, kept.id);
+        self.aliases.insert(absorbed.id, kept_id);
         self.merged_by.insert(absorbed.id, index);
         self.anchors.remove(&absorbed.id);
         let new_root = self.sets.union(root, other).expect("owners are distinct sets");
-        let mut members = kept.members;
-        members.extend(absorbed.members);
-        let mut trait_events = kept.trait_events;
-        trait_events.extend(absorbed.trait_events);
-        let mut merge_history = kept.merge_history;
-        merge_history.extend(absorbed.merge_history);
-        merge_history.push(index);
+        // The survivor keeps its slot (its profile number) whichever root the union kept.
+        self.profiles.rekey(root, new_root);
+        let log = &self.merges;
+        let kept = self.profiles.get_mut(new_root).expect("an owner is a profile");
+        kept.members.extend(absorbed.members);
+        kept.trait_events.extend(absorbed.trait_events);
+        kept.merge_history.extend(absorbed.merge_history);
+        kept.merge_history.push(index);
         // Oldest first by the merging event's canonical key (log positions follow arrival and
         // replays, so they must not order a history that is meant to be order independent).
-        let log = &self.merges;
-        merge_history.sort_unstable_by(|&a, &b| {
+        kept.merge_history.sort_unstable_by(|&a, &b| {
             let (x, y) = (&log[a as usize], &log[b as usize]);
             (x.timestamp_ms, &x.message_id, a).cmp(&(y.timestamp_ms, &y.message_id, b))
         });
-        let merged = Profile {
-            id: kept.id,
-            created: kept.created,
-            set_aside: kept.set_aside,
-            changed: kept.changed.max(absorbed.changed),
-            merges: kept.merges + absorbed.merges + 1,
-            members,
-            trait_events,
-            merge_history,
-        };
-        self.anchors.insert(merged.id, new_root);
-        self.profiles.insert(new_root, merged);
+        kept.changed = std::mem::take(&mut kept.changed).max(absorbed.changed);
+        kept.merges += absorbed.merges + 1;
+        self.anchors.insert(kept_id, new_root);
         new_root
     }
 
@@ -1003,7 +996,7 @@ impl IdentityGraph {
                 refused.push((self.identifier(node).to_identifier(), cap.clone()));
             }
         }
-        let profile = self.profiles.get_mut(&home).expect("the home is a profile");
+        let profile = self.profiles.get_mut(home).expect("the home is a profile");
         if event.sets_traits {
             profile.trait_events.push(event.seq);
         }
@@ -1036,7 +1029,7 @@ impl IdentityGraph {
         for &node in &members {
             if self.nodes[node as usize].linked {
                 let root = self.sets.find(node);
-                if let Some(profile) = self.profiles.remove(&root) {
+                if let Some(profile) = self.profiles.remove(root) {
                     self.anchors.remove(&profile.id);
                     old.push((profile.id, profile.members));
                 }
@@ -1221,15 +1214,29 @@ impl IdentityGraph {
         out
     }
 
-    /// Every linked identifier (by hash) → its profile: for comparing two graphs.
-    pub fn assignment(&self) -> FxHashMap<u128, ProfileId> {
-        let mut out = FxHashMap::default();
-        for profile in self.profiles.values() {
-            for &node in &profile.members {
-                out.insert(self.hash_of(node), profile.id);
-            }
-        }
-        out
+    /// Each node's profile, by node number: the union-find root of its set, or `None` for a
+    /// node no profile holds.
+    pub fn profile_roots(&mut self) -> Vec<Option<u32>> {
+        (0..self.nodes.len() as u32)
+            .map(|node| self.is_linked(node).then(|| self.sets.find(node)))
+            .collect()
+    }
+
+    /// The node of this graph with the identifier of `other`'s node `node`, if any.
+    pub fn node_like(&self, other: &IdentityGraph, node: u32) -> Option<u32> {
+        let wanted = other.identifier(node);
+        let (arena, nodes) = (&self.arena, &self.nodes);
+        self.node_of
+            .find(node_hash(wanted.hash128()), |&known| {
+                let known = arena.get(nodes[known as usize].text);
+                known.kind == wanted.kind && known.value == wanted.value
+            })
+            .copied()
+    }
+
+    /// The id of the profile whose union-find root is `root` (see `profile_roots`).
+    pub fn profile_at(&self, root: u32) -> ProfileId {
+        self.profiles[&root].id
     }
 
     pub fn merge_log(&self) -> &[Merge] {
@@ -1267,10 +1274,7 @@ impl IdentityGraph {
             ("graph.node_of", table::<u32>(self.node_of.capacity())),
             ("graph.profile_sets", self.sets.memory()),
             ("graph.clusters", self.clusters.memory()),
-            (
-                "graph.profiles",
-                table::<(u32, Profile)>(self.profiles.capacity()) + profile_heap,
-            ),
+            ("graph.profiles", self.profiles.memory() + profile_heap),
             (
                 "graph.ids",
                 table::<(ProfileId, ProfileId)>(self.aliases.capacity())

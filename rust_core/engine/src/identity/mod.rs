@@ -5,6 +5,7 @@ pub mod arena;
 pub mod clusters;
 pub mod graph;
 pub mod order;
+pub mod root_table;
 pub mod rules;
 pub mod separations;
 pub mod union_find;

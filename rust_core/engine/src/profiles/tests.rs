@@ -11,6 +11,8 @@ use super::*;
 use crate::config::EngineConfig;
 use crate::identity::graph::ProfileId;
 use crate::ingest::Engine;
+use crate::progress::Progress;
+use crate::proto::identity_rules_progress::Phase;
 use crate::proto::{Batch, EventType};
 
 fn identify(message_id: &str, user: &str, anon: &str, timestamp_ms: i64, padding: usize) -> Event {
@@ -82,14 +84,22 @@ fn catching_up_on_late_events_reads_the_log_without_holding_a_transaction() {
         "the late events replayed their cluster"
     );
     assert_eq!(state.resolved_through, 20);
+    let progress = Progress::default();
     let (replayed, ..) = replay_log(
         store,
         IdentityRules::default(),
         &CustomIdentifiers::default(),
         Separations::default(),
+        &progress,
     )
     .unwrap();
     assert_eq!(state.graph.snapshot(), replayed.snapshot());
+    let report = progress.report();
+    assert_eq!(
+        (report.phase(), report.running, report.done, report.total),
+        (Phase::Resolving, true, 20, 20),
+        "the replay counted every event it resolved"
+    );
 }
 
 #[test]
@@ -117,6 +127,7 @@ fn replays_in_chunks_see_every_event_once() {
         IdentityRules::default(),
         &CustomIdentifiers::default(),
         Separations::default(),
+        &Progress::default(),
     )
     .unwrap();
     assert_eq!(through, count as u64);
@@ -226,6 +237,7 @@ fn late_events_rule_updates_and_reads_never_block_a_growing_map() {
         IdentityRules::default(),
         &CustomIdentifiers::default(),
         Separations::default(),
+        &Progress::default(),
     )
     .unwrap();
     let mut state = engine.shared.profiles.lock();

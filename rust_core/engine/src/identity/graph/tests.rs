@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use super::*;
 use crate::identity::rules::{Limit, LimitWindow, TypeRule};
 use crate::identity::separations::Separations;

@@ -44,6 +44,79 @@ LIMIT_WINDOW_ANNUALLY: LimitWindow.ValueType  # 3
 Global___LimitWindow: _TypeAlias = LimitWindow  # noqa: Y015
 
 @_typing.final
+class GetIdentityRulesProgressRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetIdentityRulesProgressRequest: _TypeAlias = GetIdentityRulesProgressRequest  # noqa: Y015
+
+@_typing.final
+class IdentityRulesProgress(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Phase:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _PhaseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[IdentityRulesProgress._Phase.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        PHASE_UNSPECIFIED: IdentityRulesProgress._Phase.ValueType  # 0
+        """No rule change since the server started."""
+        PHASE_READING: IdentityRulesProgress._Phase.ValueType  # 1
+        """Reading and decoding the log: `done` of `total` events."""
+        PHASE_RESOLVING: IdentityRulesProgress._Phase.ValueType  # 2
+        """Resolving the events in canonical order: `done` of `total` events with identifiers."""
+        PHASE_COMPARING: IdentityRulesProgress._Phase.ValueType  # 3
+        """Catching up with events stored meanwhile and comparing with the profiles in force."""
+        PHASE_DONE: IdentityRulesProgress._Phase.ValueType  # 4
+        """Finished: `done` and `total` are the resolving phase's."""
+
+    class Phase(_Phase, metaclass=_PhaseEnumTypeWrapper): ...
+    PHASE_UNSPECIFIED: IdentityRulesProgress.Phase.ValueType  # 0
+    """No rule change since the server started."""
+    PHASE_READING: IdentityRulesProgress.Phase.ValueType  # 1
+    """Reading and decoding the log: `done` of `total` events."""
+    PHASE_RESOLVING: IdentityRulesProgress.Phase.ValueType  # 2
+    """Resolving the events in canonical order: `done` of `total` events with identifiers."""
+    PHASE_COMPARING: IdentityRulesProgress.Phase.ValueType  # 3
+    """Catching up with events stored meanwhile and comparing with the profiles in force."""
+    PHASE_DONE: IdentityRulesProgress.Phase.ValueType  # 4
+    """Finished: `done` and `total` are the resolving phase's."""
+
+    PHASE_FIELD_NUMBER: _builtins.int
+    RUNNING_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    phase: Global___IdentityRulesProgress.Phase.ValueType
+    running: _builtins.bool
+    """A rule change is running now."""
+    done: _builtins.int
+    total: _builtins.int
+    def __init__(
+        self,
+        *,
+        phase: Global___IdentityRulesProgress.Phase.ValueType = ...,
+        running: _builtins.bool = ...,
+        done: _builtins.int = ...,
+        total: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "phase", b"phase", "running", b"running", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IdentityRulesProgress: _TypeAlias = IdentityRulesProgress  # noqa: Y015
+
+@_typing.final
 class RemoveIdentifierRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

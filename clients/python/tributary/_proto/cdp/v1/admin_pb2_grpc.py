@@ -79,6 +79,11 @@ class AdminServiceStub:
                 request_serializer=cdp_dot_v1_dot_admin__pb2.UpdateIdentityRulesRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_admin__pb2.UpdateIdentityRulesResponse.FromString,
                 _registered_method=True)
+        self.GetIdentityRulesProgress = channel.unary_unary(
+                '/cdp.v1.AdminService/GetIdentityRulesProgress',
+                request_serializer=cdp_dot_v1_dot_admin__pb2.GetIdentityRulesProgressRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_admin__pb2.IdentityRulesProgress.FromString,
+                _registered_method=True)
 
 
  # This class is part of an EXPERIMENTAL API.
@@ -318,6 +323,33 @@ class AdminService:
             '/cdp.v1.AdminService/UpdateIdentityRules',
             cdp_dot_v1_dot_admin__pb2.UpdateIdentityRulesRequest.SerializeToString,
             cdp_dot_v1_dot_admin__pb2.UpdateIdentityRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIdentityRulesProgress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/GetIdentityRulesProgress',
+            cdp_dot_v1_dot_admin__pb2.GetIdentityRulesProgressRequest.SerializeToString,
+            cdp_dot_v1_dot_admin__pb2.IdentityRulesProgress.FromString,
             options,
             channel_credentials,
             insecure,

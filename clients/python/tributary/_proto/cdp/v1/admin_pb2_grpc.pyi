@@ -60,6 +60,8 @@ class AdminServiceStub:
     """Replaces the identity rules. With dry_run, reports what would merge and split and
     changes nothing; otherwise re-resolves every profile under the new rules.
     """
+    GetIdentityRulesProgress: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetIdentityRulesProgressRequest, _admin_pb2.IdentityRulesProgress]
+    """How far the running UpdateIdentityRules has got (or the last one, once it finished)."""
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -91,5 +93,7 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Replaces the identity rules. With dry_run, reports what would merge and split and
     changes nothing; otherwise re-resolves every profile under the new rules.
     """
+    GetIdentityRulesProgress: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetIdentityRulesProgressRequest, _admin_pb2.IdentityRulesProgress]  # type: ignore[assignment]
+    """How far the running UpdateIdentityRules has got (or the last one, once it finished)."""
 
 
