@@ -365,6 +365,12 @@ impl Engine {
     }
 
     /// The log seq of the identity snapshot start-up loaded, if it loaded one.
+    /// How many times a cluster of identifiers was re-resolved because an event arrived after
+    /// a later one of its cluster (or an admin split it), since start-up.
+    pub fn clusters_replayed(&self) -> u64 {
+        self.shared.profiles.lock().graph.rebuilt_clusters()
+    }
+
     pub fn loaded_snapshot(&self) -> Option<u64> {
         self.shared.profiles.loaded_snapshot
     }
@@ -449,7 +455,15 @@ impl WriterState {
     fn load(store: &Store) -> Result<Self> {
         let txn = store.log.read()?;
         let next_seq = store.log_dbs.events.last(&txn.txn)?.map_or(1, |(seq, _)| seq + 1);
+        let started = Instant::now();
         let dedupe = DedupeSet::load(&txn, &store.log_dbs)?;
+        if !dedupe.is_empty() {
+            log::info!(
+                "dedupe window loaded: {} message ids in {:.2} s",
+                dedupe.len(),
+                started.elapsed().as_secs_f64()
+            );
+        }
         Ok(Self {
             next_seq,
             dedupe,

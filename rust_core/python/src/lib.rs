@@ -245,6 +245,7 @@ impl Engine {
             dict.set_item(name, counter.load(Ordering::Relaxed))?;
         }
         dict.set_item("map_size", self.inner.map_size())?;
+        dict.set_item("clusters_replayed", self.inner.clusters_replayed())?;
         // 0: start-up loaded no snapshot (none is ever written for an empty log).
         dict.set_item("snapshot_loaded_through", self.inner.loaded_snapshot().unwrap_or(0))?;
         Ok(dict)

@@ -171,6 +171,17 @@ struct Decided {
     refused: Vec<(Identifier, Refusal)>,
 }
 
+/// See `IdentityGraph::classify_late`.
+enum Late {
+    Neutral,
+    Earlier {
+        home: u32,
+        later: Vec<u32>,
+        order: Vec<u32>,
+    },
+    Replay,
+}
+
 /// How a reader names a profile.
 pub enum ProfileLookup {
     Identifier(Identifier),
@@ -450,8 +461,12 @@ impl IdentityGraph {
         let joined = self
             .clusters
             .join(&candidates, event.seq, event.timestamp_ms, event.message_id);
-        if joined.late && !self.is_neutral(&candidates, event) {
-            return self.rebuild_cluster(joined.root, Some(event.seq), loader);
+        if joined.late {
+            match self.classify_late(&candidates, event, loader) {
+                Late::Neutral => {}
+                Late::Earlier { home, later, order } => self.link_earlier(home, &later, order, event),
+                Late::Replay => return self.rebuild_cluster(joined.root, Some(event.seq), loader),
+            }
         }
         Some(self.decide(event, candidates, refused))
     }
@@ -612,21 +627,134 @@ impl IdentityGraph {
         self.nodes[node as usize].linked.then_some(node)
     }
 
-    /// A late event changes nothing when its identifiers already share one profile whose every
-    /// link and merge came from events that sort before it: replayed in canonical order it
-    /// would find the same profile complete and only attach. (With sliding windows "last seen"
-    /// feeds later decisions, so no shortcut is taken.)
-    fn is_neutral(&mut self, nodes: &[u32], event: &EventIdentity<'_>) -> bool {
+    /// What a late event (one that sorts before something its cluster has seen) needs. Its
+    /// cluster is replayed unless one of two cases proves the replay's outcome in advance (never
+    /// with sliding windows, where "last seen" feeds later decisions):
+    /// - `Neutral`: replayed in canonical order it would find its identifiers already together
+    ///   in one profile and only attach. So when the profile's every link and merge came from
+    ///   events that sort before it; or when each of its identifiers was linked by an event that
+    ///   sorts before it and so was every merge of the profile (one identifier: whatever merged
+    ///   since, it was in some profile then).
+    /// - `Earlier`: its identifiers are all in one profile that holds its whole cluster (nothing
+    ///   there was ever refused or set aside) and whose merges all sort before it; some of them
+    ///   were linked before it and the others after. Replayed, it would link those others
+    ///   itself, and nothing else would change: within a profile that ends up holding them all,
+    ///   no limit, cap or separation can refuse a subset. So those identifiers are linked by it
+    ///   instead, and move up in the profile's link order to where it puts them.
+    ///
+    /// The keys of linking events are read back from the log (a few events, not the cluster's).
+    fn classify_late(&mut self, nodes: &[u32], event: &EventIdentity<'_>, loader: &mut dyn EventLoader) -> Late {
         if self.rules.has_windows() {
-            return false;
+            return Late::Replay;
         }
         let Some(home) = self.shared_profile(nodes) else {
-            return false;
+            return Late::Replay;
         };
-        self.profiles[&home]
-            .changed
-            .compare(event.timestamp_ms, event.message_id)
-            == Ordering::Greater
+        let key = (event.timestamp_ms, event.message_id);
+        let profile = &self.profiles[&home];
+        if profile.changed.compare(key.0, key.1) == Ordering::Greater {
+            return Late::Neutral;
+        }
+        let merges_before = profile.merge_history.iter().all(|&at| {
+            let merge = &self.merges[at as usize];
+            (merge.timestamp_ms, merge.message_id.as_str()) < key
+        });
+        if nodes.len() > 1 && !merges_before {
+            return Late::Replay;
+        }
+        let Some(keys) = self.link_keys(home, nodes, loader) else {
+            return Late::Replay;
+        };
+        let sorts_before = |node: u32| -> Option<bool> {
+            let (ts, id) = &keys[&self.nodes[node as usize].first_seq];
+            match (*ts, id.as_str()).cmp(&key) {
+                Ordering::Less => Some(true),
+                Ordering::Greater => Some(false),
+                Ordering::Equal => None,
+            }
+        };
+        let mut later = Vec::new();
+        for &node in nodes {
+            match sorts_before(node) {
+                Some(true) => {}
+                Some(false) => later.push(node),
+                None => return Late::Replay,
+            }
+        }
+        if later.is_empty() {
+            return Late::Neutral;
+        }
+        let cluster = self.clusters.root(nodes[0]);
+        if later.len() == nodes.len()
+            || !merges_before
+            || self.clusters.get(cluster).members.len() != profile.members.len()
+        {
+            return Late::Replay;
+        }
+        // The canonical link order: every member linked after the event was linked after the
+        // profile's last merge, so those members are a suffix of `members`, in link order.
+        let members = profile.members.clone();
+        let mut suffix = members.len();
+        while suffix > 0 {
+            let member = members[suffix - 1];
+            let known = self.link_keys(home, &[member], loader);
+            let Some(linked) = known.map(|keys| keys[&self.nodes[member as usize].first_seq].clone()) else {
+                return Late::Replay;
+            };
+            match (linked.0, linked.1.as_str()).cmp(&key) {
+                Ordering::Less => break,
+                Ordering::Equal => return Late::Replay,
+                Ordering::Greater => suffix -= 1,
+            }
+        }
+        let mut order = members[..suffix].to_vec();
+        order.extend_from_slice(&later);
+        order.extend(members[suffix..].iter().filter(|node| !later.contains(node)));
+        Late::Earlier { home, later, order }
+    }
+
+    /// The (timestamp, message id) of the events that first linked `nodes` of profile `home`,
+    /// by log seq: the profile's own key for the event that created it, the rest read back.
+    /// `None` when one of them is no longer in the log.
+    fn link_keys(
+        &self,
+        home: u32,
+        nodes: &[u32],
+        loader: &mut dyn EventLoader,
+    ) -> Option<FxHashMap<u64, (i64, String)>> {
+        let profile = &self.profiles[&home];
+        let created_seq = self.nodes[profile.members[0] as usize].first_seq;
+        let mut keys = FxHashMap::default();
+        let mut wanted: Vec<u64> = Vec::new();
+        for &node in nodes {
+            let seq = self.nodes[node as usize].first_seq;
+            if seq == created_seq {
+                keys.insert(seq, (profile.created.timestamp_ms, profile.created.message_id.clone()));
+            } else if !wanted.contains(&seq) {
+                wanted.push(seq);
+            }
+        }
+        if !wanted.is_empty() {
+            let loaded = loader.load(&wanted);
+            for linked in loaded {
+                keys.insert(linked.seq, (linked.timestamp_ms, linked.message_id));
+            }
+            if wanted.iter().any(|seq| !keys.contains_key(seq)) {
+                return None;
+            }
+        }
+        Some(keys)
+    }
+
+    /// `Late::Earlier`: the event links `later` itself, and the profile's members take the
+    /// canonical link order.
+    fn link_earlier(&mut self, home: u32, later: &[u32], order: Vec<u32>, event: &EventIdentity<'_>) {
+        for &node in later {
+            self.nodes[node as usize].first_seq = event.seq;
+        }
+        let profile = self.profiles.get_mut(home).expect("a root is a profile");
+        debug_assert_eq!(profile.members.len(), order.len());
+        profile.members = order;
     }
 
     /// The root of the one profile that holds every node, if there is one.

@@ -421,6 +421,45 @@ fn a_late_event_replays_its_cluster_as_if_it_had_arrived_in_time() {
 }
 
 #[test]
+fn a_late_event_that_links_earlier_what_a_later_one_linked_replays_nothing() {
+    // In time: the visitor browses (1), logs in (2: links u1), browses again logged in (3).
+    let in_time = [
+        stored(1, 1_000, &["anonymous_id:a1"]),
+        stored(2, 2_000, &["anonymous_id:a1", "user_id:u1"]),
+        stored(3, 3_000, &["anonymous_id:a1", "user_id:u1", "email:u1@x.com"]),
+        stored(4, 4_000, &["user_id:u1"]),
+    ];
+    let mut expected = resolve_all(&in_time, &Separations::default());
+    // The login arrives last: it links u1 itself (before event 3 did), no replay needed.
+    let arrived = [
+        in_time[0].clone(),
+        in_time[2].clone(),
+        in_time[3].clone(),
+        in_time[1].clone(),
+    ];
+    let mut late = resolve_all(&arrived, &Separations::default());
+    assert_eq!(late.rebuilt_clusters(), 0);
+    assert_eq!(late.snapshot(), expected.snapshot());
+    let view = |graph: &mut IdentityGraph| {
+        graph
+            .view(&ProfileLookup::Identifier(id("user_id:u1")))
+            .unwrap()
+            .identifiers
+    };
+    let linked = view(&mut late);
+    assert_eq!(linked, view(&mut expected));
+    assert_eq!(
+        linked,
+        vec![
+            (id("anonymous_id:a1"), 1),
+            (id("user_id:u1"), 2),
+            (id("email:u1@x.com"), 3)
+        ],
+        "u1 is linked by the login, in link order"
+    );
+}
+
+#[test]
 fn a_late_event_inside_a_settled_profile_changes_nothing_and_replays_nothing() {
     let mut events = Events::new();
     events.at(1_000, &["anonymous_id:a1", "user_id:u1"]);
@@ -534,13 +573,17 @@ proptest! {
             state ^= state << 17;
             shuffled.swap(i, (state % (i as u64 + 1)) as usize);
         }
-        let histories = |graph: &mut IdentityGraph| -> Vec<Vec<(String, i64)>> {
+        // Each profile's merges, and its identifiers in link order with the event that linked
+        // each (log seqs name the same events in every order here).
+        type History = (Vec<(String, i64)>, Vec<(Identifier, u64)>);
+        let histories = |graph: &mut IdentityGraph| -> Vec<History> {
             graph
                 .snapshot()
                 .into_iter()
                 .map(|(id, _)| {
                     let view = graph.view(&ProfileLookup::Id(id)).expect("a live profile");
-                    view.merge_history.into_iter().map(|m| (m.message_id, m.timestamp_ms)).collect()
+                    let merges = view.merge_history.into_iter().map(|m| (m.message_id, m.timestamp_ms)).collect();
+                    (merges, view.identifiers)
                 })
                 .collect()
         };
