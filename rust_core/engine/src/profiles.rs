@@ -278,8 +278,13 @@ pub struct LogLoader<'a> {
 impl EventLoader for LogLoader<'_> {
     fn load(&mut self, seqs: &[u64]) -> Vec<StoredEvent> {
         let mut out = Vec::with_capacity(seqs.len());
-        let loaded = read_events(self.store, seqs, |seq, event| {
-            out.push(stored_event(seq, &event, self.custom));
+        let loaded = seqs.chunks(LOG_CHUNK).try_for_each(|chunk| -> Result<()> {
+            let txn = self.store.log.read()?;
+            for &seq in chunk {
+                if let Some(value) = self.store.log_dbs.events.get(&txn.txn, &seq)? {
+                    out.push(stored_identity(seq, value, self.custom)?.0);
+                }
+            }
             Ok(())
         });
         if let Err(err) = loaded {
@@ -290,6 +295,60 @@ impl EventLoader for LogLoader<'_> {
         }
         out
     }
+}
+
+/// The fields of a stored `Event` that identity resolution reads, at the event's own tags:
+/// decoding stored bytes as this skips the rest (properties above all), which replays and bulk
+/// re-resolution never look at unless custom identifier types read properties.
+#[derive(Clone, PartialEq, prost::Message)]
+struct IdentityFields {
+    #[prost(int32, tag = "1")]
+    r#type: i32,
+    #[prost(string, tag = "2")]
+    message_id: String,
+    #[prost(string, tag = "3")]
+    anonymous_id: String,
+    #[prost(string, tag = "4")]
+    user_id: String,
+    #[prost(message, optional, tag = "5")]
+    timestamp: Option<prost_types::Timestamp>,
+    #[prost(string, tag = "11")]
+    group_id: String,
+    #[prost(bytes = "vec", tag = "14")]
+    traits: Vec<u8>,
+    #[prost(bytes = "vec", tag = "15")]
+    context: Vec<u8>,
+    #[prost(bytes = "vec", tag = "16")]
+    integrations: Vec<u8>,
+}
+
+/// The identity facts of a stored event's bytes (as the log keeps them), and the account a group
+/// call links its user to.
+pub fn stored_identity(seq: u64, value: &[u8], custom: &CustomIdentifiers) -> Result<(StoredEvent, Option<String>)> {
+    if !custom.is_empty() {
+        let event = decode_stored(seq, value)?;
+        return Ok((stored_event(seq, &event, custom), account_of(&event).map(str::to_owned)));
+    }
+    let fields: IdentityFields = proto::decode_record(value.get(4..).unwrap_or_default(), format_args!("event {seq}"))?;
+    // Only the fields identity reads are set: the rest stay empty.
+    let event = Event {
+        r#type: fields.r#type,
+        user_id: fields.user_id,
+        anonymous_id: fields.anonymous_id,
+        group_id: fields.group_id,
+        traits: fields.traits,
+        context: fields.context,
+        integrations: fields.integrations,
+        ..Default::default()
+    };
+    let stored = StoredEvent {
+        seq,
+        message_id: fields.message_id,
+        timestamp_ms: fields.timestamp.as_ref().map_or(0, time::to_ms),
+        identifiers: profile_identifiers(identifiers::of_event(&event, custom)),
+        sets_traits: sets_traits(&event),
+    };
+    Ok((stored, account_of(&event).map(str::to_owned)))
 }
 
 /// The identity facts of a stored event.
@@ -355,13 +414,7 @@ pub fn replay_log(
         progress.advance(chunk.len() as u64);
         let decoded: Vec<(StoredEvent, Option<String>)> = chunk
             .par_iter()
-            .map(|(seq, value)| {
-                let event = decode_stored(*seq, value)?;
-                Ok((
-                    stored_event(*seq, &event, custom),
-                    account_of(&event).map(str::to_owned),
-                ))
-            })
+            .map(|(seq, value)| stored_identity(*seq, value, custom))
             .collect::<Result<_>>()?;
         for (stored, account) in decoded {
             if let Some(account) = account {

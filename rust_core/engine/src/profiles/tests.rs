@@ -392,3 +392,49 @@ fn a_damaged_snapshot_is_ignored_and_the_log_replayed() {
     assert_eq!(engine.shared.profiles.loaded_snapshot, None);
     assert_eq!(identity_picture(&engine), expected);
 }
+
+#[test]
+fn the_identity_fields_of_stored_bytes_are_those_of_the_whole_event() {
+    let custom = CustomIdentifiers::default();
+    let mut events = vec![
+        identify("m1", "u1", "a1", 1_000, 10),
+        Event {
+            r#type: EventType::Group as i32,
+            message_id: "m2".into(),
+            user_id: "u2".into(),
+            group_id: " acme ".into(),
+            traits: br#"{"email":"billing@acme.test"}"#.to_vec(),
+            timestamp: Some(time::from_ms(2_000)),
+            ..Default::default()
+        },
+    ];
+    events.push(Event {
+        r#type: EventType::Track as i32,
+        message_id: "m3".into(),
+        anonymous_id: "a3".into(),
+        event: "Viewed".into(),
+        properties: br#"{"plan":"pro"}"#.to_vec(),
+        context: br#"{"traits":{"email":"A3@Shop.Test"},"device":{"id":"d3","type":"ios"}}"#.to_vec(),
+        integrations: br#"{"Google Analytics":{"clientId":"ga3"}}"#.to_vec(),
+        timestamp: Some(time::from_ms(3_000)),
+        ..Default::default()
+    });
+    for (seq, event) in events.iter().enumerate() {
+        let seq = seq as u64 + 1;
+        let mut stored = 7u32.to_le_bytes().to_vec();
+        stored.extend(event.encode_to_vec());
+        let (lean, account) = stored_identity(seq, &stored, &custom).unwrap();
+        let whole = stored_event(seq, event, &custom);
+        assert!(!whole.identifiers.is_empty());
+        assert_eq!(
+            (lean.message_id, lean.timestamp_ms, lean.identifiers, lean.sets_traits),
+            (
+                whole.message_id,
+                whole.timestamp_ms,
+                whole.identifiers,
+                whole.sets_traits
+            )
+        );
+        assert_eq!(account.as_deref(), account_of(event));
+    }
+}
