@@ -217,6 +217,7 @@ def write_ingest_json(
     errors: dict[str, str],
     settings: dict[str, Any],
     startup: dict[str, Any] | None = None,
+    memory: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Writes ingest.json; returns the document."""
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -231,6 +232,8 @@ def write_ingest_json(
     }
     if startup is not None:
         document["startup"] = startup
+    if memory is not None:
+        document["memory_parts"] = memory
     document["ratios"] = {key: round(value, 3) for key, value in ratios(document["runs"]).items()}
     document["targets"] = [asdict(t) | {"measured": t.measured} for t in targets(document)]
     (results_dir / "ingest.json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")

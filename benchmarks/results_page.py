@@ -270,17 +270,43 @@ def _memory(ingest: dict[str, Any], results_dir: Path, found: list[Target]) -> s
         f"({growth['marginal_bytes_per_event']:,.0f} B per event over the second half).",
         "",
     ]
-    target = next((t for t in found if t.chart == "memory"), None)
-    if target and target.met is False:
-        text += [
-            "#### Where the memory goes",
-            "",
-            "A CPU profile does not say; the engine does not yet report the size of its structures (the "
-            "identity graph, the trait folds and the dedupe window: issue 7, point 2 asks for that split). The "
-            "growth above is everything the server allocates per stored event; the dedupe window alone is "
-            "documented at ~60 B per remembered messageId.",
-            "",
-        ]
+    parts = ingest.get("memory_parts")
+    if parts:
+        text += _memory_parts(parts, growth)
+    return "\n".join(text)
+
+
+def _memory_parts(parts: dict[str, Any], server: dict[str, Any]) -> list[str]:
+    """The engine's own account of its structures after the same workload in-process."""
+    per_event: dict[str, float] = parts["parts_bytes_per_event"]
+    groups = {
+        "identity graph": sum(v for k, v in per_event.items() if k.startswith("graph.")),
+        "dedupe window": per_event.get("dedupe", 0.0),
+        "identifier index buffers": sum(v for k, v in per_event.items() if k.startswith("index.")),
+        "account links": per_event.get("account_links", 0.0),
+    }
+    text = [
+        "#### Where the memory goes",
+        "",
+        f"The same {parts['events']:,} events through the engine in a process of its own "
+        f"(`python -m benchmarks.memory_parts`), then `Engine.memory_usage()`, the engine's account of its "
+        f"structures (tables at their capacity, plus what their entries own). That process grew by "
+        f"**{parts['rss_bytes_per_event']:,.0f} B per event** (the server above: "
+        f"{server['bytes_per_event']:,.0f}); the structures account for "
+        f"{parts['accounted_bytes_per_event']:,.0f} B per event. The rest is the allocator's (freed memory "
+        "kept for reuse, partly filled pages) and buffers in flight. Traits are folded when a profile is "
+        "read, from the log seqs of its identify events (`graph.profiles`): no fold is kept in memory.",
+        "",
+        "| part | B per event |",
+        "|---|--:|",
+    ]
+    text += [f"| {name} | {value:,.1f} |" for name, value in groups.items()]
+    text += ["", "| structure | B per event |", "|---|--:|"]
+    largest_first = sorted(per_event.items(), key=lambda kv: -kv[1])
+    text += [f"| `{name}` | {value:,.1f} |" for name, value in largest_first if value]
+    text.append("")
+    return text
+
     return "\n".join(text)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from benchmarks import workload
 from benchmarks.lmdb_baseline import measure_raw_lmdb
 from benchmarks.measurement import Measurement
+from benchmarks.memory_parts import measure_memory_parts
 from benchmarks.profiling import available_profiler
 from benchmarks.report import markdown_table, targets, write_ingest_json
 from benchmarks.results_page import write_page
@@ -46,7 +47,10 @@ SYSTEMS = {
     "dicts": CLIENT_STREAM,
     "import": CDP_IMPORT,
     "startup": "start-up to SERVING against log size",
+    "memory": "memory by part (in-process engine)",
 }
+# Systems that are not a row of the throughput table.
+NOT_ROWS = {"startup", "memory"}
 # Rows a system adds to the table beside its own.
 EXTRA_ROWS = {"import": {"import-wall": CDP_IMPORT_WALL}}
 PROFILERS = ("auto", "perf", "py-spy", "off")
@@ -146,12 +150,21 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, Measurement] = {}
     errors: dict[str, str] = {}
     startup = None
+    memory = None
     for key in args.only:
         print(f"{SYSTEMS[key]} ...", flush=True)
         _settle_disk()
         try:
             if key == "startup":
                 startup = measure_startup(work.batches, startup_settings, settle=_settle_disk)
+                continue
+            if key == "memory":
+                memory = measure_memory_parts(path, args.tmp_dir)
+                print(
+                    f"  {memory['rss_bytes_per_event']:,.0f} B/event resident, "
+                    f"{memory['accounted_bytes_per_event']:,.0f} B/event in the engine's structures",
+                    flush=True,
+                )
                 continue
             measured = measures[key]()
         except Exception as exc:  # one failing system must not hide the others' figures
@@ -166,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 
     names: dict[str, str] = {}
     for key in args.only:
-        if key != "startup":
+        if key not in NOT_ROWS:
             names[key] = SYSTEMS[key]
             names.update(EXTRA_ROWS.get(key, {}))
     document = write_ingest_json(
@@ -185,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             "profiler": available_profiler() if profiler == "auto" else profiler,
         },
         startup=startup,
+        memory=memory,
     )
     page = write_page(args.results_dir)
     print()

@@ -152,6 +152,25 @@ def test_results_page_and_its_charts_are_written_from_the_documents(
     assert "| 4.00 | 0.20 | 5.00 |" in text  # the real run's ratios to (a), (b), (c)
 
 
+def test_the_memory_section_splits_the_engine_structures_by_part(
+    tmp_path: Path, ingest_document: dict[str, Any], unify_document: dict[str, Any]
+) -> None:
+    parts = {"graph.nodes": 3_000, "graph.profiles": 7_000, "dedupe": 5_000, "index.id_cache": 1_000}
+    ingest_document["memory_parts"] = {
+        "events": 100,
+        "rss_bytes_per_event": 250.0,
+        "parts_bytes": parts,
+        "parts_bytes_per_event": {name: size / 100 for name, size in parts.items()},
+        "accounted_bytes_per_event": 160.0,
+    }
+    (tmp_path / "ingest.json").write_text(json.dumps(ingest_document))
+    (tmp_path / "unify.json").write_text(json.dumps(unify_document))
+    text = write_page(tmp_path).read_text()  # type: ignore[union-attr]
+    assert "That process grew by **250 B per event**" in text and "account for 160 B per event" in text
+    assert "| identity graph | 100.0 |" in text and "| dedupe window | 50.0 |" in text
+    assert text.index("| `graph.profiles` | 70.0 |") < text.index("| `graph.nodes` | 30.0 |"), "largest first"
+
+
 def test_results_page_needs_a_document(tmp_path: Path) -> None:
     assert write_page(tmp_path) is None
 
