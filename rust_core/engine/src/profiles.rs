@@ -295,6 +295,28 @@ impl EventLoader for LogLoader<'_> {
         }
         out
     }
+
+    /// Decodes the messageId field alone.
+    fn message_id(&mut self, seq: u64) -> Option<String> {
+        #[derive(Clone, PartialEq, prost::Message)]
+        struct MessageIdOnly {
+            #[prost(string, tag = "2")]
+            message_id: String,
+        }
+        let read = || -> Result<Option<String>> {
+            let txn = self.store.log.read()?;
+            let Some(value) = self.store.log_dbs.events.get(&txn.txn, &seq)? else {
+                return Ok(None);
+            };
+            let only: MessageIdOnly =
+                proto::decode_record(value.get(4..).unwrap_or_default(), format_args!("event {seq}"))?;
+            Ok(Some(only.message_id))
+        };
+        read().unwrap_or_else(|err| {
+            log::error!("reading a messageId back from the log failed: {err}");
+            None
+        })
+    }
 }
 
 /// The fields of a stored `Event` that identity resolution reads, at the event's own tags:

@@ -4,7 +4,7 @@
 //! an event arrives late (or an admin splits a profile): its events are replayed in the
 //! canonical order and the result is what in-order arrival would have produced.
 
-use super::order::OrderKey;
+use super::order::{MessageIds, PackedKey};
 use super::root_table::RootTable;
 use super::union_find::UnionFind;
 
@@ -12,7 +12,7 @@ use super::union_find::UnionFind;
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Cluster {
     /// The canonical key of its latest event.
-    pub latest: OrderKey,
+    pub latest: PackedKey,
     /// Log seqs of its events (those with a linkable identifier), in arrival order.
     pub events: Vec<u64>,
     /// Its identifier nodes.
@@ -36,12 +36,8 @@ pub struct Joined {
 impl Clusters {
     /// Bytes held: the sets, the table of recorded clusters and what each cluster owns.
     pub fn memory(&self) -> usize {
-        use crate::memory::{heap, string};
-        let owned: usize = self
-            .infos
-            .values()
-            .map(|c| string(&c.latest.message_id) + heap(&c.events) + heap(&c.members))
-            .sum();
+        use crate::memory::heap;
+        let owned: usize = self.infos.values().map(|c| heap(&c.events) + heap(&c.members)).sum();
         self.sets.memory() + self.infos.memory() + owned
     }
 
@@ -67,55 +63,74 @@ impl Clusters {
 
     fn take(&mut self, root: u32) -> Cluster {
         self.infos.remove(root).unwrap_or_else(|| Cluster {
-            latest: OrderKey::FIRST,
+            latest: PackedKey::FIRST,
             events: Vec::new(),
             members: vec![root],
         })
     }
 
-    fn is_after(&self, root: u32, timestamp_ms: i64, message_id: &str) -> bool {
-        self.infos
-            .get(root)
-            .is_some_and(|cluster| cluster.latest.is_after(timestamp_ms, message_id))
-    }
-
-    /// Joins the clusters of an event's nodes (at least one) and records the event.
-    pub fn join(&mut self, nodes: &[u32], seq: u64, timestamp_ms: i64, message_id: &str) -> Joined {
+    /// Joins the clusters of an event's nodes (at least one) and records the event. `ids`
+    /// reads messageIds back for ties in the canonical order.
+    pub fn join(&mut self, nodes: &[u32], event: &Arrival<'_>, ids: &mut MessageIds<'_>) -> Joined {
         let mut root = self.sets.find(nodes[0]);
         // The common case: every node is already in one recorded cluster.
         if nodes[1..].iter().all(|&node| self.sets.find(node) == root) {
             if let Some(cluster) = self.infos.get_mut(root) {
-                let late = cluster.latest.is_after(timestamp_ms, message_id);
-                cluster.events.push(seq);
+                let late = event.is_before(&cluster.latest, ids);
+                cluster.events.push(event.seq);
                 if !late {
-                    cluster.latest.set(timestamp_ms, message_id);
+                    cluster.latest = event.key();
                 }
                 return Joined { root, late };
             }
         }
-        let mut late = self.is_after(root, timestamp_ms, message_id);
+        let mut late = self.is_after(root, event, ids);
         let mut cluster = self.take(root);
         for &node in &nodes[1..] {
             let other = self.sets.find(node);
             if other == root {
                 continue;
             }
-            late |= self.is_after(other, timestamp_ms, message_id);
+            late |= self.is_after(other, event, ids);
             let absorbed = self.take(other);
-            absorb(&mut cluster, absorbed);
+            absorb(&mut cluster, absorbed, ids);
             root = self.sets.union(root, other).expect("distinct sets");
         }
         self.infos.insert(root, cluster);
         let cluster = self.infos.get_mut(root).expect("just inserted");
-        cluster.events.push(seq);
+        cluster.events.push(event.seq);
         if !late {
-            cluster.latest.set(timestamp_ms, message_id);
+            cluster.latest = event.key();
         }
         Joined { root, late }
     }
+
+    /// Whether the cluster of `root` has seen an event that sorts after `event`.
+    fn is_after(&self, root: u32, event: &Arrival<'_>, ids: &mut MessageIds<'_>) -> bool {
+        self.infos
+            .get(root)
+            .is_some_and(|cluster| event.is_before(&cluster.latest, ids))
+    }
 }
 
-fn absorb(kept: &mut Cluster, mut other: Cluster) {
+/// The event being joined: its log seq and its place in the canonical order.
+pub struct Arrival<'a> {
+    pub seq: u64,
+    pub timestamp_ms: i64,
+    pub message_id: &'a str,
+}
+
+impl Arrival<'_> {
+    fn key(&self) -> PackedKey {
+        PackedKey::new(self.timestamp_ms, self.message_id, self.seq)
+    }
+
+    fn is_before(&self, key: &PackedKey, ids: &mut MessageIds<'_>) -> bool {
+        key.event_cmp(self.timestamp_ms, self.message_id, self.seq, ids) == std::cmp::Ordering::Less
+    }
+}
+
+fn absorb(kept: &mut Cluster, mut other: Cluster, ids: &mut MessageIds<'_>) {
     if other.events.len() > kept.events.len() {
         std::mem::swap(&mut kept.events, &mut other.events);
     }
@@ -124,9 +139,7 @@ fn absorb(kept: &mut Cluster, mut other: Cluster) {
         std::mem::swap(&mut kept.members, &mut other.members);
     }
     kept.members.extend(other.members);
-    if other.latest > kept.latest {
-        kept.latest = other.latest;
-    }
+    kept.latest = kept.latest.max(other.latest, ids);
 }
 
 #[cfg(test)]
@@ -135,21 +148,34 @@ mod tests {
 
     #[test]
     fn joining_merges_events_and_reports_late_arrivals() {
+        let texts = ["message-1", "message-2", "message-3", "message-4", "message-0"];
+        let mut ids = |seq: u64| texts.get(seq as usize - 1).map(|s| s.to_string());
+        let mut join = |clusters: &mut Clusters, nodes: &[u32], seq: u64, timestamp_ms: i64| {
+            let message_id = texts[seq as usize - 1];
+            let event = Arrival {
+                seq,
+                timestamp_ms,
+                message_id,
+            };
+            clusters.join(nodes, &event, &mut ids)
+        };
         let mut clusters = Clusters::default();
         let (a, b, c) = (clusters.add(), clusters.add(), clusters.add());
-        assert!(!clusters.join(&[a], 1, 10, "m1").late);
-        assert!(!clusters.join(&[b], 2, 30, "m2").late);
+        assert!(!join(&mut clusters, &[a], 1, 10).late);
+        assert!(!join(&mut clusters, &[b], 2, 30).late);
         // Later than a's cluster but earlier than b's: late for the joined cluster.
-        let joined = clusters.join(&[a, b], 3, 20, "m3");
+        let joined = join(&mut clusters, &[a, b], 3, 20);
         assert!(joined.late);
         let cluster = clusters.get(joined.root);
-        assert_eq!(cluster.latest, OrderKey::new(30, "m2"));
+        assert_eq!(cluster.latest, PackedKey::new(30, "message-2", 2));
         let mut events = cluster.events.clone();
         events.sort_unstable();
         assert_eq!(events, vec![1, 2, 3]);
-        assert!(!clusters.join(&[c, a], 4, 30, "m4").late);
+        assert!(!join(&mut clusters, &[c, a], 4, 30).late);
         let root = clusters.root(c);
         assert_eq!(clusters.get(root).members.len(), 3);
-        assert_eq!(clusters.get(root).latest, OrderKey::new(30, "m4"));
+        assert_eq!(clusters.get(root).latest, PackedKey::new(30, "message-4", 4));
+        // Same time and 8-byte prefix as the latest, a smaller messageId (read back): late.
+        assert!(join(&mut clusters, &[c], 5, 30).late);
     }
 }

@@ -28,8 +28,9 @@ use xxhash_rust::xxh3::xxh3_128;
 use hashbrown::HashTable;
 
 use super::arena::{IdentRef, IdentifierArena, TextRef};
+use super::clusters::Arrival;
 use super::clusters::Clusters;
-use super::order::OrderKey;
+use super::order::PackedKey;
 use super::root_table::RootTable;
 use super::rules::IdentityRules;
 use super::separations::Separations;
@@ -136,6 +137,11 @@ impl StoredEvent {
 pub trait EventLoader {
     /// The events that still exist, in any order.
     fn load(&mut self, seqs: &[u64]) -> Vec<StoredEvent>;
+
+    /// The messageId of the event at `seq` (ties in the canonical order are broken by it).
+    fn message_id(&mut self, seq: u64) -> Option<String> {
+        self.load(&[seq]).pop().map(|event| event.message_id)
+    }
 }
 
 /// A profile as a reader sees it.
@@ -255,12 +261,12 @@ const _: () = assert!(std::mem::size_of::<Node>() == 48);
 struct Profile {
     id: ProfileId,
     /// The key of the event that created it: the older profile survives a merge.
-    created: OrderKey,
+    created: PackedKey,
     /// 0 for a profile an event made for itself, n for one made of what it set aside at the
     /// n-th level (see `decide`): between profiles of one event, the event's own is older.
     set_aside: u8,
     /// The key of the latest event that added an identifier or merged (see `is_neutral`).
-    changed: OrderKey,
+    changed: PackedKey,
     merges: u32,
     members: Vec<u32>,
     trait_events: Vec<u64>,
@@ -458,9 +464,14 @@ impl IdentityGraph {
         if candidates.is_empty() {
             return None;
         }
+        let arrival = Arrival {
+            seq: event.seq,
+            timestamp_ms: event.timestamp_ms,
+            message_id: event.message_id,
+        };
         let joined = self
             .clusters
-            .join(&candidates, event.seq, event.timestamp_ms, event.message_id);
+            .join(&candidates, &arrival, &mut |seq| loader.message_id(seq));
         if joined.late {
             match self.classify_late(&candidates, event, loader) {
                 Late::Neutral => {}
@@ -468,7 +479,7 @@ impl IdentityGraph {
                 Late::Replay => return self.rebuild_cluster(joined.root, Some(event.seq), loader),
             }
         }
-        Some(self.decide(event, candidates, refused))
+        Some(self.decide(event, candidates, refused, loader))
     }
 
     /// `RemoveIdentifier`: from now on the identifier can only be in a profile of its own; its
@@ -652,7 +663,8 @@ impl IdentityGraph {
         };
         let key = (event.timestamp_ms, event.message_id);
         let profile = &self.profiles[&home];
-        if profile.changed.compare(key.0, key.1) == Ordering::Greater {
+        let ids = &mut |seq| loader.message_id(seq);
+        if profile.changed.event_cmp(key.0, key.1, event.seq, ids) == Ordering::Greater {
             return Late::Neutral;
         }
         let merges_before = profile.merge_history.iter().all(|&at| {
@@ -662,7 +674,7 @@ impl IdentityGraph {
         if nodes.len() > 1 && !merges_before {
             return Late::Replay;
         }
-        let Some(keys) = self.link_keys(home, nodes, loader) else {
+        let Some(keys) = self.link_keys(nodes, loader) else {
             return Late::Replay;
         };
         let sorts_before = |node: u32| -> Option<bool> {
@@ -697,7 +709,7 @@ impl IdentityGraph {
         let mut suffix = members.len();
         while suffix > 0 {
             let member = members[suffix - 1];
-            let known = self.link_keys(home, &[member], loader);
+            let known = self.link_keys(&[member], loader);
             let Some(linked) = known.map(|keys| keys[&self.nodes[member as usize].first_seq].clone()) else {
                 return Late::Replay;
             };
@@ -713,37 +725,18 @@ impl IdentityGraph {
         Late::Earlier { home, later, order }
     }
 
-    /// The (timestamp, message id) of the events that first linked `nodes` of profile `home`,
-    /// by log seq: the profile's own key for the event that created it, the rest read back.
-    /// `None` when one of them is no longer in the log.
-    fn link_keys(
-        &self,
-        home: u32,
-        nodes: &[u32],
-        loader: &mut dyn EventLoader,
-    ) -> Option<FxHashMap<u64, (i64, String)>> {
-        let profile = &self.profiles[&home];
-        let created_seq = self.nodes[profile.members[0] as usize].first_seq;
-        let mut keys = FxHashMap::default();
-        let mut wanted: Vec<u64> = Vec::new();
-        for &node in nodes {
-            let seq = self.nodes[node as usize].first_seq;
-            if seq == created_seq {
-                keys.insert(seq, (profile.created.timestamp_ms, profile.created.message_id.clone()));
-            } else if !wanted.contains(&seq) {
-                wanted.push(seq);
-            }
-        }
-        if !wanted.is_empty() {
-            let loaded = loader.load(&wanted);
-            for linked in loaded {
-                keys.insert(linked.seq, (linked.timestamp_ms, linked.message_id));
-            }
-            if wanted.iter().any(|seq| !keys.contains_key(seq)) {
-                return None;
-            }
-        }
-        Some(keys)
+    /// The (timestamp, message id) of the events that first linked `nodes`, by log seq, read
+    /// back from the log; `None` when one of them is no longer there.
+    fn link_keys(&self, nodes: &[u32], loader: &mut dyn EventLoader) -> Option<FxHashMap<u64, (i64, String)>> {
+        let mut wanted: Vec<u64> = nodes.iter().map(|&node| self.nodes[node as usize].first_seq).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let keys: FxHashMap<u64, (i64, String)> = loader
+            .load(&wanted)
+            .into_iter()
+            .map(|linked| (linked.seq, (linked.timestamp_ms, linked.message_id)))
+            .collect();
+        wanted.iter().all(|seq| keys.contains_key(seq)).then_some(keys)
     }
 
     /// `Late::Earlier`: the event links `later` itself, and the profile's members take the
@@ -778,8 +771,9 @@ impl IdentityGraph {
         event: &EventIdentity<'_>,
         candidates: Vec<u32>,
         refused: Vec<(Identifier, Refusal)>,
+        loader: &mut dyn EventLoader,
     ) -> Decided {
-        self.decide_at(event, candidates, refused, 0)
+        self.decide_at(event, candidates, refused, 0, loader)
     }
 
     /// Flat matching of `candidates` (most important first), then, when identifiers had to be
@@ -791,6 +785,7 @@ impl IdentityGraph {
         mut candidates: Vec<u32>,
         mut refused: Vec<(Identifier, Refusal)>,
         depth: u8,
+        loader: &mut dyn EventLoader,
     ) -> Decided {
         let resolution = if let Some(profile) = self.already_linked(event, &candidates) {
             Decided {
@@ -802,9 +797,9 @@ impl IdentityGraph {
             }
         } else {
             loop {
-                let owners = self.owners(&candidates);
+                let owners = self.owners(&candidates, loader);
                 match self.check(&owners, &candidates, event.timestamp_ms) {
-                    Ok(()) => break self.apply(event, owners, candidates, refused, depth),
+                    Ok(()) => break self.apply(event, owners, candidates, refused, depth, loader),
                     // At a cap the event still resolves to its profile; nothing more links.
                     Err(cap @ (Refusal::MergeCap | Refusal::IdentifierCap)) if !owners.is_empty() => {
                         break self.attach_at_cap(event, candidates, refused, cap);
@@ -857,7 +852,7 @@ impl IdentityGraph {
                 sets_traits: false,
                 ..*event
             };
-            self.decide_at(&alone, set_aside, Vec::new(), depth.saturating_add(1));
+            self.decide_at(&alone, set_aside, Vec::new(), depth.saturating_add(1), loader);
         }
         resolution
     }
@@ -908,7 +903,7 @@ impl IdentityGraph {
     }
 
     /// Roots of the profiles owning any candidate, oldest profile first.
-    fn owners(&mut self, candidates: &[u32]) -> Vec<u32> {
+    fn owners(&mut self, candidates: &[u32], loader: &mut dyn EventLoader) -> Vec<u32> {
         let mut roots: Vec<u32> = Vec::new();
         for &node in candidates {
             if self.is_linked(node) {
@@ -918,9 +913,12 @@ impl IdentityGraph {
                 }
             }
         }
+        let ids = &mut |seq| loader.message_id(seq);
         roots.sort_by(|a, b| {
             let (a, b) = (&self.profiles[a], &self.profiles[b]);
-            (&a.created, a.set_aside, a.id).cmp(&(&b.created, b.set_aside, b.id))
+            a.created
+                .cmp_key(&b.created, ids)
+                .then_with(|| (a.set_aside, a.id).cmp(&(b.set_aside, b.id)))
         });
         roots
     }
@@ -998,6 +996,7 @@ impl IdentityGraph {
         candidates: Vec<u32>,
         refused: Vec<(Identifier, Refusal)>,
         set_aside: u8,
+        loader: &mut dyn EventLoader,
     ) -> Decided {
         let created = owners.is_empty();
         let mut merged_ids = Vec::new();
@@ -1006,10 +1005,10 @@ impl IdentityGraph {
                 let node = candidates[0];
                 let id = new_profile_id(event.message_id, self.identifier(node));
                 self.link_node(node, event, id);
-                let key = OrderKey::new(event.timestamp_ms, event.message_id);
+                let key = PackedKey::new(event.timestamp_ms, event.message_id, event.seq);
                 let profile = Profile {
                     id,
-                    created: key.clone(),
+                    created: key,
                     set_aside,
                     changed: key,
                     merges: 0,
@@ -1024,7 +1023,7 @@ impl IdentityGraph {
             Some((&survivor, others)) => {
                 let mut root = survivor;
                 for &other in others {
-                    root = self.merge(root, other, event);
+                    root = self.merge(root, other, event, loader);
                     merged_ids.push(self.merges.last().expect("just merged").merged);
                 }
                 root
@@ -1049,8 +1048,14 @@ impl IdentityGraph {
             node.last_seen_ms = node.last_seen_ms.max(event.timestamp_ms);
         }
         let profile = self.profiles.get_mut(root).expect("the target is a profile");
-        if changed && profile.changed.compare(event.timestamp_ms, event.message_id) == Ordering::Greater {
-            profile.changed.set(event.timestamp_ms, event.message_id);
+        let ids = &mut |seq| loader.message_id(seq);
+        if changed
+            && profile
+                .changed
+                .event_cmp(event.timestamp_ms, event.message_id, event.seq, ids)
+                == Ordering::Greater
+        {
+            profile.changed = PackedKey::new(event.timestamp_ms, event.message_id, event.seq);
         }
         if event.sets_traits {
             profile.trait_events.push(event.seq);
@@ -1065,7 +1070,7 @@ impl IdentityGraph {
     }
 
     /// Merges profile `other` into `root` (the older); returns the new root.
-    fn merge(&mut self, root: u32, other: u32, event: &EventIdentity<'_>) -> u32 {
+    fn merge(&mut self, root: u32, other: u32, event: &EventIdentity<'_>, loader: &mut dyn EventLoader) -> u32 {
         let absorbed = self.profiles.remove(other).expect("an owner is a profile");
         let kept_id = self.profiles[&root].id;
         self.merges.push(Merge {
@@ -1093,7 +1098,7 @@ impl IdentityGraph {
             let (x, y) = (&log[a as usize], &log[b as usize]);
             (x.timestamp_ms, &x.message_id, a).cmp(&(y.timestamp_ms, &y.message_id, b))
         });
-        kept.changed = std::mem::take(&mut kept.changed).max(absorbed.changed);
+        kept.changed = kept.changed.max(absorbed.changed, &mut |seq| loader.message_id(seq));
         kept.merges += absorbed.merges + 1;
         self.anchors.insert(kept_id, new_root);
         new_root
@@ -1179,7 +1184,7 @@ impl IdentityGraph {
             if candidates.is_empty() {
                 continue;
             }
-            let decided = self.decide(&event, candidates, refused);
+            let decided = self.decide(&event, candidates, refused, loader);
             if target == Some(stored.seq) {
                 resolution = Some(decided);
             }
@@ -1388,13 +1393,7 @@ impl IdentityGraph {
         let profile_heap: usize = self
             .profiles
             .values()
-            .map(|p| {
-                string(&p.created.message_id)
-                    + string(&p.changed.message_id)
-                    + heap(&p.members)
-                    + heap(&p.trait_events)
-                    + heap(&p.merge_history)
-            })
+            .map(|p| heap(&p.members) + heap(&p.trait_events) + heap(&p.merge_history))
             .sum();
         vec![
             ("graph.nodes", heap(&self.nodes)),

@@ -44,7 +44,7 @@ impl Events {
         self.next += 1;
         let event = StoredEvent {
             seq: u64::from(self.next),
-            message_id: format!("m{:04}", self.next),
+            message_id: format!("message-{:04}", self.next),
             timestamp_ms,
             identifiers: ids.iter().map(|t| id(t)).collect(),
             sets_traits: false,
@@ -92,7 +92,7 @@ fn anonymous_activity_merges_into_the_user_on_login_and_the_oldest_id_survives()
     assert_eq!(login.profile, anon.profile, "the older profile's id survives");
     assert_eq!(login.merged, vec![user.profile]);
     assert_eq!(events.graph.current_id(user.profile), anon.profile);
-    assert_eq!(events.graph.merge_log()[0].message_id, "m0003");
+    assert_eq!(events.graph.merge_log()[0].message_id, "message-0003");
     let ids: Vec<String> = events
         .graph
         .identifiers(&id("email:u1@x.com"))
@@ -375,7 +375,7 @@ fn explain_tells_how_two_identifiers_were_linked_or_why_not() {
         (
             &id("email:u1@x.com"),
             &Refusal::Limit { kind: "user_id".into() },
-            "m0004"
+            "message-0004"
         )
     );
     assert!(events.graph.explain(&id("user_id:nobody"), &id("user_id:u1")).is_none());
@@ -394,7 +394,9 @@ fn resolve_all(events: &[StoredEvent], separations: &Separations) -> IdentityGra
 fn stored(seq: u64, timestamp_ms: i64, ids: &[&str]) -> StoredEvent {
     StoredEvent {
         seq,
-        message_id: format!("m{seq:04}"),
+        // A shared 8-byte prefix (ties are broken by the whole id, read back from the log), and
+        // ids that do not follow the log order, as real ones do not.
+        message_id: format!("message-{:05}", (seq * 7_919) % 10_007),
         timestamp_ms,
         identifiers: ids.iter().map(|t| id(t)).collect(),
         sets_traits: false,
