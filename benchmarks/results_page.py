@@ -238,6 +238,17 @@ def _startup(ingest: dict[str, Any], results_dir: Path, found: list[Target]) -> 
         "The target is about 10M events; the dotted line extrapolates the restarts' least-squares line to it.",
         "",
     ]
+    same = startup.get("same_people")
+    if same and same.get("sizes"):
+        text += [
+            f"The same {same['people']:,} people sending more and more events (rounds of ~10 each; a "
+            f"{same['dedupe_window_s']:g} s dedupe window, so that only the log grows): restart after SIGTERM.",
+            "",
+            "| events stored | start-up to SERVING |",
+            "|--:|--:|",
+            *(f"| {n:,} | {s:.2f} s |" for n, s in zip(same["sizes"], same["seconds"], strict=True)),
+            "",
+        ]
     target = next((t for t in found if t.chart == "startup"), None)
     if target and target.met is False:
         title = f"restart after SIGTERM with {startup['sizes'][-1]:,} events"

@@ -28,7 +28,7 @@ from benchmarks.memory_parts import measure_memory_parts
 from benchmarks.profiling import available_profiler
 from benchmarks.report import markdown_table, targets, write_ingest_json
 from benchmarks.results_page import write_page
-from benchmarks.startup import StartupSettings, measure_startup, step_sizes
+from benchmarks.startup import StartupSettings, measure_startup, measure_startup_same_people, step_sizes
 from benchmarks.systems import StreamSettings, measure_empty_grpc, measure_python_pipeline, measure_tributary
 from benchmarks.user_paths import CDP_IMPORT, CDP_IMPORT_WALL, CLIENT_STREAM, measure_cdp_import, measure_client_stream
 
@@ -51,6 +51,10 @@ SYSTEMS = {
 }
 # Systems that are not a row of the throughput table.
 NOT_ROWS = {"startup", "memory"}
+# Start-up as the log grows and the people do not: 100k people (10k with --quick), 3 rounds
+# of ~10 events each.
+SAME_PEOPLE = 100_000
+SAME_PEOPLE_ROUNDS = 3
 # Rows a system adds to the table beside its own.
 EXTRA_ROWS = {"import": {"import-wall": CDP_IMPORT_WALL}}
 PROFILERS = ("auto", "perf", "py-spy", "off")
@@ -157,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if key == "startup":
                 startup = measure_startup(work.batches, startup_settings, settle=_settle_disk)
+                people = SAME_PEOPLE // 10 if args.quick else SAME_PEOPLE
+                startup["same_people"] = measure_startup_same_people(
+                    people, SAME_PEOPLE_ROUNDS, startup_settings, settle=_settle_disk
+                )
                 continue
             if key == "memory":
                 memory = measure_memory_parts(path, args.tmp_dir)

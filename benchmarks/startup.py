@@ -12,11 +12,17 @@ answers SERVING (polled every 10 ms on a channel that reconnects within 10 to 50
 The issue's target is ≤ 5 s to SERVING on 10M events after SIGTERM and after kill -9; the
 largest log measured here is smaller, so the report extrapolates along the least-squares line
 through the sizes measured, and says so.
+
+In that workload the people grow with the log. `measure_startup_same_people` separates the two:
+the same people send more and more events (rounds of ~10 each), with a 1 s dedupe window, so
+that only the log grows between restarts: start-up loads a snapshot of the people's graph and
+the dedupe window, and replays nothing but the tail after the snapshot, so it should not grow.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -29,7 +35,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tributary._proto.cdp.v1 import admin_pb2
+from tributary._proto.cdp.v1 import admin_pb2, event_pb2, ingest_pb2
 
 from benchmarks.process import STOP_GRACE_S, ServerFailed, free_port, log_tail
 from benchmarks.profiling import profiled
@@ -65,9 +71,10 @@ def step_sizes(events: int) -> list[int]:
     return sorted({max(BATCH_EVENTS, round(events * share / BATCH_EVENTS) * BATCH_EVENTS) for share in (0.1, 0.3, 1)})
 
 
-def _preload(data_dir: Path, batches: Sequence[bytes]) -> None:
+def _preload(data_dir: Path, batches: Sequence[bytes], *, dedupe_window_s: float | None = None) -> None:
     """Appends ``batches`` to the data directory's log through the engine, then closes it."""
-    engine = _core.Engine(data_dir, unsafe_no_sync=True)
+    window = {} if dedupe_window_s is None else {"dedupe_window_secs": dedupe_window_s}
+    engine = _core.Engine(data_dir, unsafe_no_sync=True, **window)
     try:
         sources = admin_pb2.ListSourcesResponse.FromString(engine.list_sources(b"")).sources
         mine = [source.id for source in sources if source.name == "startup-bench"]
@@ -94,7 +101,13 @@ def _serving(stub: health_pb2_grpc.HealthStub) -> bool:
 
 
 def _start(
-    argv: list[str], port: int, log_path: Path, settings: StartupSettings, *, profile: bool
+    argv: list[str],
+    port: int,
+    log_path: Path,
+    settings: StartupSettings,
+    *,
+    profile: bool,
+    env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], float, dict[str, Any] | None]:
     """Starts the server and returns it once SERVING, with the seconds that took and, with
     ``profile``, a profile of its start-up; the caller stops it."""
@@ -105,7 +118,7 @@ def _start(
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, DEV_WRITE_KEY_ENV: "startup-bench-key"},
+            env={**os.environ, DEV_WRITE_KEY_ENV: "startup-bench-key", **(env or {})},
             start_new_session=True,
         )
         taken = None
@@ -196,3 +209,75 @@ def extrapolate(sizes: Sequence[int], seconds: dict[str, list[float]], events: i
     spread = sum((n - mean_n) ** 2 for n in sizes)
     slope = sum((n - mean_n) * (t - mean_t) for n, t in zip(sizes, worst, strict=True)) / spread if spread else 0.0
     return round(mean_t + max(0.0, slope) * (events - mean_n), 3)
+
+
+# The same-people series: a dedupe window short enough to have passed between rounds.
+SAME_PEOPLE_WINDOW_S = 1.0
+EVENTS_PER_PERSON = 10
+
+
+def same_people_round(people: int, round_number: int, batch_events: int = BATCH_EVENTS) -> list[bytes]:
+    """~10 events of each of `people` people (browsing, an identify with email, orders), with
+    message ids and times of their own in every round: the identifiers repeat, the events do not."""
+    base_ms = 1_700_000_000_000 + round_number * 10_000_000_000
+    events: list[event_pb2.Event] = []
+    for person in range(people):
+        anonymous_id, user_id = f"anon-{person:08d}", f"user-{person:08d}"
+        at = base_ms + person * 10
+        tag = f"{anonymous_id}-r{round_number}"
+        for i in range(6):
+            events.append(
+                event_pb2.Event(
+                    type=event_pb2.EVENT_TYPE_PAGE, anonymous_id=anonymous_id, name="Home",
+                    message_id=f"{tag}-p{i}", properties=b'{"path":"/"}',
+                )
+            )  # fmt: skip
+        traits = json.dumps({"email": f"p{person}@shop.test", "plan": "pro"}).encode()
+        events.append(
+            event_pb2.Event(
+                type=event_pb2.EVENT_TYPE_IDENTIFY, anonymous_id=anonymous_id, user_id=user_id,
+                message_id=f"{tag}-id", traits=traits,
+            )
+        )  # fmt: skip
+        for i in range(EVENTS_PER_PERSON - 7):
+            events.append(
+                event_pb2.Event(
+                    type=event_pb2.EVENT_TYPE_TRACK, user_id=user_id, event="Order Completed",
+                    message_id=f"{tag}-t{i}", properties=b'{"revenue":10}',
+                )
+            )  # fmt: skip
+        for offset, event in enumerate(events[-EVENTS_PER_PERSON:]):
+            event.timestamp.FromMilliseconds(at + offset)
+    return [
+        ingest_pb2.StreamRequest(
+            sequence=i, batch=event_pb2.Batch(events=events[i : i + batch_events])
+        ).SerializeToString()
+        for i in range(0, len(events), batch_events)
+    ]
+
+
+def measure_startup_same_people(
+    people: int, rounds: int, settings: StartupSettings, *, settle: Callable[[], None]
+) -> dict[str, Any]:
+    """Start-up after SIGTERM as the same `people` send round after round of events."""
+    results: dict[str, Any] = {"people": people, "dedupe_window_s": SAME_PEOPLE_WINDOW_S, "sizes": [], "seconds": []}
+    env_window = {"TRIBUTARY_DEDUPE_WINDOW_SECS": str(SAME_PEOPLE_WINDOW_S)}
+    with tempfile.TemporaryDirectory(prefix="bench-startup-people-", dir=settings.tmp_root) as tmp:
+        data_dir, log_path = Path(tmp) / "data", Path(tmp) / "server.log"
+        for round_number in range(rounds):
+            time.sleep(SAME_PEOPLE_WINDOW_S * 1.5)  # the last round's dedupe markers have expired
+            _preload(data_dir, same_people_round(people, round_number), dedupe_window_s=SAME_PEOPLE_WINDOW_S)
+            settle()
+            times = []
+            for stop in (signal.SIGTERM, signal.SIGTERM):  # the first start writes its snapshot at SIGTERM
+                port = free_port()
+                process, seconds, _ = _start(
+                    serve_argv(settings.cdp, data_dir, port), port, log_path, settings, profile=False, env=env_window
+                )
+                _stop(process, stop)
+                times.append(seconds)
+            size = (round_number + 1) * people * EVENTS_PER_PERSON
+            results["sizes"].append(size)
+            results["seconds"].append(round(times[-1], 4))
+            print(f"    same {people:,} people, {size:,} events: {times[-1]:.2f} s after SIGTERM", flush=True)
+    return results
