@@ -38,7 +38,7 @@ run: $(STAMP)/build ## Build what is needed, then serve on ./data (gRPC :50051)
 		$(VENV)/bin/cdp serve --data-dir ./data
 
 test: $(STAMP)/build ## Build, then run every Rust and Python test, lint and proto-check
-	cargo test -p tributary-engine --release
+	cargo test -p tributary-engine -p tributary-http --release
 	$(MAKE) --no-print-directory lint proto-check
 	$(PY) -m pytest -q
 

@@ -37,6 +37,8 @@ class ServerProcess:
         self.data_dir = data_dir
         self.port = free_port()
         self.target = f"127.0.0.1:{self.port}"
+        self.http_port = free_port()
+        self.http_url = f"http://127.0.0.1:{self.http_port}"
         self.write_key = WRITE_KEY
         self.admin_token = ADMIN_TOKEN
         self.log_path = log_path
@@ -51,7 +53,7 @@ class ServerProcess:
             **self.extra_env,
         }
         command = [sys.executable, "-m", "cdp_server", "serve", "--data-dir", str(self.data_dir)]
-        command += ["--grpc-port", str(self.port)]
+        command += ["--grpc-port", str(self.port), "--http-port", str(self.http_port)]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT_SECS

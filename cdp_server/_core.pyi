@@ -6,6 +6,7 @@ from typing import final
 __all__ = [
     "CoreError",
     "Engine",
+    "HttpServer",
     "InvalidRequest",
     "NotFound",
     "SendOutcome",
@@ -82,3 +83,12 @@ class Engine:
     def stats(self) -> dict[str, int]: ...
     def memory_usage(self) -> dict[str, int]: ...
     def close(self) -> None: ...
+
+@final
+class HttpServer:
+    """Segment's Tracking API on host:port, served by Rust threads over `engine`."""
+
+    def __new__(cls, engine: Engine, host: str, port: int, *, workers: int = 2) -> HttpServer: ...
+    @property
+    def port(self) -> int: ...
+    def stop(self) -> None: ...

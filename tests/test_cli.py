@@ -473,7 +473,7 @@ def test_serve_takes_its_settings_from_a_config_file(tmp_path: Path) -> None:
     port = free_port()
     config = tmp_path / "tributary.toml"
     config.write_text(
-        f'data_dir = "{tmp_path / "data"}"\ngrpc_port = {port}\n'
+        f'data_dir = "{tmp_path / "data"}"\ngrpc_port = {port}\nhttp_port = {free_port()}\n'
         'admin_tokens = ["toml-token"]\ndev_write_key = "toml-key"\n'
     )
     log = tmp_path / "serve.log"
@@ -491,7 +491,15 @@ def test_serve_takes_its_settings_from_a_config_file(tmp_path: Path) -> None:
 def test_unsafe_benchmark_mode_logs_a_warning(tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "serve.log"
-    args = ["--data-dir", str(tmp_path / "data"), "--grpc-port", str(port), "--unsafe-benchmark-mode"]
+    args = [
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--grpc-port",
+        str(port),
+        "--http-port",
+        "0",
+        "--unsafe-benchmark-mode",
+    ]
     process = start_serve(args, log)
     try:
         wait_serving(process, f"127.0.0.1:{port}", log)
@@ -508,7 +516,7 @@ def test_a_busy_port_fails_with_one_line_and_creates_no_data_dir(tmp_path: Path)
         taken.listen()
         port = taken.getsockname()[1]
         data = tmp_path / "data"
-        result = cdp("serve", "--data-dir", str(data), "--grpc-port", str(port))
+        result = cdp("serve", "--data-dir", str(data), "--grpc-port", str(port), "--http-port", "0")
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
@@ -519,7 +527,18 @@ def test_a_busy_port_fails_with_one_line_and_creates_no_data_dir(tmp_path: Path)
 
 def test_a_second_server_on_the_same_data_dir_refuses_to_start(server: ServerProcess) -> None:
     second = subprocess.run(
-        [sys.executable, "-m", "cdp_server", "serve", "--data-dir", str(server.data_dir), "--grpc-port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "cdp_server",
+            "serve",
+            "--data-dir",
+            str(server.data_dir),
+            "--grpc-port",
+            "0",
+            "--http-port",
+            "0",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,4 +1,4 @@
-"""Builds and runs the gRPC server over one engine.
+"""Builds and runs the gRPC server, and the HTTP port (Segment's Tracking API), over one engine.
 
 Shutdown (SIGTERM/SIGINT): health turns NOT_SERVING at once, streams stop reading and close
 with UNAVAILABLE after acking what they already submitted, in-flight calls get the grace
@@ -44,7 +44,12 @@ class RunningServer:
     health: health.HealthServicer
     draining: threading.Event
     grpc_port: int
+    http: _core.HttpServer
     settings: Settings
+
+    @property
+    def http_port(self) -> int:
+        return self.http.port
 
     def shutdown(self) -> None:
         """Graceful stop: see the module docstring. Safe to call more than once."""
@@ -53,6 +58,7 @@ class RunningServer:
         log.info("shutting down", extra={"grace_secs": self.settings.shutdown_grace_secs})
         self.health.enter_graceful_shutdown()
         self.draining.set()
+        self.http.stop()  # stops accepting; requests in flight get their answers
         self.grpc_server.stop(self.settings.shutdown_grace_secs).wait()
         self.engine.close()
         log.info("stopped")
@@ -82,6 +88,7 @@ def start(settings: Settings) -> RunningServer:
     """Listens, opens the store, then serves. The port is bound first, so that a busy port fails
     before the data directory is created or opened (and leaves no trace)."""
     server = _grpc_server(settings)
+    _check_port_free(settings.host, settings.http_port, option="--http-port")
     port = _listen(server, settings.host, settings.grpc_port)
     try:
         engine = _core.Engine(
@@ -119,11 +126,25 @@ def start(settings: Settings) -> RunningServer:
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*services, health.SERVICE_NAME], server)
+    try:
+        # Segment's Tracking API, served by Rust threads over the same engine.
+        http = _core.HttpServer(engine, settings.host, settings.http_port)
+    except BaseException:
+        server.stop(None)
+        engine.close()
+        raise
     server.start()
     for name in ["", *services]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("serving", extra={"grpc": f"{settings.host}:{port}", "data_dir": str(settings.data_dir)})
-    return RunningServer(server, engine, health_servicer, draining, port, settings)
+    log.info(
+        "serving",
+        extra={
+            "grpc": f"{settings.host}:{port}",
+            "http": f"{settings.host}:{http.port}",
+            "data_dir": str(settings.data_dir),
+        },
+    )
+    return RunningServer(server, engine, health_servicer, draining, port, http, settings)
 
 
 def _grpc_server(settings: Settings) -> grpc.Server:
@@ -161,7 +182,7 @@ def _listen(server: grpc.Server, host: str, port: int) -> int:
     return bound
 
 
-def _check_port_free(host: str, port: int) -> None:
+def _check_port_free(host: str, port: int, *, option: str = "--grpc-port") -> None:
     """Raises PortInUse when a socket listens on any address `host` resolves to, at `port`.
 
     The probe sets SO_REUSEADDR, as gRPC's listener does, so connections of an earlier server
@@ -182,7 +203,7 @@ def _check_port_free(host: str, port: int) -> None:
             except OSError as exc:
                 if exc.errno == errno.EADDRINUSE:
                     message = f"port {host}:{port} is in use by another program: stop it, or choose another port"
-                    raise PortInUse(message + " (--grpc-port)") from None
+                    raise PortInUse(f"{message} ({option})") from None
 
 
 def serve(settings: Settings) -> None:
@@ -196,6 +217,10 @@ def serve(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    print(f"Tributary serving gRPC on {settings.host}:{running.grpc_port} (data: {settings.data_dir})", flush=True)
+    print(
+        f"Tributary serving gRPC on {settings.host}:{running.grpc_port}, HTTP on {settings.host}:{running.http_port}"
+        f" (data: {settings.data_dir})",
+        flush=True,
+    )
     stop.wait()
     running.shutdown()

@@ -2,6 +2,8 @@
 //! GIL through `without_gil`, and maps engine errors to Python exceptions in `to_py_err`. No
 //! logic lives here.
 
+mod http;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -344,6 +346,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Fails only when a logger is in place already (the module loaded twice): keep that one.
     let _ = logger.install();
     m.add_class::<Engine>()?;
+    m.add_class::<http::HttpServer>()?;
     m.add_class::<SendOutcome>()?;
     m.add_class::<StreamAck>()?;
     m.add("CoreError", py.get_type::<CoreError>())?;

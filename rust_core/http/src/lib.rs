@@ -1,0 +1,87 @@
+//! Tributary's HTTP port, served from Rust on a tokio runtime of its own inside the engine's
+//! process: Segment's Tracking API (`tracking`), so that Segment's and RudderStack's SDKs can
+//! send to Tributary by changing one host name.
+
+mod auth;
+mod body;
+mod tracking;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tributary_engine::Engine;
+
+pub use body::Limits;
+
+/// What the HTTP port needs besides the engine.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    pub address: SocketAddr,
+    pub limits: Limits,
+    /// Worker threads of the runtime (requests are short: the engine does the work).
+    pub workers: usize,
+}
+
+/// A running HTTP server; `stop` (or dropping it) shuts it down gracefully.
+pub struct HttpServer {
+    address: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
+    served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl HttpServer {
+    /// Binds `settings.address` and serves until stopped. A port in use is an error here, not
+    /// later.
+    pub fn start(engine: Arc<Engine>, settings: HttpSettings) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(settings.workers.max(1))
+            .thread_name("tributary-http")
+            .enable_all()
+            .build()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind(settings.address))?;
+        let address = listener.local_addr()?;
+        let router = tracking::router(Arc::new(tracking::Tracking::new(engine, settings.limits)));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let served = runtime.spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(Self {
+            address,
+            stop: Some(stop),
+            runtime: Some(runtime),
+            served: Some(served),
+        })
+    }
+
+    /// The bound address (the port the OS chose, when asked for port 0).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Stops accepting, lets requests in flight finish, then stops the runtime.
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let (Some(runtime), Some(served)) = (self.runtime.take(), self.served.take()) {
+            match runtime.block_on(served) {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => log::error!("the HTTP server failed: {err}"),
+                Err(err) => log::error!("the HTTP server task failed: {err}"),
+            }
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

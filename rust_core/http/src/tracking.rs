@@ -1,0 +1,235 @@
+//! Segment's Tracking API: `POST /v1/track|identify|page|screen|group|alias` (one message) and
+//! `/v1/batch|import` (`{"batch": [...], "context", "integrations", "sentAt"}`). A request's
+//! bytes go to the engine's JSON entry point in one call, the same one gRPC's JSON form uses, on
+//! a blocking thread (validation, then the wait for the durable, resolved acknowledgement).
+//!
+//! Answers as Segment's: `200 {"success": true}`; `400 {"code", "message"}` for a body that is
+//! not JSON or is too large; `401` for a missing or unknown write key. Unlike Segment, the 200
+//! also lists the messages refused (`rejected`, each with the field and the reason) instead of
+//! dropping them silently. CORS is open: browsers post cross-origin (analytics.js).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use parking_lot::Mutex;
+use serde_json::json;
+use tributary_engine::proto::EventType;
+use tributary_engine::segment_json::JsonOptions;
+use tributary_engine::{Engine, EngineError};
+
+use crate::auth;
+use crate::body::{self, BodyError, Limits};
+
+/// What the routes share.
+pub struct Tracking {
+    engine: Arc<Engine>,
+    limits: Limits,
+    /// Write-key digest → source id (sources are never deleted, so an entry cannot go stale).
+    sources: Mutex<HashMap<[u8; 32], u32>>,
+}
+
+impl Tracking {
+    pub fn new(engine: Arc<Engine>, limits: Limits) -> Self {
+        Self {
+            engine,
+            limits,
+            sources: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn source(&self, write_key: &str) -> Result<Option<u32>, EngineError> {
+        let digest = auth::digest(write_key);
+        if let Some(&source) = self.sources.lock().get(&digest) {
+            return Ok(Some(source));
+        }
+        let found = self.engine.source_for_key(&digest)?;
+        if let Some(source) = found {
+            self.sources.lock().insert(digest, source);
+        }
+        Ok(found)
+    }
+}
+
+pub fn router(tracking: Arc<Tracking>) -> Router {
+    Router::new()
+        .route("/v1/{call}", post(ingest).options(preflight))
+        .with_state(tracking)
+}
+
+/// The call a route names; `None` for a batch (each message names its own `type`).
+fn route(call: &str) -> Option<Option<EventType>> {
+    Some(Some(match call {
+        "track" => EventType::Track,
+        "identify" => EventType::Identify,
+        "page" => EventType::Page,
+        "screen" => EventType::Screen,
+        "group" => EventType::Group,
+        "alias" => EventType::Alias,
+        "batch" | "import" => return Some(None),
+        _ => return None,
+    }))
+}
+
+async fn ingest(
+    State(tracking): State<Arc<Tracking>>,
+    Path(call): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let origin = headers.get(header::ORIGIN).cloned();
+    let answer = answer(&tracking, &call, &headers, body).await;
+    with_cors(answer, origin)
+}
+
+async fn answer(tracking: &Arc<Tracking>, call: &str, headers: &HeaderMap, body: Body) -> Response {
+    let Some(route_type) = route(call) else {
+        return error(StatusCode::NOT_FOUND, "not_found", format!("no route /v1/{call}"));
+    };
+    let limit = match route_type {
+        Some(_) => tracking.limits.message_bytes,
+        None => tracking.limits.batch_bytes,
+    };
+    // The raw body is read to the batch limit whatever the route: compressed JSON is smaller.
+    let Ok(raw) = axum::body::to_bytes(body, tracking.limits.batch_bytes + 1).await else {
+        return too_large(tracking.limits.batch_bytes);
+    };
+    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
+    let data = match body::decoded(&raw, encoding, limit) {
+        Ok(data) => data,
+        Err(BodyError::TooLarge { limit }) => return too_large(limit),
+        Err(BodyError::BadGzip) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                "the gzip body could not be decompressed",
+            )
+        }
+        Err(BodyError::UnknownEncoding(name)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("unsupported Content-Encoding {name:?} (gzip or none)"),
+            )
+        }
+    };
+    let write_key =
+        match headers
+            .get(header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or_default())
+        {
+            Some(header) => match auth::key_from_header(header) {
+                Ok(key) => key,
+                Err(why) => return error(StatusCode::UNAUTHORIZED, "unauthorized", why),
+            },
+            None => match auth::key_from_body(&data) {
+                Some(key) => key,
+                None => return error(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "missing write key: send 'Authorization: Basic base64(<write key>:)' or \"writeKey\" in the body",
+                ),
+            },
+        };
+    let tracking = Arc::clone(tracking);
+    let submitted = tokio::task::spawn_blocking(move || {
+        let Some(source) = tracking.source(&write_key)? else {
+            return Ok(None);
+        };
+        let options = JsonOptions {
+            route_type,
+            ..JsonOptions::default()
+        };
+        tracking.engine.submit_json(source, &data, &options)?.wait().map(Some)
+    })
+    .await;
+    match submitted {
+        Ok(Ok(Some(outcome))) => {
+            let mut reply = json!({"success": true});
+            if !outcome.rejections.is_empty() {
+                reply["rejected"] = outcome
+                    .rejections
+                    .iter()
+                    .map(|r| json!({"index": r.index, "messageId": r.message_id, "field": r.field, "reason": r.reason}))
+                    .collect();
+            }
+            (StatusCode::OK, axum::Json(reply)).into_response()
+        }
+        Ok(Ok(None)) => error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "invalid write key: no source has this key",
+        ),
+        Ok(Err(EngineError::InvalidRequest(why))) => error(StatusCode::BAD_REQUEST, "invalid_json", why),
+        Ok(Err(EngineError::StorageFull(why))) => error(StatusCode::INSUFFICIENT_STORAGE, "storage_full", why),
+        Ok(Err(EngineError::ShutDown)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the server is shutting down",
+        ),
+        Ok(Err(err)) => {
+            log::error!("an HTTP ingest request failed: {err}");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal", err.to_string())
+        }
+        Err(err) => {
+            log::error!("an HTTP ingest task failed: {err}");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the request could not be handled",
+            )
+        }
+    }
+}
+
+fn too_large(limit: usize) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "request_too_large",
+        format!("the body is over {limit} bytes (after decompression)"),
+    )
+}
+
+/// Segment's error body: `{"code", "message"}`.
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"code": code, "message": message.into()}))).into_response()
+}
+
+/// A browser's preflight of a cross-origin POST.
+async fn preflight(headers: HeaderMap) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let out = response.headers_mut();
+    out.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
+    let asked = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned();
+    out.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        asked.unwrap_or(HeaderValue::from_static(
+            "Authorization, Content-Type, Content-Encoding",
+        )),
+    );
+    out.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    with_cors(response, headers.get(header::ORIGIN).cloned())
+}
+
+/// Allows the calling origin (any: write keys are public in browsers, as Segment's are).
+fn with_cors(mut response: Response, origin: Option<HeaderValue>) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        origin.unwrap_or(HeaderValue::from_static("*")),
+    );
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
+    response
+}

@@ -1,0 +1,59 @@
+//! The HTTP port (`tributary_http`) for Python: started over an open engine, stopped at shutdown.
+
+use std::net::ToSocketAddrs;
+
+use pyo3::exceptions::PyOSError;
+use pyo3::prelude::*;
+use std::sync::Mutex;
+use tributary_http::{HttpSettings, Limits};
+
+use crate::Engine;
+
+/// Segment's Tracking API on `host:port`, served by Rust threads over `engine`.
+#[pyclass(module = "cdp_server._core", frozen)]
+pub struct HttpServer {
+    inner: Mutex<Option<tributary_http::HttpServer>>,
+    port: u16,
+}
+
+#[pymethods]
+impl HttpServer {
+    /// Binds `host:port` (port 0: any free one) and serves until `stop`. Raises OSError when the
+    /// address cannot be bound.
+    #[new]
+    #[pyo3(signature = (engine, host, port, *, workers=2))]
+    fn new(py: Python<'_>, engine: &Engine, host: &str, port: u16, workers: usize) -> PyResult<Self> {
+        let address = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| PyOSError::new_err(format!("cannot resolve {host}: {e}")))?
+            .next()
+            .ok_or_else(|| PyOSError::new_err(format!("{host} has no address")))?;
+        let settings = HttpSettings {
+            address,
+            limits: Limits::default(),
+            workers,
+        };
+        let engine = engine.inner.clone();
+        let server = py
+            .detach(|| tributary_http::HttpServer::start(engine, settings))
+            .map_err(|e| PyOSError::new_err(format!("cannot serve HTTP on {host}:{port}: {e}")))?;
+        Ok(Self {
+            port: server.address().port(),
+            inner: Mutex::new(Some(server)),
+        })
+    }
+
+    /// The port bound.
+    #[getter]
+    fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops accepting, lets requests in flight finish, then returns. Safe to call twice.
+    fn stop(&self, py: Python<'_>) {
+        let server = self.inner.lock().map(|mut inner| inner.take()).unwrap_or(None);
+        if let Some(mut server) = server {
+            py.detach(move || server.stop());
+        }
+    }
+}
