@@ -23,6 +23,8 @@ class Settings:
     host: str = "127.0.0.1"
     grpc_port: int = 50051
     http_port: int = 8088
+    # Tracking API requests a second per source (Segment's 1,000); past it: 429 with Retry-After.
+    http_rate_limit: float = 1000.0
     # A source with this write key is registered at start-up (development convenience).
     dev_write_key: str = ""
     # Bearer tokens accepted by the Profile/Audience/Admin services.

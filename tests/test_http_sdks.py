@@ -1,6 +1,7 @@
-"""Segment's own Python SDK (segment-analytics-python), pointed at Tributary's HTTP port by its
-`host` setting and nothing else: every call it makes is stored, with gzip on and off, and the
-profiles merge as the identity rules say (read back over gRPC)."""
+"""Segment's own Python SDK (segment-analytics-python) and RudderStack's (rudder-sdk-python),
+pointed at Tributary's HTTP port by their `host` setting and nothing else: every call they make
+is stored, with gzip on and off, and the profiles merge as the identity rules say (read back
+over gRPC); a wrong write key reaches the SDK's own error with our message."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Any
 
 import pytest
 from rpc import Rpc
+from rudderstack.analytics import Client as RudderClient
+from rudderstack.analytics.request import APIError as RudderAPIError
 from segment.analytics import Client as SegmentClient
-from segment.analytics.request import APIError
+from segment.analytics.request import APIError as SegmentAPIError
 from tributary._proto.cdp.v1 import profile_pb2
 
 
@@ -21,10 +24,14 @@ def profile(server: Any, identifier: str) -> profile_pb2.Profile:
     return reply.profile
 
 
+SDKS = {"segment": (SegmentClient, SegmentAPIError), "rudderstack": (RudderClient, RudderAPIError)}
+
+
+@pytest.mark.parametrize("sdk", sorted(SDKS))
 @pytest.mark.parametrize("gzip", [False, True])
-def test_segments_python_sdk_sends_every_call(server: Any, gzip: bool) -> None:
+def test_the_sdks_send_every_call(server: Any, sdk: str, gzip: bool) -> None:
     errors: list[Exception] = []
-    client = SegmentClient(
+    client = SDKS[sdk][0](
         server.write_key,
         host=server.http_url,
         gzip=gzip,
@@ -32,7 +39,7 @@ def test_segments_python_sdk_sends_every_call(server: Any, gzip: bool) -> None:
         max_retries=0,
         on_error=lambda error, _batch: errors.append(error),
     )
-    person = f"sdk-{int(gzip)}"
+    person = f"{sdk}-{int(gzip)}"
     client.page(anonymous_id=f"{person}-anon", name="Pricing", properties={"path": "/pricing"})
     client.identify(
         user_id=person, anonymous_id=f"{person}-anon", traits={"email": f"{person}@shop.test", "plan": "pro"}
@@ -54,9 +61,11 @@ def test_segments_python_sdk_sends_every_call(server: Any, gzip: bool) -> None:
     assert len(events.events) == 6, [e.type for e in events.events]
 
 
-def test_a_wrong_write_key_is_the_sdks_api_error_with_our_message(server: Any) -> None:
-    client = SegmentClient("not-a-key", host=server.http_url, sync_mode=True, max_retries=0)
-    with pytest.raises(APIError) as caught:
+@pytest.mark.parametrize("sdk", sorted(SDKS))
+def test_a_wrong_write_key_is_the_sdks_api_error_with_our_message(server: Any, sdk: str) -> None:
+    client_class, api_error = SDKS[sdk]
+    client = client_class("not-a-key", host=server.http_url, sync_mode=True, max_retries=0)
+    with pytest.raises(api_error) as caught:
         client.track(user_id="u", event="Clicked")
     # The SDK parses Segment's error body: our code and message reach its exception.
     assert caught.value.status == 401 and caught.value.code == "unauthorized"

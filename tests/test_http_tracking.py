@@ -95,6 +95,13 @@ def test_refused_messages_are_listed_in_the_200(server: Any) -> None:
     assert [(r["index"], r["field"]) for r in body["rejected"]] == [(0, "event"), (1, "userId")]
 
 
+def test_a_batch_over_2500_messages_is_refused_whole_with_the_reason(server: Any) -> None:
+    batch = {"batch": [{"type": "track", "userId": "u", "event": "e"}] * 2501}
+    status, body, _ = post(server, "/v1/batch", batch, key=server.write_key)
+    assert status == 200 and body is not None and len(body["rejected"]) == 2501
+    assert {r["field"] for r in body["rejected"]} == {"batch"} and "2500" in body["rejected"][0]["reason"]
+
+
 def test_bad_requests_get_segments_status_and_a_message(server: Any) -> None:
     key = server.write_key
     status, body, _ = post(server, "/v1/track", b"{not json", key=key)
@@ -138,3 +145,13 @@ def test_browsers_may_post_cross_origin(server: Any) -> None:
         headers={"Origin": "https://shop.example.com", "Content-Type": "text/plain"},
     )
     assert status == 200 and headers["access-control-allow-origin"] == "https://shop.example.com"
+
+
+def test_past_its_rate_a_source_gets_429_with_retry_after(server_factory: Any) -> None:
+    server = server_factory(env={"TRIBUTARY_HTTP_RATE_LIMIT": "5"})
+    answers = [post(server, "/v1/track", {"userId": "u", "event": "e"}, key=server.write_key) for _ in range(12)]
+    statuses = [status for status, _, _ in answers]
+    assert statuses[:5] == [200] * 5 and 429 in statuses, statuses
+    _, body, headers = next(answer for answer in answers if answer[0] == 429)
+    assert body is not None and body["code"] == "rate_limited"
+    assert int(headers["retry-after"]) >= 1

@@ -128,7 +128,7 @@ def start(settings: Settings) -> RunningServer:
     reflection.enable_server_reflection([*services, health.SERVICE_NAME], server)
     try:
         # Segment's Tracking API, served by Rust threads over the same engine.
-        http = _core.HttpServer(engine, settings.host, settings.http_port)
+        http = _core.HttpServer(engine, settings.host, settings.http_port, rate_limit=settings.http_rate_limit)
     except BaseException:
         server.stop(None)
         engine.close()

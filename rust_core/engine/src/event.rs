@@ -115,6 +115,19 @@ struct Defaults<'a> {
     sent_at: Option<&'a prost_types::Timestamp>,
 }
 
+/// The `traits` object of a context, when it has a non-empty one.
+fn context_traits(context: &[u8]) -> Option<Vec<u8>> {
+    #[derive(serde::Deserialize)]
+    struct Context<'a> {
+        #[serde(borrow, default)]
+        traits: Option<&'a serde_json::value::RawValue>,
+    }
+    let context: Context<'_> = serde_json::from_slice(context).ok()?;
+    let traits = context.traits?.get();
+    let is_object = traits.starts_with('{') && !traits[1..].trim_start().starts_with('}');
+    is_object.then(|| traits.as_bytes().to_vec())
+}
+
 fn prepare_event(
     index: u32,
     mut event: Event,
@@ -157,6 +170,12 @@ fn prepare_event(
     }
     if let Some(batch_integrations) = defaults.integrations {
         event.integrations = merged(&event.integrations, batch_integrations);
+    }
+    // RudderStack's SDKs send an identify's traits only in `context.traits`: they are its traits.
+    if event.r#type == EventType::Identify as i32 && event.traits.is_empty() {
+        if let Some(traits) = context_traits(&event.context) {
+            event.traits = traits;
+        }
     }
 
     let generated_id = event.message_id.is_empty();
@@ -516,5 +535,34 @@ pub(crate) mod tests {
         );
         assert!(ok[0].message_id.starts_with("tributary-"));
         assert!(ok[0].dedupe_key.is_none());
+    }
+
+    #[test]
+    fn an_identify_with_traits_only_in_its_context_takes_them_as_rudderstack_sends_them() {
+        let identify = |traits: &str, context: &str| Event {
+            r#type: EventType::Identify as i32,
+            message_id: "i1".into(),
+            user_id: "u1".into(),
+            traits: traits.as_bytes().to_vec(),
+            context: context.as_bytes().to_vec(),
+            ..Default::default()
+        };
+        let prepared = |event: Event| {
+            let (ok, rejected) = prepare_batch(
+                Batch {
+                    events: vec![event],
+                    ..Default::default()
+                },
+                &ctx(),
+            );
+            assert!(rejected.is_empty(), "{rejected:?}");
+            let stored: Event = prost::Message::decode(ok[0].encoded.as_slice()).unwrap();
+            (String::from_utf8(stored.traits).unwrap(), ok[0].sets_traits)
+        };
+        let rudder = r#"{"traits":{"plan":"pro"},"library":{"name":"rudder"}}"#;
+        assert_eq!(prepared(identify("", rudder)), (r#"{"plan":"pro"}"#.into(), true));
+        // Its own traits win; an empty context object gives none.
+        assert_eq!(prepared(identify(r#"{"plan":"free"}"#, rudder)).0, r#"{"plan":"free"}"#);
+        assert_eq!(prepared(identify("", r#"{"traits":{ }}"#)), (String::new(), false));
     }
 }

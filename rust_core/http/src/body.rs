@@ -7,10 +7,9 @@ use std::io::Read;
 pub struct Limits {
     /// A single-message route (`/v1/track`, …): 32 KB.
     pub message_bytes: usize,
-    /// `/v1/batch` and `/v1/import`: 500 KB.
+    /// `/v1/batch` and `/v1/import`: 500 KB. (At most 2,500 messages a batch is the engine's
+    /// rule, the same on every surface.)
     pub batch_bytes: usize,
-    /// Messages in one batch: 2,500 (the rest are rejected, each with the reason).
-    pub batch_messages: usize,
 }
 
 impl Default for Limits {
@@ -18,7 +17,6 @@ impl Default for Limits {
         Self {
             message_bytes: 32 * 1024,
             batch_bytes: 500 * 1024,
-            batch_messages: 2_500,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod auth;
 mod body;
+mod rate;
 mod tracking;
 
 use std::net::SocketAddr;
@@ -19,6 +20,8 @@ pub use body::Limits;
 pub struct HttpSettings {
     pub address: SocketAddr,
     pub limits: Limits,
+    /// Requests a second each source may make (Segment's default: 1,000); ≤ 0: no limit.
+    pub rate_limit: f64,
     /// Worker threads of the runtime (requests are short: the engine does the work).
     pub workers: usize,
 }
@@ -42,7 +45,11 @@ impl HttpServer {
             .build()?;
         let listener = runtime.block_on(tokio::net::TcpListener::bind(settings.address))?;
         let address = listener.local_addr()?;
-        let router = tracking::router(Arc::new(tracking::Tracking::new(engine, settings.limits)));
+        let router = tracking::router(Arc::new(tracking::Tracking::new(
+            engine,
+            settings.limits,
+            settings.rate_limit,
+        )));
         let (stop, stopped) = oneshot::channel::<()>();
         let served = runtime.spawn(async move {
             axum::serve(listener, router)

@@ -4,9 +4,10 @@
 //! a blocking thread (validation, then the wait for the durable, resolved acknowledgement).
 //!
 //! Answers as Segment's: `200 {"success": true}`; `400 {"code", "message"}` for a body that is
-//! not JSON or is too large; `401` for a missing or unknown write key. Unlike Segment, the 200
-//! also lists the messages refused (`rejected`, each with the field and the reason) instead of
-//! dropping them silently. CORS is open: browsers post cross-origin (analytics.js).
+//! not JSON or is too large; `401` for a missing or unknown write key; `429` with `Retry-After`
+//! past the source's rate limit. Unlike Segment, the 200 also lists the messages refused
+//! (`rejected`, each with the field and the reason) instead of dropping them silently. CORS is
+//! open: browsers post cross-origin (analytics.js).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use tributary_engine::{Engine, EngineError};
 
 use crate::auth;
 use crate::body::{self, BodyError, Limits};
+use crate::rate::RateLimit;
 
 /// What the routes share.
 pub struct Tracking {
@@ -32,14 +34,16 @@ pub struct Tracking {
     limits: Limits,
     /// Write-key digest → source id (sources are never deleted, so an entry cannot go stale).
     sources: Mutex<HashMap<[u8; 32], u32>>,
+    rate: RateLimit,
 }
 
 impl Tracking {
-    pub fn new(engine: Arc<Engine>, limits: Limits) -> Self {
+    pub fn new(engine: Arc<Engine>, limits: Limits, rate_limit: f64) -> Self {
         Self {
             engine,
             limits,
             sources: Mutex::new(HashMap::new()),
+            rate: RateLimit::new(rate_limit),
         }
     }
 
@@ -139,17 +143,24 @@ async fn answer(tracking: &Arc<Tracking>, call: &str, headers: &HeaderMap, body:
     let tracking = Arc::clone(tracking);
     let submitted = tokio::task::spawn_blocking(move || {
         let Some(source) = tracking.source(&write_key)? else {
-            return Ok(None);
+            return Ok(Submitted::UnknownKey);
         };
+        if let Err(wait_s) = tracking.rate.take(source, std::time::Instant::now()) {
+            return Ok(Submitted::RateLimited(wait_s));
+        }
         let options = JsonOptions {
             route_type,
             ..JsonOptions::default()
         };
-        tracking.engine.submit_json(source, &data, &options)?.wait().map(Some)
+        tracking
+            .engine
+            .submit_json(source, &data, &options)?
+            .wait()
+            .map(Submitted::Done)
     })
     .await;
     match submitted {
-        Ok(Ok(Some(outcome))) => {
+        Ok(Ok(Submitted::Done(outcome))) => {
             let mut reply = json!({"success": true});
             if !outcome.rejections.is_empty() {
                 reply["rejected"] = outcome
@@ -160,11 +171,22 @@ async fn answer(tracking: &Arc<Tracking>, call: &str, headers: &HeaderMap, body:
             }
             (StatusCode::OK, axum::Json(reply)).into_response()
         }
-        Ok(Ok(None)) => error(
+        Ok(Ok(Submitted::UnknownKey)) => error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "invalid write key: no source has this key",
         ),
+        Ok(Ok(Submitted::RateLimited(wait_s))) => {
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("this source is over its rate limit: retry in {wait_s} s"),
+            );
+            let headers = response.headers_mut();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(wait_s));
+            headers.insert("x-ratelimit-reset", HeaderValue::from(wait_s));
+            response
+        }
         Ok(Err(EngineError::InvalidRequest(why))) => error(StatusCode::BAD_REQUEST, "invalid_json", why),
         Ok(Err(EngineError::StorageFull(why))) => error(StatusCode::INSUFFICIENT_STORAGE, "storage_full", why),
         Ok(Err(EngineError::ShutDown)) => error(
@@ -185,6 +207,13 @@ async fn answer(tracking: &Arc<Tracking>, call: &str, headers: &HeaderMap, body:
             )
         }
     }
+}
+
+/// What became of a request past its body and key.
+enum Submitted {
+    Done(tributary_engine::ingest::BatchOutcome),
+    UnknownKey,
+    RateLimited(u64),
 }
 
 fn too_large(limit: usize) -> Response {

@@ -20,9 +20,10 @@ pub struct HttpServer {
 impl HttpServer {
     /// Binds `host:port` (port 0: any free one) and serves until `stop`. Raises OSError when the
     /// address cannot be bound.
+    /// `rate_limit`: requests a second each source may make (0: no limit).
     #[new]
-    #[pyo3(signature = (engine, host, port, *, workers=2))]
-    fn new(py: Python<'_>, engine: &Engine, host: &str, port: u16, workers: usize) -> PyResult<Self> {
+    #[pyo3(signature = (engine, host, port, *, rate_limit=1000.0, workers=2))]
+    fn new(py: Python<'_>, engine: &Engine, host: &str, port: u16, rate_limit: f64, workers: usize) -> PyResult<Self> {
         let address = (host, port)
             .to_socket_addrs()
             .map_err(|e| PyOSError::new_err(format!("cannot resolve {host}: {e}")))?
@@ -31,6 +32,7 @@ impl HttpServer {
         let settings = HttpSettings {
             address,
             limits: Limits::default(),
+            rate_limit,
             workers,
         };
         let engine = engine.inner.clone();
