@@ -94,12 +94,15 @@ pub struct PageQuery {
 }
 
 impl IdentifierIndex {
+    /// The last log seq whose postings the index environment holds (later ones are in memory).
+    pub fn flushed_through(store: &Store) -> Result<u64> {
+        let txn = store.index.read()?;
+        Ok(store.index_dbs.meta.get(&txn.txn, META_INDEXED_THROUGH)?.unwrap_or(0))
+    }
+
     /// Opens the index, replaying log events the index environment has not seen yet.
     pub fn recover(store: &Store, custom: &identifiers::CustomIdentifiers) -> Result<Self> {
-        let through = {
-            let txn = store.index.read()?;
-            store.index_dbs.meta.get(&txn.txn, META_INDEXED_THROUGH)?.unwrap_or(0)
-        };
+        let through = Self::flushed_through(store)?;
         let mut current = Delta {
             through,
             ..Delta::default()

@@ -390,6 +390,11 @@ impl Engine {
         *committed
     }
 
+    /// True until `close`: the engine takes events.
+    pub fn is_open(&self) -> bool {
+        self.jobs.lock().is_some()
+    }
+
     /// Stops accepting batches, lets the writer finish what is queued, and waits for it.
     /// Then writes a snapshot of the identity state, so that the next start loads it.
     pub fn close(&self) {

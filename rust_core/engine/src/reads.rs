@@ -360,6 +360,13 @@ impl Engine {
         Ok((out, position))
     }
 
+    /// Committed events whose identifier postings are not yet in the index environment (they
+    /// are served from memory meanwhile; a restart replays them from the log).
+    pub fn index_lag(&self) -> Result<u64> {
+        let flushed = crate::index::IdentifierIndex::flushed_through(&self.shared.store)?;
+        Ok(self.last_seq().saturating_sub(flushed))
+    }
+
     /// Number of stored events (all sources).
     pub fn event_count(&self) -> Result<u64> {
         let txn = self.shared.store.log.read()?;

@@ -1,9 +1,10 @@
 //! Tributary's HTTP port, served from Rust on a tokio runtime of its own inside the engine's
 //! process: Segment's Tracking API (`tracking`), so that Segment's and RudderStack's SDKs can
-//! send to Tributary by changing one host name.
+//! send to Tributary by changing one host name, and `/health` (`health`).
 
 mod auth;
 mod body;
+mod health;
 mod rate;
 mod tracking;
 
@@ -45,11 +46,13 @@ impl HttpServer {
             .build()?;
         let listener = runtime.block_on(tokio::net::TcpListener::bind(settings.address))?;
         let address = listener.local_addr()?;
+        let health = health::router(Arc::clone(&engine));
         let router = tracking::router(Arc::new(tracking::Tracking::new(
             engine,
             settings.limits,
             settings.rate_limit,
-        )));
+        )))
+        .merge(health);
         let (stop, stopped) = oneshot::channel::<()>();
         let served = runtime.spawn(async move {
             axum::serve(listener, router)
