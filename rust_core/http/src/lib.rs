@@ -1,10 +1,11 @@
 //! Tributary's HTTP port, served from Rust on a tokio runtime of its own inside the engine's
 //! process: Segment's Tracking API (`tracking`), so that Segment's and RudderStack's SDKs can
-//! send to Tributary by changing one host name, and `/health` (`health`).
+//! send to Tributary by changing one host name, `/health` (`health`) and `/metrics` (`metrics`).
 
 mod auth;
 mod body;
 mod health;
+mod metrics;
 mod rate;
 mod tracking;
 
@@ -47,12 +48,18 @@ impl HttpServer {
         let listener = runtime.block_on(tokio::net::TcpListener::bind(settings.address))?;
         let address = listener.local_addr()?;
         let health = health::router(Arc::clone(&engine));
+        let metrics = Arc::new(metrics::Metrics::new(Arc::clone(&engine)));
         let router = tracking::router(Arc::new(tracking::Tracking::new(
             engine,
             settings.limits,
             settings.rate_limit,
         )))
-        .merge(health);
+        .merge(health)
+        .route(
+            "/metrics",
+            axum::routing::get(metrics::serve).with_state(Arc::clone(&metrics)),
+        )
+        .layer(axum::middleware::from_fn_with_state(metrics, metrics::record));
         let (stop, stopped) = oneshot::channel::<()>();
         let served = runtime.spawn(async move {
             axum::serve(listener, router)

@@ -1,0 +1,166 @@
+//! `GET /metrics` in Prometheus' text format: the HTTP port's requests by route and status and
+//! their latency by route, and the engine's own counters (events accepted, duplicate,
+//! conflicting, rejected; group commits; events stored; map size and grows; identifier postings
+//! not yet flushed), read at each scrape.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tributary_engine::Engine;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: &'static str,
+}
+
+type Latency = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Latency,
+}
+
+/// The routes, as labels (a fixed set: an unknown path counts as "other").
+const ROUTES: &[&str] = &[
+    "/v1/track",
+    "/v1/identify",
+    "/v1/page",
+    "/v1/screen",
+    "/v1/group",
+    "/v1/alias",
+    "/v1/batch",
+    "/v1/import",
+    "/health",
+    "/metrics",
+];
+
+fn route_label(path: &str) -> &'static str {
+    ROUTES.iter().copied().find(|route| *route == path).unwrap_or("other")
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms to about 4 s: an ack waits for a group commit's fsync.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 14))
+}
+
+impl Metrics {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        let mut registry = Registry::with_prefix("tributary");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency: Latency = Family::new_with_constructor(latency_histogram);
+        registry.register("http_requests", "HTTP requests by route and status", requests.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route, to the response (for ingest: durable and resolved)",
+            latency.clone(),
+        );
+        registry.register_collector(Box::new(EngineCounters(engine)));
+        Self {
+            registry,
+            requests,
+            latency,
+        }
+    }
+
+    fn observe(&self, route: &'static str, status: u16, seconds: f64) {
+        self.requests.get_or_create(&RequestLabels { route, status }).inc();
+        self.latency.get_or_create(&RouteLabels { route }).observe(seconds);
+    }
+
+    fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+/// Counts and times every request of the port.
+pub async fn record(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let route = route_label(request.uri().path());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics.observe(route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
+}
+
+pub async fn serve(State(metrics): State<Arc<Metrics>>) -> Response {
+    let rendered = tokio::task::spawn_blocking(move || metrics.render()).await;
+    match rendered {
+        Ok(Ok(text)) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// The engine's counters, read at each scrape.
+struct EngineCounters(Arc<Engine>);
+
+impl std::fmt::Debug for EngineCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EngineCounters")
+    }
+}
+
+impl Collector for EngineCounters {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stats = self.0.stats();
+        for (name, help, value) in [
+            ("events_accepted", "Events stored", &stats.accepted),
+            (
+                "events_duplicate",
+                "Events already stored (same source and messageId)",
+                &stats.duplicates,
+            ),
+            (
+                "events_conflicting",
+                "Events reusing a messageId with other content",
+                &stats.conflicts,
+            ),
+            ("events_rejected", "Events refused by validation", &stats.rejected),
+            ("commits", "Group commits of the log", &stats.commits),
+            ("map_grows", "Times the LMDB map grew", &stats.map_grows),
+        ] {
+            let counter = ConstCounter::new(value.load(Relaxed));
+            counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
+        }
+        let unflushed = self.0.index_lag().unwrap_or(0);
+        for (name, help, value) in [
+            ("events_stored", "The log's last event sequence", self.0.last_seq()),
+            ("map_bytes", "Size of the LMDB map", self.0.map_size() as u64),
+            (
+                "index_unflushed_events",
+                "Events whose identifier postings are only in memory",
+                unflushed,
+            ),
+        ] {
+            let gauge = ConstGauge::new(value as i64);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
