@@ -1,18 +1,22 @@
 """Segment's Tracking API on the HTTP port of a real `cdp serve`: the routes, both ways of giving
-the write key, gzip bodies, Segment's limits and answers, CORS, and the events landing in
-profiles (read back over gRPC)."""
+the write key, gzip bodies, Segment's limits and answers, CORS, the rate limit, the events landing
+in profiles (read back over gRPC), and no acknowledged event lost to a kill -9."""
 
 from __future__ import annotations
 
 import base64
 import gzip
+import itertools
 import json
+import threading
+import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from typing import Any
 
 from rpc import Rpc
-from tributary._proto.cdp.v1 import profile_pb2
+from tributary._proto.cdp.v1 import event_pb2, ingest_pb2, profile_pb2
 
 
 def post(
@@ -155,3 +159,47 @@ def test_past_its_rate_a_source_gets_429_with_retry_after(server_factory: Any) -
     _, body, headers = next(answer for answer in answers if answer[0] == 429)
     assert body is not None and body["code"] == "rate_limited"
     assert int(headers["retry-after"]) >= 1
+
+
+def test_every_event_acknowledged_over_http_survives_a_kill_9(server: Any) -> None:
+    """Batches posted on 4 connections while the server is killed: after a restart, every event of
+    every batch that got its 200 is stored (sent again over gRPC, each is a duplicate)."""
+    acked: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def sender(worker: int) -> None:
+        for n in itertools.count():
+            if stop.is_set():
+                return
+            ids = [f"w{worker}-b{n}-e{i}" for i in range(50)]
+            batch = {"batch": [{"type": "track", "userId": f"u{worker}", "event": "e", "messageId": m} for m in ids]}
+            try:
+                status, _, _ = post(server, "/v1/batch", batch, key=server.write_key)
+            except OSError:
+                return  # the server is gone: this batch was never acknowledged
+            if status == 200:
+                with lock:
+                    acked.extend(ids)
+
+    workers = [threading.Thread(target=sender, args=(w,)) for w in range(4)]
+    for thread in workers:
+        thread.start()
+    time.sleep(1.0)
+    server.kill()
+    stop.set()
+    for thread in workers:
+        thread.join(timeout=30)
+    assert len(acked) >= 200, "the senders got some batches acknowledged before the kill"
+    server.start()
+    statuses: Counter[int] = Counter()
+    rpc = Rpc(server)
+    for start in range(0, len(acked), 500):
+        events = [
+            event_pb2.Event(
+                type=event_pb2.EVENT_TYPE_TRACK, message_id=m, user_id=m.split("-")[0].replace("w", "u"), event="e"
+            )
+            for m in acked[start : start + 500]
+        ]
+        statuses.update(result.status for result in rpc.send(events).results)
+    assert statuses == Counter({ingest_pb2.EVENT_STATUS_DUPLICATE: len(acked)}), statuses
