@@ -16,15 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
-from tributary._proto.cdp.v1 import ingest_pb2
-
 from benchmarks import workload
-from benchmarks.unify_engine import WINDOW, open_engine
-from cdp_server import _core
+from benchmarks.unify_engine import ingest, open_engine
 
 # The indexer flushes on a timer: a moment after the last ack its buffers are empty.
 SETTLE_S = 3.0
@@ -51,26 +47,12 @@ def measure_memory_parts(workload_path: Path, tmp_root: Path | None) -> dict[str
     return result
 
 
-def _ingest(engine: _core.Engine, source_id: int, batches: list[bytes]) -> int:
-    """The batches with WINDOW unacknowledged; returns the events accepted. Nothing is kept per
-    batch but its ack, so the process's growth is the engine's."""
-    pending: deque[_core.StreamAck] = deque()
-    accepted = 0
-    for batch in batches:
-        if len(pending) >= WINDOW:
-            accepted += ingest_pb2.StreamResponse.FromString(pending.popleft().wait()).accepted
-        pending.append(engine.submit_stream(source_id, batch))
-    while pending:
-        accepted += ingest_pb2.StreamResponse.FromString(pending.popleft().wait()).accepted
-    return accepted
-
-
 def _measure(workload_path: Path, data_dir: Path) -> dict[str, Any]:
     batches = workload.load_batches(workload_path)
     with open_engine(data_dir) as (engine, source):
         gc.collect()
         before = rss_anon_bytes()
-        events = _ingest(engine, source, batches)
+        events = ingest(engine, source, batches).accepted
         time.sleep(SETTLE_S)
         gc.collect()
         after = rss_anon_bytes()

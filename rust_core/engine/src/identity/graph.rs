@@ -674,7 +674,7 @@ impl IdentityGraph {
         if nodes.len() > 1 && !merges_before {
             return Late::Replay;
         }
-        let Some(keys) = self.link_keys(nodes, loader) else {
+        let Some(mut keys) = self.link_keys(nodes, loader) else {
             return Late::Replay;
         };
         let sorts_before = |node: u32| -> Option<bool> {
@@ -709,11 +709,16 @@ impl IdentityGraph {
         let mut suffix = members.len();
         while suffix > 0 {
             let member = members[suffix - 1];
-            let known = self.link_keys(&[member], loader);
-            let Some(linked) = known.map(|keys| keys[&self.nodes[member as usize].first_seq].clone()) else {
-                return Late::Replay;
-            };
-            match (linked.0, linked.1.as_str()).cmp(&key) {
+            let seq = self.nodes[member as usize].first_seq;
+            if !keys.contains_key(&seq) {
+                // Read back only the linking events not read for the event's own identifiers.
+                let Some(more) = self.link_keys(&[member], loader) else {
+                    return Late::Replay;
+                };
+                keys.extend(more);
+            }
+            let (ts, id) = &keys[&seq];
+            match (*ts, id.as_str()).cmp(&key) {
                 Ordering::Less => break,
                 Ordering::Equal => return Late::Replay,
                 Ordering::Greater => suffix -= 1,
