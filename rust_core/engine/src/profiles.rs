@@ -228,21 +228,8 @@ pub fn last_seq(store: &Store) -> Result<u64> {
     Ok(store.log_dbs.events.last(&txn.txn)?.map_or(0, |(seq, _)| seq))
 }
 
-/// Hands the stored events after `after`, up to `through`, to `each` in seq order. They are read
-/// a chunk at a time, each chunk under a read transaction of its own that is closed before
-/// `each` sees it: a long scan then neither keeps LMDB from reusing pages, nor holds the resize
-/// gate while `each` resolves events (which may read the log again: see `store`).
-pub fn scan_log(store: &Store, after: u64, through: u64, mut each: impl FnMut(u64, Event) -> Result<()>) -> Result<()> {
-    scan_raw(store, after, through, |chunk| {
-        for (seq, value) in chunk {
-            each(seq, decode_stored(seq, &value)?)?;
-        }
-        Ok(())
-    })
-}
-
 /// Hands the stored events of `seqs` to `each`, in that order (seqs not in the log are
-/// skipped), read in chunks as `scan_log` does.
+/// skipped), read in chunks as `scan_raw` does.
 pub fn read_events(store: &Store, seqs: &[u64], mut each: impl FnMut(u64, Event) -> Result<()>) -> Result<()> {
     let mut rest = seqs;
     while !rest.is_empty() {
@@ -473,8 +460,10 @@ pub fn replay_log(
     Ok((graph, links, through))
 }
 
-/// `scan_log`'s reading: the stored bytes of the events, chunk by chunk, each chunk copied out
-/// under a short read transaction of its own.
+/// The stored bytes of the events after `after`, up to `through`, handed to `each` a chunk at a
+/// time in seq order. Each chunk is copied out under a read transaction of its own that is closed
+/// before `each` sees it: a long scan then neither keeps LMDB from reusing pages, nor holds the
+/// resize gate while `each` resolves events (which may read the log again: see `store`).
 fn scan_raw(
     store: &Store,
     after: u64,
@@ -626,13 +615,16 @@ impl Profiles {
         let custom = Arc::clone(&state.custom);
         let mut loader = LogLoader { store, custom: &custom };
         let through = last_seq(store)?;
-        scan_log(store, state.resolved_through, through, |seq, event| {
-            let stored = stored_event(seq, &event, &custom);
-            state.graph.add(&stored.identity(), &mut loader);
-            if let Some(account) = account_of(&event) {
-                state.links.record(&stored.identity(), account);
+        // Only the fields identity reads are decoded, as in `replay_log`.
+        scan_raw(store, state.resolved_through, through, |chunk| {
+            for (seq, value) in chunk {
+                let (stored, account) = stored_identity(seq, &value, &custom)?;
+                state.graph.add(&stored.identity(), &mut loader);
+                if let Some(account) = account {
+                    state.links.record(&stored.identity(), &account);
+                }
+                state.resolved_through = seq;
             }
-            state.resolved_through = seq;
             Ok(())
         })
     }
