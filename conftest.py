@@ -6,6 +6,7 @@ skips."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import socket
@@ -37,8 +38,10 @@ class ServerProcess:
         self.data_dir = data_dir
         self.port = free_port()
         self.target = f"127.0.0.1:{self.port}"
-        self.http_port = free_port()
-        self.http_url = f"http://127.0.0.1:{self.http_port}"
+        # Chosen by the server at bind time (--http-port 0) and read from its "serving" log line:
+        # a port picked here could be taken, before the server binds it, by any outgoing
+        # connection's ephemeral port.
+        self.http_port = 0
         self.write_key = WRITE_KEY
         self.admin_token = ADMIN_TOKEN
         self.log_path = log_path
@@ -53,18 +56,33 @@ class ServerProcess:
             **self.extra_env,
         }
         command = [sys.executable, "-m", "cdp_server", "serve", "--data-dir", str(self.data_dir)]
-        command += ["--grpc-port", str(self.port), "--http-port", str(self.http_port)]
+        command += ["--grpc-port", str(self.port), "--http-port", "0"]
+        logged_before = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT_SECS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 break
-            if self.serving():
+            if self.serving() and self._read_http_port(logged_before):
                 return
             time.sleep(0.05)
         self.kill()
         pytest.fail(f"server did not start on {self.target}; its output:\n{self.log_path.read_text()[-4000:]}")
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def _read_http_port(self, offset: int) -> bool:
+        """Takes the HTTP port from this start's "serving" log line, once it is written."""
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            for line in log.read().decode(errors="replace").splitlines():
+                if line.startswith("{") and '"msg": "serving"' in line:
+                    self.http_port = int(json.loads(line)["http"].rsplit(":", 1)[1])
+                    return True
+        return False
 
     def serving(self) -> bool:
         with grpc.insecure_channel(self.target) as chan:

@@ -473,7 +473,7 @@ def test_serve_takes_its_settings_from_a_config_file(tmp_path: Path) -> None:
     port = free_port()
     config = tmp_path / "tributary.toml"
     config.write_text(
-        f'data_dir = "{tmp_path / "data"}"\ngrpc_port = {port}\nhttp_port = {free_port()}\n'
+        f'data_dir = "{tmp_path / "data"}"\ngrpc_port = {port}\nhttp_port = 0\n'
         'admin_tokens = ["toml-token"]\ndev_write_key = "toml-key"\n'
     )
     log = tmp_path / "serve.log"
