@@ -39,7 +39,8 @@ def test_metrics_count_requests_by_route_and_status_and_the_engines_events(serve
     assert found["tributary_events_stored"] == 2 and found["tributary_map_bytes"] > 0
     buckets = [k for k in found if re.match(r'tributary_http_request_duration_seconds_bucket\{.*route="/v1/track"', k)]
     assert len(buckets) == 15  # 14 bounds and +Inf
-    by_reason = 'tributary_events_rejected_by_reason_total{source_id="1",field="userId",reason="userId or anonymousId is required"}'
+    labels = 'source_id="1",field="userId",reason="userId or anonymousId is required"'
+    by_reason = f"tributary_events_rejected_by_reason_total{{{labels}}}"
     assert found[by_reason] == 1
 
 
