@@ -14,6 +14,19 @@ def basic(user: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:".encode()).decode()}
 
 
+Answer = tuple[int, dict[str, Any] | None, dict[str, str]]
+
+
+def send(request: urllib.request.Request) -> Answer:
+    """(status, JSON body or None, response headers) of a request, error statuses included."""
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raw, status, got = response.read(), response.status, dict(response.headers)
+    except urllib.error.HTTPError as error:
+        raw, status, got = error.read(), error.code, dict(error.headers)
+    return status, (json.loads(raw) if raw else None), got
+
+
 def post(
     server: Any,
     path: str,
@@ -22,33 +35,16 @@ def post(
     key: str | None = None,
     headers: dict[str, str] | None = None,
     method: str = "POST",
-) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
-    """Sends a request; returns (status, JSON body or None, response headers)."""
+) -> Answer:
+    """Sends a body, with a write key (Basic) when given."""
     data = json.dumps(body).encode() if isinstance(body, dict) else body
-    sent = {"Content-Type": "application/json", **(headers or {})}
-    if key is not None:
-        sent["Authorization"] = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
-    request = urllib.request.Request(server.http_url + path, data=data, headers=sent, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            raw, status, got = response.read(), response.status, dict(response.headers)
-    except urllib.error.HTTPError as error:
-        raw, status, got = error.read(), error.code, dict(error.headers)
-    return status, (json.loads(raw) if raw else None), got
+    sent = {"Content-Type": "application/json", **(headers or {}), **(basic(key) if key is not None else {})}
+    return send(urllib.request.Request(server.http_url + path, data=data, headers=sent, method=method))
 
 
-def get(
-    server: Any, path: str, *, token: str | None = None, bearer: str | None = None
-) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
-    """GETs `path` with an access token (Basic) or an admin token (Bearer); returns (status,
-    JSON body or None, response headers)."""
+def get(server: Any, path: str, *, token: str | None = None, bearer: str | None = None) -> Answer:
+    """GETs `path` with an access token (Basic) or an admin token (Bearer)."""
     headers = basic(token) if token is not None else {}
     if bearer is not None:
         headers["Authorization"] = f"Bearer {bearer}"
-    request = urllib.request.Request(server.http_url + path, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            raw, status, got = response.read(), response.status, dict(response.headers)
-    except urllib.error.HTTPError as error:
-        raw, status, got = error.read(), error.code, dict(error.headers)
-    return status, (json.loads(raw) if raw else None), got
+    return send(urllib.request.Request(server.http_url + path, headers=headers))

@@ -97,7 +97,9 @@ def read_stream(server: Any, into: queue.Queue[tuple[str, dict[str, Any]]], stop
 
 def test_the_stream_carries_stored_and_rejected_events_and_details_explain_identity(server: Any) -> None:
     key = server.write_key
-    assert post(server, "/v1/identify", {"anonymousId": "anon-9", "traits": {"plan": "pro"}}, key=key)[0] == 200
+    # Identity follows the events' own times (ties by messageId): these two are in order.
+    first = {"anonymousId": "anon-9", "traits": {"plan": "pro"}, "timestamp": "2026-03-01T10:00:00Z"}
+    assert post(server, "/v1/identify", first, key=key)[0] == 200
     events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
     stop = threading.Event()
     reader = threading.Thread(target=read_stream, args=(server, events, stop), daemon=True)
@@ -106,7 +108,13 @@ def test_the_stream_carries_stored_and_rejected_events_and_details_explain_ident
     name, first = events.get(timeout=10)
     assert name == "event" and first["event"]["anonymousId"] == "anon-9" and first["seq"] == 1
     # Then live: a login that merges, and a refused event.
-    login = {"anonymousId": "anon-9", "userId": "zoe", "event": "Signed In", "messageId": "login-1"}
+    login = {
+        "anonymousId": "anon-9",
+        "userId": "zoe",
+        "event": "Signed In",
+        "messageId": "login-1",
+        "timestamp": "2026-03-01T10:05:00Z",
+    }
     assert post(server, "/v1/track", login, key=key)[0] == 200
     assert post(server, "/v1/track", {"event": "Ghost"}, key=key)[0] == 200
     seen = [events.get(timeout=10) for _ in range(2)]

@@ -4,7 +4,7 @@
 
 use crate::error::{EngineError, Result};
 use crate::identifiers::Identifier;
-use crate::identity::graph::ProfileLookup;
+use crate::identity::graph::{created_profile_id, ProfileLookup};
 use crate::ingest::Engine;
 use crate::profiles::{decode_stored, profile_identifiers};
 use crate::proto::{Event, Merge, ProfileIdentifier};
@@ -107,15 +107,26 @@ impl Engine {
             .map(|r| (text(&r.identifier), crate::profile_reads::refusal_text(&r.reason)))
             .collect();
         let profile_id = view.id.to_string();
-        let created = view.identifiers.first().is_some_and(|(_, first_seq)| *first_seq == seq);
+        // The profile this event created, if it created one: it may since have been merged
+        // into the one it is in now (profile ids are made from the creating event).
+        let created = view
+            .identifiers
+            .iter()
+            .filter(|(_, first_seq)| *first_seq == seq)
+            .map(|(identifier, _)| created_profile_id(&event.message_id, identifier))
+            .find(|id| *id == view.id || view.merge_history.iter().any(|merge| merge.merged == *id));
         let mut decision = if !merges.is_empty() {
             let merged: Vec<String> = merges
                 .iter()
                 .map(|m| format!("{} into {}", m.merged_id, m.survivor_id))
                 .collect();
             format!("Merged {}", merged.join(", "))
-        } else if created {
-            format!("Created {profile_id} with {}", new_identifiers.join(", "))
+        } else if let Some(created) = created {
+            let mut text = format!("Created {created} with {}", new_identifiers.join(", "));
+            if created != view.id {
+                text.push_str(&format!(" (since merged into {profile_id})"));
+            }
+            text
         } else if !new_identifiers.is_empty() {
             format!("Added {} to {profile_id}", new_identifiers.join(", "))
         } else {

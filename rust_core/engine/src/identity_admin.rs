@@ -84,9 +84,7 @@ impl Engine {
             response.rules = Some(state.rules.clone());
         } else {
             let encoded = rules.encode_to_vec();
-            store
-                .log
-                .write_with_growth(|txn| Ok(store.log_dbs.identity.put(txn, "rules", &encoded)?))?;
+            self.write_log(|txn| Ok(store.log_dbs.identity.put(txn, "rules", &encoded)?))?;
             self.shared.profiles.replace(&mut state, candidate);
             response.rules = Some(rules);
             log::info!(

@@ -282,6 +282,17 @@ impl Engine {
         self.shared.store.log.map_size()
     }
 
+    /// One write transaction on the log beside the writer thread's (administration records:
+    /// sources, tokens, identity rules), growing the map when it is full; grows are counted.
+    pub(crate) fn write_log<T>(&self, work: impl FnMut(&mut heed::RwTxn<'_>) -> Result<T>) -> Result<T> {
+        let (done, grows) = self.shared.store.log.write_with_growth(work)?;
+        self.shared
+            .stats
+            .map_grows
+            .fetch_add(u64::from(grows), Ordering::Relaxed);
+        Ok(done)
+    }
+
     /// Validates a batch on this thread and queues its valid events for the next group commit.
     pub fn submit(&self, source_id: u32, batch: Batch) -> Result<PendingAck> {
         let ctx = self.batch_context(source_id);

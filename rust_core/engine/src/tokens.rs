@@ -55,7 +55,7 @@ impl Engine {
         }
         let store = &self.shared.store;
         let dbs = &store.log_dbs;
-        let (encoded, grows) = store.log.write_with_growth(|txn| {
+        let encoded = self.write_log(|txn| {
             if dbs.tokens.get(txn, &request.token_digest)?.is_some() {
                 return Err(EngineError::InvalidRequest("this token already exists".into()));
             }
@@ -71,10 +71,6 @@ impl Engine {
             dbs.meta.put(txn, META_NEXT_TOKEN, &(u64::from(id) + 1))?;
             Ok(encoded)
         })?;
-        self.shared
-            .stats
-            .map_grows
-            .fetch_add(u64::from(grows), std::sync::atomic::Ordering::Relaxed);
         Ok(encoded)
     }
 

@@ -1439,6 +1439,17 @@ fn node_hash(hash128: u128) -> u64 {
     hash128 as u64
 }
 
+/// The id of the profile an event creates when `first` is the first identifier it links.
+pub fn created_profile_id(message_id: &str, first: &Identifier) -> ProfileId {
+    new_profile_id(
+        message_id,
+        IdentRef {
+            kind: &first.kind,
+            value: &first.value,
+        },
+    )
+}
+
 fn new_profile_id(message_id: &str, first: IdentRef<'_>) -> ProfileId {
     let mut seed = Vec::with_capacity(message_id.len() + 64);
     seed.extend_from_slice(message_id.as_bytes());

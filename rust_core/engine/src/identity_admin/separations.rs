@@ -162,9 +162,7 @@ impl Engine {
                 actions: decision.actions.clone(),
             }
             .encode_to_vec();
-            store
-                .log
-                .write_with_growth(|txn| Ok(store.log_dbs.identity.put(txn, "actions", &encoded)?))?;
+            self.write_log(|txn| Ok(store.log_dbs.identity.put(txn, "actions", &encoded)?))?;
             state.actions = decision.actions;
             state.graph.reseparate(decision.separations, &around, &mut loader);
         }

@@ -562,13 +562,18 @@ fn refused_events_are_kept_with_their_reason_counted_and_trimmed_to_the_newest()
 fn an_events_detail_says_which_profile_it_created_joined_or_merged() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path());
+    // Identity follows the events' own times (ties by messageId): these are in order.
+    let at = |mut event: Event, second: i64| {
+        event.timestamp = Some(crate::time::from_ms(1_700_000_000_000 + second * 1000));
+        event
+    };
     let mut anonymous = track("a1", "", "{}");
     anonymous.user_id.clear();
     anonymous.anonymous_id = "anon".into();
-    send(&engine, vec![anonymous.clone(), track("u1", "u1", "{}")]);
+    send(&engine, vec![at(anonymous, 1), at(track("u1", "u1", "{}"), 2)]);
     let mut login = track("login", "u1", "{}");
     login.anonymous_id = "anon".into();
-    send(&engine, vec![login, track("again", "u1", "{}")]);
+    send(&engine, vec![at(login, 3), at(track("again", "u1", "{}"), 4)]);
 
     let created = engine.event_detail(1).unwrap().identity.unwrap();
     assert!(created.decision.starts_with("Created "), "{}", created.decision);
@@ -585,4 +590,26 @@ fn an_events_detail_says_which_profile_it_created_joined_or_merged() {
     assert!(joined.decision.starts_with("Joined "), "{}", joined.decision);
     assert!(joined.merges.is_empty() && joined.new_identifiers.is_empty());
     assert!(matches!(engine.event_detail(99), Err(EngineError::NotFound(_))));
+}
+
+#[test]
+fn an_event_that_created_a_profile_later_merged_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let at = |mut event: Event, second: i64| {
+        event.timestamp = Some(crate::time::from_ms(1_700_000_000_000 + second * 1000));
+        event
+    };
+    let mut page = track("p1", "", "{}");
+    page.user_id.clear();
+    page.anonymous_id = "m1".into();
+    send(&engine, vec![at(page, 1), at(track("t2", "m2", "{}"), 2)]);
+    let mut join = track("j3", "m2", "{}");
+    join.anonymous_id = "m1".into();
+    send(&engine, vec![at(join, 3)]);
+    let second = engine.event_detail(2).unwrap().identity.unwrap();
+    assert!(second.decision.starts_with("Created tp_"), "{}", second.decision);
+    assert!(second.decision.contains("(since merged into "), "{}", second.decision);
+    let joined = engine.event_detail(3).unwrap().identity.unwrap();
+    assert!(joined.decision.starts_with("Merged "), "{}", joined.decision);
 }
