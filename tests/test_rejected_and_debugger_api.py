@@ -98,8 +98,8 @@ def read_stream(server: Any, into: queue.Queue[tuple[str, dict[str, Any]]], stop
 def test_the_stream_carries_stored_and_rejected_events_and_details_explain_identity(server: Any) -> None:
     key = server.write_key
     # Identity follows the events' own times (ties by messageId): these two are in order.
-    first = {"anonymousId": "anon-9", "traits": {"plan": "pro"}, "timestamp": "2026-03-01T10:00:00Z"}
-    assert post(server, "/v1/identify", first, key=key)[0] == 200
+    identify = {"anonymousId": "anon-9", "traits": {"plan": "pro"}, "timestamp": "2026-03-01T10:00:00Z"}
+    assert post(server, "/v1/identify", identify, key=key)[0] == 200
     events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
     stop = threading.Event()
     reader = threading.Thread(target=read_stream, args=(server, events, stop), daemon=True)
