@@ -123,6 +123,7 @@ def identity_panel(driver: WebDriver) -> dict[str, Any]:
         "decision": by_id(driver, "identity-decision").text,
         "identifiers": {el.get_attribute("data-identifier") for el in by_testid(driver, "identifier")},
         "new": [el.text for el in by_testid(driver, "new-identifier")],
+        "merges": [el.text for el in by_testid(driver, "merge")],
     }
 
 
@@ -138,7 +139,10 @@ def save_screenshot_if_asked(driver: WebDriver) -> None:
 def test_live_events_show_their_json_and_identity_decision(server: Any, browser: WebDriver) -> None:
     open_debugger(browser, server)
     context = {"library": {"name": "analytics.js", "version": "5.2.1"}, "page": {"path": "/pricing"}}
+    # A visitor browses anonymously, signs in on another device, then is identified on the first:
+    # two profiles, merged by the identify.
     send(server, "page", {"anonymousId": "anon-7f3a", "name": "Pricing", "messageId": "m-page", "context": context})
+    send(server, "track", {"userId": "user-42", "event": "Signed In", "messageId": "m-signin"})
     identify = {
         "anonymousId": "anon-7f3a",
         "userId": "user-42",
@@ -148,48 +152,51 @@ def test_live_events_show_their_json_and_identity_decision(server: Any, browser:
     }
     send(server, "identify", identify)
     order = {"order_id": "o-1001", "revenue": 129.5, "currency": "EUR", "products": [{"sku": "T-01", "quantity": 2}]}
-    track = {"userId": "user-42", "event": "Order Completed", "properties": order, "messageId": "m-track"}
+    track = {"userId": "user-42", "event": "Order Completed", "properties": order, "messageId": "m-order"}
     send(server, "track", track)
     send(server, "screen", {"userId": "user-42", "name": "Checkout", "messageId": "m-screen"})
     send(server, "group", {"userId": "user-42", "groupId": "acme", "traits": {"name": "Acme"}, "messageId": "m-group"})
 
-    wait_for(browser, lambda d: len(visible_rows(d)) == 5, "five rows")
-    assert row_types(browser) == ["group", "screen", "track", "identify", "page"]  # newest on top
-
-    shown = open_row(browser, "track")
-    assert shown["type"] == "track"
-    assert (shown["messageId"], shown["userId"], shown["event"]) == ("m-track", "user-42", "Order Completed")
-    assert shown["properties"] == order
-    track_identity = identity_panel(browser)
-    assert track_identity["profile_id"].startswith("tp_")
-    assert {"user_id:user-42", "anonymous_id:anon-7f3a", "email:ada@example.com"} <= track_identity["identifiers"]
-    assert track_identity["new"] == []  # user-42 was linked by the identify, not by this event
-    assert track_identity["decision"]
-    assert by_testid(browser, "no-deliveries")[0].text == "No destinations yet."
-    # The profile the page names is the one the server's API finds for user-42.
+    wait_for(browser, lambda d: len(visible_rows(d)) == 6, "six rows")
+    assert row_types(browser) == ["group", "screen", "track", "identify", "track", "page"]  # newest on top
     found = Rpc(server).profile.GetProfile(
         profile_pb2.GetProfileRequest(identifier="user_id:user-42"), metadata=server.admin_metadata
     )
-    assert track_identity["profile_id"] == found.profile.id
+    profile_id = found.profile.id
+    assert profile_id.startswith("tp_") and found.profile.merges == 1
+
+    shown = open_row(browser, "track")  # the newer track: Order Completed
+    assert shown["type"] == "track"
+    assert (shown["messageId"], shown["userId"], shown["event"]) == ("m-order", "user-42", "Order Completed")
+    assert shown["properties"] == order
+    order_identity = identity_panel(browser)
+    # The profile the page names is the one the server's API finds for user-42.
+    assert order_identity["profile_id"] == profile_id
+    assert {"user_id:user-42", "anonymous_id:anon-7f3a", "email:ada@example.com"} <= order_identity["identifiers"]
+    assert order_identity["new"] == [] and order_identity["merges"] == []
+    assert profile_id in order_identity["decision"]
+    assert by_testid(browser, "no-deliveries")[0].text == "No destinations yet."
 
     shown = open_row(browser, "identify")
     assert shown["traits"]["email"] == "ada@example.com"
     identify_identity = identity_panel(browser)
-    assert identify_identity["profile_id"] == found.profile.id
-    assert "user_id:user-42" in identify_identity["new"]
-    assert "anonymous_id:anon-7f3a" not in identify_identity["new"]  # the page linked it first
-    assert identify_identity["decision"] != track_identity["decision"]
+    assert identify_identity["profile_id"] == profile_id
+    assert identify_identity["new"] == ["email:ada@example.com"]  # the ids were each linked before
+    [merge] = identify_identity["merges"]
+    merged_id = merge.removesuffix(f" merged into {profile_id}")
+    assert merged_id != merge and merged_id.startswith("tp_") and merged_id != profile_id
+    assert identify_identity["decision"].startswith("Merged") and merged_id in identify_identity["decision"]
 
-    # Per-source counters (polled): five events stored from the dev source.
+    # Per-source counters (polled): six events stored from the dev source.
     wait_for(
         browser,
-        lambda d: any(el.text.strip() == "5 received" for el in by_testid(d, "source-received")),
-        "the source counter to read 5",
+        lambda d: any(el.text.strip() == "6 received" for el in by_testid(d, "source-received")),
+        "the source counter to read 6",
     )
 
     # Filters, applied in the page.
     Select(by_id(browser, "filter-type")).select_by_value("track")
-    assert row_types(browser) == ["track"]
+    assert row_types(browser) == ["track", "track"]
     Select(by_id(browser, "filter-type")).select_by_value("")
     by_id(browser, "filter-user").send_keys("anon-7f")
     assert row_types(browser) == ["identify", "page"]
@@ -197,9 +204,12 @@ def test_live_events_show_their_json_and_identity_decision(server: Any, browser:
     by_id(browser, "filter-name").send_keys("checkout")
     assert row_types(browser) == ["screen"]
     by_id(browser, "filter-name").clear()
-    assert len(visible_rows(browser)) == 5
+    by_id(browser, "filter-name").send_keys("ORDER")
+    assert row_types(browser) == ["track"]
+    by_id(browser, "filter-name").clear()
+    assert len(visible_rows(browser)) == 6
 
-    open_row(browser, "track")
+    open_row(browser, "identify")
     save_screenshot_if_asked(browser)
 
 
@@ -272,8 +282,8 @@ def test_a_wrong_token_shows_the_401_message_and_the_form_again(server: Any, bro
     assert by_id(browser, "token-form").is_displayed()
     assert not by_id(browser, "app").is_displayed()
     sign_in(browser, "not-the-admin-token")
-    message = wait_for(browser, lambda d: by_id(d, "auth-error").is_displayed() and by_id(d, "auth-error"), "the 401")
-    assert message.text.startswith("The server refused this token (401)")
+    wait_for(browser, lambda d: by_id(d, "auth-error").is_displayed(), "the 401 message")
+    assert by_id(browser, "auth-error").text == "The server refused this token (401): invalid access token"
     assert by_id(browser, "token-form").is_displayed()
     assert not by_id(browser, "app").is_displayed()
     assert browser.execute_script("return sessionStorage.length") == 0

@@ -316,7 +316,13 @@
   }
 
   function updateEmptyNotes() {
-    const shown = [...state.events.values()].some(({ row }) => !row.hidden);
+    let shown = false;
+    for (const { row } of state.events.values()) {
+      if (!row.hidden) {
+        shown = true;
+        break;
+      }
+    }
     const note = $("events-empty");
     note.hidden = shown;
     note.textContent = state.events.size ? "No event matches the filters." : "Waiting for events…";
