@@ -32,7 +32,7 @@ $(STAMP)/build: $(STAMP)/venv $(RUST_SOURCES)
 	maturin develop --release -q
 	@touch $@
 
-run: $(STAMP)/build ## Build what is needed, then serve on ./data (gRPC :50051)
+run: $(STAMP)/build ## Build what is needed, then serve on ./data (gRPC :50051, HTTP :8088)
 	@echo "development write key:   $(DEV_WRITE_KEY)"
 	@echo "development admin token: $(DEV_ADMIN_TOKEN)"
 	TRIBUTARY_DEV_WRITE_KEY=$(DEV_WRITE_KEY) TRIBUTARY_ADMIN_TOKEN=$(DEV_ADMIN_TOKEN) \

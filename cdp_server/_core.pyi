@@ -103,6 +103,7 @@ class HttpServer:
         workers: int = 2,
         admin_token_digests: list[bytes] = ...,
         space: str = ...,
+        log_requests: str = ...,
     ) -> HttpServer: ...
     @property
     def port(self) -> int: ...

@@ -52,6 +52,10 @@ class Settings:
     # Benchmark only: LMDB commits without fsync. Acknowledged events can be lost on a crash.
     unsafe_benchmark_mode: bool = False
     log_level: str = "INFO"
+    # Logs on stderr: "json" (one object per line, for collectors) or "text" (for people).
+    log_format: str = "json"
+    # One log line per HTTP request (method, path, status, duration, Request-Id).
+    log_requests: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +73,8 @@ class Settings:
             raise ConfigError(f"space must be 1 to 64 letters, digits, '-' or '_', got {self.space!r}")
         if self.max_rejected_kept < 0:
             raise ConfigError(f"max_rejected_kept must not be negative, got {self.max_rejected_kept}")
+        if self.log_format not in ("json", "text"):
+            raise ConfigError(f"log_format must be json or text, got {self.log_format!r}")
         if self.snapshot_every_events < 0:
             raise ConfigError(f"snapshot_every_events must not be negative, got {self.snapshot_every_events}")
 

@@ -7,7 +7,7 @@ import re
 import urllib.request
 from typing import Any
 
-from test_http_tracking import post
+from http_client import get, post
 
 
 def metrics(server: Any) -> dict[str, float]:
@@ -39,3 +39,17 @@ def test_metrics_count_requests_by_route_and_status_and_the_engines_events(serve
     assert found["tributary_events_stored"] == 2 and found["tributary_map_bytes"] > 0
     buckets = [k for k in found if re.match(r'tributary_http_request_duration_seconds_bucket\{.*route="/v1/track"', k)]
     assert len(buckets) == 15  # 14 bounds and +Inf
+    labels = 'source_id="1",field="userId",reason="userId or anonymousId is required"'
+    by_reason = f"tributary_events_rejected_by_reason_total{{{labels}}}"
+    assert found[by_reason] == 1
+
+
+def test_profile_api_and_debugger_requests_are_counted_by_route_pattern(server: Any) -> None:
+    profiles = "/v1/spaces/default/collections/users/profiles"
+    assert get(server, f"{profiles}/user_id:nobody/traits", token=server.admin_token)[0] == 404
+    assert get(server, f"{profiles}/user_id:other/traits", token=server.admin_token)[0] == 404
+    assert get(server, "/debugger/api/events/7", bearer=server.admin_token)[0] == 404
+    found = metrics(server)
+    route = "/v1/spaces/{space}/collections/{collection}/profiles/{id}/traits"
+    assert found[f'tributary_http_requests_total{{route="{route}",status="404"}}'] == 2
+    assert found['tributary_http_requests_total{route="/debugger/api/events/{seq}",status="404"}'] == 1

@@ -21,6 +21,8 @@ from cdp_server.cli.common import fail
 @click.option("--host", help="Listen address [127.0.0.1].")
 @click.option("--grpc-port", type=int, help="gRPC port [50051].")
 @click.option("--http-port", type=int, help="HTTP port [8088].")
+@click.option("--log-format", type=click.Choice(["json", "text"]), help="Logs on stderr: JSON lines or text [json].")
+@click.option("--log-requests", is_flag=True, default=None, help="Log one line per HTTP request (with its Request-Id).")
 @click.option(
     "--unsafe-benchmark-mode",
     is_flag=True,
@@ -33,12 +35,14 @@ def serve(
     host: str | None,
     grpc_port: int | None,
     http_port: int | None,
+    log_format: str | None,
+    log_requests: bool | None,
     unsafe_benchmark_mode: bool | None,
 ) -> None:
     """Serve Tributary (gRPC) on the embedded LMDB store until SIGTERM or Ctrl-C.
 
     Settings come from the TOML file, then TRIBUTARY_<SETTING> environment variables, then
-    these flags. Logs are JSON lines on stderr.
+    these flags. Logs go to stderr, as JSON lines unless --log-format text.
     """
     # Imported here: the other commands do not need the engine and server modules.
     from cdp_server import _core
@@ -51,11 +55,13 @@ def serve(
             host=host,
             grpc_port=grpc_port,
             http_port=http_port,
+            log_format=log_format,
+            log_requests=log_requests,
             unsafe_benchmark_mode=unsafe_benchmark_mode,
         )
     except config.ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     try:
         app.serve(settings)
     except app.PortInUse as exc:

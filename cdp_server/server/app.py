@@ -137,6 +137,7 @@ def start(settings: Settings) -> RunningServer:
             rate_limit=settings.http_rate_limit,
             admin_token_digests=[key_digest(token) for token in settings.admin_tokens],
             space=settings.space,
+            log_requests=settings.log_format if settings.log_requests else "",
         )
     except BaseException:
         server.stop(None)

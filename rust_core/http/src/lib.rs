@@ -11,7 +11,7 @@ mod health;
 mod metrics;
 mod profile_api;
 mod rate;
-mod request_id;
+mod request_log;
 mod tracking;
 
 use std::net::SocketAddr;
@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 use tributary_engine::Engine;
 
 pub use body::Limits;
+pub use request_log::LogFormat;
 
 /// What the HTTP port needs besides the engine.
 #[derive(Clone, Debug)]
@@ -36,6 +37,8 @@ pub struct HttpSettings {
     pub admin_token_digests: Vec<[u8; 32]>,
     /// The workspace's slug: the `{space}` of the Profile API's paths.
     pub space: String,
+    /// One log line per request on stderr, in this format (None: no request log).
+    pub request_log: Option<LogFormat>,
 }
 
 /// A running HTTP server; `stop` (or dropping it) shuts it down gracefully.
@@ -80,7 +83,10 @@ impl HttpServer {
             axum::routing::get(metrics::serve).with_state(Arc::clone(&metrics)),
         )
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::record))
-        .layer(axum::middleware::from_fn(request_id::add));
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(request_log::RequestLog(settings.request_log)),
+            request_log::add,
+        ));
         let (stop, stopped) = oneshot::channel::<()>();
         let served = runtime.spawn(async move {
             axum::serve(listener, router)

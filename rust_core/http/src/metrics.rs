@@ -200,6 +200,29 @@ impl Collector for EngineCounters {
             let gauge = ConstGauge::new(value as i64);
             gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
+        // Kept counts of the rejected store: they survive restarts, as the store does.
+        let counts = self.0.rejection_counts(0).unwrap_or_default();
+        let mut family = encoder.encode_descriptor(
+            "events_rejected_by_reason",
+            "Events refused, by source, field and reason (numbers in reasons read N), since the store was created",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for count in counts {
+            let labels = RejectionLabels {
+                source_id: count.source_id,
+                field: count.field,
+                reason: count.reason,
+            };
+            ConstCounter::new(count.count).encode(family.encode_family(&labels)?)?;
+        }
         Ok(())
     }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectionLabels {
+    source_id: u32,
+    field: String,
+    reason: String,
 }

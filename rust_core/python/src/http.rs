@@ -24,7 +24,8 @@ impl HttpServer {
     /// limit). `admin_token_digests`: SHA-256 digests of the configured admin tokens. `space`:
     /// the workspace slug of the Profile API's paths.
     #[new]
-    #[pyo3(signature = (engine, host, port, *, rate_limit=1000.0, workers=2, admin_token_digests=Vec::new(), space="default".to_owned()))]
+    /// `log_requests`: "json" or "text" for one line per request on stderr, "" for none.
+    #[pyo3(signature = (engine, host, port, *, rate_limit=1000.0, workers=2, admin_token_digests=Vec::new(), space="default".to_owned(), log_requests=""))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -35,7 +36,18 @@ impl HttpServer {
         workers: usize,
         admin_token_digests: Vec<Vec<u8>>,
         space: String,
+        log_requests: &str,
     ) -> PyResult<Self> {
+        let request_log = match log_requests {
+            "" => None,
+            "json" => Some(tributary_http::LogFormat::Json),
+            "text" => Some(tributary_http::LogFormat::Text),
+            other => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "log_requests must be \"json\", \"text\" or \"\", got {other:?}"
+                )))
+            }
+        };
         let admin_token_digests = admin_token_digests
             .into_iter()
             .map(|digest| {
@@ -55,6 +67,7 @@ impl HttpServer {
             workers,
             admin_token_digests,
             space,
+            request_log,
         };
         let engine = engine.inner.clone();
         let server = py
