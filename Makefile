@@ -12,7 +12,8 @@ export PATH := $(abspath $(VENV))/bin:$(HOME)/.cargo/bin:$(PATH)
 # Development credentials for `make run` only (printed at start-up).
 DEV_WRITE_KEY   ?= tributary-dev-write-key
 DEV_ADMIN_TOKEN ?= tributary-dev-admin-token
-RUST_SOURCES := $(shell find rust_core proto -name '*.rs' -o -name '*.proto' -o -name Cargo.toml) Cargo.toml pyproject.toml
+# The debugger's static files are compiled in (include_str!): an edit to them is a rebuild.
+RUST_SOURCES := $(shell find rust_core proto -name '*.rs' -o -name '*.proto' -o -name Cargo.toml) $(wildcard rust_core/http/static/*) Cargo.toml pyproject.toml
 
 .PHONY: help run test lint fmt proto proto-check bench wheel clean
 
@@ -37,7 +38,15 @@ run: $(STAMP)/build ## Build what is needed, then serve on ./data (gRPC :50051, 
 	TRIBUTARY_DEV_WRITE_KEY=$(DEV_WRITE_KEY) TRIBUTARY_ADMIN_TOKEN=$(DEV_ADMIN_TOKEN) \
 		$(VENV)/bin/cdp serve --data-dir ./data
 
-test: $(STAMP)/build ## Build, then run every Rust and Python test, lint and proto-check
+# The debugger page's test (tests/test_debugger_browser.py) drives Debian's headless chromium;
+# a clean CI machine (root) gets it here, once.
+$(STAMP)/chromium:
+	@mkdir -p $(STAMP)
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }
+	@touch $@
+
+test: $(STAMP)/build $(STAMP)/chromium ## Build, then run every Rust and Python test, lint and proto-check
 	cargo test -p tributary-engine -p tributary-http --release
 	$(MAKE) --no-print-directory lint proto-check
 	$(PY) -m pytest -q
