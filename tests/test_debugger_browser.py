@@ -140,19 +140,35 @@ def test_live_events_show_their_json_and_identity_decision(server: Any, browser:
     open_debugger(browser, server)
     context = {"library": {"name": "analytics.js", "version": "5.2.1"}, "page": {"path": "/pricing"}}
     # A visitor browses anonymously, signs in on another device, then is identified on the first:
-    # two profiles, merged by the identify.
-    send(server, "page", {"anonymousId": "anon-7f3a", "name": "Pricing", "messageId": "m-page", "context": context})
-    send(server, "track", {"userId": "user-42", "event": "Signed In", "messageId": "m-signin"})
+    # two profiles, merged by the identify. Identity follows the events' own times (ties by
+    # messageId), so each has one.
+    at = "2026-03-01T10:0{}:00Z".format
+    page = {
+        "anonymousId": "anon-7f3a",
+        "name": "Pricing",
+        "messageId": "m-page",
+        "context": context,
+        "timestamp": at(1),
+    }
+    send(server, "page", page)
+    send(server, "track", {"userId": "user-42", "event": "Signed In", "messageId": "m-signin", "timestamp": at(2)})
     identify = {
         "anonymousId": "anon-7f3a",
         "userId": "user-42",
         "traits": {"email": "ada@example.com", "name": "Ada Lovelace", "plan": "pro"},
         "messageId": "m-identify",
         "context": context,
+        "timestamp": at(3),
     }
     send(server, "identify", identify)
     order = {"order_id": "o-1001", "revenue": 129.5, "currency": "EUR", "products": [{"sku": "T-01", "quantity": 2}]}
-    track = {"userId": "user-42", "event": "Order Completed", "properties": order, "messageId": "m-order"}
+    track = {
+        "userId": "user-42",
+        "event": "Order Completed",
+        "properties": order,
+        "messageId": "m-order",
+        "timestamp": at(4),
+    }
     send(server, "track", track)
     send(server, "screen", {"userId": "user-42", "name": "Checkout", "messageId": "m-screen"})
     send(server, "group", {"userId": "user-42", "groupId": "acme", "traits": {"name": "Acme"}, "messageId": "m-group"})
