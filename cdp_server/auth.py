@@ -1,5 +1,6 @@
 """Credentials: source write keys for ingest (HTTP Basic, as Segment's API) and admin bearer
-tokens for everything else. Keys are only ever held as SHA-256 digests."""
+tokens for everything else: the configured ones, and tokens of role "admin" made by
+`AdminService.CreateToken`. Keys and tokens are only ever held as SHA-256 digests."""
 
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ def key_digest(write_key: str) -> bytes:
 
 def new_write_key() -> str:
     return "tk_" + secrets.token_urlsafe(24)
+
+
+def new_access_token() -> str:
+    return "ta_" + secrets.token_urlsafe(24)
 
 
 def _header(context: grpc.ServicerContext) -> str:
@@ -95,12 +100,14 @@ class Authenticator:
                 assert_never(role)
 
     def require_admin(self, context: grpc.ServicerContext) -> None:
-        """Aborts UNAUTHENTICATED unless the call carries a configured admin token."""
-        if not self._admin_digests:
-            _deny(context, "no admin token is configured on this server (set TRIBUTARY_ADMIN_TOKEN)")
+        """Aborts UNAUTHENTICATED unless the call carries a configured admin token or one of role admin."""
         scheme, _, token = _header(context).partition(" ")
         if scheme.lower() != "bearer" or not token:
             _deny(context, "missing admin token: send metadata 'authorization: Bearer <token>'")
         digest = key_digest(token.strip())
-        if not any(hmac.compare_digest(digest, known) for known in self._admin_digests):
+        if any(hmac.compare_digest(digest, known) for known in self._admin_digests):
+            return
+        if self._engine.token_role(digest) != "admin":
+            if not self._admin_digests:
+                _deny(context, "invalid admin token (none is configured on this server: set TRIBUTARY_ADMIN_TOKEN)")
             _deny(context, "invalid admin token")

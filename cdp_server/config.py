@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -27,8 +28,13 @@ class Settings:
     http_rate_limit: float = 1000.0
     # A source with this write key is registered at start-up (development convenience).
     dev_write_key: str = ""
-    # Bearer tokens accepted by the Profile/Audience/Admin services.
+    # Bearer tokens accepted by the Profile/Audience/Admin services, the debugger and the HTTP
+    # Profile API (tokens made by `cdp token create` are accepted as well).
     admin_tokens: tuple[str, ...] = ()
+    # The workspace's slug: the {space} of the Profile API's paths.
+    space: str = "default"
+    # Refused events kept for `cdp rejected list` and the debugger (the oldest go first).
+    max_rejected_kept: int = 10_000
     max_message_bytes: int = 4 * MIB
     max_event_bytes: int = 32 * 1024
     max_streams: int = 64
@@ -59,6 +65,10 @@ class Settings:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.dedupe_window_secs < 0 or self.shutdown_grace_secs < 0:
             raise ConfigError("dedupe_window_secs and shutdown_grace_secs must not be negative")
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.space):
+            raise ConfigError(f"space must be 1 to 64 letters, digits, '-' or '_', got {self.space!r}")
+        if self.max_rejected_kept < 0:
+            raise ConfigError(f"max_rejected_kept must not be negative, got {self.max_rejected_kept}")
         if self.snapshot_every_events < 0:
             raise ConfigError(f"snapshot_every_events must not be negative, got {self.snapshot_every_events}")
 

@@ -1,7 +1,8 @@
 """Segment's own Python SDK (segment-analytics-python) and RudderStack's (rudder-sdk-python),
 pointed at Tributary's HTTP port by their `host` setting and nothing else: every call they make
 is stored, with gzip on and off, and the profiles merge as the identity rules say (read back
-over gRPC); a wrong write key reaches the SDK's own error with our message."""
+over gRPC, and through Segment's Profile API); a wrong write key reaches the SDK's own error
+with our message."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 from typing import Any
 
 import pytest
+from http_client import get
 from rpc import Rpc
 from rudderstack.analytics import Client as RudderClient
 from rudderstack.analytics.request import APIError as RudderAPIError
@@ -59,6 +61,20 @@ def test_the_sdks_send_every_call(server: Any, sdk: str, gzip: bool) -> None:
         metadata=server.admin_metadata,
     )
     assert len(events.events) == 6, [e.type for e in events.events]
+
+    # Segment's Profile API answers what the SDK sent.
+    base = f"/v1/spaces/default/collections/users/profiles/user_id:{person}"
+    traits = get(server, f"{base}/traits", token=server.admin_token)[1]
+    assert traits is not None and traits["traits"] == {"email": f"{person}@shop.test", "plan": "pro"}
+    listed = get(server, f"{base}/events?limit=10", token=server.admin_token)[1]
+    assert listed is not None
+    assert sorted(e["type"] for e in listed["data"]) == ["alias", "group", "identify", "page", "screen", "track"]
+    order = next(e for e in listed["data"] if e["type"] == "track")
+    assert order["event"] == "Order Completed" and order["properties"] == {"revenue": 42}
+    external = get(server, f"{base}/external_ids", token=server.admin_token)[1]
+    assert external is not None and {f"{i['type']}:{i['id']}" for i in external["data"]} == identifiers
+    links = get(server, f"{base}/links", token=server.admin_token)[1]
+    assert links is not None and [link["external_ids"][0]["id"] for link in links["data"]] == ["acme"]
 
 
 @pytest.mark.parametrize("sdk", sorted(SDKS))

@@ -4,42 +4,17 @@ in profiles (read back over gRPC), and no acknowledged event lost to a kill -9."
 
 from __future__ import annotations
 
-import base64
 import gzip
 import itertools
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from typing import Any
 
+from http_client import post
 from rpc import Rpc
 from tributary._proto.cdp.v1 import event_pb2, ingest_pb2, profile_pb2
-
-
-def post(
-    server: Any,
-    path: str,
-    body: bytes | dict[str, Any],
-    *,
-    key: str | None = None,
-    headers: dict[str, str] | None = None,
-    method: str = "POST",
-) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
-    """Sends a request; returns (status, JSON body or None, response headers)."""
-    data = json.dumps(body).encode() if isinstance(body, dict) else body
-    sent = {"Content-Type": "application/json", **(headers or {})}
-    if key is not None:
-        sent["Authorization"] = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
-    request = urllib.request.Request(server.http_url + path, data=data, headers=sent, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            raw, status, got = response.read(), response.status, dict(response.headers)
-    except urllib.error.HTTPError as error:
-        raw, status, got = error.read(), error.code, dict(error.headers)
-    return status, (json.loads(raw) if raw else None), got
 
 
 def profile(server: Any, identifier: str) -> profile_pb2.Profile:

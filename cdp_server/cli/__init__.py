@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cdp_server.cli import events, identity, importer, profile, serve, sources, tail
+from cdp_server.cli import events, identity, importer, profile, rejected, serve, sources, tail, tokens
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,3 +20,5 @@ main.add_command(tail.tail)
 main.add_command(events.events)
 main.add_command(profile.profile)
 main.add_command(identity.identity)
+main.add_command(rejected.rejected)
+main.add_command(tokens.token)

@@ -99,6 +99,7 @@ def start(settings: Settings) -> RunningServer:
             unsafe_no_sync=settings.unsafe_benchmark_mode,
             max_event_bytes=settings.max_event_bytes,
             snapshot_every_events=settings.snapshot_every_events,
+            max_rejected_kept=settings.max_rejected_kept,
         )
     except BaseException:
         server.stop(None)  # releases the port
@@ -127,8 +128,16 @@ def start(settings: Settings) -> RunningServer:
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*services, health.SERVICE_NAME], server)
     try:
-        # Segment's Tracking API, served by Rust threads over the same engine.
-        http = _core.HttpServer(engine, settings.host, settings.http_port, rate_limit=settings.http_rate_limit)
+        # Segment's Tracking and Profile APIs and the debugger, served by Rust threads over the
+        # same engine.
+        http = _core.HttpServer(
+            engine,
+            settings.host,
+            settings.http_port,
+            rate_limit=settings.http_rate_limit,
+            admin_token_digests=[key_digest(token) for token in settings.admin_tokens],
+            space=settings.space,
+        )
     except BaseException:
         server.stop(None)
         engine.close()

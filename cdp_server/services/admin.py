@@ -10,16 +10,18 @@ import grpc
 from tributary._proto.cdp.v1 import admin_pb2
 
 from cdp_server import _core, errors
-from cdp_server.auth import Authenticator, Role, key_digest, new_write_key
+from cdp_server.auth import Authenticator, Role, key_digest, new_access_token, new_write_key
 from cdp_server.services.routes import Route, forwarding_handlers
 
 SERVICE = "cdp.v1.AdminService"
 _TAIL_WAIT_SECS = 0.5
 
-# The RPCs forwarded as bytes to the engine; CreateSource (which makes the write key here) and
-# Tail (a stream) have handlers of their own below.
+# The RPCs forwarded as bytes to the engine; CreateSource and CreateToken (which make the secret
+# here) and Tail (a stream) have handlers of their own below.
 ROUTES = (
     Route("ListSources", _core.Engine.list_sources, Role.ADMIN),
+    Route("ListRejected", _core.Engine.list_rejected, Role.ADMIN),
+    Route("ListTokens", _core.Engine.list_tokens, Role.ADMIN),
     Route("RemoveIdentifier", _core.Engine.remove_identifier, Role.ADMIN),
     Route("SplitProfile", _core.Engine.split_profile, Role.ADMIN),
     Route("ListSeparations", _core.Engine.list_separations, Role.ADMIN),
@@ -47,6 +49,11 @@ class AdminService:
                     request_deserializer=admin_pb2.CreateSourceRequest.FromString,
                     response_serializer=admin_pb2.CreateSourceResponse.SerializeToString,
                 ),
+                "CreateToken": grpc.unary_unary_rpc_method_handler(
+                    self.create_token,
+                    request_deserializer=admin_pb2.CreateTokenRequest.FromString,
+                    response_serializer=admin_pb2.CreateTokenResponse.SerializeToString,
+                ),
                 "Tail": grpc.unary_stream_rpc_method_handler(
                     self.tail, request_deserializer=admin_pb2.TailRequest.FromString
                 ),
@@ -62,6 +69,16 @@ class AdminService:
         write_key = new_write_key()
         source = admin_pb2.Source.FromString(self._engine.create_source(request.name, key_digest(write_key)))
         return admin_pb2.CreateSourceResponse(source=source, write_key=write_key)
+
+    @errors.unary
+    def create_token(
+        self, request: admin_pb2.CreateTokenRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.CreateTokenResponse:
+        self._auth.require_admin(context)
+        token = new_access_token()
+        request.token_digest = key_digest(token)
+        info = admin_pb2.AccessToken.FromString(self._engine.create_token(request.SerializeToString()))
+        return admin_pb2.CreateTokenResponse(info=info, token=token)
 
     @errors.streaming
     def tail(self, request: admin_pb2.TailRequest, context: grpc.ServicerContext) -> Iterator[bytes]:

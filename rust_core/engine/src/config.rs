@@ -23,6 +23,8 @@ pub struct EngineConfig {
     /// at shutdown). Off: none read or written, start-up replays the whole log.
     pub snapshots: bool,
     pub snapshot_every_events: u64,
+    /// Rejected events kept for inspection (the oldest go first); their counts are kept for ever.
+    pub max_rejected_kept: usize,
 }
 
 impl EngineConfig {
@@ -37,6 +39,7 @@ impl EngineConfig {
             max_event_bytes: 32 * 1024,
             snapshots: true,
             snapshot_every_events: 2_000_000,
+            max_rejected_kept: 10_000,
         }
     }
 }

@@ -4,7 +4,7 @@
 use thiserror::Error;
 
 /// Why one event of a batch was refused; `field` uses Segment's JSON names.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Rejection {
     pub index: u32,
     pub message_id: String,
@@ -12,6 +12,19 @@ pub struct Rejection {
     pub reason: String,
     /// For JSON input: the line its message starts on; 0 otherwise.
     pub line: u64,
+    /// What was refused, kept in the rejected store (moved there, not copied).
+    pub content: Refused,
+}
+
+/// The refused message itself, as far as it could be read.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Refused {
+    #[default]
+    Nothing,
+    /// Read as an event, then refused by a rule.
+    Event(Box<crate::proto::Event>),
+    /// A JSON message that could not be read as an event: its text.
+    Raw(Vec<u8>),
 }
 
 #[derive(Clone, Debug, Error)]

@@ -7,7 +7,7 @@ use prost::Message;
 use serde_json::{Map, Value};
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::error::Rejection;
+use crate::error::{Refused, Rejection};
 use crate::identifiers::{self, IdentKey, Identifier};
 use crate::json;
 use crate::proto::{Batch, Event, EventType};
@@ -105,6 +105,7 @@ fn reject_all(events: &[Event], field: &'static str, reason: &str) -> Vec<Reject
             field,
             reason: reason.clone(),
             line: 0,
+            content: Refused::Event(Box::new(events[i].clone())),
         })
         .collect()
 }
@@ -128,41 +129,56 @@ fn context_traits(context: &[u8]) -> Option<Vec<u8>> {
     is_object.then(|| traits.as_bytes().to_vec())
 }
 
-fn prepare_event(
-    index: u32,
-    mut event: Event,
-    defaults: &Defaults<'_>,
-    ctx: &BatchContext,
-) -> Result<PreparedEvent, Rejection> {
-    let reject = |field: &'static str, reason: String, message_id: &str| Rejection {
-        index,
-        message_id: message_id.to_owned(),
-        field,
-        reason,
-        line: 0,
-    };
+/// Segment's rules for one event: its size, required fields, JSON objects and trait count.
+fn check_event(event: &Event, ctx: &BatchContext) -> Result<(), (&'static str, String)> {
     let size = event.encoded_len();
     if size > ctx.max_event_bytes {
-        return Err(reject(
-            "event",
-            format!("event is {size} bytes; the limit is {} bytes", ctx.max_event_bytes),
-            &event.message_id,
-        ));
+        let reason = format!("event is {size} bytes; the limit is {} bytes", ctx.max_event_bytes);
+        return Err(("event", reason));
     }
-    check_fields(&event).map_err(|(field, reason)| reject(field, reason, &event.message_id))?;
+    check_fields(event)?;
     for (field, bytes) in [
         ("properties", &event.properties),
         ("traits", &event.traits),
         ("context", &event.context),
         ("integrations", &event.integrations),
     ] {
-        let keys = json::check_object(bytes)
-            .map_err(|reason| reject(field, format!("{field} {reason}"), &event.message_id))?;
+        let keys = json::check_object(bytes).map_err(|reason| (field, format!("{field} {reason}")))?;
         // Segment (Engage) refuses identify calls with 300 traits or more.
         if field == "traits" && keys >= MAX_IDENTIFY_TRAITS && event.r#type == EventType::Identify as i32 {
             let reason = format!("identify has {keys} traits; the limit is {}", MAX_IDENTIFY_TRAITS - 1);
-            return Err(reject(field, reason, &event.message_id));
+            return Err((field, reason));
         }
+    }
+    Ok(())
+}
+
+fn prepare_event(
+    index: u32,
+    mut event: Event,
+    defaults: &Defaults<'_>,
+    ctx: &BatchContext,
+) -> Result<PreparedEvent, Rejection> {
+    if let Err((field, reason)) = check_event(&event, ctx) {
+        if field == "event" {
+            // Too large to keep whole: the rejected store keeps its envelope.
+            for bulky in [
+                &mut event.properties,
+                &mut event.traits,
+                &mut event.context,
+                &mut event.integrations,
+            ] {
+                bulky.clear();
+            }
+        }
+        return Err(Rejection {
+            index,
+            message_id: event.message_id.clone(),
+            field,
+            reason,
+            line: 0,
+            content: Refused::Event(Box::new(event)),
+        });
     }
     // Batch-level defaults are rare: only then are the objects built and re-serialised.
     if let Some(batch_context) = defaults.context {

@@ -67,6 +67,10 @@ pub struct Stats {
     pub map_grows: AtomicU64,
     /// Bytes of the in-memory dedupe set (it lives on the writer thread), after the last group.
     pub dedupe_bytes: AtomicU64,
+    /// Id of the newest record in the rejected store (0: none).
+    pub last_rejected_id: AtomicU64,
+    /// Events stored per source since the engine opened.
+    pub stored_by_source: Mutex<rustc_hash::FxHashMap<u32, u64>>,
 }
 
 pub(crate) struct Shared {
@@ -85,11 +89,16 @@ pub(crate) struct Shared {
     snapshot_writer: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// What the writer answers a job: each event's fate and message id, in order.
+type JobReply = Result<Vec<(Stored, String)>>;
+
 struct Job {
     source_id: u32,
     events: Vec<PreparedEvent>,
+    /// Refused events of the request, for the rejected store.
+    rejected: Vec<proto::RejectedEvent>,
     /// What became of each event, with its message id (moved out of the event, not copied).
-    reply: Sender<Result<Vec<(Stored, String)>>>,
+    reply: Sender<JobReply>,
 }
 
 /// Handle on the engine; cheap to share between threads.
@@ -102,7 +111,8 @@ pub struct Engine {
 
 /// A batch handed to the writer; `wait` returns once its events are durable.
 pub struct PendingAck {
-    reply: Receiver<Result<Vec<(Stored, String)>>>,
+    /// None when nothing went to the writer.
+    reply: Option<Receiver<JobReply>>,
     /// Batch index of each prepared event, in the order the writer answers.
     indices: Vec<u32>,
     rejections: Vec<Rejection>,
@@ -116,10 +126,9 @@ pub struct BatchOutcome {
 
 impl PendingAck {
     pub fn wait(self) -> Result<BatchOutcome> {
-        let stored = if self.indices.is_empty() {
-            Vec::new()
-        } else {
-            self.reply.recv().map_err(|_| EngineError::ShutDown)??
+        let stored = match &self.reply {
+            None => Vec::new(),
+            Some(reply) => reply.recv().map_err(|_| EngineError::ShutDown)??,
         };
         let stored = self
             .indices
@@ -135,7 +144,7 @@ impl PendingAck {
 
     /// True when `wait` would not block.
     pub fn is_ready(&self) -> bool {
-        self.indices.is_empty() || !self.reply.is_empty()
+        self.reply.as_ref().is_none_or(|reply| !reply.is_empty())
     }
 }
 
@@ -216,12 +225,19 @@ impl Engine {
             Some(through) => (through, profiles.lock().administration()),
             None => (0, 0),
         };
+        let last_rejected = {
+            let txn = store.log.read()?;
+            store.log_dbs.rejected.last(&txn.txn)?.map_or(0, |(id, _)| id)
+        };
         let shared = Arc::new(Shared {
             store,
             index,
             profiles,
             config,
-            stats: Stats::default(),
+            stats: Stats {
+                last_rejected_id: AtomicU64::new(last_rejected),
+                ..Stats::default()
+            },
             committed: Mutex::new(state.next_seq.saturating_sub(1)),
             committed_changed: Condvar::new(),
             snapshots,
@@ -268,8 +284,9 @@ impl Engine {
 
     /// Validates a batch on this thread and queues its valid events for the next group commit.
     pub fn submit(&self, source_id: u32, batch: Batch) -> Result<PendingAck> {
-        let (events, rejections) = prepare_batch(batch, &self.batch_context(source_id));
-        self.enqueue(source_id, events, rejections)
+        let ctx = self.batch_context(source_id);
+        let (events, rejections) = prepare_batch(batch, &ctx);
+        self.enqueue(&ctx, events, rejections)
     }
 
     /// Decodes Segment-Spec JSON (a message, a batch object, an array or JSON lines) on this
@@ -279,7 +296,7 @@ impl Engine {
         let mut decoded = segment_json::decode(data, options, ctx.max_event_bytes)?;
         let (mut events, mut rejections) = prepare_batch(std::mem::take(&mut decoded.batch), &ctx);
         decoded.number(&mut events, &mut rejections);
-        self.enqueue(source_id, events, rejections)
+        self.enqueue(&ctx, events, rejections)
     }
 
     fn batch_context(&self, source_id: u32) -> BatchContext {
@@ -291,26 +308,38 @@ impl Engine {
         }
     }
 
-    /// Hands prepared events to the writer.
-    fn enqueue(&self, source_id: u32, events: Vec<PreparedEvent>, rejections: Vec<Rejection>) -> Result<PendingAck> {
+    /// Hands prepared events, and the refused ones for the rejected store, to the writer.
+    fn enqueue(
+        &self,
+        ctx: &BatchContext,
+        events: Vec<PreparedEvent>,
+        mut rejections: Vec<Rejection>,
+    ) -> Result<PendingAck> {
         self.shared
             .stats
             .rejected
             .fetch_add(rejections.len() as u64, Ordering::Relaxed);
         let indices = events.iter().map(|e| e.index).collect::<Vec<_>>();
-        let (reply_tx, reply_rx) = bounded(1);
-        if !events.is_empty() {
+        let rejected: Vec<_> = rejections
+            .iter_mut()
+            .map(|rejection| crate::rejected::record(ctx.source_id, ctx.received_ms, rejection))
+            .collect();
+        let mut reply = None;
+        if !events.is_empty() || !rejected.is_empty() {
+            let (reply_tx, reply_rx) = bounded(1);
             let sender = self.jobs.lock().clone().ok_or(EngineError::ShutDown)?;
             sender
                 .send(Job {
-                    source_id,
+                    source_id: ctx.source_id,
                     events,
+                    rejected,
                     reply: reply_tx,
                 })
                 .map_err(|_| EngineError::ShutDown)?;
+            reply = Some(reply_rx);
         }
         Ok(PendingAck {
-            reply: reply_rx,
+            reply,
             indices,
             rejections,
         })
@@ -513,7 +542,7 @@ fn run_writer(shared: &Shared, mut state: WriterState, jobs: &Receiver<Job>) {
             // Before the group's dedupe checks: a key whose window has passed is forgotten first.
             sweep_if_due(shared, &mut state);
             let first_seq = state.next_seq;
-            match write_group(shared, &mut state, &group) {
+            match write_group(shared, &mut state, &mut group) {
                 Ok(outcomes) => {
                     shared.stats.commits.fetch_add(1, Ordering::Relaxed);
                     let batch = Committed {
@@ -655,6 +684,7 @@ fn index_postings(shared: &Shared, group: &mut [Job], outcomes: &[Vec<Stored>], 
 /// What one group's transaction decided, applied to memory only after it committed.
 struct GroupWrite {
     outcomes: Vec<Vec<Stored>>,
+    last_rejected: Option<u64>,
     markers: Vec<(DedupeKey, Marker)>,
     next_seq: u64,
     counts: [u64; 3],
@@ -662,7 +692,7 @@ struct GroupWrite {
 
 /// Writes one group in one transaction: appends only (events and dedupe markers). On error
 /// nothing of it is visible and `state` is unchanged.
-fn write_group(shared: &Shared, state: &mut WriterState, group: &[Job]) -> Result<Vec<Vec<Stored>>> {
+fn write_group(shared: &Shared, state: &mut WriterState, group: &mut [Job]) -> Result<Vec<Vec<Stored>>> {
     let dbs = &shared.store.log_dbs;
     let now_ms = time::now_ms();
     let mut value = Vec::new();
@@ -671,11 +701,12 @@ fn write_group(shared: &Shared, state: &mut WriterState, group: &[Job]) -> Resul
         let mut in_group: KeyMap<u32> = KeyMap::default();
         let mut write = GroupWrite {
             outcomes: Vec::with_capacity(group.len()),
+            last_rejected: None,
             markers: Vec::new(),
             next_seq,
             counts: [0; 3],
         };
-        for job in group {
+        for job in group.iter() {
             let mut job_outcomes = Vec::with_capacity(job.events.len());
             for event in &job.events {
                 let seen = event
@@ -711,6 +742,14 @@ fn write_group(shared: &Shared, state: &mut WriterState, group: &[Job]) -> Resul
             write.outcomes.push(job_outcomes);
         }
         write.next_seq = next_seq;
+        let mut rejected: Vec<_> = group.iter_mut().flat_map(|job| job.rejected.iter_mut()).collect();
+        write.last_rejected = crate::rejected::write(
+            txn,
+            &mut rejected,
+            dbs.rejected,
+            dbs.rejected_counts,
+            shared.config.max_rejected_kept,
+        )?;
         Ok(write)
     })?;
 
@@ -721,6 +760,16 @@ fn write_group(shared: &Shared, state: &mut WriterState, group: &[Job]) -> Resul
     let dedupe_bytes = state.dedupe.memory_bytes() as u64;
     shared.stats.dedupe_bytes.store(dedupe_bytes, Ordering::Relaxed);
     let stats = &shared.stats;
+    if let Some(last) = write.last_rejected {
+        stats.last_rejected_id.store(last, Ordering::Release);
+    }
+    {
+        let mut by_source = stats.stored_by_source.lock();
+        for (job, outcomes) in group.iter().zip(&write.outcomes) {
+            let stored = outcomes.iter().filter(|o| **o == Stored::Accepted).count() as u64;
+            *by_source.entry(job.source_id).or_default() += stored;
+        }
+    }
     stats.map_grows.fetch_add(u64::from(grows), Ordering::Relaxed);
     stats
         .accepted

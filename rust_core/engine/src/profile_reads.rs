@@ -35,8 +35,8 @@ fn source_of(value: &[u8]) -> u32 {
         .map_or(0, u32::from_be_bytes)
 }
 
-/// (message id, timestamp ms) of events, by log seq.
-type Sightings = FxHashMap<u64, (String, i64)>;
+/// (message id, timestamp ms, source id) of events, by log seq.
+type Sightings = FxHashMap<u64, (String, i64, u32)>;
 
 fn link_step(step: LinkStep, sightings: &Sightings) -> proto::LinkStep {
     use proto::link_step::Kind;
@@ -47,7 +47,7 @@ fn link_step(step: LinkStep, sightings: &Sightings) -> proto::LinkStep {
             profile,
             first_seq,
         } => {
-            let (message_id, timestamp_ms) = sightings.get(&first_seq).cloned().unwrap_or_default();
+            let (message_id, timestamp_ms, _) = sightings.get(&first_seq).cloned().unwrap_or_default();
             proto::LinkStep {
                 kind: Kind::Joined as i32,
                 description: format!("{} joined {profile} with event {message_id}", text(&identifier)),
@@ -91,7 +91,7 @@ fn link_step(step: LinkStep, sightings: &Sightings) -> proto::LinkStep {
     }
 }
 
-fn refusal_text(reason: &Refusal) -> String {
+pub(crate) fn refusal_text(reason: &Refusal) -> String {
     match reason {
         Refusal::Blocked => "the value is blocked".into(),
         Refusal::Limit { kind } => format!("the profile would have held more {kind} values than its limit"),
@@ -210,23 +210,25 @@ impl Engine {
             if let Some(value) = store.log_dbs.events.get(&txn.txn, &seq)? {
                 let event = decode_stored(seq, value)?;
                 let timestamp_ms = event.timestamp.as_ref().map_or(0, time::to_ms);
-                out.insert(seq, (event.message_id, timestamp_ms));
+                out.insert(seq, (event.message_id, timestamp_ms, source_of(value)));
             }
         }
         Ok(out)
     }
 
-    fn profile_identifiers(&self, identifiers: Vec<(Identifier, u64)>) -> Result<Vec<ProfileIdentifier>> {
+    pub(crate) fn profile_identifiers(&self, identifiers: Vec<(Identifier, u64)>) -> Result<Vec<ProfileIdentifier>> {
         let sightings = self.sightings(identifiers.iter().map(|(_, seq)| *seq))?;
         Ok(identifiers
             .into_iter()
             .map(|(identifier, first_seq)| {
-                let (first_message_id, first_seen_ms) = sightings.get(&first_seq).cloned().unwrap_or_default();
+                let (first_message_id, first_seen_ms, first_source_id) =
+                    sightings.get(&first_seq).cloned().unwrap_or_default();
                 ProfileIdentifier {
                     r#type: identifier.kind,
                     value: identifier.value,
                     first_seen: Some(time::from_ms(first_seen_ms)),
                     first_message_id,
+                    first_source_id,
                 }
             })
             .collect())
@@ -393,6 +395,15 @@ impl Engine {
             users: Vec::new(),
         }
         .encode_to_vec())
+    }
+
+    /// An account's traits from its group calls (latest timestamp wins); NotFound when no group
+    /// call named it.
+    pub fn account_traits(&self, group: &str) -> Result<Map<String, Value>> {
+        let calls = self.shared.profiles.lock().links.calls.get(group).cloned();
+        let calls = calls.ok_or_else(|| EngineError::NotFound(format!("no group call for group_id:{group}")))?;
+        let (traits, _) = self.fold_traits(&calls)?;
+        Ok(traits.into_iter().map(|(name, w)| (name, w.value)).collect())
     }
 
     fn account_users(&self, group: &str) -> Result<Vec<u8>> {

@@ -25,6 +25,9 @@ pub const MAX_PAGE: usize = 1000;
 /// Encoded events per page at most (gRPC messages are capped at 4 MiB).
 pub const MAX_PAGE_BYTES: usize = 3 << 20;
 
+/// A tailed event: (log seq, source id, event).
+pub type TailedEvent = (u64, u32, Event);
+
 /// Which committed events a tail wants.
 #[derive(Default, Clone)]
 pub struct TailFilter {
@@ -91,6 +94,7 @@ impl TimePosition {
 /// One page of events being filled: stops at the page size or at what fits in one gRPC message.
 struct Page<P> {
     events: Vec<Event>,
+    sources: Vec<u32>,
     bytes: usize,
     limit: usize,
     last: Option<P>,
@@ -100,6 +104,7 @@ impl<P: fmt::Display> Page<P> {
     fn new(limit: usize) -> Self {
         Self {
             events: Vec::with_capacity(limit),
+            sources: Vec::with_capacity(limit),
             bytes: 0,
             limit,
             last: None,
@@ -108,7 +113,7 @@ impl<P: fmt::Display> Page<P> {
 
     /// Adds the event found at `position`; false (and not added) when the page is full, which
     /// proves that there is a next page.
-    fn add(&mut self, event: Event, encoded_len: usize, position: P) -> bool {
+    fn add(&mut self, event: Event, source_id: u32, encoded_len: usize, position: P) -> bool {
         let full =
             self.events.len() == self.limit || (self.bytes + encoded_len > MAX_PAGE_BYTES && !self.events.is_empty());
         if full {
@@ -116,17 +121,22 @@ impl<P: fmt::Display> Page<P> {
         }
         self.bytes += encoded_len + 8;
         self.events.push(event);
+        self.sources.push(source_id);
         self.last = Some(position);
         true
     }
 
-    /// The events and the cursor of the next page (empty when `more` is false).
-    fn finish(self, more: bool) -> (Vec<Event>, String) {
-        let next = match (more, self.last) {
+    /// The page and the cursor of the next one (empty when `more` is false).
+    fn finish(self, more: bool) -> ListEventsResponse {
+        let next_cursor = match (more, self.last) {
             (true, Some(last)) => last.to_string(),
             _ => String::new(),
         };
-        (self.events, next)
+        ListEventsResponse {
+            events: self.events,
+            source_ids: self.sources,
+            next_cursor,
+        }
     }
 }
 
@@ -187,8 +197,8 @@ impl Engine {
             };
             self.page_of_events(&keys, request.oldest_first, after, limit, &filter)?
         };
-        let (events, next_cursor) = page.ok_or_else(|| EngineError::NotFound(format!("no events for {text}")))?;
-        Ok(ListEventsResponse { events, next_cursor }.encode_to_vec())
+        let page = page.ok_or_else(|| EngineError::NotFound(format!("no events for {text}")))?;
+        Ok(page.encode_to_vec())
     }
 
     /// Walks the merged postings of `keys` from the cursor, keeping the events that pass the
@@ -200,7 +210,7 @@ impl Engine {
         mut cursor: Option<u64>,
         limit: usize,
         filter: &EventFilter,
-    ) -> Result<Option<(Vec<Event>, String)>> {
+    ) -> Result<Option<ListEventsResponse>> {
         let store = &self.shared.store;
         let chunk = limit.max(64);
         let mut page = Page::new(limit);
@@ -254,9 +264,9 @@ impl Engine {
                     .events
                     .get(&txn.txn, &seq)?
                     .ok_or_else(|| EngineError::Storage(format!("event {seq} is indexed but missing")))?;
-                let (_, encoded) = split_stored(value)?;
+                let (source_id, encoded) = split_stored(value)?;
                 let event: Event = proto::decode_record(encoded, format_args!("event {seq}"))?;
-                if filter.matches(&event) && !page.add(event, encoded.len(), seq) {
+                if filter.matches(&event) && !page.add(event, source_id, encoded.len(), seq) {
                     return Ok(Some(page.finish(true)));
                 }
             }
@@ -275,7 +285,7 @@ impl Engine {
         after: Option<TimePosition>,
         limit: usize,
         filter: &EventFilter,
-    ) -> Result<Option<(Vec<Event>, String)>> {
+    ) -> Result<Option<ListEventsResponse>> {
         let store = &self.shared.store;
         let mut seqs = Vec::new();
         let mut known = false;
@@ -291,18 +301,18 @@ impl Engine {
         seqs.sort_unstable();
         seqs.dedup();
         let txn = store.log.read()?;
-        let read = |seq: u64| -> Result<&[u8]> {
+        let read = |seq: u64| -> Result<(u32, &[u8])> {
             let value = store
                 .log_dbs
                 .events
                 .get(&txn.txn, &seq)?
                 .ok_or_else(|| EngineError::Storage(format!("event {seq} is indexed but missing")))?;
-            Ok(split_stored(value)?.1)
+            split_stored(value)
         };
         let mut positions = Vec::with_capacity(seqs.len());
         for seq in seqs {
             let decoded =
-                EventTime::decode(read(seq)?).map_err(|e| EngineError::Storage(format!("event {seq}: {e}")))?;
+                EventTime::decode(read(seq)?.1).map_err(|e| EngineError::Storage(format!("event {seq}: {e}")))?;
             let at = TimePosition(decoded.timestamp.as_ref().map_or(0, time::to_ms), seq);
             let in_window =
                 filter.start_ms.is_none_or(|start| at.0 >= start) && filter.end_ms.is_none_or(|end| at.0 < end);
@@ -317,9 +327,9 @@ impl Engine {
         }
         let mut page = Page::new(limit);
         for at in positions {
-            let encoded = read(at.1)?;
+            let (source_id, encoded) = read(at.1)?;
             let event: Event = proto::decode_record(encoded, format_args!("event {}", at.1))?;
-            if filter.matches(&event) && !page.add(event, encoded.len(), at) {
+            if filter.matches(&event) && !page.add(event, source_id, encoded.len(), at) {
                 return Ok(Some(page.finish(true)));
             }
         }
@@ -329,6 +339,28 @@ impl Engine {
     /// Committed events after `after` (at most `limit`), each an encoded `TailResponse`, and the
     /// sequence to continue from. Waits up to `wait` when there is nothing new.
     pub fn tail(&self, after: u64, limit: usize, filter: &TailFilter, wait: Duration) -> Result<(Vec<Vec<u8>>, u64)> {
+        let (events, position) = self.tail_events(after, limit, filter, wait)?;
+        let encoded = events
+            .into_iter()
+            .map(|(_, source_id, event)| {
+                TailResponse {
+                    event: Some(event),
+                    source_id,
+                }
+                .encode_to_vec()
+            })
+            .collect();
+        Ok((encoded, position))
+    }
+
+    /// `tail` as (seq, source id, event) triples.
+    pub fn tail_events(
+        &self,
+        after: u64,
+        limit: usize,
+        filter: &TailFilter,
+        wait: Duration,
+    ) -> Result<(Vec<TailedEvent>, u64)> {
         let last = self.wait_for_events(after, wait);
         if last <= after {
             return Ok((Vec::new(), after));
@@ -348,13 +380,7 @@ impl Engine {
             let (source_id, encoded) = split_stored(value)?;
             let event: Event = proto::decode_record(encoded, format_args!("event {seq}"))?;
             if filter.matches(&event) {
-                out.push(
-                    TailResponse {
-                        event: Some(event),
-                        source_id,
-                    }
-                    .encode_to_vec(),
-                );
+                out.push((seq, source_id, event));
             }
         }
         Ok((out, position))

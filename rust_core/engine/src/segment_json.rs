@@ -21,7 +21,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::error::{EngineError, Rejection, Result};
+use crate::error::{EngineError, Refused, Rejection, Result};
 use crate::event::PreparedEvent;
 use crate::proto::{Batch, Event, EventType};
 use crate::time;
@@ -219,7 +219,9 @@ impl<'a> DecodedJson<'a> {
                         Err(err) => format!("is not valid JSON: {err}"),
                     },
                 };
-                self.unreadable.push(unreadable(number, String::new(), reason));
+                let mut rejection = unreadable(number, String::new(), reason);
+                rejection.content = raw_of(text);
+                self.unreadable.push(rejection);
                 return;
             }
         };
@@ -236,6 +238,7 @@ impl<'a> DecodedJson<'a> {
                 field: "event",
                 reason,
                 line: 0,
+                content: raw_of(text),
             });
             return;
         }
@@ -252,6 +255,7 @@ impl<'a> DecodedJson<'a> {
                     field,
                     reason,
                     line: 0,
+                    content: raw_of(text),
                 });
             }
         }
@@ -410,7 +414,20 @@ fn unreadable(index: u32, message_id: String, reason: String) -> Rejection {
         field: "message",
         reason: format!("the message {reason}"),
         line: 0,
+        content: Refused::Nothing,
     }
+}
+
+/// Most bytes of a refused message's text the rejected store keeps.
+const MAX_RAW_KEPT: usize = 16 * 1024;
+
+/// A refused message's text, cut at a character boundary past `MAX_RAW_KEPT`.
+fn raw_of(text: &str) -> Refused {
+    let mut end = text.len().min(MAX_RAW_KEPT);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Refused::Raw(text.as_bytes()[..end].to_vec())
 }
 
 fn invalid_json(err: &serde_json::Error) -> EngineError {

@@ -124,7 +124,7 @@ impl Environment {
         fs::create_dir_all(path).map_err(|e| EngineError::Storage(format!("cannot create {}: {e}", path.display())))?;
         // Without TLS: read transactions are not tied to a thread (Python threads come and go).
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
-        options.map_size(map_size).max_dbs(8).max_readers(512);
+        options.map_size(map_size).max_dbs(16).max_readers(512);
         // SAFETY: callers pass only NO_SYNC / NO_META_SYNC, which weaken durability, not
         // memory safety.
         unsafe { options.flags(flags) };
@@ -245,6 +245,11 @@ pub struct LogDatabases {
     /// Identity administration: `rules` (an encoded `IdentityRules`) and `actions` (an encoded
     /// `IdentityActions`); the graph is a function of these and the events.
     pub identity: Database<Str, Bytes>,
+    /// Refused events by id (`rejected`), and their counts per source and reason.
+    pub rejected: crate::rejected::RejectedDb,
+    pub rejected_counts: crate::rejected::CountsDb,
+    /// Access tokens by SHA-256 digest (`tokens`).
+    pub tokens: Database<Bytes, Bytes>,
 }
 
 #[derive(Clone, Copy)]
@@ -292,6 +297,9 @@ impl Store {
                 source_keys: log.env.create_database(txn, Some("source_keys"))?,
                 meta: log.env.create_database(txn, Some("meta"))?,
                 identity: log.env.create_database(txn, Some("identity"))?,
+                rejected: log.env.create_database(txn, Some("rejected"))?,
+                rejected_counts: log.env.create_database(txn, Some("rejected_counts"))?,
+                tokens: log.env.create_database(txn, Some("tokens"))?,
             })
         })?;
         let (index_dbs, _) = index.write_with_growth(|txn| {

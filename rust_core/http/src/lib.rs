@@ -1,12 +1,17 @@
 //! Tributary's HTTP port, served from Rust on a tokio runtime of its own inside the engine's
 //! process: Segment's Tracking API (`tracking`), so that Segment's and RudderStack's SDKs can
-//! send to Tributary by changing one host name, `/health` (`health`) and `/metrics` (`metrics`).
+//! send to Tributary by changing one host name; Segment's Profile API (`profile_api`); the
+//! debugger page and its routes (`debugger`); `/health` (`health`) and `/metrics` (`metrics`).
 
+mod access;
 mod auth;
 mod body;
+mod debugger;
 mod health;
 mod metrics;
+mod profile_api;
 mod rate;
+mod request_id;
 mod tracking;
 
 use std::net::SocketAddr;
@@ -26,6 +31,11 @@ pub struct HttpSettings {
     pub rate_limit: f64,
     /// Worker threads of the runtime (requests are short: the engine does the work).
     pub workers: usize,
+    /// SHA-256 digests of the server's configured admin tokens (tokens made by
+    /// `AdminService.CreateToken` are looked up in the store).
+    pub admin_token_digests: Vec<[u8; 32]>,
+    /// The workspace's slug: the `{space}` of the Profile API's paths.
+    pub space: String,
 }
 
 /// A running HTTP server; `stop` (or dropping it) shuts it down gracefully.
@@ -49,17 +59,28 @@ impl HttpServer {
         let address = listener.local_addr()?;
         let health = health::router(Arc::clone(&engine));
         let metrics = Arc::new(metrics::Metrics::new(Arc::clone(&engine)));
+        let access = Arc::new(access::Access::new(Arc::clone(&engine), settings.admin_token_digests));
+        let profiles = profile_api::router(Arc::new(profile_api::ProfileApi::new(
+            Arc::clone(&engine),
+            Arc::clone(&access),
+            settings.space,
+            settings.rate_limit,
+        )));
+        let debugger = debugger::router(Arc::new(debugger::Debugger::new(Arc::clone(&engine), access)));
         let router = tracking::router(Arc::new(tracking::Tracking::new(
             engine,
             settings.limits,
             settings.rate_limit,
         )))
+        .merge(profiles)
+        .merge(debugger)
         .merge(health)
         .route(
             "/metrics",
             axum::routing::get(metrics::serve).with_state(Arc::clone(&metrics)),
         )
-        .layer(axum::middleware::from_fn_with_state(metrics, metrics::record));
+        .layer(axum::middleware::from_fn_with_state(metrics, metrics::record))
+        .layer(axum::middleware::from_fn(request_id::add));
         let (stop, stopped) = oneshot::channel::<()>();
         let served = runtime.spawn(async move {
             axum::serve(listener, router)

@@ -52,9 +52,48 @@ const ROUTES: &[&str] = &[
     "/metrics",
 ];
 
+/// The Profile API's routes, by their last segment.
+const PROFILE_ROUTES: &[&str] = &[
+    "/v1/spaces/{space}/collections/{collection}/profiles/{id}/traits",
+    "/v1/spaces/{space}/collections/{collection}/profiles/{id}/events",
+    "/v1/spaces/{space}/collections/{collection}/profiles/{id}/external_ids",
+    "/v1/spaces/{space}/collections/{collection}/profiles/{id}/links",
+    "/v1/spaces/{space}/collections/{collection}/profiles/{id}/metadata",
+];
+
 fn route_label(path: &str) -> &'static str {
-    ROUTES.iter().copied().find(|route| *route == path).unwrap_or("other")
+    if let Some(found) = ROUTES.iter().copied().find(|route| *route == path) {
+        return found;
+    }
+    if path.starts_with("/v1/spaces/") {
+        let last = path.rsplit('/').next().unwrap_or_default();
+        return PROFILE_ROUTES
+            .iter()
+            .copied()
+            .find(|route| route.rsplit('/').next() == Some(last))
+            .unwrap_or("other");
+    }
+    if path.starts_with("/debugger/api/events/") {
+        return "/debugger/api/events/{seq}";
+    }
+    if path == "/debugger" || path.starts_with("/debugger/") {
+        return DEBUGGER_ROUTES
+            .iter()
+            .copied()
+            .find(|route| *route == path)
+            .unwrap_or("other");
+    }
+    "other"
 }
+
+const DEBUGGER_ROUTES: &[&str] = &[
+    "/debugger",
+    "/debugger/debugger.js",
+    "/debugger/debugger.css",
+    "/debugger/api/stream",
+    "/debugger/api/sources",
+    "/debugger/api/rejected",
+];
 
 fn latency_histogram() -> Histogram {
     // 0.5 ms to about 4 s: an ack waits for a group commit's fsync.

@@ -20,10 +20,29 @@ pub struct HttpServer {
 impl HttpServer {
     /// Binds `host:port` (port 0: any free one) and serves until `stop`. Raises OSError when the
     /// address cannot be bound.
-    /// `rate_limit`: requests a second each source may make (0: no limit).
+    /// `rate_limit`: requests a second each source (and each Profile API token) may make (0: no
+    /// limit). `admin_token_digests`: SHA-256 digests of the configured admin tokens. `space`:
+    /// the workspace slug of the Profile API's paths.
     #[new]
-    #[pyo3(signature = (engine, host, port, *, rate_limit=1000.0, workers=2))]
-    fn new(py: Python<'_>, engine: &Engine, host: &str, port: u16, rate_limit: f64, workers: usize) -> PyResult<Self> {
+    #[pyo3(signature = (engine, host, port, *, rate_limit=1000.0, workers=2, admin_token_digests=Vec::new(), space="default".to_owned()))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        engine: &Engine,
+        host: &str,
+        port: u16,
+        rate_limit: f64,
+        workers: usize,
+        admin_token_digests: Vec<Vec<u8>>,
+        space: String,
+    ) -> PyResult<Self> {
+        let admin_token_digests = admin_token_digests
+            .into_iter()
+            .map(|digest| {
+                <[u8; 32]>::try_from(digest.as_slice())
+                    .map_err(|_| pyo3::exceptions::PyValueError::new_err("an admin token digest must be 32 bytes"))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
         let address = (host, port)
             .to_socket_addrs()
             .map_err(|e| PyOSError::new_err(format!("cannot resolve {host}: {e}")))?
@@ -34,6 +53,8 @@ impl HttpServer {
             limits: Limits::default(),
             rate_limit,
             workers,
+            admin_token_digests,
+            space,
         };
         let engine = engine.inner.clone();
         let server = py

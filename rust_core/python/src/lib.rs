@@ -124,7 +124,7 @@ impl Engine {
     ///     snapshot_every_events: write one after this many resolved events (0: at close only).
     #[new]
     #[allow(clippy::too_many_arguments)] // one keyword argument per engine setting, as Python sees it
-    #[pyo3(signature = (data_dir, *, map_size=1<<30, dedupe_window_secs=604800.0, max_group_events=50_000, unsafe_no_sync=false, max_event_bytes=32*1024, snapshots=true, snapshot_every_events=2_000_000))]
+    #[pyo3(signature = (data_dir, *, map_size=1<<30, dedupe_window_secs=604800.0, max_group_events=50_000, unsafe_no_sync=false, max_event_bytes=32*1024, snapshots=true, snapshot_every_events=2_000_000, max_rejected_kept=10_000))]
     fn new(
         py: Python<'_>,
         data_dir: PathBuf,
@@ -135,6 +135,7 @@ impl Engine {
         max_event_bytes: usize,
         snapshots: bool,
         snapshot_every_events: u64,
+        max_rejected_kept: usize,
     ) -> PyResult<Self> {
         if !(dedupe_window_secs.is_finite() && dedupe_window_secs >= 0.0) {
             return Err(InvalidRequest::new_err(
@@ -149,6 +150,7 @@ impl Engine {
             max_event_bytes,
             snapshots,
             snapshot_every_events,
+            max_rejected_kept,
             ..EngineConfig::new(data_dir)
         };
         let inner = without_gil(py, move || CoreEngine::open(config))?;
@@ -219,6 +221,16 @@ impl Engine {
     fn source_for_key(&self, py: Python<'_>, key_digest: &[u8]) -> PyResult<Option<u32>> {
         let engine = &self.inner;
         without_gil(py, || engine.source_for_key(key_digest))
+    }
+
+    /// The role ("read" or "admin") of the access token with this digest, or None.
+    fn token_role(&self, py: Python<'_>, digest: &[u8]) -> PyResult<Option<&'static str>> {
+        let engine = &self.inner;
+        let role = without_gil(py, || engine.token_role(digest))?;
+        Ok(role.map(|role| match role {
+            tributary_engine::tokens::Role::Read => "read",
+            tributary_engine::tokens::Role::Admin => "admin",
+        }))
     }
 
     /// Highest committed event sequence.
@@ -320,6 +332,13 @@ rpc_methods! {
     withdraw_separation;
     /// Answers an encoded `cdp.v1.ListSourcesRequest` with an encoded response.
     list_sources;
+    /// Answers an encoded `cdp.v1.ListRejectedRequest` with an encoded response.
+    list_rejected;
+    /// Answers an encoded `cdp.v1.CreateTokenRequest` (with the token's digest) with an encoded
+    /// `AccessToken`.
+    create_token;
+    /// Answers an encoded `cdp.v1.ListTokensRequest` with an encoded response.
+    list_tokens;
 }
 
 impl Engine {

@@ -1312,6 +1312,15 @@ impl IdentityGraph {
     }
 
     /// A profile by one of its identifiers or by its id (merged-away ids lead to the survivor).
+    /// The identifiers an event carried but did not link (from the bounded refusal log).
+    pub fn refusals_of(&self, message_id: &str) -> Vec<RefusalRecord> {
+        self.refusals
+            .iter()
+            .filter(|(_, record)| record.message_id == message_id)
+            .map(|(_, record)| record.clone())
+            .collect()
+    }
+
     pub fn view(&mut self, lookup: &ProfileLookup) -> Option<ProfileView> {
         let node = match lookup {
             ProfileLookup::Identifier(identifier) => self.linked_node(identifier)?,

@@ -488,3 +488,101 @@ fn a_key_stays_remembered_until_its_marker_is_swept_across_restarts() {
         .iter()
         .any(|(part, bytes)| *part == "dedupe" && *bytes > 0));
 }
+
+#[test]
+fn refused_events_are_kept_with_their_reason_counted_and_trimmed_to_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig {
+        map_size: 1 << 20,
+        max_rejected_kept: 3,
+        ..EngineConfig::new(dir.path())
+    };
+    {
+        let engine = Engine::open(config.clone()).unwrap();
+        let mut anonymous = track("nobody", "", r#"{"plan":"pro"}"#);
+        anonymous.user_id.clear();
+        let outcome = send(&engine, vec![track("ok", "u1", "{}"), anonymous]);
+        assert_eq!(statuses(&outcome), vec![Stored::Accepted]);
+        assert_eq!(outcome.rejections[0].field, "userId");
+        // A request of refused events only is kept too; a message that is not an event keeps its text.
+        let json = br#"[{"type":"track","userId":"u2"}, 5]"#;
+        engine
+            .submit_json(2, json, &JsonOptions::default())
+            .unwrap()
+            .wait()
+            .unwrap();
+
+        let (records, next) = engine.rejected(0, 0, 10).unwrap();
+        assert_eq!(next, 0);
+        let reasons: Vec<_> = records.iter().map(|r| (r.id, r.source_id, r.field.as_str())).collect();
+        assert_eq!(reasons, vec![(3, 2, "message"), (2, 2, "event"), (1, 1, "userId")]);
+        assert_eq!(records[0].raw, b"5");
+        let kept = records[2].event.as_ref().expect("the refused event is kept");
+        assert_eq!(kept.message_id, "nobody");
+        assert_eq!(kept.properties, br#"{"plan":"pro"}"#);
+        assert_eq!(engine.rejected(2, 0, 10).unwrap().0.len(), 2, "one source's only");
+        let (page, next) = engine.rejected(0, 0, 2).unwrap();
+        assert_eq!((page.len(), next), (2, 2));
+        assert_eq!(
+            engine.rejected(0, next, 2).unwrap().0[0].id,
+            1,
+            "the next page is older"
+        );
+        assert_eq!(engine.last_rejected_id(), 3);
+        assert_eq!(engine.stats().stored_by_source.lock().get(&1), Some(&1));
+
+        // Past `max_rejected_kept` the oldest records go; the counts stay.
+        for i in 0..2 {
+            let mut anonymous = track(&format!("n{i}"), "", "{}");
+            anonymous.user_id.clear();
+            send(&engine, vec![anonymous]);
+        }
+        let ids: Vec<_> = engine.rejected(0, 0, 10).unwrap().0.iter().map(|r| r.id).collect();
+        assert_eq!(ids, vec![5, 4, 3]);
+    }
+    let engine = Engine::open(config).unwrap();
+    assert_eq!(engine.last_rejected_id(), 5, "ids go on after a restart");
+    let counts: Vec<_> = engine
+        .rejection_counts(0)
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.source_id, c.field, c.count))
+        .collect();
+    assert_eq!(
+        counts,
+        vec![
+            (1, "userId".to_owned(), 3),
+            (2, "event".to_owned(), 1),
+            (2, "message".to_owned(), 1)
+        ]
+    );
+}
+
+#[test]
+fn an_events_detail_says_which_profile_it_created_joined_or_merged() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let mut anonymous = track("a1", "", "{}");
+    anonymous.user_id.clear();
+    anonymous.anonymous_id = "anon".into();
+    send(&engine, vec![anonymous.clone(), track("u1", "u1", "{}")]);
+    let mut login = track("login", "u1", "{}");
+    login.anonymous_id = "anon".into();
+    send(&engine, vec![login, track("again", "u1", "{}")]);
+
+    let created = engine.event_detail(1).unwrap().identity.unwrap();
+    assert!(created.decision.starts_with("Created "), "{}", created.decision);
+    assert_eq!(created.new_identifiers, vec!["anonymous_id:anon"]);
+    let merged = engine.event_detail(3).unwrap();
+    assert_eq!(merged.source_id, 1);
+    assert_eq!(merged.event.message_id, "login");
+    let identity = merged.identity.unwrap();
+    assert_eq!(identity.merges.len(), 1);
+    assert!(identity.decision.starts_with("Merged "), "{}", identity.decision);
+    assert_eq!(identity.identifiers.len(), 2);
+    assert_eq!(identity.profile_id, created.profile_id, "the oldest profile survives");
+    let joined = engine.event_detail(4).unwrap().identity.unwrap();
+    assert!(joined.decision.starts_with("Joined "), "{}", joined.decision);
+    assert!(joined.merges.is_empty() && joined.new_identifiers.is_empty());
+    assert!(matches!(engine.event_detail(99), Err(EngineError::NotFound(_))));
+}

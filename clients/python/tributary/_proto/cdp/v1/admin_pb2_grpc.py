@@ -49,6 +49,21 @@ class AdminServiceStub:
                 request_serializer=cdp_dot_v1_dot_admin__pb2.TailRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_admin__pb2.TailResponse.FromString,
                 _registered_method=True)
+        self.ListRejected = channel.unary_unary(
+                '/cdp.v1.AdminService/ListRejected',
+                request_serializer=cdp_dot_v1_dot_admin__pb2.ListRejectedRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_admin__pb2.ListRejectedResponse.FromString,
+                _registered_method=True)
+        self.CreateToken = channel.unary_unary(
+                '/cdp.v1.AdminService/CreateToken',
+                request_serializer=cdp_dot_v1_dot_admin__pb2.CreateTokenRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_admin__pb2.CreateTokenResponse.FromString,
+                _registered_method=True)
+        self.ListTokens = channel.unary_unary(
+                '/cdp.v1.AdminService/ListTokens',
+                request_serializer=cdp_dot_v1_dot_admin__pb2.ListTokensRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_admin__pb2.ListTokensResponse.FromString,
+                _registered_method=True)
         self.RemoveIdentifier = channel.unary_unary(
                 '/cdp.v1.AdminService/RemoveIdentifier',
                 request_serializer=cdp_dot_v1_dot_admin__pb2.RemoveIdentifierRequest.SerializeToString,
@@ -161,6 +176,87 @@ class AdminService:
             '/cdp.v1.AdminService/Tail',
             cdp_dot_v1_dot_admin__pb2.TailRequest.SerializeToString,
             cdp_dot_v1_dot_admin__pb2.TailResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRejected(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/ListRejected',
+            cdp_dot_v1_dot_admin__pb2.ListRejectedRequest.SerializeToString,
+            cdp_dot_v1_dot_admin__pb2.ListRejectedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/CreateToken',
+            cdp_dot_v1_dot_admin__pb2.CreateTokenRequest.SerializeToString,
+            cdp_dot_v1_dot_admin__pb2.CreateTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/ListTokens',
+            cdp_dot_v1_dot_admin__pb2.ListTokensRequest.SerializeToString,
+            cdp_dot_v1_dot_admin__pb2.ListTokensResponse.FromString,
             options,
             channel_credentials,
             insecure,

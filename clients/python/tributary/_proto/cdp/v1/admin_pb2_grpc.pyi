@@ -38,6 +38,13 @@ class AdminServiceStub:
     ListSources: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListSourcesRequest, _admin_pb2.ListSourcesResponse]
     Tail: _grpc.UnaryStreamMultiCallable[_admin_pb2.TailRequest, _admin_pb2.TailResponse]
     """Live accepted events, as they are committed."""
+    ListRejected: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListRejectedRequest, _admin_pb2.ListRejectedResponse]
+    """Events refused after their request was accepted (Segment answers 200 and drops them
+    silently), newest first, with the reason; and how many per source and reason, ever.
+    """
+    CreateToken: _grpc.UnaryUnaryMultiCallable[_admin_pb2.CreateTokenRequest, _admin_pb2.CreateTokenResponse]
+    """Creates an access token for a role and returns it (shown once; stored hashed)."""
+    ListTokens: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListTokensRequest, _admin_pb2.ListTokensResponse]
     RemoveIdentifier: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RemoveIdentifierRequest, _admin_pb2.RemoveIdentifierResponse]
     """Identity resolution. These decisions are kept with the log and survive restarts; the
     affected cluster of identifiers is rebuilt from its events at once.
@@ -71,6 +78,13 @@ class AdminServiceAsyncStub(AdminServiceStub):
     ListSources: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListSourcesRequest, _admin_pb2.ListSourcesResponse]  # type: ignore[assignment]
     Tail: _aio.UnaryStreamMultiCallable[_admin_pb2.TailRequest, _admin_pb2.TailResponse]  # type: ignore[assignment]
     """Live accepted events, as they are committed."""
+    ListRejected: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListRejectedRequest, _admin_pb2.ListRejectedResponse]  # type: ignore[assignment]
+    """Events refused after their request was accepted (Segment answers 200 and drops them
+    silently), newest first, with the reason; and how many per source and reason, ever.
+    """
+    CreateToken: _aio.UnaryUnaryMultiCallable[_admin_pb2.CreateTokenRequest, _admin_pb2.CreateTokenResponse]  # type: ignore[assignment]
+    """Creates an access token for a role and returns it (shown once; stored hashed)."""
+    ListTokens: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListTokensRequest, _admin_pb2.ListTokensResponse]  # type: ignore[assignment]
     RemoveIdentifier: _aio.UnaryUnaryMultiCallable[_admin_pb2.RemoveIdentifierRequest, _admin_pb2.RemoveIdentifierResponse]  # type: ignore[assignment]
     """Identity resolution. These decisions are kept with the log and survive restarts; the
     affected cluster of identifiers is rebuilt from its events at once.

@@ -479,9 +479,12 @@ class ProfileIdentifier(_message.Message):
     VALUE_FIELD_NUMBER: _builtins.int
     FIRST_SEEN_FIELD_NUMBER: _builtins.int
     FIRST_MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    FIRST_SOURCE_ID_FIELD_NUMBER: _builtins.int
     type: _builtins.str
     value: _builtins.str
     first_message_id: _builtins.str
+    first_source_id: _builtins.int
+    """The source of the event that first carried it."""
     @_builtins.property
     def first_seen(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -491,10 +494,11 @@ class ProfileIdentifier(_message.Message):
         value: _builtins.str = ...,
         first_seen: _timestamp_pb2.Timestamp | None = ...,
         first_message_id: _builtins.str = ...,
+        first_source_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["first_seen", b"first_seen"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_message_id", b"first_message_id", "first_seen", b"first_seen", "type", b"type", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_message_id", b"first_message_id", "first_seen", b"first_seen", "first_source_id", b"first_source_id", "type", b"type", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -666,20 +670,26 @@ class ListEventsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENTS_FIELD_NUMBER: _builtins.int
+    SOURCE_IDS_FIELD_NUMBER: _builtins.int
     NEXT_CURSOR_FIELD_NUMBER: _builtins.int
     next_cursor: _builtins.str
     """Empty when there are no more events."""
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[_event_pb2.Event]: ...
+    @_builtins.property
+    def source_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The source of each event, in the same order."""
+
     def __init__(
         self,
         *,
         events: _abc.Iterable[_event_pb2.Event] | None = ...,
+        source_ids: _abc.Iterable[_builtins.int] | None = ...,
         next_cursor: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "next_cursor", b"next_cursor"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "next_cursor", b"next_cursor", "source_ids", b"source_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
