@@ -311,6 +311,7 @@ class HttpPanel:
         p99_ms: (Tributary's, the baseline's) p99 request latency.
         target_share: The share of the baseline's rate Tributary must reach.
         met: Whether every target of this request is met.
+        p99_target_ms: The bound on Tributary's p99, if it has one.
     """
 
     title: str
@@ -320,6 +321,7 @@ class HttpPanel:
     p99_ms: tuple[float, float]
     target_share: float
     met: bool | None
+    p99_target_ms: float | None = None
 
 
 def http_chart(
@@ -334,10 +336,15 @@ def http_chart(
         colours = [BASELINE_COLOUR, CONTEXT_COLOUR if panel.met is None else MET_COLOUR if panel.met else MISSED_COLOUR]
         axes.barh([1, 0], values, color=colours, height=0.6)
         axes.set_yticks([1, 0], [baseline, "Tributary"])
-        top = max([*values, panel.target_share * panel.baseline]) * 1.45
+        top = max([*values, panel.target_share * panel.baseline]) * 1.6
         axes.set_xlim(0, top)
-        for y, value, p99 in ((1, panel.baseline, panel.p99_ms[1]), (0, panel.tributary, panel.p99_ms[0])):
-            axes.text(value + top * 0.01, y, f"{_rate(value)}  (p99 {p99:.1f} ms)", va="center", fontsize=9)
+        bound = f", target ≤ {panel.p99_target_ms:g} ms" if panel.p99_target_ms is not None else ""
+        for y, value, p99, note in (
+            (1, panel.baseline, panel.p99_ms[1], ""),
+            (0, panel.tributary, panel.p99_ms[0], bound),
+        ):
+            label = f"{value:,.0f}/s\np99 {p99:.1f} ms{note}"
+            axes.text(value + top * 0.01, y, label, va="center", fontsize=8.5)
         target = panel.target_share * panel.baseline
         axes.axvline(target, color=TARGET_COLOUR, linestyle=":", linewidth=1.2)
         axes.text(target, 1.45, f"target {panel.target_share:g}x", fontsize=8, color=TARGET_COLOUR, ha="center")

@@ -148,6 +148,7 @@ def run_wrk(
         )
         _figures(warmup.stdout, warmup.stderr)
     argv = _wrk(url, script, script_args, load, load.seconds)
+    load_before = os.getloadavg()[0]
     server_before, wrk_before = _cpu_seconds(server_pid), _children_cpu_seconds()
     started = time.monotonic()
     profile = None
@@ -175,7 +176,8 @@ def run_wrk(
         connections=load.connections,
         threads=load.threads,
         cores=cores,
-        details={"bytes_read": figures["bytes"]},
+        # Other work on the machine (a build, say) takes cores from both: worth knowing.
+        details={"bytes_read": figures["bytes"], "load_average_before": round(load_before, 2)},
     )
     return run, profile if isinstance(profile, Profile) else None
 

@@ -147,6 +147,7 @@ def section(document: dict[str, Any], results_dir: Path, *, origin: str, quick: 
                 p99_ms=(part["tributary"]["p99_ms"], part["aiohttp"]["p99_ms"]),
                 target_share=TRAITS_SHARE,
                 met=bool(found["traits"]["met"] and found["traits:p99"]["met"]),
+                p99_target_ms=TRAITS_P99_MS,
             )
         )
     charts.http_chart(panels, results_dir / CHART, baseline=BASELINE, subtitle=origin, quick=quick)
