@@ -96,8 +96,8 @@ def write_http_json(
 
 def _rows(document: dict[str, Any]) -> list[str]:
     lines = [
-        "| request | server | requests/s | events/s | p50 | p99 | p99.9 | server cores | wrk cores |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| request | server | requests/s | events/s | p50 | p99 | p99.9 | cores: server | wrk | others |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     labels = {"tracking": "`POST /v1/batch`", "traits": "`GET …/traits`"}
     for key, part in document.get("runs", {}).items():
@@ -108,7 +108,7 @@ def _rows(document: dict[str, Any]) -> list[str]:
             lines.append(
                 f"| {labels[key]} | {name} | {_rate(run):,.0f} | {events} | {run['p50_ms']:.2f} ms "
                 f"| {run['p99_ms']:.2f} ms | {run['p999_ms']:.2f} ms | {run['cores']['server']:.2f} "
-                f"| {run['cores']['wrk']:.2f} |"
+                f"| {run['cores']['wrk']:.2f} | {run['cores'].get('others', 0.0):.2f} |"
             )
     return lines
 
@@ -162,7 +162,10 @@ def section(document: dict[str, Any], results_dir: Path, *, origin: str, quick: 
         f"**the Tracking API's per-source rate limit off**: `TRIBUTARY_HTTP_RATE_LIMIT=0`) and against "
         f"{BASELINE} (`benchmarks/http_baseline.py`, one event loop, no access log), which reads each body and "
         "answers a fixed one. Green: target met; red: missed; the dotted line marks the target. Latency is wrk's, "
-        "per request; with a fixed number of connections it is about connections / rate (Little's law).",
+        "per request; with a fixed number of connections it is about connections / rate (Little's law). "
+        "Cores: CPU time over wall time of the server, of wrk, and of every other process on the machine during "
+        "the run (the machine has two). Profiles below are taken in a separate run after the measured one: perf "
+        "slows a server that switches threads per request by ~40 %.",
         "",
     ]
     if tracking:

@@ -409,10 +409,12 @@ def _http(http: dict[str, Any] | None, results_dir: Path) -> tuple[str, list[tup
     for key, request in commands.items():
         missed = [t for t in found if t["run"] == key and t["met"] is False]
         if missed:
-            profile = http.get("runs", {}).get(key, {}).get("tributary", {}).get("profile")
+            run = http.get("runs", {}).get(key, {}).get("tributary", {})
             fallback = _how_to_profile(f"python -m benchmarks.http_api --only {key}")
             title = f"{request} (server and wrk), " + "; ".join(t["measured"] for t in missed)
-            text.append(hot_path_section(title, profile, fallback=fallback))
+            rate = run.get("details", {}).get("profiled_run_requests_per_s")
+            title += f"; profiled run: {rate:,.0f} requests/s" if rate else ""
+            text.append(hot_path_section(title, run.get("profile"), fallback=fallback))
     return "\n".join(text), [(_CHART_TITLES["http"], t) for t in found]
 
 
