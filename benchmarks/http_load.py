@@ -104,6 +104,20 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def _context_switches(pid: int) -> tuple[int, int]:
+    """Context switches of a process's threads so far (voluntary and not), and its thread count."""
+    switches = threads = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        try:
+            lines = status.read_text().splitlines()
+        except OSError:  # the thread ended meanwhile
+            continue
+        threads += 1
+        # voluntary_ctxt_switches and nonvoluntary_ctxt_switches
+        switches += sum(int(line.split()[1]) for line in lines if "ctxt_switches:" in line)
+    return switches, threads
+
+
 def _children_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -147,7 +161,8 @@ def _one_run(
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """Runs wrk once, inside ``around(wrk's pid)`` if given; returns its figures and the cores
     kept busy by the server, wrk and the rest of the machine (other work, such as a build, takes
-    cores from both)."""
+    cores from both), and the server's context switches and threads."""
+    switches_before, _ = _context_switches(server_pid)
     server_before, wrk_before, busy_before = _cpu_seconds(server_pid), _children_cpu_seconds(), _busy_cpu_seconds()
     started = time.monotonic()
     with (
@@ -160,7 +175,13 @@ def _one_run(
     wrk = (_children_cpu_seconds() - wrk_before) / wall
     others = max(0.0, (_busy_cpu_seconds() - busy_before) / wall - server - wrk)
     cores = {"server": round(server, 2), "wrk": round(wrk, 2), "others": round(others, 2)}
-    return _figures(stdout, stderr), cores
+    switches, threads = _context_switches(server_pid)
+    figures = _figures(stdout, stderr)
+    figures["server"] = {
+        "context_switches_per_request": round((switches - switches_before) / figures["requests"], 2),
+        "threads": threads,
+    }
+    return figures, cores
 
 
 def run_wrk(
@@ -200,7 +221,7 @@ def run_wrk(
         connections=load.connections,
         threads=load.threads,
         cores=cores,
-        details={"bytes_read": figures["bytes"]},
+        details={"bytes_read": figures["bytes"], **figures["server"]},
     )
     if not profiler:
         return run, None

@@ -96,8 +96,9 @@ def write_http_json(
 
 def _rows(document: dict[str, Any]) -> list[str]:
     lines = [
-        "| request | server | requests/s | events/s | p50 | p99 | p99.9 | cores: server | wrk | others |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| request | server | requests/s | events/s | p50 | p99 | p99.9 | cores: server | wrk | others "
+        "| server's switches a request (threads) |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     labels = {"tracking": "`POST /v1/batch`", "traits": "`GET …/traits`"}
     for key, part in document.get("runs", {}).items():
@@ -105,10 +106,13 @@ def _rows(document: dict[str, Any]) -> list[str]:
         for system, name in (("tributary", "Tributary"), ("aiohttp", BASELINE)):
             run = part[system]
             events = f"{_rate(run, per):,.0f}" if per else "—"
+            details = run.get("details", {})
+            switches = details.get("context_switches_per_request")
+            switched = f"{switches:.1f} ({details.get('threads')})" if switches is not None else "—"
             lines.append(
                 f"| {labels[key]} | {name} | {_rate(run):,.0f} | {events} | {run['p50_ms']:.2f} ms "
                 f"| {run['p99_ms']:.2f} ms | {run['p999_ms']:.2f} ms | {run['cores']['server']:.2f} "
-                f"| {run['cores']['wrk']:.2f} | {run['cores'].get('others', 0.0):.2f} |"
+                f"| {run['cores']['wrk']:.2f} | {run['cores'].get('others', 0.0):.2f} | {switched} |"
             )
     return lines
 
@@ -164,8 +168,9 @@ def section(document: dict[str, Any], results_dir: Path, *, origin: str, quick: 
         "answers a fixed one. Green: target met; red: missed; the dotted line marks the target. Latency is wrk's, "
         "per request; with a fixed number of connections it is about connections / rate (Little's law). "
         "Cores: CPU time over wall time of the server, of wrk, and of every other process on the machine during "
-        "the run (the machine has two). Profiles below are taken in a separate run after the measured one: perf "
-        "slows a server that switches threads per request by ~40 %.",
+        "the run (the machine has two). Switches: the server's context switches (voluntary or not, all threads) "
+        "a request, and its thread count at the end. Profiles below are taken in a separate run after the "
+        "measured one: perf slows a server that switches threads per request by ~40 %.",
         "",
     ]
     if tracking:
