@@ -74,11 +74,18 @@ proto-check: $(STAMP)/venv ## Fail when the committed stubs differ from proto/
 # QUICK=1: small event counts and fewer rounds (a few minutes), into benchmarks/results/quick/.
 BENCH_FLAGS := $(if $(filter 1 yes true,$(QUICK)),--quick)
 
-bench: $(STAMP)/build ## Run the benchmarks (QUICK=1: a few minutes); charts and README.md in benchmarks/results/
+bench: $(STAMP)/build $(STAMP)/wrk ## Run the benchmarks (QUICK=1: a few minutes); charts and README.md in benchmarks/results/
 	@status=0; \
 	$(PY) -m benchmarks.run $(BENCH_FLAGS) || status=1; \
 	$(PY) -m benchmarks.unify $(BENCH_FLAGS) || status=1; \
+	$(PY) -m benchmarks.http_api $(BENCH_FLAGS) || status=1; \
 	exit $$status
+
+# wrk (Debian's package) drives the HTTP benchmark (benchmarks/http_api.py).
+$(STAMP)/wrk:
+	@mkdir -p $(STAMP)
+	command -v wrk >/dev/null || { apt-get update && apt-get install -y wrk; }
+	@touch $@
 
 # -i: the interpreter `maturin develop` builds for, so that cargo reuses that build.
 wheel: $(STAMP)/venv ## Build the server's and the client's wheels into dist/ (install both)

@@ -297,3 +297,61 @@ def resolution_chart(
     axes.set_xlabel("seconds from the edge list (or the events) to the components")
     axes.grid(axis="x", alpha=0.3)
     return _save(figure, path)
+
+
+@dataclass(frozen=True)
+class HttpPanel:
+    """One request of the HTTP chart: Tributary's rate against the baseline's.
+
+    Attributes:
+        title: The request, e.g. "POST /v1/batch".
+        unit: What the rates count, e.g. "events/s".
+        tributary: Tributary's rate.
+        baseline: The baseline's rate, measured in the same run.
+        p99_ms: (Tributary's, the baseline's) p99 request latency.
+        target_share: The share of the baseline's rate Tributary must reach.
+        met: Whether every target of this request is met.
+        p99_target_ms: The bound on Tributary's p99, if it has one.
+    """
+
+    title: str
+    unit: str
+    tributary: float
+    baseline: float
+    p99_ms: tuple[float, float]
+    target_share: float
+    met: bool | None
+    p99_target_ms: float | None = None
+
+
+def http_chart(
+    panels: Sequence[HttpPanel], path: Path, *, baseline: str, subtitle: str = "", quick: bool = False
+) -> Path:
+    """One panel per request: the baseline's and Tributary's rate as bars, each labelled with its
+    rate and p99 latency, the target as a dotted line at its share of the baseline's rate."""
+    figure = _figure(5 * len(panels) + 1, 3.4, "HTTP port against a do-nothing aiohttp handler", subtitle, quick)
+    axes_list = figure.subplots(1, len(panels), squeeze=False)[0]
+    for axes, panel in zip(axes_list, panels, strict=True):
+        values = [panel.baseline, panel.tributary]
+        colours = [BASELINE_COLOUR, CONTEXT_COLOUR if panel.met is None else MET_COLOUR if panel.met else MISSED_COLOUR]
+        axes.barh([1, 0], values, color=colours, height=0.6)
+        axes.set_yticks([1, 0], [baseline, "Tributary"])
+        top = max([*values, panel.target_share * panel.baseline]) * 1.6
+        axes.set_xlim(0, top)
+        bound = f", target ≤ {panel.p99_target_ms:g} ms" if panel.p99_target_ms is not None else ""
+        for y, value, p99, note in (
+            (1, panel.baseline, panel.p99_ms[1], ""),
+            (0, panel.tributary, panel.p99_ms[0], bound),
+        ):
+            label = f"{value:,.0f}/s\np99 {p99:.1f} ms{note}"
+            axes.text(value + top * 0.01, y, label, va="center", fontsize=8.5)
+        target = panel.target_share * panel.baseline
+        axes.axvline(target, color=TARGET_COLOUR, linestyle=":", linewidth=1.2)
+        axes.text(target, 1.45, f"target {panel.target_share:g}x", fontsize=8, color=TARGET_COLOUR, ha="center")
+        ratio = panel.tributary / panel.baseline if panel.baseline else 0.0
+        axes.set_title(f"{panel.title}: {ratio:.2f}x", fontsize=10, loc="left")
+        axes.xaxis.set_major_formatter(FuncFormatter(_rate))
+        axes.set_xlabel(panel.unit)
+        axes.set_ylim(-0.6, 1.7)
+        axes.grid(axis="x", alpha=0.3)
+    return _save(figure, path)

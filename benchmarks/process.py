@@ -113,6 +113,49 @@ def running_server(
             _stop(process)
 
 
+@contextlib.contextmanager
+def running_http_server(
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    port_in_log: Callable[[str], int | None],
+    env: Mapping[str, str] | None = None,
+    start_timeout_s: float = 60.0,
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """Runs ``argv`` until the block ends; yields it and its HTTP port once ``port_in_log`` finds
+    the port in its output (stdout and stderr, both in ``log_path``).
+
+    The server binds port 0 and says which port it got: a port chosen here could be taken by an
+    outgoing connection before the server binds it.
+    """
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + start_timeout_s
+            while (port := port_in_log(log_path.read_text(errors="replace"))) is None:
+                if process.poll() is not None:
+                    raise ServerFailed(f"{argv[0]} exited with {process.returncode}:\n{log_tail(log_path)}")
+                if time.monotonic() > deadline:
+                    raise ServerFailed(f"{argv[0]} said no port after {start_timeout_s:.0f} s")
+                time.sleep(0.05)
+            try:
+                yield process, port
+            except Exception as exc:
+                exc.add_note(f"{argv[0]} log, last lines:\n{log_tail(log_path)}")
+                raise
+            if process.poll() is not None:
+                raise ServerFailed(f"{argv[0]} exited during the run:\n{log_tail(log_path)}")
+        finally:
+            _stop(process)
+
+
 READY_LINE = "ready"
 
 

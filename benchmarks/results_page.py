@@ -1,11 +1,13 @@
-"""The results page: ``results/README.md`` with its charts, written from ``ingest.json`` and
-``unify.json`` alone (``python -m benchmarks.results_page [RESULTS_DIR]`` writes it again).
+"""The results page: ``results/README.md`` with its charts, written from ``ingest.json``,
+``unify.json`` and ``http.json`` alone (``python -m benchmarks.results_page [RESULTS_DIR]``
+writes it again).
 
 Charts first, one per question (how fast is each path, how long does an ack take, how long
-does a restart take, how much memory does an event cost, how fast is identity resolution),
+does a restart take, how much memory does an event cost, how fast is identity resolution, how
+fast is the HTTP port),
 each with its targets; under each figure that misses a target, "where the time goes": the
-profile taken during that run. Tables and method come last. Either JSON may be missing or
-older than the other: each section says which run it comes from.
+profile taken during that run. Tables and method come last. Any JSON may be missing or
+older than the others: each section says which run it comes from.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import charts
+from benchmarks import charts, http_report
 from benchmarks.report import (
     BYTES_PER_EVENT_TARGET,
     CDP_IMPORT,
@@ -122,6 +124,7 @@ _CHART_TITLES = {
     "startup": "[start-up](#start-up-time-against-log-size)",
     "memory": "[memory](#resident-memory-against-events-stored)",
     "resolution": "[resolution](#identity-resolution-against-networkx-and-duckdb)",
+    "http": f"[HTTP port]({http_report.ANCHOR})",
 }
 
 
@@ -396,6 +399,25 @@ def _lookup_targets(unify: dict[str, Any] | None) -> list[tuple[str, dict[str, A
     return rows
 
 
+def _http(http: dict[str, Any] | None, results_dir: Path) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+    """The HTTP benchmark's section, with the profile of each request whose target is missed."""
+    if not http:
+        return http_report.section({}, results_dir, origin="", quick=False), []
+    found = http_report.targets(http)
+    text = [http_report.section(http, results_dir, origin=_origin(http, "http run"), quick=_is_quick(http))]
+    commands = {"tracking": "`POST /v1/batch`", "traits": "`GET …/traits`"}
+    for key, request in commands.items():
+        missed = [t for t in found if t["run"] == key and t["met"] is False]
+        if missed:
+            run = http.get("runs", {}).get(key, {}).get("tributary", {})
+            fallback = _how_to_profile(f"python -m benchmarks.http_api --only {key}")
+            title = f"{request} (server and wrk), " + "; ".join(t["measured"] for t in missed)
+            rate = run.get("details", {}).get("profiled_run_requests_per_s")
+            title += f"; profiled run: {rate:,.0f} requests/s" if rate else ""
+            text.append(hot_path_section(title, run.get("profile"), fallback=fallback))
+    return "\n".join(text), [(_CHART_TITLES["http"], t) for t in found]
+
+
 _METHOD = """## How each path is measured
 
 - **raw LMDB (a)**: the event bytes put under random 16-byte keys with py-lmdb, 10 k puts per
@@ -426,22 +448,29 @@ _METHOD = """## How each path is measured
 """
 
 
+def _and(items: Sequence[str]) -> str:
+    return " and the ".join([", the ".join(items[:-1]), items[-1]] if len(items) > 2 else items)
+
+
 def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
     """Writes README.md and its charts from the JSON documents in ``results_dir``; returns the
     page's path, or None when there is nothing to show."""
     ingest = _load(results_dir / "ingest.json")
     unify = _load(results_dir / "unify.json")
-    if ingest is None and unify is None:
+    http = _load(results_dir / "http.json")
+    if ingest is None and unify is None and http is None:
         return None
     ingest = ingest or {}
     found = targets(ingest) if ingest else []
     resolution_text, resolution_targets = _resolution(unify, results_dir)
+    http_text, http_targets = _http(http, results_dir)
     rows: list[tuple[str, Target | dict[str, Any]]] = [(_CHART_TITLES[t.chart], t) for t in found]
-    rows += resolution_targets + _lookup_targets(unify)
-    env = ingest.get("environment") or (unify or {}).get("environment", {})
+    rows += resolution_targets + _lookup_targets(unify) + http_targets
+    env = ingest.get("environment") or (unify or {}).get("environment") or (http or {}).get("environment", {})
     settings = ingest.get("settings", {})
-    quick = _is_quick(ingest) or _is_quick(unify)
-    origins = [_origin(doc, name) for doc, name in ((ingest, "ingest run"), (unify, "unify run")) if doc]
+    quick = _is_quick(ingest) or _is_quick(unify) or _is_quick(http)
+    documents = ((ingest, "ingest run"), (unify, "unify run"), (http, "http run"))
+    origins = [_origin(doc, name) for doc, name in documents if doc]
     banner = (
         "> **QUICK RUN** (`make bench QUICK=1`): small event counts and fewer rounds, to check the harness. "
         "These figures are not measurements; `make bench` takes them.\n\n"
@@ -454,19 +483,25 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
         _startup(ingest, results_dir, found) if ingest else "",
         _memory(ingest, results_dir, found) if ingest else "",
         resolution_text,
+        http_text,
     ]
-    errors = {**ingest.get("errors", {}), **{f"unify {k}": v for k, v in (unify or {}).get("errors", {}).items()}}
+    errors = {
+        **ingest.get("errors", {}),
+        **{f"unify {k}": v for k, v in (unify or {}).get("errors", {}).items()},
+        **{f"http {k}": v for k, v in (http or {}).get("errors", {}).items()},
+    }
     failures = "".join(f"- {key} failed: {reason.splitlines()[0][:300]}\n" for key, reason in errors.items())
     failures = f"\nFailed runs:\n\n{failures}" if failures else ""
     body = "\n\n".join(section for section in sections if section)
     table = markdown_table(ingest) if ingest else "Not measured."
     page = f"""# Tributary benchmarks
 
-{banner}Written by `make bench` from the {" and the ".join(origins)}; raw figures in
-[`ingest.json`](ingest.json) and [`unify.json`](unify.json). {settings.get("events", 0):,} Segment-like events
-(~{settings.get("mean_event_bytes", 0):.0f} B; ~80 % track, identify, page; 100 k users, ~10 events each), 500 per
-batch. Machine: {env.get("cpus", "?")} CPUs, {env.get("platform", "?")}, Python {env.get("python", "?")}, grpcio
-{env.get("grpcio", "?")}. Clients and servers share the machine.
+{banner}Written by `make bench` from the {_and(origins)}; raw figures in
+[`ingest.json`](ingest.json), [`unify.json`](unify.json) and [`http.json`](http.json).
+{settings.get("events", 0):,} Segment-like events (~{settings.get("mean_event_bytes", 0):.0f} B; ~80 % track,
+identify, page; 100 k users, ~10 events each), 500 per batch. Machine: {env.get("cpus", "?")} CPUs,
+{env.get("platform", "?")}, Python {env.get("python", "?")}, grpcio {env.get("grpcio", "?")}. Clients and servers share
+the machine.
 
 ## Targets
 
@@ -492,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     results_dir = Path(args[0]) if args else RESULTS_DIR
     path = write_page(results_dir)
     if path is None:
-        print(f"nothing to show: no ingest.json or unify.json in {results_dir}", file=sys.stderr)
+        print(f"nothing to show: no ingest.json, unify.json or http.json in {results_dir}", file=sys.stderr)
         return 1
     print(f"written {path}")
     return 0
