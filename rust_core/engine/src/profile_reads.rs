@@ -102,6 +102,15 @@ pub(crate) fn refusal_text(reason: &Refusal) -> String {
 }
 
 /// The winning value of one trait so far.
+/// One trait of a profile and the event that last set it.
+pub struct Trait {
+    pub name: String,
+    pub value: Value,
+    pub timestamp_ms: i64,
+    pub message_id: String,
+    pub source_id: u32,
+}
+
 struct TraitWinner {
     value: Value,
     timestamp_ms: i64,
@@ -232,6 +241,26 @@ impl Engine {
                 }
             })
             .collect())
+    }
+
+    /// A profile's traits in name order, each with the event that last set it: what `GetProfile`
+    /// folds, without the identifiers (each costs a read of the event that first carried it).
+    /// The Profile API's `/traits`.
+    pub fn profile_traits(&self, text: &str) -> Result<Vec<Trait>> {
+        let view = self.find_profile(text)?;
+        let (winners, _) = self.fold_traits(&view.trait_events)?;
+        let mut traits: Vec<Trait> = winners
+            .into_iter()
+            .map(|(name, winner)| Trait {
+                name,
+                value: winner.value,
+                timestamp_ms: winner.timestamp_ms,
+                message_id: winner.message_id,
+                source_id: winner.source_id,
+            })
+            .collect();
+        traits.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        Ok(traits)
     }
 
     pub(crate) fn find_profile(&self, text: &str) -> Result<ProfileView> {

@@ -47,8 +47,9 @@ impl Access {
         }
     }
 
-    /// Checks the `Authorization` header for a token that allows `needed`.
-    pub fn check(&self, header: Option<&str>, scheme: Scheme, needed: Role) -> Result<(), Denied> {
+    /// Checks the `Authorization` header for a token that allows `needed`; returns the token's
+    /// digest.
+    pub fn check(&self, header: Option<&str>, scheme: Scheme, needed: Role) -> Result<[u8; 32], Denied> {
         let expected = match scheme {
             Scheme::Basic => "'Authorization: Basic base64(<token>:)'",
             Scheme::Bearer => "'Authorization: Bearer <admin token>'",
@@ -63,7 +64,7 @@ impl Access {
         let digest = auth::digest(&token);
         let role = self.role(&digest).map_err(Denied::Failed)?;
         match role {
-            Some(role) if role.allows(needed) => Ok(()),
+            Some(role) if role.allows(needed) => Ok(digest),
             Some(_) => Err(Denied::Unauthenticated(
                 "this token's role does not allow this route (an admin token does)".into(),
             )),

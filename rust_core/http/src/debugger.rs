@@ -146,6 +146,7 @@ fn admitted(debugger: &Debugger, headers: &HeaderMap) -> Result<(), Failure> {
     debugger
         .access
         .check(authorization, Scheme::Bearer, Role::Admin)
+        .map(|_| ())
         .map_err(|denied| match denied {
             Denied::Unauthenticated(why) => error(StatusCode::UNAUTHORIZED, "authentication_error", why),
             Denied::Failed(err) => engine_error(err),

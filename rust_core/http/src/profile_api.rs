@@ -15,7 +15,7 @@ use axum::routing::get;
 use axum::Router;
 use prost::Message;
 use serde_json::{json, Map, Value};
-use tributary_engine::event_json::{self, iso8601};
+use tributary_engine::event_json::{self, iso8601, iso8601_ms};
 use tributary_engine::proto::{self, EventType};
 use tributary_engine::tokens::Role;
 use tributary_engine::{Engine, EngineError};
@@ -113,17 +113,16 @@ async fn profile(
     headers: HeaderMap,
 ) -> Response {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    if let Err(denied) = api.access.check(authorization, Scheme::Basic, Role::Read) {
-        return match denied {
-            Denied::Unauthenticated(why) => ApiError::new(StatusCode::UNAUTHORIZED, "authentication_error", why),
-            Denied::Failed(err) => ApiError::from(err),
+    let digest = match api.access.check(authorization, Scheme::Basic, Role::Read) {
+        Ok(digest) => digest,
+        Err(Denied::Unauthenticated(why)) => {
+            return ApiError::new(StatusCode::UNAUTHORIZED, "authentication_error", why).into_response()
         }
-        .into_response();
-    }
-    if let Err(wait_s) = api
-        .rate
-        .take(rate_key(authorization.unwrap_or_default()), std::time::Instant::now())
-    {
+        Err(Denied::Failed(err)) => return ApiError::from(err).into_response(),
+    };
+    // A rate-limit bucket per token.
+    let bucket = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    if let Err(wait_s) = api.rate.take(bucket, std::time::Instant::now()) {
         let mut response = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limit_error",
@@ -183,12 +182,6 @@ async fn profile(
         )
         .into_response(),
     }
-}
-
-/// A token's rate-limit bucket.
-fn rate_key(authorization: &str) -> u32 {
-    let digest = crate::auth::digest(authorization);
-    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
 struct Request<'a> {
@@ -255,33 +248,25 @@ impl Request<'_> {
                 )))
             }
         }
-        let request = proto::GetProfileRequest {
-            identifier: self.lookup.to_owned(),
-            include: self.list("include"),
-            verbose,
-        };
-        let reply = self.engine.get_profile(&request.encode_to_vec())?;
-        let profile = decode::<proto::GetProfileResponse>(&reply)?.profile.unwrap_or_default();
-        let all: Map<String, Value> = serde_json::from_slice(&profile.traits).unwrap_or_default();
-        let sources: HashMap<&str, &proto::TraitSource> =
-            profile.trait_sources.iter().map(|s| (s.name.as_str(), s)).collect();
+        let include = self.list("include");
+        let all = self.engine.profile_traits(self.lookup)?;
         // Names in order; a page starts after `next`, the last name of the page before.
         let after = self.param("next");
-        let mut names = all
-            .keys()
-            .filter(|name| after.is_none_or(|after| name.as_str() > after));
+        let mut names = all.into_iter().filter(|t| {
+            (include.is_empty() || include.contains(&t.name)) && after.is_none_or(|after| t.name.as_str() > after)
+        });
         let mut traits = Map::new();
-        for name in names.by_ref().take(limit) {
-            let value = all[name].clone();
-            let value = match sources.get(name.as_str()) {
-                Some(source) if verbose => json!({
-                    "value": value,
-                    "source_id": source.source_id.to_string(),
-                    "updated_at": source.updated_at.as_ref().map(iso8601),
-                }),
-                _ => value,
+        for found in names.by_ref().take(limit) {
+            let value = if verbose {
+                json!({
+                    "value": found.value,
+                    "source_id": found.source_id.to_string(),
+                    "updated_at": iso8601_ms(found.timestamp_ms),
+                })
+            } else {
+                found.value
             };
-            traits.insert(name.clone(), value);
+            traits.insert(found.name, value);
         }
         let has_more = names.next().is_some();
         let last = traits.keys().next_back().cloned().unwrap_or_default();
