@@ -46,7 +46,7 @@ $(STAMP)/chromium:
 		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }
 	@touch $@
 
-test: $(STAMP)/build $(STAMP)/chromium ## Build, then run every Rust and Python test, lint and proto-check
+test: $(STAMP)/build $(STAMP)/chromium $(STAMP)/wrk ## Build, then run every Rust and Python test, lint and proto-check
 	cargo test -p tributary-engine -p tributary-http --release
 	$(MAKE) --no-print-directory lint proto-check
 	$(PY) -m pytest -q
@@ -81,7 +81,8 @@ bench: $(STAMP)/build $(STAMP)/wrk ## Run the benchmarks (QUICK=1: a few minutes
 	$(PY) -m benchmarks.http_api $(BENCH_FLAGS) || status=1; \
 	exit $$status
 
-# wrk (Debian's package) drives the HTTP benchmark (benchmarks/http_api.py).
+# wrk (Debian's package) drives the HTTP benchmark (benchmarks/http_api.py; its harness test
+# runs in `make test`).
 $(STAMP)/wrk:
 	@mkdir -p $(STAMP)
 	command -v wrk >/dev/null || { apt-get update && apt-get install -y wrk; }
