@@ -148,7 +148,7 @@ def part_tracking(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     if refused or counted.get("accepted", 0) < real.requests * per_request:
         raise RuntimeError(
             f"the server stored {counted.get('accepted', 0):,.0f} events for {real.requests * per_request:,} "
-            f"answered in the measured run (and its warm-up); refused: {refused}"
+            f"answered in the measured run (its warm-up and profiled run besides); refused: {refused}"
         )
     print("  do-nothing aiohttp ...", flush=True)
     with aiohttp_baseline(tmp) as (baseline, url):

@@ -181,7 +181,7 @@ def section(document: dict[str, Any], results_dir: Path, *, origin: str, quick: 
             "in the Lua script, so nothing deduplicates. Checked: the engine stored at least every answered "
             "request's events and refused none ("
             + ", ".join(f"{name} {count:,.0f}" for name, count in tracking["engine_counters"].items())
-            + ", warm-up included).",
+            + ", the warm-up and the profiled run included).",
         ]
     if traits:
         text += [
