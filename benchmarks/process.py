@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -69,6 +70,51 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=STOP_GRACE_S)
 
 
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def _running(
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    env: Mapping[str, str] | None,
+    ready: Callable[[], T | None],
+    waiting_for: str,
+    poll_s: float,
+    start_timeout_s: float,
+) -> Iterator[tuple[subprocess.Popen[bytes], T]]:
+    """Runs ``argv`` (its output in ``log_path``) until the block ends; yields it and what
+    ``ready()`` returned once that is not None. A server that exits, early or during the block,
+    raises ServerFailed with its last log lines."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + start_timeout_s
+            while (found := ready()) is None:
+                if process.poll() is not None:
+                    raise ServerFailed(f"{argv[0]} exited with {process.returncode}:\n{log_tail(log_path)}")
+                if time.monotonic() > deadline:
+                    raise ServerFailed(f"{argv[0]} {waiting_for} after {start_timeout_s:.0f} s")
+                time.sleep(poll_s)
+            try:
+                yield process, found
+            except Exception as exc:
+                exc.add_note(f"{argv[0]} log, last lines:\n{log_tail(log_path)}")
+                raise
+            if process.poll() is not None:
+                raise ServerFailed(f"{argv[0]} exited during the run:\n{log_tail(log_path)}")
+        finally:
+            _stop(process)
+
+
 @contextlib.contextmanager
 def running_server(
     argv: Sequence[str],
@@ -85,32 +131,16 @@ def running_server(
     otherwise that the port accepts an HTTP/2 connection.
     """
     target = f"127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,
-        )
-        try:
-            deadline = time.monotonic() + start_timeout_s
-            while not _serving(target, health_check=health_check):
-                if process.poll() is not None:
-                    raise ServerFailed(f"{argv[0]} exited with {process.returncode}:\n{log_tail(log_path)}")
-                if time.monotonic() > deadline:
-                    raise ServerFailed(f"{argv[0]} not serving on {target} after {start_timeout_s:.0f} s")
-                time.sleep(0.2)
-            try:
-                yield process
-            except Exception as exc:
-                exc.add_note(f"{argv[0]} log, last lines:\n{log_tail(log_path)}")
-                raise
-            if process.poll() is not None:
-                raise ServerFailed(f"{argv[0]} exited during the run:\n{log_tail(log_path)}")
-        finally:
-            _stop(process)
+    with _running(
+        argv,
+        log_path=log_path,
+        env=env,
+        ready=lambda: True if _serving(target, health_check=health_check) else None,
+        waiting_for=f"not serving on {target}",
+        poll_s=0.2,
+        start_timeout_s=start_timeout_s,
+    ) as (process, _):
+        yield process
 
 
 @contextlib.contextmanager
@@ -128,32 +158,16 @@ def running_http_server(
     The server binds port 0 and says which port it got: a port chosen here could be taken by an
     outgoing connection before the server binds it.
     """
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,
-        )
-        try:
-            deadline = time.monotonic() + start_timeout_s
-            while (port := port_in_log(log_path.read_text(errors="replace"))) is None:
-                if process.poll() is not None:
-                    raise ServerFailed(f"{argv[0]} exited with {process.returncode}:\n{log_tail(log_path)}")
-                if time.monotonic() > deadline:
-                    raise ServerFailed(f"{argv[0]} said no port after {start_timeout_s:.0f} s")
-                time.sleep(0.05)
-            try:
-                yield process, port
-            except Exception as exc:
-                exc.add_note(f"{argv[0]} log, last lines:\n{log_tail(log_path)}")
-                raise
-            if process.poll() is not None:
-                raise ServerFailed(f"{argv[0]} exited during the run:\n{log_tail(log_path)}")
-        finally:
-            _stop(process)
+    with _running(
+        argv,
+        log_path=log_path,
+        env=env,
+        ready=lambda: port_in_log(log_path.read_text(errors="replace")),
+        waiting_for="said no port",
+        poll_s=0.05,
+        start_timeout_s=start_timeout_s,
+    ) as running:
+        yield running
 
 
 READY_LINE = "ready"
