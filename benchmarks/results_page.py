@@ -298,6 +298,7 @@ def _memory_parts(parts: dict[str, Any], server: dict[str, Any]) -> list[str]:
         "dedupe window": per_event.get("dedupe", 0.0),
         "identifier index buffers": sum(v for k, v in per_event.items() if k.startswith("index.")),
         "account links": per_event.get("account_links", 0.0),
+        "Engage's event index": per_event.get("engage_events", 0.0),
     }
     text = [
         "#### Where the memory goes",

@@ -42,6 +42,8 @@ pub struct PreparedEvent {
     pub sets_traits: bool,
     /// A group call's account (`groupId`): the event links its user to that account.
     pub account: Option<String>,
+    /// Its name for Engage's `event('…')`.
+    pub engage_name: Option<String>,
 }
 
 /// Per-batch facts shared by its events.
@@ -221,6 +223,7 @@ fn prepare_event(
     let dedupe_key = (!generated_id).then(|| dedupe_key(ctx.source_id, &event.message_id));
     let sets_traits = crate::profiles::sets_traits(&event);
     let account = crate::profiles::account_of(&event).map(str::to_owned);
+    let engage_name = crate::engage::event_name(&event).map(str::to_owned);
     let encoded = event.encode_to_vec();
     Ok(PreparedEvent {
         index,
@@ -233,6 +236,7 @@ fn prepare_event(
         timestamp_ms,
         sets_traits,
         account,
+        engage_name,
     })
 }
 

@@ -12,7 +12,7 @@ use crate::error::{EngineError, Result};
 use crate::identifiers::Identifier;
 use crate::identity::graph::{IdentityGraph, ProfileId, ProfileLookup, ProfileView};
 use crate::ingest::Engine;
-use crate::profiles::{compile_rules, custom_identifiers, replay_log, ProfileState, Profiles};
+use crate::profiles::{compile_rules, custom_identifiers, replay_log, ProfileState, Profiles, Replayed};
 use crate::proto::identity_rules_progress::Phase;
 use crate::proto::{
     self, rule_change, GetIdentityRulesProgressRequest, GetIdentityRulesRequest, RuleChange,
@@ -64,13 +64,19 @@ impl Engine {
         let separations = self.shared.profiles.lock().graph.separations().clone();
         let progress = &self.shared.profiles.progress;
         let _running = progress.run();
-        let (graph, links, through) = replay_log(store, compiled, &custom, separations, progress)?;
+        let Replayed {
+            graph,
+            links,
+            engage,
+            through,
+        } = replay_log(store, compiled, &custom, separations, progress)?;
         progress.enter(Phase::Comparing);
         let mut state = self.shared.profiles.lock();
         let mut candidate = ProfileState {
             graph,
             resolved_through: through,
             links,
+            engage,
             rules: rules.clone(),
             actions: state.actions.clone(),
             custom,

@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod dedupe;
+pub mod engage;
 pub mod error;
 pub mod event;
 pub mod event_detail;

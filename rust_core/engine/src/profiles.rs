@@ -16,6 +16,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, MutexGuard};
 use rustc_hash::FxHashMap;
 
+use crate::engage::EventIndex;
 use crate::error::{EngineError, Result};
 use crate::identifiers::{self, CustomIdentifiers, Identifier};
 use crate::identity::graph::{EventIdentity, EventLoader, GraphState, GraphStateRef, IdentityGraph, StoredEvent};
@@ -46,7 +47,7 @@ pub fn account_of(event: &Event) -> Option<&str> {
     (event.r#type == EventType::Group as i32 && !group_id.is_empty()).then_some(group_id)
 }
 
-/// An accepted event as the graph needs it.
+/// An accepted event as the graph (and Engage's index) needs it.
 pub struct Resolvable<'a> {
     pub seq: u64,
     pub message_id: &'a str,
@@ -54,6 +55,8 @@ pub struct Resolvable<'a> {
     pub identifiers: &'a [Identifier],
     pub sets_traits: bool,
     pub account: Option<&'a str>,
+    /// Its name for `event('…')` (`engage::event_name`).
+    pub engage_name: Option<&'a str>,
 }
 
 impl Resolvable<'_> {
@@ -155,6 +158,7 @@ struct SnapshotRef<'a> {
     administration: u128,
     graph: GraphStateRef<'a>,
     links: &'a AccountLinks,
+    engage: &'a EventIndex,
 }
 
 #[derive(serde::Deserialize)]
@@ -163,6 +167,7 @@ struct Snapshot {
     administration: u128,
     graph: GraphState,
     links: AccountLinks,
+    engage: EventIndex,
 }
 
 /// What the lock guards.
@@ -171,6 +176,8 @@ pub struct ProfileState {
     /// The last log seq resolved (the publisher goes in log order; replays may repeat seqs).
     pub resolved_through: u64,
     pub links: AccountLinks,
+    /// Engage's event index, keyed by the graph's identifier nodes.
+    pub engage: EventIndex,
     /// The administration the graph was built under, as stored.
     pub rules: proto::IdentityRules,
     pub actions: Vec<proto::IdentityAction>,
@@ -184,6 +191,14 @@ impl ProfileState {
         administration_of(&self.rules, &self.actions)
     }
 
+    /// Records an event of `name` in Engage's index, under its primary node (after the graph
+    /// added the event).
+    fn record_engage(&mut self, identifiers: &[Identifier], name: &str, timestamp_ms: i64) {
+        if let Some(node) = self.graph.primary_node(identifiers) {
+            self.engage.record(node, name, timestamp_ms);
+        }
+    }
+
     /// The bytes of a snapshot file of this state.
     pub fn snapshot_bytes(&self) -> Result<Vec<u8>> {
         Snapshots::encode(&SnapshotRef {
@@ -191,6 +206,7 @@ impl ProfileState {
             administration: self.administration(),
             graph: self.graph.state(),
             links: &self.links,
+            engage: &self.engage,
         })
     }
 }
@@ -269,7 +285,7 @@ impl EventLoader for LogLoader<'_> {
             let txn = self.store.log.read()?;
             for &seq in chunk {
                 if let Some(value) = self.store.log_dbs.events.get(&txn.txn, &seq)? {
-                    out.push(stored_identity(seq, value, self.custom)?.0);
+                    out.push(stored_identity(seq, value, self.custom)?.stored);
                 }
             }
             Ok(())
@@ -321,6 +337,8 @@ struct IdentityFields {
     user_id: String,
     #[prost(message, optional, tag = "5")]
     timestamp: Option<prost_types::Timestamp>,
+    #[prost(string, tag = "9")]
+    event: String,
     #[prost(string, tag = "11")]
     group_id: String,
     #[prost(bytes = "vec", tag = "14")]
@@ -331,17 +349,36 @@ struct IdentityFields {
     integrations: Vec<u8>,
 }
 
-/// The identity facts of a stored event's bytes (as the log keeps them), and the account a group
-/// call links its user to.
-pub fn stored_identity(seq: u64, value: &[u8], custom: &CustomIdentifiers) -> Result<(StoredEvent, Option<String>)> {
+/// What replays read of a stored event.
+pub struct Decoded {
+    pub stored: StoredEvent,
+    /// The account a group call links its user to.
+    pub account: Option<String>,
+    /// Its name for Engage's `event('…')`.
+    pub name: Option<String>,
+}
+
+impl Decoded {
+    fn of(seq: u64, event: &Event, custom: &CustomIdentifiers) -> Self {
+        Self {
+            stored: stored_event(seq, event, custom),
+            account: account_of(event).map(str::to_owned),
+            name: crate::engage::event_name(event).map(str::to_owned),
+        }
+    }
+}
+
+/// The identity facts of a stored event's bytes (as the log keeps them), with its account and
+/// Engage name.
+pub fn stored_identity(seq: u64, value: &[u8], custom: &CustomIdentifiers) -> Result<Decoded> {
     if !custom.is_empty() {
-        let event = decode_stored(seq, value)?;
-        return Ok((stored_event(seq, &event, custom), account_of(&event).map(str::to_owned)));
+        return Ok(Decoded::of(seq, &decode_stored(seq, value)?, custom));
     }
     let fields: IdentityFields = proto::decode_record(value.get(4..).unwrap_or_default(), format_args!("event {seq}"))?;
     // Only the fields identity reads are set: the rest stay empty.
     let event = Event {
         r#type: fields.r#type,
+        event: fields.event,
         user_id: fields.user_id,
         anonymous_id: fields.anonymous_id,
         group_id: fields.group_id,
@@ -357,7 +394,11 @@ pub fn stored_identity(seq: u64, value: &[u8], custom: &CustomIdentifiers) -> Re
         identifiers: profile_identifiers(identifiers::of_event(&event, custom)),
         sets_traits: sets_traits(&event),
     };
-    Ok((stored, account_of(&event).map(str::to_owned)))
+    Ok(Decoded {
+        stored,
+        account: account_of(&event).map(str::to_owned),
+        name: crate::engage::event_name(&event).map(str::to_owned),
+    })
 }
 
 /// The identity facts of a stored event.
@@ -411,44 +452,52 @@ pub fn replay_log(
     custom: &CustomIdentifiers,
     separations: Separations,
     progress: &Progress,
-) -> Result<(IdentityGraph, AccountLinks, u64)> {
+) -> Result<Replayed> {
     use rayon::prelude::*;
     let started = std::time::Instant::now();
     let mut graph = IdentityGraph::with_separations(rules, separations);
     let mut links = AccountLinks::default();
+    let mut engage = EventIndex::default();
     let through = last_seq(store)?;
     progress.begin(Phase::Reading, through);
-    let mut facts: Vec<StoredEvent> = Vec::with_capacity(through as usize);
+    // Each event's identity facts, and its Engage name (recorded once the graph holds its nodes).
+    let mut facts: Vec<(StoredEvent, Option<String>)> = Vec::with_capacity(through as usize);
     scan_raw(store, 0, through, |chunk| {
         progress.advance(chunk.len() as u64);
-        let decoded: Vec<(StoredEvent, Option<String>)> = chunk
+        let decoded: Vec<Decoded> = chunk
             .par_iter()
             .map(|(seq, value)| stored_identity(*seq, value, custom))
             .collect::<Result<_>>()?;
-        for (stored, account) in decoded {
+        for Decoded { stored, account, name } in decoded {
             if let Some(account) = account {
                 links.record(&stored.identity(), &account);
             }
             if !stored.identifiers.is_empty() {
-                facts.push(stored);
+                facts.push((stored, name));
             }
         }
         Ok(())
     })?;
     let decoded = started.elapsed();
     // At most this many nodes: growing the big tables step by step would copy them.
-    graph.reserve(facts.iter().map(|stored| stored.identifiers.len()).sum());
-    facts.par_sort_unstable_by(|a, b| {
+    graph.reserve(facts.iter().map(|(stored, _)| stored.identifiers.len()).sum());
+    facts.par_sort_unstable_by(|(a, _), (b, _)| {
         (a.timestamp_ms, &a.message_id, a.seq).cmp(&(b.timestamp_ms, &b.message_id, b.seq))
     });
     let sorted = started.elapsed();
     let mut loader = LogLoader { store, custom };
     progress.begin(Phase::Resolving, facts.len() as u64);
     for step in facts.chunks(progress::STEP) {
-        for stored in step {
+        for (stored, _) in step {
             graph.add(&stored.identity(), &mut loader);
         }
         progress.advance(step.len() as u64);
+    }
+    // The index is order-free (counts, bitmaps, first and last): only the nodes had to exist.
+    for (stored, name) in &facts {
+        if let (Some(name), Some(node)) = (name, graph.primary_node(&stored.identifiers)) {
+            engage.record(node, name, stored.timestamp_ms);
+        }
     }
     log::info!(
         "re-resolved {through} events in {:.2} s: read and decoded in {:.2} s, ordered in {:.2} s, resolved in {:.2} s",
@@ -457,7 +506,21 @@ pub fn replay_log(
         (sorted - decoded).as_secs_f64(),
         (started.elapsed() - sorted).as_secs_f64()
     );
-    Ok((graph, links, through))
+    Ok(Replayed {
+        graph,
+        links,
+        engage,
+        through,
+    })
+}
+
+/// What `replay_log` builds.
+pub struct Replayed {
+    pub graph: IdentityGraph,
+    pub links: AccountLinks,
+    pub engage: EventIndex,
+    /// The last seq replayed.
+    pub through: u64,
 }
 
 /// The stored bytes of the events after `after`, up to `through`, handed to `each` a chunk at a
@@ -516,7 +579,12 @@ impl Profiles {
                 if let Some(Err(err)) = outcome {
                     log::warn!("the identity snapshot could not be read ({err}): replaying the whole log");
                 }
-                let (graph, links, through) = replay_log(
+                let Replayed {
+                    graph,
+                    links,
+                    engage,
+                    through,
+                } = replay_log(
                     store,
                     compile_rules(&rules)?,
                     &custom,
@@ -533,6 +601,7 @@ impl Profiles {
                     graph,
                     resolved_through: through,
                     links,
+                    engage,
                     rules,
                     actions,
                     custom: Arc::clone(&custom),
@@ -575,6 +644,7 @@ impl Profiles {
             graph,
             resolved_through: snapshot.resolved_through,
             links: snapshot.links,
+            engage: snapshot.engage,
             rules: rules.clone(),
             actions: actions.to_vec(),
             custom: Arc::clone(custom),
@@ -604,6 +674,9 @@ impl Profiles {
             if let Some(account) = event.account {
                 state.links.record(&event.identity(), account);
             }
+            if let Some(name) = event.engage_name {
+                state.record_engage(event.identifiers, name, event.timestamp_ms);
+            }
             state.resolved_through = event.seq;
         }
     }
@@ -618,10 +691,13 @@ impl Profiles {
         // Only the fields identity reads are decoded, as in `replay_log`.
         scan_raw(store, state.resolved_through, through, |chunk| {
             for (seq, value) in chunk {
-                let (stored, account) = stored_identity(seq, &value, &custom)?;
+                let Decoded { stored, account, name } = stored_identity(seq, &value, &custom)?;
                 state.graph.add(&stored.identity(), &mut loader);
                 if let Some(account) = account {
                     state.links.record(&stored.identity(), &account);
+                }
+                if let Some(name) = name {
+                    state.record_engage(&stored.identifiers, &name, stored.timestamp_ms);
                 }
                 state.resolved_through = seq;
             }

@@ -1312,6 +1312,15 @@ impl IdentityGraph {
     }
 
     /// A profile by one of its identifiers or by its id (merged-away ids lead to the survivor).
+    /// The node an event's Engage facts are kept under: its first identifier that the rules do
+    /// not block (`docs/engage.md`). None before the event was added, or when all are blocked.
+    pub fn primary_node(&self, identifiers: &[Identifier]) -> Option<u32> {
+        identifiers
+            .iter()
+            .filter(|identifier| !self.rules.is_blocked(identifier))
+            .find_map(|identifier| self.find_node(identifier))
+    }
+
     /// The identifiers an event carried but did not link (from the bounded refusal log).
     pub fn refusals_of(&self, message_id: &str) -> Vec<RefusalRecord> {
         self.refusals

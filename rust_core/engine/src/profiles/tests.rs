@@ -74,6 +74,7 @@ fn catching_up_on_late_events_reads_the_log_without_holding_a_transaction() {
         graph: IdentityGraph::new(IdentityRules::default()),
         resolved_through: 0,
         links: AccountLinks::default(),
+        engage: EventIndex::default(),
         rules: proto::IdentityRules::default(),
         actions: Vec::new(),
         custom,
@@ -85,7 +86,7 @@ fn catching_up_on_late_events_reads_the_log_without_holding_a_transaction() {
     );
     assert_eq!(state.resolved_through, 20);
     let progress = Progress::default();
-    let (replayed, ..) = replay_log(
+    let replayed = replay_log(
         store,
         IdentityRules::default(),
         &CustomIdentifiers::default(),
@@ -93,7 +94,7 @@ fn catching_up_on_late_events_reads_the_log_without_holding_a_transaction() {
         &progress,
     )
     .unwrap();
-    assert_eq!(state.graph.snapshot(), replayed.snapshot());
+    assert_eq!(state.graph.snapshot(), replayed.graph.snapshot());
     let report = progress.report();
     assert_eq!(
         (report.phase(), report.running, report.done, report.total),
@@ -122,7 +123,7 @@ fn replays_in_chunks_see_every_event_once() {
         send(&engine, events);
     }
     let store = &engine.shared.store;
-    let (graph, _, through) = replay_log(
+    let Replayed { graph, through, .. } = replay_log(
         store,
         IdentityRules::default(),
         &CustomIdentifiers::default(),
@@ -232,7 +233,7 @@ fn late_events_rule_updates_and_reads_never_block_a_growing_map() {
     assert!(engine.stats().map_grows.load(Ordering::Relaxed) > 0);
     assert_eq!(engine.event_count().unwrap(), (ROUNDS * USERS) as u64);
     let store = &engine.shared.store;
-    let (replayed, ..) = replay_log(
+    let replayed = replay_log(
         store,
         IdentityRules::default(),
         &CustomIdentifiers::default(),
@@ -242,7 +243,7 @@ fn late_events_rule_updates_and_reads_never_block_a_growing_map() {
     .unwrap();
     let mut state = engine.shared.profiles.lock();
     assert_eq!(state.resolved_through, (ROUNDS * USERS) as u64);
-    assert_eq!(state.graph.snapshot(), replayed.snapshot());
+    assert_eq!(state.graph.snapshot(), replayed.graph.snapshot());
     assert_eq!(state.graph.profile_count(), USERS as usize);
     let linked = state.graph.identifiers(&Identifier::new("user_id", "u0"));
     assert_eq!(linked.len(), 1 + 1 + 3, "u0, its email and its three anonymous ids");
@@ -309,8 +310,24 @@ fn identity_picture(engine: &Engine) -> IdentityPicture {
             .expect("a live profile has a view");
         let mut traits = view.trait_events.clone();
         traits.sort_unstable();
+        // Engage's view of the profile: its events per name, through the nodes it holds now.
+        let mut events: std::collections::BTreeMap<&str, (u64, i64, i64)> = Default::default();
+        for identifier in &identifiers {
+            let node = state
+                .graph
+                .primary_node(std::slice::from_ref(identifier))
+                .expect("a node");
+            for (name, name_id) in state.engage.name_ids() {
+                if let Some(found) = state.engage.events(node, name_id) {
+                    let entry = events.entry(name).or_insert((0, i64::MAX, i64::MIN));
+                    entry.0 += found.total();
+                    entry.1 = entry.1.min(found.first_ms);
+                    entry.2 = entry.2.max(found.last_ms);
+                }
+            }
+        }
         histories.push(format!(
-            "{id}: {} merges {:?}; identifiers {:?}; traits {traits:?}; accounts {:?}",
+            "{id}: {} merges {:?}; identifiers {:?}; traits {traits:?}; accounts {:?}; events {events:?}",
             view.merges,
             view.merge_history,
             view.identifiers,
@@ -364,6 +381,15 @@ fn a_snapshot_and_the_log_after_it_give_what_a_full_replay_gives() {
     assert_eq!(engine.shared.profiles.loaded_snapshot, None);
     let full_replay = identity_picture(&engine);
     assert!(from_snapshot.0.len() > 100, "{} profiles", from_snapshot.0.len());
+    assert!(
+        from_snapshot
+            .1
+            .iter()
+            .filter(|line| line.contains("\"Viewed\": ("))
+            .count()
+            > 100,
+        "Engage counted the profiles' events"
+    );
     assert_eq!(from_snapshot, full_replay);
 }
 
@@ -423,7 +449,11 @@ fn the_identity_fields_of_stored_bytes_are_those_of_the_whole_event() {
         let seq = seq as u64 + 1;
         let mut stored = 7u32.to_le_bytes().to_vec();
         stored.extend(event.encode_to_vec());
-        let (lean, account) = stored_identity(seq, &stored, &custom).unwrap();
+        let Decoded {
+            stored: lean,
+            account,
+            name,
+        } = stored_identity(seq, &stored, &custom).unwrap();
         let whole = stored_event(seq, event, &custom);
         assert!(!whole.identifiers.is_empty());
         assert_eq!(
@@ -436,5 +466,20 @@ fn the_identity_fields_of_stored_bytes_are_those_of_the_whole_event() {
             )
         );
         assert_eq!(account.as_deref(), account_of(event));
+        assert_eq!(name.as_deref(), crate::engage::event_name(event));
     }
+}
+
+#[test]
+fn engage_counts_kept_live_equal_those_of_a_full_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_with(dir.path(), false, 0);
+    for part in snapshot_workload(3) {
+        send(&engine, part);
+    }
+    let live = identity_picture(&engine);
+    drop(engine);
+    let replayed = identity_picture(&open_with(dir.path(), false, 0));
+    assert!(live.1.iter().any(|line| line.contains("\"Viewed\": (")));
+    assert_eq!(live, replayed);
 }

@@ -1,0 +1,209 @@
+//! Engage's event index: for every event name, which identifier nodes have events of it on which
+//! UTC day (roaring bitmaps), and for every (node, name) its daily counts and first and last
+//! times. An event is recorded under its primary identifier's node (see `docs/engage.md`): the
+//! union-find maps nodes to profiles when a definition is evaluated, so merges and splits move
+//! nothing here. Derived from the log like the identity graph: kept in its snapshot and replayed.
+
+use std::collections::BTreeMap;
+
+use roaring::RoaringBitmap;
+use rustc_hash::FxHashMap;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The UTC day (days since 1970-01-01) of a time in ms.
+pub fn day_of(ms: i64) -> i32 {
+    ms.div_euclid(DAY_MS) as i32
+}
+
+/// The events of one name on one node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeEvents {
+    /// (day, events that day), in day order.
+    days: Vec<(i32, u32)>,
+    pub first_ms: i64,
+    pub last_ms: i64,
+}
+
+impl NodeEvents {
+    fn add(&mut self, day: i32, ms: i64) {
+        if self.days.is_empty() {
+            (self.first_ms, self.last_ms) = (ms, ms);
+        } else {
+            self.first_ms = self.first_ms.min(ms);
+            self.last_ms = self.last_ms.max(ms);
+        }
+        // Events mostly arrive in time order: the last day is the usual place.
+        match self.days.binary_search_by_key(&day, |(d, _)| *d) {
+            Ok(at) => self.days[at].1 += 1,
+            Err(at) => self.days.insert(at, (day, 1)),
+        }
+    }
+
+    /// Events on the days `from..=to`.
+    pub fn count(&self, from: i32, to: i32) -> u64 {
+        let start = self.days.partition_point(|(d, _)| *d < from);
+        self.days[start..]
+            .iter()
+            .take_while(|(d, _)| *d <= to)
+            .map(|(_, n)| u64::from(*n))
+            .sum()
+    }
+
+    /// Events on every day.
+    pub fn total(&self) -> u64 {
+        self.days.iter().map(|(_, n)| u64::from(*n)).sum()
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct NameIndex {
+    /// Nodes with events of this name on each day.
+    days: BTreeMap<i32, RoaringBitmap>,
+    /// Nodes with any event of this name.
+    all: RoaringBitmap,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EventIndex {
+    ids: FxHashMap<String, u32>,
+    names: Vec<NameIndex>,
+    /// (node, name id) → its events.
+    by_node: FxHashMap<(u32, u32), NodeEvents>,
+}
+
+impl EventIndex {
+    /// Records one event of `name` at `ms` under `node`.
+    pub fn record(&mut self, node: u32, name: &str, ms: i64) {
+        let id = match self.ids.get(name) {
+            Some(&id) => id,
+            None => {
+                let id = self.names.len() as u32;
+                self.ids.insert(name.to_owned(), id);
+                self.names.push(NameIndex::default());
+                id
+            }
+        };
+        let day = day_of(ms);
+        let index = &mut self.names[id as usize];
+        index.days.entry(day).or_default().insert(node);
+        index.all.insert(node);
+        self.by_node.entry((node, id)).or_default().add(day, ms);
+    }
+
+    /// The id of an event name, if any event had it.
+    pub fn name_id(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+
+    /// Nodes with events of `name` on the days `from..=to`.
+    pub fn nodes_between(&self, name: u32, from: i32, to: i32) -> RoaringBitmap {
+        let Some(index) = self.names.get(name as usize) else {
+            return RoaringBitmap::new();
+        };
+        if from > to {
+            return RoaringBitmap::new();
+        }
+        let mut nodes = RoaringBitmap::new();
+        for bitmap in index.days.range(from..=to).map(|(_, b)| b) {
+            nodes |= bitmap;
+        }
+        nodes
+    }
+
+    /// Nodes with any event of `name`.
+    pub fn nodes_with(&self, name: u32) -> Option<&RoaringBitmap> {
+        self.names.get(name as usize).map(|index| &index.all)
+    }
+
+    /// The events of `name` under `node`.
+    pub fn events(&self, node: u32, name: u32) -> Option<&NodeEvents> {
+        self.by_node.get(&(node, name))
+    }
+
+    /// Event names known.
+    pub fn names(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Every event name with its id.
+    pub fn name_ids(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.ids.iter().map(|(name, id)| (name.as_str(), *id))
+    }
+
+    /// Bytes held: the maps, the per-node day lists and the bitmaps (serialized size, a close
+    /// measure of roaring's containers).
+    pub fn memory(&self) -> usize {
+        use crate::memory::{heap, string, table};
+        let ids: usize = self.ids.keys().map(string).sum::<usize>() + table::<(String, u32)>(self.ids.capacity());
+        let bitmaps: usize = self
+            .names
+            .iter()
+            .map(|index| {
+                index.all.serialized_size() + index.days.values().map(|b| b.serialized_size() + 48).sum::<usize>()
+            })
+            .sum();
+        let nodes: usize = self.by_node.values().map(|events| heap(&events.days)).sum::<usize>()
+            + table::<((u32, u32), NodeEvents)>(self.by_node.capacity());
+        ids + heap(&self.names) + bitmaps + nodes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+    #[test]
+    fn days_are_utc_days_also_before_1970() {
+        assert_eq!(day_of(0), 0);
+        assert_eq!(day_of(DAY_MS - 1), 0);
+        assert_eq!(day_of(-1), -1);
+        assert_eq!(day_of(T0), 20_454);
+    }
+
+    #[test]
+    fn counts_and_bitmaps_follow_the_days_of_events() {
+        let mut index = EventIndex::default();
+        // Node 1: three orders on day 0, one on day 5; node 2: one on day 5; node 3: a page.
+        for ms in [T0, T0 + 10, T0 + DAY_MS - 1, T0 + 5 * DAY_MS] {
+            index.record(1, "Order Completed", ms);
+        }
+        index.record(2, "Order Completed", T0 + 5 * DAY_MS + 7);
+        index.record(3, "Page Viewed", T0);
+        let order = index.name_id("Order Completed").unwrap();
+        let day0 = day_of(T0);
+        let node1 = index.events(1, order).unwrap();
+        assert_eq!(
+            (node1.count(day0, day0), node1.count(day0, day0 + 5), node1.total()),
+            (3, 4, 4)
+        );
+        assert_eq!(node1.count(day0 + 1, day0 + 4), 0);
+        assert_eq!((node1.first_ms, node1.last_ms), (T0, T0 + 5 * DAY_MS));
+        let on = |from, to| index.nodes_between(order, from, to).iter().collect::<Vec<_>>();
+        assert_eq!(on(day0, day0), vec![1]);
+        assert_eq!(on(day0 + 5, day0 + 30), vec![1, 2]);
+        assert_eq!(on(day0 + 6, day0 + 30), Vec::<u32>::new());
+        assert_eq!(on(day0 + 5, day0), Vec::<u32>::new(), "an empty range");
+        assert_eq!(index.nodes_with(order).unwrap().len(), 2);
+        assert!(index.events(3, order).is_none());
+        assert_eq!(index.names(), 2);
+        assert!(index.memory() > 0);
+    }
+
+    #[test]
+    fn events_out_of_order_land_on_their_days() {
+        let mut index = EventIndex::default();
+        for days in [9, 2, 5, 2, 0] {
+            index.record(7, "Clicked", T0 + days * DAY_MS);
+        }
+        let events = index.events(7, index.name_id("Clicked").unwrap()).unwrap();
+        let day0 = day_of(T0);
+        assert_eq!(
+            events.days,
+            vec![(day0, 1), (day0 + 2, 2), (day0 + 5, 1), (day0 + 9, 1)]
+        );
+        assert_eq!((events.first_ms, events.last_ms), (T0, T0 + 9 * DAY_MS));
+    }
+}
