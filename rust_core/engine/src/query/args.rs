@@ -183,8 +183,10 @@ pub(crate) fn no_type(arg: &Arg, usage: Usage) -> Result<(), QueryError> {
 pub(crate) fn label<'c>(arg: &'c Arg, allowed: &[&str], usage: Usage) -> Result<Option<&'c Word>, QueryError> {
     no_type(arg, usage)?;
     match &arg.label {
-        Some(word) if !allowed.contains(&word.text.as_str()) => unlabeled(arg, usage).map(|_| None),
-        label => Ok(label.as_ref()),
+        Some(word) if allowed.contains(&word.text.as_str()) => Ok(Some(word)),
+        // Any other label is refused with the same message as where none is allowed.
+        Some(_) => unlabeled(arg, usage).map(|_| None),
+        None => Ok(None),
     }
 }
 

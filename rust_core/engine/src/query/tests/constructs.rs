@@ -354,6 +354,10 @@ fn filters_chain_in_any_order() {
         stream("event('V').sources({exclude: 'a', 'b'}).count()").filters,
         vec![Filter::SourcesExclude(vec!["a".into(), "b".into()])]
     );
+    assert_eq!(
+        stream("event('V').where({property('price_usd') > 100}).count()"),
+        stream("event('V').where(property('price_usd') > 100).count()")
+    );
     // Mixed units compare by length.
     assert_eq!(
         stream("event('V').between(12 hours, 1 day).count()").filters,

@@ -89,6 +89,31 @@ fn nesting_is_bounded() {
 }
 
 #[test]
+fn the_deepest_accepted_nesting_fits_a_small_stack() {
+    // 32 levels, each a where(...) holding the next stream (the costliest nesting to check),
+    // parsed, checked, rendered and dropped on a 256 KiB stack.
+    let mut text = "trait('a') = 1".to_string();
+    for _ in 0..super::super::parser::MAX_NESTING - 1 {
+        text = format!("event('E').where({text}).count() >= 1");
+    }
+    let deepest = text.clone();
+    let definition = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let d = parse_audience(&deepest, Kind::Users).unwrap();
+            assert_eq!(render(&d), deepest);
+            d.primary_expressions()
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(definition, 32);
+    // One more level is refused.
+    let e = audience_error(&format!("event('E').where({text}).count() >= 1"));
+    assert!(e.message.contains("nesting deeper than 32 levels"), "{e}");
+}
+
+#[test]
 fn errors_on_later_lines_give_their_line_and_column() {
     let text = "trait('plan') = 'pro'\nAND event('Order Completed')\n\t.within(30 weeks)\n  .count() >= 3";
     let e = audience_error(text);
