@@ -26,6 +26,7 @@ pub mod profile_reads;
 pub mod profiles;
 pub mod progress;
 pub mod proto;
+pub mod query;
 pub mod reads;
 pub mod rejected;
 pub mod segment_json;
