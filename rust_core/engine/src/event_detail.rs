@@ -45,11 +45,7 @@ impl Engine {
                 .events
                 .get(&txn.txn, &seq)?
                 .ok_or_else(|| EngineError::NotFound(format!("no event {seq}")))?;
-            let source_id = value
-                .get(..4)
-                .and_then(|b| b.try_into().ok())
-                .map_or(0, u32::from_be_bytes);
-            (source_id, decode_stored(seq, value)?)
+            (crate::profile_reads::source_of(value), decode_stored(seq, value)?)
         };
         let carried = profile_identifiers(crate::identifiers::of_event(&event, &self.shared.profiles.custom()));
         let identity = match carried.first() {

@@ -28,7 +28,8 @@ pub const MAX_BATCH_LOOKUPS: usize = 1000;
 /// Segment's cap of traits per profile; the earliest set are kept.
 pub const MAX_TRAITS: usize = 6_000;
 
-fn source_of(value: &[u8]) -> u32 {
+/// The source id a stored event record starts with.
+pub(crate) fn source_of(value: &[u8]) -> u32 {
     value
         .get(..4)
         .and_then(|b| b.try_into().ok())

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use base64::Engine as _;
 use parking_lot::Mutex;
 use tributary_engine::tokens::Role;
 use tributary_engine::{Engine, EngineError};
@@ -93,18 +92,15 @@ fn token_of(header: &str, scheme: Scheme) -> Option<String> {
     let value = value.trim();
     match scheme {
         Scheme::Bearer if given.eq_ignore_ascii_case("bearer") && !value.is_empty() => Some(value.to_owned()),
-        Scheme::Basic if given.eq_ignore_ascii_case("basic") => {
-            let decoded = base64::engine::general_purpose::STANDARD.decode(value).ok()?;
-            let decoded = String::from_utf8(decoded).ok()?;
-            let token = decoded.split(':').next().unwrap_or_default();
-            (!token.is_empty()).then(|| token.to_owned())
-        }
+        Scheme::Basic => auth::key_from_header(header).ok(),
         _ => None,
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+
     use super::*;
 
     #[test]

@@ -25,6 +25,7 @@ use tributary_engine::tokens::Role;
 use tributary_engine::{Engine, EngineError};
 
 use crate::access::{Access, Denied, Scheme};
+use crate::api_error::ApiError;
 
 /// Events the stream starts with when the page does not say where to resume.
 const BACKLOG: u64 = 50;
@@ -110,29 +111,11 @@ pub fn router(debugger: Arc<Debugger>) -> Router {
         .with_state(debugger)
 }
 
-/// An error answer: `{"error": {"code", "message"}}`, as the Profile API's.
-struct Failure {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
+fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(status, code, message)
 }
 
-impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, axum::Json(body)).into_response()
-    }
-}
-
-fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> Failure {
-    Failure {
-        status,
-        code,
-        message: message.into(),
-    }
-}
-
-fn engine_error(err: EngineError) -> Failure {
+fn engine_error(err: EngineError) -> ApiError {
     match err {
         EngineError::NotFound(why) => error(StatusCode::NOT_FOUND, "not_found", why),
         EngineError::InvalidRequest(why) => error(StatusCode::BAD_REQUEST, "validation_error", why),
@@ -141,7 +124,7 @@ fn engine_error(err: EngineError) -> Failure {
 }
 
 /// An error unless the request carries an admin token.
-fn admitted(debugger: &Debugger, headers: &HeaderMap) -> Result<(), Failure> {
+fn admitted(debugger: &Debugger, headers: &HeaderMap) -> Result<(), ApiError> {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     debugger
         .access
@@ -166,7 +149,7 @@ async fn blocking_json(
     }
 }
 
-fn number<T: std::str::FromStr>(params: &HashMap<String, String>, name: &str) -> Result<Option<T>, Failure> {
+fn number<T: std::str::FromStr>(params: &HashMap<String, String>, name: &str) -> Result<Option<T>, ApiError> {
     match params.get(name).filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(text) => text.parse().map(Some).map_err(|_| {

@@ -4,6 +4,7 @@
 //! debugger page and its routes (`debugger`); `/health` (`health`) and `/metrics` (`metrics`).
 
 mod access;
+mod api_error;
 mod auth;
 mod body;
 mod debugger;

@@ -21,6 +21,7 @@ use tributary_engine::tokens::Role;
 use tributary_engine::{Engine, EngineError};
 
 use crate::access::{Access, Denied, Scheme};
+use crate::api_error::ApiError;
 use crate::rate::RateLimit;
 
 /// Segment's page sizes: traits 10 by default (up to 200), lists 10 (up to 100), links 20.
@@ -57,27 +58,6 @@ pub fn router(api: Arc<ProfileApi>) -> Router {
         .with_state(api)
 }
 
-/// What went wrong, as Segment says it.
-struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn validation(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "validation_error", message)
-    }
-}
-
 impl From<EngineError> for ApiError {
     fn from(err: EngineError) -> Self {
         match err {
@@ -93,13 +73,6 @@ impl From<EngineError> for ApiError {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", other.to_string())
             }
         }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, axum::Json(body)).into_response()
     }
 }
 
