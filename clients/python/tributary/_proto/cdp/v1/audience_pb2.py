@@ -22,21 +22,52 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63\x64p/v1/audience.proto\x12\x06\x63\x64p.v1\"\x16\n\x14ListAudiencesRequest\"+\n\x08\x41udience\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x12\n\ndefinition\x18\x02 \x01(\t\"<\n\x15ListAudiencesResponse\x12#\n\taudiences\x18\x01 \x03(\x0b\x32\x10.cdp.v1.Audience2_\n\x0f\x41udienceService\x12L\n\rListAudiences\x12\x1c.cdp.v1.ListAudiencesRequest\x1a\x1d.cdp.v1.ListAudiencesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63\x64p/v1/audience.proto\x12\x06\x63\x64p.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb8\x01\n\x08\x41udience\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12$\n\x04type\x18\x04 \x01(\x0e\x32\x16.cdp.v1.DefinitionType\x12 \n\x04kind\x18\x05 \x01(\x0e\x32\x12.cdp.v1.EntityKind\x12\n\n\x02id\x18\x06 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x07 \x01(\x03\x12\x17\n\x0f\x63\x61nonical_query\x18\x08 \x01(\t\"\x89\x01\n\x15\x43reateAudienceRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12$\n\x04type\x18\x04 \x01(\x0e\x32\x16.cdp.v1.DefinitionType\x12 \n\x04kind\x18\x05 \x01(\x0e\x32\x12.cdp.v1.EntityKind\"<\n\x16\x43reateAudienceResponse\x12\"\n\x08\x61udience\x18\x01 \x01(\x0b\x32\x10.cdp.v1.Audience\"!\n\x12GetAudienceRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"9\n\x13GetAudienceResponse\x12\"\n\x08\x61udience\x18\x01 \x01(\x0b\x32\x10.cdp.v1.Audience\"\x16\n\x14ListAudiencesRequest\"<\n\x15ListAudiencesResponse\x12#\n\taudiences\x18\x01 \x03(\x0b\x32\x10.cdp.v1.Audience\"$\n\x15\x44\x65leteAudienceRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteAudienceResponse\"#\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\xa4\x01\n\x0ePreviewRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12$\n\x04type\x18\x02 \x01(\x0e\x32\x16.cdp.v1.DefinitionType\x12 \n\x04kind\x18\x03 \x01(\x0e\x32\x12.cdp.v1.EntityKind\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bsample_size\x18\x05 \x01(\r\"t\n\x0fPreviewResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\x12\x1e\n\x06sample\x18\x02 \x03(\x0b\x32\x0e.cdp.v1.Member\x12\x19\n\x11\x65valuation_micros\x18\x03 \x01(\x04\x12\x17\n\x0f\x63\x61nonical_query\x18\x04 \x01(\t\"I\n\x12ListMembersRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\x13ListMembersResponse\x12\x1f\n\x07members\x18\x01 \x03(\x0b\x32\x0e.cdp.v1.Member\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"a\n\x16\x43heckMembershipRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x12\n\nidentifier\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x17\x43heckMembershipResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\x08\x12\r\n\x05value\x18\x03 \x01(\x0c*s\n\x0e\x44\x65\x66initionType\x12\x1f\n\x1b\x44\x45\x46INITION_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x45\x46INITION_TYPE_AUDIENCE\x10\x01\x12\"\n\x1e\x44\x45\x46INITION_TYPE_COMPUTED_TRAIT\x10\x02*Z\n\nEntityKind\x12\x1b\n\x17\x45NTITY_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11\x45NTITY_KIND_USERS\x10\x01\x12\x18\n\x14\x45NTITY_KIND_ACCOUNTS\x10\x02\x32\xa3\x04\n\x0f\x41udienceService\x12O\n\x0e\x43reateAudience\x12\x1d.cdp.v1.CreateAudienceRequest\x1a\x1e.cdp.v1.CreateAudienceResponse\x12\x46\n\x0bGetAudience\x12\x1a.cdp.v1.GetAudienceRequest\x1a\x1b.cdp.v1.GetAudienceResponse\x12L\n\rListAudiences\x12\x1c.cdp.v1.ListAudiencesRequest\x1a\x1d.cdp.v1.ListAudiencesResponse\x12O\n\x0e\x44\x65leteAudience\x12\x1d.cdp.v1.DeleteAudienceRequest\x1a\x1e.cdp.v1.DeleteAudienceResponse\x12:\n\x07Preview\x12\x16.cdp.v1.PreviewRequest\x1a\x17.cdp.v1.PreviewResponse\x12H\n\x0bListMembers\x12\x1a.cdp.v1.ListMembersRequest\x1a\x1b.cdp.v1.ListMembersResponse0\x01\x12R\n\x0f\x43heckMembership\x12\x1e.cdp.v1.CheckMembershipRequest\x1a\x1f.cdp.v1.CheckMembershipResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cdp.v1.audience_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LISTAUDIENCESREQUEST']._serialized_start=33
-  _globals['_LISTAUDIENCESREQUEST']._serialized_end=55
-  _globals['_AUDIENCE']._serialized_start=57
-  _globals['_AUDIENCE']._serialized_end=100
-  _globals['_LISTAUDIENCESRESPONSE']._serialized_start=102
-  _globals['_LISTAUDIENCESRESPONSE']._serialized_end=162
-  _globals['_AUDIENCESERVICE']._serialized_start=164
-  _globals['_AUDIENCESERVICE']._serialized_end=259
+  _globals['_DEFINITIONTYPE']._serialized_start=1336
+  _globals['_DEFINITIONTYPE']._serialized_end=1451
+  _globals['_ENTITYKIND']._serialized_start=1453
+  _globals['_ENTITYKIND']._serialized_end=1543
+  _globals['_AUDIENCE']._serialized_start=67
+  _globals['_AUDIENCE']._serialized_end=251
+  _globals['_CREATEAUDIENCEREQUEST']._serialized_start=254
+  _globals['_CREATEAUDIENCEREQUEST']._serialized_end=391
+  _globals['_CREATEAUDIENCERESPONSE']._serialized_start=393
+  _globals['_CREATEAUDIENCERESPONSE']._serialized_end=453
+  _globals['_GETAUDIENCEREQUEST']._serialized_start=455
+  _globals['_GETAUDIENCEREQUEST']._serialized_end=488
+  _globals['_GETAUDIENCERESPONSE']._serialized_start=490
+  _globals['_GETAUDIENCERESPONSE']._serialized_end=547
+  _globals['_LISTAUDIENCESREQUEST']._serialized_start=549
+  _globals['_LISTAUDIENCESREQUEST']._serialized_end=571
+  _globals['_LISTAUDIENCESRESPONSE']._serialized_start=573
+  _globals['_LISTAUDIENCESRESPONSE']._serialized_end=633
+  _globals['_DELETEAUDIENCEREQUEST']._serialized_start=635
+  _globals['_DELETEAUDIENCEREQUEST']._serialized_end=671
+  _globals['_DELETEAUDIENCERESPONSE']._serialized_start=673
+  _globals['_DELETEAUDIENCERESPONSE']._serialized_end=697
+  _globals['_MEMBER']._serialized_start=699
+  _globals['_MEMBER']._serialized_end=734
+  _globals['_PREVIEWREQUEST']._serialized_start=737
+  _globals['_PREVIEWREQUEST']._serialized_end=901
+  _globals['_PREVIEWRESPONSE']._serialized_start=903
+  _globals['_PREVIEWRESPONSE']._serialized_end=1019
+  _globals['_LISTMEMBERSREQUEST']._serialized_start=1021
+  _globals['_LISTMEMBERSREQUEST']._serialized_end=1094
+  _globals['_LISTMEMBERSRESPONSE']._serialized_start=1096
+  _globals['_LISTMEMBERSRESPONSE']._serialized_end=1165
+  _globals['_CHECKMEMBERSHIPREQUEST']._serialized_start=1167
+  _globals['_CHECKMEMBERSHIPREQUEST']._serialized_end=1264
+  _globals['_CHECKMEMBERSHIPRESPONSE']._serialized_start=1266
+  _globals['_CHECKMEMBERSHIPRESPONSE']._serialized_end=1334
+  _globals['_AUDIENCESERVICE']._serialized_start=1546
+  _globals['_AUDIENCESERVICE']._serialized_end=2093
 # @@protoc_insertion_point(module_scope)

@@ -34,16 +34,100 @@ class AudienceServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.CreateAudience = channel.unary_unary(
+                '/cdp.v1.AudienceService/CreateAudience',
+                request_serializer=cdp_dot_v1_dot_audience__pb2.CreateAudienceRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_audience__pb2.CreateAudienceResponse.FromString,
+                _registered_method=True)
+        self.GetAudience = channel.unary_unary(
+                '/cdp.v1.AudienceService/GetAudience',
+                request_serializer=cdp_dot_v1_dot_audience__pb2.GetAudienceRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_audience__pb2.GetAudienceResponse.FromString,
+                _registered_method=True)
         self.ListAudiences = channel.unary_unary(
                 '/cdp.v1.AudienceService/ListAudiences',
                 request_serializer=cdp_dot_v1_dot_audience__pb2.ListAudiencesRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_audience__pb2.ListAudiencesResponse.FromString,
+                _registered_method=True)
+        self.DeleteAudience = channel.unary_unary(
+                '/cdp.v1.AudienceService/DeleteAudience',
+                request_serializer=cdp_dot_v1_dot_audience__pb2.DeleteAudienceRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_audience__pb2.DeleteAudienceResponse.FromString,
+                _registered_method=True)
+        self.Preview = channel.unary_unary(
+                '/cdp.v1.AudienceService/Preview',
+                request_serializer=cdp_dot_v1_dot_audience__pb2.PreviewRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_audience__pb2.PreviewResponse.FromString,
+                _registered_method=True)
+        self.ListMembers = channel.unary_stream(
+                '/cdp.v1.AudienceService/ListMembers',
+                request_serializer=cdp_dot_v1_dot_audience__pb2.ListMembersRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_audience__pb2.ListMembersResponse.FromString,
+                _registered_method=True)
+        self.CheckMembership = channel.unary_unary(
+                '/cdp.v1.AudienceService/CheckMembership',
+                request_serializer=cdp_dot_v1_dot_audience__pb2.CheckMembershipRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_audience__pb2.CheckMembershipResponse.FromString,
                 _registered_method=True)
 
 
  # This class is part of an EXPERIMENTAL API.
 class AudienceService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def CreateAudience(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AudienceService/CreateAudience',
+            cdp_dot_v1_dot_audience__pb2.CreateAudienceRequest.SerializeToString,
+            cdp_dot_v1_dot_audience__pb2.CreateAudienceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAudience(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AudienceService/GetAudience',
+            cdp_dot_v1_dot_audience__pb2.GetAudienceRequest.SerializeToString,
+            cdp_dot_v1_dot_audience__pb2.GetAudienceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def ListAudiences(request,
@@ -62,6 +146,114 @@ class AudienceService:
             '/cdp.v1.AudienceService/ListAudiences',
             cdp_dot_v1_dot_audience__pb2.ListAudiencesRequest.SerializeToString,
             cdp_dot_v1_dot_audience__pb2.ListAudiencesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAudience(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AudienceService/DeleteAudience',
+            cdp_dot_v1_dot_audience__pb2.DeleteAudienceRequest.SerializeToString,
+            cdp_dot_v1_dot_audience__pb2.DeleteAudienceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Preview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AudienceService/Preview',
+            cdp_dot_v1_dot_audience__pb2.PreviewRequest.SerializeToString,
+            cdp_dot_v1_dot_audience__pb2.PreviewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/cdp.v1.AudienceService/ListMembers',
+            cdp_dot_v1_dot_audience__pb2.ListMembersRequest.SerializeToString,
+            cdp_dot_v1_dot_audience__pb2.ListMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckMembership(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AudienceService/CheckMembership',
+            cdp_dot_v1_dot_audience__pb2.CheckMembershipRequest.SerializeToString,
+            cdp_dot_v1_dot_audience__pb2.CheckMembershipResponse.FromString,
             options,
             channel_credentials,
             insecure,
