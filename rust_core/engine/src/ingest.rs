@@ -719,6 +719,10 @@ fn report_touches(shared: &Shared, group: &[Job], outcomes: &[Vec<Stored>]) {
     let (mut names, mut traits) = (FxHashSet::default(), FxHashSet::default());
     {
         let state = shared.profiles.lock();
+        let rebuilt = state.graph.rebuilt_clusters();
+        if hub.rebuilt_clusters.swap(rebuilt, Ordering::AcqRel) != rebuilt {
+            hub.send(crate::engage::realtime::Message::ReconcileAll);
+        }
         for (job, job_outcomes) in group.iter().zip(outcomes) {
             if job.source_id == own {
                 continue;

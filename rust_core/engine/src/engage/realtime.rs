@@ -12,8 +12,8 @@
 //! log says, and emits only the differences.
 //!
 //! Events the worker wrote (source "Tributary Engage") do not wake it: a definition reading
-//! `Audience Entered` events is brought up to date by the next tick instead, so no definition can
-//! feed on its own output in a loop.
+//! `Audience Entered`/`Exited` events is brought up to date by the next tick instead, so no
+//! definition can feed on its own output in a loop.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -56,6 +56,9 @@ pub enum Message {
     },
     /// Definitions were created or deleted.
     DefinitionsChanged,
+    /// Profiles were split or rebuilt (an admin decision, new rules, a late event that replayed
+    /// a cluster): every definition is reconciled over every profile.
+    ReconcileAll,
     Stop,
 }
 
@@ -69,6 +72,9 @@ pub struct Hub {
     pub source_id: AtomicU32,
     /// Keys whose first evaluation over every profile has not finished.
     computing: Mutex<FxHashSet<String>>,
+    /// The graph's count of replayed clusters when the publisher last looked: a change means a
+    /// late event rebuilt profiles, which may have split others than the ones it touched.
+    pub rebuilt_clusters: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Hub {
@@ -80,6 +86,7 @@ impl Default for Hub {
             active: AtomicBool::new(false),
             source_id: AtomicU32::new(0),
             computing: Mutex::default(),
+            rebuilt_clusters: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -113,6 +120,9 @@ struct Deps {
     /// Time windows or time-relative comparators: the result moves with the clock.
     timed: bool,
 }
+
+/// The event names of the worker's own events.
+const OWN_EVENTS: [&str; 2] = ["Audience Entered", "Audience Exited"];
 
 impl Deps {
     fn of(definition: &Definition, saved: &FxHashMap<String, Definition>) -> Self {
@@ -174,6 +184,12 @@ impl Deps {
         }
     }
 
+    /// Reconciled on every tick: the result moves with the clock, or reads the worker's own
+    /// events (which never wake it).
+    fn on_tick(&self) -> bool {
+        self.timed || OWN_EVENTS.iter().any(|name| self.names.contains(*name))
+    }
+
     fn touched_by(&self, names: &FxHashSet<String>, traits: &FxHashSet<String>) -> bool {
         names.iter().any(|n| self.names.contains(n)) || traits.iter().any(|t| self.traits.contains(t))
     }
@@ -227,13 +243,17 @@ impl Worker {
             let outcome = match self.receiver.recv_timeout(wait) {
                 Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                 Ok(Message::DefinitionsChanged) => self.reload().and_then(|new| self.reconcile(&new)),
+                Ok(Message::ReconcileAll) => {
+                    let all: Vec<String> = self.kept.iter().map(|k| k.audience.key.clone()).collect();
+                    self.reconcile(&all)
+                }
                 Ok(first) => self.touched(first),
                 Err(RecvTimeoutError::Timeout) => {
                     next_tick = Instant::now() + self.tick;
                     let timed: Vec<String> = self
                         .kept
                         .iter()
-                        .filter(|k| k.deps.timed || self.shared.engage_hub.is_computing(&k.audience.key))
+                        .filter(|k| k.deps.on_tick() || self.shared.engage_hub.is_computing(&k.audience.key))
                         .map(|k| k.audience.key.clone())
                         .collect();
                     self.reconcile(&timed)
@@ -313,7 +333,7 @@ impl Worker {
                 structural |= s;
                 true
             }
-            Message::DefinitionsChanged => {
+            Message::DefinitionsChanged | Message::ReconcileAll => {
                 *definitions_changed = true;
                 true
             }
@@ -327,8 +347,10 @@ impl Worker {
             }
         }
         if definitions_changed {
-            let new = self.reload()?;
-            self.reconcile(&new)?;
+            // A reload, then every definition over every profile (covers both messages).
+            self.reload()?;
+            let all: Vec<String> = self.kept.iter().map(|k| k.audience.key.clone()).collect();
+            self.reconcile(&all)?;
         }
         let relevant: Vec<usize> = (0..self.kept.len())
             .filter(|&i| structural || self.kept[i].deps.touched_by(&names, &traits))
@@ -529,9 +551,11 @@ pub(crate) fn emitted_present(run: &Run<'_>, key: &str) -> FxHashSet<u32> {
 }
 
 /// The events that write one change: for an audience a track `Audience Entered`/`Exited` and an
-/// identify of the boolean trait; for a computed trait an identify of its value. They carry the
-/// profile's first userId and anonymousId (or its email), so they resolve to it and link nothing
-/// new. None for a profile with none of those.
+/// identify of the boolean trait; for a computed trait an identify of its value. They carry one
+/// identifier of the profile: its first userId, else anonymousId, else email. One, so that the
+/// profile the graph files them under and the node Engage keeps them under are always the same,
+/// even after a split separates identifiers an event carried together. None for a profile with
+/// none of those.
 fn derived_events(graph: &IdentityGraph, kept: &Kept, change: &Change, cause: u64, now: i64) -> Option<Vec<Event>> {
     let (mut user_id, mut anonymous_id, mut email) = (None, None, None);
     for &node in graph.members_at(change.root) {
@@ -544,7 +568,11 @@ fn derived_events(graph: &IdentityGraph, kept: &Kept, change: &Change, cause: u6
         };
         slot.get_or_insert(identifier.value);
     }
-    if user_id.is_none() && anonymous_id.is_none() && email.is_none() {
+    if user_id.is_some() {
+        (anonymous_id, email) = (None, None);
+    } else if anonymous_id.is_some() {
+        email = None;
+    } else if email.is_none() {
         log::warn!(
             "Engage: profile {} has no userId, anonymousId or email to carry its {} event",
             graph.id_at(change.root).map(|id| id.to_string()).unwrap_or_default(),
