@@ -268,7 +268,7 @@ impl Worker {
         }
     }
 
-    /// Reads the saved definitions; returns the keys that are new.
+    /// Reads the saved definitions; returns the keys that are new or whose query changed.
     fn reload(&mut self) -> Result<Vec<String>> {
         let store = &self.shared.store;
         let audiences = {
@@ -276,14 +276,18 @@ impl Worker {
             crate::audiences::saved_records(&store.log_dbs, &txn.txn)?
         };
         let saved = crate::audiences::parse_saved(audiences.clone())?;
-        let known: FxHashSet<String> = self.kept.iter().map(|k| k.audience.key.clone()).collect();
+        let known: FxHashMap<String, String> = self
+            .kept
+            .iter()
+            .map(|k| (k.audience.key.clone(), k.audience.query.clone()))
+            .collect();
         let mut new = Vec::new();
         self.kept = audiences
             .into_iter()
             .filter(|a| a.kind != EntityKind::Accounts as i32)
             .filter_map(|audience| {
                 let definition = saved.get(&audience.key)?.clone();
-                if !known.contains(&audience.key) {
+                if known.get(&audience.key) != Some(&audience.query) {
                     new.push(audience.key.clone());
                 }
                 let deps = Deps::of(&definition, &saved);
