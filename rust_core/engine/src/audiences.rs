@@ -510,6 +510,13 @@ impl Engine {
         })
     }
 
+    /// A saved audience's size over time, (time ms, size), oldest first: a point after each
+    /// change the real-time worker wrote since the server started.
+    pub fn audience_sizes(&self, key: &str) -> Result<Vec<(i64, u64)>> {
+        self.saved_audience(key)?;
+        Ok(self.shared.engage_hub.sizes(key.trim()))
+    }
+
     /// A saved record and its definition.
     fn saved_definition(&self, key: &str) -> Result<(Audience, Definition)> {
         let audience = self.saved_audience(key)?;
