@@ -268,24 +268,16 @@ impl Worker {
         let mut next_tick = Instant::now() + self.tick;
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
-            let outcome = match self.receiver.recv_timeout(wait) {
-                Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-                Ok(Message::DefinitionsChanged) => self.reload().and_then(|new| self.reconcile(&new)),
-                Ok(Message::ReconcileAll) => {
-                    let all: Vec<String> = self.kept.iter().map(|k| k.audience.key.clone()).collect();
-                    self.reconcile(&all)
-                }
-                Ok(first) => self.touched(first),
-                Err(RecvTimeoutError::Timeout) => {
-                    next_tick = Instant::now() + self.tick;
-                    let timed: Vec<String> = self
-                        .kept
-                        .iter()
-                        .filter(|k| k.deps.on_tick() || self.shared.engage_hub.is_computing(&k.audience.key))
-                        .map(|k| k.audience.key.clone())
-                        .collect();
-                    self.reconcile(&timed)
-                }
+            let message = self.receiver.recv_timeout(wait);
+            // A bug in one evaluation must not end real time for good: it is logged, and the
+            // next tick or touch tries again.
+            let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step(message, &mut next_tick)));
+            let outcome = match step {
+                Ok(Some(outcome)) => outcome,
+                Ok(None) => return,
+                Err(_) => Err(EngineError::Storage(
+                    "an evaluation panicked (see the log above)".into(),
+                )),
             };
             if let Err(err) = outcome {
                 if matches!(err, EngineError::ShutDown) {
@@ -294,6 +286,33 @@ impl Worker {
                 log::error!("Engage: real-time evaluation failed (retried at the next tick): {err}");
             }
         }
+    }
+
+    /// Handles one message (or a timeout); None when the worker must stop.
+    fn step(
+        &mut self,
+        message: std::result::Result<Message, RecvTimeoutError>,
+        next_tick: &mut Instant,
+    ) -> Option<Result<()>> {
+        Some(match message {
+            Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => return None,
+            Ok(Message::DefinitionsChanged) => self.reload().and_then(|new| self.reconcile(&new)),
+            Ok(Message::ReconcileAll) => {
+                let all: Vec<String> = self.kept.iter().map(|k| k.audience.key.clone()).collect();
+                self.reconcile(&all)
+            }
+            Ok(first) => self.touched(first),
+            Err(RecvTimeoutError::Timeout) => {
+                *next_tick = Instant::now() + self.tick;
+                let timed: Vec<String> = self
+                    .kept
+                    .iter()
+                    .filter(|k| k.deps.on_tick() || self.shared.engage_hub.is_computing(&k.audience.key))
+                    .map(|k| k.audience.key.clone())
+                    .collect();
+                self.reconcile(&timed)
+            }
+        })
     }
 
     /// Reads the saved definitions; returns the keys that are new or whose query changed.
@@ -595,7 +614,7 @@ pub(crate) fn emitted_members(run: &Run<'_>, key: &str) -> RoaringBitmap {
         return RoaringBitmap::new();
     };
     let nodes = index.nodes_where(trait_id, |value| value == &Value::Bool(true));
-    let roots = run.ev.graph.roots_of(&nodes, &run.roots);
+    let roots = run.ev.graph.roots_of(&nodes, run.roots);
     roots
         .into_iter()
         .filter(|&root| emitted(run, root, key) == Some(Value::Bool(true)))
@@ -609,7 +628,7 @@ pub(crate) fn emitted_present(run: &Run<'_>, key: &str) -> FxHashSet<u32> {
         return FxHashSet::default();
     };
     let nodes = index.nodes_where(trait_id, |_| true);
-    run.ev.graph.roots_of(&nodes, &run.roots).into_iter().collect()
+    run.ev.graph.roots_of(&nodes, run.roots).into_iter().collect()
 }
 
 /// The events that write one change: for an audience a track `Audience Entered`/`Exited` and an
