@@ -1,0 +1,178 @@
+"""The AudienceService's definitions and refusals against a real server: create, get, list and delete by key; a
+definition with an error is refused with its position and nothing is stored; keys, cycles, references, limits, kinds
+and types; the admin token."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+import pytest
+from audience_server import ACCOUNTS, AUDIENCE, COMPUTED_TRAIT, USERS, AudienceRpc, details, status
+from tributary._proto.cdp.v1 import audience_pb2
+
+CODE = grpc.StatusCode
+PRO = "trait('plan') = 'pro'"
+ORDERS = "event('Order Completed').count()"
+
+
+@pytest.fixture
+def rpc(server: object) -> Iterator[AudienceRpc]:
+    client = AudienceRpc(server)
+    yield client
+    client.close()
+
+
+def refusal(call: Callable[..., object], *args: Any, **kwargs: Any) -> grpc.RpcError:
+    """The error of `call(*args, **kwargs)`, which must fail."""
+    with pytest.raises(grpc.RpcError) as caught:
+        call(*args, **kwargs)
+    return caught.value
+
+
+def keys(rpc: AudienceRpc) -> list[str]:
+    return [a.key for a in rpc.audiences()]
+
+
+def test_definitions_are_created_read_listed_by_key_and_deleted(rpc: AudienceRpc) -> None:
+    pro = rpc.create("pro_users", PRO)
+    assert (pro.key, pro.name, pro.query, pro.type, pro.kind) == ("pro_users", "pro_users", PRO, AUDIENCE, USERS)
+    assert pro.id.startswith("aud_") and pro.created_at_ms > 0 and pro.canonical_query
+    # Unspecified type and kind read as AUDIENCE and USERS; a name is kept as given.
+    spelled = "event('Order Completed').within(7 days).count()>=1"
+    buyers = rpc.create("Buyers_7d", spelled, audience_pb2.DEFINITION_TYPE_UNSPECIFIED, name="Bought this week")
+    assert (buyers.name, buyers.query, buyers.type, buyers.kind) == ("Bought this week", spelled, AUDIENCE, USERS)
+    orders = rpc.create("orders", ORDERS, COMPUTED_TRAIT)
+    accounts = rpc.create("a" * 100, "ANY (trait('plan') = 'pro')", kind=ACCOUNTS)
+    assert (orders.type, accounts.kind) == (COMPUTED_TRAIT, ACCOUNTS)
+    assert len({pro.id, buyers.id, orders.id, accounts.id}) == 4
+
+    assert rpc.get("pro_users") == pro
+    assert keys(rpc) == sorted(["pro_users", "Buyers_7d", "orders", "a" * 100])
+    assert rpc.audiences()[keys(rpc).index("orders")] == orders
+
+    rpc.delete("pro_users")
+    assert status(refusal(rpc.get, "pro_users")) == CODE.NOT_FOUND
+    assert "pro_users" not in keys(rpc)
+    again = rpc.create("pro_users", PRO)
+    assert again.id != pro.id, "an id is never reused"
+
+
+def test_a_query_with_an_error_is_refused_with_its_position_and_nothing_is_stored(rpc: AudienceRpc) -> None:
+    rpc.create("kept", PRO)
+    before = rpc.audiences()
+    bad = "trait('plan') = 'pro'\nAND trait('age') @ 3"  # '@' is line 2, column 18
+    error = refusal(rpc.create, "broken", bad)
+    assert status(error) == CODE.INVALID_ARGUMENT and "line 2, column 18" in details(error), details(error)
+    error = refusal(rpc.create, "broken", "trait('plan') = = 'pro'")  # the second '=' is column 17
+    assert status(error) == CODE.INVALID_ARGUMENT and "line 1, column 17" in details(error), details(error)
+    error = refusal(rpc.preview, bad)
+    assert status(error) == CODE.INVALID_ARGUMENT and "line 2, column 18" in details(error), details(error)
+    assert rpc.audiences() == before
+    assert status(refusal(rpc.get, "broken")) == CODE.NOT_FOUND
+
+
+def test_keys_are_unique_and_of_word_characters(rpc: AudienceRpc) -> None:
+    rpc.create("vip", PRO)
+    assert status(refusal(rpc.create, "vip", ORDERS, COMPUTED_TRAIT)) == CODE.ALREADY_EXISTS
+    for key in ["", "has space", "dash-ed", "dotted.key", "é", "a" * 101, "quote'"]:
+        error = refusal(rpc.create, key, PRO)
+        assert status(error) == CODE.INVALID_ARGUMENT and "key" in details(error), (key, details(error))
+    assert keys(rpc) == ["vip"]
+
+
+def test_unknown_keys_are_not_found(rpc: AudienceRpc) -> None:
+    calls: list[tuple[Callable[..., object], tuple[str, ...]]] = [
+        (rpc.get, ("ghost",)),
+        (rpc.delete, ("ghost",)),
+        (rpc.pages, ("ghost",)),
+        (rpc.check, ("ghost", "user_id:u1")),
+    ]
+    for call, args in calls:
+        error = refusal(call, *args)
+        assert status(error) == CODE.NOT_FOUND and "ghost" in details(error), details(error)
+
+
+def test_reference_cycles_are_refused(rpc: AudienceRpc) -> None:
+    # `a` reads a trait named `b`; an audience `b` reading `a` would close a loop.
+    rpc.create("a", "trait('b').exists() OR trait('plan') = 'pro'")
+    error = refusal(rpc.create, "b", "trait('a').exists()")
+    assert status(error) == CODE.INVALID_ARGUMENT and "cycle" in details(error).lower(), details(error)
+    # Through a computed trait, and through a longer loop.
+    rpc.create("c", "event('Order Completed').where(trait('d') > 1).count()", COMPUTED_TRAIT)
+    error = refusal(rpc.create, "d", "event('Order Completed').where(trait('c') > 1).count()", COMPUTED_TRAIT)
+    assert status(error) == CODE.INVALID_ARGUMENT and "cycle" in details(error).lower(), details(error)
+    rpc.create("e", "trait('f') = 1")
+    rpc.create("g", "trait('e').exists()")
+    error = refusal(rpc.create, "f", "trait('g').exists()")
+    assert status(error) == CODE.INVALID_ARGUMENT and "cycle" in details(error).lower(), details(error)
+    # A definition that reads its own key.
+    for key, query in [
+        ("self", "trait('self').absent()"),
+        ("self_count", "event('E').where(trait('self_count') = 1).count() >= 1"),
+    ]:
+        error = refusal(rpc.create, key, query)
+        assert status(error) == CODE.INVALID_ARGUMENT and "cycle" in details(error).lower(), details(error)
+    assert keys(rpc) == ["a", "c", "e", "g"]
+
+
+def test_a_definition_read_by_another_cannot_be_deleted(rpc: AudienceRpc) -> None:
+    rpc.create("pro", PRO)
+    rpc.create("pro_buyers", "trait('pro').exists() AND event('Order Completed').count() >= 1")
+    error = refusal(rpc.delete, "pro")
+    assert status(error) == CODE.FAILED_PRECONDITION and "pro_buyers" in details(error), details(error)
+    assert keys(rpc) == ["pro", "pro_buyers"]
+    rpc.delete("pro_buyers")
+    rpc.delete("pro")
+    assert keys(rpc) == []
+
+
+def test_definitions_that_do_not_type_check_are_refused(rpc: AudienceRpc) -> None:
+    fifty_one = " AND ".join(["trait('a') = 1"] * 51)
+    refused: list[tuple[str, audience_pb2.DefinitionType.ValueType, audience_pb2.EntityKind.ValueType, str]] = [
+        (fifty_one, AUDIENCE, USERS, "50"),
+        ("ANY (trait('plan') = 'pro')", AUDIENCE, USERS, "ANY"),  # ACCOUNTS only
+        ("ALL (trait('plan') = 'pro')", AUDIENCE, USERS, "ALL"),
+        (ORDERS, AUDIENCE, USERS, ""),  # a computed trait's query given as an audience
+        (PRO, COMPUTED_TRAIT, USERS, ""),  # and the other way round
+        ("event('Order Completed').unique(property('sku')) = 1", AUDIENCE, USERS, ""),  # a list compared
+        ("event('Order Completed').within(0 days).count() >= 1", AUDIENCE, USERS, ""),
+        ("property('price') > 1", AUDIENCE, USERS, ""),  # outside where()
+    ]
+    for query, type, kind, named in refused:
+        for error in [refusal(rpc.create, "refused", query, type, kind), refusal(rpc.preview, query, type, kind)]:
+            assert status(error) == CODE.INVALID_ARGUMENT and named in details(error), (query, details(error))
+            assert "line 1, column" in details(error), (query, details(error))
+    fifty = " AND ".join(["trait('a') = 1"] * 50)
+    assert rpc.preview(fifty).count == 0
+    # A USERS audience's key read at the account level, and an ACCOUNTS one's at the user level.
+    rpc.create("pro_user", PRO)
+    rpc.create("pro_account", "ANY (trait('plan') = 'pro')", kind=ACCOUNTS)
+    for query, kind in [("trait('pro_user').exists()", ACCOUNTS), ("trait('pro_account').exists()", USERS)]:
+        error = refusal(rpc.preview, query, AUDIENCE, kind)
+        assert status(error) == CODE.INVALID_ARGUMENT, (query, details(error))
+    assert keys(rpc) == ["pro_account", "pro_user"]
+
+
+def test_every_call_needs_the_admin_token(rpc: AudienceRpc) -> None:
+    stub = rpc.audience
+
+    def list_members(request: audience_pb2.ListMembersRequest, metadata: Any) -> object:
+        return list(stub.ListMembers(request, metadata=metadata))  # the stream fails when read
+
+    calls: list[tuple[Callable[..., object], object]] = [
+        (stub.CreateAudience, audience_pb2.CreateAudienceRequest(key="k", query=PRO)),
+        (stub.GetAudience, audience_pb2.GetAudienceRequest(key="k")),
+        (stub.ListAudiences, audience_pb2.ListAudiencesRequest()),
+        (stub.DeleteAudience, audience_pb2.DeleteAudienceRequest(key="k")),
+        (stub.Preview, audience_pb2.PreviewRequest(query=PRO)),
+        (list_members, audience_pb2.ListMembersRequest(key="k")),
+        (stub.CheckMembership, audience_pb2.CheckMembershipRequest(key="k", identifier="user_id:u")),
+    ]
+    write_key = rpc.server.ingest_metadata
+    for metadata in [(), write_key, (("authorization", "Bearer not-the-token"),)]:
+        for call, request in calls:
+            error = refusal(call, request, metadata=metadata)
+            assert status(error) == CODE.UNAUTHENTICATED, (request, metadata, details(error))
+    assert keys(rpc) == []
