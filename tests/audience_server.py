@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import grpc
 from audience_query import Definition, Kind, is_audience
-from audience_reference import Account, Event, Profile, World
+from audience_reference import Account, Event, World, computed_values, members, same_value
 from audience_workload import NOW, SOURCE_IDS
 from google.protobuf import timestamp_pb2
 from tributary._proto.cdp.v1 import (
@@ -169,7 +169,11 @@ class AudienceRpc:
         # Round r holds every profile's r-th run: a profile's runs go out in order, in few requests.
         rounds: dict[tuple[int, str], list[event_pb2.Event]] = {}
         for pid, profile in world.profiles.items():
-            for r, (source, run) in enumerate(_runs(profile.events)):
+            # Events built by hand may have no messageId: each gets one (the server would dedupe a repeated one).
+            numbered = [
+                e if e.message_id else replace(e, message_id=f"{pid}-m{i}") for i, e in enumerate(profile.events)
+            ]
+            for r, (source, run) in enumerate(_runs(numbered)):
                 rounds.setdefault((r, source), []).extend(self._track(users[pid], prefix, event) for event in run)
         for (_, source), events in sorted(rounds.items(), key=lambda item: item[0]):
             self.send(events, source)
@@ -282,6 +286,79 @@ class AudienceRpc:
         return reply
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# Answers: the reference's and the server's, in one form (a set of ids for an audience, id -> value for a computed
+# trait), compared and explained.
+
+PAGE = 1000  # ListMembers' page size, Preview's largest sample
+
+
+def expected_answer(definition: Definition, loaded: Loaded, others: Mapping[str, Definition], key: str | None) -> Any:
+    """The reference's members (a set of ids) or computed values (id -> value), in the server's ids."""
+    if is_audience(definition):
+        return members(definition, loaded.world, NOW, others, key)
+    return computed_values(definition, loaded.world, NOW, others)
+
+
+def explain(loaded: Loaded, query: str, definition: Definition, server: Any, reference: Any) -> str:
+    """For an assertion's message: the query, the ids, and where the server's answer and the reference's differ."""
+    difference = ""
+    if isinstance(reference, set) and isinstance(server, set):
+        only_server, only_reference = sorted(server - reference), sorted(reference - server)
+        difference = f"only the server: {only_server}\nonly the reference: {only_reference}"
+    elif isinstance(reference, dict) and isinstance(server, dict):
+        differ = {
+            i: (server.get(i), reference.get(i))
+            for i in sorted(server.keys() | reference.keys())
+            if not same_value(server.get(i), reference.get(i))
+        }
+        difference = f"id: (server, reference) where they differ: {differ}"
+    ids = {**loaded.profile_ids, **loaded.account_ids}
+    return (
+        f"\n{definition.kind} {'audience' if is_audience(definition) else 'computed trait'}:\n{query}\n"
+        f"ids (world -> server): {ids}\n{difference}\nserver: {server}\nreference: {reference}"
+    )
+
+
+def server_answer(answered: Sequence[audience_pb2.Member], definition: Definition, loaded: Loaded) -> Any:
+    """The server's answer about this world's entities, in the form of `expected_answer`."""
+    own = loaded.ids(definition.kind)
+    if is_audience(definition):
+        assert all(not m.value for m in answered), "an audience's members carry no value"
+        return member_ids(answered, own)
+    return member_values(answered, own)
+
+
+def same_answer(server: Any, reference: Any) -> bool:
+    """Equal members, or the same entities with the same values (`same_value`: numbers by value)."""
+    if isinstance(reference, set):
+        return bool(server == reference)
+    return server.keys() == reference.keys() and all(same_value(server[i], reference[i]) for i in reference)
+
+
+def check_saved(rpc: AudienceRpc, loaded: Loaded, key: str, definition: Definition, query: str, expected: Any) -> None:
+    """ListMembers and CheckMembership of a saved definition against the reference's answer."""
+    pages = rpc.pages(key)
+    listed = [m for page in pages for m in page.members]
+    assert all(len(page.members) <= PAGE and page.count == len(listed) for page in pages)
+    assert [m.id for m in listed] == sorted({m.id for m in listed}), "members by id, each once"
+    server = server_answer(listed, definition, loaded)
+    assert same_answer(server, expected), "ListMembers" + explain(loaded, query, definition, server, expected)
+    for world_id, server_id in (loaded.profile_ids if definition.kind == "USERS" else loaded.account_ids).items():
+        identifier = loaded.user_identifier(world_id) if definition.kind == "USERS" else server_id
+        checked = rpc.check(key, identifier)
+        assert checked.id == server_id, (identifier, checked)
+        if is_audience(definition):
+            assert checked.member == (server_id in expected), f"CheckMembership {identifier}" + explain(
+                loaded, query, definition, checked.member, server_id in expected
+            )
+        else:
+            value = json.loads(checked.value) if checked.value else None
+            assert same_value(value, expected.get(server_id)), f"CheckMembership {identifier}" + explain(
+                loaded, query, definition, value, expected.get(server_id)
+            )
+
+
 def member_ids(members: Iterable[audience_pb2.Member], of: set[str]) -> set[str]:
     """The ids among `of` (one world's entities) of an answer's members."""
     return {m.id for m in members if m.id in of}
@@ -290,8 +367,3 @@ def member_ids(members: Iterable[audience_pb2.Member], of: set[str]) -> set[str]
 def member_values(members: Iterable[audience_pb2.Member], of: set[str]) -> dict[str, Any]:
     """The computed values (decoded JSON) of the members among `of`."""
     return {m.id: json.loads(m.value) for m in members if m.id in of}
-
-
-def traits_world(profiles: Mapping[str, Mapping[str, Any]]) -> World:
-    """A world of profiles with traits and no events."""
-    return World({pid: Profile(traits) for pid, traits in profiles.items()})
