@@ -109,10 +109,7 @@ impl<'a> Run<'a> {
             .filter_map(|root| Some((graph.id_at(root)?.to_string(), Rc::new(self.user(root)))))
             .collect();
         users.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(Some(Entity::account(
-            traits,
-            users.into_iter().map(|(_, user)| user).collect(),
-        )))
+        Ok(Some(Entity::account(traits, users)))
     }
 
     /// The accounts in an ACCOUNTS audience.

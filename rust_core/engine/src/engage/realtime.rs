@@ -75,7 +75,13 @@ pub struct Hub {
     /// The graph's count of replayed clusters when the publisher last looked: a change means a
     /// late event rebuilt profiles, which may have split others than the ones it touched.
     pub rebuilt_clusters: std::sync::atomic::AtomicU64,
+    /// Each audience's size after each change the worker wrote, (time ms, size), the last
+    /// `SIZE_POINTS` (in memory: a chart since the server started).
+    sizes: Mutex<FxHashMap<String, std::collections::VecDeque<(i64, u64)>>>,
 }
+
+/// Points of size history kept per audience.
+const SIZE_POINTS: usize = 1_000;
 
 impl Default for Hub {
     fn default() -> Self {
@@ -87,6 +93,7 @@ impl Default for Hub {
             source_id: AtomicU32::new(0),
             computing: Mutex::default(),
             rebuilt_clusters: std::sync::atomic::AtomicU64::new(0),
+            sizes: Mutex::default(),
         }
     }
 }
@@ -102,6 +109,27 @@ impl Hub {
 
     pub fn is_computing(&self, key: &str) -> bool {
         self.computing.lock().contains(key)
+    }
+
+    /// An audience's size over time (see `sizes`), oldest first.
+    pub fn sizes(&self, key: &str) -> Vec<(i64, u64)> {
+        self.sizes
+            .lock()
+            .get(key)
+            .map(|points| points.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    fn record_size(&self, key: &str, at_ms: i64, size: u64) {
+        let mut sizes = self.sizes.lock();
+        let points = sizes.entry(key.to_owned()).or_default();
+        if points.back().is_some_and(|&(_, last)| last == size) {
+            return;
+        }
+        if points.len() == SIZE_POINTS {
+            points.pop_front();
+        }
+        points.push_back((at_ms, size));
     }
 }
 
@@ -268,7 +296,7 @@ impl Worker {
         }
     }
 
-    /// Reads the saved definitions; returns the keys that are new.
+    /// Reads the saved definitions; returns the keys that are new or whose query changed.
     fn reload(&mut self) -> Result<Vec<String>> {
         let store = &self.shared.store;
         let audiences = {
@@ -276,14 +304,18 @@ impl Worker {
             crate::audiences::saved_records(&store.log_dbs, &txn.txn)?
         };
         let saved = crate::audiences::parse_saved(audiences.clone())?;
-        let known: FxHashSet<String> = self.kept.iter().map(|k| k.audience.key.clone()).collect();
+        let known: FxHashMap<String, String> = self
+            .kept
+            .iter()
+            .map(|k| (k.audience.key.clone(), k.audience.query.clone()))
+            .collect();
         let mut new = Vec::new();
         self.kept = audiences
             .into_iter()
             .filter(|a| a.kind != EntityKind::Accounts as i32)
             .filter_map(|audience| {
                 let definition = saved.get(&audience.key)?.clone();
-                if !known.contains(&audience.key) {
+                if known.get(&audience.key) != Some(&audience.query) {
                     new.push(audience.key.clone());
                 }
                 let deps = Deps::of(&definition, &saved);
@@ -311,6 +343,7 @@ impl Worker {
             let changes = self.with_run(|run| full_changes(run, kept))?;
             self.emit(changes)?;
             self.shared.engage_hub.computing.lock().remove(key);
+            self.record_sizes(std::slice::from_ref(key))?;
         }
         Ok(())
     }
@@ -371,11 +404,40 @@ impl Worker {
                     }
                     Ok(changes)
                 })?;
+                let keys: FxHashSet<String> = changes.iter().map(|c| c.key.clone()).collect();
                 self.emit(changes)?;
+                self.record_sizes(&keys.into_iter().collect::<Vec<_>>())?;
             }
         }
         if stop {
             return Err(EngineError::ShutDown);
+        }
+        Ok(())
+    }
+
+    /// Adds a point to the size history of these audiences.
+    fn record_sizes(&self, keys: &[String]) -> Result<()> {
+        let audiences: Vec<&str> = keys
+            .iter()
+            .filter(|key| {
+                self.kept
+                    .iter()
+                    .any(|k| &k.audience.key == *key && k.audience.r#type != DefinitionType::ComputedTrait as i32)
+            })
+            .map(String::as_str)
+            .collect();
+        if audiences.is_empty() {
+            return Ok(());
+        }
+        let sizes = self.with_run(|run| {
+            Ok(audiences
+                .iter()
+                .map(|key| emitted_members(run, key).len())
+                .collect::<Vec<_>>())
+        })?;
+        let now = time::now_ms();
+        for (key, size) in audiences.iter().zip(sizes) {
+            self.shared.engage_hub.record_size(key, now, size);
         }
         Ok(())
     }
