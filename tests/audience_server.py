@@ -231,6 +231,13 @@ class AudienceRpc:
     def create_definition(self, key: str, definition: Definition, query: str) -> audience_pb2.Audience:
         return self.create(key, query, definition_type(definition), ENTITY_KINDS[definition.kind])
 
+    def update(self, key: str, query: str = "", name: str = "") -> audience_pb2.Audience:
+        request = audience_pb2.UpdateAudienceRequest(key=key, query=query, name=name)
+        reply: audience_pb2.UpdateAudienceResponse = self.audience.UpdateAudience(
+            request, metadata=self.admin_metadata, timeout=60
+        )
+        return reply.audience
+
     def get(self, key: str) -> audience_pb2.Audience:
         request = audience_pb2.GetAudienceRequest(key=key)
         reply: audience_pb2.GetAudienceResponse = self.audience.GetAudience(

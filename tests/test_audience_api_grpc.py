@@ -83,6 +83,32 @@ def test_a_query_with_an_error_is_refused_with_its_position_and_nothing_is_store
     assert status(refusal(rpc.get, "broken")) == CODE.NOT_FOUND
 
 
+def test_an_update_is_checked_as_a_creation_and_changes_nothing_when_refused(rpc: AudienceRpc) -> None:
+    rpc.create("a", "trait('plan') = 'pro'")
+    rpc.create("b", "trait('a').exists() AND trait('age') > 30")
+    before = saved_as(rpc.get("a"))
+    refused = [
+        ("trait('plan') = 'pro'\nAND trait('age') @ 3", "line 2, column 18"),  # a syntax error
+        ("trait('b').exists()", "cycle"),  # b reads a: a may not read b
+        ("trait('a').exists()", "cycle"),  # nor itself
+        ("event('Order Completed').count()", ""),  # an audience stays an audience
+        ("ANY (trait('plan') = 'pro')", "any"),  # and of its kind
+    ]
+    for query, named in refused:
+        error = refusal(rpc.update, "a", query)
+        assert status(error) == CODE.INVALID_ARGUMENT and named in details(error).lower(), (query, details(error))
+    assert saved_as(rpc.get("a")) == before
+    assert status(refusal(rpc.update, "ghost", PRO)) == CODE.NOT_FOUND
+    updated = rpc.update("a", "trait('plan') = 'free'", name="Free plan")
+    assert (updated.key, updated.query, updated.name, updated.id) == (
+        "a",
+        "trait('plan') = 'free'",
+        "Free plan",
+        before[5],
+    )
+    assert saved_as(rpc.get("a")) == saved_as(updated)
+
+
 def test_keys_are_unique_and_of_word_characters(rpc: AudienceRpc) -> None:
     rpc.create("vip", PRO)
     assert status(refusal(rpc.create, "vip", ORDERS, COMPUTED_TRAIT)) == CODE.ALREADY_EXISTS
@@ -190,8 +216,11 @@ def test_definitions_that_do_not_type_check_are_refused(rpc: AudienceRpc) -> Non
 def test_every_call_needs_the_admin_token(rpc: AudienceRpc) -> None:
     stub = rpc.audience
 
-    def list_members(request: audience_pb2.ListMembersRequest, metadata: Any) -> object:
-        return list(stub.ListMembers(request, metadata=metadata))  # the stream fails when read
+    def read_stream(method: Callable[..., Any]) -> Callable[..., object]:
+        def read(request: object, metadata: Any) -> object:
+            return next(iter(method(request, metadata=metadata, timeout=10)))  # a stream fails when read
+
+        return read
 
     calls: list[tuple[Callable[..., object], object]] = [
         (stub.CreateAudience, audience_pb2.CreateAudienceRequest(key="k", query=PRO)),
@@ -199,8 +228,11 @@ def test_every_call_needs_the_admin_token(rpc: AudienceRpc) -> None:
         (stub.ListAudiences, audience_pb2.ListAudiencesRequest()),
         (stub.DeleteAudience, audience_pb2.DeleteAudienceRequest(key="k")),
         (stub.Preview, audience_pb2.PreviewRequest(query=PRO)),
-        (list_members, audience_pb2.ListMembersRequest(key="k")),
+        (read_stream(stub.ListMembers), audience_pb2.ListMembersRequest(key="k")),
         (stub.CheckMembership, audience_pb2.CheckMembershipRequest(key="k", identifier="user_id:u")),
+        (stub.UpdateAudience, audience_pb2.UpdateAudienceRequest(key="k", query=PRO)),
+        (stub.ExplainMembership, audience_pb2.ExplainMembershipRequest(key="k", identifier="user_id:u")),
+        (read_stream(stub.WatchMembership), audience_pb2.WatchMembershipRequest(key="k")),
     ]
     write_key = rpc.server.ingest_metadata
     for metadata in [(), write_key, (("authorization", "Bearer not-the-token"),)]:
