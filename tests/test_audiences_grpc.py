@@ -168,6 +168,8 @@ def _definitions(draw: st.DrawFn, accounts: bool, saved: Mapping[str, Definition
     return draw(definitions(kind, computed, user_keys, account_keys))
 
 
+# A mismatch is shrunk for up to 300 s (hypothesis' own limit) after the examples: past pytest's 300 s timeout.
+@pytest.mark.timeout(600)
 @settings(
     max_examples=300,
     deadline=None,
