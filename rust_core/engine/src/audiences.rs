@@ -294,6 +294,11 @@ impl Engine {
     pub fn preview_audience(&self, request: &[u8]) -> Result<Vec<u8>> {
         let request: PreviewRequest = proto::decode_request(request)?;
         let definition = parse_query(&request.query, kind_of(request.kind), expect_of(request.r#type))?;
+        {
+            let txn = self.shared.store.log.read()?;
+            let saved = parse_saved(saved_records(&self.shared.store.log_dbs, &txn.txn)?)?;
+            check_references(None, &definition, &saved)?;
+        }
         let sample = match request.sample_size as usize {
             0 => DEFAULT_SAMPLE,
             n => n.min(MAX_PAGE),
