@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::engage::evaluate::{Entity, Evaluator, LogReader};
 use crate::engage::plan::Run;
-use crate::engage::realtime::{self, Message as Engage};
+use crate::engage::realtime;
 use crate::error::{EngineError, Result};
 use crate::ingest::Engine;
 use crate::profile_reads::parse_lookup;
@@ -231,7 +231,7 @@ impl Engine {
         if kind == Kind::Users {
             self.shared.engage_hub.mark_computing(key);
         }
-        self.shared.engage_hub.send(Engage::DefinitionsChanged);
+        self.shared.engage_hub.definitions_changed();
         Ok(CreateAudienceResponse {
             audience: Some(audience),
         }
@@ -286,7 +286,7 @@ impl Engine {
             dbs.audiences.delete(txn, key)?;
             Ok(())
         })?;
-        self.shared.engage_hub.send(Engage::DefinitionsChanged);
+        self.shared.engage_hub.definitions_changed();
         Ok(DeleteAudienceResponse {}.encode_to_vec())
     }
 
@@ -455,7 +455,7 @@ impl Engine {
         if audience.kind != EntityKind::Accounts as i32 && !request.query.trim().is_empty() {
             self.shared.engage_hub.mark_computing(key);
         }
-        self.shared.engage_hub.send(Engage::DefinitionsChanged);
+        self.shared.engage_hub.definitions_changed();
         let mut audience = audience;
         self.fill_state(std::slice::from_mut(&mut audience))?;
         Ok(UpdateAudienceResponse {
@@ -520,6 +520,25 @@ impl Engine {
     pub fn audience_sizes(&self, key: &str) -> Result<Vec<(i64, u64)>> {
         self.saved_audience(key)?;
         Ok(self.shared.engage_hub.sizes(key.trim()))
+    }
+
+    /// Every saved definition, parsed: cached until one is created, changed or deleted.
+    fn saved_definitions(&self) -> Result<std::sync::Arc<FxHashMap<String, Definition>>> {
+        let hub = &self.shared.engage_hub;
+        if let Some(saved) = hub.parsed.lock().clone() {
+            return Ok(saved);
+        }
+        // A change committed while these are read must not leave them cached.
+        let generation = hub.generation.load(std::sync::atomic::Ordering::Acquire);
+        let saved = {
+            let txn = self.shared.store.log.read()?;
+            std::sync::Arc::new(parse_saved(saved_records(&self.shared.store.log_dbs, &txn.txn)?)?)
+        };
+        let mut cached = hub.parsed.lock();
+        if hub.generation.load(std::sync::atomic::Ordering::Acquire) == generation {
+            *cached = Some(std::sync::Arc::clone(&saved));
+        }
+        Ok(saved)
     }
 
     /// A saved record and its definition.
@@ -598,16 +617,16 @@ impl Engine {
     /// are read first, then the graph is locked and one read transaction opened for the run.
     fn with_run<T>(&self, at_ms: i64, work: impl FnOnce(&Run<'_>) -> Result<T>) -> Result<T> {
         let store = &self.shared.store;
-        let (saved, sources) = {
+        let saved = self.saved_definitions()?;
+        let sources = {
             let txn = store.log.read()?;
-            let saved = parse_saved(saved_records(&store.log_dbs, &txn.txn)?)?;
             let mut sources = FxHashMap::default();
             for entry in store.log_dbs.sources.iter(&txn.txn)? {
                 let (id, value) = entry?;
                 let source: Source = proto::decode_record(value, "a source record")?;
                 sources.insert(id, source.name);
             }
-            (saved, sources)
+            sources
         };
         let state = self.shared.profiles.lock();
         let log = LogReader::new(store)?;

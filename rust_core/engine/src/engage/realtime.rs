@@ -40,8 +40,9 @@ pub const ENGAGE_SOURCE: &str = "Tributary Engage";
 const META_ENGAGE_SOURCE: &str = "engage_source_id";
 /// Most derived events in one batch (Segment's batch limit).
 const BATCH: usize = 2_000;
-/// Most touched profiles evaluated under one hold of the graph lock.
-const PROFILES_PER_LOCK: usize = 2_000;
+/// Most touched profiles evaluated under one hold of the graph lock (the publisher waits for it
+/// to resolve the next group, so holds stay short).
+const PROFILES_PER_LOCK: usize = 256;
 
 /// What the publisher tells the worker about a committed group.
 pub enum Message {
@@ -78,6 +79,10 @@ pub struct Hub {
     /// Each audience's size after each change the worker wrote, (time ms, size), the last
     /// `SIZE_POINTS` (in memory: a chart since the server started).
     sizes: Mutex<FxHashMap<String, std::collections::VecDeque<(i64, u64)>>>,
+    /// The saved definitions parsed, for the service's evaluations (None: read them again).
+    pub parsed: Mutex<Option<Arc<FxHashMap<String, Definition>>>>,
+    /// Bumped by every change of the definitions (see `definitions_changed`).
+    pub generation: std::sync::atomic::AtomicU64,
 }
 
 /// Points of size history kept per audience.
@@ -94,6 +99,8 @@ impl Default for Hub {
             computing: Mutex::default(),
             rebuilt_clusters: std::sync::atomic::AtomicU64::new(0),
             sizes: Mutex::default(),
+            parsed: Mutex::default(),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -101,6 +108,15 @@ impl Default for Hub {
 impl Hub {
     pub fn send(&self, message: Message) {
         let _ = self.sender.send(message);
+    }
+
+    /// Definitions were created, changed or deleted (after their write committed).
+    pub fn definitions_changed(&self) {
+        let mut parsed = self.parsed.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        *parsed = None;
+        drop(parsed);
+        self.send(Message::DefinitionsChanged);
     }
 
     pub fn mark_computing(&self, key: &str) {
