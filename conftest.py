@@ -135,6 +135,16 @@ def server_factory(tmp_path: Path) -> Iterator[type[ServerProcess] | object]:
         server.kill()
 
 
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A started server shared by the tests of one module (its own data dir), killed after them."""
+    directory = tmp_path_factory.mktemp("module-server")
+    server = ServerProcess(directory / "data", directory / "server.log")
+    server.start()
+    yield server
+    server.kill()
+
+
 @pytest.fixture
 def server(server_factory: object) -> ServerProcess:
     """A started server with a fresh data dir, write key WRITE_KEY and admin token ADMIN_TOKEN."""

@@ -98,17 +98,11 @@ class EdgeServer:
 
 
 @pytest.fixture(scope="module")
-def edges(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeServer]:
-    from conftest import ServerProcess
-
-    directory: Path = tmp_path_factory.mktemp("edges")
-    server = ServerProcess(directory / "data", directory / "server.log")
-    server.start()
-    client = AudienceRpc(server)
+def edges(module_server: ServerProcess) -> Iterator[EdgeServer]:
+    client = AudienceRpc(module_server)
     client.create_sources()
     yield EdgeServer(client)
     client.close()
-    server.kill()
 
 
 # --------------------------------------------------------------------------------------------------------------------

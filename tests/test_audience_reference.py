@@ -846,10 +846,12 @@ def test_computed_traits_do_not_depend_on_filter_order(world: World, definition:
 
 
 def test_generated_audiences_are_neither_always_empty_nor_always_full() -> None:
-    """The pools make definitions meet the data: a good share of random audiences split the profiles."""
+    """The pools make definitions meet the data: a good share of random audiences split the profiles. (The share
+    varies with the seed, from about 10 % to 30 %; the seed is fixed, as derandomize's depends on the file's path.)"""
     outcomes: Counter[str] = Counter()
 
-    @settings(max_examples=200, deadline=None, derandomize=True, database=None)
+    @seed(0)
+    @settings(max_examples=200, deadline=None, database=None)
     @given(worlds(), definitions(kind="USERS"))
     def sample(world: World, definition: Definition) -> None:
         found = members(definition, world, NOW)

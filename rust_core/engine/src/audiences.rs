@@ -473,22 +473,34 @@ impl Engine {
             .engage_hub
             .source_id
             .load(std::sync::atomic::Ordering::Acquire);
+        let computed = audience.r#type == DefinitionType::ComputedTrait as i32;
+        // An audience's changes are its tracks (its identify repeats them); a computed trait's
+        // are the Engage identify calls that set its key.
         let prefix = format!("engage-{}-", audience.id);
+        let is_change = |event: &proto::Event| match EventType::try_from(event.r#type) {
+            Ok(EventType::Track) => !computed && event.message_id.starts_with(&prefix),
+            Ok(EventType::Identify) => {
+                computed
+                    && event.message_id.starts_with("engage-traits-")
+                    && crate::json::parse_object(&event.traits)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|traits| traits.contains_key(&audience.key))
+            }
+            _ => false,
+        };
         let (events, position) = self.tail_events(after, 1_000, &TailFilter::default(), wait)?;
         let changes = events
             .into_iter()
-            .filter(|(_, source, event)| *source == own && event.message_id.starts_with(&prefix))
-            .filter_map(|(seq, _, event)| {
+            .filter(|(_, source, event)| *source == own && is_change(event))
+            .map(|(seq, _, event)| {
                 let ms = event.timestamp.as_ref().map_or(0, time::to_ms);
-                let name = match EventType::try_from(event.r#type) {
-                    Ok(EventType::Track) => event.event.clone(),
-                    // An audience's identify repeats its track; a computed trait has only this.
-                    Ok(EventType::Identify) if audience.r#type == DefinitionType::ComputedTrait as i32 => {
-                        "Trait Computed".to_owned()
-                    }
-                    _ => return None,
+                let name = if computed {
+                    "Trait Computed".to_owned()
+                } else {
+                    event.event.clone()
                 };
-                Some(change_of(seq, ms, &name, &audience.key, &event).encode_to_vec())
+                change_of(seq, ms, &name, &audience.key, &event).encode_to_vec()
             })
             .collect();
         Ok((changes, position))
@@ -520,6 +532,14 @@ impl Engine {
     pub fn audience_sizes(&self, key: &str) -> Result<Vec<(i64, u64)>> {
         self.saved_audience(key)?;
         Ok(self.shared.engage_hub.sizes(key.trim()))
+    }
+
+    /// Committed groups the real-time worker has not evaluated yet.
+    pub fn engage_backlog(&self) -> u64 {
+        self.shared
+            .engage_hub
+            .backlog
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Every saved definition, parsed: cached until one is created, changed or deleted.

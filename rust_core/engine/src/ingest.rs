@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use heed::PutFlags;
 use parking_lot::{Condvar, Mutex};
-use rustc_hash::FxHashSet;
 
 use crate::config::EngineConfig;
 use crate::dedupe::{short_fingerprint, DedupeKey, DedupeSet, KeyMap, Marker};
@@ -710,18 +709,18 @@ fn resolve_identities(shared: &Shared, group: &[Job], outcomes: &[Vec<Stored>], 
 /// nodes), with the event names and trait keys they carried; only when real-time definitions
 /// exist, and never for the worker's own events.
 fn report_touches(shared: &Shared, group: &[Job], outcomes: &[Vec<Stored>]) {
+    use crate::engage::realtime::{Message, Touch, Touching};
     let hub = &shared.engage_hub;
     if !hub.active.load(Ordering::Acquire) {
         return;
     }
     let own = hub.source_id.load(Ordering::Acquire);
-    let (mut nodes, mut structural) = (Vec::new(), false);
-    let (mut names, mut traits) = (FxHashSet::default(), FxHashSet::default());
+    let mut touches = Vec::new();
     {
         let state = shared.profiles.lock();
         let rebuilt = state.graph.rebuilt_clusters();
         if hub.rebuilt_clusters.swap(rebuilt, Ordering::AcqRel) != rebuilt {
-            hub.send(crate::engage::realtime::Message::ReconcileAll);
+            hub.send(Message::ReconcileAll);
         }
         for (job, job_outcomes) in group.iter().zip(outcomes) {
             if job.source_id == own {
@@ -736,27 +735,20 @@ fn report_touches(shared: &Shared, group: &[Job], outcomes: &[Vec<Stored>]) {
                 let Some(node) = state.graph.primary_node(&event.profile_identifiers) else {
                     continue;
                 };
-                nodes.push(node);
-                structural |= event.engage_name.is_none() && event.engage_traits.is_none();
-                // Copied once per distinct name in the group, not per event.
-                if let Some(name) = event.engage_name.as_ref().filter(|n| !names.contains(*n)) {
-                    names.insert(name.clone());
-                }
-                for key in event.engage_traits.iter().flat_map(|t| t.keys()) {
-                    if !traits.contains(key) {
-                        traits.insert(key.clone());
+                let engage = &state.engage;
+                let what = match (&event.engage_name, &event.engage_traits) {
+                    (Some(name), _) => engage.events.name_id(name).map_or(Touching::Other, Touching::Name),
+                    (None, Some(traits)) => {
+                        Touching::Traits(traits.keys().filter_map(|key| engage.traits.trait_id(key)).collect())
                     }
-                }
+                    (None, None) => Touching::Other,
+                };
+                touches.push(Touch { node, what });
             }
         }
     }
-    if !nodes.is_empty() {
-        hub.send(crate::engage::realtime::Message::Touched {
-            nodes,
-            names,
-            traits,
-            structural,
-        });
+    if !touches.is_empty() {
+        hub.send(Message::Touched(touches));
     }
 }
 

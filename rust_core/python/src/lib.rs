@@ -280,6 +280,8 @@ impl Engine {
         }
         dict.set_item("map_size", self.inner.map_size())?;
         dict.set_item("clusters_replayed", self.inner.clusters_replayed())?;
+        // Committed groups the real-time audience worker has not evaluated yet.
+        dict.set_item("engage_backlog", self.inner.engage_backlog())?;
         // 0: start-up loaded no snapshot (none is ever written for an empty log).
         dict.set_item("snapshot_loaded_through", self.inner.loaded_snapshot().unwrap_or(0))?;
         Ok(dict)

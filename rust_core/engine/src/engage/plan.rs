@@ -32,8 +32,6 @@ pub struct Run<'a> {
     pub links: &'a AccountLinks,
     /// Every profile's root.
     pub roots: &'a RoaringBitmap,
-    /// Roots of profiles with several nodes, computed on first use.
-    multi_node: std::cell::OnceCell<RoaringBitmap>,
     /// Members of saved USERS audiences, computed once.
     saved_members: RefCell<FxHashMap<String, Rc<RoaringBitmap>>>,
 }
@@ -45,7 +43,6 @@ impl<'a> Run<'a> {
             ev,
             links,
             roots,
-            multi_node: std::cell::OnceCell::new(),
             saved_members: RefCell::default(),
         }
     }
@@ -58,10 +55,6 @@ impl<'a> Run<'a> {
     /// The profiles (roots) in a USERS audience.
     pub fn users(&self, condition: &Condition) -> Result<RoaringBitmap> {
         self.members(condition, self.roots)
-    }
-
-    fn multi_node(&self) -> &RoaringBitmap {
-        self.multi_node.get_or_init(|| self.ev.graph.multi_node_roots())
     }
 
     /// Each profile's value of a USERS computed trait (profiles without one are left out).
@@ -235,9 +228,12 @@ impl<'a> Run<'a> {
                         RoaringBitmap::new()
                     }));
                 };
-                // A profile with several nodes takes the latest of their values: check those.
+                // A profile with several nodes holding a value takes the latest: check those
+                // (each has a node holding one that is not its root).
+                let holding = index.nodes_holding(trait_id);
+                let several_holding = graph.roots_of(&(holding - self.roots), self.roots);
                 let checked = |found: RoaringBitmap, keep: &dyn Fn(Option<&Value>) -> bool| {
-                    let several = &found & self.multi_node();
+                    let several = &found & &several_holding;
                     let wrong = several
                         .iter()
                         .filter(|&root| !keep(self.ev.user_trait(graph.members_at(root), name).as_ref()));

@@ -46,21 +46,29 @@ const PROFILES_PER_LOCK: usize = 256;
 
 /// What the publisher tells the worker about a committed group.
 pub enum Message {
-    /// The primary nodes of the group's events, the event names and trait keys they carry, and
-    /// whether some event carried neither (an identify without traits, an alias, a group call:
-    /// such events may still merge profiles, so every definition is re-evaluated for them).
-    Touched {
-        nodes: Vec<u32>,
-        names: FxHashSet<String>,
-        traits: FxHashSet<String>,
-        structural: bool,
-    },
+    /// What each accepted event of a group touched: its primary node and what it carried.
+    Touched(Vec<Touch>),
     /// Definitions were created or deleted.
     DefinitionsChanged,
     /// Profiles were split or rebuilt (an admin decision, new rules, a late event that replayed
     /// a cluster): every definition is reconciled over every profile.
     ReconcileAll,
     Stop,
+}
+
+/// What one event touched: its primary node, and its event name (as the event index numbers
+/// names), the trait keys it set (as the trait index numbers them), or neither (an identify
+/// without traits, an alias, a group call: such an event may still merge profiles, so every
+/// definition is re-evaluated for its profile).
+pub struct Touch {
+    pub node: u32,
+    pub what: Touching,
+}
+
+pub enum Touching {
+    Name(u32),
+    Traits(Vec<u32>),
+    Other,
 }
 
 /// The worker's handle, kept in the engine's shared state.
@@ -83,6 +91,8 @@ pub struct Hub {
     pub parsed: Mutex<Option<Arc<FxHashMap<String, Definition>>>>,
     /// Bumped by every change of the definitions (see `definitions_changed`).
     pub generation: std::sync::atomic::AtomicU64,
+    /// Groups reported by the publisher and not yet evaluated: real time's lag.
+    pub backlog: std::sync::atomic::AtomicU64,
 }
 
 /// Points of size history kept per audience.
@@ -101,12 +111,16 @@ impl Default for Hub {
             sizes: Mutex::default(),
             parsed: Mutex::default(),
             generation: std::sync::atomic::AtomicU64::new(0),
+            backlog: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
 
 impl Hub {
     pub fn send(&self, message: Message) {
+        if matches!(message, Message::Touched(_)) {
+            self.backlog.fetch_add(1, Ordering::AcqRel);
+        }
         let _ = self.sender.send(message);
     }
 
@@ -134,6 +148,14 @@ impl Hub {
             .get(key)
             .map(|points| points.iter().copied().collect())
             .unwrap_or_default()
+    }
+
+    fn last_size(&self, key: &str) -> Option<u64> {
+        self.sizes
+            .lock()
+            .get(key)
+            .and_then(|points| points.back())
+            .map(|&(_, size)| size)
     }
 
     fn record_size(&self, key: &str, at_ms: i64, size: u64) {
@@ -233,9 +255,51 @@ impl Deps {
     fn on_tick(&self) -> bool {
         self.timed || OWN_EVENTS.iter().any(|name| self.names.contains(*name))
     }
+}
 
-    fn touched_by(&self, names: &FxHashSet<String>, traits: &FxHashSet<String>) -> bool {
-        names.iter().any(|n| self.names.contains(n)) || traits.iter().any(|t| self.traits.contains(t))
+/// Which definitions an event name or a trait key can change, by the indexes' numbers.
+struct Relevance {
+    by_name: FxHashMap<u32, Vec<usize>>,
+    by_trait: FxHashMap<u32, Vec<usize>>,
+    all: Vec<usize>,
+}
+
+impl Relevance {
+    fn new(kept: &[Kept], run: &Run<'_>) -> Self {
+        let engage = run.ev.engage;
+        let (mut by_name, mut by_trait) = (
+            FxHashMap::<u32, Vec<usize>>::default(),
+            FxHashMap::<u32, Vec<usize>>::default(),
+        );
+        for (i, definition) in kept.iter().enumerate() {
+            for name in &definition.deps.names {
+                if let Some(id) = engage.events.name_id(name) {
+                    by_name.entry(id).or_default().push(i);
+                }
+            }
+            for key in &definition.deps.traits {
+                if let Some(id) = engage.traits.trait_id(key) {
+                    by_trait.entry(id).or_default().push(i);
+                }
+            }
+        }
+        Self {
+            by_name,
+            by_trait,
+            all: (0..kept.len()).collect(),
+        }
+    }
+
+    fn add(&self, what: &Touching, into: &mut FxHashSet<usize>) {
+        match what {
+            Touching::Name(id) => into.extend(self.by_name.get(id).into_iter().flatten()),
+            Touching::Traits(ids) => {
+                for id in ids {
+                    into.extend(self.by_trait.get(id).into_iter().flatten());
+                }
+            }
+            Touching::Other => into.extend(&self.all),
+        }
     }
 }
 
@@ -385,20 +449,12 @@ impl Worker {
 
     /// Handles a touch (and every touch already queued behind it).
     fn touched(&mut self, first: Message) -> Result<()> {
-        let (mut nodes, mut names, mut traits, mut structural) =
-            (Vec::new(), FxHashSet::default(), FxHashSet::default(), false);
-        let mut definitions_changed = false;
+        let mut touches = Vec::new();
+        let (mut definitions_changed, mut taken) = (false, 0u64);
         let mut add = |message: Message, definitions_changed: &mut bool| match message {
-            Message::Touched {
-                nodes: n,
-                names: e,
-                traits: t,
-                structural: s,
-            } => {
-                nodes.extend(n);
-                names.extend(e);
-                traits.extend(t);
-                structural |= s;
+            Message::Touched(more) => {
+                taken += 1;
+                touches.extend(more);
                 true
             }
             Message::DefinitionsChanged | Message::ReconcileAll => {
@@ -414,40 +470,76 @@ impl Worker {
                 Err(_) => break,
             }
         }
+        let outcome = self.evaluate_touched(touches, definitions_changed);
+        // Counted as evaluated even when it failed: the next tick or touch retries.
+        self.shared.engage_hub.backlog.fetch_sub(taken, Ordering::AcqRel);
+        if stop {
+            return Err(EngineError::ShutDown);
+        }
+        outcome
+    }
+
+    /// Re-evaluates each touched profile for the definitions its events can change.
+    fn evaluate_touched(&mut self, mut touches: Vec<Touch>, definitions_changed: bool) -> Result<()> {
         if definitions_changed {
             // A reload, then every definition over every profile (covers both messages).
             self.reload()?;
             let all: Vec<String> = self.kept.iter().map(|k| k.audience.key.clone()).collect();
             self.reconcile(&all)?;
         }
-        let relevant: Vec<usize> = (0..self.kept.len())
-            .filter(|&i| structural || self.kept[i].deps.touched_by(&names, &traits))
-            .collect();
-        if !relevant.is_empty() {
-            nodes.sort_unstable();
-            nodes.dedup();
-            for chunk in nodes.chunks(PROFILES_PER_LOCK) {
-                let changes = self.with_run(|run| {
-                    let roots: FxHashSet<u32> = chunk.iter().filter_map(|&n| run.ev.graph.root_of(n)).collect();
-                    let mut changes = Vec::new();
-                    for &i in &relevant {
-                        for &root in &roots {
-                            if let Some(change) = profile_change(run, &self.kept[i], root)? {
-                                changes.push(change);
-                            }
+        if self.kept.is_empty() {
+            return Ok(());
+        }
+        touches.sort_unstable_by_key(|touch| touch.node);
+        let mut start = 0;
+        while start < touches.len() {
+            // Up to PROFILES_PER_LOCK nodes, never splitting one node's touches.
+            let mut end = (start + PROFILES_PER_LOCK).min(touches.len());
+            while end < touches.len() && touches[end].node == touches[end - 1].node {
+                end += 1;
+            }
+            let chunk = &touches[start..end];
+            start = end;
+            let changes = self.with_run(|run| {
+                let relevant = Relevance::new(&self.kept, run);
+                // Each profile with the definitions any of its events can change.
+                let mut wanted: FxHashMap<u32, FxHashSet<usize>> = FxHashMap::default();
+                for touch in chunk {
+                    let Some(root) = run.ev.graph.root_of(touch.node) else {
+                        continue;
+                    };
+                    relevant.add(&touch.what, wanted.entry(root).or_default());
+                }
+                let mut changes = Vec::new();
+                for (root, definitions) in wanted {
+                    for i in definitions {
+                        if let Some(change) = profile_change(run, &self.kept[i], root)? {
+                            changes.push(change);
                         }
                     }
-                    Ok(changes)
-                })?;
-                let keys: FxHashSet<String> = changes.iter().map(|c| c.key.clone()).collect();
-                self.emit(changes)?;
-                self.record_sizes(&keys.into_iter().collect::<Vec<_>>())?;
-            }
-        }
-        if stop {
-            return Err(EngineError::ShutDown);
+                }
+                Ok(changes)
+            })?;
+            let moves = size_changes(&changes);
+            self.emit(changes)?;
+            self.record_moves(moves)?;
         }
         Ok(())
+    }
+
+    /// Adds a point to the size history of audiences that some profiles entered or left: the
+    /// last size plus the change (counted afresh when there is no last size).
+    fn record_moves(&self, moves: FxHashMap<String, i64>) -> Result<()> {
+        let hub = &self.shared.engage_hub;
+        let mut unknown = Vec::new();
+        let now = time::now_ms();
+        for (key, delta) in moves {
+            match hub.last_size(&key) {
+                Some(size) => hub.record_size(&key, now, size.saturating_add_signed(delta)),
+                None => unknown.push(key),
+            }
+        }
+        self.record_sizes(&unknown)
     }
 
     /// Adds a point to the size history of these audiences.
@@ -508,14 +600,16 @@ impl Worker {
         };
         let cause = *self.shared.committed.lock();
         let now = time::now_ms();
+        // One profile's changes go out together (one identify for all its traits).
+        let mut by_root: FxHashMap<u32, Vec<&Change>> = FxHashMap::default();
+        for change in &changes {
+            by_root.entry(change.root).or_default().push(change);
+        }
         let events: Vec<Event> = {
             let state = self.shared.profiles.lock();
-            changes
-                .iter()
-                .filter_map(|change| {
-                    let kept = self.kept.iter().find(|k| k.audience.key == change.key)?;
-                    derived_events(&state.graph, kept, change, cause, now)
-                })
+            by_root
+                .values()
+                .filter_map(|changes| derived_events(&state.graph, &self.kept, changes, cause, now))
                 .flatten()
                 .collect()
         };
@@ -542,6 +636,17 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// How many profiles entered minus left each audience in `changes`.
+fn size_changes(changes: &[Change]) -> FxHashMap<String, i64> {
+    let mut moves: FxHashMap<String, i64> = FxHashMap::default();
+    for change in changes {
+        if let ChangeKind::Membership(entered) = change.what {
+            *moves.entry(change.key.clone()).or_default() += if entered { 1 } else { -1 };
+        }
+    }
+    moves
 }
 
 /// The profile's last emitted state of a definition: its stored trait named after the key.
@@ -631,10 +736,17 @@ pub(crate) fn emitted_members(run: &Run<'_>, key: &str) -> RoaringBitmap {
     };
     let nodes = index.nodes_where(trait_id, |value| value == &Value::Bool(true));
     let roots = run.ev.graph.roots_of(&nodes, run.roots);
-    roots
+    // A profile with several nodes holding a value takes the latest: check those only (each has
+    // a node holding one that is not its root).
+    let several = run
+        .ev
+        .graph
+        .roots_of(&(index.nodes_holding(trait_id) - run.roots), run.roots);
+    let wrong: RoaringBitmap = (&roots & &several)
         .into_iter()
-        .filter(|&root| emitted(run, root, key) == Some(Value::Bool(true)))
-        .collect()
+        .filter(|&root| emitted(run, root, key) != Some(Value::Bool(true)))
+        .collect();
+    roots - wrong
 }
 
 /// Profiles with any stored value of trait `key`.
@@ -647,15 +759,22 @@ pub(crate) fn emitted_present(run: &Run<'_>, key: &str) -> FxHashSet<u32> {
     run.ev.graph.roots_of(&nodes, run.roots).into_iter().collect()
 }
 
-/// The events that write one change: for an audience a track `Audience Entered`/`Exited` and an
-/// identify of the boolean trait; for a computed trait an identify of its value. They carry one
-/// identifier of the profile: its first userId, else anonymousId, else email. One, so that the
-/// profile the graph files them under and the node Engage keeps them under are always the same,
-/// even after a split separates identifiers an event carried together. None for a profile with
-/// none of those.
-fn derived_events(graph: &IdentityGraph, kept: &Kept, change: &Change, cause: u64, now: i64) -> Option<Vec<Event>> {
+/// The events that write one profile's changes: for each audience it entered or left a track
+/// `Audience Entered`/`Exited`, and one identify setting every changed trait (the audiences'
+/// booleans and the computed traits' values) at once. They carry one identifier of the profile:
+/// its first userId, else anonymousId, else email. One, so that the profile the graph files them
+/// under and the node Engage keeps them under are always the same, even after a split separates
+/// identifiers an event carried together. None for a profile with none of those.
+fn derived_events(
+    graph: &IdentityGraph,
+    kept: &[Kept],
+    changes: &[&Change],
+    cause: u64,
+    now: i64,
+) -> Option<Vec<Event>> {
+    let root = changes.first()?.root;
     let (mut user_id, mut anonymous_id, mut email) = (None, None, None);
-    for &node in graph.members_at(change.root) {
+    for &node in graph.members_at(root) {
         let identifier = graph.identifier_at(node);
         let slot = match identifier.kind.as_str() {
             "user_id" => &mut user_id,
@@ -671,65 +790,79 @@ fn derived_events(graph: &IdentityGraph, kept: &Kept, change: &Change, cause: u6
         email = None;
     } else if email.is_none() {
         log::warn!(
-            "Engage: profile {} has no userId, anonymousId or email to carry its {} event",
-            graph.id_at(change.root).map(|id| id.to_string()).unwrap_or_default(),
-            change.key
+            "Engage: profile {} has no userId, anonymousId or email to carry its Engage events",
+            graph.id_at(root).map(|id| id.to_string()).unwrap_or_default(),
         );
         return None;
     }
-    let profile = graph.id_at(change.root)?;
-    let audience = &kept.audience;
-    let is_audience = audience.r#type != DefinitionType::ComputedTrait as i32;
-    let mut context = json!({"personas": {
-        "computation_class": if is_audience { "audience" } else { "trait" },
-        "computation_id": audience.id,
-        "computation_key": audience.key,
-    }});
-    if let Some(email) = &email {
-        context["traits"] = json!({ "email": email });
-    }
-    let context = serde_json::to_vec(&context).unwrap_or_default();
-    // Zero-padded: within one millisecond a later decision sorts (and wins) after an earlier one.
-    let message_id = |what: &str| format!("engage-{}-{profile}-{cause:020}-{what}", audience.id);
+    let profile = graph.id_at(root)?;
     let base = Event {
         user_id: user_id.unwrap_or_default(),
         anonymous_id: anonymous_id.unwrap_or_default(),
-        context,
         timestamp: Some(time::from_ms(now)),
         ..Default::default()
     };
-    let key = &audience.key;
-    let identify = |traits: Map<String, Value>, id: String| Event {
-        r#type: EventType::Identify as i32,
-        message_id: id,
-        traits: serde_json::to_vec(&traits).unwrap_or_default(),
-        ..base.clone()
+    let context = |personas: Value| {
+        let mut context = json!({ "personas": personas });
+        if let Some(email) = &email {
+            context["traits"] = json!({ "email": email });
+        }
+        serde_json::to_vec(&context).unwrap_or_default()
     };
-    Some(match &change.what {
-        ChangeKind::Membership(entered) => {
-            let (name, what) = if *entered {
-                ("Audience Entered", "entered")
-            } else {
-                ("Audience Exited", "exited")
-            };
-            let properties = json!({ "audience_key": key, key.as_str(): entered });
-            let track = Event {
-                r#type: EventType::Track as i32,
-                message_id: message_id(what),
-                event: name.to_owned(),
-                properties: serde_json::to_vec(&properties).unwrap_or_default(),
-                ..base.clone()
-            };
-            let mut traits = Map::new();
-            traits.insert(key.clone(), Value::Bool(*entered));
-            vec![track, identify(traits, message_id(&format!("{what}-trait")))]
+    let mut events = Vec::new();
+    let mut traits = Map::new();
+    let mut computations = Vec::new();
+    for change in changes {
+        let Some(audience) = kept.iter().map(|k| &k.audience).find(|a| a.key == change.key) else {
+            continue;
+        };
+        let is_audience = audience.r#type != DefinitionType::ComputedTrait as i32;
+        let personas = json!({
+            "computation_class": if is_audience { "audience" } else { "trait" },
+            "computation_id": audience.id,
+            "computation_key": audience.key,
+        });
+        let key = &audience.key;
+        match &change.what {
+            ChangeKind::Membership(entered) => {
+                let (name, what) = if *entered {
+                    ("Audience Entered", "entered")
+                } else {
+                    ("Audience Exited", "exited")
+                };
+                let properties = json!({ "audience_key": key, key.as_str(): entered });
+                events.push(Event {
+                    r#type: EventType::Track as i32,
+                    // Zero-padded: within one millisecond a later decision sorts after an earlier.
+                    message_id: format!("engage-{}-{profile}-{cause:020}-{what}", audience.id),
+                    event: name.to_owned(),
+                    properties: serde_json::to_vec(&properties).unwrap_or_default(),
+                    context: context(personas.clone()),
+                    ..base.clone()
+                });
+                traits.insert(key.clone(), Value::Bool(*entered));
+            }
+            ChangeKind::Value(value) => {
+                traits.insert(key.clone(), value.clone());
+            }
         }
-        ChangeKind::Value(value) => {
-            let mut traits = Map::new();
-            traits.insert(key.clone(), value.clone());
-            vec![identify(traits, message_id("trait"))]
-        }
-    })
+        computations.push(personas);
+    }
+    if !traits.is_empty() {
+        let personas = if computations.len() == 1 {
+            computations.remove(0)
+        } else {
+            json!({ "computations": computations })
+        };
+        events.push(Event {
+            r#type: EventType::Identify as i32,
+            message_id: format!("engage-traits-{profile}-{cause:020}"),
+            traits: serde_json::to_vec(&traits).unwrap_or_default(),
+            context: context(personas),
+            ..base
+        });
+    }
+    Some(events)
 }
 
 /// The id of the "Tributary Engage" source, if it was made.

@@ -32,6 +32,8 @@ struct Column {
     ids: FxHashMap<String, u32>,
     /// Value id → the nodes whose latest value it is.
     nodes: Vec<RoaringBitmap>,
+    /// The nodes with any value (null included).
+    held: RoaringBitmap,
     /// `texts` parsed (rebuilt after a snapshot load: the snapshot format is not
     /// self-describing, so it keeps the text).
     #[serde(skip)]
@@ -117,6 +119,7 @@ impl TraitIndex {
                     let value_id = column.intern(value);
                     entries.insert(at, Entry { value: value_id, ..new });
                     column.nodes[value_id as usize].insert(node);
+                    column.held.insert(node);
                 }
             }
         }
@@ -154,6 +157,11 @@ impl TraitIndex {
             }
         }
         nodes
+    }
+
+    /// The nodes with any value of a trait, null included.
+    pub fn nodes_holding(&self, trait_id: u32) -> &RoaringBitmap {
+        &self.columns[trait_id as usize].held
     }
 
     /// Bytes held (tables at capacity, strings, bitmaps at their serialized size).

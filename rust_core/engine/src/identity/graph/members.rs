@@ -13,15 +13,6 @@ impl IdentityGraph {
         self.profiles.root_set()
     }
 
-    /// The roots of profiles with more than one node (their other nodes are linked, not roots).
-    pub fn multi_node_roots(&self) -> RoaringBitmap {
-        let mut others = RoaringBitmap::new();
-        others.insert_range(0..self.nodes.len() as u32);
-        others -= self.root_bitmap();
-        let roots: Vec<u32> = others.iter().filter_map(|node| self.root_of(node)).collect();
-        RoaringBitmap::from_iter(roots)
-    }
-
     /// The root of the profile holding `node`; None for a node no profile holds.
     pub fn root_of(&self, node: u32) -> Option<u32> {
         self.is_linked(node).then(|| self.sets.root(node))
