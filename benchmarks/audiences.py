@@ -1,0 +1,550 @@
+"""Runs the Engage benchmark: ``python -m benchmarks.audiences [--quick | --scale F] [--only a,b,c,d,e]``.
+
+(a) ingest of 1M profiles (20 traits each) and 10M track events over 90 days into the engine
+in-process; (b) the audience ``trait('plan') = 'pro' AND event('Order Completed').within(30 days)
+.count() >= 3 AND NOT event('Churned').count() >= 1`` evaluated by Tributary against DuckDB over the
+unsorted events and over the events sorted by (event, ts), with the members checked identical;
+(c) one profile's membership check and the audience's size; (d) bitmap AND/OR with the engine's
+Rust roaring against pyroaring; (e) the ingest cost of keeping audiences in real time, a marked
+TODO until Engage does that. ``--scale 0.01`` (or ``--quick``: 0.1) shrinks the data. One thing
+runs at a time (a 2-core machine). Results go to ``benchmarks/results/audiences.{json,md}``
+(``results/quick/`` with ``--quick``), the results page is written again and the table printed;
+the exit status is 1 when a part failed or the members differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from google.protobuf.timestamp_pb2 import Timestamp
+from tributary._proto.cdp.v1 import audience_pb2, profile_pb2
+
+from benchmarks import audience_bitmaps, audience_duckdb, audience_workload
+from benchmarks.audience_report import write_results
+from benchmarks.measurement import percentile
+from benchmarks.results_page import write_page
+from benchmarks.run import QUICK_RESULTS_DIR, RESULTS_DIR, _settle_disk
+from benchmarks.unify_engine import LOOKUP_BATCH, WINDOW, IngestRun, ingest, open_engine
+from benchmarks.unify_report import Figure
+from cdp_server import _core
+
+PARTS = {
+    "a": "ingest",
+    "b": "audience evaluation against DuckDB",
+    "c": "membership answers",
+    "d": "bitmap AND/OR against pyroaring",
+    "e": "ingest cost of real-time audiences",
+}
+AUDIENCE_QUERY = (
+    "trait('plan') = 'pro' AND event('Order Completed').within(30 days).count() >= 3 "
+    "AND NOT event('Churned').count() >= 1"
+)
+AUDIENCE_KEY = "bench_pro_buyers"
+QUICK_SCALE = 0.1
+# Targets of issue 9, point 10.
+DUCKDB_UNSORTED_SPEEDUP = 20.0
+DUCKDB_SORTED_SPEEDUP = 4.0
+ANSWER_MS = 1.0
+BITMAP_SPEEDUP = 1.0
+REAL_TIME_COST = 0.10
+REAL_TIME_AUDIENCES, REAL_TIME_TRAITS = 20, 10
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.audiences", description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=None, help="share of 1M profiles / 10M events (default 1)")
+    parser.add_argument("--quick", action="store_true", help=f"a short run: --scale {QUICK_SCALE}, fewer rounds")
+    parser.add_argument("--seed", type=int, default=audience_workload.DEFAULT_SEED, help="data seed")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts, from {','.join(PARTS)}")
+    parser.add_argument("--runs", type=int, default=None, help="timed evaluations per system in (b) (default 7)")
+    parser.add_argument("--checks", type=int, default=None, help="membership checks timed in (c) (default 2000)")
+    parser.add_argument("--bitmap-ops", type=int, default=None, help="operations a round in (d) (default 1000)")
+    parser.add_argument("--bitmap-rounds", type=int, default=None, help="alternating rounds in (d) (default 7)")
+    parser.add_argument("--tmp-dir", type=Path, default=None, help="where the engine's data directory is made")
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=None,
+        help=f"where audiences.json and .md go (default {RESULTS_DIR}; --quick: {QUICK_RESULTS_DIR})",
+    )
+    args = parser.parse_args(argv)
+    scale = args.scale if args.scale is not None else QUICK_SCALE if args.quick else 1.0
+    args.profiles = max(100, round(audience_workload.DEFAULT_PROFILES * scale))
+    args.events = args.profiles * audience_workload.EVENTS_PER_PROFILE
+    args.runs = args.runs or (3 if args.quick else 7)
+    args.checks = args.checks or (500 if args.quick else 2_000)
+    args.bitmap_ops = args.bitmap_ops or (200 if args.quick else 1_000)
+    args.bitmap_rounds = args.bitmap_rounds or (3 if args.quick else 7)
+    if args.results_dir is None:
+        args.results_dir = QUICK_RESULTS_DIR if args.quick else RESULTS_DIR
+    args.only = [key.strip() for key in args.only.split(",") if key.strip()]
+    unknown = set(args.only) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts {sorted(unknown)}; choose from {list(PARTS)}")
+    if scale <= 0 or min(args.runs, args.checks, args.bitmap_ops, args.bitmap_rounds) <= 0:
+        parser.error("--scale, --runs, --checks, --bitmap-ops and --bitmap-rounds must be positive")
+    return args
+
+
+def _at() -> Timestamp:
+    return Timestamp(seconds=audience_workload.NOW_S)
+
+
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def alternate(systems: dict[str, Callable[[], object]], runs: int) -> dict[str, list[float]]:
+    """Seconds of ``runs`` calls of each system, taking turns (one untimed warm-up call each), so
+    that a noisy stretch of the machine falls on all of them."""
+    for call in systems.values():
+        call()
+    seconds: dict[str, list[float]] = {name: [] for name in systems}
+    for _ in range(runs):
+        for name, call in systems.items():
+            started = time.perf_counter()
+            call()
+            seconds[name].append(time.perf_counter() - started)
+    return seconds
+
+
+# --- (a) ingest
+
+
+def part_a(engine: _core.Engine, source_id: int, data: audience_workload.AudienceData) -> tuple[list[Figure], dict]:
+    """The identifies, then the track events, each timed to its last acknowledgement."""
+    print("  encoding (array operations) ...", flush=True)
+    started = time.perf_counter()
+    identifies = audience_workload.identify_batches(data)
+    tracks = audience_workload.track_batches(data, len(identifies) + 1)
+    encoded_s = time.perf_counter() - started
+    size = sum(map(len, identifies)) + sum(map(len, tracks))
+    print(f"    {encoded_s:.1f} s, {size / 2**20:,.0f} MiB in {len(identifies) + len(tracks):,} batches", flush=True)
+    _settle_disk()
+    print("  identifies ...", flush=True)
+    first = ingest(engine, source_id, identifies)
+    print(f"    {first.seconds:.2f} s, {first.events_per_s:,.0f} events/s", flush=True)
+    del identifies
+    print("  track events ...", flush=True)
+    second = ingest(engine, source_id, tracks)
+    print(f"    {second.seconds:.2f} s, {second.events_per_s:,.0f} events/s", flush=True)
+    del tracks
+    events = first.events + second.events
+    seconds = first.seconds + second.seconds
+    expected = data.n_profiles + data.n_events
+    figures = [
+        Figure("a", f"ingest, {events:,} events (identifies then track events), durable", events / seconds, "/s"),
+        Figure("a", f"ingest, {data.n_events:,} track events only", second.events_per_s, "/s"),
+    ]
+    details: dict[str, Any] = {
+        "encoding_s": round(encoded_s, 2),
+        "encoded_bytes": size,
+        "window": WINDOW,
+        "identifies": _run_json(first),
+        "tracks": _run_json(second),
+        "events_per_s": round(events / seconds),
+    }
+    if first.accepted + second.accepted != expected:
+        details["failed"] = f"the engine accepted {first.accepted + second.accepted:,} of {expected:,} events"
+    return figures, details
+
+
+def _run_json(run: IngestRun) -> dict[str, Any]:
+    return {
+        "seconds": round(run.seconds, 3),
+        "events": run.events,
+        "accepted": run.accepted,
+        "events_per_s": round(run.events_per_s),
+        "stats": run.stats,
+    }
+
+
+# --- (b) the audience against DuckDB
+
+
+def save_audience(engine: _core.Engine) -> None:
+    """Saves the audience under AUDIENCE_KEY: (b) lists its members, (c) asks about them."""
+    request = audience_pb2.CreateAudienceRequest(
+        key=AUDIENCE_KEY,
+        query=AUDIENCE_QUERY,
+        type=audience_pb2.DEFINITION_TYPE_AUDIENCE,
+        kind=audience_pb2.ENTITY_KIND_USERS,
+    )
+    engine.create_audience(request.SerializeToString())
+
+
+def tributary_members(engine: _core.Engine) -> tuple[set[int], int]:
+    """The saved audience's members at NOW (``list_members``), as profile numbers, through
+    ``batch_get_profiles`` from their ``tp_...`` ids to their ``user_id``; and the count the pages give."""
+    pages = [
+        audience_pb2.ListMembersResponse.FromString(raw)
+        for raw in engine.list_members(audience_pb2.ListMembersRequest(key=AUDIENCE_KEY, at=_at()).SerializeToString())
+    ]
+    ids = [member.id for page in pages for member in page.members]
+    found: set[int] = set()
+    for start in range(0, len(ids), LOOKUP_BATCH):
+        request = profile_pb2.BatchGetProfilesRequest(identifiers=ids[start : start + LOOKUP_BATCH])
+        answer = profile_pb2.BatchGetProfilesResponse.FromString(engine.batch_get_profiles(request.SerializeToString()))
+        for result in answer.results:
+            users = [i.value for i in result.profile.identifiers if i.type == "user_id"]
+            if len(users) != 1:
+                raise RuntimeError(f"member {result.identifier} has user_ids {users} ({result.error or 'no error'})")
+            found.add(int(users[0][1:]))
+    if len(found) != len(ids):
+        raise RuntimeError(f"{len(ids):,} members listed, {len(found):,} distinct user_ids among them")
+    return found, pages[0].count if pages else 0
+
+
+def _differences(name: str, got: set[int], expected: set[int]) -> str:
+    extra, missing = sorted(got - expected)[:5], sorted(expected - got)[:5]
+    return (
+        f"{name} has {len(got):,} members, the generator's audience {len(expected):,}: "
+        f"{len(got - expected):,} extra (e.g. {['u' + str(k) for k in extra]}), "
+        f"{len(expected - got):,} missing (e.g. {['u' + str(k) for k in missing]})"
+    )
+
+
+def part_b(
+    engine: _core.Engine,
+    con: duckdb.DuckDBPyConnection,
+    data: audience_workload.AudienceData,
+    args: argparse.Namespace,
+) -> tuple[list[Figure], dict]:
+    """Tributary's evaluation against DuckDB's two tables, alternating; then the members."""
+    preview = audience_pb2.PreviewRequest(
+        query=AUDIENCE_QUERY,
+        type=audience_pb2.DEFINITION_TYPE_AUDIENCE,
+        kind=audience_pb2.ENTITY_KIND_USERS,
+        at=_at(),
+        sample_size=10,
+    ).SerializeToString()
+    answers: list[bytes] = []
+    sql = {table: audience_duckdb.audience_sql(table) for table in (audience_duckdb.UNSORTED, audience_duckdb.SORTED)}
+    systems: dict[str, Callable[[], object]] = {
+        "Tributary": lambda: answers.append(engine.preview_audience(preview)),
+        "DuckDB, events unsorted": lambda: con.execute(sql[audience_duckdb.UNSORTED]).fetchall(),
+        "DuckDB, events sorted by (event, ts)": lambda: con.execute(sql[audience_duckdb.SORTED]).fetchall(),
+    }
+    seconds = alternate(systems, args.runs)
+    for name, runs in seconds.items():
+        print(f"    {name}: median {_median(runs) * 1e3:,.1f} ms, min {min(runs) * 1e3:,.1f} ms", flush=True)
+    responses = [audience_pb2.PreviewResponse.FromString(raw) for raw in answers]
+    expected = audience_workload.members(data)
+    listed, listed_count = tributary_members(engine)
+    found = {
+        "Tributary (list_members)": listed,
+        "DuckDB, unsorted": audience_duckdb.members(con, audience_duckdb.UNSORTED),
+        "DuckDB, sorted": audience_duckdb.members(con, audience_duckdb.SORTED),
+    }
+    counts = {response.count for response in responses} | {listed_count}
+    wrong = [_differences(name, got, expected) for name, got in found.items() if got != expected]
+    if counts != {len(expected)}:
+        wrong.append(f"Tributary counted {sorted(counts)} members, the generator's audience has {len(expected):,}")
+    trib = _median(seconds["Tributary"])
+    figures = []
+    for name, target in (
+        ("DuckDB, events unsorted", DUCKDB_UNSORTED_SPEEDUP),
+        ("DuckDB, events sorted by (event, ts)", DUCKDB_SORTED_SPEEDUP),
+    ):
+        base = _median(seconds[name])
+        ratio = base / trib
+        figures.append(
+            Figure(
+                "b",
+                f"audience evaluation, {data.n_profiles:,} profiles, {data.n_events:,} events (median)",
+                trib * 1e3,
+                "ms",
+                name,
+                base * 1e3,
+                ratio,
+                f"≥ {target:g}x {name}",
+                ratio >= target,
+            )
+        )
+    figures.append(
+        Figure(
+            "b",
+            f"members differing from the generator's {len(expected):,} (Tributary, both DuckDB tables)",
+            float(len(wrong)),
+            "",
+            target="0",
+            met=not wrong,
+        )
+    )
+    details: dict[str, Any] = {
+        "query": AUDIENCE_QUERY,
+        "sql": audience_duckdb.audience_sql("events"),
+        "members": len(expected),
+        "seconds": {name: [round(s, 5) for s in runs] for name, runs in seconds.items()},
+        "min_ms": {name: round(min(runs) * 1e3, 3) for name, runs in seconds.items()},
+        "median_ms": {name: round(_median(runs) * 1e3, 3) for name, runs in seconds.items()},
+        "engine_evaluation_micros": [response.evaluation_micros for response in responses],
+        "canonical_query": responses[0].canonical_query if responses else "",
+        "mismatches": wrong,
+    }
+    if wrong:
+        for line in wrong:
+            print(f"    MISMATCH {line}", file=sys.stderr)
+        details["failed"] = "; ".join(wrong)
+    return figures, details
+
+
+# --- (c) membership answers
+
+
+def _check_requests(data: audience_workload.AudienceData, count: int, seed: int) -> tuple[list[bytes], list[bool]]:
+    """Encoded CheckMembershipRequests of random profiles, half of them members (as many as
+    there are), and whether each is one by the generator."""
+    rng = random.Random(seed)
+    members = sorted(audience_workload.members(data))
+    chosen = rng.choices(members, k=min(count // 2, len(members) * 4)) if members else []
+    chosen += rng.choices(range(data.n_profiles), k=count - len(chosen))
+    rng.shuffle(chosen)
+    member_set = set(members)
+    requests = [
+        audience_pb2.CheckMembershipRequest(key=AUDIENCE_KEY, identifier=f"user_id:u{k}", at=_at()).SerializeToString()
+        for k in chosen
+    ]
+    return requests, [k in member_set for k in chosen]
+
+
+def _each_ms(call: Callable[[bytes], object], requests: Sequence[bytes]) -> list[float]:
+    times = []
+    for request in requests:
+        started = time.perf_counter()
+        call(request)
+        times.append((time.perf_counter() - started) * 1e3)
+    return sorted(times)
+
+
+def part_c(
+    engine: _core.Engine,
+    con: duckdb.DuckDBPyConnection,
+    data: audience_workload.AudienceData,
+    args: argparse.Namespace,
+) -> tuple[list[Figure], dict]:
+    """One profile's membership and the audience's size, each call timed alone; DuckDB beside."""
+    requests, expected = _check_requests(data, args.checks, args.seed)
+    answers = [audience_pb2.CheckMembershipResponse.FromString(engine.check_membership(r)) for r in requests[:50]]
+    check_ms = _each_ms(engine.check_membership, requests)
+    wrong = sum(
+        1
+        for request, member in zip(requests, expected, strict=True)
+        if audience_pb2.CheckMembershipResponse.FromString(engine.check_membership(request)).member != member
+    )
+    table = audience_duckdb.SORTED
+    check_sql = audience_duckdb.member_check_sql(table)
+    duck_users = [
+        audience_pb2.CheckMembershipRequest.FromString(r).identifier.removeprefix("user_id:") for r in requests
+    ]
+    duck_runs = min(len(duck_users), 200)
+    duck_check_ms = _each_ms(lambda user: con.execute(check_sql, [user]).fetchall(), duck_users[:duck_runs])
+    size_request = audience_pb2.ListMembersRequest(key=AUDIENCE_KEY, at=_at()).SerializeToString()
+    size_sql = audience_duckdb.size_sql(table)
+    sizes = alternate(
+        {
+            "Tributary": lambda: (
+                audience_pb2.ListMembersResponse.FromString(engine.list_members(size_request)[0]).count
+            ),
+            "DuckDB": lambda: con.execute(size_sql).fetchall(),
+        },
+        args.runs,
+    )
+    size_ms, duck_size_ms = _median(sizes["Tributary"]) * 1e3, _median(sizes["DuckDB"]) * 1e3
+    p50, p99 = percentile(check_ms, 50), percentile(check_ms, 99)
+    duck_p50 = percentile(duck_check_ms, 50)
+    figures = [
+        Figure(
+            "c",
+            "one profile's membership (check_membership), p50",
+            p50,
+            "ms",
+            "DuckDB, the query for one user_id",
+            duck_p50,
+            duck_p50 / p50 if p50 else None,
+            f"≤ {ANSWER_MS:g} ms",
+            p50 <= ANSWER_MS,
+        ),
+        Figure("c", "one profile's membership, p99", p99, "ms"),
+        Figure(
+            "c",
+            "the audience's size (list_members, first page's count), median",
+            size_ms,
+            "ms",
+            "DuckDB count(*)",
+            duck_size_ms,
+            duck_size_ms / size_ms if size_ms else None,
+            f"≤ {ANSWER_MS:g} ms",
+            size_ms <= ANSWER_MS,
+        ),
+    ]
+    details: dict[str, Any] = {
+        "checks": len(requests),
+        "members_among_them": sum(expected),
+        "check_ms": {"p50": round(p50, 4), "p99": round(p99, 4), "max": round(check_ms[-1], 4)},
+        "duckdb_check_ms": {
+            "calls": duck_runs,
+            "p50": round(duck_p50, 3),
+            "p99": round(percentile(duck_check_ms, 99), 3),
+        },
+        "size_seconds": {name: [round(s, 5) for s in runs] for name, runs in sizes.items()},
+        "sample_answer": str(answers[0]) if answers else "",
+        "wrong_answers": wrong,
+    }
+    if wrong:
+        details["failed"] = f"{wrong} of {len(requests):,} membership checks disagree with the generator"
+    return figures, details
+
+
+# --- (d) bitmaps, (e) the real-time TODO
+
+
+def part_d(data: audience_workload.AudienceData, args: argparse.Namespace) -> tuple[list[Figure], dict]:
+    sets = audience_bitmaps.operand_sets(data)
+    runs = audience_bitmaps.compare(sets, operations=args.bitmap_ops, rounds=args.bitmap_rounds)
+    figures = []
+    for run in runs:
+        print(
+            f"    {run.left} {run.op.upper()} {run.right}: Rust {run.rust_us:.1f} µs, pyroaring "
+            f"{run.pyroaring_us:.1f} µs ({run.ratio:.2f}x)",
+            flush=True,
+        )
+        figures.append(
+            Figure(
+                "d",
+                f"{run.op.upper()} of {run.left} ({run.left_size:,}) and {run.right} ({run.right_size:,})",
+                run.rust_us,
+                "µs",
+                "pyroaring",
+                run.pyroaring_us,
+                run.ratio,
+                f"≥ {BITMAP_SPEEDUP:g}x pyroaring",
+                run.ratio >= BITMAP_SPEEDUP,
+            )
+        )
+    return figures, {"operations_a_round": args.bitmap_ops, "runs": [asdict(run) for run in runs]}
+
+
+def part_e(ingest_details: dict[str, Any] | None) -> tuple[list[Figure], dict]:
+    """TODO(real time): Engage does not maintain audiences during ingest yet, so there is nothing
+    to measure. When it does: open a fresh engine, create REAL_TIME_AUDIENCES audiences and
+    REAL_TIME_TRAITS computed traits, ingest the same batches as (a), and report its events/s
+    against (a)'s (target: at most REAL_TIME_COST slower). Until then the figure stays empty."""
+    rate = (ingest_details or {}).get("events_per_s")
+    figure = Figure(
+        "e",
+        f"ingest with {REAL_TIME_AUDIENCES} audiences and {REAL_TIME_TRAITS} computed traits kept in real time "
+        "(TODO: not built yet)",
+        None,
+        "/s",
+        "ingest without, (a)",
+        float(rate) if rate else None,
+        None,
+        f"≤ {REAL_TIME_COST:.0%} slower than (a)",
+        None,
+    )
+    return [figure], {"status": "not measured: real-time maintenance of audiences does not exist yet"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    started = time.perf_counter()
+    print(f"data: {args.profiles:,} profiles, {args.events:,} track events, seed {args.seed} ...", flush=True)
+    data = audience_workload.generate(args.profiles, args.events, args.seed)
+    described = audience_workload.describe(data)
+    print(
+        f"  {time.perf_counter() - started:.1f} s; {described['profiles_with_3_orders_in_30_days']:,} profiles with "
+        f"≥ 3 Order Completed in the last 30 days, {described['profiles_churned']:,} churned, audience "
+        f"{described['audience_size']:,}",
+        flush=True,
+    )
+    figures: list[Figure] = []
+    details: dict[str, Any] = {"data": described}
+    errors: dict[str, str] = {}
+
+    def step(key: str, work: Callable[[], tuple[list[Figure], dict]]) -> None:
+        print(f"({key}) {PARTS[key]} ...", flush=True)
+        try:
+            got, info = work()
+        except Exception as exc:  # one failing part must not hide the others' figures
+            errors[key] = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc(file=sys.stderr)
+            return
+        figures.extend(got)
+        details[key] = info
+        if "failed" in info:
+            errors[key] = info["failed"]
+
+    evaluated = [key for key in ("b", "c") if key in args.only]
+    if "a" in args.only or evaluated:
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-audiences-", dir=args.tmp_dir) as tmp,
+            open_engine(Path(tmp) / "data") as (engine, source_id),
+        ):
+            # (b) and (c) evaluate what (a) ingested, so (a) runs whenever they do.
+            step("a", lambda: part_a(engine, source_id, data))
+            if evaluated and "a" in errors:
+                errors.update({key: "not run: (a)'s ingest failed" for key in evaluated})
+            elif evaluated:
+                print("DuckDB tables (in memory, not timed) ...", flush=True)
+                built = time.perf_counter()
+                con = audience_duckdb.build_tables(data, seed=args.seed)
+                details["duckdb_build_s"] = round(time.perf_counter() - built, 2)
+                print(f"  {details['duckdb_build_s']:.1f} s", flush=True)
+                try:
+                    save_audience(engine)
+                except Exception as exc:  # the parts that need it fail, the others run
+                    errors.update({key: f"saving the audience: {type(exc).__name__}: {exc}" for key in evaluated})
+                    traceback.print_exc(file=sys.stderr)
+                else:
+                    if "b" in args.only:
+                        step("b", lambda: part_b(engine, con, data, args))
+                    if "c" in args.only:
+                        step("c", lambda: part_c(engine, con, data, args))
+                con.close()
+    if "d" in args.only:
+        step("d", lambda: part_d(data, args))
+    if "e" in args.only:
+        step("e", lambda: part_e(details.get("a")))
+    figures.sort(key=lambda f: f.part)
+    table = write_results(
+        args.results_dir,
+        figures=figures,
+        details=details,
+        errors=errors,
+        settings={
+            "parts": args.only,
+            "profiles": args.profiles,
+            "events": args.events,
+            "seed": args.seed,
+            "batch_size": audience_workload.BATCH_SIZE,
+            "runs": args.runs,
+            "checks": args.checks,
+            "bitmap_ops": args.bitmap_ops,
+            "bitmap_rounds": args.bitmap_rounds,
+            "quick": args.quick,
+        },
+    )
+    page = write_page(args.results_dir)
+    print()
+    print(table)
+    for key, reason in errors.items():
+        print(f"\n({key}) FAILED: {reason}", file=sys.stderr)
+    written = f"audiences.json, audiences.md{', ' + page.name if page else ''}"
+    print(f"\nwritten to {args.results_dir}/ ({written}) in {time.perf_counter() - started:.0f} s")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Checks of the Engage benchmark's harness: the data it generates, its hand-made protobuf
+encoding, the numpy oracle, the DuckDB baseline, the bitmap comparison and one tiny run of the
+whole benchmark. Small inputs, a few seconds in all; nothing here holds a time to a bound."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pyroaring import BitMap
+from tributary._proto.cdp.v1 import event_pb2, ingest_pb2
+
+from benchmarks import audience_bitmaps, audience_duckdb, audiences
+from benchmarks import audience_workload as aw
+from cdp_server import _core
+
+PROFILES = 3_000
+EVENTS = 30_000
+
+
+@pytest.fixture(scope="module")
+def data() -> aw.AudienceData:
+    return aw.generate(PROFILES, EVENTS, seed=7)
+
+
+def test_generation_is_deterministic_for_a_seed(data: aw.AudienceData) -> None:
+    again = aw.generate(PROFILES, EVENTS, seed=7)
+    assert np.array_equal(again.user, data.user) and np.array_equal(again.ts, data.ts)
+    assert all(np.array_equal(again.traits[key], data.traits[key]) for key in data.traits)
+    assert aw.track_batches(again, 1)[:3] == aw.track_batches(data, 1)[:3]
+    assert aw.identify_batches(again)[:2] == aw.identify_batches(data)[:2]
+    assert not np.array_equal(aw.generate(PROFILES, EVENTS, seed=8).user, data.user)
+
+
+def test_the_data_has_the_shape_the_issue_asks_for(data: aw.AudienceData) -> None:
+    assert data.n_events == EVENTS and len(aw.EVENT_NAMES) == len(set(aw.EVENT_NAMES)) == 50
+    assert len(data.traits) == 20 and set(data.traits["plan"]) == set(aw.PLANS)
+    assert np.all(np.diff(data.ts) >= 0) and data.ts.min() >= aw.START_S and data.ts.max() <= aw.NOW_S
+    names = Counter(data.name.tolist())
+    assert names[aw.EVENT_NAMES.index(aw.CHURNED)] < names[aw.EVENT_NAMES.index(aw.ORDER_COMPLETED)] / 20
+    shape = aw.describe(data)
+    assert 0.01 < shape["profiles_with_3_orders_in_30_days"] / PROFILES < 0.06
+    assert 0 < shape["profiles_churned"] / PROFILES < 0.05
+    assert shape["audience_size"] == len(aw.members(data)) > 0
+
+
+def _decoded(batches: list[bytes]) -> list[event_pb2.Event]:
+    requests = [ingest_pb2.StreamRequest.FromString(raw) for raw in batches]
+    assert [r.sequence for r in requests] == list(range(requests[0].sequence, requests[0].sequence + len(requests)))
+    assert all(len(r.batch.events) <= aw.BATCH_SIZE for r in requests)
+    return [event for r in requests for event in r.batch.events]
+
+
+def test_batches_decode_to_the_generated_events(data: aw.AudienceData) -> None:
+    identifies = _decoded(aw.identify_batches(data))
+    tracks = _decoded(aw.track_batches(data, 100))
+    assert [e.user_id for e in identifies] == [f"u{k}" for k in range(PROFILES)]
+    assert all(e.type == event_pb2.EVENT_TYPE_IDENTIFY for e in identifies)
+    traits = json.loads(identifies[5].traits)
+    assert len(traits) == 20 and traits["plan"] == data.traits["plan"][5] and traits["age"] == data.traits["age"][5]
+    assert all(e.type == event_pb2.EVENT_TYPE_TRACK for e in tracks)
+    assert [e.user_id for e in tracks] == [f"u{k}" for k in data.user]
+    assert [e.event for e in tracks] == [aw.EVENT_NAMES[k] for k in data.name]
+    assert [e.timestamp.seconds for e in tracks] == data.ts.tolist()
+    assert not any(e.HasField("sent_at") or e.HasField("original_timestamp") for e in tracks)
+    assert all(json.loads(e.properties) and json.loads(e.context)["library"] for e in tracks[:100])
+    ids = [e.message_id for e in identifies + tracks]
+    assert len(set(ids)) == len(ids) and {len(i) for i in ids} == {36}
+
+
+def test_oracle_follows_the_reference_semantics_at_the_window_edges() -> None:
+    """within(30 days) is now - 30 days <= t <= now; Churned counts at any time."""
+    edge = aw.NOW_S - 30 * 86_400
+    # profile 0: 3 orders, one exactly at the window's start: in. 1: one a second before it: out.
+    # 2: in, but churned long ago: out. 3: basic plan: out.
+    user = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3], dtype=np.int32)
+    name = np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], dtype=np.uint8)
+    ts = np.array([edge, edge + 5, aw.NOW_S, edge - 1, edge + 5, edge + 6, edge, edge, edge, aw.START_S, *[edge] * 3])
+    order = np.argsort(ts, kind="stable")
+    plans = np.array(["pro", "pro", "pro", "basic"], dtype=object)
+    data = aw.AudienceData(4, 0, user[order], name[order], name[order] * 0, ts[order], {"plan": plans})
+    assert aw.members(data) == {0}
+
+
+def test_duckdb_finds_the_oracles_members_in_both_orders(data: aw.AudienceData) -> None:
+    con = audience_duckdb.build_tables(data, seed=7)
+    expected = aw.members(data)
+    assert audience_duckdb.members(con, audience_duckdb.UNSORTED) == expected
+    assert audience_duckdb.members(con, audience_duckdb.SORTED) == expected
+    assert con.execute(audience_duckdb.size_sql(audience_duckdb.SORTED)).fetchall() == [(len(expected),)]
+    member, other = min(expected), min(set(range(PROFILES)) - expected)
+    check = audience_duckdb.member_check_sql(audience_duckdb.SORTED)
+    assert con.execute(check, [f"u{member}"]).fetchall() == [(f"u{member}",)]
+    assert con.execute(check, [f"u{other}"]).fetchall() == []
+    types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {audience_duckdb.UNSORTED})").fetchall())
+    assert types == {"user_id": "VARCHAR", "event": "VARCHAR", "ts": "TIMESTAMP"}
+    unsorted = con.execute(f"SELECT ts FROM {audience_duckdb.UNSORTED} LIMIT 200").fetchall()
+    assert unsorted != sorted(unsorted)
+
+
+def test_rust_and_pyroaring_agree_on_every_operation(data: aw.AudienceData) -> None:
+    runs = audience_bitmaps.compare(audience_bitmaps.operand_sets(data), operations=3, rounds=2)
+    assert len(runs) == 2 * len(audience_bitmaps.PAIRS)
+    assert all(len(r.rounds_rust_us) == len(r.rounds_pyroaring_us) == 2 and r.rust_us > 0 for r in runs)
+    left, right = BitMap([1, 2, 3, 70_000]), BitMap([3, 70_000, 1 << 31])
+    assert _core._time_bitmap_op(left.serialize(), right.serialize(), "and", 1)[1] == 2
+    assert _core._time_bitmap_op(left.serialize(), right.serialize(), "or", 1)[1] == 5
+    with pytest.raises(_core.InvalidRequest):
+        _core._time_bitmap_op(left.serialize(), right.serialize(), "xor", 1)
+    with pytest.raises(_core.InvalidRequest):
+        _core._time_bitmap_op(b"not a bitmap", right.serialize(), "and", 1)
+
+
+def test_a_tiny_run_writes_every_part_and_marks_the_real_time_figure_as_todo(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    argv = ["--scale", "0.002", "--runs", "2", "--checks", "40", "--bitmap-ops", "5", "--bitmap-rounds", "2"]
+    argv += ["--results-dir", str(results), "--tmp-dir", str(tmp_path)]
+    status = audiences.main(argv)
+    document = json.loads((results / "audiences.json").read_text())
+    assert document["errors"] == {} and status == 0
+    parts = {figure["part"] for figure in document["figures"]}
+    assert parts == set(audiences.PARTS)
+    ingest = document["details"]["a"]
+    assert ingest["identifies"]["accepted"] == 2_000 and ingest["tracks"]["accepted"] == 20_000
+    (todo,) = [f for f in document["figures"] if f["part"] == "e"]
+    assert todo["measured"] is None and todo["met"] is None and "TODO" in todo["name"]
+    assert document["details"]["b"]["mismatches"] == []
+    page = (results / "README.md").read_text()
+    assert "## Engage: audiences against DuckDB and pyroaring" in page and "TODO(real time)" in page
