@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 _CODES: dict[type[BaseException], grpc.StatusCode] = {
     _core.InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     _core.NotFound: grpc.StatusCode.NOT_FOUND,
+    _core.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    _core.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     _core.StorageFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
     _core.ShutDown: grpc.StatusCode.UNAVAILABLE,
     _core.StorageFault: grpc.StatusCode.INTERNAL,

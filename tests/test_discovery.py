@@ -14,7 +14,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 if TYPE_CHECKING:
     from conftest import ServerProcess
 
-SERVED = {"cdp.v1.IngestService", "cdp.v1.ProfileService", "cdp.v1.AdminService"}
+SERVED = {"cdp.v1.IngestService", "cdp.v1.ProfileService", "cdp.v1.AdminService", "cdp.v1.AudienceService"}
 REFLECTION = {"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"}
 
 
@@ -38,11 +38,11 @@ def test_health_reports_serving_for_the_served_services_only(server: ServerProce
         for name in ["", *SERVED]:
             reply = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING, name
-        # The API defines AudienceService, but nothing serves it yet: health does not claim it.
+        # A service the server does not have: health does not claim it, and calls are unimplemented.
         with pytest.raises(grpc.RpcError) as caught:
-            health.Check(health_pb2.HealthCheckRequest(service="cdp.v1.AudienceService"), timeout=5)
+            health.Check(health_pb2.HealthCheckRequest(service="cdp.v1.JourneyService"), timeout=5)
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
-        unserved = channel.unary_unary("/cdp.v1.AudienceService/ListAudiences")
+        unserved = channel.unary_unary("/cdp.v1.JourneyService/ListJourneys")
         with pytest.raises(grpc.RpcError) as caught:
             unserved(b"", timeout=5)
         assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]

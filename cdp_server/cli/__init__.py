@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cdp_server.cli import events, identity, importer, profile, rejected, serve, sources, tail, tokens
+from cdp_server.cli import audiences, events, identity, importer, profile, rejected, serve, sources, tail, tokens
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,3 +22,5 @@ main.add_command(profile.profile)
 main.add_command(identity.identity)
 main.add_command(rejected.rejected)
 main.add_command(tokens.token)
+main.add_command(audiences.audience)
+main.add_command(audiences.computed_trait)

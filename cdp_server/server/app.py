@@ -25,7 +25,7 @@ from cdp_server import _core
 from cdp_server.auth import Authenticator, key_digest
 from cdp_server.config import Settings
 from cdp_server.server import reflection
-from cdp_server.services import admin, ingest, profile
+from cdp_server.services import admin, audience, ingest, profile
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +110,7 @@ def start(settings: Settings) -> RunningServer:
         ensure_dev_source(engine, settings.dev_write_key)
     auth = Authenticator(engine, settings.admin_tokens)
     draining = threading.Event()
-    # What is served, by service name: health reports and reflection lists these and no other
-    # (cdp.v1.AudienceService is in the API but has no handler yet).
+    # What is served, by service name: health reports and reflection list these and no other.
     services: dict[str, _Service] = {
         ingest.SERVICE: ingest.IngestService(
             engine,
@@ -121,6 +120,7 @@ def start(settings: Settings) -> RunningServer:
             draining=draining,
         ),
         profile.SERVICE: profile.ProfileService(engine, auth),
+        audience.SERVICE: audience.AudienceService(engine, auth),
         admin.SERVICE: admin.AdminService(engine, auth, max_tails=settings.max_tails, draining=draining),
     }
     server.add_generic_rpc_handlers([service.handler() for service in services.values()])

@@ -35,6 +35,12 @@ pub enum EngineError {
     /// A looked-up thing does not exist.
     #[error("not found: {0}")]
     NotFound(String),
+    /// What the request would create exists already.
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// The request is valid but the state refuses it (e.g. deleting what another thing uses).
+    #[error("failed precondition: {0}")]
+    FailedPrecondition(String),
     /// The disk is full (or the map cannot grow): nothing from this request was stored.
     #[error("storage full: {0}")]
     StorageFull(String),

@@ -44,6 +44,8 @@ pub struct PreparedEvent {
     pub account: Option<String>,
     /// Its name for Engage's `event('…')`.
     pub engage_name: Option<String>,
+    /// The traits an identify call sets, for Engage's trait index.
+    pub engage_traits: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Per-batch facts shared by its events.
@@ -224,6 +226,7 @@ fn prepare_event(
     let sets_traits = crate::profiles::sets_traits(&event);
     let account = crate::profiles::account_of(&event).map(str::to_owned);
     let engage_name = crate::engage::event_name(&event).map(str::to_owned);
+    let engage_traits = crate::engage::identify_traits(&event);
     let encoded = event.encode_to_vec();
     Ok(PreparedEvent {
         index,
@@ -237,6 +240,7 @@ fn prepare_event(
         sets_traits,
         account,
         engage_name,
+        engage_traits,
     })
 }
 

@@ -394,7 +394,7 @@ impl Engine {
             let state = self.shared.profiles.lock();
             let mut parts = state.graph.memory();
             parts.push(("account_links", state.links.memory()));
-            parts.push(("engage_events", state.engage.memory()));
+            parts.extend(state.engage.memory());
             parts
         };
         parts.push((
@@ -671,6 +671,7 @@ fn resolve_identities(shared: &Shared, group: &[Job], outcomes: &[Vec<Stored>], 
             sets_traits: event.sets_traits,
             account: event.account.as_deref(),
             engage_name: event.engage_name.as_deref(),
+            engage_traits: event.engage_traits.as_ref(),
         });
     shared.profiles.resolve(&shared.store, accepted);
 }

@@ -8,6 +8,7 @@
 //! - there is one writer thread; concurrent callers share its commits (group commit);
 //! - nothing here knows about Python or gRPC.
 
+pub mod audiences;
 pub mod config;
 pub mod dedupe;
 pub mod engage;

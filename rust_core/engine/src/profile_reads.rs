@@ -112,8 +112,8 @@ pub struct Trait {
     pub source_id: u32,
 }
 
-struct TraitWinner {
-    value: Value,
+pub(crate) struct TraitWinner {
+    pub(crate) value: Value,
     timestamp_ms: i64,
     message_id: String,
     source_id: u32,
@@ -310,60 +310,7 @@ impl Engine {
     /// the earliest set are kept; returns how many were dropped.
     fn fold_traits(&self, seqs: &[u64]) -> Result<(HashMap<String, TraitWinner>, u32)> {
         let store = &self.shared.store;
-        let txn = store.log.read()?;
-        let mut winners: HashMap<String, TraitWinner> = HashMap::new();
-        for &seq in seqs {
-            let Some(stored) = store.log_dbs.events.get(&txn.txn, &seq)? else {
-                continue;
-            };
-            let source_id = source_of(stored);
-            let event = decode_stored(seq, stored)?;
-            let Ok(Some(traits)) = crate::json::parse_object(&event.traits) else {
-                continue;
-            };
-            let timestamp_ms = event.timestamp.as_ref().map_or(0, time::to_ms);
-            let key = Rc::new(OrderKey::new(timestamp_ms, &event.message_id));
-            for (name, value) in traits {
-                match winners.get_mut(&name) {
-                    Some(winner) => {
-                        if winner.first_set > key {
-                            winner.first_set = Rc::clone(&key);
-                        }
-                        if (timestamp_ms, event.message_id.as_str()) > (winner.timestamp_ms, winner.message_id.as_str())
-                        {
-                            winner.value = value;
-                            winner.timestamp_ms = timestamp_ms;
-                            winner.message_id.clone_from(&event.message_id);
-                            winner.source_id = source_id;
-                        }
-                    }
-                    None => {
-                        let winner = TraitWinner {
-                            value,
-                            timestamp_ms,
-                            message_id: event.message_id.clone(),
-                            source_id,
-                            first_set: Rc::clone(&key),
-                        };
-                        winners.insert(name, winner);
-                    }
-                }
-            }
-        }
-        winners.retain(|_, winner| !winner.value.is_null());
-        let mut dropped = 0;
-        if winners.len() > MAX_TRAITS {
-            let mut order: Vec<(Rc<OrderKey>, String)> = winners
-                .iter()
-                .map(|(name, winner)| (Rc::clone(&winner.first_set), name.clone()))
-                .collect();
-            order.sort_unstable();
-            for (_, name) in order.drain(MAX_TRAITS..) {
-                winners.remove(&name);
-                dropped += 1;
-            }
-        }
-        Ok((winners, dropped))
+        fold_traits_in(store, &store.log.read()?, seqs)
     }
 
     /// `ListIdentifiers` on encoded bytes.
@@ -469,6 +416,66 @@ impl Engine {
         }
         .encode_to_vec())
     }
+}
+
+/// See `Engine::fold_traits`; under the caller's read transaction.
+pub(crate) fn fold_traits_in(
+    store: &crate::store::Store,
+    txn: &crate::store::ReadTxn<'_>,
+    seqs: &[u64],
+) -> Result<(HashMap<String, TraitWinner>, u32)> {
+    let mut winners: HashMap<String, TraitWinner> = HashMap::new();
+    for &seq in seqs {
+        let Some(stored) = store.log_dbs.events.get(&txn.txn, &seq)? else {
+            continue;
+        };
+        let source_id = source_of(stored);
+        let event = decode_stored(seq, stored)?;
+        let Ok(Some(traits)) = crate::json::parse_object(&event.traits) else {
+            continue;
+        };
+        let timestamp_ms = event.timestamp.as_ref().map_or(0, time::to_ms);
+        let key = Rc::new(OrderKey::new(timestamp_ms, &event.message_id));
+        for (name, value) in traits {
+            match winners.get_mut(&name) {
+                Some(winner) => {
+                    if winner.first_set > key {
+                        winner.first_set = Rc::clone(&key);
+                    }
+                    if (timestamp_ms, event.message_id.as_str()) > (winner.timestamp_ms, winner.message_id.as_str()) {
+                        winner.value = value;
+                        winner.timestamp_ms = timestamp_ms;
+                        winner.message_id.clone_from(&event.message_id);
+                        winner.source_id = source_id;
+                    }
+                }
+                None => {
+                    let winner = TraitWinner {
+                        value,
+                        timestamp_ms,
+                        message_id: event.message_id.clone(),
+                        source_id,
+                        first_set: Rc::clone(&key),
+                    };
+                    winners.insert(name, winner);
+                }
+            }
+        }
+    }
+    winners.retain(|_, winner| !winner.value.is_null());
+    let mut dropped = 0;
+    if winners.len() > MAX_TRAITS {
+        let mut order: Vec<(Rc<OrderKey>, String)> = winners
+            .iter()
+            .map(|(name, winner)| (Rc::clone(&winner.first_set), name.clone()))
+            .collect();
+        order.sort_unstable();
+        for (_, name) in order.drain(MAX_TRAITS..) {
+            winners.remove(&name);
+            dropped += 1;
+        }
+    }
+    Ok((winners, dropped))
 }
 
 /// A profile named by "type:value" or by its id "tp_...".

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, MutexGuard};
 use rustc_hash::FxHashMap;
 
-use crate::engage::EventIndex;
+use crate::engage::{Engage, EngageFacts};
 use crate::error::{EngineError, Result};
 use crate::identifiers::{self, CustomIdentifiers, Identifier};
 use crate::identity::graph::{EventIdentity, EventLoader, GraphState, GraphStateRef, IdentityGraph, StoredEvent};
@@ -57,6 +57,8 @@ pub struct Resolvable<'a> {
     pub account: Option<&'a str>,
     /// Its name for `event('…')` (`engage::event_name`).
     pub engage_name: Option<&'a str>,
+    /// The traits it sets (`engage::identify_traits`).
+    pub engage_traits: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Resolvable<'_> {
@@ -158,7 +160,7 @@ struct SnapshotRef<'a> {
     administration: u128,
     graph: GraphStateRef<'a>,
     links: &'a AccountLinks,
-    engage: &'a EventIndex,
+    engage: &'a Engage,
 }
 
 #[derive(serde::Deserialize)]
@@ -167,7 +169,7 @@ struct Snapshot {
     administration: u128,
     graph: GraphState,
     links: AccountLinks,
-    engage: EventIndex,
+    engage: Engage,
 }
 
 /// What the lock guards.
@@ -176,8 +178,8 @@ pub struct ProfileState {
     /// The last log seq resolved (the publisher goes in log order; replays may repeat seqs).
     pub resolved_through: u64,
     pub links: AccountLinks,
-    /// Engage's event index, keyed by the graph's identifier nodes.
-    pub engage: EventIndex,
+    /// Engage's indexes, keyed by the graph's identifier nodes.
+    pub engage: Engage,
     /// The administration the graph was built under, as stored.
     pub rules: proto::IdentityRules,
     pub actions: Vec<proto::IdentityAction>,
@@ -191,11 +193,15 @@ impl ProfileState {
         administration_of(&self.rules, &self.actions)
     }
 
-    /// Records an event of `name` in Engage's index, under its primary node (after the graph
-    /// added the event).
-    fn record_engage(&mut self, identifiers: &[Identifier], name: &str, timestamp_ms: i64) {
-        if let Some(node) = self.graph.primary_node(identifiers) {
-            self.engage.record(node, name, timestamp_ms);
+    /// Records an event in Engage's indexes, under its primary node (after the graph added the
+    /// event).
+    fn record_engage(&mut self, event: &EventIdentity<'_>, facts: EngageFacts<'_>, loader: &mut LogLoader<'_>) {
+        if facts.name.is_none() && facts.traits.is_none() {
+            return;
+        }
+        if let Some(node) = self.graph.primary_node(event.identifiers) {
+            let at = (event.seq, event.timestamp_ms, event.message_id);
+            self.engage.record(node, facts, at, &mut |seq| loader.message_id(seq));
         }
     }
 
@@ -356,6 +362,8 @@ pub struct Decoded {
     pub account: Option<String>,
     /// Its name for Engage's `event('…')`.
     pub name: Option<String>,
+    /// The traits it sets, as stored (JSON): parsed when Engage records them.
+    pub traits: Option<Vec<u8>>,
 }
 
 impl Decoded {
@@ -364,6 +372,22 @@ impl Decoded {
             stored: stored_event(seq, event, custom),
             account: account_of(event).map(str::to_owned),
             name: crate::engage::event_name(event).map(str::to_owned),
+            traits: sets_traits(event).then(|| event.traits.clone()),
+        }
+    }
+
+    /// What Engage records of it (`traits` parsed into `parsed`).
+    fn engage_facts<'a>(
+        &'a self,
+        parsed: &'a mut Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> EngageFacts<'a> {
+        *parsed = self
+            .traits
+            .as_deref()
+            .and_then(|bytes| crate::json::parse_object(bytes).ok().flatten());
+        EngageFacts {
+            name: self.name.as_deref(),
+            traits: parsed.as_ref(),
         }
     }
 }
@@ -374,7 +398,10 @@ pub fn stored_identity(seq: u64, value: &[u8], custom: &CustomIdentifiers) -> Re
     if !custom.is_empty() {
         return Ok(Decoded::of(seq, &decode_stored(seq, value)?, custom));
     }
-    let fields: IdentityFields = proto::decode_record(value.get(4..).unwrap_or_default(), format_args!("event {seq}"))?;
+    let mut fields: IdentityFields =
+        proto::decode_record(value.get(4..).unwrap_or_default(), format_args!("event {seq}"))?;
+    let traits = (fields.r#type == EventType::Identify as i32 && !fields.traits.is_empty())
+        .then(|| std::mem::take(&mut fields.traits));
     // Only the fields identity reads are set: the rest stay empty.
     let event = Event {
         r#type: fields.r#type,
@@ -382,7 +409,7 @@ pub fn stored_identity(seq: u64, value: &[u8], custom: &CustomIdentifiers) -> Re
         user_id: fields.user_id,
         anonymous_id: fields.anonymous_id,
         group_id: fields.group_id,
-        traits: fields.traits,
+        traits: traits.clone().unwrap_or_default(),
         context: fields.context,
         integrations: fields.integrations,
         ..Default::default()
@@ -398,6 +425,7 @@ pub fn stored_identity(seq: u64, value: &[u8], custom: &CustomIdentifiers) -> Re
         stored,
         account: account_of(&event).map(str::to_owned),
         name: crate::engage::event_name(&event).map(str::to_owned),
+        traits,
     })
 }
 
@@ -457,46 +485,53 @@ pub fn replay_log(
     let started = std::time::Instant::now();
     let mut graph = IdentityGraph::with_separations(rules, separations);
     let mut links = AccountLinks::default();
-    let mut engage = EventIndex::default();
+    let mut engage = Engage::default();
     let through = last_seq(store)?;
     progress.begin(Phase::Reading, through);
-    // Each event's identity facts, and its Engage name (recorded once the graph holds its nodes).
-    let mut facts: Vec<(StoredEvent, Option<String>)> = Vec::with_capacity(through as usize);
+    // Each event's identity facts, with what Engage records (once the graph holds its nodes).
+    let mut facts: Vec<Decoded> = Vec::with_capacity(through as usize);
     scan_raw(store, 0, through, |chunk| {
         progress.advance(chunk.len() as u64);
         let decoded: Vec<Decoded> = chunk
             .par_iter()
             .map(|(seq, value)| stored_identity(*seq, value, custom))
             .collect::<Result<_>>()?;
-        for Decoded { stored, account, name } in decoded {
-            if let Some(account) = account {
-                links.record(&stored.identity(), &account);
+        for decoded in decoded {
+            if let Some(account) = &decoded.account {
+                links.record(&decoded.stored.identity(), account);
             }
-            if !stored.identifiers.is_empty() {
-                facts.push((stored, name));
+            if !decoded.stored.identifiers.is_empty() {
+                facts.push(decoded);
             }
         }
         Ok(())
     })?;
     let decoded = started.elapsed();
     // At most this many nodes: growing the big tables step by step would copy them.
-    graph.reserve(facts.iter().map(|(stored, _)| stored.identifiers.len()).sum());
-    facts.par_sort_unstable_by(|(a, _), (b, _)| {
+    graph.reserve(facts.iter().map(|d| d.stored.identifiers.len()).sum());
+    facts.par_sort_unstable_by(|a, b| {
+        let (a, b) = (&a.stored, &b.stored);
         (a.timestamp_ms, &a.message_id, a.seq).cmp(&(b.timestamp_ms, &b.message_id, b.seq))
     });
     let sorted = started.elapsed();
     let mut loader = LogLoader { store, custom };
     progress.begin(Phase::Resolving, facts.len() as u64);
     for step in facts.chunks(progress::STEP) {
-        for (stored, _) in step {
-            graph.add(&stored.identity(), &mut loader);
+        for decoded in step {
+            graph.add(&decoded.stored.identity(), &mut loader);
         }
         progress.advance(step.len() as u64);
     }
-    // The index is order-free (counts, bitmaps, first and last): only the nodes had to exist.
-    for (stored, name) in &facts {
-        if let (Some(name), Some(node)) = (name, graph.primary_node(&stored.identifiers)) {
-            engage.record(node, name, stored.timestamp_ms);
+    // The indexes do not depend on the order events are recorded in (times are sorted, and a
+    // trait's latest value is the latest by its own key): only the nodes had to exist.
+    let mut parsed = None;
+    for decoded in &facts {
+        let stored = &decoded.stored;
+        if let Some(node) = graph.primary_node(&stored.identifiers) {
+            let at = (stored.seq, stored.timestamp_ms, stored.message_id.as_str());
+            engage.record(node, decoded.engage_facts(&mut parsed), at, &mut |seq| {
+                loader.message_id(seq)
+            });
         }
     }
     log::info!(
@@ -518,7 +553,7 @@ pub fn replay_log(
 pub struct Replayed {
     pub graph: IdentityGraph,
     pub links: AccountLinks,
-    pub engage: EventIndex,
+    pub engage: Engage,
     /// The last seq replayed.
     pub through: u64,
 }
@@ -644,7 +679,11 @@ impl Profiles {
             graph,
             resolved_through: snapshot.resolved_through,
             links: snapshot.links,
-            engage: snapshot.engage,
+            engage: {
+                let mut engage = snapshot.engage;
+                engage.restore();
+                engage
+            },
             rules: rules.clone(),
             actions: actions.to_vec(),
             custom: Arc::clone(custom),
@@ -674,9 +713,11 @@ impl Profiles {
             if let Some(account) = event.account {
                 state.links.record(&event.identity(), account);
             }
-            if let Some(name) = event.engage_name {
-                state.record_engage(event.identifiers, name, event.timestamp_ms);
-            }
+            let facts = EngageFacts {
+                name: event.engage_name,
+                traits: event.engage_traits,
+            };
+            state.record_engage(&event.identity(), facts, &mut loader);
             state.resolved_through = event.seq;
         }
     }
@@ -691,14 +732,14 @@ impl Profiles {
         // Only the fields identity reads are decoded, as in `replay_log`.
         scan_raw(store, state.resolved_through, through, |chunk| {
             for (seq, value) in chunk {
-                let Decoded { stored, account, name } = stored_identity(seq, &value, &custom)?;
+                let decoded = stored_identity(seq, &value, &custom)?;
+                let stored = &decoded.stored;
                 state.graph.add(&stored.identity(), &mut loader);
-                if let Some(account) = account {
-                    state.links.record(&stored.identity(), &account);
+                if let Some(account) = &decoded.account {
+                    state.links.record(&stored.identity(), account);
                 }
-                if let Some(name) = name {
-                    state.record_engage(&stored.identifiers, &name, stored.timestamp_ms);
-                }
+                let mut parsed = None;
+                state.record_engage(&stored.identity(), decoded.engage_facts(&mut parsed), &mut loader);
                 state.resolved_through = seq;
             }
             Ok(())

@@ -250,6 +250,8 @@ pub struct LogDatabases {
     pub rejected_counts: crate::rejected::CountsDb,
     /// Access tokens by SHA-256 digest (`tokens`).
     pub tokens: Database<Bytes, Bytes>,
+    /// Audience and computed-trait definitions by key (`audiences`).
+    pub audiences: Database<Str, Bytes>,
 }
 
 #[derive(Clone, Copy)]
@@ -300,6 +302,7 @@ impl Store {
                 rejected: log.env.create_database(txn, Some("rejected"))?,
                 rejected_counts: log.env.create_database(txn, Some("rejected_counts"))?,
                 tokens: log.env.create_database(txn, Some("tokens"))?,
+                audiences: log.env.create_database(txn, Some("audiences"))?,
             })
         })?;
         let (index_dbs, _) = index.write_with_growth(|txn| {

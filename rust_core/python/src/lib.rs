@@ -26,6 +26,18 @@ create_exception!(_core, InvalidRequest, CoreError, "The request is malformed or
 create_exception!(_core, NotFound, CoreError, "The requested thing does not exist.");
 create_exception!(
     _core,
+    AlreadyExists,
+    CoreError,
+    "What the request would create exists already."
+);
+create_exception!(
+    _core,
+    FailedPrecondition,
+    CoreError,
+    "The request is valid but the current state refuses it."
+);
+create_exception!(
+    _core,
     StorageFull,
     CoreError,
     "The disk is full; nothing of the request was stored."
@@ -39,6 +51,8 @@ fn to_py_err(err: EngineError) -> PyErr {
     match err {
         EngineError::InvalidRequest(_) => InvalidRequest::new_err(message),
         EngineError::NotFound(_) => NotFound::new_err(message),
+        EngineError::AlreadyExists(_) => AlreadyExists::new_err(message),
+        EngineError::FailedPrecondition(_) => FailedPrecondition::new_err(message),
         EngineError::StorageFull(_) | EngineError::MapFull => StorageFull::new_err(message),
         EngineError::ShutDown => ShutDown::new_err(message),
         EngineError::Storage(_) => StorageFault::new_err(message),
@@ -340,6 +354,28 @@ rpc_methods! {
     create_token;
     /// Answers an encoded `cdp.v1.ListTokensRequest` with an encoded response.
     list_tokens;
+    /// Answers an encoded `cdp.v1.CreateAudienceRequest` with an encoded response.
+    create_audience;
+    /// Answers an encoded `cdp.v1.GetAudienceRequest` with an encoded response.
+    get_audience;
+    /// Answers an encoded `cdp.v1.ListAudiencesRequest` with an encoded response.
+    list_audiences;
+    /// Answers an encoded `cdp.v1.DeleteAudienceRequest` with an encoded response.
+    delete_audience;
+    /// Answers an encoded `cdp.v1.PreviewRequest` with an encoded `PreviewResponse`.
+    preview_audience;
+    /// Answers an encoded `cdp.v1.CheckMembershipRequest` with an encoded response.
+    check_membership;
+}
+
+#[pymethods]
+impl Engine {
+    /// Answers an encoded `cdp.v1.ListMembersRequest` with encoded `ListMembersResponse` pages.
+    fn list_members<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let engine = &self.inner;
+        let pages = without_gil(py, || engine.list_members(request))?;
+        Ok(pages.iter().map(|page| PyBytes::new(py, page)).collect())
+    }
 }
 
 impl Engine {
@@ -373,6 +409,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CoreError", py.get_type::<CoreError>())?;
     m.add("InvalidRequest", py.get_type::<InvalidRequest>())?;
     m.add("NotFound", py.get_type::<NotFound>())?;
+    m.add("AlreadyExists", py.get_type::<AlreadyExists>())?;
+    m.add("FailedPrecondition", py.get_type::<FailedPrecondition>())?;
     m.add("StorageFull", py.get_type::<StorageFull>())?;
     m.add("ShutDown", py.get_type::<ShutDown>())?;
     m.add("StorageFault", py.get_type::<StorageFault>())?;

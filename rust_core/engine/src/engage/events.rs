@@ -1,6 +1,9 @@
 //! Engage's event index: for every event name, which identifier nodes have events of it on which
-//! UTC day (roaring bitmaps), and for every (node, name) its daily counts and first and last
-//! times. An event is recorded under its primary identifier's node (see `docs/engage.md`): the
+//! UTC day (roaring bitmaps), and for every (node, name) the time and log seq of each of its
+//! events, in time order. Windows are exact to the millisecond (`within(30 days)` ends at the
+//! evaluation time, not at a day boundary), so the per-node list keeps times rather than daily
+//! counts: a windowed count is two binary searches, and the seqs lead to the events in the log
+//! when a filter reads their properties. An event is recorded under its primary identifier's node (see `docs/engage.md`): the
 //! union-find maps nodes to profiles when a definition is evaluated, so merges and splits move
 //! nothing here. Derived from the log like the identity graph: kept in its snapshot and replayed.
 
@@ -16,43 +19,48 @@ pub fn day_of(ms: i64) -> i32 {
     ms.div_euclid(DAY_MS) as i32
 }
 
-/// The events of one name on one node.
+/// The events of one name on one node: (time ms, log seq), ordered by time then seq (arrival).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeEvents {
-    /// (day, events that day), in day order.
-    days: Vec<(i32, u32)>,
-    pub first_ms: i64,
-    pub last_ms: i64,
+    events: Vec<(i64, u64)>,
 }
 
 impl NodeEvents {
-    fn add(&mut self, day: i32, ms: i64) {
-        if self.days.is_empty() {
-            (self.first_ms, self.last_ms) = (ms, ms);
-        } else {
-            self.first_ms = self.first_ms.min(ms);
-            self.last_ms = self.last_ms.max(ms);
-        }
-        // Events mostly arrive in time order: the last day is the usual place.
-        match self.days.binary_search_by_key(&day, |(d, _)| *d) {
-            Ok(at) => self.days[at].1 += 1,
-            Err(at) => self.days.insert(at, (day, 1)),
+    fn add(&mut self, ms: i64, seq: u64) {
+        // Events mostly arrive in time order: the end is the usual place.
+        let at = self.events.partition_point(|&known| known <= (ms, seq));
+        if self.events.get(at.wrapping_sub(1)) != Some(&(ms, seq)) {
+            self.events.insert(at, (ms, seq));
         }
     }
 
-    /// Events on the days `from..=to`.
-    pub fn count(&self, from: i32, to: i32) -> u64 {
-        let start = self.days.partition_point(|(d, _)| *d < from);
-        self.days[start..]
-            .iter()
-            .take_while(|(d, _)| *d <= to)
-            .map(|(_, n)| u64::from(*n))
-            .sum()
+    /// Events with `from <= time <= to` (ms).
+    pub fn count(&self, from: i64, to: i64) -> u64 {
+        self.range(from, to).len() as u64
     }
 
-    /// Events on every day.
+    /// The (time, seq) of the events with `from <= time <= to`.
+    pub fn range(&self, from: i64, to: i64) -> &[(i64, u64)] {
+        let start = self.events.partition_point(|&(ms, _)| ms < from);
+        let end = self.events.partition_point(|&(ms, _)| ms <= to);
+        self.events.get(start..end).unwrap_or_default()
+    }
+
+    /// Every event, in order.
+    pub fn all(&self) -> &[(i64, u64)] {
+        &self.events
+    }
+
     pub fn total(&self) -> u64 {
-        self.days.iter().map(|(_, n)| u64::from(*n)).sum()
+        self.events.len() as u64
+    }
+
+    pub fn first_ms(&self) -> Option<i64> {
+        self.events.first().map(|&(ms, _)| ms)
+    }
+
+    pub fn last_ms(&self) -> Option<i64> {
+        self.events.last().map(|&(ms, _)| ms)
     }
 }
 
@@ -73,8 +81,8 @@ pub struct EventIndex {
 }
 
 impl EventIndex {
-    /// Records one event of `name` at `ms` under `node`.
-    pub fn record(&mut self, node: u32, name: &str, ms: i64) {
+    /// Records the event at `seq`, of `name` at `ms`, under `node` (again: no change).
+    pub fn record(&mut self, node: u32, name: &str, ms: i64, seq: u64) {
         let id = match self.ids.get(name) {
             Some(&id) => id,
             None => {
@@ -88,7 +96,7 @@ impl EventIndex {
         let index = &mut self.names[id as usize];
         index.days.entry(day).or_default().insert(node);
         index.all.insert(node);
-        self.by_node.entry((node, id)).or_default().add(day, ms);
+        self.by_node.entry((node, id)).or_default().add(ms, seq);
     }
 
     /// The id of an event name, if any event had it.
@@ -143,7 +151,7 @@ impl EventIndex {
                 index.all.serialized_size() + index.days.values().map(|b| b.serialized_size() + 48).sum::<usize>()
             })
             .sum();
-        let nodes: usize = self.by_node.values().map(|events| heap(&events.days)).sum::<usize>()
+        let nodes: usize = self.by_node.values().map(|events| heap(&events.events)).sum::<usize>()
             + table::<((u32, u32), NodeEvents)>(self.by_node.capacity());
         ids + heap(&self.names) + bitmaps + nodes
     }
@@ -164,23 +172,29 @@ mod tests {
     }
 
     #[test]
-    fn counts_and_bitmaps_follow_the_days_of_events() {
+    fn counts_and_bitmaps_follow_the_times_of_events() {
         let mut index = EventIndex::default();
         // Node 1: three orders on day 0, one on day 5; node 2: one on day 5; node 3: a page.
-        for ms in [T0, T0 + 10, T0 + DAY_MS - 1, T0 + 5 * DAY_MS] {
-            index.record(1, "Order Completed", ms);
+        for (seq, ms) in [T0, T0 + 10, T0 + DAY_MS - 1, T0 + 5 * DAY_MS].into_iter().enumerate() {
+            index.record(1, "Order Completed", ms, seq as u64);
         }
-        index.record(2, "Order Completed", T0 + 5 * DAY_MS + 7);
-        index.record(3, "Page Viewed", T0);
+        index.record(2, "Order Completed", T0 + 5 * DAY_MS + 7, 9);
+        index.record(3, "Page Viewed", T0, 10);
+        index.record(1, "Order Completed", T0 + 10, 1); // a replayed event changes nothing
         let order = index.name_id("Order Completed").unwrap();
         let day0 = day_of(T0);
         let node1 = index.events(1, order).unwrap();
         assert_eq!(
-            (node1.count(day0, day0), node1.count(day0, day0 + 5), node1.total()),
+            (
+                node1.count(T0, T0 + DAY_MS - 1),
+                node1.count(T0, T0 + 5 * DAY_MS),
+                node1.total()
+            ),
             (3, 4, 4)
         );
-        assert_eq!(node1.count(day0 + 1, day0 + 4), 0);
-        assert_eq!((node1.first_ms, node1.last_ms), (T0, T0 + 5 * DAY_MS));
+        assert_eq!(node1.count(T0 + 11, T0 + 5 * DAY_MS - 1), 1, "to the millisecond");
+        assert_eq!(node1.range(T0 + 10, T0 + 10), &[(T0 + 10, 1)]);
+        assert_eq!((node1.first_ms(), node1.last_ms()), (Some(T0), Some(T0 + 5 * DAY_MS)));
         let on = |from, to| index.nodes_between(order, from, to).iter().collect::<Vec<_>>();
         assert_eq!(on(day0, day0), vec![1]);
         assert_eq!(on(day0 + 5, day0 + 30), vec![1, 2]);
@@ -193,17 +207,16 @@ mod tests {
     }
 
     #[test]
-    fn events_out_of_order_land_on_their_days() {
+    fn events_out_of_order_are_kept_in_time_then_seq_order() {
         let mut index = EventIndex::default();
-        for days in [9, 2, 5, 2, 0] {
-            index.record(7, "Clicked", T0 + days * DAY_MS);
+        for (seq, days) in [9, 2, 5, 2, 0].into_iter().enumerate() {
+            index.record(7, "Clicked", T0 + days * DAY_MS, seq as u64);
         }
         let events = index.events(7, index.name_id("Clicked").unwrap()).unwrap();
-        let day0 = day_of(T0);
+        let at = |days: i64| T0 + days * DAY_MS;
         assert_eq!(
-            events.days,
-            vec![(day0, 1), (day0 + 2, 2), (day0 + 5, 1), (day0 + 9, 1)]
+            events.all(),
+            &[(at(0), 4), (at(2), 1), (at(2), 3), (at(5), 2), (at(9), 0)]
         );
-        assert_eq!((events.first_ms, events.last_ms), (T0, T0 + 9 * DAY_MS));
     }
 }

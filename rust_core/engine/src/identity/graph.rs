@@ -1471,3 +1471,5 @@ fn new_profile_id(message_id: &str, first: IdentRef<'_>) -> ProfileId {
 
 #[cfg(test)]
 mod tests;
+
+mod members;

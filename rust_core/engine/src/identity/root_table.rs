@@ -98,6 +98,14 @@ impl<T> RootTable<T> {
         }
     }
 
+    /// The roots holding a value, in node order.
+    pub fn roots(&self) -> impl Iterator<Item = u32> + '_ {
+        (0u32..)
+            .zip(&self.slot_of)
+            .filter(|(_, &slot)| slot != NONE)
+            .map(|(root, _)| root)
+    }
+
     pub fn values(&self) -> impl Iterator<Item = &T> {
         self.slots.iter().flatten()
     }

@@ -50,6 +50,15 @@ impl UnionFind {
         node
     }
 
+    /// The representative of the node's set, without compressing the path (for readers that
+    /// hold the graph shared; union by size keeps paths short).
+    pub fn root(&self, mut node: u32) -> u32 {
+        while self.parent[node as usize] != node {
+            node = self.parent[node as usize];
+        }
+        node
+    }
+
     /// Joins the sets of `a` and `b`; returns the new representative, or `None` when they were
     /// already one set.
     pub fn union(&mut self, a: u32, b: u32) -> Option<u32> {

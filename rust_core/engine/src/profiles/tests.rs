@@ -74,7 +74,7 @@ fn catching_up_on_late_events_reads_the_log_without_holding_a_transaction() {
         graph: IdentityGraph::new(IdentityRules::default()),
         resolved_through: 0,
         links: AccountLinks::default(),
-        engage: EventIndex::default(),
+        engage: Default::default(),
         rules: proto::IdentityRules::default(),
         actions: Vec::new(),
         custom,
@@ -312,22 +312,35 @@ fn identity_picture(engine: &Engine) -> IdentityPicture {
         traits.sort_unstable();
         // Engage's view of the profile: its events per name, through the nodes it holds now.
         let mut events: std::collections::BTreeMap<&str, (u64, i64, i64)> = Default::default();
+        let mut traits_seen: Vec<String> = Vec::new();
         for identifier in &identifiers {
             let node = state
                 .graph
                 .primary_node(std::slice::from_ref(identifier))
                 .expect("a node");
-            for (name, name_id) in state.engage.name_ids() {
-                if let Some(found) = state.engage.events(node, name_id) {
+            for (name, name_id) in state.engage.events.name_ids() {
+                if let Some(found) = state.engage.events.events(node, name_id) {
                     let entry = events.entry(name).or_insert((0, i64::MAX, i64::MIN));
                     entry.0 += found.total();
-                    entry.1 = entry.1.min(found.first_ms);
-                    entry.2 = entry.2.max(found.last_ms);
+                    entry.1 = entry.1.min(found.first_ms().unwrap());
+                    entry.2 = entry.2.max(found.last_ms().unwrap());
+                }
+            }
+            for name in ["email", "pad"] {
+                let index = &state.engage.traits;
+                if let Some(entry) = index.trait_id(name).and_then(|id| index.entry(node, id)) {
+                    traits_seen.push(format!(
+                        "{}:{}.{name}={}@{}",
+                        identifier.kind,
+                        identifier.value,
+                        index.value(entry),
+                        entry.seq
+                    ));
                 }
             }
         }
         histories.push(format!(
-            "{id}: {} merges {:?}; identifiers {:?}; traits {traits:?}; accounts {:?}; events {events:?}",
+            "{id}: {} merges {:?}; identifiers {:?}; traits {traits:?}; accounts {:?}; events {events:?}; indexed traits {traits_seen:?}",
             view.merges,
             view.merge_history,
             view.identifiers,
@@ -453,7 +466,9 @@ fn the_identity_fields_of_stored_bytes_are_those_of_the_whole_event() {
             stored: lean,
             account,
             name,
+            traits,
         } = stored_identity(seq, &stored, &custom).unwrap();
+        assert_eq!(traits.is_some(), sets_traits(event));
         let whole = stored_event(seq, event, &custom);
         assert!(!whole.identifiers.is_empty());
         assert_eq!(
@@ -481,5 +496,6 @@ fn engage_counts_kept_live_equal_those_of_a_full_replay() {
     drop(engine);
     let replayed = identity_picture(&open_with(dir.path(), false, 0));
     assert!(live.1.iter().any(|line| line.contains("\"Viewed\": (")));
+    assert!(live.1.iter().any(|line| line.contains(".email=")), "{:?}", live.1);
     assert_eq!(live, replayed);
 }

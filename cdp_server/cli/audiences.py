@@ -1,0 +1,296 @@
+"""`cdp audience …` and `cdp trait …`: audiences and computed traits in Segment's query language.
+
+A query with an error is refused by the server with its line and column; the message ends with
+the offending line and a caret under the column, printed as is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from typing import Any
+
+import click
+import grpc
+from google.protobuf import timestamp_pb2
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+from tributary._proto.cdp.v1 import audience_pb2, audience_pb2_grpc
+
+from cdp_server.cli.common import (
+    RPC_TIMEOUT_SECS,
+    F,
+    admin_metadata,
+    channel,
+    console,
+    fail,
+    fail_rpc,
+    json_option,
+    print_json,
+    stdout,
+    target_option,
+    token_option,
+)
+
+_TYPES = {audience_pb2.DEFINITION_TYPE_AUDIENCE: "audience", audience_pb2.DEFINITION_TYPE_COMPUTED_TRAIT: "trait"}
+_KINDS = {audience_pb2.ENTITY_KIND_USERS: "users", audience_pb2.ENTITY_KIND_ACCOUNTS: "accounts"}
+
+
+def at_option(func: F) -> F:
+    return click.option(
+        "--at",
+        default="",
+        help="Evaluate as of this ISO-8601 time (e.g. 2025-06-01T12:00:00Z) [now].",
+    )(func)
+
+
+def _timestamp(at: str) -> timestamp_pb2.Timestamp | None:
+    if not at:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(at)
+    except ValueError:
+        fail(f"--at: {at!r} is not an ISO-8601 time")
+    if when.tzinfo is None:
+        fail(f"--at: {at!r} has no time zone; add Z for UTC or an offset such as +02:00")
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(when.astimezone(dt.UTC))
+    return stamp
+
+
+def _stub(target: str) -> audience_pb2_grpc.AudienceServiceStub:
+    return audience_pb2_grpc.AudienceServiceStub(channel(target))
+
+
+def _call(target: str, token: str, call: Callable[[audience_pb2_grpc.AudienceServiceStub, Any], Any]) -> Any:
+    try:
+        return call(_stub(target), admin_metadata(token))
+    except grpc.RpcError as exc:
+        fail_rpc(exc, target)
+
+
+def _definition_json(audience: audience_pb2.Audience) -> dict[str, object]:
+    return {
+        "key": audience.key,
+        "name": audience.name,
+        "type": _TYPES.get(audience.type, "audience"),
+        "kind": _KINDS.get(audience.kind, "users"),
+        "query": audience.query,
+        "canonical_query": audience.canonical_query,
+        "id": audience.id,
+        "created_at": dt.datetime.fromtimestamp(audience.created_at_ms / 1000, dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _member_json(member: audience_pb2.Member, with_value: bool) -> dict[str, object]:
+    row: dict[str, object] = {"id": member.id}
+    if with_value:
+        row["value"] = json.loads(member.value) if member.value else None
+    return row
+
+
+def _create(
+    definition_type: audience_pb2.DefinitionType.ValueType,
+    key: str,
+    query: str,
+    name: str,
+    accounts: bool,
+    target: str,
+    token: str,
+    as_json: bool,
+) -> None:
+    request = audience_pb2.CreateAudienceRequest(
+        key=key,
+        name=name,
+        query=query,
+        type=definition_type,
+        kind=audience_pb2.ENTITY_KIND_ACCOUNTS if accounts else audience_pb2.ENTITY_KIND_USERS,
+    )
+    reply = _call(target, token, lambda stub, md: stub.CreateAudience(request, metadata=md, timeout=RPC_TIMEOUT_SECS))
+    if as_json:
+        print_json(_definition_json(reply.audience))
+        return
+    what = _TYPES.get(reply.audience.type, "audience")
+    console.print(f"Created {what} [bold]{escape(reply.audience.key)}[/] ({reply.audience.id}).", highlight=False)
+    console.print(f"  {escape(reply.audience.canonical_query)}", highlight=False)
+
+
+@click.group()
+def audience() -> None:
+    """Audiences: who matches a condition, in Segment's query language."""
+
+
+@audience.command("create")
+@click.argument("key")
+@click.option("--query", "-q", required=True, help="The definition, e.g. \"trait('plan') = 'pro'\".")
+@click.option("--name", default="", help="A name for people [the key].")
+@click.option("--accounts", is_flag=True, help="An account audience (ANY/ALL over its users).")
+@target_option
+@token_option
+@json_option
+def create_audience(key: str, query: str, name: str, accounts: bool, target: str, token: str, as_json: bool) -> None:
+    """Save an audience under KEY (usable by other definitions as trait('KEY'))."""
+    _create(audience_pb2.DEFINITION_TYPE_AUDIENCE, key, query, name, accounts, target, token, as_json)
+
+
+@audience.command("preview")
+@click.option("--query", "-q", required=True, help="The definition to evaluate (nothing is saved).")
+@click.option("--trait", "computed", is_flag=True, help="The query is a computed trait (a value), not a condition.")
+@click.option("--accounts", is_flag=True, help="Evaluate over accounts instead of users.")
+@click.option("--sample", default=10, show_default=True, type=click.IntRange(1, 1000), help="Members to show.")
+@at_option
+@target_option
+@token_option
+@json_option
+def preview(
+    query: str, computed: bool, accounts: bool, sample: int, at: str, target: str, token: str, as_json: bool
+) -> None:
+    """How many profiles (or accounts) a query selects, and a sample of them."""
+    request = audience_pb2.PreviewRequest(
+        query=query,
+        type=audience_pb2.DEFINITION_TYPE_COMPUTED_TRAIT if computed else audience_pb2.DEFINITION_TYPE_AUDIENCE,
+        kind=audience_pb2.ENTITY_KIND_ACCOUNTS if accounts else audience_pb2.ENTITY_KIND_USERS,
+        at=_timestamp(at),
+        sample_size=sample,
+    )
+    reply = _call(target, token, lambda stub, md: stub.Preview(request, metadata=md, timeout=RPC_TIMEOUT_SECS))
+    members = [_member_json(m, computed) for m in reply.sample]
+    if as_json:
+        print_json({"count": reply.count, "sample": members, "evaluation_micros": reply.evaluation_micros})
+        return
+    noun = "with a value" if computed else "members"
+    console.print(
+        f"{reply.count:,} {noun} (evaluated in {reply.evaluation_micros / 1000:.1f} ms)",
+        highlight=False,
+    )
+    _print_members(members, computed)
+
+
+def _print_members(members: list[dict[str, object]], with_value: bool) -> None:
+    table = Table("id", *(["value"] if with_value else []))
+    for row in members:
+        cells = [Text(str(row["id"]))]
+        if with_value:
+            cells.append(Text(json.dumps(row["value"])))
+        table.add_row(*cells)
+    stdout.print(table)
+
+
+@audience.command("list")
+@target_option
+@token_option
+@json_option
+def list_definitions(target: str, token: str, as_json: bool) -> None:
+    """List saved audiences and computed traits."""
+    reply = _call(
+        target,
+        token,
+        lambda stub, md: stub.ListAudiences(audience_pb2.ListAudiencesRequest(), metadata=md, timeout=RPC_TIMEOUT_SECS),
+    )
+    rows = [_definition_json(a) for a in reply.audiences]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("key", "type", "kind", "query")
+    for row in rows:
+        table.add_row(*(Text(str(row[key])) for key in ("key", "type", "kind", "query")))
+    stdout.print(table)
+
+
+@audience.command("show")
+@click.argument("key")
+@target_option
+@token_option
+@json_option
+def show(key: str, target: str, token: str, as_json: bool) -> None:
+    """Show one saved definition."""
+    reply = _call(
+        target,
+        token,
+        lambda stub, md: stub.GetAudience(
+            audience_pb2.GetAudienceRequest(key=key), metadata=md, timeout=RPC_TIMEOUT_SECS
+        ),
+    )
+    row = _definition_json(reply.audience)
+    if as_json:
+        print_json(row)
+        return
+    for name, value in row.items():
+        stdout.print(f"[bold]{name}[/]: {escape(str(value))}", highlight=False)
+
+
+@audience.command("members")
+@click.argument("key")
+@at_option
+@target_option
+@token_option
+@json_option
+def members(key: str, at: str, target: str, token: str, as_json: bool) -> None:
+    """Every member of a saved audience (or every value of a saved computed trait), by id."""
+    request = audience_pb2.ListMembersRequest(key=key, at=_timestamp(at))
+    pages = _call(target, token, lambda stub, md: list(stub.ListMembers(request, metadata=md, timeout=600)))
+    found = [m for page in pages for m in page.members]
+    with_value = any(m.value for m in found)
+    rows = [_member_json(m, with_value) for m in found]
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['id']}\t{json.dumps(row['value'])}" if with_value else row["id"])
+
+
+@audience.command("check")
+@click.argument("key")
+@click.argument("identifier")
+@at_option
+@target_option
+@token_option
+@json_option
+def check(key: str, identifier: str, at: str, target: str, token: str, as_json: bool) -> None:
+    """Whether IDENTIFIER (type:value, tp_… or group_id:…) is in audience KEY, or its trait value."""
+    request = audience_pb2.CheckMembershipRequest(key=key, identifier=identifier, at=_timestamp(at))
+    reply = _call(target, token, lambda stub, md: stub.CheckMembership(request, metadata=md, timeout=RPC_TIMEOUT_SECS))
+    value = json.loads(reply.value) if reply.value else None
+    if as_json:
+        print_json({"id": reply.id, "member": reply.member, "value": value})
+        return
+    if reply.value:
+        click.echo(json.dumps(value))
+    else:
+        click.echo(f"{reply.id} is {'' if reply.member else 'not '}a member of {key}")
+
+
+@audience.command("delete")
+@click.argument("key")
+@target_option
+@token_option
+def delete(key: str, target: str, token: str) -> None:
+    """Delete a saved audience or computed trait."""
+    _call(
+        target,
+        token,
+        lambda stub, md: stub.DeleteAudience(
+            audience_pb2.DeleteAudienceRequest(key=key), metadata=md, timeout=RPC_TIMEOUT_SECS
+        ),
+    )
+    console.print(f"Deleted {escape(key)}.", highlight=False)
+
+
+@click.group("trait")
+def computed_trait() -> None:
+    """Computed traits: a value per profile, in Segment's query language."""
+
+
+@computed_trait.command("create")
+@click.argument("key")
+@click.option("--query", "-q", required=True, help="The value, e.g. \"event('Order Completed').count()\".")
+@click.option("--name", default="", help="A name for people [the key].")
+@click.option("--accounts", is_flag=True, help="A computed trait of accounts.")
+@target_option
+@token_option
+@json_option
+def create_trait(key: str, query: str, name: str, accounts: bool, target: str, token: str, as_json: bool) -> None:
+    """Save a computed trait under KEY (read by other definitions as trait('KEY'))."""
+    _create(audience_pb2.DEFINITION_TYPE_COMPUTED_TRAIT, key, query, name, accounts, target, token, as_json)

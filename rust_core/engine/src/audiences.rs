@@ -1,0 +1,492 @@
+//! `AudienceService`: audience and computed-trait definitions (checked, then stored by key in
+//! the `audiences` database) and their evaluation at a given time (`engage::plan`).
+//!
+//! A definition is parsed and type-checked before anything is written, and its references to
+//! other definitions (`trait('key')`) are checked too: the kind of the place a key is read in
+//! must be the kind of its definition, and no chain of references may lead back to where it
+//! started. So a stored definition always evaluates.
+
+use std::time::Instant;
+
+use prost::Message;
+use rustc_hash::FxHashMap;
+use serde_json::Value;
+
+use crate::engage::evaluate::{Evaluator, LogReader};
+use crate::engage::plan::Run;
+use crate::error::{EngineError, Result};
+use crate::ingest::Engine;
+use crate::profile_reads::parse_lookup;
+use crate::proto::{
+    self, Audience, CheckMembershipRequest, CheckMembershipResponse, CreateAudienceRequest, CreateAudienceResponse,
+    DefinitionType, DeleteAudienceRequest, DeleteAudienceResponse, EntityKind, GetAudienceRequest, GetAudienceResponse,
+    ListAudiencesRequest, ListAudiencesResponse, ListMembersRequest, ListMembersResponse, Member, PreviewRequest,
+    PreviewResponse, Source,
+};
+use crate::query::{self, Body, Condition, Definition, Expect, Filter, Kind, Scalar};
+use crate::time;
+
+const META_NEXT_AUDIENCE: &str = "next_audience_id";
+/// Most members a Preview returns, and a ListMembers page holds.
+pub const MAX_PAGE: usize = 1_000;
+const DEFAULT_SAMPLE: usize = 10;
+
+fn kind_of(kind: i32) -> Kind {
+    match EntityKind::try_from(kind) {
+        Ok(EntityKind::Accounts) => Kind::Accounts,
+        _ => Kind::Users,
+    }
+}
+
+fn expect_of(definition_type: i32) -> Expect {
+    match DefinitionType::try_from(definition_type) {
+        Ok(DefinitionType::ComputedTrait) => Expect::ComputedTrait,
+        _ => Expect::Audience,
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Users => "USERS",
+        Kind::Accounts => "ACCOUNTS",
+    }
+}
+
+/// Parses a query, reporting an error with its position and a caret under it.
+fn parse_query(text: &str, kind: Kind, expect: Expect) -> Result<Definition> {
+    query::parse(text, kind, expect)
+        .map_err(|err| EngineError::InvalidRequest(format!("query: {err}\n{}", err.caret(text))))
+}
+
+fn check_key(key: &str) -> Result<()> {
+    let valid = !key.is_empty() && key.len() <= 100 && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(EngineError::InvalidRequest(format!(
+            "key must be 1 to 100 characters of A-Z, a-z, 0-9 and _, got {key:?}"
+        )))
+    }
+}
+
+/// Every `trait('name')` of a definition with the kind of entity it is read on.
+fn references(definition: &Definition) -> Vec<(&str, Kind)> {
+    let mut found = Vec::new();
+    match &definition.body {
+        Body::Audience(condition) => condition_refs(condition, definition.kind, &mut found),
+        Body::ComputedTrait(scalar) => scalar_refs(scalar, definition.kind, &mut found),
+    }
+    found
+}
+
+fn condition_refs<'d>(condition: &'d Condition, level: Kind, found: &mut Vec<(&'d str, Kind)>) {
+    match condition {
+        Condition::And(parts) | Condition::Or(parts) => parts.iter().for_each(|p| condition_refs(p, level, found)),
+        Condition::Not(inner) => condition_refs(inner, level, found),
+        Condition::Any(inner) | Condition::All(inner) => condition_refs(inner, Kind::Users, found),
+        Condition::Compare(comparison) => {
+            scalar_refs(&comparison.subject, level, found);
+            if let Some(operand) = comparison.comparator.operand() {
+                scalar_refs(operand, level, found);
+            }
+        }
+    }
+}
+
+fn scalar_refs<'d>(scalar: &'d Scalar, level: Kind, found: &mut Vec<(&'d str, Kind)>) {
+    match scalar {
+        Scalar::Trait(name) => found.push((name, level)),
+        Scalar::Reduced(reduction) => {
+            for filter in &reduction.stream.filters {
+                if let Filter::Where(condition) = filter {
+                    condition_refs(condition, level, found);
+                }
+            }
+        }
+        Scalar::Literal(_) | Scalar::Field(_) => {}
+    }
+}
+
+/// Checks the references of `definition` (to be saved as `key`, if saved) against the saved
+/// definitions: kinds match, and no cycle.
+fn check_references(key: Option<&str>, definition: &Definition, saved: &FxHashMap<String, Definition>) -> Result<()> {
+    for (name, level) in references(definition) {
+        let target = match (key, saved.get(name)) {
+            (Some(own), _) if own == name => definition,
+            (_, Some(target)) => target,
+            (_, None) => continue,
+        };
+        if target.kind != level {
+            return Err(EngineError::InvalidRequest(format!(
+                "query: trait('{name}') reads a {} definition at {} level",
+                kind_name(target.kind),
+                kind_name(level)
+            )));
+        }
+    }
+    let Some(key) = key else {
+        return Ok(());
+    };
+    // Depth-first from the new definition's references: reaching `key` again is a cycle.
+    let mut stack: Vec<(String, Vec<String>)> = vec![(key.to_owned(), vec![key.to_owned()])];
+    let mut seen = std::collections::HashSet::new();
+    while let Some((at, path)) = stack.pop() {
+        let here = if at == key { Some(definition) } else { saved.get(&at) };
+        let Some(here) = here else { continue };
+        for (name, _) in references(here) {
+            if name == key {
+                return Err(EngineError::InvalidRequest(format!(
+                    "query: definitions may not read themselves: this would make a cycle {} -> {key}",
+                    path.join(" -> ")
+                )));
+            }
+            if saved.contains_key(name) && seen.insert(name.to_owned()) {
+                let mut path = path.clone();
+                path.push(name.to_owned());
+                stack.push((name.to_owned(), path));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What an evaluation found: members (an audience) or values (a computed trait), each entity
+/// named by its id ("tp_…" or "group_id:…").
+struct Found {
+    count: u64,
+    members: Vec<Member>,
+}
+
+fn member(id: String, value: Option<&Value>) -> Member {
+    Member {
+        id,
+        value: value
+            .map(|v| serde_json::to_vec(v).unwrap_or_default())
+            .unwrap_or_default(),
+    }
+}
+
+impl Engine {
+    /// `CreateAudience` on encoded bytes.
+    pub fn create_audience(&self, request: &[u8]) -> Result<Vec<u8>> {
+        let request: CreateAudienceRequest = proto::decode_request(request)?;
+        let key = request.key.trim();
+        check_key(key)?;
+        let name = request.name.trim();
+        if name.chars().count() > 200 {
+            return Err(EngineError::InvalidRequest(
+                "name must be at most 200 characters".into(),
+            ));
+        }
+        let kind = kind_of(request.kind);
+        let definition = parse_query(&request.query, kind, expect_of(request.r#type))?;
+        let dbs = &self.shared.store.log_dbs;
+        let audience = self.write_log(|txn| {
+            if dbs.audiences.get(txn, key)?.is_some() {
+                return Err(EngineError::AlreadyExists(format!(
+                    "an audience or computed trait keyed {key:?} exists"
+                )));
+            }
+            let saved = parse_saved(saved_records(dbs, txn)?)?;
+            check_references(Some(key), &definition, &saved)?;
+            let id = dbs.meta.get(txn, META_NEXT_AUDIENCE)?.unwrap_or(1);
+            let audience = Audience {
+                key: key.to_owned(),
+                name: if name.is_empty() {
+                    key.to_owned()
+                } else {
+                    name.to_owned()
+                },
+                query: request.query.clone(),
+                r#type: if expect_of(request.r#type) == Expect::ComputedTrait {
+                    DefinitionType::ComputedTrait as i32
+                } else {
+                    DefinitionType::Audience as i32
+                },
+                kind: if kind == Kind::Accounts {
+                    EntityKind::Accounts as i32
+                } else {
+                    EntityKind::Users as i32
+                },
+                id: format!("aud_{id}"),
+                created_at_ms: time::now_ms(),
+                canonical_query: query::render(&definition),
+            };
+            dbs.audiences.put(txn, key, &audience.encode_to_vec())?;
+            dbs.meta.put(txn, META_NEXT_AUDIENCE, &(id + 1))?;
+            Ok(audience)
+        })?;
+        Ok(CreateAudienceResponse {
+            audience: Some(audience),
+        }
+        .encode_to_vec())
+    }
+
+    /// `GetAudience` on encoded bytes.
+    pub fn get_audience(&self, request: &[u8]) -> Result<Vec<u8>> {
+        let request: GetAudienceRequest = proto::decode_request(request)?;
+        let audience = self.saved_audience(&request.key)?;
+        Ok(GetAudienceResponse {
+            audience: Some(audience),
+        }
+        .encode_to_vec())
+    }
+
+    /// `ListAudiences` on encoded bytes.
+    pub fn list_audiences(&self, request: &[u8]) -> Result<Vec<u8>> {
+        proto::decode_request::<ListAudiencesRequest>(request)?;
+        let txn = self.shared.store.log.read()?;
+        let audiences = saved_records(&self.shared.store.log_dbs, &txn.txn)?;
+        Ok(ListAudiencesResponse { audiences }.encode_to_vec())
+    }
+
+    /// `DeleteAudience` on encoded bytes.
+    pub fn delete_audience(&self, request: &[u8]) -> Result<Vec<u8>> {
+        let request: DeleteAudienceRequest = proto::decode_request(request)?;
+        let key = request.key.trim();
+        let dbs = &self.shared.store.log_dbs;
+        self.write_log(|txn| {
+            if dbs.audiences.get(txn, key)?.is_none() {
+                return Err(not_found(key));
+            }
+            let saved = parse_saved(saved_records(dbs, txn)?)?;
+            let mut readers: Vec<&str> = saved
+                .iter()
+                .filter(|(other, definition)| {
+                    other.as_str() != key && references(definition).iter().any(|(name, _)| *name == key)
+                })
+                .map(|(other, _)| other.as_str())
+                .collect();
+            if !readers.is_empty() {
+                readers.sort_unstable();
+                return Err(EngineError::FailedPrecondition(format!(
+                    "{key:?} is read by {} through trait('{key}'): delete or change those first",
+                    readers.join(", ")
+                )));
+            }
+            dbs.audiences.delete(txn, key)?;
+            Ok(())
+        })?;
+        Ok(DeleteAudienceResponse {}.encode_to_vec())
+    }
+
+    /// `Preview` on encoded bytes.
+    pub fn preview_audience(&self, request: &[u8]) -> Result<Vec<u8>> {
+        let request: PreviewRequest = proto::decode_request(request)?;
+        let definition = parse_query(&request.query, kind_of(request.kind), expect_of(request.r#type))?;
+        let sample = match request.sample_size as usize {
+            0 => DEFAULT_SAMPLE,
+            n => n.min(MAX_PAGE),
+        };
+        let started = Instant::now();
+        let found = self.evaluate(&definition, at_ms(request.at.as_ref()), Some(sample))?;
+        Ok(PreviewResponse {
+            count: found.count,
+            sample: found.members,
+            evaluation_micros: started.elapsed().as_micros() as u64,
+            canonical_query: query::render(&definition),
+        }
+        .encode_to_vec())
+    }
+
+    /// `ListMembers`: every member, by id, as encoded pages of at most `MAX_PAGE` (at least one).
+    pub fn list_members(&self, request: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let request: ListMembersRequest = proto::decode_request(request)?;
+        let audience = self.saved_audience(&request.key)?;
+        let definition = parse_query(&audience.query, kind_of(audience.kind), expect_of(audience.r#type))?;
+        let found = self.evaluate(&definition, at_ms(request.at.as_ref()), None)?;
+        let mut members = found.members;
+        members.sort_by(|a, b| a.id.cmp(&b.id));
+        let pages: Vec<Vec<u8>> = members
+            .chunks(MAX_PAGE)
+            .map(|page| {
+                ListMembersResponse {
+                    members: page.to_vec(),
+                    count: found.count,
+                }
+                .encode_to_vec()
+            })
+            .collect();
+        if pages.is_empty() {
+            return Ok(vec![ListMembersResponse::default().encode_to_vec()]);
+        }
+        Ok(pages)
+    }
+
+    /// `CheckMembership` on encoded bytes.
+    pub fn check_membership(&self, request: &[u8]) -> Result<Vec<u8>> {
+        let request: CheckMembershipRequest = proto::decode_request(request)?;
+        let audience = self.saved_audience(&request.key)?;
+        let definition = parse_query(&audience.query, kind_of(audience.kind), expect_of(audience.r#type))?;
+        let text = request.identifier.trim();
+        let lookup = match definition.kind {
+            Kind::Users => Some(parse_lookup("identifier", text)?),
+            Kind::Accounts => None,
+        };
+        let group = text.strip_prefix("group_id:").unwrap_or(text).to_owned();
+        let at = at_ms(request.at.as_ref());
+        let (id, value) = self.with_run(at, |run| {
+            let (id, entity) = match &lookup {
+                Some(lookup) => {
+                    let root = run
+                        .ev
+                        .graph
+                        .root_for(lookup)
+                        .ok_or_else(|| EngineError::NotFound(format!("no profile for {text}")))?;
+                    let id = run.ev.graph.id_at(root).map(|id| id.to_string()).unwrap_or_default();
+                    (id, run.user(root))
+                }
+                None => {
+                    let account = run
+                        .account(&group)?
+                        .ok_or_else(|| EngineError::NotFound(format!("no group call for group_id:{group}")))?;
+                    (format!("group_id:{group}"), account)
+                }
+            };
+            let value = match &definition.body {
+                Body::Audience(condition) => run.ev.holds_for(condition, &entity)?.then_some(Value::Bool(true)),
+                Body::ComputedTrait(scalar) => run.ev.value_for(scalar, &entity)?,
+            };
+            Ok((id, value))
+        })?;
+        let is_audience = matches!(definition.body, Body::Audience(_));
+        Ok(CheckMembershipResponse {
+            id,
+            member: is_audience && value.is_some(),
+            value: if is_audience {
+                Vec::new()
+            } else {
+                value
+                    .map(|v| serde_json::to_vec(&v).unwrap_or_default())
+                    .unwrap_or_default()
+            },
+        }
+        .encode_to_vec())
+    }
+
+    fn saved_audience(&self, key: &str) -> Result<Audience> {
+        let key = key.trim();
+        let txn = self.shared.store.log.read()?;
+        let Some(bytes) = self.shared.store.log_dbs.audiences.get(&txn.txn, key)? else {
+            return Err(not_found(key));
+        };
+        proto::decode_record(bytes, format_args!("audience {key:?}"))
+    }
+
+    /// Evaluates a definition at `at_ms`; formats at most `limit`
+    /// members (all when None).
+    fn evaluate(&self, definition: &Definition, at_ms: i64, limit: Option<usize>) -> Result<Found> {
+        let limit = limit.unwrap_or(usize::MAX);
+        self.with_run(at_ms, |run| {
+            let graph = run.ev.graph;
+            let user_id = |root: u32| graph.id_at(root).map(|id| id.to_string()).unwrap_or_default();
+            Ok(match (&definition.body, definition.kind) {
+                (Body::Audience(condition), Kind::Users) => {
+                    let members = run.users(condition)?;
+                    Found {
+                        count: members.len(),
+                        members: members
+                            .iter()
+                            .take(limit)
+                            .map(|root| member(user_id(root), None))
+                            .collect(),
+                    }
+                }
+                (Body::Audience(condition), Kind::Accounts) => {
+                    let members = run.accounts(condition)?;
+                    Found {
+                        count: members.len() as u64,
+                        members: members
+                            .iter()
+                            .take(limit)
+                            .map(|group| member(format!("group_id:{group}"), None))
+                            .collect(),
+                    }
+                }
+                (Body::ComputedTrait(scalar), Kind::Users) => {
+                    let values = run.user_values(scalar)?;
+                    Found {
+                        count: values.len() as u64,
+                        members: values
+                            .iter()
+                            .take(limit)
+                            .map(|(root, value)| member(user_id(*root), Some(value)))
+                            .collect(),
+                    }
+                }
+                (Body::ComputedTrait(scalar), Kind::Accounts) => {
+                    let values = run.account_values(scalar)?;
+                    Found {
+                        count: values.len() as u64,
+                        members: values
+                            .iter()
+                            .take(limit)
+                            .map(|(group, value)| member(format!("group_id:{group}"), Some(value)))
+                            .collect(),
+                    }
+                }
+            })
+        })
+    }
+
+    /// Runs `work` over the current state at `at_ms`: the saved definitions and source names
+    /// are read first, then the graph is locked and one read transaction opened for the run.
+    fn with_run<T>(&self, at_ms: i64, work: impl FnOnce(&Run<'_>) -> Result<T>) -> Result<T> {
+        let store = &self.shared.store;
+        let (saved, sources) = {
+            let txn = store.log.read()?;
+            let saved = parse_saved(saved_records(&store.log_dbs, &txn.txn)?)?;
+            let mut sources = FxHashMap::default();
+            for entry in store.log_dbs.sources.iter(&txn.txn)? {
+                let (id, value) = entry?;
+                let source: Source = proto::decode_record(value, "a source record")?;
+                sources.insert(id, source.name);
+            }
+            (saved, sources)
+        };
+        let state = self.shared.profiles.lock();
+        let log = LogReader::new(store)?;
+        let ev = Evaluator {
+            graph: &state.graph,
+            engage: &state.engage,
+            log: &log,
+            sources: &sources,
+            saved: &saved,
+            now_ms: at_ms,
+        };
+        let run = Run::new(ev, &state.links);
+        work(&run)
+    }
+}
+
+fn not_found(key: &str) -> EngineError {
+    EngineError::NotFound(format!("no audience or computed trait keyed {key:?}"))
+}
+
+fn at_ms(at: Option<&prost_types::Timestamp>) -> i64 {
+    at.map_or_else(time::now_ms, time::to_ms)
+}
+
+/// Every saved definition record, by key.
+fn saved_records(dbs: &crate::store::LogDatabases, txn: &heed::RoTxn<'_, heed::WithoutTls>) -> Result<Vec<Audience>> {
+    let mut audiences = Vec::new();
+    for entry in dbs.audiences.iter(txn)? {
+        let (key, value) = entry?;
+        audiences.push(proto::decode_record(value, format_args!("audience {key:?}"))?);
+    }
+    Ok(audiences)
+}
+
+/// The saved definitions, parsed (they were checked when saved).
+fn parse_saved(audiences: Vec<Audience>) -> Result<FxHashMap<String, Definition>> {
+    audiences
+        .into_iter()
+        .map(|audience| {
+            let definition = query::parse(&audience.query, kind_of(audience.kind), expect_of(audience.r#type))
+                .map_err(|err| {
+                    EngineError::Storage(format!("saved definition {:?} no longer parses: {err}", audience.key))
+                })?;
+            Ok((audience.key, definition))
+        })
+        .collect()
+}

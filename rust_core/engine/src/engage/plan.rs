@@ -1,0 +1,355 @@
+//! A definition evaluated over every profile (or account) at once. Junctions become bitmap AND,
+//! OR and ANDNOT over profile numbers (union-find roots); a comparison the indexes can answer
+//! is answered from them:
+//! - `trait('k') <comparator> literal`: the comparator is tested once per distinct value of `k`,
+//!   the nodes holding passing values are ORed and mapped to profiles; only profiles with
+//!   several nodes are checked against their latest value;
+//! - `event('E')[.within(…)][.between(…)].count() <comparator> literal`: the profiles with
+//!   events of `E` on the window's days are the candidates, each one's count is summed from its
+//!   nodes' event times (exact to the millisecond); when the comparator holds for a count of 0,
+//!   every other profile is in too;
+//! - `trait('key')` of a saved USERS audience: its members, computed once per evaluation.
+//!
+//! Everything else (property filters, other reducers, comparisons between two expressions) is
+//! evaluated profile by profile (`evaluate`), over the candidates the other parts of an AND left.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use roaring::RoaringBitmap;
+use rustc_hash::FxHashMap;
+use serde_json::Value;
+
+use super::evaluate::{literal_value, test, Entity, Evaluator};
+use super::events::day_of;
+use crate::error::Result;
+use crate::profiles::AccountLinks;
+use crate::query::{Body, Comparison, Condition, Filter, Kind, Reducer, Scalar};
+
+/// One evaluation over all entities.
+pub struct Run<'a> {
+    pub ev: Evaluator<'a>,
+    pub links: &'a AccountLinks,
+    /// Every profile's root.
+    pub roots: RoaringBitmap,
+    /// Members of saved USERS audiences, computed once.
+    saved_members: RefCell<FxHashMap<String, Rc<RoaringBitmap>>>,
+}
+
+impl<'a> Run<'a> {
+    pub fn new(ev: Evaluator<'a>, links: &'a AccountLinks) -> Self {
+        let roots = ev.graph.root_bitmap();
+        Self {
+            ev,
+            links,
+            roots,
+            saved_members: RefCell::default(),
+        }
+    }
+
+    /// A profile's entity.
+    pub fn user(&self, root: u32) -> Entity {
+        Entity::user(self.ev.graph.members_at(root).to_vec())
+    }
+
+    /// The profiles (roots) in a USERS audience.
+    pub fn users(&self, condition: &Condition) -> Result<RoaringBitmap> {
+        self.members(condition, &self.roots)
+    }
+
+    /// Each profile's value of a USERS computed trait (profiles without one are left out).
+    pub fn user_values(&self, scalar: &Scalar) -> Result<Vec<(u32, Value)>> {
+        let mut out = Vec::new();
+        for root in &self.roots {
+            if let Some(value) = self.ev.value_for(scalar, &self.user(root))? {
+                out.push((root, value));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every account (group id), in order.
+    pub fn account_ids(&self) -> Vec<&'a str> {
+        let mut ids: Vec<&str> = self.links.users.keys().map(String::as_str).collect();
+        ids.extend(
+            self.links
+                .calls
+                .keys()
+                .filter(|g| !self.links.users.contains_key(*g))
+                .map(String::as_str),
+        );
+        ids.sort_unstable();
+        ids
+    }
+
+    /// An account's entity: its traits folded from its group calls, its users in profile-id
+    /// order. None for a group no call named.
+    pub fn account(&self, group: &str) -> Result<Option<Entity>> {
+        let calls = self.links.calls.get(group);
+        let users = self.links.users.get(group);
+        if calls.is_none() && users.is_none() {
+            return Ok(None);
+        }
+        let (winners, _) = crate::profile_reads::fold_traits_in(
+            self.ev.log.store(),
+            self.ev.log.txn(),
+            calls.map_or(&[][..], Vec::as_slice),
+        )?;
+        let traits = winners.into_iter().map(|(name, winner)| (name, winner.value)).collect();
+        let graph = self.ev.graph;
+        let mut roots: Vec<u32> = users
+            .into_iter()
+            .flatten()
+            .filter_map(|(identifier, _)| graph.linked_root(identifier))
+            .collect();
+        roots.sort_unstable();
+        roots.dedup();
+        let mut users: Vec<(String, Rc<Entity>)> = roots
+            .into_iter()
+            .filter_map(|root| Some((graph.id_at(root)?.to_string(), Rc::new(self.user(root)))))
+            .collect();
+        users.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Some(Entity::account(
+            traits,
+            users.into_iter().map(|(_, user)| user).collect(),
+        )))
+    }
+
+    /// The accounts in an ACCOUNTS audience.
+    pub fn accounts(&self, condition: &Condition) -> Result<Vec<&'a str>> {
+        let mut out = Vec::new();
+        for group in self.account_ids() {
+            if let Some(account) = self.account(group)? {
+                if self.ev.holds_for(condition, &account)? {
+                    out.push(group);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Each account's value of an ACCOUNTS computed trait.
+    pub fn account_values(&self, scalar: &Scalar) -> Result<Vec<(&'a str, Value)>> {
+        let mut out = Vec::new();
+        for group in self.account_ids() {
+            if let Some(account) = self.account(group)? {
+                if let Some(value) = self.ev.value_for(scalar, &account)? {
+                    out.push((group, value));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The profiles of `universe` for which `condition` holds.
+    fn members(&self, condition: &Condition, universe: &RoaringBitmap) -> Result<RoaringBitmap> {
+        match condition {
+            Condition::And(parts) => {
+                // Parts the indexes answer first: they narrow what the others scan.
+                let mut ordered: Vec<&Condition> = parts.iter().collect();
+                ordered.sort_by_key(|part| u8::from(!self.is_indexed(part)));
+                let mut left = universe.clone();
+                for part in ordered {
+                    if left.is_empty() {
+                        break;
+                    }
+                    left = self.members(part, &left)?;
+                }
+                Ok(left)
+            }
+            Condition::Or(parts) => {
+                let (mut found, mut rest) = (RoaringBitmap::new(), universe.clone());
+                for part in parts {
+                    if rest.is_empty() {
+                        break;
+                    }
+                    let matched = self.members(part, &rest)?;
+                    rest -= &matched;
+                    found |= matched;
+                }
+                Ok(found)
+            }
+            Condition::Not(inner) => Ok(universe - self.members(inner, universe)?),
+            Condition::Compare(comparison) => match self.indexed(comparison, universe)? {
+                Some(found) => Ok(found),
+                None => self.one_by_one(condition, universe),
+            },
+            Condition::Any(_) | Condition::All(_) => self.one_by_one(condition, universe),
+        }
+    }
+
+    fn one_by_one(&self, condition: &Condition, universe: &RoaringBitmap) -> Result<RoaringBitmap> {
+        let mut found = Vec::new();
+        for root in universe {
+            if self.ev.holds_for(condition, &self.user(root))? {
+                found.push(root);
+            }
+        }
+        Ok(RoaringBitmap::from_sorted_iter(found).unwrap_or_default())
+    }
+
+    fn is_indexed(&self, condition: &Condition) -> bool {
+        match condition {
+            Condition::Compare(comparison) => shape(comparison, self.ev.saved, self.ev.now_ms).is_some(),
+            Condition::Not(inner) => self.is_indexed(inner),
+            Condition::And(parts) | Condition::Or(parts) => parts.iter().all(|part| self.is_indexed(part)),
+            Condition::Any(_) | Condition::All(_) => false,
+        }
+    }
+
+    /// The comparison answered from the indexes, or None when it has another shape.
+    fn indexed(&self, comparison: &Comparison, universe: &RoaringBitmap) -> Result<Option<RoaringBitmap>> {
+        let Some(shape) = shape(comparison, self.ev.saved, self.ev.now_ms) else {
+            return Ok(None);
+        };
+        let comparator = &comparison.comparator;
+        let operand = comparator.operand().map(|operand| match operand {
+            Scalar::Literal(literal) => literal_value(literal),
+            _ => unreachable!("shape() takes literal operands only"),
+        });
+        let now = self.ev.now_ms;
+        let passes = |value: Option<&Value>| test(comparator, value, operand.as_ref(), now);
+        let graph = self.ev.graph;
+        Ok(Some(match shape {
+            Shape::Membership(key) => {
+                let members = self.saved_members(key)?;
+                let mut found = RoaringBitmap::new();
+                if passes(Some(&Value::Bool(true))) {
+                    found |= universe & &*members;
+                }
+                if passes(None) {
+                    found |= universe - &*members;
+                }
+                found
+            }
+            Shape::Trait(name) => {
+                let index = &self.ev.engage.traits;
+                let Some(trait_id) = index.trait_id(name) else {
+                    return Ok(Some(if passes(None) {
+                        universe.clone()
+                    } else {
+                        RoaringBitmap::new()
+                    }));
+                };
+                // A profile with several nodes takes the latest of their values: check it.
+                let latest_passes = |root: u32, keep: &dyn Fn(Option<&Value>) -> bool| {
+                    let nodes = graph.members_at(root);
+                    nodes.len() <= 1 || keep(self.ev.user_trait(nodes, name).as_ref())
+                };
+                let nodes = index.nodes_where(trait_id, |value| passes(Some(value)));
+                let found = graph.roots_of(&nodes, &self.roots) & universe;
+                let mut found = retained(found, |root| latest_passes(root, &passes));
+                if passes(None) {
+                    let present = graph.roots_of(&index.nodes_where(trait_id, |_| true), &self.roots) & universe;
+                    let present = retained(present, |root| latest_passes(root, &|value| value.is_some()));
+                    found |= universe - present;
+                }
+                found
+            }
+            Shape::Count { name, from, to } => {
+                let events = &self.ev.engage.events;
+                let at_zero = passes(Some(&Value::from(0u64)));
+                let Some(name_id) = events.name_id(name) else {
+                    return Ok(Some(if at_zero {
+                        universe.clone()
+                    } else {
+                        RoaringBitmap::new()
+                    }));
+                };
+                let nodes = if from == i64::MIN && to == i64::MAX {
+                    events.nodes_with(name_id).cloned().unwrap_or_default()
+                } else {
+                    events.nodes_between(name_id, day_of(from), day_of(to))
+                };
+                let candidates = graph.roots_of(&nodes, &self.roots) & universe;
+                let mut found = Vec::new();
+                for root in &candidates {
+                    let count: u64 = graph
+                        .members_at(root)
+                        .iter()
+                        .filter_map(|&node| events.events(node, name_id))
+                        .map(|node_events| node_events.count(from, to))
+                        .sum();
+                    if passes(Some(&Value::from(count))) {
+                        found.push(root);
+                    }
+                }
+                let mut found = RoaringBitmap::from_sorted_iter(found).unwrap_or_default();
+                if at_zero {
+                    found |= universe - candidates;
+                }
+                found
+            }
+        }))
+    }
+
+    fn saved_members(&self, key: &str) -> Result<Rc<RoaringBitmap>> {
+        if let Some(found) = self.saved_members.borrow().get(key) {
+            return Ok(Rc::clone(found));
+        }
+        let Some(Body::Audience(condition)) = self.ev.saved.get(key).map(|d| &d.body) else {
+            return Ok(Rc::default());
+        };
+        let members = Rc::new(self.members(condition, &self.roots)?);
+        self.saved_members
+            .borrow_mut()
+            .insert(key.to_owned(), Rc::clone(&members));
+        Ok(members)
+    }
+}
+
+/// The comparisons the indexes answer.
+enum Shape<'q> {
+    /// `trait('key')` of a saved USERS audience.
+    Membership(&'q str),
+    /// A stored trait.
+    Trait(&'q str),
+    /// `event(name)` counted over `from..=to` (ms).
+    Count { name: &'q str, from: i64, to: i64 },
+}
+
+fn shape<'q>(
+    comparison: &'q Comparison,
+    saved: &FxHashMap<String, crate::query::Definition>,
+    now_ms: i64,
+) -> Option<Shape<'q>> {
+    if comparison
+        .comparator
+        .operand()
+        .is_some_and(|operand| !matches!(operand, Scalar::Literal(_)))
+    {
+        return None;
+    }
+    match &comparison.subject {
+        Scalar::Trait(name) => match saved.get(name) {
+            None => Some(Shape::Trait(name)),
+            Some(definition) => {
+                let users_audience = definition.kind == Kind::Users && matches!(definition.body, Body::Audience(_));
+                users_audience.then_some(Shape::Membership(name))
+            }
+        },
+        Scalar::Reduced(reduction) if reduction.reducer == Reducer::Count => {
+            let (mut from, mut to) = (i64::MIN, i64::MAX);
+            for filter in &reduction.stream.filters {
+                let (start, end) = match filter {
+                    Filter::Within(span) => (now_ms - span.millis(), now_ms),
+                    // `now - B <= t < now - A`
+                    Filter::Between(a, b) => (now_ms - b.millis(), now_ms - a.millis() - 1),
+                    _ => return None,
+                };
+                (from, to) = (from.max(start), to.min(end));
+            }
+            Some(Shape::Count {
+                name: &reduction.stream.name,
+                from,
+                to,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The members of `bitmap` that `keep` accepts.
+fn retained(bitmap: RoaringBitmap, mut keep: impl FnMut(u32) -> bool) -> RoaringBitmap {
+    RoaringBitmap::from_sorted_iter(bitmap.into_iter().filter(|&x| keep(x))).unwrap_or_default()
+}
