@@ -26,6 +26,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -404,7 +405,7 @@ def track_batches(data: AudienceData, first_sequence: int) -> list[bytes]:
     return batches
 
 
-def describe(data: AudienceData) -> dict[str, object]:
+def describe(data: AudienceData) -> dict[str, Any]:
     """What the report says about the data: sizes, and how common the audience's parts are."""
     in_window = (data.ts >= NOW_S - 30 * 86_400) & (data.name == 0)
     order_counts = np.bincount(data.user[in_window], minlength=data.n_profiles)

@@ -15,6 +15,7 @@ the exit status is 1 when a part failed or the members differ.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -24,7 +25,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -33,12 +34,16 @@ from tributary._proto.cdp.v1 import audience_pb2, profile_pb2
 from benchmarks import audience_bitmaps, audience_duckdb, audience_workload
 from benchmarks.audience_report import write_results
 from benchmarks.measurement import percentile
+from benchmarks.profiling import profiled
 from benchmarks.results_page import write_page
-from benchmarks.run import QUICK_RESULTS_DIR, RESULTS_DIR, _settle_disk
+from benchmarks.run import PROFILERS, QUICK_RESULTS_DIR, RESULTS_DIR, _settle_disk
 from benchmarks.unify_engine import LOOKUP_BATCH, WINDOW, IngestRun, ingest, open_engine
 from benchmarks.unify_report import Figure
 from cdp_server import _core
 
+T = TypeVar("T")
+# What a part gives: its figures, and its details for audiences.json.
+Part = tuple[list[Figure], dict[str, Any]]
 PARTS = {
     "a": "ingest",
     "b": "audience evaluation against DuckDB",
@@ -59,6 +64,9 @@ ANSWER_MS = 1.0
 BITMAP_SPEEDUP = 1.0
 REAL_TIME_COST = 0.10
 REAL_TIME_AUDIENCES, REAL_TIME_TRAITS = 20, 10
+DUCKDB_CHECKS = 200
+# (b)'s evaluation is profiled apart from its timed runs (which alternate with DuckDB's), this long.
+PROFILED_SECONDS = 3.0
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -78,7 +86,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help=f"where audiences.json and .md go (default {RESULTS_DIR}; --quick: {QUICK_RESULTS_DIR})",
     )
+    parser.add_argument(
+        "--profile", choices=PROFILERS, default="auto", help="profile (a)'s ingest and (b)'s evaluation"
+    )
     args = parser.parse_args(argv)
+    args.profiler = None if args.profile == "off" else args.profile
     scale = args.scale if args.scale is not None else QUICK_SCALE if args.quick else 1.0
     args.profiles = max(100, round(audience_workload.DEFAULT_PROFILES * scale))
     args.events = args.profiles * audience_workload.EVENTS_PER_PROFILE
@@ -122,8 +134,11 @@ def alternate(systems: dict[str, Callable[[], object]], runs: int) -> dict[str, 
 # --- (a) ingest
 
 
-def part_a(engine: _core.Engine, source_id: int, data: audience_workload.AudienceData) -> tuple[list[Figure], dict]:
-    """The identifies, then the track events, each timed to its last acknowledgement."""
+def part_a(
+    engine: _core.Engine, source_id: int, data: audience_workload.AudienceData, args: argparse.Namespace
+) -> Part:
+    """The identifies, then the track events, each timed to its last acknowledgement; profiled
+    while timed (perf at ~500 Hz costs well under 1 % of a core)."""
     print("  encoding (array operations) ...", flush=True)
     started = time.perf_counter()
     identifies = audience_workload.identify_batches(data)
@@ -132,14 +147,16 @@ def part_a(engine: _core.Engine, source_id: int, data: audience_workload.Audienc
     size = sum(map(len, identifies)) + sum(map(len, tracks))
     print(f"    {encoded_s:.1f} s, {size / 2**20:,.0f} MiB in {len(identifies) + len(tracks):,} batches", flush=True)
     _settle_disk()
-    print("  identifies ...", flush=True)
-    first = ingest(engine, source_id, identifies)
-    print(f"    {first.seconds:.2f} s, {first.events_per_s:,.0f} events/s", flush=True)
-    del identifies
-    print("  track events ...", flush=True)
-    second = ingest(engine, source_id, tracks)
-    print(f"    {second.seconds:.2f} s, {second.events_per_s:,.0f} events/s", flush=True)
-    del tracks
+    context = f"python -m benchmarks.audiences --only a --scale {args.profiles / audience_workload.DEFAULT_PROFILES:g}"
+    with profiled({"in-process engine": os.getpid()}, tool=args.profiler, context=context) as profile:
+        print("  identifies ...", flush=True)
+        first = ingest(engine, source_id, identifies)
+        print(f"    {first.seconds:.2f} s, {first.events_per_s:,.0f} events/s", flush=True)
+        del identifies
+        print("  track events ...", flush=True)
+        second = ingest(engine, source_id, tracks)
+        print(f"    {second.seconds:.2f} s, {second.events_per_s:,.0f} events/s", flush=True)
+        del tracks
     events = first.events + second.events
     seconds = first.seconds + second.seconds
     expected = data.n_profiles + data.n_events
@@ -154,6 +171,7 @@ def part_a(engine: _core.Engine, source_id: int, data: audience_workload.Audienc
         "identifies": _run_json(first),
         "tracks": _run_json(second),
         "events_per_s": round(events / seconds),
+        "profile": profile.to_json(),
     }
     if first.accepted + second.accepted != expected:
         details["failed"] = f"the engine accepted {first.accepted + second.accepted:,} of {expected:,} events"
@@ -220,7 +238,7 @@ def part_b(
     con: duckdb.DuckDBPyConnection,
     data: audience_workload.AudienceData,
     args: argparse.Namespace,
-) -> tuple[list[Figure], dict]:
+) -> Part:
     """Tributary's evaluation against DuckDB's two tables, alternating; then the members."""
     preview = audience_pb2.PreviewRequest(
         query=AUDIENCE_QUERY,
@@ -239,6 +257,12 @@ def part_b(
     seconds = alternate(systems, args.runs)
     for name, runs in seconds.items():
         print(f"    {name}: median {_median(runs) * 1e3:,.1f} ms, min {min(runs) * 1e3:,.1f} ms", flush=True)
+    trib = _median(seconds["Tributary"])
+    calls = max(3, round(PROFILED_SECONDS / trib))
+    context = f"{calls} calls of Engine.preview_audience in python -m benchmarks.audiences --only b"
+    with profiled({"in-process engine": os.getpid()}, tool=args.profiler, context=context) as profile:
+        for _ in range(calls):
+            engine.preview_audience(preview)
     responses = [audience_pb2.PreviewResponse.FromString(raw) for raw in answers]
     expected = audience_workload.members(data)
     listed, listed_count = tributary_members(engine)
@@ -251,7 +275,6 @@ def part_b(
     wrong = [_differences(name, got, expected) for name, got in found.items() if got != expected]
     if counts != {len(expected)}:
         wrong.append(f"Tributary counted {sorted(counts)} members, the generator's audience has {len(expected):,}")
-    trib = _median(seconds["Tributary"])
     figures = []
     for name, target in (
         ("DuckDB, events unsorted", DUCKDB_UNSORTED_SPEEDUP),
@@ -275,10 +298,10 @@ def part_b(
     figures.append(
         Figure(
             "b",
-            f"members differing from the generator's {len(expected):,} (Tributary, both DuckDB tables)",
+            f"member sets differing from the generator's {len(expected):,} members (Tributary's, DuckDB's two)",
             float(len(wrong)),
             "",
-            target="0",
+            target="none differ",
             met=not wrong,
         )
     )
@@ -292,6 +315,7 @@ def part_b(
         "engine_evaluation_micros": [response.evaluation_micros for response in responses],
         "canonical_query": responses[0].canonical_query if responses else "",
         "mismatches": wrong,
+        "profile": profile.to_json(),
     }
     if wrong:
         for line in wrong:
@@ -303,23 +327,20 @@ def part_b(
 # --- (c) membership answers
 
 
-def _check_requests(data: audience_workload.AudienceData, count: int, seed: int) -> tuple[list[bytes], list[bool]]:
-    """Encoded CheckMembershipRequests of random profiles, half of them members (as many as
-    there are), and whether each is one by the generator."""
+def _checked_profiles(data: audience_workload.AudienceData, count: int, seed: int) -> tuple[list[str], list[bool]]:
+    """``count`` random user ids, half of them members (when there are members), and whether
+    each is one by the generator."""
     rng = random.Random(seed)
     members = sorted(audience_workload.members(data))
-    chosen = rng.choices(members, k=min(count // 2, len(members) * 4)) if members else []
+    chosen = rng.choices(members, k=count // 2) if members else []
     chosen += rng.choices(range(data.n_profiles), k=count - len(chosen))
     rng.shuffle(chosen)
     member_set = set(members)
-    requests = [
-        audience_pb2.CheckMembershipRequest(key=AUDIENCE_KEY, identifier=f"user_id:u{k}", at=_at()).SerializeToString()
-        for k in chosen
-    ]
-    return requests, [k in member_set for k in chosen]
+    return [f"u{k}" for k in chosen], [k in member_set for k in chosen]
 
 
-def _each_ms(call: Callable[[bytes], object], requests: Sequence[bytes]) -> list[float]:
+def _each_ms(call: Callable[[T], object], requests: Sequence[T]) -> list[float]:
+    """Each call's milliseconds, sorted."""
     times = []
     for request in requests:
         started = time.perf_counter()
@@ -333,23 +354,27 @@ def part_c(
     con: duckdb.DuckDBPyConnection,
     data: audience_workload.AudienceData,
     args: argparse.Namespace,
-) -> tuple[list[Figure], dict]:
-    """One profile's membership and the audience's size, each call timed alone; DuckDB beside."""
-    requests, expected = _check_requests(data, args.checks, args.seed)
-    answers = [audience_pb2.CheckMembershipResponse.FromString(engine.check_membership(r)) for r in requests[:50]]
-    check_ms = _each_ms(engine.check_membership, requests)
-    wrong = sum(
-        1
-        for request, member in zip(requests, expected, strict=True)
-        if audience_pb2.CheckMembershipResponse.FromString(engine.check_membership(request)).member != member
-    )
+) -> Part:
+    """One profile's membership and the audience's size, each call timed alone (the checks
+    profiled while timed); DuckDB beside."""
+    users, expected = _checked_profiles(data, args.checks, args.seed)
+    requests = [
+        audience_pb2.CheckMembershipRequest(
+            key=AUDIENCE_KEY, identifier=f"user_id:{user}", at=_at()
+        ).SerializeToString()
+        for user in users
+    ]
+    # First every answer, checked (and a warm-up), then each call timed alone.
+    answers = [audience_pb2.CheckMembershipResponse.FromString(engine.check_membership(r)) for r in requests]
+    wrong = sum(1 for answer, member in zip(answers, expected, strict=True) if answer.member != member)
+    context = f"{len(requests)} calls of Engine.check_membership in python -m benchmarks.audiences --only c"
+    with profiled({"in-process engine": os.getpid()}, tool=args.profiler, context=context) as profile:
+        check_ms = _each_ms(engine.check_membership, requests)
     table = audience_duckdb.SORTED
     check_sql = audience_duckdb.member_check_sql(table)
-    duck_users = [
-        audience_pb2.CheckMembershipRequest.FromString(r).identifier.removeprefix("user_id:") for r in requests
-    ]
-    duck_runs = min(len(duck_users), 200)
-    duck_check_ms = _each_ms(lambda user: con.execute(check_sql, [user]).fetchall(), duck_users[:duck_runs])
+    # DuckDB scans the events for each check: 200 of them are enough for its median.
+    duck_runs = min(len(users), DUCKDB_CHECKS)
+    duck_check_ms = _each_ms(lambda user: con.execute(check_sql, [user]).fetchall(), users[:duck_runs])
     size_request = audience_pb2.ListMembersRequest(key=AUDIENCE_KEY, at=_at()).SerializeToString()
     size_sql = audience_duckdb.size_sql(table)
     sizes = alternate(
@@ -399,8 +424,9 @@ def part_c(
             "p99": round(percentile(duck_check_ms, 99), 3),
         },
         "size_seconds": {name: [round(s, 5) for s in runs] for name, runs in sizes.items()},
-        "sample_answer": str(answers[0]) if answers else "",
+        "sample_member_answer": str(next((a for a in answers if a.member), "")),
         "wrong_answers": wrong,
+        "profile": profile.to_json(),
     }
     if wrong:
         details["failed"] = f"{wrong} of {len(requests):,} membership checks disagree with the generator"
@@ -410,7 +436,7 @@ def part_c(
 # --- (d) bitmaps, (e) the real-time TODO
 
 
-def part_d(data: audience_workload.AudienceData, args: argparse.Namespace) -> tuple[list[Figure], dict]:
+def part_d(data: audience_workload.AudienceData, args: argparse.Namespace) -> Part:
     sets = audience_bitmaps.operand_sets(data)
     runs = audience_bitmaps.compare(sets, operations=args.bitmap_ops, rounds=args.bitmap_rounds)
     figures = []
@@ -436,7 +462,7 @@ def part_d(data: audience_workload.AudienceData, args: argparse.Namespace) -> tu
     return figures, {"operations_a_round": args.bitmap_ops, "runs": [asdict(run) for run in runs]}
 
 
-def part_e(ingest_details: dict[str, Any] | None) -> tuple[list[Figure], dict]:
+def part_e(ingest_details: dict[str, Any] | None) -> Part:
     """TODO(real time): Engage does not maintain audiences during ingest yet, so there is nothing
     to measure. When it does: open a fresh engine, create REAL_TIME_AUDIENCES audiences and
     REAL_TIME_TRAITS computed traits, ingest the same batches as (a), and report its events/s
@@ -473,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     details: dict[str, Any] = {"data": described}
     errors: dict[str, str] = {}
 
-    def step(key: str, work: Callable[[], tuple[list[Figure], dict]]) -> None:
+    def step(key: str, work: Callable[[], Part]) -> None:
         print(f"({key}) {PARTS[key]} ...", flush=True)
         try:
             got, info = work()
@@ -493,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
             open_engine(Path(tmp) / "data") as (engine, source_id),
         ):
             # (b) and (c) evaluate what (a) ingested, so (a) runs whenever they do.
-            step("a", lambda: part_a(engine, source_id, data))
+            step("a", lambda: part_a(engine, source_id, data, args))
             if evaluated and "a" in errors:
                 errors.update({key: "not run: (a)'s ingest failed" for key in evaluated})
             elif evaluated:

@@ -420,6 +420,22 @@ def _http(http: dict[str, Any] | None, results_dir: Path) -> tuple[str, list[tup
     return "\n".join(text), [(_CHART_TITLES["http"], t) for t in found]
 
 
+def _audiences(audiences: dict[str, Any] | None) -> str:
+    """The Engage benchmark's section, with the profile of each part whose target is missed."""
+    if not audiences:
+        return audience_report.section(None, origin="")
+    text = [audience_report.section(audiences, origin=_origin(audiences, "audiences run"))]
+    for part, (call, figure_name) in audience_report.PROFILED.items():
+        figures = audiences.get("figures", [])
+        missed = [f for f in figures if f["part"] == part and f["name"].startswith(figure_name) and f["met"] is False]
+        if missed:
+            title = f"`{call}`, " + "; ".join(audience_report.measured(f) + f" against {f['target']}" for f in missed)
+            profile = audiences.get("details", {}).get(part, {}).get("profile")
+            fallback = _how_to_profile(f"python -m benchmarks.audiences --only {part}")
+            text.append(hot_path_section(title, profile, fallback=fallback))
+    return "\n".join(text)
+
+
 _METHOD = """## How each path is measured
 
 - **raw LMDB (a)**: the event bytes put under random 16-byte keys with py-lmdb, 10 k puts per
@@ -493,7 +509,7 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
         _memory(ingest, results_dir, found) if ingest else "",
         resolution_text,
         http_text,
-        audience_report.section(audiences, origin=_origin(audiences, "audiences run") if audiences else ""),
+        _audiences(audiences),
     ]
     errors = {
         **ingest.get("errors", {}),

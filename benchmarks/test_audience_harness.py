@@ -13,8 +13,10 @@ import pytest
 from pyroaring import BitMap
 from tributary._proto.cdp.v1 import event_pb2, ingest_pb2
 
-from benchmarks import audience_bitmaps, audience_duckdb, audiences
+from benchmarks import audience_bitmaps, audience_duckdb, audience_report, audiences
 from benchmarks import audience_workload as aw
+from benchmarks.results_page import write_page
+from benchmarks.unify_report import Figure
 from cdp_server import _core
 
 PROFILES = 3_000
@@ -106,18 +108,18 @@ def test_rust_and_pyroaring_agree_on_every_operation(data: aw.AudienceData) -> N
     assert len(runs) == 2 * len(audience_bitmaps.PAIRS)
     assert all(len(r.rounds_rust_us) == len(r.rounds_pyroaring_us) == 2 and r.rust_us > 0 for r in runs)
     left, right = BitMap([1, 2, 3, 70_000]), BitMap([3, 70_000, 1 << 31])
-    assert _core._time_bitmap_op(left.serialize(), right.serialize(), "and", 1)[1] == 2
-    assert _core._time_bitmap_op(left.serialize(), right.serialize(), "or", 1)[1] == 5
+    assert audience_bitmaps.time_bitmap_op(left.serialize(), right.serialize(), "and", 1)[1] == 2
+    assert audience_bitmaps.time_bitmap_op(left.serialize(), right.serialize(), "or", 1)[1] == 5
     with pytest.raises(_core.InvalidRequest):
-        _core._time_bitmap_op(left.serialize(), right.serialize(), "xor", 1)
+        audience_bitmaps.time_bitmap_op(left.serialize(), right.serialize(), "xor", 1)
     with pytest.raises(_core.InvalidRequest):
-        _core._time_bitmap_op(b"not a bitmap", right.serialize(), "and", 1)
+        audience_bitmaps.time_bitmap_op(b"not a bitmap", right.serialize(), "and", 1)
 
 
 def test_a_tiny_run_writes_every_part_and_marks_the_real_time_figure_as_todo(tmp_path: Path) -> None:
     results = tmp_path / "results"
     argv = ["--scale", "0.002", "--runs", "2", "--checks", "40", "--bitmap-ops", "5", "--bitmap-rounds", "2"]
-    argv += ["--results-dir", str(results), "--tmp-dir", str(tmp_path)]
+    argv += ["--results-dir", str(results), "--tmp-dir", str(tmp_path), "--profile", "off"]
     status = audiences.main(argv)
     document = json.loads((results / "audiences.json").read_text())
     assert document["errors"] == {} and status == 0
@@ -130,3 +132,23 @@ def test_a_tiny_run_writes_every_part_and_marks_the_real_time_figure_as_todo(tmp
     assert document["details"]["b"]["mismatches"] == []
     page = (results / "README.md").read_text()
     assert "## Engage: audiences against DuckDB and pyroaring" in page and "TODO(real time)" in page
+
+
+def test_the_page_explains_a_missed_evaluation_target_with_its_profile_and_says_how_to_take_one(
+    tmp_path: Path,
+) -> None:
+    missed = Figure("b", "audience evaluation, 10 profiles", 9.0, "ms", "DuckDB", 3.0, 1 / 3, "≥ 4x DuckDB", False)
+    size = Figure("c", "the audience's size", 5.0, "ms", target="≤ 1 ms", met=False)
+    audience_report.write_results(
+        tmp_path,
+        figures=[missed, size],
+        details={"b": {"profile": {"tool": None, "error": "profiling off", "hot_path": None}}},
+        errors={},
+        settings={"parts": ["b", "c"], "profiles": 10, "events": 100, "seed": 1},
+    )
+    page = (tmp_path / "README.md").read_text() if write_page(tmp_path) else ""
+    assert "#### Where the time goes: `Engine.preview_audience`, 0.33x: 9 ms (DuckDB: 3 ms)" in page
+    assert "No profile: profiling off." in page and "python -m benchmarks.audiences --only b" in page
+    # The size is not what check_membership's profile explains.
+    assert "Engine.check_membership" not in page
+    assert "| [Engage](#engage-audiences-against-duckdb-and-pyroaring) | the audience's size: ≤ 1 ms | 5 ms |" in page
