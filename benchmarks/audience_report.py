@@ -113,9 +113,8 @@ seed {settings["seed"]}. Machine: {env["cpus"]} CPUs, {env["platform"]}, Python 
 
 
 def measured(figure: dict[str, Any]) -> str:
+    """A figure as the targets table says it: ratio, value, and the baseline's value beside."""
     unit, value = figure["unit"], figure["measured"]
-    if value is None:
-        return "—"
 
     def said(number: float) -> str:
         if unit == "/s":
@@ -124,7 +123,7 @@ def measured(figure: dict[str, Any]) -> str:
             return f"{number:,.0f}"
         return f"{number:.3g} {unit}" if number < 10 else f"{number:,.1f} {unit}"
 
-    text = said(value)
+    text = "—" if value is None else said(value)
     if figure.get("ratio") is not None:
         text = f"{figure['ratio']:.2f}x: {text}"
     if figure.get("baseline") is not None:
