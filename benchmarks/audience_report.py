@@ -46,13 +46,14 @@ _EXPLANATION = """## What is measured
   (a full evaluation: the count and a sample; timed from Python, the call included) against the same
   audience in SQL on in-process DuckDB (`benchmarks/audience_duckdb.py`; `events(user_id, event, ts)`
   and `traits(user_id, plan, …)`, VARCHAR ids, fetching the member ids), over the events unsorted
-  (shuffled) and sorted by (event, ts). The three alternate, one untimed warm-up each; the ratio is
-  of medians. The members must be the same set: Tributary's (`list_members` of the saved audience,
-  `tp_…` ids mapped to `user_id`s with `batch_get_profiles`), DuckDB's over both tables and the
-  generator's own (numpy).
+  (shuffled) and sorted by (event, ts); DuckDB uses both cores. The three alternate, one untimed
+  warm-up each; the ratio is of medians. The members must be the same set: Tributary's
+  (`list_members` of the saved audience, `tp_…` ids mapped to `user_id`s with `batch_get_profiles`),
+  DuckDB's over both tables and the generator's own (numpy).
 - **(c) membership answers**: `Engine.check_membership` of random profiles (half of them members)
   and the audience's size, in-process, each call timed alone; beside them DuckDB answering the same
-  (the audience's query for one `user_id`, and its `count(*)`, on the sorted table).
+  (the audience's query for one `user_id`, and its `count(*)`, on the sorted table). The size is
+  `list_members`' count: with no memberships kept between calls, it is a full evaluation.
 - **(d) bitmaps**: AND and OR of the same sets (profiles with an event name, profiles with
   `plan = 'pro'`) with the Rust `roaring` crate the engine uses (`_core._time_bitmap_op`, its loop
   in Rust) and with pyroaring (CRoaring, from Python: one call an operation), alternating rounds,
