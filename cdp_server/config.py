@@ -35,6 +35,9 @@ class Settings:
     space: str = "default"
     # Refused events kept for `cdp rejected list` and the debugger (the oldest go first).
     max_rejected_kept: int = 10_000
+    # How often real-time audiences and computed traits with time windows (within, between,
+    # within_last, ...) are re-evaluated: a profile leaves `within(30 days)` at most this late.
+    engage_tick_secs: float = 60.0
     max_message_bytes: int = 4 * MIB
     max_event_bytes: int = 32 * 1024
     max_streams: int = 64
@@ -73,6 +76,8 @@ class Settings:
             raise ConfigError(f"space must be 1 to 64 letters, digits, '-' or '_', got {self.space!r}")
         if self.max_rejected_kept < 0:
             raise ConfigError(f"max_rejected_kept must not be negative, got {self.max_rejected_kept}")
+        if not self.engage_tick_secs > 0:
+            raise ConfigError(f"engage_tick_secs must be positive, got {self.engage_tick_secs}")
         if self.log_format not in ("json", "text"):
             raise ConfigError(f"log_format must be json or text, got {self.log_format!r}")
         if self.snapshot_every_events < 0:

@@ -100,6 +100,7 @@ def start(settings: Settings) -> RunningServer:
             max_event_bytes=settings.max_event_bytes,
             snapshot_every_events=settings.snapshot_every_events,
             max_rejected_kept=settings.max_rejected_kept,
+            engage_tick_secs=settings.engage_tick_secs,
         )
     except BaseException:
         server.stop(None)  # releases the port

@@ -14,9 +14,11 @@ use serde_json::Value;
 
 use crate::engage::evaluate::{Evaluator, LogReader};
 use crate::engage::plan::Run;
+use crate::engage::realtime::{self, Message as Engage};
 use crate::error::{EngineError, Result};
 use crate::ingest::Engine;
 use crate::profile_reads::parse_lookup;
+use crate::proto::audience::Status;
 use crate::proto::{
     self, Audience, CheckMembershipRequest, CheckMembershipResponse, CreateAudienceRequest, CreateAudienceResponse,
     DefinitionType, DeleteAudienceRequest, DeleteAudienceResponse, EntityKind, GetAudienceRequest, GetAudienceResponse,
@@ -211,11 +213,21 @@ impl Engine {
                 id: format!("aud_{id}"),
                 created_at_ms: time::now_ms(),
                 canonical_query: query::render(&definition),
+                status: if kind == Kind::Users {
+                    Status::Computing as i32
+                } else {
+                    Status::Ready as i32
+                },
+                size: 0,
             };
             dbs.audiences.put(txn, key, &audience.encode_to_vec())?;
             dbs.meta.put(txn, META_NEXT_AUDIENCE, &(id + 1))?;
             Ok(audience)
         })?;
+        if kind == Kind::Users {
+            self.shared.engage_hub.mark_computing(key);
+        }
+        self.shared.engage_hub.send(Engage::DefinitionsChanged);
         Ok(CreateAudienceResponse {
             audience: Some(audience),
         }
@@ -225,7 +237,8 @@ impl Engine {
     /// `GetAudience` on encoded bytes.
     pub fn get_audience(&self, request: &[u8]) -> Result<Vec<u8>> {
         let request: GetAudienceRequest = proto::decode_request(request)?;
-        let audience = self.saved_audience(&request.key)?;
+        let mut audience = self.saved_audience(&request.key)?;
+        self.fill_state(std::slice::from_mut(&mut audience))?;
         Ok(GetAudienceResponse {
             audience: Some(audience),
         }
@@ -236,7 +249,9 @@ impl Engine {
     pub fn list_audiences(&self, request: &[u8]) -> Result<Vec<u8>> {
         proto::decode_request::<ListAudiencesRequest>(request)?;
         let txn = self.shared.store.log.read()?;
-        let audiences = saved_records(&self.shared.store.log_dbs, &txn.txn)?;
+        let mut audiences = saved_records(&self.shared.store.log_dbs, &txn.txn)?;
+        drop(txn);
+        self.fill_state(&mut audiences)?;
         Ok(ListAudiencesResponse { audiences }.encode_to_vec())
     }
 
@@ -267,6 +282,7 @@ impl Engine {
             dbs.audiences.delete(txn, key)?;
             Ok(())
         })?;
+        self.shared.engage_hub.send(Engage::DefinitionsChanged);
         Ok(DeleteAudienceResponse {}.encode_to_vec())
     }
 
@@ -362,6 +378,27 @@ impl Engine {
             },
         }
         .encode_to_vec())
+    }
+
+    /// Sets each record's status and live size (see `Audience` in audience.proto).
+    fn fill_state(&self, audiences: &mut [Audience]) -> Result<()> {
+        if audiences.is_empty() {
+            return Ok(());
+        }
+        let hub = &self.shared.engage_hub;
+        self.with_run(time::now_ms(), |run| {
+            for audience in audiences.iter_mut() {
+                let users = audience.kind != EntityKind::Accounts as i32;
+                let computing = users && hub.is_computing(&audience.key);
+                audience.status = if computing { Status::Computing } else { Status::Ready } as i32;
+                audience.size = match (users, audience.r#type == DefinitionType::ComputedTrait as i32) {
+                    (false, _) => 0,
+                    (true, false) => realtime::emitted_members(run, &audience.key).len(),
+                    (true, true) => realtime::emitted_present(run, &audience.key).len() as u64,
+                };
+            }
+            Ok(())
+        })
     }
 
     fn saved_audience(&self, key: &str) -> Result<Audience> {
@@ -468,7 +505,10 @@ fn at_ms(at: Option<&prost_types::Timestamp>) -> i64 {
 }
 
 /// Every saved definition record, by key.
-fn saved_records(dbs: &crate::store::LogDatabases, txn: &heed::RoTxn<'_, heed::WithoutTls>) -> Result<Vec<Audience>> {
+pub(crate) fn saved_records(
+    dbs: &crate::store::LogDatabases,
+    txn: &heed::RoTxn<'_, heed::WithoutTls>,
+) -> Result<Vec<Audience>> {
     let mut audiences = Vec::new();
     for entry in dbs.audiences.iter(txn)? {
         let (key, value) = entry?;
@@ -478,7 +518,7 @@ fn saved_records(dbs: &crate::store::LogDatabases, txn: &heed::RoTxn<'_, heed::W
 }
 
 /// The saved definitions, parsed (they were checked when saved).
-fn parse_saved(audiences: Vec<Audience>) -> Result<FxHashMap<String, Definition>> {
+pub(crate) fn parse_saved(audiences: Vec<Audience>) -> Result<FxHashMap<String, Definition>> {
     audiences
         .into_iter()
         .map(|audience| {

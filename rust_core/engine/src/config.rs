@@ -25,6 +25,8 @@ pub struct EngineConfig {
     pub snapshot_every_events: u64,
     /// Rejected events kept for inspection (the oldest go first); their counts are kept for ever.
     pub max_rejected_kept: usize,
+    /// How often real-time audiences and computed traits with time windows are re-evaluated.
+    pub engage_tick: Duration,
 }
 
 impl EngineConfig {
@@ -40,6 +42,7 @@ impl EngineConfig {
             snapshots: true,
             snapshot_every_events: 2_000_000,
             max_rejected_kept: 10_000,
+            engage_tick: Duration::from_secs(60),
         }
     }
 }

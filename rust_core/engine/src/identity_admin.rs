@@ -92,6 +92,9 @@ impl Engine {
             let encoded = rules.encode_to_vec();
             self.write_log(|txn| Ok(store.log_dbs.identity.put(txn, "rules", &encoded)?))?;
             self.shared.profiles.replace(&mut state, candidate);
+            self.shared
+                .engage_hub
+                .send(crate::engage::realtime::Message::ReconcileAll);
             response.rules = Some(rules);
             log::info!(
                 "identity: rules updated ({} merges, {} splits)",

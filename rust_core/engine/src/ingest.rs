@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use heed::PutFlags;
 use parking_lot::{Condvar, Mutex};
+use rustc_hash::FxHashSet;
 
 use crate::config::EngineConfig;
 use crate::dedupe::{short_fingerprint, DedupeKey, DedupeSet, KeyMap, Marker};
@@ -87,12 +88,14 @@ pub(crate) struct Shared {
     /// thread writing one, if any.
     snapshot_covers: Mutex<(u64, u128)>,
     snapshot_writer: Mutex<Option<JoinHandle<()>>>,
+    /// Real-time audiences and computed traits (`engage::realtime`).
+    pub(crate) engage_hub: crate::engage::realtime::Hub,
 }
 
 /// What the writer answers a job: each event's fate and message id, in order.
 type JobReply = Result<Vec<(Stored, String)>>;
 
-struct Job {
+pub(crate) struct Job {
     source_id: u32,
     events: Vec<PreparedEvent>,
     /// Refused events of the request, for the rejected store.
@@ -107,6 +110,7 @@ pub struct Engine {
     jobs: Mutex<Option<Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     indexer: Mutex<Option<JoinHandle<()>>>,
+    engage: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// A batch handed to the writer; `wait` returns once its events are durable.
@@ -243,7 +247,11 @@ impl Engine {
             snapshots,
             snapshot_covers: Mutex::new(snapshot_covers),
             snapshot_writer: Mutex::new(None),
+            engage_hub: Default::default(),
         });
+        if let Some(engage_source) = crate::engage::realtime::existing_engage_source(&shared.store)? {
+            shared.engage_hub.source_id.store(engage_source, Ordering::Release);
+        }
         // A short queue: callers block (backpressure) rather than pile up memory.
         let (tx, rx) = bounded::<Job>(64);
         let spawn = |name: &str, work: Box<dyn FnOnce() + Send>| {
@@ -262,11 +270,15 @@ impl Engine {
             "tributary-indexer",
             Box::new(move || indexer_shared.index.run(&indexer_shared.store)),
         )?;
+        let worker = crate::engage::realtime::Worker::new(Arc::clone(&shared), tx.clone(), shared.config.engage_tick)
+            .ok_or_else(|| EngineError::Storage("the Engage worker was started twice".into()))?;
+        let engage = spawn("tributary-engage", Box::new(move || worker.run()))?;
         Ok(Self {
             shared,
             jobs: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
             indexer: Mutex::new(Some(indexer)),
+            engage: Mutex::new(Some(engage)),
         })
     }
 
@@ -324,36 +336,10 @@ impl Engine {
         &self,
         ctx: &BatchContext,
         events: Vec<PreparedEvent>,
-        mut rejections: Vec<Rejection>,
+        rejections: Vec<Rejection>,
     ) -> Result<PendingAck> {
-        self.shared
-            .stats
-            .rejected
-            .fetch_add(rejections.len() as u64, Ordering::Relaxed);
-        let indices = events.iter().map(|e| e.index).collect::<Vec<_>>();
-        let rejected: Vec<_> = rejections
-            .iter_mut()
-            .map(|rejection| crate::rejected::record(ctx.source_id, ctx.received_ms, rejection))
-            .collect();
-        let mut reply = None;
-        if !events.is_empty() || !rejected.is_empty() {
-            let (reply_tx, reply_rx) = bounded(1);
-            let sender = self.jobs.lock().clone().ok_or(EngineError::ShutDown)?;
-            sender
-                .send(Job {
-                    source_id: ctx.source_id,
-                    events,
-                    rejected,
-                    reply: reply_tx,
-                })
-                .map_err(|_| EngineError::ShutDown)?;
-            reply = Some(reply_rx);
-        }
-        Ok(PendingAck {
-            reply,
-            indices,
-            rejections,
-        })
+        let sender = self.jobs.lock().clone().ok_or(EngineError::ShutDown)?;
+        enqueue(&self.shared, &sender, ctx, events, rejections)
     }
 
     /// Queues a request's payload: protobuf events or Segment-Spec JSON.
@@ -439,6 +425,11 @@ impl Engine {
     /// Stops accepting batches, lets the writer finish what is queued, and waits for it.
     /// Then writes a snapshot of the identity state, so that the next start loads it.
     pub fn close(&self) {
+        // The Engage worker writes through its own copy of the job queue: stop it first.
+        self.shared.engage_hub.send(crate::engage::realtime::Message::Stop);
+        if let Some(engage) = self.engage.lock().take() {
+            let _ = engage.join();
+        }
         self.jobs.lock().take();
         let writer = self.writer.lock().take();
         let closing = writer.is_some(); // the first close: later ones find nothing to do
@@ -579,6 +570,44 @@ fn run_writer(shared: &Shared, mut state: WriterState, jobs: &Receiver<Job>) {
     });
 }
 
+/// Hands prepared events, and the refused ones for the rejected store, to the writer through
+/// `sender` (the engine's, or the Engage worker's copy of it).
+pub(crate) fn enqueue(
+    shared: &Shared,
+    sender: &Sender<Job>,
+    ctx: &BatchContext,
+    events: Vec<PreparedEvent>,
+    mut rejections: Vec<Rejection>,
+) -> Result<PendingAck> {
+    shared
+        .stats
+        .rejected
+        .fetch_add(rejections.len() as u64, Ordering::Relaxed);
+    let indices = events.iter().map(|e| e.index).collect::<Vec<_>>();
+    let rejected: Vec<_> = rejections
+        .iter_mut()
+        .map(|rejection| crate::rejected::record(ctx.source_id, ctx.received_ms, rejection))
+        .collect();
+    let mut reply = None;
+    if !events.is_empty() || !rejected.is_empty() {
+        let (reply_tx, reply_rx) = bounded(1);
+        sender
+            .send(Job {
+                source_id: ctx.source_id,
+                events,
+                rejected,
+                reply: reply_tx,
+            })
+            .map_err(|_| EngineError::ShutDown)?;
+        reply = Some(reply_rx);
+    }
+    Ok(PendingAck {
+        reply,
+        indices,
+        rejections,
+    })
+}
+
 /// Makes a committed group visible (profiles, index, tail) and only then acks it, so a reader
 /// told of an ack finds the events (read-your-writes).
 fn publish(shared: &Shared, batch: Committed) {
@@ -589,6 +618,7 @@ fn publish(shared: &Shared, batch: Committed) {
         through,
     } = batch;
     resolve_identities(shared, &group, &outcomes, first_seq);
+    report_touches(shared, &group, &outcomes);
     snapshot_if_due(shared, through);
     index_postings(shared, &mut group, &outcomes, first_seq, through);
     *shared.committed.lock() = through;
@@ -674,6 +704,60 @@ fn resolve_identities(shared: &Shared, group: &[Job], outcomes: &[Vec<Stored>], 
             engage_traits: event.engage_traits.as_ref(),
         });
     shared.profiles.resolve(&shared.store, accepted);
+}
+
+/// Tells the Engage worker which profiles the group's accepted events touched (their primary
+/// nodes), with the event names and trait keys they carried; only when real-time definitions
+/// exist, and never for the worker's own events.
+fn report_touches(shared: &Shared, group: &[Job], outcomes: &[Vec<Stored>]) {
+    let hub = &shared.engage_hub;
+    if !hub.active.load(Ordering::Acquire) {
+        return;
+    }
+    let own = hub.source_id.load(Ordering::Acquire);
+    let (mut nodes, mut structural) = (Vec::new(), false);
+    let (mut names, mut traits) = (FxHashSet::default(), FxHashSet::default());
+    {
+        let state = shared.profiles.lock();
+        let rebuilt = state.graph.rebuilt_clusters();
+        if hub.rebuilt_clusters.swap(rebuilt, Ordering::AcqRel) != rebuilt {
+            hub.send(crate::engage::realtime::Message::ReconcileAll);
+        }
+        for (job, job_outcomes) in group.iter().zip(outcomes) {
+            if job.source_id == own {
+                continue;
+            }
+            for (event, _) in job
+                .events
+                .iter()
+                .zip(job_outcomes)
+                .filter(|(_, o)| **o == Stored::Accepted)
+            {
+                let Some(node) = state.graph.primary_node(&event.profile_identifiers) else {
+                    continue;
+                };
+                nodes.push(node);
+                structural |= event.engage_name.is_none() && event.engage_traits.is_none();
+                // Copied once per distinct name in the group, not per event.
+                if let Some(name) = event.engage_name.as_ref().filter(|n| !names.contains(*n)) {
+                    names.insert(name.clone());
+                }
+                for key in event.engage_traits.iter().flat_map(|t| t.keys()) {
+                    if !traits.contains(key) {
+                        traits.insert(key.clone());
+                    }
+                }
+            }
+        }
+    }
+    if !nodes.is_empty() {
+        hub.send(crate::engage::realtime::Message::Touched {
+            nodes,
+            names,
+            traits,
+            structural,
+        });
+    }
 }
 
 /// Hands the identifier keys of the accepted events (moved, not copied) to the index.

@@ -137,9 +137,10 @@ impl Engine {
     ///     max_event_bytes: largest accepted event.
     ///     snapshots: load the identity snapshot at start-up and write them (off: replay the log).
     ///     snapshot_every_events: write one after this many resolved events (0: at close only).
+    ///     engage_tick_secs: how often real-time audiences with time windows are re-evaluated.
     #[new]
     #[allow(clippy::too_many_arguments)] // one keyword argument per engine setting, as Python sees it
-    #[pyo3(signature = (data_dir, *, map_size=1<<30, dedupe_window_secs=604800.0, max_group_events=50_000, unsafe_no_sync=false, max_event_bytes=32*1024, snapshots=true, snapshot_every_events=2_000_000, max_rejected_kept=10_000))]
+    #[pyo3(signature = (data_dir, *, map_size=1<<30, dedupe_window_secs=604800.0, max_group_events=50_000, unsafe_no_sync=false, max_event_bytes=32*1024, snapshots=true, snapshot_every_events=2_000_000, max_rejected_kept=10_000, engage_tick_secs=60.0))]
     fn new(
         py: Python<'_>,
         data_dir: PathBuf,
@@ -151,7 +152,11 @@ impl Engine {
         snapshots: bool,
         snapshot_every_events: u64,
         max_rejected_kept: usize,
+        engage_tick_secs: f64,
     ) -> PyResult<Self> {
+        if !(engage_tick_secs.is_finite() && engage_tick_secs > 0.0) {
+            return Err(InvalidRequest::new_err("engage_tick_secs must be a positive number"));
+        }
         if !(dedupe_window_secs.is_finite() && dedupe_window_secs >= 0.0) {
             return Err(InvalidRequest::new_err(
                 "dedupe_window_secs must be a non-negative number",
@@ -166,6 +171,7 @@ impl Engine {
             snapshots,
             snapshot_every_events,
             max_rejected_kept,
+            engage_tick: Duration::from_secs_f64(engage_tick_secs),
             ..EngineConfig::new(data_dir)
         };
         let inner = without_gil(py, move || CoreEngine::open(config))?;

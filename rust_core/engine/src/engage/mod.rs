@@ -4,6 +4,7 @@
 pub mod evaluate;
 pub mod events;
 pub mod plan;
+pub mod realtime;
 pub mod traits;
 pub mod value;
 

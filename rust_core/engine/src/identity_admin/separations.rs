@@ -165,6 +165,10 @@ impl Engine {
             self.write_log(|txn| Ok(store.log_dbs.identity.put(txn, "actions", &encoded)?))?;
             state.actions = decision.actions;
             state.graph.reseparate(decision.separations, &around, &mut loader);
+            // Profiles split or joined: real-time audiences reconcile with them.
+            self.shared
+                .engage_hub
+                .send(crate::engage::realtime::Message::ReconcileAll);
         }
         let after = profiles_holding(outcome.graph(state), &members);
         outcome.change = change_between(&before, &after);

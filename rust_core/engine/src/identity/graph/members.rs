@@ -55,3 +55,10 @@ impl IdentityGraph {
         self.profiles.get(root).map(|profile| profile.id)
     }
 }
+
+impl IdentityGraph {
+    /// The identifier of a node.
+    pub fn identifier_at(&self, node: u32) -> Identifier {
+        self.identifier(node).to_identifier()
+    }
+}

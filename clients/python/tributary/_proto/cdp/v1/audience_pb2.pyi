@@ -75,6 +75,21 @@ Global___EntityKind: _TypeAlias = EntityKind  # noqa: Y015
 class Audience(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    class _Status:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Audience._Status.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATUS_UNSPECIFIED: Audience._Status.ValueType  # 0
+        STATUS_COMPUTING: Audience._Status.ValueType  # 1
+        STATUS_READY: Audience._Status.ValueType  # 2
+
+    class Status(_Status, metaclass=_StatusEnumTypeWrapper): ...
+    STATUS_UNSPECIFIED: Audience.Status.ValueType  # 0
+    STATUS_COMPUTING: Audience.Status.ValueType  # 1
+    STATUS_READY: Audience.Status.ValueType  # 2
+
     KEY_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     QUERY_FIELD_NUMBER: _builtins.int
@@ -83,6 +98,8 @@ class Audience(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     CREATED_AT_MS_FIELD_NUMBER: _builtins.int
     CANONICAL_QUERY_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     """Unique, 1 to 100 characters of [A-Za-z0-9_]; used as `trait('key')` by other definitions."""
     name: _builtins.str
@@ -96,6 +113,15 @@ class Audience(_message.Message):
     created_at_ms: _builtins.int
     canonical_query: _builtins.str
     """The query in canonical form (the spelling every equivalent query has)."""
+    status: Global___Audience.Status.ValueType
+    """USERS definitions are kept in real time: COMPUTING until the first evaluation over every
+    profile has emitted its entered events (or trait values), then READY. ACCOUNTS definitions
+    are evaluated when asked (Preview, ListMembers, CheckMembership) and are always READY.
+    """
+    size: _builtins.int
+    """Profiles in the audience now, or with a value of the computed trait, as emitted (the
+    profiles whose trait named after the key is true, or set).
+    """
     def __init__(
         self,
         *,
@@ -107,10 +133,12 @@ class Audience(_message.Message):
         id: _builtins.str = ...,
         created_at_ms: _builtins.int = ...,
         canonical_query: _builtins.str = ...,
+        status: Global___Audience.Status.ValueType = ...,
+        size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["canonical_query", b"canonical_query", "created_at_ms", b"created_at_ms", "id", b"id", "key", b"key", "kind", b"kind", "name", b"name", "query", b"query", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["canonical_query", b"canonical_query", "created_at_ms", b"created_at_ms", "id", b"id", "key", b"key", "kind", b"kind", "name", b"name", "query", b"query", "size", b"size", "status", b"status", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -354,7 +382,7 @@ class PreviewResponse(_message.Message):
     """The query in canonical form."""
     @_builtins.property
     def sample(self) -> _containers.RepeatedCompositeFieldContainer[Global___Member]:
-        """The first `sample_size` members by id."""
+        """Up to `sample_size` members (the first found, not the first by id)."""
 
     def __init__(
         self,

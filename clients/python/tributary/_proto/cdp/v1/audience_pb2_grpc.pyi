@@ -47,6 +47,14 @@ class AudienceServiceStub:
     Preview: _grpc.UnaryUnaryMultiCallable[_audience_pb2.PreviewRequest, _audience_pb2.PreviewResponse]
     """Evaluates a query without saving it: how many profiles (or accounts) it selects and a
     sample of them.
+
+    Saved USERS definitions are kept in real time: when a profile enters or leaves an audience,
+    Tributary appends a track `Audience Entered` / `Audience Exited` (properties `audience_key`
+    and `<key>: true|false`) and an identify setting the boolean trait `<key>`; when a computed
+    trait's value changes, an identify setting `<key>`. These events come from the source
+    "Tributary Engage", carry `context.personas` (computation_class, computation_id,
+    computation_key) and are written exactly once: each decision is made against the trait the
+    log already holds. Time windows are re-evaluated on a timer (`engage_tick_secs`).
     """
     ListMembers: _grpc.UnaryStreamMultiCallable[_audience_pb2.ListMembersRequest, _audience_pb2.ListMembersResponse]
     """Every member of a saved audience (or every entity with a value of a saved computed
@@ -69,6 +77,14 @@ class AudienceServiceAsyncStub(AudienceServiceStub):
     Preview: _aio.UnaryUnaryMultiCallable[_audience_pb2.PreviewRequest, _audience_pb2.PreviewResponse]  # type: ignore[assignment]
     """Evaluates a query without saving it: how many profiles (or accounts) it selects and a
     sample of them.
+
+    Saved USERS definitions are kept in real time: when a profile enters or leaves an audience,
+    Tributary appends a track `Audience Entered` / `Audience Exited` (properties `audience_key`
+    and `<key>: true|false`) and an identify setting the boolean trait `<key>`; when a computed
+    trait's value changes, an identify setting `<key>`. These events come from the source
+    "Tributary Engage", carry `context.personas` (computation_class, computation_id,
+    computation_key) and are written exactly once: each decision is made against the trait the
+    log already holds. Time windows are re-evaluated on a timer (`engage_tick_secs`).
     """
     ListMembers: _aio.UnaryStreamMultiCallable[_audience_pb2.ListMembersRequest, _audience_pb2.ListMembersResponse]  # type: ignore[assignment]
     """Every member of a saved audience (or every entity with a value of a saved computed

@@ -1,0 +1,680 @@
+//! Real-time audiences and computed traits: a worker thread that re-evaluates saved USERS
+//! definitions for the profiles each committed group touched, and on a timer (time windows
+//! move without events), and writes what changed back into the log as events.
+//!
+//! Exactly once, without any state of its own: the log already holds what was emitted. An
+//! audience's last emitted state for a profile is the profile's stored trait named after the
+//! key (true after `Audience Entered`, false after `Audience Exited`: the identify written with
+//! each of them); a computed trait's is the stored trait itself. The worker is the only one that
+//! decides, it decides against that trait, and it waits for its events to be committed and
+//! resolved (the ack) before it decides again. So a crash, a replay or a restart can make it
+//! re-evaluate, never emit twice: after a restart it reconciles every definition with what the
+//! log says, and emits only the differences.
+//!
+//! Events the worker wrote (source "Tributary Engage") do not wake it: a definition reading
+//! `Audience Entered`/`Exited` events is brought up to date by the next tick instead, so no
+//! definition can feed on its own output in a loop.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use parking_lot::Mutex;
+use roaring::RoaringBitmap;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde_json::{json, Map, Value};
+
+use super::evaluate::{Evaluator, LogReader};
+use super::plan::Run;
+use super::value::order;
+use crate::error::{EngineError, Result};
+use crate::identity::graph::IdentityGraph;
+use crate::ingest::{enqueue, Job, Shared};
+use crate::proto::{self, Audience, Batch, DefinitionType, EntityKind, Event, EventType};
+use crate::query::{Body, Comparator, Condition, Definition, Filter, Scalar};
+use crate::time;
+
+/// The name of the source the worker's events come from.
+pub const ENGAGE_SOURCE: &str = "Tributary Engage";
+const META_ENGAGE_SOURCE: &str = "engage_source_id";
+/// Most derived events in one batch (Segment's batch limit).
+const BATCH: usize = 2_000;
+/// Most touched profiles evaluated under one hold of the graph lock.
+const PROFILES_PER_LOCK: usize = 2_000;
+
+/// What the publisher tells the worker about a committed group.
+pub enum Message {
+    /// The primary nodes of the group's events, the event names and trait keys they carry, and
+    /// whether some event carried neither (an identify without traits, an alias, a group call:
+    /// such events may still merge profiles, so every definition is re-evaluated for them).
+    Touched {
+        nodes: Vec<u32>,
+        names: FxHashSet<String>,
+        traits: FxHashSet<String>,
+        structural: bool,
+    },
+    /// Definitions were created or deleted.
+    DefinitionsChanged,
+    /// Profiles were split or rebuilt (an admin decision, new rules, a late event that replayed
+    /// a cluster): every definition is reconciled over every profile.
+    ReconcileAll,
+    Stop,
+}
+
+/// The worker's handle, kept in the engine's shared state.
+pub struct Hub {
+    sender: Sender<Message>,
+    receiver: Mutex<Option<Receiver<Message>>>,
+    /// Saved USERS definitions exist: only then does the publisher report touches.
+    pub active: AtomicBool,
+    /// The id of the "Tributary Engage" source (0 before start-up made it).
+    pub source_id: AtomicU32,
+    /// Keys whose first evaluation over every profile has not finished.
+    computing: Mutex<FxHashSet<String>>,
+    /// The graph's count of replayed clusters when the publisher last looked: a change means a
+    /// late event rebuilt profiles, which may have split others than the ones it touched.
+    pub rebuilt_clusters: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        Self {
+            sender,
+            receiver: Mutex::new(Some(receiver)),
+            active: AtomicBool::new(false),
+            source_id: AtomicU32::new(0),
+            computing: Mutex::default(),
+            rebuilt_clusters: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl Hub {
+    pub fn send(&self, message: Message) {
+        let _ = self.sender.send(message);
+    }
+
+    pub fn mark_computing(&self, key: &str) {
+        self.computing.lock().insert(key.to_owned());
+    }
+
+    pub fn is_computing(&self, key: &str) -> bool {
+        self.computing.lock().contains(key)
+    }
+}
+
+/// A saved definition the worker keeps.
+struct Kept {
+    audience: Audience,
+    definition: Definition,
+    deps: Deps,
+}
+
+/// What can change a definition's result.
+#[derive(Default)]
+struct Deps {
+    names: FxHashSet<String>,
+    traits: FxHashSet<String>,
+    /// Time windows or time-relative comparators: the result moves with the clock.
+    timed: bool,
+}
+
+/// The event names of the worker's own events.
+const OWN_EVENTS: [&str; 2] = ["Audience Entered", "Audience Exited"];
+
+impl Deps {
+    fn of(definition: &Definition, saved: &FxHashMap<String, Definition>) -> Self {
+        let mut deps = Deps::default();
+        let mut visiting = vec![definition];
+        let mut seen = FxHashSet::default();
+        while let Some(definition) = visiting.pop() {
+            match &definition.body {
+                Body::Audience(condition) => deps.condition(condition),
+                Body::ComputedTrait(scalar) => deps.scalar(scalar),
+            }
+            for name in deps.traits.clone() {
+                if let Some(read) = saved.get(&name) {
+                    if seen.insert(name) {
+                        visiting.push(read);
+                    }
+                }
+            }
+        }
+        deps
+    }
+
+    fn condition(&mut self, condition: &Condition) {
+        match condition {
+            Condition::And(parts) | Condition::Or(parts) => parts.iter().for_each(|part| self.condition(part)),
+            Condition::Not(inner) | Condition::Any(inner) | Condition::All(inner) => self.condition(inner),
+            Condition::Compare(comparison) => {
+                self.scalar(&comparison.subject);
+                if let Some(operand) = comparison.comparator.operand() {
+                    self.scalar(operand);
+                }
+                self.timed |= matches!(
+                    comparison.comparator,
+                    Comparator::WithinLast(_)
+                        | Comparator::WithinNext(_)
+                        | Comparator::BeforeLast(_)
+                        | Comparator::AfterNext(_)
+                );
+            }
+        }
+    }
+
+    fn scalar(&mut self, scalar: &Scalar) {
+        match scalar {
+            Scalar::Trait(name) => {
+                self.traits.insert(name.clone());
+            }
+            Scalar::Reduced(reduction) => {
+                self.names.insert(reduction.stream.name.clone());
+                for filter in &reduction.stream.filters {
+                    match filter {
+                        Filter::Where(condition) => self.condition(condition),
+                        Filter::Within(_) | Filter::Between(..) => self.timed = true,
+                        Filter::WithinParent(_) | Filter::SourcesExclude(_) => {}
+                    }
+                }
+            }
+            Scalar::Literal(_) | Scalar::Field(_) => {}
+        }
+    }
+
+    /// Reconciled on every tick: the result moves with the clock, or reads the worker's own
+    /// events (which never wake it).
+    fn on_tick(&self) -> bool {
+        self.timed || OWN_EVENTS.iter().any(|name| self.names.contains(*name))
+    }
+
+    fn touched_by(&self, names: &FxHashSet<String>, traits: &FxHashSet<String>) -> bool {
+        names.iter().any(|n| self.names.contains(n)) || traits.iter().any(|t| self.traits.contains(t))
+    }
+}
+
+/// One change to write: the profile (its root), the definition, and the new state.
+struct Change {
+    root: u32,
+    key: String,
+    /// An audience: entered (true) or exited (false); a computed trait: its new value.
+    what: ChangeKind,
+}
+
+enum ChangeKind {
+    Membership(bool),
+    Value(Value),
+}
+
+/// The worker thread's state.
+pub struct Worker {
+    shared: Arc<Shared>,
+    jobs: Sender<Job>,
+    receiver: Receiver<Message>,
+    tick: Duration,
+    kept: Vec<Kept>,
+    saved: FxHashMap<String, Definition>,
+}
+
+impl Worker {
+    /// The worker, or None when it was taken already.
+    pub(crate) fn new(shared: Arc<Shared>, jobs: Sender<Job>, tick: Duration) -> Option<Self> {
+        let receiver = shared.engage_hub.receiver.lock().take()?;
+        Some(Self {
+            shared,
+            jobs,
+            receiver,
+            tick,
+            kept: Vec::new(),
+            saved: FxHashMap::default(),
+        })
+    }
+
+    /// Runs until `Message::Stop`: a full reconciliation at start, then touches and ticks.
+    pub fn run(mut self) {
+        if let Err(err) = self.reload().and_then(|new| self.reconcile(&new)) {
+            log::error!("Engage: the start-up reconciliation failed (retried at the next tick): {err}");
+        }
+        let mut next_tick = Instant::now() + self.tick;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            let outcome = match self.receiver.recv_timeout(wait) {
+                Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Message::DefinitionsChanged) => self.reload().and_then(|new| self.reconcile(&new)),
+                Ok(Message::ReconcileAll) => {
+                    let all: Vec<String> = self.kept.iter().map(|k| k.audience.key.clone()).collect();
+                    self.reconcile(&all)
+                }
+                Ok(first) => self.touched(first),
+                Err(RecvTimeoutError::Timeout) => {
+                    next_tick = Instant::now() + self.tick;
+                    let timed: Vec<String> = self
+                        .kept
+                        .iter()
+                        .filter(|k| k.deps.on_tick() || self.shared.engage_hub.is_computing(&k.audience.key))
+                        .map(|k| k.audience.key.clone())
+                        .collect();
+                    self.reconcile(&timed)
+                }
+            };
+            if let Err(err) = outcome {
+                if matches!(err, EngineError::ShutDown) {
+                    return;
+                }
+                log::error!("Engage: real-time evaluation failed (retried at the next tick): {err}");
+            }
+        }
+    }
+
+    /// Reads the saved definitions; returns the keys that are new.
+    fn reload(&mut self) -> Result<Vec<String>> {
+        let store = &self.shared.store;
+        let audiences = {
+            let txn = store.log.read()?;
+            crate::audiences::saved_records(&store.log_dbs, &txn.txn)?
+        };
+        let saved = crate::audiences::parse_saved(audiences.clone())?;
+        let known: FxHashSet<String> = self.kept.iter().map(|k| k.audience.key.clone()).collect();
+        let mut new = Vec::new();
+        self.kept = audiences
+            .into_iter()
+            .filter(|a| a.kind != EntityKind::Accounts as i32)
+            .filter_map(|audience| {
+                let definition = saved.get(&audience.key)?.clone();
+                if !known.contains(&audience.key) {
+                    new.push(audience.key.clone());
+                }
+                let deps = Deps::of(&definition, &saved);
+                Some(Kept {
+                    audience,
+                    definition,
+                    deps,
+                })
+            })
+            .collect();
+        self.saved = saved;
+        let hub = &self.shared.engage_hub;
+        hub.active.store(!self.kept.is_empty(), Ordering::Release);
+        hub.computing.lock().extend(new.iter().cloned());
+        Ok(new)
+    }
+
+    /// Re-evaluates the definitions with these keys over every profile, emitting the
+    /// differences with what the log holds.
+    fn reconcile(&mut self, keys: &[String]) -> Result<()> {
+        for key in keys {
+            let Some(kept) = self.kept.iter().find(|k| &k.audience.key == key) else {
+                continue;
+            };
+            let changes = self.with_run(|run| full_changes(run, kept))?;
+            self.emit(changes)?;
+            self.shared.engage_hub.computing.lock().remove(key);
+        }
+        Ok(())
+    }
+
+    /// Handles a touch (and every touch already queued behind it).
+    fn touched(&mut self, first: Message) -> Result<()> {
+        let (mut nodes, mut names, mut traits, mut structural) =
+            (Vec::new(), FxHashSet::default(), FxHashSet::default(), false);
+        let mut definitions_changed = false;
+        let mut add = |message: Message, definitions_changed: &mut bool| match message {
+            Message::Touched {
+                nodes: n,
+                names: e,
+                traits: t,
+                structural: s,
+            } => {
+                nodes.extend(n);
+                names.extend(e);
+                traits.extend(t);
+                structural |= s;
+                true
+            }
+            Message::DefinitionsChanged | Message::ReconcileAll => {
+                *definitions_changed = true;
+                true
+            }
+            Message::Stop => false,
+        };
+        let mut stop = !add(first, &mut definitions_changed);
+        while !stop {
+            match self.receiver.try_recv() {
+                Ok(message) => stop = !add(message, &mut definitions_changed),
+                Err(_) => break,
+            }
+        }
+        if definitions_changed {
+            // A reload, then every definition over every profile (covers both messages).
+            self.reload()?;
+            let all: Vec<String> = self.kept.iter().map(|k| k.audience.key.clone()).collect();
+            self.reconcile(&all)?;
+        }
+        let relevant: Vec<usize> = (0..self.kept.len())
+            .filter(|&i| structural || self.kept[i].deps.touched_by(&names, &traits))
+            .collect();
+        if !relevant.is_empty() {
+            nodes.sort_unstable();
+            nodes.dedup();
+            for chunk in nodes.chunks(PROFILES_PER_LOCK) {
+                let changes = self.with_run(|run| {
+                    let roots: FxHashSet<u32> = chunk.iter().filter_map(|&n| run.ev.graph.root_of(n)).collect();
+                    let mut changes = Vec::new();
+                    for &i in &relevant {
+                        for &root in &roots {
+                            if let Some(change) = profile_change(run, &self.kept[i], root)? {
+                                changes.push(change);
+                            }
+                        }
+                    }
+                    Ok(changes)
+                })?;
+                self.emit(changes)?;
+            }
+        }
+        if stop {
+            return Err(EngineError::ShutDown);
+        }
+        Ok(())
+    }
+
+    fn with_run<T>(&self, work: impl FnOnce(&Run<'_>) -> Result<T>) -> Result<T> {
+        let shared = &self.shared;
+        let sources = FxHashMap::default();
+        let state = shared.profiles.lock();
+        let log = LogReader::new(&shared.store)?;
+        let ev = Evaluator {
+            graph: &state.graph,
+            engage: &state.engage,
+            log: &log,
+            sources: &sources,
+            saved: &self.saved,
+            now_ms: time::now_ms(),
+        };
+        work(&Run::new(ev, &state.links))
+    }
+
+    /// Writes the changes as events and waits until they are committed and resolved.
+    fn emit(&self, changes: Vec<Change>) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let source_id = match self.shared.engage_hub.source_id.load(Ordering::Acquire) {
+            0 => {
+                let id = engage_source(&self.shared)?;
+                self.shared.engage_hub.source_id.store(id, Ordering::Release);
+                id
+            }
+            id => id,
+        };
+        let cause = *self.shared.committed.lock();
+        let now = time::now_ms();
+        let events: Vec<Event> = {
+            let state = self.shared.profiles.lock();
+            changes
+                .iter()
+                .filter_map(|change| {
+                    let kept = self.kept.iter().find(|k| k.audience.key == change.key)?;
+                    derived_events(&state.graph, kept, change, cause, now)
+                })
+                .flatten()
+                .collect()
+        };
+        for chunk in events.chunks(BATCH) {
+            let batch = Batch {
+                events: chunk.to_vec(),
+                ..Default::default()
+            };
+            let ctx = crate::event::BatchContext {
+                source_id,
+                received_ms: time::now_ms(),
+                max_event_bytes: self.shared.config.max_event_bytes,
+                custom: self.shared.profiles.custom(),
+            };
+            let (prepared, rejections) = crate::event::prepare_batch(batch, &ctx);
+            for rejection in &rejections {
+                log::error!(
+                    "Engage: a derived event was refused: {}: {}",
+                    rejection.field,
+                    rejection.reason
+                );
+            }
+            enqueue(&self.shared, &self.jobs, &ctx, prepared, rejections)?.wait()?;
+        }
+        Ok(())
+    }
+}
+
+/// The profile's last emitted state of a definition: its stored trait named after the key.
+fn emitted(run: &Run<'_>, root: u32, key: &str) -> Option<Value> {
+    run.ev.user_trait(run.ev.graph.members_at(root), key)
+}
+
+fn same(a: Option<&Value>, b: Option<&Value>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            order(a, b) == std::cmp::Ordering::Equal && std::mem::discriminant(a) == std::mem::discriminant(b)
+        }
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// What changed for one profile, if anything.
+fn profile_change(run: &Run<'_>, kept: &Kept, root: u32) -> Result<Option<Change>> {
+    let key = &kept.audience.key;
+    let entity = run.user(root);
+    let stored = emitted(run, root, key);
+    let what = match &kept.definition.body {
+        Body::Audience(condition) => {
+            let member = run.ev.holds_for(condition, &entity)?;
+            if member == (stored == Some(Value::Bool(true))) {
+                return Ok(None);
+            }
+            ChangeKind::Membership(member)
+        }
+        Body::ComputedTrait(scalar) => {
+            let value = run.ev.value_for(scalar, &entity)?;
+            if same(value.as_ref(), stored.as_ref()) {
+                return Ok(None);
+            }
+            ChangeKind::Value(value.unwrap_or(Value::Null))
+        }
+    };
+    Ok(Some(Change {
+        root,
+        key: key.clone(),
+        what,
+    }))
+}
+
+/// Every change of a definition over all profiles.
+fn full_changes(run: &Run<'_>, kept: &Kept) -> Result<Vec<Change>> {
+    let key = &kept.audience.key;
+    let change = |root, what| Change {
+        root,
+        key: key.clone(),
+        what,
+    };
+    match &kept.definition.body {
+        Body::Audience(condition) => {
+            let members = run.users(condition)?;
+            let emitted = emitted_members(run, key);
+            let entered = &members - &emitted;
+            let exited = &emitted - &members;
+            Ok(entered
+                .iter()
+                .map(|root| change(root, ChangeKind::Membership(true)))
+                .chain(exited.iter().map(|root| change(root, ChangeKind::Membership(false))))
+                .collect())
+        }
+        Body::ComputedTrait(scalar) => {
+            let values: FxHashMap<u32, Value> = run.user_values(scalar)?.into_iter().collect();
+            let mut changes = Vec::new();
+            let mut roots = emitted_present(run, key);
+            roots.extend(values.keys().copied());
+            for root in roots {
+                let value = values.get(&root);
+                if !same(value, emitted(run, root, key).as_ref()) {
+                    changes.push(change(root, ChangeKind::Value(value.cloned().unwrap_or(Value::Null))));
+                }
+            }
+            Ok(changes)
+        }
+    }
+}
+
+/// Profiles whose stored trait `key` is true.
+pub(crate) fn emitted_members(run: &Run<'_>, key: &str) -> RoaringBitmap {
+    let index = &run.ev.engage.traits;
+    let Some(trait_id) = index.trait_id(key) else {
+        return RoaringBitmap::new();
+    };
+    let nodes = index.nodes_where(trait_id, |value| value == &Value::Bool(true));
+    let roots = run.ev.graph.roots_of(&nodes, &run.roots);
+    roots
+        .into_iter()
+        .filter(|&root| emitted(run, root, key) == Some(Value::Bool(true)))
+        .collect()
+}
+
+/// Profiles with any stored value of trait `key`.
+pub(crate) fn emitted_present(run: &Run<'_>, key: &str) -> FxHashSet<u32> {
+    let index = &run.ev.engage.traits;
+    let Some(trait_id) = index.trait_id(key) else {
+        return FxHashSet::default();
+    };
+    let nodes = index.nodes_where(trait_id, |_| true);
+    run.ev.graph.roots_of(&nodes, &run.roots).into_iter().collect()
+}
+
+/// The events that write one change: for an audience a track `Audience Entered`/`Exited` and an
+/// identify of the boolean trait; for a computed trait an identify of its value. They carry one
+/// identifier of the profile: its first userId, else anonymousId, else email. One, so that the
+/// profile the graph files them under and the node Engage keeps them under are always the same,
+/// even after a split separates identifiers an event carried together. None for a profile with
+/// none of those.
+fn derived_events(graph: &IdentityGraph, kept: &Kept, change: &Change, cause: u64, now: i64) -> Option<Vec<Event>> {
+    let (mut user_id, mut anonymous_id, mut email) = (None, None, None);
+    for &node in graph.members_at(change.root) {
+        let identifier = graph.identifier_at(node);
+        let slot = match identifier.kind.as_str() {
+            "user_id" => &mut user_id,
+            "anonymous_id" => &mut anonymous_id,
+            "email" => &mut email,
+            _ => continue,
+        };
+        slot.get_or_insert(identifier.value);
+    }
+    if user_id.is_some() {
+        (anonymous_id, email) = (None, None);
+    } else if anonymous_id.is_some() {
+        email = None;
+    } else if email.is_none() {
+        log::warn!(
+            "Engage: profile {} has no userId, anonymousId or email to carry its {} event",
+            graph.id_at(change.root).map(|id| id.to_string()).unwrap_or_default(),
+            change.key
+        );
+        return None;
+    }
+    let profile = graph.id_at(change.root)?;
+    let audience = &kept.audience;
+    let is_audience = audience.r#type != DefinitionType::ComputedTrait as i32;
+    let mut context = json!({"personas": {
+        "computation_class": if is_audience { "audience" } else { "trait" },
+        "computation_id": audience.id,
+        "computation_key": audience.key,
+    }});
+    if let Some(email) = &email {
+        context["traits"] = json!({ "email": email });
+    }
+    let context = serde_json::to_vec(&context).unwrap_or_default();
+    // Zero-padded: within one millisecond a later decision sorts (and wins) after an earlier one.
+    let message_id = |what: &str| format!("engage-{}-{profile}-{cause:020}-{what}", audience.id);
+    let base = Event {
+        user_id: user_id.unwrap_or_default(),
+        anonymous_id: anonymous_id.unwrap_or_default(),
+        context,
+        timestamp: Some(time::from_ms(now)),
+        ..Default::default()
+    };
+    let key = &audience.key;
+    let identify = |traits: Map<String, Value>, id: String| Event {
+        r#type: EventType::Identify as i32,
+        message_id: id,
+        traits: serde_json::to_vec(&traits).unwrap_or_default(),
+        ..base.clone()
+    };
+    Some(match &change.what {
+        ChangeKind::Membership(entered) => {
+            let (name, what) = if *entered {
+                ("Audience Entered", "entered")
+            } else {
+                ("Audience Exited", "exited")
+            };
+            let properties = json!({ "audience_key": key, key.as_str(): entered });
+            let track = Event {
+                r#type: EventType::Track as i32,
+                message_id: message_id(what),
+                event: name.to_owned(),
+                properties: serde_json::to_vec(&properties).unwrap_or_default(),
+                ..base.clone()
+            };
+            let mut traits = Map::new();
+            traits.insert(key.clone(), Value::Bool(*entered));
+            vec![track, identify(traits, message_id(&format!("{what}-trait")))]
+        }
+        ChangeKind::Value(value) => {
+            let mut traits = Map::new();
+            traits.insert(key.clone(), value.clone());
+            vec![identify(traits, message_id("trait"))]
+        }
+    })
+}
+
+/// The id of the "Tributary Engage" source, if it was made.
+pub(crate) fn existing_engage_source(store: &crate::store::Store) -> Result<Option<u32>> {
+    let id = store.log_dbs.meta.get(&store.log.read()?.txn, META_ENGAGE_SOURCE)?;
+    Ok(id.map(|id| id as u32))
+}
+
+/// The id of the "Tributary Engage" source, made when the worker first writes (its write key is
+/// random and never shown: only the engine writes as it).
+fn engage_source(shared: &Shared) -> Result<u32> {
+    let store = &shared.store;
+    let dbs = &store.log_dbs;
+    if let Some(id) = existing_engage_source(store)? {
+        return Ok(id);
+    }
+    let (id, grows) = store.log.write_with_growth(|txn| {
+        if let Some(id) = dbs.meta.get(txn, META_ENGAGE_SOURCE)? {
+            return Ok(id as u32);
+        }
+        let id = dbs.meta.get(txn, "next_source_id")?.unwrap_or(1) as u32;
+        let source = proto::Source {
+            id,
+            name: ENGAGE_SOURCE.to_owned(),
+            created_at_ms: time::now_ms(),
+        };
+        use prost::Message as _;
+        dbs.sources.put(txn, &id, &source.encode_to_vec())?;
+        let digest: [u8; 32] = rand_digest();
+        dbs.source_keys.put(txn, &digest, &id)?;
+        dbs.meta.put(txn, "next_source_id", &(u64::from(id) + 1))?;
+        dbs.meta.put(txn, META_ENGAGE_SOURCE, &u64::from(id))?;
+        Ok(id)
+    })?;
+    shared.stats.map_grows.fetch_add(u64::from(grows), Ordering::Relaxed);
+    Ok(id)
+}
+
+/// 32 random bytes (two v4 UUIDs): a key digest nobody holds the key of.
+fn rand_digest() -> [u8; 32] {
+    let mut digest = [0u8; 32];
+    digest[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    digest[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    digest
+}
