@@ -10,12 +10,12 @@ select a contiguous range). Building them is not timed; only the query is.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import numpy as np
 
-from benchmarks.audience_workload import CHURNED, EVENT_NAMES, NOW, ORDER_COMPLETED, AudienceData
+from benchmarks.audience_workload import CHURNED, EVENT_NAMES, ORDER_COMPLETED, AudienceData
 
 UNSORTED = "events_unsorted"
 SORTED = "events_sorted"
@@ -40,14 +40,16 @@ WHERE t.plan = 'pro'
 """
 
 
-def audience_sql(events: str) -> str:
+def audience_sql(events: str, now_s: int) -> str:
+    """The audience's query over the table ``events``, evaluated at ``now_s``."""
     stamp = "%Y-%m-%d %H:%M:%S"
+    now = datetime.fromtimestamp(now_s, UTC)
     return AUDIENCE_SQL.format(
         events=events,
         order=ORDER_COMPLETED,
         churned=CHURNED,
-        since=(NOW - WINDOW).strftime(stamp),
-        now=NOW.strftime(stamp),
+        since=(now - WINDOW).strftime(stamp),
+        now=now.strftime(stamp),
         min_orders=MIN_ORDERS,
     )
 
@@ -75,16 +77,16 @@ def build_tables(data: AudienceData, *, seed: int, threads: int | None = None) -
     return con
 
 
-def members(con: duckdb.DuckDBPyConnection, table: str) -> set[int]:
+def members(con: duckdb.DuckDBPyConnection, table: str, now_s: int) -> set[int]:
     """The audience's members by the query on ``table``, as profile numbers."""
-    return {int(user_id[1:]) for (user_id,) in con.execute(audience_sql(table)).fetchall()}
+    return {int(user_id[1:]) for (user_id,) in con.execute(audience_sql(table, now_s)).fetchall()}
 
 
-def member_check_sql(events: str) -> str:
+def member_check_sql(events: str, now_s: int) -> str:
     """The audience's query restricted to one ``user_id`` (the parameter): a membership check."""
-    return audience_sql(events).rstrip() + "\n  AND t.user_id = $1\n"
+    return audience_sql(events, now_s).rstrip() + "\n  AND t.user_id = $1\n"
 
 
-def size_sql(events: str) -> str:
+def size_sql(events: str, now_s: int) -> str:
     """How many members the audience has."""
-    return f"SELECT count(*) FROM ({audience_sql(events)})"
+    return f"SELECT count(*) FROM ({audience_sql(events, now_s)})"

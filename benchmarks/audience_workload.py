@@ -5,7 +5,10 @@ basic, pro and enterprise), then its track events. Events have one of 50 names (
 mix); ``Order Completed`` is common enough that a few percent of profiles have three or more in
 the last 30 days, ``Churned`` is rare. How many events a profile has is skewed (log-normal
 activity): most have a handful, a few have hundreds. Event times are whole seconds, uniform over
-the 90 days that end at ``NOW``, the time every audience is evaluated at.
+the 90 days that end at ``now``, the time every audience is evaluated at: by default the start
+of the current UTC day (``today``), because Engage's real-time worker evaluates windows such as
+``within(30 days)`` at the clock's time, and the data must be recent for it as it is for a live
+stream. Given the seed and ``now`` the data are byte for byte the same (``--now`` fixes it).
 
 Everything is drawn with numpy from one seed, as columns (``AudienceData``): the DuckDB tables
 and the oracle read the columns, the engine reads the same events encoded as ``StreamRequest``
@@ -25,7 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -37,11 +40,7 @@ EVENTS_PER_PROFILE = 10
 DEFAULT_SEED = 20_261_209
 BATCH_SIZE = 500
 DAYS = 90
-# The end of the 90 days: every audience is evaluated at this time.
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
-START = NOW - timedelta(days=DAYS)
-NOW_S = int(NOW.timestamp())
-START_S = int(START.timestamp())
+DAY_S = 86_400
 
 PLANS = ("free", "basic", "pro", "enterprise")
 PLAN_WEIGHTS = (0.50, 0.25, 0.18, 0.07)
@@ -134,6 +133,7 @@ class AudienceData:
     Attributes:
         n_profiles: Profiles ``u0`` .. ``u<n_profiles - 1>``.
         seed: What everything was drawn from.
+        now_s: The end of the 90 days (Unix seconds): the evaluation time.
         user: Each track event's profile number, in stream order (by time).
         name: Each event's index in ``EVENT_NAMES``.
         variant: Each event's properties variant (0 .. PROPERTY_VARIANTS - 1).
@@ -143,6 +143,7 @@ class AudienceData:
 
     n_profiles: int
     seed: int
+    now_s: int
     user: npt.NDArray[np.int32]
     name: npt.NDArray[np.uint8]
     variant: npt.NDArray[np.uint8]
@@ -152,6 +153,11 @@ class AudienceData:
     @property
     def n_events(self) -> int:
         return len(self.ts)
+
+    @property
+    def start_s(self) -> int:
+        """The start of the 90 days."""
+        return self.now_s - DAYS * DAY_S
 
     @property
     def user_ids(self) -> list[str]:
@@ -164,13 +170,18 @@ def _name_weights() -> npt.NDArray[np.float64]:
     return np.concatenate(([ORDER_COMPLETED_SHARE, CHURNED_SHARE], others))
 
 
-def _traits(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+def today() -> datetime:
+    """The start of the current UTC day: the default ``now``."""
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _traits(rng: np.random.Generator, n: int, start_s: int) -> dict[str, np.ndarray]:
     def pick(values: Sequence[str], weights: Sequence[float] | None = None) -> np.ndarray:
         return np.asarray(values, dtype=object)[rng.choice(len(values), size=n, p=weights)]
 
     first, last = pick(_FIRST), pick(_LAST)
     numbers = np.arange(n)
-    signup = START_S - rng.integers(0, 3 * 365 * 86_400, size=n)
+    signup = start_s - rng.integers(0, 3 * 365 * DAY_S, size=n)
     return {
         "plan": pick(PLANS, PLAN_WEIGHTS),
         "email": np.array(
@@ -197,28 +208,31 @@ def _traits(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     }
 
 
-def generate(n_profiles: int, n_events: int, seed: int = DEFAULT_SEED) -> AudienceData:
-    """Draws the profiles' traits and ``n_events`` track events (exactly), sorted by time."""
+def generate(n_profiles: int, n_events: int, seed: int = DEFAULT_SEED, now: datetime | None = None) -> AudienceData:
+    """Draws the profiles' traits and ``n_events`` track events (exactly) in the 90 days up to
+    ``now`` (default ``today()``), sorted by time."""
+    now_s = int((now or today()).timestamp())
+    start_s = now_s - DAYS * DAY_S
     rng = np.random.default_rng(seed)
     activity = rng.lognormal(0.0, ACTIVITY_SIGMA, size=n_profiles)
     per_profile = rng.multinomial(n_events, activity / activity.sum())
     user = np.repeat(np.arange(n_profiles, dtype=np.int32), per_profile)
     name = rng.choice(len(EVENT_NAMES), size=n_events, p=_name_weights()).astype(np.uint8)
     variant = rng.integers(0, PROPERTY_VARIANTS, size=n_events, dtype=np.uint8)
-    ts = rng.integers(START_S, NOW_S, size=n_events, dtype=np.int64)
+    ts = rng.integers(start_s, now_s, size=n_events, dtype=np.int64)
     order = np.argsort(ts, kind="stable")
-    traits = _traits(rng, n_profiles)
-    return AudienceData(n_profiles, seed, user[order], name[order], variant[order], ts[order], traits)
+    traits = _traits(rng, n_profiles, start_s)
+    return AudienceData(n_profiles, seed, now_s, user[order], name[order], variant[order], ts[order], traits)
 
 
 # --- The oracle: the audience computed with numpy, to check the harness (and DuckDB) in tests.
 
 
-def members(data: AudienceData, *, min_orders: int = 3, window_days: int = 30, now_s: int = NOW_S) -> set[int]:
+def members(data: AudienceData, *, min_orders: int = 3, window_days: int = 30) -> set[int]:
     """Profiles with plan pro, ≥ ``min_orders`` Order Completed in ``[now - window, now]`` and no
     Churned at all: the benchmark's audience."""
     n = data.n_profiles
-    in_window = (data.ts >= now_s - window_days * 86_400) & (data.ts <= now_s)
+    in_window = (data.ts >= data.now_s - window_days * DAY_S) & (data.ts <= data.now_s)
     orders = np.bincount(data.user[(data.name == 0) & in_window], minlength=n)
     churned = np.bincount(data.user[data.name == 1], minlength=n)
     chosen = (data.traits["plan"] == "pro") & (orders >= min_orders) & (churned == 0)
@@ -384,7 +398,7 @@ def identify_batches(data: AudienceData) -> list[bytes]:
     columns = {key: values.tolist() for key, values in data.traits.items()}
     keys = list(columns)
     rows = zip(*columns.values(), strict=True)
-    seconds = START_S - 86_400
+    seconds = data.start_s - DAY_S
     messages = [
         _identify(k, dict(zip(keys, row, strict=True)), ids[k].tobytes(), seconds) for k, row in enumerate(rows)
     ]
@@ -407,7 +421,7 @@ def track_batches(data: AudienceData, first_sequence: int) -> list[bytes]:
 
 def describe(data: AudienceData) -> dict[str, Any]:
     """What the report says about the data: sizes, and how common the audience's parts are."""
-    in_window = (data.ts >= NOW_S - 30 * 86_400) & (data.name == 0)
+    in_window = (data.ts >= data.now_s - 30 * DAY_S) & (data.name == 0)
     order_counts = np.bincount(data.user[in_window], minlength=data.n_profiles)
     churned = np.bincount(data.user[data.name == 1], minlength=data.n_profiles)
     return {
@@ -415,7 +429,7 @@ def describe(data: AudienceData) -> dict[str, Any]:
         "track_events": data.n_events,
         "event_names": len(EVENT_NAMES),
         "days": DAYS,
-        "now": NOW.isoformat(),
+        "now": datetime.fromtimestamp(data.now_s, UTC).isoformat(),
         "order_completed_events": int((data.name == 0).sum()),
         "churned_events": int((data.name == 1).sum()),
         "profiles_with_3_orders_in_30_days": int((order_counts >= 3).sum()),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -21,26 +22,30 @@ from cdp_server import _core
 
 PROFILES = 3_000
 EVENTS = 30_000
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def data() -> aw.AudienceData:
-    return aw.generate(PROFILES, EVENTS, seed=7)
+    return aw.generate(PROFILES, EVENTS, seed=7, now=NOW)
 
 
 def test_generation_is_deterministic_for_a_seed(data: aw.AudienceData) -> None:
-    again = aw.generate(PROFILES, EVENTS, seed=7)
+    again = aw.generate(PROFILES, EVENTS, seed=7, now=NOW)
     assert np.array_equal(again.user, data.user) and np.array_equal(again.ts, data.ts)
     assert all(np.array_equal(again.traits[key], data.traits[key]) for key in data.traits)
     assert aw.track_batches(again, 1)[:3] == aw.track_batches(data, 1)[:3]
     assert aw.identify_batches(again)[:2] == aw.identify_batches(data)[:2]
-    assert not np.array_equal(aw.generate(PROFILES, EVENTS, seed=8).user, data.user)
+    assert not np.array_equal(aw.generate(PROFILES, EVENTS, seed=8, now=NOW).user, data.user)
+    later = aw.generate(PROFILES, EVENTS, seed=7, now=datetime(2026, 1, 2, tzinfo=UTC))
+    assert np.array_equal(later.ts - aw.DAY_S, data.ts) and aw.members(later) == aw.members(data)
 
 
 def test_the_data_has_the_shape_the_issue_asks_for(data: aw.AudienceData) -> None:
     assert data.n_events == EVENTS and len(aw.EVENT_NAMES) == len(set(aw.EVENT_NAMES)) == 50
     assert len(data.traits) == 20 and set(data.traits["plan"]) == set(aw.PLANS)
-    assert np.all(np.diff(data.ts) >= 0) and data.ts.min() >= aw.START_S and data.ts.max() <= aw.NOW_S
+    assert data.now_s == NOW.timestamp() and data.start_s == data.now_s - 90 * aw.DAY_S
+    assert np.all(np.diff(data.ts) >= 0) and data.ts.min() >= data.start_s and data.ts.max() <= data.now_s
     names = Counter(data.name.tolist())
     assert names[aw.EVENT_NAMES.index(aw.CHURNED)] < names[aw.EVENT_NAMES.index(aw.ORDER_COMPLETED)] / 20
     shape = aw.describe(data)
@@ -75,26 +80,30 @@ def test_batches_decode_to_the_generated_events(data: aw.AudienceData) -> None:
 
 def test_oracle_follows_the_reference_semantics_at_the_window_edges() -> None:
     """within(30 days) is now - 30 days <= t <= now; Churned counts at any time."""
-    edge = aw.NOW_S - 30 * 86_400
+    now_s = int(NOW.timestamp())
+    edge = now_s - 30 * aw.DAY_S
     # profile 0: 3 orders, one exactly at the window's start: in. 1: one a second before it: out.
     # 2: in, but churned long ago: out. 3: basic plan: out.
     user = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3], dtype=np.int32)
     name = np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], dtype=np.uint8)
-    ts = np.array([edge, edge + 5, aw.NOW_S, edge - 1, edge + 5, edge + 6, edge, edge, edge, aw.START_S, *[edge] * 3])
+    ts = np.array(
+        [edge, edge + 5, now_s, edge - 1, edge + 5, edge + 6, edge, edge, edge, now_s - 80 * aw.DAY_S, *[edge] * 3]
+    )
     order = np.argsort(ts, kind="stable")
     plans = np.array(["pro", "pro", "pro", "basic"], dtype=object)
-    data = aw.AudienceData(4, 0, user[order], name[order], name[order] * 0, ts[order], {"plan": plans})
+    data = aw.AudienceData(4, 0, now_s, user[order], name[order], name[order] * 0, ts[order], {"plan": plans})
     assert aw.members(data) == {0}
 
 
 def test_duckdb_finds_the_oracles_members_in_both_orders(data: aw.AudienceData) -> None:
     con = audience_duckdb.build_tables(data, seed=7)
     expected = aw.members(data)
-    assert audience_duckdb.members(con, audience_duckdb.UNSORTED) == expected
-    assert audience_duckdb.members(con, audience_duckdb.SORTED) == expected
-    assert con.execute(audience_duckdb.size_sql(audience_duckdb.SORTED)).fetchall() == [(len(expected),)]
+    now_s = data.now_s
+    assert audience_duckdb.members(con, audience_duckdb.UNSORTED, now_s) == expected
+    assert audience_duckdb.members(con, audience_duckdb.SORTED, now_s) == expected
+    assert con.execute(audience_duckdb.size_sql(audience_duckdb.SORTED, now_s)).fetchall() == [(len(expected),)]
     member, other = min(expected), min(set(range(PROFILES)) - expected)
-    check = audience_duckdb.member_check_sql(audience_duckdb.SORTED)
+    check = audience_duckdb.member_check_sql(audience_duckdb.SORTED, now_s)
     assert con.execute(check, [f"u{member}"]).fetchall() == [(f"u{member}",)]
     assert con.execute(check, [f"u{other}"]).fetchall() == []
     types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {audience_duckdb.UNSORTED})").fetchall())
@@ -116,22 +125,30 @@ def test_rust_and_pyroaring_agree_on_every_operation(data: aw.AudienceData) -> N
         audience_bitmaps.time_bitmap_op(b"not a bitmap", right.serialize(), "and", 1)
 
 
-def test_a_tiny_run_writes_every_part_and_marks_the_real_time_figure_as_todo(tmp_path: Path) -> None:
+def test_a_tiny_run_measures_every_part_and_keeps_the_definitions_in_real_time(tmp_path: Path) -> None:
     results = tmp_path / "results"
     argv = ["--scale", "0.002", "--runs", "2", "--checks", "40", "--bitmap-ops", "5", "--bitmap-rounds", "2"]
     argv += ["--results-dir", str(results), "--tmp-dir", str(tmp_path), "--profile", "off"]
     status = audiences.main(argv)
     document = json.loads((results / "audiences.json").read_text())
     assert document["errors"] == {} and status == 0
-    parts = {figure["part"] for figure in document["figures"]}
-    assert parts == set(audiences.PARTS)
-    ingest = document["details"]["a"]
-    assert ingest["identifies"]["accepted"] == 2_000 and ingest["tracks"]["accepted"] == 20_000
-    (todo,) = [f for f in document["figures"] if f["part"] == "e"]
-    assert todo["measured"] is None and todo["met"] is None and "TODO" in todo["name"]
-    assert document["details"]["b"]["mismatches"] == []
+    assert {figure["part"] for figure in document["figures"]} == set(audiences.PARTS)
+    assert all(figure["measured"] is not None for figure in document["figures"])
+    details = document["details"]
+    assert details["a"]["identifies"]["accepted"] == 2_000 and details["a"]["tracks"]["accepted"] == 20_000
+    assert details["b"]["mismatches"] == [] and details["c"]["wrong_answers"] == 0
+    assert details["c"]["live_status"] == "STATUS_READY"
+    # (e): every definition was accepted and kept; those without a time window are exact.
+    data = aw.generate(2_000, 20_000, aw.DEFAULT_SEED, datetime.fromisoformat(document["settings"]["now"]))
+    real_time = details["e"]
+    assert set(real_time["sizes"]) == set(real_time["definitions"]) and len(real_time["sizes"]) == 30
+    churned = len(set(data.user[data.name == aw.EVENT_NAMES.index(aw.CHURNED)].tolist()))
+    assert real_time["sizes"]["rt_churned"] == churned > 0
+    assert real_time["sizes"]["rt_enterprise"] == int((data.traits["plan"] == "enterprise").sum())
+    assert real_time["events"] == 22_000 and real_time["derived_events"] > 0
+    assert real_time["drained_s"] >= real_time["acked_s"] > 0
     page = (results / "README.md").read_text()
-    assert "## Engage: audiences against DuckDB and pyroaring" in page and "TODO(real time)" in page
+    assert "## Engage: audiences against DuckDB and pyroaring" in page
 
 
 def test_the_page_explains_a_missed_evaluation_target_with_its_profile_and_says_how_to_take_one(
