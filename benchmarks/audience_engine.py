@@ -3,16 +3,18 @@ real-time worker, reading members back as user ids.
 
 Saved USERS definitions are kept in real time by a worker thread of the engine
 (``engage/realtime.rs``) that runs after the acknowledgements: an ingest is over for Engage only
-once that worker is idle. There is no call that says so, so ``wait_drained`` watches the worker
-thread's CPU time (``/proc/self/task``: the engine runs in this process) and the log's last
-sequence, and takes the last moment either moved.
+once that worker is idle. There is no call that says so, so ``wait_drained`` watches the CPU time
+of the engine's threads (``/proc/self/task``: the engine runs in this process; every thread but
+Python's main one) and the log's last sequence, and takes the last moment either moved. All the
+threads, not the worker's alone: the worker also waits, without CPU, for the writer, the
+publisher and the snapshot thread (a snapshot of a million profiles takes seconds).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -55,12 +57,11 @@ def wait_ready(engine: _core.Engine, keys: Iterable[str], *, timeout_s: float = 
         time.sleep(0.05 if waiting else 0)
 
 
-def worker_cpu_s() -> float:
-    """CPU seconds the real-time worker thread(s) of this process have used."""
+def _threads_cpu_s(keep: Callable[[Path], bool]) -> float:
     ticks = 0
     for task in Path("/proc/self/task").iterdir():
         try:
-            if not (task / "comm").read_text().startswith(WORKER_THREAD):
+            if not keep(task):
                 continue
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # the thread ended
@@ -69,17 +70,28 @@ def worker_cpu_s() -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def wait_drained(engine: _core.Engine, *, quiet_s: float = 1.0, timeout_s: float = 1_800.0) -> float:
-    """Waits until the real-time worker has used no CPU and the log has not grown for ``quiet_s``;
-    returns the ``time.perf_counter()`` of the last change seen (polled every 20 ms)."""
-    state = (worker_cpu_s(), engine.last_seq())
+def worker_cpu_s() -> float:
+    """CPU seconds the real-time worker thread of this process has used."""
+    return _threads_cpu_s(lambda task: (task / "comm").read_text().startswith(WORKER_THREAD))
+
+
+def engine_cpu_s() -> float:
+    """CPU seconds every thread of this process but the main one (Python's) has used."""
+    main = str(os.getpid())
+    return _threads_cpu_s(lambda task: task.name != main)
+
+
+def wait_drained(engine: _core.Engine, *, quiet_s: float = 2.0, timeout_s: float = 1_800.0) -> float:
+    """Waits until the engine's threads have used no CPU and the log has not grown for
+    ``quiet_s``; returns the ``time.perf_counter()`` of the last change seen (polled every 20 ms)."""
+    state = (engine_cpu_s(), engine.last_seq())
     changed = time.perf_counter()
     deadline = changed + timeout_s
     while (now := time.perf_counter()) - changed < quiet_s:
         if now > deadline:
             raise TimeoutError(f"the real-time worker was still busy {timeout_s:g} s after the last ack")
         time.sleep(0.02)
-        seen = (worker_cpu_s(), engine.last_seq())
+        seen = (engine_cpu_s(), engine.last_seq())
         if seen != state:
             state, changed = seen, time.perf_counter()
     return changed

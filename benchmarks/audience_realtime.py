@@ -8,6 +8,8 @@ has written the last change the ingest caused (``audience_engine.wait_drained``)
 exits and computed values are events in the log, so they are part of the ingest's work. The
 worker's timer (``engage_tick_secs``, 60 s by default, as deployed) re-evaluates the definitions
 with time windows over every profile while the ingest runs; that is part of the cost too.
+The audiences that do not depend on the clock must then have exactly the generator's sizes
+(``exact_sizes``): the proof that the worker was waited for, and that it kept them right.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tributary._proto.cdp.v1 import audience_pb2
 
 from benchmarks import audience_engine
+from benchmarks.audience_workload import CHURNED, EVENT_NAMES, AudienceData
 from benchmarks.profiling import Profile, profiled
 from benchmarks.unify_engine import IngestRun, ingest, open_engine
+from cdp_server import _core
 
 # (key, query): USERS audiences.
 AUDIENCES = (
@@ -74,7 +79,21 @@ COMPUTED_TRAITS = (
 )
 
 
-def save_all(engine: Any) -> list[str]:
+def exact_sizes(data: AudienceData) -> dict[str, int]:
+    """The sizes of the audiences that do not depend on the clock, by the generator: after the
+    ingest the worker must have reached exactly these (the check that it was waited for)."""
+    traits = data.traits
+    churned = np.unique(data.user[data.name == EVENT_NAMES.index(CHURNED)])
+    return {
+        "rt_enterprise": int((traits["plan"] == "enterprise").sum()),
+        "rt_churned": len(churned),
+        "rt_thirties": int(((traits["age"] >= 30) & (traits["age"] < 40)).sum()),
+        "rt_high_value": int((traits["lifetime_value"] > 500).sum()),
+        "rt_big_software": int(((traits["industry"] == "software") & (traits["seats"] >= 100)).sum()),
+    }
+
+
+def save_all(engine: _core.Engine) -> list[str]:
     """Saves every definition; returns their keys."""
     for key, query in AUDIENCES:
         audience_engine.save(engine, key, query)

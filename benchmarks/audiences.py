@@ -471,6 +471,11 @@ def part_e(
     details = run.to_json() | {
         "definitions": dict(audience_realtime.AUDIENCES + audience_realtime.COMPUTED_TRAITS),
     }
+    expected = audience_realtime.exact_sizes(data)
+    wrong = {key: (run.sizes.get(key), size) for key, size in expected.items() if run.sizes.get(key) != size}
+    details["exact_sizes"] = expected
+    if wrong:
+        details["failed"] = f"real-time sizes (kept, generator's) differ once the worker was idle: {wrong}"
     if run.events != data.n_profiles + data.n_events:
         details["failed"] = f"the engine accepted {run.events:,} of {data.n_profiles + data.n_events:,} events"
     return figures, details
