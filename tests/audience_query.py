@@ -514,21 +514,23 @@ def check(definition: Definition) -> None:
 
 
 def primary_expressions(node: Condition | Value) -> int:
-    """Comparisons, those inside where() included; a computed trait's top-level scalar counts as one."""
+    """The calls that read data: every event(), trait(), property() and context(), wherever they appear (inside
+    where(), as a reducer's argument, as a comparator's operand). Literals read nothing and do not count, written bare
+    or as literal(...). (Segment's grammar names these extractors its primary expressions.)"""
     if isinstance(node, And | Or):
         return primary_expressions(node.left) + primary_expressions(node.right)
     if isinstance(node, Not | AnyUser | AllUsers):
         return primary_expressions(node.operand)
     if isinstance(node, Compare):
-        inner = [node.subject] + ([node.comparator.operand] if isinstance(node.comparator, BinaryComparator) else [])
-        return 1 + sum(_nested_primaries(v) for v in inner)
-    return 1 + _nested_primaries(node)
-
-
-def _nested_primaries(value: Value) -> int:
-    if not isinstance(value, Reduce):
-        return 0
-    return sum(primary_expressions(f.condition) for f in value.stream.filters if isinstance(f, Where))
+        operand = node.comparator.operand if isinstance(node.comparator, BinaryComparator) else None
+        return primary_expressions(node.subject) + (primary_expressions(operand) if operand is not None else 0)
+    if isinstance(node, TraitRef | PropertyRef | ContextRef):
+        return 1
+    if isinstance(node, Reduce):
+        argument = 0 if isinstance(node.reducer, Count) else 1
+        wheres = sum(primary_expressions(f.condition) for f in node.stream.filters if isinstance(f, Where))
+        return 1 + argument + wheres
+    return 0
 
 
 def _check_condition(node: Condition, place: _Place) -> None:

@@ -86,8 +86,8 @@ Junctions
   does, **true for an account without users** (so `ALL(c)` == `NOT ANY(NOT c)`). Member ids that are not profiles are
   ignored.
 
-Limits: at most 50 primary expressions, a primary expression being one comparison (those inside `where` count) or
-the top-level scalar of a computed trait.
+Limits: at most 50 primary expressions: every `event()`, `trait()`, `property()` and `context()` call, wherever it is
+(inside `where`, as a reducer's argument or a comparator's operand); literals do not count.
 """
 
 from __future__ import annotations

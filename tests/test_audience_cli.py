@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from typing import TYPE_CHECKING
 
 from rpc import IDENTIFY, Rpc, track, ts
-from test_cli import admin, cdp, json_out
+from test_cli import admin, cdp, cli_env, json_out
 from tributary._proto.cdp.v1 import event_pb2, ingest_pb2, profile_pb2
 
 if TYPE_CHECKING:
@@ -114,3 +117,53 @@ def test_at_must_be_a_time_with_a_zone(server: ServerProcess) -> None:
     result = cdp("audience", "preview", "-q", "trait('a').exists()", "--at", "2025-06-01T12:00:00", *admin(server))
     assert result.returncode == 1
     assert "--at" in result.stderr and "no time zone" in result.stderr
+
+
+def test_why_shows_each_condition_with_its_numbers_and_events(server: ServerProcess) -> None:
+    seed(server)
+    query = "trait('plan') = 'pro' AND event('Order Completed').within(30 days).count() >= 3"
+    assert cdp("audience", "create", "loyal", "-q", query, *admin(server)).returncode == 0
+    found = json_out(cdp("audience", "why", "loyal", "user_id:u4", *AT, "--json", *admin(server)))
+    assert found["member"] is True
+    root, plan, orders = found["conditions"]
+    assert (root["depth"], root["holds"]) == (0, True)
+    assert (plan["query"], plan["value"], plan["operand"], plan["holds"]) == (
+        "trait('plan') = 'pro'",
+        "pro",
+        "pro",
+        True,
+    )
+    # u4 ordered 0, 7, 14 and 21 days before AT: 4 in 30 days, with their message ids.
+    assert (orders["value"], orders["operand"], orders["events_total"]) == (4, 3, 4)
+    assert orders["message_ids"] == ["o-4-3", "o-4-2", "o-4-1", "o-4-0"]
+    no = json_out(cdp("audience", "why", "loyal", "user_id:u3", *AT, "--json", *admin(server)))
+    assert no["member"] is False
+    assert [c["holds"] for c in no["conditions"]] == [False, False, True]
+    text = cdp("audience", "why", "loyal", "user_id:u3", *AT, *admin(server)).stdout
+    assert "is not a member of loyal" in text and '(value "free", compared with "pro")' in text
+
+
+def test_update_re_evaluates_and_watch_streams_the_changes(server: ServerProcess) -> None:
+    seed(server)
+    assert (
+        cdp("audience", "create", "buyers", "-q", "event('Order Completed').count() >= 5", *admin(server)).returncode
+        == 0
+    )
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "cdp_server", "audience", "watch", "buyers", "--json", *admin(server)],
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.0)  # the watch is listening
+        updated = cdp("audience", "update", "buyers", "-q", "event('Order Completed').count() >= 4", *admin(server))
+        assert updated.returncode == 0, updated.stderr
+        assert watcher.stdout is not None
+        line = json.loads(watcher.stdout.readline())
+        assert (line["event"], line["key"], line["identifier"]) == ("Audience Entered", "buyers", "user_id:u4")
+    finally:
+        watcher.terminate()
+        watcher.communicate(timeout=10)
+    shown = json_out(cdp("audience", "show", "buyers", "--json", *admin(server)))
+    assert shown["query"] == "event('Order Completed').count() >= 4"

@@ -681,7 +681,7 @@ def test_check_refuses(definition: Definition) -> None:
         check(definition)
 
 
-def test_at_most_fifty_primary_expressions_counting_those_inside_where() -> None:
+def test_at_most_fifty_primary_expressions_counting_every_call_that_reads_data() -> None:
     leaf = Compare(trait("a"), Exists())
     condition: Condition = leaf
     for _ in range(49):
@@ -691,10 +691,12 @@ def test_at_most_fifty_primary_expressions_counting_those_inside_where() -> None
     with pytest.raises(DefinitionError):
         check(Definition("USERS", Or(condition, leaf)))
     nested = at_least(count("A", Where(And(leaf, leaf))), 1)
-    assert primary_expressions(nested) == 3
+    assert primary_expressions(nested) == 3  # event('A') and two trait() calls
     with pytest.raises(DefinitionError):
         check(Definition("USERS", Or(condition, nested)))
-    assert primary_expressions(reduce("A", Sum(prop("p")))) == 1
+    assert primary_expressions(reduce("A", Sum(prop("p")))) == 2  # event('A') and property('p')
+    assert primary_expressions(Compare(trait("a"), Equals(trait("b")))) == 2
+    assert primary_expressions(Compare(trait("a"), Equals(lit(5)))) == 1
 
 
 def test_evaluation_needs_an_aware_now() -> None:

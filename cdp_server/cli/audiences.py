@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ import click
 import grpc
 from google.protobuf import timestamp_pb2
 from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 from tributary._proto.cdp.v1 import audience_pb2, audience_pb2_grpc
@@ -60,6 +62,15 @@ def _timestamp(at: str) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
+def _wait_option(func: F) -> F:
+    return click.option(
+        "--wait/--no-wait",
+        default=True,
+        show_default=True,
+        help="Wait until the first evaluation over every profile is written.",
+    )(func)
+
+
 def _stub(target: str) -> audience_pb2_grpc.AudienceServiceStub:
     return audience_pb2_grpc.AudienceServiceStub(channel(target))
 
@@ -97,6 +108,7 @@ def _create(
     query: str,
     name: str,
     accounts: bool,
+    wait: bool,
     target: str,
     token: str,
     as_json: bool,
@@ -109,12 +121,35 @@ def _create(
         kind=audience_pb2.ENTITY_KIND_ACCOUNTS if accounts else audience_pb2.ENTITY_KIND_USERS,
     )
     reply = _call(target, token, lambda stub, md: stub.CreateAudience(request, metadata=md, timeout=RPC_TIMEOUT_SECS))
+    audience_record = reply.audience
+    if wait and audience_record.status == audience_pb2.Audience.STATUS_COMPUTING:
+        audience_record = _wait_ready(target, token, key, quiet=as_json)
     if as_json:
-        print_json(_definition_json(reply.audience))
+        print_json(_definition_json(audience_record))
         return
-    what = _TYPES.get(reply.audience.type, "audience")
-    console.print(f"Created {what} [bold]{escape(reply.audience.key)}[/] ({reply.audience.id}).", highlight=False)
-    console.print(f"  {escape(reply.audience.canonical_query)}", highlight=False)
+    what = _TYPES.get(audience_record.type, "audience")
+    console.print(f"Created {what} [bold]{escape(audience_record.key)}[/] ({audience_record.id}).", highlight=False)
+    console.print(f"  {escape(audience_record.canonical_query)}", highlight=False)
+    if audience_record.status == audience_pb2.Audience.STATUS_READY:
+        noun = "with a value" if what == "trait" else "members"
+        console.print(f"  {audience_record.size:,} profiles {noun}, kept up to date in real time.", highlight=False)
+
+
+def _wait_ready(target: str, token: str, key: str, quiet: bool) -> audience_pb2.Audience:
+    """Polls until the first evaluation over every profile is written, with a progress line."""
+    request = audience_pb2.GetAudienceRequest(key=key)
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, disable=quiet
+    ) as progress:
+        task = progress.add_task(f"computing {key} over every profile", total=None)
+        while True:
+            found: audience_pb2.Audience = _call(
+                target, token, lambda stub, md: stub.GetAudience(request, metadata=md, timeout=RPC_TIMEOUT_SECS)
+            ).audience
+            progress.update(task, description=f"computing {key}: {found.size:,} so far")
+            if found.status != audience_pb2.Audience.STATUS_COMPUTING:
+                return found
+            time.sleep(0.2)
 
 
 @click.group()
@@ -129,10 +164,17 @@ def audience() -> None:
 @click.option("--accounts", is_flag=True, help="An account audience (ANY/ALL over its users).")
 @target_option
 @token_option
+@_wait_option
 @json_option
-def create_audience(key: str, query: str, name: str, accounts: bool, target: str, token: str, as_json: bool) -> None:
-    """Save an audience under KEY (usable by other definitions as trait('KEY'))."""
-    _create(audience_pb2.DEFINITION_TYPE_AUDIENCE, key, query, name, accounts, target, token, as_json)
+def create_audience(
+    key: str, query: str, name: str, accounts: bool, wait: bool, target: str, token: str, as_json: bool
+) -> None:
+    """Save an audience under KEY (usable by other definitions as trait('KEY')).
+
+    It is computed over every profile, then kept up to date in real time: each profile that
+    enters or leaves gets one Audience Entered / Audience Exited event and the boolean trait KEY.
+    """
+    _create(audience_pb2.DEFINITION_TYPE_AUDIENCE, key, query, name, accounts, wait, target, token, as_json)
 
 
 @audience.command("preview")
@@ -290,7 +332,125 @@ def computed_trait() -> None:
 @click.option("--accounts", is_flag=True, help="A computed trait of accounts.")
 @target_option
 @token_option
+@_wait_option
 @json_option
-def create_trait(key: str, query: str, name: str, accounts: bool, target: str, token: str, as_json: bool) -> None:
-    """Save a computed trait under KEY (read by other definitions as trait('KEY'))."""
-    _create(audience_pb2.DEFINITION_TYPE_COMPUTED_TRAIT, key, query, name, accounts, target, token, as_json)
+def create_trait(
+    key: str, query: str, name: str, accounts: bool, wait: bool, target: str, token: str, as_json: bool
+) -> None:
+    """Save a computed trait under KEY (read by other definitions as trait('KEY')).
+
+    Its value is written on every profile as the trait KEY (an identify), and again whenever it changes.
+    """
+    _create(audience_pb2.DEFINITION_TYPE_COMPUTED_TRAIT, key, query, name, accounts, wait, target, token, as_json)
+
+
+@audience.command("update")
+@click.argument("key")
+@click.option("--query", "-q", default="", help="A new definition (re-evaluated over every profile).")
+@click.option("--name", default="", help="A new name.")
+@target_option
+@token_option
+@json_option
+def update(key: str, query: str, name: str, target: str, token: str, as_json: bool) -> None:
+    """Change a saved audience's (or computed trait's) query or name."""
+    if not query and not name:
+        fail("nothing to change: give --query and/or --name")
+    request = audience_pb2.UpdateAudienceRequest(key=key, query=query, name=name)
+    reply = _call(target, token, lambda stub, md: stub.UpdateAudience(request, metadata=md, timeout=RPC_TIMEOUT_SECS))
+    if as_json:
+        print_json(_definition_json(reply.audience))
+        return
+    console.print(f"Updated [bold]{escape(key)}[/]: {escape(reply.audience.canonical_query)}", highlight=False)
+
+
+@audience.command("why")
+@click.argument("key")
+@click.argument("identifier")
+@at_option
+@target_option
+@token_option
+@json_option
+def why(key: str, identifier: str, at: str, target: str, token: str, as_json: bool) -> None:
+    """Why IDENTIFIER is (or is not) in audience KEY: each condition, its values and events."""
+    request = audience_pb2.ExplainMembershipRequest(key=key, identifier=identifier, at=_timestamp(at))
+    reply = _call(
+        target, token, lambda stub, md: stub.ExplainMembership(request, metadata=md, timeout=RPC_TIMEOUT_SECS)
+    )
+    conditions = [
+        {
+            "depth": c.depth,
+            "query": c.query,
+            "holds": c.holds,
+            "value": json.loads(c.value) if c.value else None,
+            "operand": json.loads(c.operand) if c.operand else None,
+            "message_ids": list(c.message_ids),
+            "events_total": c.events_total,
+            **({"users": list(c.users), "users_total": c.users_total} if c.users_total else {}),
+        }
+        for c in reply.conditions
+    ]
+    history = [
+        {"event": h.event, "timestamp": h.timestamp.ToJsonString(), "message_id": h.message_id} for h in reply.history
+    ]
+    if as_json:
+        print_json(
+            {
+                "id": reply.id,
+                "member": reply.member,
+                "at": reply.at.ToJsonString(),
+                "conditions": conditions,
+                "history": history,
+            }
+        )
+        return
+    verdict = "is a member of" if reply.member else "is not a member of"
+    stdout.print(f"{escape(reply.id)} {verdict} [bold]{escape(key)}[/] at {reply.at.ToJsonString()}", highlight=False)
+    for c in reply.conditions:
+        indent = "  " * c.depth
+        line = f"{indent}{'[green]✓[/]' if c.holds else '[red]✗[/]'} {escape(c.query)}"
+        if c.value or c.operand:
+            line += f"  [dim](value {escape(c.value.decode() or 'missing')}"
+            line += f", compared with {escape(c.operand.decode())})[/]" if c.operand else ")[/]"
+        if c.users_total:
+            line += f"  [dim]({len(c.users)} of {c.users_total} users)[/]"
+        stdout.print(line, highlight=False)
+        if c.message_ids:
+            more = c.events_total - len(c.message_ids)
+            suffix = f" and {more} more" if more > 0 else ""
+            stdout.print(f"{indent}    events: {escape(', '.join(c.message_ids))}{suffix}", highlight=False)
+    for h in reply.history:
+        stdout.print(f"{h.event} at {h.timestamp.ToJsonString()} ({escape(h.message_id)})", highlight=False)
+
+
+@audience.command("watch")
+@click.argument("key")
+@target_option
+@token_option
+@json_option
+def watch(key: str, target: str, token: str, as_json: bool) -> None:
+    """Print entries and exits of audience KEY (or a computed trait's new values) as they happen."""
+    request = audience_pb2.WatchMembershipRequest(key=key)
+    stub = _stub(target)
+    try:
+        for change in stub.WatchMembership(request, metadata=admin_metadata(token)):
+            value = json.loads(change.value) if change.value else None
+            if as_json:
+                row = {
+                    "event": change.event,
+                    "key": change.key,
+                    "profile_id": change.profile_id,
+                    "identifier": change.identifier,
+                    "timestamp": change.timestamp.ToJsonString(),
+                    "message_id": change.message_id,
+                    "value": value,
+                }
+                click.echo(json.dumps(row, sort_keys=True))
+            else:
+                shown = f" = {json.dumps(value)}" if change.event == "Trait Computed" else ""
+                click.echo(f"{change.timestamp.ToJsonString()}  {change.event}  {change.profile_id}{shown}")
+    except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.CANCELLED:
+            return
+        fail_rpc(exc, target)
+    except KeyboardInterrupt:
+        return

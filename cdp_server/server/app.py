@@ -121,7 +121,7 @@ def start(settings: Settings) -> RunningServer:
             draining=draining,
         ),
         profile.SERVICE: profile.ProfileService(engine, auth),
-        audience.SERVICE: audience.AudienceService(engine, auth),
+        audience.SERVICE: audience.AudienceService(engine, auth, draining=draining),
         admin.SERVICE: admin.AdminService(engine, auth, max_tails=settings.max_tails, draining=draining),
     }
     server.add_generic_rpc_handlers([service.handler() for service in services.values()])

@@ -12,26 +12,30 @@ use prost::Message;
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
-use crate::engage::evaluate::{Evaluator, LogReader};
+use crate::engage::evaluate::{Entity, Evaluator, LogReader};
 use crate::engage::plan::Run;
-use crate::engage::realtime::{self, Message as Engage};
+use crate::engage::realtime;
 use crate::error::{EngineError, Result};
 use crate::ingest::Engine;
 use crate::profile_reads::parse_lookup;
 use crate::proto::audience::Status;
 use crate::proto::{
-    self, Audience, CheckMembershipRequest, CheckMembershipResponse, CreateAudienceRequest, CreateAudienceResponse,
-    DefinitionType, DeleteAudienceRequest, DeleteAudienceResponse, EntityKind, GetAudienceRequest, GetAudienceResponse,
-    ListAudiencesRequest, ListAudiencesResponse, ListMembersRequest, ListMembersResponse, Member, PreviewRequest,
-    PreviewResponse, Source,
+    self, Audience, CheckMembershipRequest, CheckMembershipResponse, ConditionResult, CreateAudienceRequest,
+    CreateAudienceResponse, DefinitionType, DeleteAudienceRequest, DeleteAudienceResponse, EntityKind, EventType,
+    ExplainMembershipRequest, ExplainMembershipResponse, GetAudienceRequest, GetAudienceResponse, ListAudiencesRequest,
+    ListAudiencesResponse, ListMembersRequest, ListMembersResponse, Member, MembershipChange, PreviewRequest,
+    PreviewResponse, Source, UpdateAudienceRequest, UpdateAudienceResponse,
 };
 use crate::query::{self, Body, Condition, Definition, Expect, Filter, Kind, Scalar};
+use crate::reads::TailFilter;
 use crate::time;
 
 const META_NEXT_AUDIENCE: &str = "next_audience_id";
 /// Most members a Preview returns, and a ListMembers page holds.
 pub const MAX_PAGE: usize = 1_000;
 const DEFAULT_SAMPLE: usize = 10;
+/// Most message ids `ExplainMembership` lists per condition.
+const MAX_EXPLAINED_EVENTS: usize = 20;
 
 fn kind_of(kind: i32) -> Kind {
     match EntityKind::try_from(kind) {
@@ -227,7 +231,7 @@ impl Engine {
         if kind == Kind::Users {
             self.shared.engage_hub.mark_computing(key);
         }
-        self.shared.engage_hub.send(Engage::DefinitionsChanged);
+        self.shared.engage_hub.definitions_changed();
         Ok(CreateAudienceResponse {
             audience: Some(audience),
         }
@@ -282,7 +286,7 @@ impl Engine {
             dbs.audiences.delete(txn, key)?;
             Ok(())
         })?;
-        self.shared.engage_hub.send(Engage::DefinitionsChanged);
+        self.shared.engage_hub.definitions_changed();
         Ok(DeleteAudienceResponse {}.encode_to_vec())
     }
 
@@ -290,6 +294,11 @@ impl Engine {
     pub fn preview_audience(&self, request: &[u8]) -> Result<Vec<u8>> {
         let request: PreviewRequest = proto::decode_request(request)?;
         let definition = parse_query(&request.query, kind_of(request.kind), expect_of(request.r#type))?;
+        {
+            let txn = self.shared.store.log.read()?;
+            let saved = parse_saved(saved_records(&self.shared.store.log_dbs, &txn.txn)?)?;
+            check_references(None, &definition, &saved)?;
+        }
         let sample = match request.sample_size as usize {
             0 => DEFAULT_SAMPLE,
             n => n.min(MAX_PAGE),
@@ -332,38 +341,11 @@ impl Engine {
     /// `CheckMembership` on encoded bytes.
     pub fn check_membership(&self, request: &[u8]) -> Result<Vec<u8>> {
         let request: CheckMembershipRequest = proto::decode_request(request)?;
-        let audience = self.saved_audience(&request.key)?;
-        let definition = parse_query(&audience.query, kind_of(audience.kind), expect_of(audience.r#type))?;
-        let text = request.identifier.trim();
-        let lookup = match definition.kind {
-            Kind::Users => Some(parse_lookup("identifier", text)?),
-            Kind::Accounts => None,
-        };
-        let group = text.strip_prefix("group_id:").unwrap_or(text).to_owned();
+        let (_, definition) = self.saved_definition(&request.key)?;
         let at = at_ms(request.at.as_ref());
         let (id, value) = self.with_run(at, |run| {
-            let (id, entity) = match &lookup {
-                Some(lookup) => {
-                    let root = run
-                        .ev
-                        .graph
-                        .root_for(lookup)
-                        .ok_or_else(|| EngineError::NotFound(format!("no profile for {text}")))?;
-                    let id = run.ev.graph.id_at(root).map(|id| id.to_string()).unwrap_or_default();
-                    (id, run.user(root))
-                }
-                None => {
-                    let account = run
-                        .account(&group)?
-                        .ok_or_else(|| EngineError::NotFound(format!("no group call for group_id:{group}")))?;
-                    (format!("group_id:{group}"), account)
-                }
-            };
-            let value = match &definition.body {
-                Body::Audience(condition) => run.ev.holds_for(condition, &entity)?.then_some(Value::Bool(true)),
-                Body::ComputedTrait(scalar) => run.ev.value_for(scalar, &entity)?,
-            };
-            Ok((id, value))
+            let (id, entity) = entity_for(run, definition.kind, &request.identifier)?;
+            Ok((id, outcome(run, &definition, &entity)?))
         })?;
         let is_audience = matches!(definition.body, Body::Audience(_));
         Ok(CheckMembershipResponse {
@@ -372,12 +354,144 @@ impl Engine {
             value: if is_audience {
                 Vec::new()
             } else {
-                value
-                    .map(|v| serde_json::to_vec(&v).unwrap_or_default())
-                    .unwrap_or_default()
+                json_bytes(value.as_ref())
             },
         }
         .encode_to_vec())
+    }
+
+    /// `ExplainMembership` on encoded bytes.
+    pub fn explain_membership(&self, request: &[u8]) -> Result<Vec<u8>> {
+        let request: ExplainMembershipRequest = proto::decode_request(request)?;
+        let (audience, definition) = self.saved_definition(&request.key)?;
+        let at = at_ms(request.at.as_ref());
+        self.with_run(at, |run| {
+            let (id, entity) = entity_for(run, definition.kind, &request.identifier)?;
+            let value = outcome(run, &definition, &entity)?;
+            let is_audience = matches!(definition.body, Body::Audience(_));
+            let conditions = match &definition.body {
+                Body::Audience(condition) => run.ev.explain(condition, &entity)?,
+                Body::ComputedTrait(_) => Vec::new(),
+            };
+            let message_id = |seq: u64| run.ev.log.message_id(seq).unwrap_or_default();
+            let conditions = conditions
+                .into_iter()
+                .map(|node| ConditionResult {
+                    depth: node.depth,
+                    query: node.query,
+                    holds: node.holds,
+                    value: json_bytes(node.value.as_ref()),
+                    operand: json_bytes(node.operand.as_ref()),
+                    message_ids: node
+                        .seqs
+                        .iter()
+                        .take(MAX_EXPLAINED_EVENTS)
+                        .map(|&seq| message_id(seq))
+                        .collect(),
+                    events_total: node.seqs.len() as u64,
+                    users: node.users,
+                    users_total: node.users_total as u64,
+                })
+                .collect();
+            let prefix = format!("engage-{}-", audience.id);
+            let mut history = Vec::new();
+            for name in ["Audience Entered", "Audience Exited"] {
+                for (ms, seq) in run.ev.events_named(&entity, name) {
+                    let Some((_, event)) = run.ev.log.event(seq)? else {
+                        continue;
+                    };
+                    if event.message_id.starts_with(&prefix) {
+                        history.push(change_of(seq, ms, name, &audience.key, &event));
+                    }
+                }
+            }
+            history.sort_by_key(|change| change.seq);
+            Ok(ExplainMembershipResponse {
+                id,
+                member: is_audience && value.is_some(),
+                value: if is_audience {
+                    Vec::new()
+                } else {
+                    json_bytes(value.as_ref())
+                },
+                at: Some(time::from_ms(at)),
+                conditions,
+                history,
+            }
+            .encode_to_vec())
+        })
+    }
+
+    /// `UpdateAudience` on encoded bytes.
+    pub fn update_audience(&self, request: &[u8]) -> Result<Vec<u8>> {
+        let request: UpdateAudienceRequest = proto::decode_request(request)?;
+        let key = request.key.trim();
+        let name = request.name.trim();
+        if name.chars().count() > 200 {
+            return Err(EngineError::InvalidRequest(
+                "name must be at most 200 characters".into(),
+            ));
+        }
+        let dbs = &self.shared.store.log_dbs;
+        let audience = self.write_log(|txn| {
+            let Some(bytes) = dbs.audiences.get(txn, key)? else {
+                return Err(not_found(key));
+            };
+            let mut audience: Audience = proto::decode_record(bytes, format_args!("audience {key:?}"))?;
+            if !request.query.trim().is_empty() {
+                let definition = parse_query(&request.query, kind_of(audience.kind), expect_of(audience.r#type))?;
+                let mut saved = parse_saved(saved_records(dbs, txn)?)?;
+                saved.remove(key);
+                check_references(Some(key), &definition, &saved)?;
+                audience.query.clone_from(&request.query);
+                audience.canonical_query = query::render(&definition);
+            }
+            if !name.is_empty() {
+                audience.name = name.to_owned();
+            }
+            dbs.audiences.put(txn, key, &audience.encode_to_vec())?;
+            Ok(audience)
+        })?;
+        if audience.kind != EntityKind::Accounts as i32 && !request.query.trim().is_empty() {
+            self.shared.engage_hub.mark_computing(key);
+        }
+        self.shared.engage_hub.definitions_changed();
+        let mut audience = audience;
+        self.fill_state(std::slice::from_mut(&mut audience))?;
+        Ok(UpdateAudienceResponse {
+            audience: Some(audience),
+        }
+        .encode_to_vec())
+    }
+
+    /// `WatchMembership`: the changes of a saved definition written after log position
+    /// `after` (waiting up to `wait` for some), encoded, and the position to resume from.
+    pub fn watch_membership(&self, key: &str, after: u64, wait: std::time::Duration) -> Result<(Vec<Vec<u8>>, u64)> {
+        let audience = self.saved_audience(key)?;
+        let own = self
+            .shared
+            .engage_hub
+            .source_id
+            .load(std::sync::atomic::Ordering::Acquire);
+        let prefix = format!("engage-{}-", audience.id);
+        let (events, position) = self.tail_events(after, 1_000, &TailFilter::default(), wait)?;
+        let changes = events
+            .into_iter()
+            .filter(|(_, source, event)| *source == own && event.message_id.starts_with(&prefix))
+            .filter_map(|(seq, _, event)| {
+                let ms = event.timestamp.as_ref().map_or(0, time::to_ms);
+                let name = match EventType::try_from(event.r#type) {
+                    Ok(EventType::Track) => event.event.clone(),
+                    // An audience's identify repeats its track; a computed trait has only this.
+                    Ok(EventType::Identify) if audience.r#type == DefinitionType::ComputedTrait as i32 => {
+                        "Trait Computed".to_owned()
+                    }
+                    _ => return None,
+                };
+                Some(change_of(seq, ms, &name, &audience.key, &event).encode_to_vec())
+            })
+            .collect();
+        Ok((changes, position))
     }
 
     /// Sets each record's status and live size (see `Audience` in audience.proto).
@@ -399,6 +513,39 @@ impl Engine {
             }
             Ok(())
         })
+    }
+
+    /// A saved audience's size over time, (time ms, size), oldest first: a point after each
+    /// change the real-time worker wrote since the server started.
+    pub fn audience_sizes(&self, key: &str) -> Result<Vec<(i64, u64)>> {
+        self.saved_audience(key)?;
+        Ok(self.shared.engage_hub.sizes(key.trim()))
+    }
+
+    /// Every saved definition, parsed: cached until one is created, changed or deleted.
+    fn saved_definitions(&self) -> Result<std::sync::Arc<FxHashMap<String, Definition>>> {
+        let hub = &self.shared.engage_hub;
+        if let Some(saved) = hub.parsed.lock().clone() {
+            return Ok(saved);
+        }
+        // A change committed while these are read must not leave them cached.
+        let generation = hub.generation.load(std::sync::atomic::Ordering::Acquire);
+        let saved = {
+            let txn = self.shared.store.log.read()?;
+            std::sync::Arc::new(parse_saved(saved_records(&self.shared.store.log_dbs, &txn.txn)?)?)
+        };
+        let mut cached = hub.parsed.lock();
+        if hub.generation.load(std::sync::atomic::Ordering::Acquire) == generation {
+            *cached = Some(std::sync::Arc::clone(&saved));
+        }
+        Ok(saved)
+    }
+
+    /// A saved record and its definition.
+    fn saved_definition(&self, key: &str) -> Result<(Audience, Definition)> {
+        let audience = self.saved_audience(key)?;
+        let definition = parse_query(&audience.query, kind_of(audience.kind), expect_of(audience.r#type))?;
+        Ok((audience, definition))
     }
 
     fn saved_audience(&self, key: &str) -> Result<Audience> {
@@ -470,16 +617,16 @@ impl Engine {
     /// are read first, then the graph is locked and one read transaction opened for the run.
     fn with_run<T>(&self, at_ms: i64, work: impl FnOnce(&Run<'_>) -> Result<T>) -> Result<T> {
         let store = &self.shared.store;
-        let (saved, sources) = {
+        let saved = self.saved_definitions()?;
+        let sources = {
             let txn = store.log.read()?;
-            let saved = parse_saved(saved_records(&store.log_dbs, &txn.txn)?)?;
             let mut sources = FxHashMap::default();
             for entry in store.log_dbs.sources.iter(&txn.txn)? {
                 let (id, value) = entry?;
                 let source: Source = proto::decode_record(value, "a source record")?;
                 sources.insert(id, source.name);
             }
-            (saved, sources)
+            sources
         };
         let state = self.shared.profiles.lock();
         let log = LogReader::new(store)?;
@@ -493,6 +640,72 @@ impl Engine {
         };
         let run = Run::new(ev, &state.links);
         work(&run)
+    }
+}
+
+/// The profile (or account) a request names, with its id.
+fn entity_for(run: &Run<'_>, kind: Kind, text: &str) -> Result<(String, Entity)> {
+    let text = text.trim();
+    match kind {
+        Kind::Users => {
+            let lookup = parse_lookup("identifier", text)?;
+            let graph = run.ev.graph;
+            let root = graph
+                .root_for(&lookup)
+                .ok_or_else(|| EngineError::NotFound(format!("no profile for {text}")))?;
+            let id = graph.id_at(root).map(|id| id.to_string()).unwrap_or_default();
+            Ok((id, run.user(root)))
+        }
+        Kind::Accounts => {
+            let group = text.strip_prefix("group_id:").unwrap_or(text);
+            let account = run
+                .account(group)?
+                .ok_or_else(|| EngineError::NotFound(format!("no group call for group_id:{group}")))?;
+            Ok((format!("group_id:{group}"), account))
+        }
+    }
+}
+
+/// Membership (true, or missing) or the computed value, for one entity.
+fn outcome(run: &Run<'_>, definition: &Definition, entity: &Entity) -> Result<Option<Value>> {
+    Ok(match &definition.body {
+        Body::Audience(condition) => run.ev.holds_for(condition, entity)?.then_some(Value::Bool(true)),
+        Body::ComputedTrait(scalar) => run.ev.value_for(scalar, entity)?,
+    })
+}
+
+fn json_bytes(value: Option<&Value>) -> Vec<u8> {
+    value
+        .map(|v| serde_json::to_vec(v).unwrap_or_default())
+        .unwrap_or_default()
+}
+
+/// A change as `WatchMembership` and `ExplainMembership` report it, from an Engage event.
+fn change_of(seq: u64, ms: i64, name: &str, key: &str, event: &proto::Event) -> MembershipChange {
+    // The message id is engage-<aud id>-<profile id>-<cause>-<what>.
+    let profile_id = event.message_id.split('-').nth(2).unwrap_or_default().to_owned();
+    let identifier = [("user_id", &event.user_id), ("anonymous_id", &event.anonymous_id)]
+        .into_iter()
+        .find(|(_, value)| !value.is_empty())
+        .map(|(kind, value)| format!("{kind}:{value}"))
+        .unwrap_or_default();
+    let value = crate::json::parse_object(&event.traits)
+        .ok()
+        .flatten()
+        .and_then(|traits| traits.get(key).cloned());
+    MembershipChange {
+        event: name.to_owned(),
+        key: key.to_owned(),
+        profile_id,
+        identifier,
+        timestamp: Some(time::from_ms(ms)),
+        message_id: event.message_id.clone(),
+        value: if name == "Trait Computed" {
+            json_bytes(value.as_ref())
+        } else {
+            Vec::new()
+        },
+        seq,
     }
 }
 

@@ -1,7 +1,10 @@
 //! The debugger: a page (`/debugger`, plain HTML/CSS/JS compiled into the binary: no build
 //! step, no CDN, works offline) and the JSON and server-sent-event routes it reads, each behind
 //! an admin token (`Authorization: Bearer`): the live stream of stored and rejected events, an
-//! event's identity decision, the rejected store and per-source counters.
+//! event's identity decision, the rejected store, per-source counters and the saved audiences
+//! (`audiences`).
+
+mod audiences;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -90,6 +93,8 @@ impl Debugger {
 const PAGE: &str = include_str!("../static/debugger.html");
 const SCRIPT: &str = include_str!("../static/debugger.js");
 const STYLE: &str = include_str!("../static/debugger.css");
+/// The Audiences tab: its own file, loaded after debugger.js and using what that one exposes.
+const AUDIENCES_SCRIPT: &str = include_str!("../static/debugger-audiences.js");
 
 pub fn router(debugger: Arc<Debugger>) -> Router {
     let file = |body: &'static str, kind: &'static str| {
@@ -104,10 +109,15 @@ pub fn router(debugger: Arc<Debugger>) -> Router {
         .route("/debugger", file(PAGE, "text/html; charset=utf-8"))
         .route("/debugger/debugger.js", file(SCRIPT, "text/javascript; charset=utf-8"))
         .route("/debugger/debugger.css", file(STYLE, "text/css; charset=utf-8"))
+        .route(
+            "/debugger/debugger-audiences.js",
+            file(AUDIENCES_SCRIPT, "text/javascript; charset=utf-8"),
+        )
         .route("/debugger/api/stream", get(stream))
         .route("/debugger/api/sources", get(sources))
         .route("/debugger/api/rejected", get(rejected))
         .route("/debugger/api/events/{seq}", get(event))
+        .route("/debugger/api/audiences", get(audiences::audiences))
         .with_state(debugger)
 }
 

@@ -5,6 +5,9 @@
 //   lost in between;
 // - one event's identity decision and deliveries when its row is clicked;
 // - the rejected events and the per-source counters (polled every 2 s).
+// Other tabs live in files of their own (debugger-audiences.js) and use what this one exposes
+// as window.tributaryDebugger (see "for the other tabs" below): the session, every streamed
+// event, tab changes and a few helpers.
 // Event data only ever reaches the page as text nodes (el(), textContent): never innerHTML.
 // A 401 anywhere ends the session: the token is forgotten and the form shown with the reason.
 "use strict";
@@ -45,6 +48,32 @@
   };
 
   class AuthError extends Error {}
+
+  // ---- for the other tabs --------------------------------------------------------------------
+
+  /** Listeners by occasion: "session" (signed in), "event" (every stored event streamed, even
+   * while paused), "signout" and "tab" (a tab was shown, by name). */
+  const listeners = { session: [], event: [], signout: [], tab: [] };
+
+  function notify(occasion, ...args) {
+    for (const listener of listeners[occasion]) {
+      try {
+        listener(...args);
+      } catch (error) {
+        console.error(`debugger: a ${occasion} listener failed`, error);
+      }
+    }
+  }
+
+  /** Shows a streamed event in the Live tab's detail; false when it is not among the rows. */
+  function openEvent(seq) {
+    const shown = state.events.get(seq);
+    if (!shown) return false;
+    showTab("live");
+    selectEvent(seq);
+    shown.row.scrollIntoView({ block: "nearest" });
+    return true;
+  }
 
   // ---- the API -------------------------------------------------------------------------------
 
@@ -98,6 +127,7 @@
     $("sign-out").hidden = false;
     followStream(session);
     pollSources(session);
+    notify("session", session);
   }
 
   function signOut(message) {
@@ -123,6 +153,7 @@
     $("auth-error").hidden = !message;
     $("token-input").value = "";
     $("token-input").focus();
+    notify("signout");
   }
 
   // ---- the stream ----------------------------------------------------------------------------
@@ -231,6 +262,7 @@
   function receiveEvent(record) {
     if (state.events.has(record.seq)) return;
     if (state.lastSeq === null || record.seq > state.lastSeq) state.lastSeq = record.seq;
+    notify("event", record);
     if (state.paused) {
       state.held.push(record);
       if (state.held.length > MAX_ROWS) state.held.shift();
@@ -578,15 +610,16 @@
       tab.classList.toggle("active", active);
       tab.setAttribute("aria-selected", String(active));
     }
-    $("live").hidden = name !== "live";
-    $("rejected").hidden = name !== "rejected";
+    for (const pane of document.querySelectorAll("#app > .pane-group")) pane.hidden = pane.id !== name;
     if (name === "rejected" && state.session) loadRejected(state.session);
+    notify("tab", name);
   }
 
-  function onRowActivate(tbody, select, key) {
+  /** Clicking a row of `tbody` (or Enter/Space on it) selects `parse(row.dataset[key])`. */
+  function onRowActivate(tbody, select, key, parse = Number) {
     const activate = (event) => {
       const row = event.target.closest("tr");
-      if (row && tbody.contains(row)) select(Number(row.dataset[key]));
+      if (row && tbody.contains(row)) select(parse(row.dataset[key]));
     };
     tbody.addEventListener("click", activate);
     tbody.addEventListener("keydown", (event) => {
@@ -613,7 +646,26 @@
   onRowActivate($("event-rows"), selectEvent, "seq");
   onRowActivate($("rejected-rows"), selectRejected, "id");
 
-  const saved = sessionStorage.getItem(TOKEN_KEY);
-  if (saved) start(saved);
-  else $("token-input").focus();
+  window.tributaryDebugger = Object.freeze({
+    /** Calls `listener` on each occasion ("session", "event", "signout", "tab"). */
+    on(occasion, listener) {
+      listeners[occasion].push(listener);
+    },
+    session: () => state.session,
+    el,
+    formatTime,
+    fetchJson,
+    signedOutBy,
+    sleep,
+    openEvent,
+    onRowActivate,
+  });
+
+  // After every deferred script (the other tabs') has run and listens: a kept token starts the
+  // session, and the stream, only then.
+  document.addEventListener("DOMContentLoaded", () => {
+    const saved = sessionStorage.getItem(TOKEN_KEY);
+    if (saved) start(saved);
+    else $("token-input").focus();
+  });
 })();

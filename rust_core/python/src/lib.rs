@@ -372,6 +372,10 @@ rpc_methods! {
     preview_audience;
     /// Answers an encoded `cdp.v1.CheckMembershipRequest` with an encoded response.
     check_membership;
+    /// Answers an encoded `cdp.v1.UpdateAudienceRequest` with an encoded response.
+    update_audience;
+    /// Answers an encoded `cdp.v1.ExplainMembershipRequest` with an encoded response.
+    explain_membership;
 }
 
 #[pymethods]
@@ -381,6 +385,22 @@ impl Engine {
         let engine = &self.inner;
         let pages = without_gil(py, || engine.list_members(request))?;
         Ok(pages.iter().map(|page| PyBytes::new(py, page)).collect())
+    }
+
+    /// Encoded `cdp.v1.MembershipChange`s of saved definition `key` written after log position
+    /// `after`, waiting up to `wait_secs` for some; and the position to resume from.
+    #[pyo3(signature = (key, after, *, wait_secs=0.5))]
+    fn watch_membership<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+        after: u64,
+        wait_secs: f64,
+    ) -> PyResult<(Vec<Bound<'py, PyBytes>>, u64)> {
+        let engine = &self.inner;
+        let wait = Duration::from_secs_f64(wait_secs.clamp(0.0, 60.0));
+        let (changes, position) = without_gil(py, || engine.watch_membership(key, after, wait))?;
+        Ok((changes.iter().map(|c| PyBytes::new(py, c)).collect(), position))
     }
 }
 

@@ -77,9 +77,10 @@ pub struct Entity {
     pub kind: Kind,
     /// A user's nodes.
     nodes: Vec<u32>,
-    /// An account's traits (from its group calls) and users, by profile id.
+    /// An account's traits (from its group calls) and users, with their profile ids, by id.
     account_traits: Map<String, Value>,
     users: Vec<Rc<Entity>>,
+    user_ids: Vec<String>,
     /// Events by name id, built on first use.
     streams: RefCell<FxHashMap<u32, Rc<Vec<Rc<Ev>>>>>,
 }
@@ -91,17 +92,21 @@ impl Entity {
             nodes,
             account_traits: Map::new(),
             users: Vec::new(),
+            user_ids: Vec::new(),
             streams: RefCell::default(),
         }
     }
 
-    /// `users` must be in ascending profile-id order (the order an account's events tie in).
-    pub fn account(traits: Map<String, Value>, users: Vec<Rc<Entity>>) -> Self {
+    /// `users` (profile id, entity) must be in ascending profile-id order (the order an
+    /// account's events tie in).
+    pub fn account(traits: Map<String, Value>, users: Vec<(String, Rc<Entity>)>) -> Self {
+        let (user_ids, users) = users.into_iter().unzip();
         Self {
             kind: Kind::Accounts,
             nodes: Vec::new(),
             account_traits: traits,
             users,
+            user_ids,
             streams: RefCell::default(),
         }
     }
@@ -131,6 +136,20 @@ pub struct Evaluator<'a> {
 /// A value: `None` is missing.
 type Val = Option<Value>;
 
+/// One node of a definition's tree as `explain` reports it.
+pub struct Explained {
+    pub depth: u32,
+    pub query: String,
+    pub holds: bool,
+    pub value: Val,
+    pub operand: Val,
+    /// The events behind a reduced value (those that passed the stream's filters), in order.
+    pub seqs: Vec<u64>,
+    /// For ANY/ALL: the users for which the part held, and how many users there are.
+    pub users: Vec<String>,
+    pub users_total: usize,
+}
+
 impl Evaluator<'_> {
     /// Whether the entity is in the audience `condition`.
     pub fn holds_for(&self, condition: &Condition, entity: &Entity) -> Result<bool> {
@@ -140,6 +159,74 @@ impl Evaluator<'_> {
     /// The value of a computed trait for the entity.
     pub fn value_for(&self, scalar: &Scalar, entity: &Entity) -> Result<Val> {
         self.value(scalar, scope_of(entity))
+    }
+
+    /// Every node of `condition` for the entity, in reading order, with its verdict and values.
+    pub fn explain(&self, condition: &Condition, entity: &Entity) -> Result<Vec<Explained>> {
+        let mut out = Vec::new();
+        self.explain_into(condition, scope_of(entity), 0, &mut out)?;
+        Ok(out)
+    }
+
+    fn explain_into(
+        &self,
+        condition: &Condition,
+        scope: Scope<'_>,
+        depth: u32,
+        out: &mut Vec<Explained>,
+    ) -> Result<()> {
+        let mut node = Explained {
+            depth,
+            query: crate::query::render_condition(condition),
+            holds: self.holds(condition, scope)?,
+            value: None,
+            operand: None,
+            seqs: Vec::new(),
+            users: Vec::new(),
+            users_total: 0,
+        };
+        match condition {
+            Condition::And(parts) | Condition::Or(parts) => {
+                out.push(node);
+                for part in parts {
+                    self.explain_into(part, scope, depth + 1, out)?;
+                }
+            }
+            Condition::Not(inner) => {
+                out.push(node);
+                self.explain_into(inner, scope, depth + 1, out)?;
+            }
+            Condition::Any(inner) | Condition::All(inner) => {
+                let entity = scope.entity;
+                for (user, id) in entity.users.iter().zip(&entity.user_ids) {
+                    if self.holds(inner, scope_of(user))? {
+                        node.users.push(id.clone());
+                    }
+                }
+                node.users_total = entity.users.len();
+                out.push(node);
+            }
+            Condition::Compare(comparison) => {
+                node.value = self.value(&comparison.subject, scope)?;
+                if let Some(operand) = comparison.comparator.operand() {
+                    node.operand = self.value(operand, scope)?;
+                }
+                if let Scalar::Reduced(reduction) = &comparison.subject {
+                    let events = self.stream(&reduction.stream.name, &reduction.stream.filters, scope)?;
+                    node.seqs = events.iter().map(|event| event.seq).collect();
+                }
+                out.push(node);
+            }
+        }
+        Ok(())
+    }
+
+    /// The entity's events of `name`, in stream order, as (time, seq).
+    pub fn events_named(&self, entity: &Entity, name: &str) -> Vec<(i64, u64)> {
+        self.events_of(entity, name)
+            .iter()
+            .map(|event| (event.ms, event.seq))
+            .collect()
     }
 
     fn holds(&self, condition: &Condition, scope: Scope<'_>) -> Result<bool> {
@@ -203,10 +290,38 @@ impl Evaluator<'_> {
                 }
             }
             Scalar::Reduced(reduction) => {
+                if let Some(count) = self.windowed_count(reduction, scope.entity) {
+                    return Ok(Some(Value::from(count)));
+                }
                 let events = self.stream(&reduction.stream.name, &reduction.stream.filters, scope)?;
                 self.reduce(&reduction.reducer, &events)
             }
         }
+    }
+
+    /// `count()` of a user's stream filtered by time windows only, read off its nodes' event
+    /// lists by binary search (no stream built): what real-time re-evaluation mostly asks.
+    fn windowed_count(&self, reduction: &crate::query::Reduction, entity: &Entity) -> Option<u64> {
+        if reduction.reducer != Reducer::Count || entity.kind != Kind::Users {
+            return None;
+        }
+        let (mut from, mut to) = (i64::MIN, i64::MAX);
+        for filter in &reduction.stream.filters {
+            let (start, end) = match filter {
+                Filter::Within(span) => (self.now_ms - span.millis(), self.now_ms),
+                Filter::Between(a, b) => (self.now_ms - b.millis(), self.now_ms - a.millis() - 1),
+                _ => return None,
+            };
+            (from, to) = (from.max(start), to.min(end));
+        }
+        let Some(name) = self.engage.events.name_id(&reduction.stream.name) else {
+            return Some(0);
+        };
+        let nodes = entity
+            .nodes
+            .iter()
+            .filter_map(|&node| self.engage.events.events(node, name));
+        Some(nodes.map(|events| events.count(from, to)).sum())
     }
 
     /// A trait of the entity; a saved definition's key gives its membership (true or missing)

@@ -14,9 +14,10 @@ use rustc_hash::FxHashMap;
 
 const DAY_MS: i64 = 86_400_000;
 
-/// The UTC day (days since 1970-01-01) of a time in ms.
+/// The UTC day (days since 1970-01-01) of a time in ms (open windows reach i64::MIN/MAX: the
+/// days saturate instead of wrapping).
 pub fn day_of(ms: i64) -> i32 {
-    ms.div_euclid(DAY_MS) as i32
+    ms.div_euclid(DAY_MS).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
 
 /// The events of one name on one node: (time ms, log seq), ordered by time then seq (arrival).
@@ -26,12 +27,15 @@ pub struct NodeEvents {
 }
 
 impl NodeEvents {
-    fn add(&mut self, ms: i64, seq: u64) {
+    /// Adds an event; false when it was there already.
+    fn add(&mut self, ms: i64, seq: u64) -> bool {
         // Events mostly arrive in time order: the end is the usual place.
         let at = self.events.partition_point(|&known| known <= (ms, seq));
-        if self.events.get(at.wrapping_sub(1)) != Some(&(ms, seq)) {
-            self.events.insert(at, (ms, seq));
+        if self.events.get(at.wrapping_sub(1)) == Some(&(ms, seq)) {
+            return false;
         }
+        self.events.insert(at, (ms, seq));
+        true
     }
 
     /// Events with `from <= time <= to` (ms).
@@ -66,10 +70,20 @@ impl NodeEvents {
 
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct NameIndex {
-    /// Nodes with events of this name on each day.
-    days: BTreeMap<i32, RoaringBitmap>,
+    /// The events of this name on each day.
+    days: BTreeMap<i32, Day>,
     /// Nodes with any event of this name.
     all: RoaringBitmap,
+}
+
+/// The events of one name on one day.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Day {
+    /// The nodes with one or more.
+    nodes: RoaringBitmap,
+    /// (time ms, node) of each, in arrival order: a windowed count over many profiles reads
+    /// these lists front to back instead of looking each profile up.
+    events: Vec<(i64, u32)>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -92,11 +106,14 @@ impl EventIndex {
                 id
             }
         };
-        let day = day_of(ms);
+        if !self.by_node.entry((node, id)).or_default().add(ms, seq) {
+            return;
+        }
         let index = &mut self.names[id as usize];
-        index.days.entry(day).or_default().insert(node);
+        let day = index.days.entry(day_of(ms)).or_default();
+        day.nodes.insert(node);
+        day.events.push((ms, node));
         index.all.insert(node);
-        self.by_node.entry((node, id)).or_default().add(ms, seq);
     }
 
     /// The id of an event name, if any event had it.
@@ -113,10 +130,36 @@ impl EventIndex {
             return RoaringBitmap::new();
         }
         let mut nodes = RoaringBitmap::new();
-        for bitmap in index.days.range(from..=to).map(|(_, b)| b) {
-            nodes |= bitmap;
+        for day in index.days.range(from..=to).map(|(_, day)| day) {
+            nodes |= &day.nodes;
         }
         nodes
+    }
+
+    /// Adds to `counts[node]` each node's events of `name` with `from <= time <= to` (ms).
+    /// Days inside the window are counted whole, the two at its ends event by event. `counts`
+    /// has a slot per node; the nodes counted are among `nodes_between` of the window's days.
+    pub fn count_between(&self, name: u32, from: i64, to: i64, counts: &mut [u32]) {
+        let Some(index) = self.names.get(name as usize) else {
+            return;
+        };
+        if from > to {
+            return;
+        }
+        let (first, last) = (day_of(from), day_of(to));
+        for (&day, events) in index.days.range(first..=last) {
+            let whole = (day != first || from == i64::from(day) * DAY_MS)
+                && (day != last || to == i64::from(day + 1) * DAY_MS - 1);
+            if whole {
+                for &(_, node) in &events.events {
+                    counts[node as usize] += 1;
+                }
+            } else {
+                for &(ms, node) in &events.events {
+                    counts[node as usize] += u32::from(from <= ms && ms <= to);
+                }
+            }
+        }
     }
 
     /// Nodes with any event of `name`.
@@ -148,7 +191,12 @@ impl EventIndex {
             .names
             .iter()
             .map(|index| {
-                index.all.serialized_size() + index.days.values().map(|b| b.serialized_size() + 48).sum::<usize>()
+                index.all.serialized_size()
+                    + index
+                        .days
+                        .values()
+                        .map(|day| day.nodes.serialized_size() + heap(&day.events) + 48)
+                        .sum::<usize>()
             })
             .sum();
         let nodes: usize = self.by_node.values().map(|events| heap(&events.events)).sum::<usize>()
@@ -169,6 +217,7 @@ mod tests {
         assert_eq!(day_of(DAY_MS - 1), 0);
         assert_eq!(day_of(-1), -1);
         assert_eq!(day_of(T0), 20_454);
+        assert_eq!((day_of(i64::MIN), day_of(i64::MAX)), (i32::MIN, i32::MAX));
     }
 
     #[test]

@@ -24,14 +24,16 @@ use super::evaluate::{literal_value, test, Entity, Evaluator};
 use super::events::day_of;
 use crate::error::Result;
 use crate::profiles::AccountLinks;
-use crate::query::{Body, Comparison, Condition, Filter, Kind, Reducer, Scalar};
+use crate::query::{Body, Comparator, Comparison, Condition, Filter, Kind, Literal, Reducer, Scalar};
 
 /// One evaluation over all entities.
 pub struct Run<'a> {
     pub ev: Evaluator<'a>,
     pub links: &'a AccountLinks,
     /// Every profile's root.
-    pub roots: RoaringBitmap,
+    pub roots: &'a RoaringBitmap,
+    /// Roots of profiles with several nodes, computed on first use.
+    multi_node: std::cell::OnceCell<RoaringBitmap>,
     /// Members of saved USERS audiences, computed once.
     saved_members: RefCell<FxHashMap<String, Rc<RoaringBitmap>>>,
 }
@@ -43,6 +45,7 @@ impl<'a> Run<'a> {
             ev,
             links,
             roots,
+            multi_node: std::cell::OnceCell::new(),
             saved_members: RefCell::default(),
         }
     }
@@ -54,13 +57,17 @@ impl<'a> Run<'a> {
 
     /// The profiles (roots) in a USERS audience.
     pub fn users(&self, condition: &Condition) -> Result<RoaringBitmap> {
-        self.members(condition, &self.roots)
+        self.members(condition, self.roots)
+    }
+
+    fn multi_node(&self) -> &RoaringBitmap {
+        self.multi_node.get_or_init(|| self.ev.graph.multi_node_roots())
     }
 
     /// Each profile's value of a USERS computed trait (profiles without one are left out).
     pub fn user_values(&self, scalar: &Scalar) -> Result<Vec<(u32, Value)>> {
         let mut out = Vec::new();
-        for root in &self.roots {
+        for root in self.roots {
             if let Some(value) = self.ev.value_for(scalar, &self.user(root))? {
                 out.push((root, value));
             }
@@ -109,10 +116,7 @@ impl<'a> Run<'a> {
             .filter_map(|root| Some((graph.id_at(root)?.to_string(), Rc::new(self.user(root)))))
             .collect();
         users.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(Some(Entity::account(
-            traits,
-            users.into_iter().map(|(_, user)| user).collect(),
-        )))
+        Ok(Some(Entity::account(traits, users)))
     }
 
     /// The accounts in an ACCOUNTS audience.
@@ -231,18 +235,20 @@ impl<'a> Run<'a> {
                         RoaringBitmap::new()
                     }));
                 };
-                // A profile with several nodes takes the latest of their values: check it.
-                let latest_passes = |root: u32, keep: &dyn Fn(Option<&Value>) -> bool| {
-                    let nodes = graph.members_at(root);
-                    nodes.len() <= 1 || keep(self.ev.user_trait(nodes, name).as_ref())
+                // A profile with several nodes takes the latest of their values: check those.
+                let checked = |found: RoaringBitmap, keep: &dyn Fn(Option<&Value>) -> bool| {
+                    let several = &found & self.multi_node();
+                    let wrong = several
+                        .iter()
+                        .filter(|&root| !keep(self.ev.user_trait(graph.members_at(root), name).as_ref()));
+                    let wrong = RoaringBitmap::from_sorted_iter(wrong).unwrap_or_default();
+                    found - wrong
                 };
                 let nodes = index.nodes_where(trait_id, |value| passes(Some(value)));
-                let found = graph.roots_of(&nodes, &self.roots) & universe;
-                let mut found = retained(found, |root| latest_passes(root, &passes));
+                let mut found = checked(graph.roots_of(&nodes, self.roots) & universe, &passes);
                 if passes(None) {
-                    let present = graph.roots_of(&index.nodes_where(trait_id, |_| true), &self.roots) & universe;
-                    let present = retained(present, |root| latest_passes(root, &|value| value.is_some()));
-                    found |= universe - present;
+                    let present = graph.roots_of(&index.nodes_where(trait_id, |_| true), self.roots) & universe;
+                    found |= universe - checked(present, &|value| value.is_some());
                 }
                 found
             }
@@ -256,31 +262,60 @@ impl<'a> Run<'a> {
                         RoaringBitmap::new()
                     }));
                 };
-                let nodes = if from == i64::MIN && to == i64::MAX {
-                    events.nodes_with(name_id).cloned().unwrap_or_default()
+                let any_one = from == i64::MIN && to == i64::MAX && passes(Some(&Value::from(1u64)));
+                let (candidates, mut found) = if any_one && is_at_least_one(&comparison.comparator) {
+                    // `count() >= 1` over all time: who has any such event at all.
+                    let nodes = events.nodes_with(name_id).cloned().unwrap_or_default();
+                    let candidates = graph.roots_of(&nodes, self.roots) & universe;
+                    (candidates.clone(), candidates)
                 } else {
-                    events.nodes_between(name_id, day_of(from), day_of(to))
+                    self.counted(name_id, from, to, universe, &passes)
                 };
-                let candidates = graph.roots_of(&nodes, &self.roots) & universe;
-                let mut found = Vec::new();
-                for root in &candidates {
-                    let count: u64 = graph
-                        .members_at(root)
-                        .iter()
-                        .filter_map(|&node| events.events(node, name_id))
-                        .map(|node_events| node_events.count(from, to))
-                        .sum();
-                    if passes(Some(&Value::from(count))) {
-                        found.push(root);
-                    }
-                }
-                let mut found = RoaringBitmap::from_sorted_iter(found).unwrap_or_default();
                 if at_zero {
                     found |= universe - candidates;
                 }
                 found
             }
         }))
+    }
+
+    /// The profiles of `universe` with events of `name_id` on the days of `from..=to` (the
+    /// candidates), and those of them whose count in `from..=to` passes. Counted over the
+    /// window's events into a slot per node, then per profile.
+    fn counted(
+        &self,
+        name_id: u32,
+        from: i64,
+        to: i64,
+        universe: &RoaringBitmap,
+        passes: &dyn Fn(Option<&Value>) -> bool,
+    ) -> (RoaringBitmap, RoaringBitmap) {
+        let graph = self.ev.graph;
+        let events = &self.ev.engage.events;
+        let mut counts = vec![0u32; graph.node_count()];
+        events.count_between(name_id, from, to, &mut counts);
+        let nodes = events.nodes_between(name_id, day_of(from), day_of(to));
+        let mut candidates = &nodes & self.roots;
+        // Nodes of profiles with several: their events count for the profile.
+        for node in &nodes - self.roots {
+            if let Some(root) = graph.root_of(node) {
+                let moved = std::mem::take(&mut counts[node as usize]);
+                counts[root as usize] += moved;
+                candidates.insert(root);
+            }
+        }
+        candidates &= universe;
+        // The verdict of each small count, worked out once.
+        let verdicts: Vec<bool> = (0..64u32).map(|n| passes(Some(&Value::from(n)))).collect();
+        let verdict = |n: u32| {
+            verdicts
+                .get(n as usize)
+                .copied()
+                .unwrap_or_else(|| passes(Some(&Value::from(n))))
+        };
+        let found = candidates.iter().filter(|&root| verdict(counts[root as usize]));
+        let found = RoaringBitmap::from_sorted_iter(found).unwrap_or_default();
+        (candidates, found)
     }
 
     fn saved_members(&self, key: &str) -> Result<Rc<RoaringBitmap>> {
@@ -290,7 +325,7 @@ impl<'a> Run<'a> {
         let Some(Body::Audience(condition)) = self.ev.saved.get(key).map(|d| &d.body) else {
             return Ok(Rc::default());
         };
-        let members = Rc::new(self.members(condition, &self.roots)?);
+        let members = Rc::new(self.members(condition, self.roots)?);
         self.saved_members
             .borrow_mut()
             .insert(key.to_owned(), Rc::clone(&members));
@@ -349,7 +384,16 @@ fn shape<'q>(
     }
 }
 
-/// The members of `bitmap` that `keep` accepts.
-fn retained(bitmap: RoaringBitmap, mut keep: impl FnMut(u32) -> bool) -> RoaringBitmap {
-    RoaringBitmap::from_sorted_iter(bitmap.into_iter().filter(|&x| keep(x))).unwrap_or_default()
+/// `>= 1`, `> 0` and the like: true for every count from 1 up, false at 0.
+fn is_at_least_one(comparator: &Comparator) -> bool {
+    let literal = |scalar: &Scalar| match scalar {
+        Scalar::Literal(Literal::Integer(n)) => Some(*n as f64),
+        Scalar::Literal(Literal::Decimal(x)) => Some(*x),
+        _ => None,
+    };
+    match comparator {
+        Comparator::AtLeast(operand) => literal(operand).is_some_and(|x| x > 0.0 && x <= 1.0),
+        Comparator::GreaterThan(operand) => literal(operand).is_some_and(|x| (0.0..1.0).contains(&x)),
+        _ => false,
+    }
 }

@@ -40,8 +40,9 @@ pub const ENGAGE_SOURCE: &str = "Tributary Engage";
 const META_ENGAGE_SOURCE: &str = "engage_source_id";
 /// Most derived events in one batch (Segment's batch limit).
 const BATCH: usize = 2_000;
-/// Most touched profiles evaluated under one hold of the graph lock.
-const PROFILES_PER_LOCK: usize = 2_000;
+/// Most touched profiles evaluated under one hold of the graph lock (the publisher waits for it
+/// to resolve the next group, so holds stay short).
+const PROFILES_PER_LOCK: usize = 256;
 
 /// What the publisher tells the worker about a committed group.
 pub enum Message {
@@ -75,7 +76,17 @@ pub struct Hub {
     /// The graph's count of replayed clusters when the publisher last looked: a change means a
     /// late event rebuilt profiles, which may have split others than the ones it touched.
     pub rebuilt_clusters: std::sync::atomic::AtomicU64,
+    /// Each audience's size after each change the worker wrote, (time ms, size), the last
+    /// `SIZE_POINTS` (in memory: a chart since the server started).
+    sizes: Mutex<FxHashMap<String, std::collections::VecDeque<(i64, u64)>>>,
+    /// The saved definitions parsed, for the service's evaluations (None: read them again).
+    pub parsed: Mutex<Option<Arc<FxHashMap<String, Definition>>>>,
+    /// Bumped by every change of the definitions (see `definitions_changed`).
+    pub generation: std::sync::atomic::AtomicU64,
 }
+
+/// Points of size history kept per audience.
+const SIZE_POINTS: usize = 1_000;
 
 impl Default for Hub {
     fn default() -> Self {
@@ -87,6 +98,9 @@ impl Default for Hub {
             source_id: AtomicU32::new(0),
             computing: Mutex::default(),
             rebuilt_clusters: std::sync::atomic::AtomicU64::new(0),
+            sizes: Mutex::default(),
+            parsed: Mutex::default(),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -96,12 +110,42 @@ impl Hub {
         let _ = self.sender.send(message);
     }
 
+    /// Definitions were created, changed or deleted (after their write committed).
+    pub fn definitions_changed(&self) {
+        let mut parsed = self.parsed.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        *parsed = None;
+        drop(parsed);
+        self.send(Message::DefinitionsChanged);
+    }
+
     pub fn mark_computing(&self, key: &str) {
         self.computing.lock().insert(key.to_owned());
     }
 
     pub fn is_computing(&self, key: &str) -> bool {
         self.computing.lock().contains(key)
+    }
+
+    /// An audience's size over time (see `sizes`), oldest first.
+    pub fn sizes(&self, key: &str) -> Vec<(i64, u64)> {
+        self.sizes
+            .lock()
+            .get(key)
+            .map(|points| points.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    fn record_size(&self, key: &str, at_ms: i64, size: u64) {
+        let mut sizes = self.sizes.lock();
+        let points = sizes.entry(key.to_owned()).or_default();
+        if points.back().is_some_and(|&(_, last)| last == size) {
+            return;
+        }
+        if points.len() == SIZE_POINTS {
+            points.pop_front();
+        }
+        points.push_back((at_ms, size));
     }
 }
 
@@ -240,24 +284,16 @@ impl Worker {
         let mut next_tick = Instant::now() + self.tick;
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
-            let outcome = match self.receiver.recv_timeout(wait) {
-                Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-                Ok(Message::DefinitionsChanged) => self.reload().and_then(|new| self.reconcile(&new)),
-                Ok(Message::ReconcileAll) => {
-                    let all: Vec<String> = self.kept.iter().map(|k| k.audience.key.clone()).collect();
-                    self.reconcile(&all)
-                }
-                Ok(first) => self.touched(first),
-                Err(RecvTimeoutError::Timeout) => {
-                    next_tick = Instant::now() + self.tick;
-                    let timed: Vec<String> = self
-                        .kept
-                        .iter()
-                        .filter(|k| k.deps.on_tick() || self.shared.engage_hub.is_computing(&k.audience.key))
-                        .map(|k| k.audience.key.clone())
-                        .collect();
-                    self.reconcile(&timed)
-                }
+            let message = self.receiver.recv_timeout(wait);
+            // A bug in one evaluation must not end real time for good: it is logged, and the
+            // next tick or touch tries again.
+            let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step(message, &mut next_tick)));
+            let outcome = match step {
+                Ok(Some(outcome)) => outcome,
+                Ok(None) => return,
+                Err(_) => Err(EngineError::Storage(
+                    "an evaluation panicked (see the log above)".into(),
+                )),
             };
             if let Err(err) = outcome {
                 if matches!(err, EngineError::ShutDown) {
@@ -268,7 +304,34 @@ impl Worker {
         }
     }
 
-    /// Reads the saved definitions; returns the keys that are new.
+    /// Handles one message (or a timeout); None when the worker must stop.
+    fn step(
+        &mut self,
+        message: std::result::Result<Message, RecvTimeoutError>,
+        next_tick: &mut Instant,
+    ) -> Option<Result<()>> {
+        Some(match message {
+            Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => return None,
+            Ok(Message::DefinitionsChanged) => self.reload().and_then(|new| self.reconcile(&new)),
+            Ok(Message::ReconcileAll) => {
+                let all: Vec<String> = self.kept.iter().map(|k| k.audience.key.clone()).collect();
+                self.reconcile(&all)
+            }
+            Ok(first) => self.touched(first),
+            Err(RecvTimeoutError::Timeout) => {
+                *next_tick = Instant::now() + self.tick;
+                let timed: Vec<String> = self
+                    .kept
+                    .iter()
+                    .filter(|k| k.deps.on_tick() || self.shared.engage_hub.is_computing(&k.audience.key))
+                    .map(|k| k.audience.key.clone())
+                    .collect();
+                self.reconcile(&timed)
+            }
+        })
+    }
+
+    /// Reads the saved definitions; returns the keys that are new or whose query changed.
     fn reload(&mut self) -> Result<Vec<String>> {
         let store = &self.shared.store;
         let audiences = {
@@ -276,14 +339,18 @@ impl Worker {
             crate::audiences::saved_records(&store.log_dbs, &txn.txn)?
         };
         let saved = crate::audiences::parse_saved(audiences.clone())?;
-        let known: FxHashSet<String> = self.kept.iter().map(|k| k.audience.key.clone()).collect();
+        let known: FxHashMap<String, String> = self
+            .kept
+            .iter()
+            .map(|k| (k.audience.key.clone(), k.audience.query.clone()))
+            .collect();
         let mut new = Vec::new();
         self.kept = audiences
             .into_iter()
             .filter(|a| a.kind != EntityKind::Accounts as i32)
             .filter_map(|audience| {
                 let definition = saved.get(&audience.key)?.clone();
-                if !known.contains(&audience.key) {
+                if known.get(&audience.key) != Some(&audience.query) {
                     new.push(audience.key.clone());
                 }
                 let deps = Deps::of(&definition, &saved);
@@ -311,6 +378,7 @@ impl Worker {
             let changes = self.with_run(|run| full_changes(run, kept))?;
             self.emit(changes)?;
             self.shared.engage_hub.computing.lock().remove(key);
+            self.record_sizes(std::slice::from_ref(key))?;
         }
         Ok(())
     }
@@ -371,11 +439,40 @@ impl Worker {
                     }
                     Ok(changes)
                 })?;
+                let keys: FxHashSet<String> = changes.iter().map(|c| c.key.clone()).collect();
                 self.emit(changes)?;
+                self.record_sizes(&keys.into_iter().collect::<Vec<_>>())?;
             }
         }
         if stop {
             return Err(EngineError::ShutDown);
+        }
+        Ok(())
+    }
+
+    /// Adds a point to the size history of these audiences.
+    fn record_sizes(&self, keys: &[String]) -> Result<()> {
+        let audiences: Vec<&str> = keys
+            .iter()
+            .filter(|key| {
+                self.kept
+                    .iter()
+                    .any(|k| &k.audience.key == *key && k.audience.r#type != DefinitionType::ComputedTrait as i32)
+            })
+            .map(String::as_str)
+            .collect();
+        if audiences.is_empty() {
+            return Ok(());
+        }
+        let sizes = self.with_run(|run| {
+            Ok(audiences
+                .iter()
+                .map(|key| emitted_members(run, key).len())
+                .collect::<Vec<_>>())
+        })?;
+        let now = time::now_ms();
+        for (key, size) in audiences.iter().zip(sizes) {
+            self.shared.engage_hub.record_size(key, now, size);
         }
         Ok(())
     }
@@ -533,7 +630,7 @@ pub(crate) fn emitted_members(run: &Run<'_>, key: &str) -> RoaringBitmap {
         return RoaringBitmap::new();
     };
     let nodes = index.nodes_where(trait_id, |value| value == &Value::Bool(true));
-    let roots = run.ev.graph.roots_of(&nodes, &run.roots);
+    let roots = run.ev.graph.roots_of(&nodes, run.roots);
     roots
         .into_iter()
         .filter(|&root| emitted(run, root, key) == Some(Value::Bool(true)))
@@ -547,7 +644,7 @@ pub(crate) fn emitted_present(run: &Run<'_>, key: &str) -> FxHashSet<u32> {
         return FxHashSet::default();
     };
     let nodes = index.nodes_where(trait_id, |_| true);
-    run.ev.graph.roots_of(&nodes, &run.roots).into_iter().collect()
+    run.ev.graph.roots_of(&nodes, run.roots).into_iter().collect()
 }
 
 /// The events that write one change: for an audience a track `Audience Entered`/`Exited` and an

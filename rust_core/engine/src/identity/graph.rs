@@ -373,6 +373,7 @@ impl IdentityGraph {
             refusals: state.refusals,
             rebuilt_clusters: state.rebuilt_clusters,
         };
+        graph.profiles.restore();
         let (arena, nodes) = (&graph.arena, &graph.nodes);
         let hash = |node: u32| node_hash(arena.get(nodes[node as usize].text).hash128());
         graph.node_of = HashTable::with_capacity(nodes.len());

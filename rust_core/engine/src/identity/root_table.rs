@@ -17,6 +17,10 @@ pub struct RootTable<T> {
     /// Empty slots, reused first.
     free: Vec<u32>,
     len: usize,
+    /// The roots holding a value, as a bitmap (for Engage's evaluation: profile numbers). Not
+    /// in snapshots: `restore` rebuilds it after a load.
+    #[serde(skip)]
+    root_set: roaring::RoaringBitmap,
 }
 
 impl<T> Default for RootTable<T> {
@@ -26,6 +30,7 @@ impl<T> Default for RootTable<T> {
             slot_of: Vec::new(),
             free: Vec::new(),
             len: 0,
+            root_set: roaring::RoaringBitmap::new(),
         }
     }
 }
@@ -82,6 +87,7 @@ impl<T> RootTable<T> {
     pub fn remove(&mut self, root: u32) -> Option<T> {
         let slot = self.slot(root)?;
         self.slot_of[root as usize] = NONE;
+        self.root_set.remove(root);
         self.free.push(slot);
         self.len -= 1;
         self.slots[slot as usize].take()
@@ -94,16 +100,23 @@ impl<T> RootTable<T> {
         }
         if let Some(slot) = self.slot(from) {
             self.slot_of[from as usize] = NONE;
+            self.root_set.remove(from);
             self.point(to, slot);
         }
     }
 
-    /// The roots holding a value, in node order.
-    pub fn roots(&self) -> impl Iterator<Item = u32> + '_ {
-        (0u32..)
+    /// The roots holding a value.
+    pub fn root_set(&self) -> &roaring::RoaringBitmap {
+        &self.root_set
+    }
+
+    /// Rebuilds `root_set` (after deserializing).
+    pub fn restore(&mut self) {
+        let roots = (0u32..)
             .zip(&self.slot_of)
             .filter(|(_, &slot)| slot != NONE)
-            .map(|(root, _)| root)
+            .map(|(root, _)| root);
+        self.root_set = roaring::RoaringBitmap::from_sorted_iter(roots).unwrap_or_default();
     }
 
     pub fn values(&self) -> impl Iterator<Item = &T> {
@@ -123,6 +136,7 @@ impl<T> RootTable<T> {
         }
         debug_assert_eq!(self.slot_of[at], NONE, "a root holds one value");
         self.slot_of[at] = slot;
+        self.root_set.insert(root);
     }
 }
 

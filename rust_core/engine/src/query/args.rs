@@ -272,6 +272,16 @@ pub(crate) fn duration(arg: &Arg, usage: Usage) -> Result<Duration, QueryError> 
     Ok(Duration { amount, unit })
 }
 
+/// A duration of at least one unit: a window or a relative date (`within(0 days)` would hold
+/// nothing but events at the very instant of evaluation, which is always a mistake).
+pub(crate) fn positive_duration(arg: &Arg, usage: Usage) -> Result<Duration, QueryError> {
+    let duration = duration(arg, usage)?;
+    if duration.amount == 0 {
+        return Err(usage.error(arg, "a duration of at least 1 hour or 1 day"));
+    }
+    Ok(duration)
+}
+
 /// An ISO-8601 date (`2024-05-01`, midnight UTC) or date-time with a zone.
 pub(crate) fn date(arg: &Arg, usage: Usage) -> Result<Date, QueryError> {
     let text = string(arg, usage)?;

@@ -175,7 +175,7 @@ impl Checker {
             "within" => {
                 let arg = args::only(call, usage)?;
                 let parent = args::label(arg, &["parent"], usage)?.is_some();
-                let duration = args::duration(arg, usage)?;
+                let duration = args::positive_duration(arg, usage)?;
                 if !parent {
                     return Ok(Filter::Within(duration));
                 }
@@ -303,10 +303,10 @@ impl Checker {
             "ends_with" => Comparator::EndsWith(args::string(arg, usage)?),
             "before_date" => Comparator::BeforeDate(args::date(arg, usage)?),
             "after_date" => Comparator::AfterDate(args::date(arg, usage)?),
-            "within_last" => Comparator::WithinLast(args::duration(arg, usage)?),
-            "within_next" => Comparator::WithinNext(args::duration(arg, usage)?),
-            "before_last" => Comparator::BeforeLast(args::duration(arg, usage)?),
-            "after_next" => Comparator::AfterNext(args::duration(arg, usage)?),
+            "within_last" => Comparator::WithinLast(args::positive_duration(arg, usage)?),
+            "within_next" => Comparator::WithinNext(args::positive_duration(arg, usage)?),
+            "before_last" => Comparator::BeforeLast(args::positive_duration(arg, usage)?),
+            "after_next" => Comparator::AfterNext(args::positive_duration(arg, usage)?),
             _ => {
                 let operand = self.operand(args::expr(arg, usage)?, scope)?;
                 match name {

@@ -9,8 +9,17 @@ use crate::identifiers::Identifier;
 
 impl IdentityGraph {
     /// The root node of every profile.
-    pub fn root_bitmap(&self) -> RoaringBitmap {
-        RoaringBitmap::from_sorted_iter(self.profiles.roots()).unwrap_or_default()
+    pub fn root_bitmap(&self) -> &RoaringBitmap {
+        self.profiles.root_set()
+    }
+
+    /// The roots of profiles with more than one node (their other nodes are linked, not roots).
+    pub fn multi_node_roots(&self) -> RoaringBitmap {
+        let mut others = RoaringBitmap::new();
+        others.insert_range(0..self.nodes.len() as u32);
+        others -= self.root_bitmap();
+        let roots: Vec<u32> = others.iter().filter_map(|node| self.root_of(node)).collect();
+        RoaringBitmap::from_iter(roots)
     }
 
     /// The root of the profile holding `node`; None for a node no profile holds.

@@ -42,6 +42,7 @@ fn literal() -> BoxedStrategy<Literal> {
     .boxed()
 }
 
+/// A duration as `between` takes it (0 allowed).
 fn duration() -> BoxedStrategy<Duration> {
     (
         prop_oneof![0u32..100, any::<u32>()],
@@ -49,6 +50,11 @@ fn duration() -> BoxedStrategy<Duration> {
     )
         .prop_map(|(amount, unit)| Duration::new(amount, unit))
         .boxed()
+}
+
+/// A duration of at least one unit, as windows and relative dates take them.
+fn positive_duration() -> BoxedStrategy<Duration> {
+    duration().prop_filter("at least one unit", |d| d.amount > 0).boxed()
 }
 
 /// A date as text with the instant it denotes, computed here with chrono.
@@ -123,7 +129,7 @@ fn reducer(at: At) -> BoxedStrategy<Reducer> {
 
 fn filter(at: At, depth: u32) -> BoxedStrategy<Filter> {
     let mut options = vec![
-        duration().prop_map(Filter::Within).boxed(),
+        positive_duration().prop_map(Filter::Within).boxed(),
         (duration(), duration())
             .prop_filter("a shorter start", |(a, b)| a.millis() != b.millis())
             .prop_map(|(a, b)| {
@@ -139,7 +145,7 @@ fn filter(at: At, depth: u32) -> BoxedStrategy<Filter> {
             .boxed(),
     ];
     if at.events >= 1 {
-        options.push(duration().prop_map(Filter::WithinParent).boxed());
+        options.push(positive_duration().prop_map(Filter::WithinParent).boxed());
     }
     if depth > 0 {
         let where_ = condition(at.inside_event(), depth - 1).prop_map(Filter::Where).boxed();
@@ -192,10 +198,10 @@ fn comparator(operand: BoxedStrategy<Scalar>) -> BoxedStrategy<Comparator> {
         prop::collection::vec(literal(), 1..3).prop_map(Comparator::OneOf),
         date().prop_map(Comparator::BeforeDate),
         date().prop_map(Comparator::AfterDate),
-        duration().prop_map(Comparator::WithinLast),
-        duration().prop_map(Comparator::WithinNext),
-        duration().prop_map(Comparator::BeforeLast),
-        duration().prop_map(Comparator::AfterNext),
+        positive_duration().prop_map(Comparator::WithinLast),
+        positive_duration().prop_map(Comparator::WithinNext),
+        positive_duration().prop_map(Comparator::BeforeLast),
+        positive_duration().prop_map(Comparator::AfterNext),
     ]
     .boxed()
 }

@@ -480,3 +480,20 @@ fn at_most_fifty_primary_expressions() {
         .1 as usize
     );
 }
+
+#[test]
+fn windows_and_relative_dates_need_at_least_one_unit() {
+    for (text, at) in [
+        ("event('A').within(0 days).count() >= 1", "0 days"),
+        (
+            "event('A').where(event('B').within(parent: 0 hours).count() >= 1).count() >= 1",
+            "parent: 0 hours",
+        ),
+        ("trait('t').within_last(0 days)", "0 days"),
+        ("trait('t').after_next(0 hours)", "0 hours"),
+    ] {
+        assert_audience_error(text, at, "a duration of at least 1 hour or 1 day");
+    }
+    // between(...) starts at 0: "the last 7 days, now excluded".
+    audience("event('A').between(0 days, 7 days).count() >= 1");
+}

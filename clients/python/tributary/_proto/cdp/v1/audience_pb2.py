@@ -25,17 +25,17 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63\x64p/v1/audience.proto\x12\x06\x63\x64p.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x02\n\x08\x41udience\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12$\n\x04type\x18\x04 \x01(\x0e\x32\x16.cdp.v1.DefinitionType\x12 \n\x04kind\x18\x05 \x01(\x0e\x32\x12.cdp.v1.EntityKind\x12\n\n\x02id\x18\x06 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x07 \x01(\x03\x12\x17\n\x0f\x63\x61nonical_query\x18\x08 \x01(\t\x12\'\n\x06status\x18\t \x01(\x0e\x32\x17.cdp.v1.Audience.Status\x12\x0c\n\x04size\x18\n \x01(\x04\"H\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10STATUS_COMPUTING\x10\x01\x12\x10\n\x0cSTATUS_READY\x10\x02\"\x89\x01\n\x15\x43reateAudienceRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12$\n\x04type\x18\x04 \x01(\x0e\x32\x16.cdp.v1.DefinitionType\x12 \n\x04kind\x18\x05 \x01(\x0e\x32\x12.cdp.v1.EntityKind\"<\n\x16\x43reateAudienceResponse\x12\"\n\x08\x61udience\x18\x01 \x01(\x0b\x32\x10.cdp.v1.Audience\"!\n\x12GetAudienceRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"9\n\x13GetAudienceResponse\x12\"\n\x08\x61udience\x18\x01 \x01(\x0b\x32\x10.cdp.v1.Audience\"\x16\n\x14ListAudiencesRequest\"<\n\x15ListAudiencesResponse\x12#\n\taudiences\x18\x01 \x03(\x0b\x32\x10.cdp.v1.Audience\"$\n\x15\x44\x65leteAudienceRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteAudienceResponse\"#\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\xa4\x01\n\x0ePreviewRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12$\n\x04type\x18\x02 \x01(\x0e\x32\x16.cdp.v1.DefinitionType\x12 \n\x04kind\x18\x03 \x01(\x0e\x32\x12.cdp.v1.EntityKind\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bsample_size\x18\x05 \x01(\r\"t\n\x0fPreviewResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\x12\x1e\n\x06sample\x18\x02 \x03(\x0b\x32\x0e.cdp.v1.Member\x12\x19\n\x11\x65valuation_micros\x18\x03 \x01(\x04\x12\x17\n\x0f\x63\x61nonical_query\x18\x04 \x01(\t\"I\n\x12ListMembersRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\x13ListMembersResponse\x12\x1f\n\x07members\x18\x01 \x03(\x0b\x32\x0e.cdp.v1.Member\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"a\n\x16\x43heckMembershipRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x12\n\nidentifier\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x17\x43heckMembershipResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\x08\x12\r\n\x05value\x18\x03 \x01(\x0c*s\n\x0e\x44\x65\x66initionType\x12\x1f\n\x1b\x44\x45\x46INITION_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x45\x46INITION_TYPE_AUDIENCE\x10\x01\x12\"\n\x1e\x44\x45\x46INITION_TYPE_COMPUTED_TRAIT\x10\x02*Z\n\nEntityKind\x12\x1b\n\x17\x45NTITY_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11\x45NTITY_KIND_USERS\x10\x01\x12\x18\n\x14\x45NTITY_KIND_ACCOUNTS\x10\x02\x32\xa3\x04\n\x0f\x41udienceService\x12O\n\x0e\x43reateAudience\x12\x1d.cdp.v1.CreateAudienceRequest\x1a\x1e.cdp.v1.CreateAudienceResponse\x12\x46\n\x0bGetAudience\x12\x1a.cdp.v1.GetAudienceRequest\x1a\x1b.cdp.v1.GetAudienceResponse\x12L\n\rListAudiences\x12\x1c.cdp.v1.ListAudiencesRequest\x1a\x1d.cdp.v1.ListAudiencesResponse\x12O\n\x0e\x44\x65leteAudience\x12\x1d.cdp.v1.DeleteAudienceRequest\x1a\x1e.cdp.v1.DeleteAudienceResponse\x12:\n\x07Preview\x12\x16.cdp.v1.PreviewRequest\x1a\x17.cdp.v1.PreviewResponse\x12H\n\x0bListMembers\x12\x1a.cdp.v1.ListMembersRequest\x1a\x1b.cdp.v1.ListMembersResponse0\x01\x12R\n\x0f\x43heckMembership\x12\x1e.cdp.v1.CheckMembershipRequest\x1a\x1f.cdp.v1.CheckMembershipResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63\x64p/v1/audience.proto\x12\x06\x63\x64p.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x02\n\x08\x41udience\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12$\n\x04type\x18\x04 \x01(\x0e\x32\x16.cdp.v1.DefinitionType\x12 \n\x04kind\x18\x05 \x01(\x0e\x32\x12.cdp.v1.EntityKind\x12\n\n\x02id\x18\x06 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x07 \x01(\x03\x12\x17\n\x0f\x63\x61nonical_query\x18\x08 \x01(\t\x12\'\n\x06status\x18\t \x01(\x0e\x32\x17.cdp.v1.Audience.Status\x12\x0c\n\x04size\x18\n \x01(\x04\"H\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10STATUS_COMPUTING\x10\x01\x12\x10\n\x0cSTATUS_READY\x10\x02\"\x89\x01\n\x15\x43reateAudienceRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12$\n\x04type\x18\x04 \x01(\x0e\x32\x16.cdp.v1.DefinitionType\x12 \n\x04kind\x18\x05 \x01(\x0e\x32\x12.cdp.v1.EntityKind\"<\n\x16\x43reateAudienceResponse\x12\"\n\x08\x61udience\x18\x01 \x01(\x0b\x32\x10.cdp.v1.Audience\"!\n\x12GetAudienceRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"9\n\x13GetAudienceResponse\x12\"\n\x08\x61udience\x18\x01 \x01(\x0b\x32\x10.cdp.v1.Audience\"\x16\n\x14ListAudiencesRequest\"<\n\x15ListAudiencesResponse\x12#\n\taudiences\x18\x01 \x03(\x0b\x32\x10.cdp.v1.Audience\"A\n\x15UpdateAudienceRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"<\n\x16UpdateAudienceResponse\x12\"\n\x08\x61udience\x18\x01 \x01(\x0b\x32\x10.cdp.v1.Audience\"$\n\x15\x44\x65leteAudienceRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteAudienceResponse\"#\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\xa4\x01\n\x0ePreviewRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12$\n\x04type\x18\x02 \x01(\x0e\x32\x16.cdp.v1.DefinitionType\x12 \n\x04kind\x18\x03 \x01(\x0e\x32\x12.cdp.v1.EntityKind\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bsample_size\x18\x05 \x01(\r\"t\n\x0fPreviewResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\x12\x1e\n\x06sample\x18\x02 \x03(\x0b\x32\x0e.cdp.v1.Member\x12\x19\n\x11\x65valuation_micros\x18\x03 \x01(\x04\x12\x17\n\x0f\x63\x61nonical_query\x18\x04 \x01(\t\"I\n\x12ListMembersRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\x13ListMembersResponse\x12\x1f\n\x07members\x18\x01 \x03(\x0b\x32\x0e.cdp.v1.Member\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"a\n\x16\x43heckMembershipRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x12\n\nidentifier\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x17\x43heckMembershipResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\x08\x12\r\n\x05value\x18\x03 \x01(\x0c\"c\n\x18\x45xplainMembershipRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x12\n\nidentifier\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xad\x01\n\x0f\x43onditionResult\x12\r\n\x05\x64\x65pth\x18\x01 \x01(\r\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05holds\x18\x03 \x01(\x08\x12\r\n\x05value\x18\x04 \x01(\x0c\x12\x0f\n\x07operand\x18\x05 \x01(\x0c\x12\x13\n\x0bmessage_ids\x18\x06 \x03(\t\x12\x14\n\x0c\x65vents_total\x18\x07 \x01(\x04\x12\r\n\x05users\x18\x08 \x03(\t\x12\x13\n\x0busers_total\x18\t \x01(\x04\"\xc6\x01\n\x19\x45xplainMembershipResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\x08\x12\r\n\x05value\x18\x03 \x01(\x0c\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\nconditions\x18\x05 \x03(\x0b\x32\x17.cdp.v1.ConditionResult\x12)\n\x07history\x18\x06 \x03(\x0b\x32\x18.cdp.v1.MembershipChange\"8\n\x16WatchMembershipRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\"\xb5\x01\n\x10MembershipChange\x12\r\n\x05\x65vent\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x12\n\nprofile_id\x18\x03 \x01(\t\x12\x12\n\nidentifier\x18\x04 \x01(\t\x12-\n\ttimestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nmessage_id\x18\x06 \x01(\t\x12\r\n\x05value\x18\x07 \x01(\x0c\x12\x0b\n\x03seq\x18\x08 \x01(\x04*s\n\x0e\x44\x65\x66initionType\x12\x1f\n\x1b\x44\x45\x46INITION_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x45\x46INITION_TYPE_AUDIENCE\x10\x01\x12\"\n\x1e\x44\x45\x46INITION_TYPE_COMPUTED_TRAIT\x10\x02*Z\n\nEntityKind\x12\x1b\n\x17\x45NTITY_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11\x45NTITY_KIND_USERS\x10\x01\x12\x18\n\x14\x45NTITY_KIND_ACCOUNTS\x10\x02\x32\x9d\x06\n\x0f\x41udienceService\x12O\n\x0e\x43reateAudience\x12\x1d.cdp.v1.CreateAudienceRequest\x1a\x1e.cdp.v1.CreateAudienceResponse\x12\x46\n\x0bGetAudience\x12\x1a.cdp.v1.GetAudienceRequest\x1a\x1b.cdp.v1.GetAudienceResponse\x12O\n\x0eUpdateAudience\x12\x1d.cdp.v1.UpdateAudienceRequest\x1a\x1e.cdp.v1.UpdateAudienceResponse\x12L\n\rListAudiences\x12\x1c.cdp.v1.ListAudiencesRequest\x1a\x1d.cdp.v1.ListAudiencesResponse\x12O\n\x0e\x44\x65leteAudience\x12\x1d.cdp.v1.DeleteAudienceRequest\x1a\x1e.cdp.v1.DeleteAudienceResponse\x12:\n\x07Preview\x12\x16.cdp.v1.PreviewRequest\x1a\x17.cdp.v1.PreviewResponse\x12H\n\x0bListMembers\x12\x1a.cdp.v1.ListMembersRequest\x1a\x1b.cdp.v1.ListMembersResponse0\x01\x12R\n\x0f\x43heckMembership\x12\x1e.cdp.v1.CheckMembershipRequest\x1a\x1f.cdp.v1.CheckMembershipResponse\x12X\n\x11\x45xplainMembership\x12 .cdp.v1.ExplainMembershipRequest\x1a!.cdp.v1.ExplainMembershipResponse\x12M\n\x0fWatchMembership\x12\x1e.cdp.v1.WatchMembershipRequest\x1a\x18.cdp.v1.MembershipChange0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cdp.v1.audience_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DEFINITIONTYPE']._serialized_start=1465
-  _globals['_DEFINITIONTYPE']._serialized_end=1580
-  _globals['_ENTITYKIND']._serialized_start=1582
-  _globals['_ENTITYKIND']._serialized_end=1672
+  _globals['_DEFINITIONTYPE']._serialized_start=2314
+  _globals['_DEFINITIONTYPE']._serialized_end=2429
+  _globals['_ENTITYKIND']._serialized_start=2431
+  _globals['_ENTITYKIND']._serialized_end=2521
   _globals['_AUDIENCE']._serialized_start=67
   _globals['_AUDIENCE']._serialized_end=380
   _globals['_AUDIENCE_STATUS']._serialized_start=308
@@ -52,24 +52,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTAUDIENCESREQUEST']._serialized_end=700
   _globals['_LISTAUDIENCESRESPONSE']._serialized_start=702
   _globals['_LISTAUDIENCESRESPONSE']._serialized_end=762
-  _globals['_DELETEAUDIENCEREQUEST']._serialized_start=764
-  _globals['_DELETEAUDIENCEREQUEST']._serialized_end=800
-  _globals['_DELETEAUDIENCERESPONSE']._serialized_start=802
-  _globals['_DELETEAUDIENCERESPONSE']._serialized_end=826
-  _globals['_MEMBER']._serialized_start=828
-  _globals['_MEMBER']._serialized_end=863
-  _globals['_PREVIEWREQUEST']._serialized_start=866
-  _globals['_PREVIEWREQUEST']._serialized_end=1030
-  _globals['_PREVIEWRESPONSE']._serialized_start=1032
-  _globals['_PREVIEWRESPONSE']._serialized_end=1148
-  _globals['_LISTMEMBERSREQUEST']._serialized_start=1150
-  _globals['_LISTMEMBERSREQUEST']._serialized_end=1223
-  _globals['_LISTMEMBERSRESPONSE']._serialized_start=1225
-  _globals['_LISTMEMBERSRESPONSE']._serialized_end=1294
-  _globals['_CHECKMEMBERSHIPREQUEST']._serialized_start=1296
-  _globals['_CHECKMEMBERSHIPREQUEST']._serialized_end=1393
-  _globals['_CHECKMEMBERSHIPRESPONSE']._serialized_start=1395
-  _globals['_CHECKMEMBERSHIPRESPONSE']._serialized_end=1463
-  _globals['_AUDIENCESERVICE']._serialized_start=1675
-  _globals['_AUDIENCESERVICE']._serialized_end=2222
+  _globals['_UPDATEAUDIENCEREQUEST']._serialized_start=764
+  _globals['_UPDATEAUDIENCEREQUEST']._serialized_end=829
+  _globals['_UPDATEAUDIENCERESPONSE']._serialized_start=831
+  _globals['_UPDATEAUDIENCERESPONSE']._serialized_end=891
+  _globals['_DELETEAUDIENCEREQUEST']._serialized_start=893
+  _globals['_DELETEAUDIENCEREQUEST']._serialized_end=929
+  _globals['_DELETEAUDIENCERESPONSE']._serialized_start=931
+  _globals['_DELETEAUDIENCERESPONSE']._serialized_end=955
+  _globals['_MEMBER']._serialized_start=957
+  _globals['_MEMBER']._serialized_end=992
+  _globals['_PREVIEWREQUEST']._serialized_start=995
+  _globals['_PREVIEWREQUEST']._serialized_end=1159
+  _globals['_PREVIEWRESPONSE']._serialized_start=1161
+  _globals['_PREVIEWRESPONSE']._serialized_end=1277
+  _globals['_LISTMEMBERSREQUEST']._serialized_start=1279
+  _globals['_LISTMEMBERSREQUEST']._serialized_end=1352
+  _globals['_LISTMEMBERSRESPONSE']._serialized_start=1354
+  _globals['_LISTMEMBERSRESPONSE']._serialized_end=1423
+  _globals['_CHECKMEMBERSHIPREQUEST']._serialized_start=1425
+  _globals['_CHECKMEMBERSHIPREQUEST']._serialized_end=1522
+  _globals['_CHECKMEMBERSHIPRESPONSE']._serialized_start=1524
+  _globals['_CHECKMEMBERSHIPRESPONSE']._serialized_end=1592
+  _globals['_EXPLAINMEMBERSHIPREQUEST']._serialized_start=1594
+  _globals['_EXPLAINMEMBERSHIPREQUEST']._serialized_end=1693
+  _globals['_CONDITIONRESULT']._serialized_start=1696
+  _globals['_CONDITIONRESULT']._serialized_end=1869
+  _globals['_EXPLAINMEMBERSHIPRESPONSE']._serialized_start=1872
+  _globals['_EXPLAINMEMBERSHIPRESPONSE']._serialized_end=2070
+  _globals['_WATCHMEMBERSHIPREQUEST']._serialized_start=2072
+  _globals['_WATCHMEMBERSHIPREQUEST']._serialized_end=2128
+  _globals['_MEMBERSHIPCHANGE']._serialized_start=2131
+  _globals['_MEMBERSHIPCHANGE']._serialized_end=2312
+  _globals['_AUDIENCESERVICE']._serialized_start=2524
+  _globals['_AUDIENCESERVICE']._serialized_end=3321
 # @@protoc_insertion_point(module_scope)

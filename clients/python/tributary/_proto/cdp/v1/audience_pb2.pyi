@@ -272,6 +272,52 @@ class ListAudiencesResponse(_message.Message):
 Global___ListAudiencesResponse: _TypeAlias = ListAudiencesResponse  # noqa: Y015
 
 @_typing.final
+class UpdateAudienceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    query: _builtins.str
+    """Empty: unchanged."""
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        query: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "name", b"name", "query", b"query"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateAudienceRequest: _TypeAlias = UpdateAudienceRequest  # noqa: Y015
+
+@_typing.final
+class UpdateAudienceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUDIENCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def audience(self) -> Global___Audience: ...
+    def __init__(
+        self,
+        *,
+        audience: Global___Audience | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateAudienceResponse: _TypeAlias = UpdateAudienceResponse  # noqa: Y015
+
+@_typing.final
 class DeleteAudienceRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -502,3 +548,199 @@ class CheckMembershipResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CheckMembershipResponse: _TypeAlias = CheckMembershipResponse  # noqa: Y015
+
+@_typing.final
+class ExplainMembershipRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    IDENTIFIER_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    identifier: _builtins.str
+    """"type:value", "tp_..." or, for an account audience, "group_id:..."."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        identifier: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "identifier", b"identifier", "key", b"key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainMembershipRequest: _TypeAlias = ExplainMembershipRequest  # noqa: Y015
+
+@_typing.final
+class ConditionResult(_message.Message):
+    """One node of the definition's tree, in reading order (a junction, then its parts)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPTH_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
+    HOLDS_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    OPERAND_FIELD_NUMBER: _builtins.int
+    MESSAGE_IDS_FIELD_NUMBER: _builtins.int
+    EVENTS_TOTAL_FIELD_NUMBER: _builtins.int
+    USERS_FIELD_NUMBER: _builtins.int
+    USERS_TOTAL_FIELD_NUMBER: _builtins.int
+    depth: _builtins.int
+    """0 for the whole definition, 1 for its parts, and so on."""
+    query: _builtins.str
+    """The node as a query (canonical form)."""
+    holds: _builtins.bool
+    value: _builtins.bytes
+    """For a comparison: the value its subject had, as JSON (empty when missing), and the value
+    it was compared with.
+    """
+    operand: _builtins.bytes
+    events_total: _builtins.int
+    users_total: _builtins.int
+    @_builtins.property
+    def message_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The events behind the value (a reduced event stream: those that passed its filters), up to
+        20, oldest first; `events_total` counts them all.
+        """
+
+    @_builtins.property
+    def users(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """For ANY/ALL: the account's users for which the part held, of `users_total`."""
+
+    def __init__(
+        self,
+        *,
+        depth: _builtins.int = ...,
+        query: _builtins.str = ...,
+        holds: _builtins.bool = ...,
+        value: _builtins.bytes = ...,
+        operand: _builtins.bytes = ...,
+        message_ids: _abc.Iterable[_builtins.str] | None = ...,
+        events_total: _builtins.int = ...,
+        users: _abc.Iterable[_builtins.str] | None = ...,
+        users_total: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["depth", b"depth", "events_total", b"events_total", "holds", b"holds", "message_ids", b"message_ids", "operand", b"operand", "query", b"query", "users", b"users", "users_total", b"users_total", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConditionResult: _TypeAlias = ConditionResult  # noqa: Y015
+
+@_typing.final
+class ExplainMembershipResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    MEMBER_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    CONDITIONS_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    member: _builtins.bool
+    value: _builtins.bytes
+    """For a computed trait: its value as JSON."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def conditions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConditionResult]: ...
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___MembershipChange]:
+        """The Engage events written for this definition and profile, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        member: _builtins.bool = ...,
+        value: _builtins.bytes = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        conditions: _abc.Iterable[Global___ConditionResult] | None = ...,
+        history: _abc.Iterable[Global___MembershipChange] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "conditions", b"conditions", "history", b"history", "id", b"id", "member", b"member", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainMembershipResponse: _TypeAlias = ExplainMembershipResponse  # noqa: Y015
+
+@_typing.final
+class WatchMembershipRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    AFTER_SEQ_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    after_seq: _builtins.int
+    """Resume after this log position (0: from now on)."""
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        after_seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "key", b"key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchMembershipRequest: _TypeAlias = WatchMembershipRequest  # noqa: Y015
+
+@_typing.final
+class MembershipChange(_message.Message):
+    """An entry, an exit or a computed trait's new value."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    PROFILE_ID_FIELD_NUMBER: _builtins.int
+    IDENTIFIER_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_FIELD_NUMBER: _builtins.int
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
+    event: _builtins.str
+    """"Audience Entered", "Audience Exited" or "Trait Computed"."""
+    key: _builtins.str
+    profile_id: _builtins.str
+    """The profile's id at the time of the change."""
+    identifier: _builtins.str
+    """The identifier the event carried ("type:value")."""
+    message_id: _builtins.str
+    value: _builtins.bytes
+    """For a computed trait: the new value as JSON."""
+    seq: _builtins.int
+    """The log position of the event."""
+    @_builtins.property
+    def timestamp(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        event: _builtins.str = ...,
+        key: _builtins.str = ...,
+        profile_id: _builtins.str = ...,
+        identifier: _builtins.str = ...,
+        timestamp: _timestamp_pb2.Timestamp | None = ...,
+        message_id: _builtins.str = ...,
+        value: _builtins.bytes = ...,
+        seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["timestamp", b"timestamp"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "identifier", b"identifier", "key", b"key", "message_id", b"message_id", "profile_id", b"profile_id", "seq", b"seq", "timestamp", b"timestamp", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MembershipChange: _TypeAlias = MembershipChange  # noqa: Y015

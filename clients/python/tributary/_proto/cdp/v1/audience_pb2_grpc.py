@@ -44,6 +44,11 @@ class AudienceServiceStub:
                 request_serializer=cdp_dot_v1_dot_audience__pb2.GetAudienceRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_audience__pb2.GetAudienceResponse.FromString,
                 _registered_method=True)
+        self.UpdateAudience = channel.unary_unary(
+                '/cdp.v1.AudienceService/UpdateAudience',
+                request_serializer=cdp_dot_v1_dot_audience__pb2.UpdateAudienceRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_audience__pb2.UpdateAudienceResponse.FromString,
+                _registered_method=True)
         self.ListAudiences = channel.unary_unary(
                 '/cdp.v1.AudienceService/ListAudiences',
                 request_serializer=cdp_dot_v1_dot_audience__pb2.ListAudiencesRequest.SerializeToString,
@@ -68,6 +73,16 @@ class AudienceServiceStub:
                 '/cdp.v1.AudienceService/CheckMembership',
                 request_serializer=cdp_dot_v1_dot_audience__pb2.CheckMembershipRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_audience__pb2.CheckMembershipResponse.FromString,
+                _registered_method=True)
+        self.ExplainMembership = channel.unary_unary(
+                '/cdp.v1.AudienceService/ExplainMembership',
+                request_serializer=cdp_dot_v1_dot_audience__pb2.ExplainMembershipRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_audience__pb2.ExplainMembershipResponse.FromString,
+                _registered_method=True)
+        self.WatchMembership = channel.unary_stream(
+                '/cdp.v1.AudienceService/WatchMembership',
+                request_serializer=cdp_dot_v1_dot_audience__pb2.WatchMembershipRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_audience__pb2.MembershipChange.FromString,
                 _registered_method=True)
 
 
@@ -119,6 +134,33 @@ class AudienceService:
             '/cdp.v1.AudienceService/GetAudience',
             cdp_dot_v1_dot_audience__pb2.GetAudienceRequest.SerializeToString,
             cdp_dot_v1_dot_audience__pb2.GetAudienceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateAudience(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AudienceService/UpdateAudience',
+            cdp_dot_v1_dot_audience__pb2.UpdateAudienceRequest.SerializeToString,
+            cdp_dot_v1_dot_audience__pb2.UpdateAudienceResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -254,6 +296,60 @@ class AudienceService:
             '/cdp.v1.AudienceService/CheckMembership',
             cdp_dot_v1_dot_audience__pb2.CheckMembershipRequest.SerializeToString,
             cdp_dot_v1_dot_audience__pb2.CheckMembershipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainMembership(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AudienceService/ExplainMembership',
+            cdp_dot_v1_dot_audience__pb2.ExplainMembershipRequest.SerializeToString,
+            cdp_dot_v1_dot_audience__pb2.ExplainMembershipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchMembership(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/cdp.v1.AudienceService/WatchMembership',
+            cdp_dot_v1_dot_audience__pb2.WatchMembershipRequest.SerializeToString,
+            cdp_dot_v1_dot_audience__pb2.MembershipChange.FromString,
             options,
             channel_credentials,
             insecure,

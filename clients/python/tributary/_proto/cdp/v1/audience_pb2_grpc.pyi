@@ -41,6 +41,11 @@ class AudienceServiceStub:
     with an error is refused (INVALID_ARGUMENT, with line and column) and nothing is stored.
     """
     GetAudience: _grpc.UnaryUnaryMultiCallable[_audience_pb2.GetAudienceRequest, _audience_pb2.GetAudienceResponse]
+    UpdateAudience: _grpc.UnaryUnaryMultiCallable[_audience_pb2.UpdateAudienceRequest, _audience_pb2.UpdateAudienceResponse]
+    """Replaces a definition's query and/or name (checked as CreateAudience checks); a USERS
+    definition is then re-evaluated over every profile (COMPUTING until done), emitting the
+    entries, exits or values that the change makes.
+    """
     ListAudiences: _grpc.UnaryUnaryMultiCallable[_audience_pb2.ListAudiencesRequest, _audience_pb2.ListAudiencesResponse]
     DeleteAudience: _grpc.UnaryUnaryMultiCallable[_audience_pb2.DeleteAudienceRequest, _audience_pb2.DeleteAudienceResponse]
     """Removes a definition; refused while another definition reads it through `trait('key')`."""
@@ -62,6 +67,15 @@ class AudienceServiceStub:
     """
     CheckMembership: _grpc.UnaryUnaryMultiCallable[_audience_pb2.CheckMembershipRequest, _audience_pb2.CheckMembershipResponse]
     """Whether one profile (or account) is in a saved audience, or its computed trait's value."""
+    ExplainMembership: _grpc.UnaryUnaryMultiCallable[_audience_pb2.ExplainMembershipRequest, _audience_pb2.ExplainMembershipResponse]
+    """Why a profile (or account) is or is not in a saved audience: every condition of the
+    definition with whether it held, the value it tested and the events behind that value, and
+    when the profile entered and exited.
+    """
+    WatchMembership: _grpc.UnaryStreamMultiCallable[_audience_pb2.WatchMembershipRequest, _audience_pb2.MembershipChange]
+    """Entries and exits of a saved USERS audience (or a computed trait's new values) as they are
+    written, from now on; `after_seq` resumes after a position a previous change reported.
+    """
 
 @_typing.type_check_only
 class AudienceServiceAsyncStub(AudienceServiceStub):
@@ -71,6 +85,11 @@ class AudienceServiceAsyncStub(AudienceServiceStub):
     with an error is refused (INVALID_ARGUMENT, with line and column) and nothing is stored.
     """
     GetAudience: _aio.UnaryUnaryMultiCallable[_audience_pb2.GetAudienceRequest, _audience_pb2.GetAudienceResponse]  # type: ignore[assignment]
+    UpdateAudience: _aio.UnaryUnaryMultiCallable[_audience_pb2.UpdateAudienceRequest, _audience_pb2.UpdateAudienceResponse]  # type: ignore[assignment]
+    """Replaces a definition's query and/or name (checked as CreateAudience checks); a USERS
+    definition is then re-evaluated over every profile (COMPUTING until done), emitting the
+    entries, exits or values that the change makes.
+    """
     ListAudiences: _aio.UnaryUnaryMultiCallable[_audience_pb2.ListAudiencesRequest, _audience_pb2.ListAudiencesResponse]  # type: ignore[assignment]
     DeleteAudience: _aio.UnaryUnaryMultiCallable[_audience_pb2.DeleteAudienceRequest, _audience_pb2.DeleteAudienceResponse]  # type: ignore[assignment]
     """Removes a definition; refused while another definition reads it through `trait('key')`."""
@@ -92,5 +111,14 @@ class AudienceServiceAsyncStub(AudienceServiceStub):
     """
     CheckMembership: _aio.UnaryUnaryMultiCallable[_audience_pb2.CheckMembershipRequest, _audience_pb2.CheckMembershipResponse]  # type: ignore[assignment]
     """Whether one profile (or account) is in a saved audience, or its computed trait's value."""
+    ExplainMembership: _aio.UnaryUnaryMultiCallable[_audience_pb2.ExplainMembershipRequest, _audience_pb2.ExplainMembershipResponse]  # type: ignore[assignment]
+    """Why a profile (or account) is or is not in a saved audience: every condition of the
+    definition with whether it held, the value it tested and the events behind that value, and
+    when the profile entered and exited.
+    """
+    WatchMembership: _aio.UnaryStreamMultiCallable[_audience_pb2.WatchMembershipRequest, _audience_pb2.MembershipChange]  # type: ignore[assignment]
+    """Entries and exits of a saved USERS audience (or a computed trait's new values) as they are
+    written, from now on; `after_seq` resumes after a position a previous change reported.
+    """
 
 
