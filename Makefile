@@ -79,6 +79,7 @@ bench: $(STAMP)/build $(STAMP)/wrk ## Run the benchmarks (QUICK=1: a few minutes
 	$(PY) -m benchmarks.run $(BENCH_FLAGS) || status=1; \
 	$(PY) -m benchmarks.unify $(BENCH_FLAGS) || status=1; \
 	$(PY) -m benchmarks.http_api $(BENCH_FLAGS) || status=1; \
+	$(PY) -m benchmarks.audiences $(BENCH_FLAGS) || status=1; \
 	exit $$status
 
 # wrk (Debian's package) drives the HTTP benchmark (benchmarks/http_api.py; its harness test

@@ -1,10 +1,10 @@
 """The results page: ``results/README.md`` with its charts, written from ``ingest.json``,
-``unify.json`` and ``http.json`` alone (``python -m benchmarks.results_page [RESULTS_DIR]``
+``unify.json``, ``http.json`` and ``audiences.json`` alone (``python -m benchmarks.results_page [RESULTS_DIR]``
 writes it again).
 
 Charts first, one per question (how fast is each path, how long does an ack take, how long
 does a restart take, how much memory does an event cost, how fast is identity resolution, how
-fast is the HTTP port),
+fast is the HTTP port, how fast are audiences),
 each with its targets; under each figure that misses a target, "where the time goes": the
 profile taken during that run. Tables and method come last. Any JSON may be missing or
 older than the others: each section says which run it comes from.
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import charts, http_report
+from benchmarks import audience_report, charts, http_report
 from benchmarks.report import (
     BYTES_PER_EVENT_TARGET,
     CDP_IMPORT,
@@ -125,6 +125,7 @@ _CHART_TITLES = {
     "memory": "[memory](#resident-memory-against-events-stored)",
     "resolution": "[resolution](#identity-resolution-against-networkx-and-duckdb)",
     "http": f"[HTTP port]({http_report.ANCHOR})",
+    "audiences": f"[Engage]({audience_report.ANCHOR})",
 }
 
 
@@ -419,6 +420,22 @@ def _http(http: dict[str, Any] | None, results_dir: Path) -> tuple[str, list[tup
     return "\n".join(text), [(_CHART_TITLES["http"], t) for t in found]
 
 
+def _audiences(audiences: dict[str, Any] | None) -> str:
+    """The Engage benchmark's section, with the profile of each part whose target is missed."""
+    if not audiences:
+        return audience_report.section(None, origin="")
+    text = [audience_report.section(audiences, origin=_origin(audiences, "audiences run"))]
+    for part, (call, figure_name) in audience_report.PROFILED.items():
+        figures = audiences.get("figures", [])
+        missed = [f for f in figures if f["part"] == part and f["name"].startswith(figure_name) and f["met"] is False]
+        if missed:
+            title = f"`{call}`, " + "; ".join(audience_report.measured(f) + f" against {f['target']}" for f in missed)
+            profile = audiences.get("details", {}).get(part, {}).get("profile")
+            fallback = _how_to_profile(f"python -m benchmarks.audiences --only {part}")
+            text.append(hot_path_section(title, profile, fallback=fallback))
+    return "\n".join(text)
+
+
 _METHOD = """## How each path is measured
 
 - **raw LMDB (a)**: the event bytes put under random 16-byte keys with py-lmdb, 10 k puts per
@@ -459,7 +476,8 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
     ingest = _load(results_dir / "ingest.json")
     unify = _load(results_dir / "unify.json")
     http = _load(results_dir / "http.json")
-    if ingest is None and unify is None and http is None:
+    audiences = _load(results_dir / audience_report.JSON)
+    if ingest is None and unify is None and http is None and audiences is None:
         return None
     ingest = ingest or {}
     found = targets(ingest) if ingest else []
@@ -467,10 +485,16 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
     http_text, http_targets = _http(http, results_dir)
     rows: list[tuple[str, Target | dict[str, Any]]] = [(_CHART_TITLES[t.chart], t) for t in found]
     rows += resolution_targets + _lookup_targets(unify) + http_targets
-    env = ingest.get("environment") or (unify or {}).get("environment") or (http or {}).get("environment", {})
+    rows += [(_CHART_TITLES["audiences"], target) for target in audience_report.targets(audiences)]
+    env = (
+        ingest.get("environment")
+        or (unify or {}).get("environment")
+        or (http or {}).get("environment")
+        or (audiences or {}).get("environment", {})
+    )
     settings = ingest.get("settings", {})
-    quick = _is_quick(ingest) or _is_quick(unify) or _is_quick(http)
-    documents = ((ingest, "ingest run"), (unify, "unify run"), (http, "http run"))
+    quick = _is_quick(ingest) or _is_quick(unify) or _is_quick(http) or _is_quick(audiences)
+    documents = ((ingest, "ingest run"), (unify, "unify run"), (http, "http run"), (audiences, "audiences run"))
     origins = [_origin(doc, name) for doc, name in documents if doc]
     banner = (
         "> **QUICK RUN** (`make bench QUICK=1`): small event counts and fewer rounds, to check the harness. "
@@ -485,11 +509,13 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
         _memory(ingest, results_dir, found) if ingest else "",
         resolution_text,
         http_text,
+        _audiences(audiences),
     ]
     errors = {
         **ingest.get("errors", {}),
         **{f"unify {k}": v for k, v in (unify or {}).get("errors", {}).items()},
         **{f"http {k}": v for k, v in (http or {}).get("errors", {}).items()},
+        **{f"audiences {k}": v for k, v in (audiences or {}).get("errors", {}).items()},
     }
     failures = "".join(f"- {key} failed: {reason.splitlines()[0][:300]}\n" for key, reason in errors.items())
     failures = f"\nFailed runs:\n\n{failures}" if failures else ""
@@ -498,7 +524,8 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
     page = f"""# Tributary benchmarks
 
 {banner}Written by `make bench` from the {_and(origins)}; raw figures in
-[`ingest.json`](ingest.json), [`unify.json`](unify.json) and [`http.json`](http.json).
+[`ingest.json`](ingest.json), [`unify.json`](unify.json), [`http.json`](http.json) and
+[`audiences.json`](audiences.json).
 {settings.get("events", 0):,} Segment-like events (~{settings.get("mean_event_bytes", 0):.0f} B; ~80 % track,
 identify, page; 100 k users, ~10 events each), 500 per batch. Machine: {env.get("cpus", "?")} CPUs,
 {env.get("platform", "?")}, Python {env.get("python", "?")}, grpcio {env.get("grpcio", "?")}. Clients and servers share
@@ -528,7 +555,10 @@ def main(argv: list[str] | None = None) -> int:
     results_dir = Path(args[0]) if args else RESULTS_DIR
     path = write_page(results_dir)
     if path is None:
-        print(f"nothing to show: no ingest.json, unify.json or http.json in {results_dir}", file=sys.stderr)
+        print(
+            f"nothing to show: no ingest.json, unify.json, http.json or audiences.json in {results_dir}",
+            file=sys.stderr,
+        )
         return 1
     print(f"written {path}")
     return 0

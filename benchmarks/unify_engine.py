@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tributary._proto.cdp.v1 import admin_pb2, ingest_pb2, profile_pb2
 
@@ -25,12 +26,14 @@ LOOKUP_BATCH = 1_000
 
 
 @contextmanager
-def open_engine(data_dir: Path) -> Iterator[tuple[_core.Engine, int]]:
-    """A fresh engine on ``data_dir`` with one source; closed however the block ends."""
-    engine = _core.Engine(data_dir)
+def open_engine(data_dir: Path, *, source: str = "unify-bench", **settings: Any) -> Iterator[tuple[_core.Engine, int]]:
+    """A fresh engine on ``data_dir`` (``settings``: ``Engine``'s keyword arguments) with one
+    source; closed however the block ends."""
+    engine = _core.Engine(data_dir, **settings)
     try:
-        source = admin_pb2.Source.FromString(engine.create_source("unify-bench", hashlib.sha256(b"unify").digest()))
-        yield engine, source.id
+        digest = hashlib.sha256(source.encode()).digest()
+        source_record = admin_pb2.Source.FromString(engine.create_source(source, digest))
+        yield engine, source_record.id
     finally:
         engine.close()
 

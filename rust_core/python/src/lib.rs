@@ -2,6 +2,7 @@
 //! GIL through `without_gil`, and maps engine errors to Python exceptions in `to_py_err`. No
 //! logic lives here.
 
+mod bitmap_bench;
 mod http;
 
 use std::path::PathBuf;
@@ -432,6 +433,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<http::HttpServer>()?;
     m.add_class::<SendOutcome>()?;
     m.add_class::<StreamAck>()?;
+    bitmap_bench::register(m)?;
     m.add("CoreError", py.get_type::<CoreError>())?;
     m.add("InvalidRequest", py.get_type::<InvalidRequest>())?;
     m.add("NotFound", py.get_type::<NotFound>())?;
