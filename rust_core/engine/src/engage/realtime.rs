@@ -762,9 +762,10 @@ pub(crate) fn emitted_present(run: &Run<'_>, key: &str) -> FxHashSet<u32> {
 /// The events that write one profile's changes: for each audience it entered or left a track
 /// `Audience Entered`/`Exited`, and one identify setting every changed trait (the audiences'
 /// booleans and the computed traits' values) at once. They carry one identifier of the profile:
-/// its first userId, else anonymousId, else email. One, so that the profile the graph files them
-/// under and the node Engage keeps them under are always the same, even after a split separates
-/// identifiers an event carried together. None for a profile with none of those.
+/// its root's when that is a userId, anonymousId or email, else the first of those it has. One,
+/// so that the profile the graph files them under and the node Engage keeps them under are
+/// always the same, even after a split separates identifiers an event carried together. None
+/// for a profile with none of those.
 fn derived_events(
     graph: &IdentityGraph,
     kept: &[Kept],
@@ -774,7 +775,11 @@ fn derived_events(
 ) -> Option<Vec<Event>> {
     let root = changes.first()?.root;
     let (mut user_id, mut anonymous_id, mut email) = (None, None, None);
-    for &node in graph.members_at(root) {
+    // The root's own identifier first (the node the profile's facts mostly sit on), then the
+    // others in order.
+    let members = graph.members_at(root);
+    let nodes = std::iter::once(root).chain(members.iter().copied().filter(|&node| node != root));
+    for node in nodes {
         let identifier = graph.identifier_at(node);
         let slot = match identifier.kind.as_str() {
             "user_id" => &mut user_id,
@@ -783,6 +788,9 @@ fn derived_events(
             _ => continue,
         };
         slot.get_or_insert(identifier.value);
+        if user_id.is_some() || anonymous_id.is_some() || email.is_some() {
+            break;
+        }
     }
     if user_id.is_some() {
         (anonymous_id, email) = (None, None);

@@ -1312,14 +1312,19 @@ impl IdentityGraph {
         }
     }
 
-    /// A profile by one of its identifiers or by its id (merged-away ids lead to the survivor).
-    /// The node an event's Engage facts are kept under: its first identifier that the rules do
-    /// not block (`docs/engage.md`). None before the event was added, or when all are blocked.
+    /// The node an event's Engage facts are kept under (`docs/engage.md`): of the identifiers
+    /// it carries that the rules do not block, the first in priority order, the node a profile
+    /// the event creates is rooted at (`candidates`), so that most events and traits sit on
+    /// their profile's root. None before the event was added, or when all are blocked.
     pub fn primary_node(&self, identifiers: &[Identifier]) -> Option<u32> {
         identifiers
             .iter()
             .filter(|identifier| !self.rules.is_blocked(identifier))
-            .find_map(|identifier| self.find_node(identifier))
+            .filter_map(|identifier| self.find_node(identifier))
+            .min_by(|&a, &b| {
+                let (a, b) = (self.identifier(a), self.identifier(b));
+                (self.rules.priority_key(a.kind), a.value).cmp(&(self.rules.priority_key(b.kind), b.value))
+            })
     }
 
     /// The identifiers an event carried but did not link (from the bounded refusal log).
