@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from audience_query import (
@@ -81,6 +80,10 @@ from audience_workload import NOW
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
 SECOND = timedelta(seconds=1)
+
+
+if TYPE_CHECKING:
+    from conftest import ServerProcess
 
 
 class EdgeServer:

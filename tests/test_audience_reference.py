@@ -91,7 +91,7 @@ from audience_reference import (
     same_value,
 )
 from audience_workload import NOW, definitions, render_styles, worlds
-from hypothesis import given, settings
+from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 
 DAY = timedelta(days=1)
