@@ -91,7 +91,7 @@ from audience_reference import (
     same_value,
 )
 from audience_workload import NOW, definitions, render_styles, worlds
-from hypothesis import given, seed, settings
+from hypothesis import Phase, given, seed, settings
 from hypothesis import strategies as st
 
 DAY = timedelta(days=1)
@@ -846,19 +846,22 @@ def test_computed_traits_do_not_depend_on_filter_order(world: World, definition:
 
 
 def test_generated_audiences_are_neither_always_empty_nor_always_full() -> None:
-    """The pools make definitions meet the data: a good share of random audiences split the profiles. (The share
-    varies with the seed, from about 10 % to 30 %; the seed is fixed, as derandomize's depends on the file's path.)"""
+    """The pools make definitions meet the data: a good share of random audiences split the profiles.
+
+    The share is not stable: Hypothesis draws constants from every module loaded in the process, so it moves with
+    what else a test session imported (12 % to 31 % seen for the same seed, 19 % on average). The bound is set below
+    that range; a workload that breaks it has stopped meeting its data."""
     outcomes: Counter[str] = Counter()
 
     @seed(0)
-    @settings(max_examples=200, deadline=None, database=None)
+    @settings(max_examples=400, deadline=None, database=None, phases=[Phase.generate])
     @given(worlds(), definitions(kind="USERS"))
     def sample(world: World, definition: Definition) -> None:
         found = members(definition, world, NOW)
         outcomes["none" if not found else "all" if found == set(world.profiles) else "some"] += 1
 
     sample()
-    assert outcomes["some"] >= 30, outcomes
+    assert outcomes["some"] >= 40, outcomes
 
 
 # --------------------------------------------------------------------------------------------------------------------
