@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-import duckdb
 import pytest
+from audience_duckdb import bench_audience_members
 from audience_query import (
     Absent,
     AfterDate,
@@ -903,34 +903,7 @@ def _bench_world(seed: int = 9) -> World:
 def test_the_benchmark_audience_matches_a_duckdb_query() -> None:
     world = _bench_world()
     assert sum(len(p.events) for p in world.profiles.values()) >= 300
-    db = duckdb.connect()
-    db.execute("CREATE TABLE events (profile_id VARCHAR, name VARCHAR, ts TIMESTAMP)")
-    db.execute("CREATE TABLE traits (profile_id VARCHAR, key VARCHAR, value VARCHAR)")
-    utc = NOW.tzinfo
-    db.executemany(
-        "INSERT INTO events VALUES (?, ?, ?)",
-        [
-            (pid, e.name, e.timestamp.astimezone(utc).replace(tzinfo=None))
-            for pid, p in world.profiles.items()
-            for e in p.events
-        ],
-    )
-    db.executemany(
-        "INSERT INTO traits VALUES (?, ?, ?)",
-        [(pid, key, value) for pid, p in world.profiles.items() for key, value in p.traits.items()],
-    )
-    rows = db.execute(
-        """
-        SELECT t.profile_id FROM traits t
-        WHERE t.key = 'plan' AND t.value = 'pro'
-          AND (SELECT count(*) FROM events e
-               WHERE e.profile_id = t.profile_id AND e.name = 'Order Completed'
-                 AND e.ts BETWEEN $now - INTERVAL 30 DAY AND $now) >= 3
-          AND NOT EXISTS (SELECT 1 FROM events e WHERE e.profile_id = t.profile_id AND e.name = 'Churned')
-        """,
-        {"now": NOW.replace(tzinfo=None)},
-    ).fetchall()
-    expected = {pid for (pid,) in rows}
+    expected = bench_audience_members(world, NOW)
     found = members(Definition("USERS", BENCH_AUDIENCE), world, NOW)
     assert found == expected
     assert {"edge_in", "edge_now"} <= found and not {"edge_out", "edge_future", "churns_later"} & found

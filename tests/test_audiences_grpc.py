@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import duckdb
 import grpc
 import pytest
+from audience_duckdb import bench_audience_members
 from audience_query import (
     And,
     AtLeast,
@@ -262,39 +262,9 @@ SCENARIO_MEMBERS = {"ann", "eve", "jon"}  # worked out by hand: see the comments
 ORDERS_IN_30_DAYS = {"ann": 3, "bob": 2, "cat": 4, "dan": 3, "eve": 3, "fay": 2, "gus": 5, "hal": 3, "ivy": 3, "jon": 3}
 
 
-def _duckdb_members(world: World) -> set[str]:
-    db = duckdb.connect()
-    db.execute("CREATE TABLE events (user_id VARCHAR, name VARCHAR, ts TIMESTAMP)")
-    db.execute("CREATE TABLE traits (user_id VARCHAR, key VARCHAR, value VARCHAR)")
-    db.executemany(
-        "INSERT INTO events VALUES (?, ?, ?)",
-        [
-            (pid, e.name, e.timestamp.astimezone(UTC).replace(tzinfo=None))
-            for pid, p in world.profiles.items()
-            for e in p.events
-        ],
-    )
-    db.executemany(
-        "INSERT INTO traits VALUES (?, ?, ?)",
-        [(pid, key, value) for pid, p in world.profiles.items() for key, value in p.traits.items()],
-    )
-    rows = db.execute(
-        """
-        SELECT t.user_id FROM traits t
-        WHERE t.key = 'plan' AND t.value = 'pro'
-          AND (SELECT count(*) FROM events e
-               WHERE e.user_id = t.user_id AND e.name = 'Order Completed'
-                 AND e.ts BETWEEN $now - INTERVAL 30 DAY AND $now) >= 3
-          AND NOT EXISTS (SELECT 1 FROM events e WHERE e.user_id = t.user_id AND e.name = 'Churned')
-        """,
-        {"now": NOW.replace(tzinfo=None)},
-    ).fetchall()
-    return {user_id for (user_id,) in rows}
-
-
 def test_the_scenario_members_agree_by_hand_by_duckdb_by_the_reference_and_by_the_server(rpc: AudienceRpc) -> None:
     assert render(SCENARIO_TREE) == SCENARIO_QUERY
-    assert _duckdb_members(SCENARIO) == SCENARIO_MEMBERS
+    assert bench_audience_members(SCENARIO, NOW) == SCENARIO_MEMBERS
     assert members(Definition("USERS", SCENARIO_TREE), SCENARIO, NOW) == SCENARIO_MEMBERS
     loaded = rpc.load(SCENARIO, "")
     ids = loaded.profile_ids

@@ -584,50 +584,37 @@ impl Engine {
         self.with_run(at_ms, |run| {
             let graph = run.ev.graph;
             let user_id = |root: u32| graph.id_at(root).map(|id| id.to_string()).unwrap_or_default();
+            let group_id = |group: &str| format!("group_id:{group}");
+            // The count, and the first `limit` formatted (formatting a million ids costs).
+            let found = |count: usize, members: &mut dyn Iterator<Item = Member>| Found {
+                count: count as u64,
+                members: members.take(limit).collect(),
+            };
             Ok(match (&definition.body, definition.kind) {
                 (Body::Audience(condition), Kind::Users) => {
                     let members = run.users(condition)?;
-                    Found {
-                        count: members.len(),
-                        members: members
-                            .iter()
-                            .take(limit)
-                            .map(|root| member(user_id(root), None))
-                            .collect(),
-                    }
+                    found(
+                        members.len() as usize,
+                        &mut members.iter().map(|root| member(user_id(root), None)),
+                    )
                 }
                 (Body::Audience(condition), Kind::Accounts) => {
                     let members = run.accounts(condition)?;
-                    Found {
-                        count: members.len() as u64,
-                        members: members
-                            .iter()
-                            .take(limit)
-                            .map(|group| member(format!("group_id:{group}"), None))
-                            .collect(),
-                    }
+                    found(members.len(), &mut members.iter().map(|g| member(group_id(g), None)))
                 }
                 (Body::ComputedTrait(scalar), Kind::Users) => {
                     let values = run.user_values(scalar)?;
-                    Found {
-                        count: values.len() as u64,
-                        members: values
-                            .iter()
-                            .take(limit)
-                            .map(|(root, value)| member(user_id(*root), Some(value)))
-                            .collect(),
-                    }
+                    found(
+                        values.len(),
+                        &mut values.iter().map(|(root, v)| member(user_id(*root), Some(v))),
+                    )
                 }
                 (Body::ComputedTrait(scalar), Kind::Accounts) => {
                     let values = run.account_values(scalar)?;
-                    Found {
-                        count: values.len() as u64,
-                        members: values
-                            .iter()
-                            .take(limit)
-                            .map(|(group, value)| member(format!("group_id:{group}"), Some(value)))
-                            .collect(),
-                    }
+                    found(
+                        values.len(),
+                        &mut values.iter().map(|(g, v)| member(group_id(g), Some(v))),
+                    )
                 }
             })
         })
