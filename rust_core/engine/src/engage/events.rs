@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use roaring::RoaringBitmap;
+use roaring::{MultiOps, RoaringBitmap};
 use rustc_hash::FxHashMap;
 
 const DAY_MS: i64 = 86_400_000;
@@ -129,11 +129,9 @@ impl EventIndex {
         if from > to {
             return RoaringBitmap::new();
         }
-        let mut nodes = RoaringBitmap::new();
-        for day in index.days.range(from..=to).map(|(_, day)| day) {
-            nodes |= &day.nodes;
-        }
-        nodes
+        // One multi-way union: ORing day by day would copy the growing result's array
+        // containers on every step.
+        index.days.range(from..=to).map(|(_, day)| &day.nodes).union()
     }
 
     /// Adds to `counts[node]` each node's events of `name` with `from <= time <= to` (ms).

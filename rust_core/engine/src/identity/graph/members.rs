@@ -13,9 +13,12 @@ impl IdentityGraph {
         self.profiles.root_set()
     }
 
-    /// The root of the profile holding `node`; None for a node no profile holds.
+    /// The root of the profile holding `node`; None for a node no profile holds. (A node no
+    /// profile holds is a set of its own that roots no profile: checked on the roots' bitmap,
+    /// which is small and hot, rather than on the node table, which is large and cold.)
     pub fn root_of(&self, node: u32) -> Option<u32> {
-        self.is_linked(node).then(|| self.sets.root(node))
+        let root = self.sets.root(node);
+        self.profiles.root_set().contains(root).then_some(root)
     }
 
     /// The roots of the profiles holding any of `nodes`; `roots` is `root_bitmap()`, so that
