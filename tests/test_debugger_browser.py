@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import pytest
 from rpc import Rpc
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -74,7 +74,10 @@ def send(server: Any, call: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def wait_for(driver: WebDriver, condition: Callable[[WebDriver], T], what: str) -> T:
-    return WebDriverWait(driver, WAIT_SECS).until(condition, f"timed out waiting for {what}")
+    # The page replaces some lists wholesale when it refreshes them (the source counters every
+    # 2 s): an element found just before that goes stale, and the condition is tried again.
+    waiting = WebDriverWait(driver, WAIT_SECS, ignored_exceptions=[StaleElementReferenceException])
+    return waiting.until(condition, f"timed out waiting for {what}")
 
 
 def by_id(driver: WebDriver, element_id: str) -> WebElement:
