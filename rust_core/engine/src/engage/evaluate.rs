@@ -305,15 +305,7 @@ impl Evaluator<'_> {
         if reduction.reducer != Reducer::Count || entity.kind != Kind::Users {
             return None;
         }
-        let (mut from, mut to) = (i64::MIN, i64::MAX);
-        for filter in &reduction.stream.filters {
-            let (start, end) = match filter {
-                Filter::Within(span) => (self.now_ms - span.millis(), self.now_ms),
-                Filter::Between(a, b) => (self.now_ms - b.millis(), self.now_ms - a.millis() - 1),
-                _ => return None,
-            };
-            (from, to) = (from.max(start), to.min(end));
-        }
+        let (from, to) = time_window(&reduction.stream.filters, self.now_ms)?;
         let Some(name) = self.engage.events.name_id(&reduction.stream.name) else {
             return Some(0);
         };
@@ -610,6 +602,22 @@ fn scope_of(entity: &Entity) -> Scope<'_> {
         event: None,
         parent: None,
     }
+}
+
+/// The times `from..=to` (ms) a stream's filters keep when they are all `within`/`between`
+/// (`within(N)`: `now - N <= t <= now`; `between(A, B)`: `now - B <= t < now - A`); None when
+/// another filter reads the events.
+pub fn time_window(filters: &[Filter], now_ms: i64) -> Option<(i64, i64)> {
+    let (mut from, mut to) = (i64::MIN, i64::MAX);
+    for filter in filters {
+        let (start, end) = match filter {
+            Filter::Within(span) => (now_ms - span.millis(), now_ms),
+            Filter::Between(a, b) => (now_ms - b.millis(), now_ms - a.millis() - 1),
+            _ => return None,
+        };
+        (from, to) = (from.max(start), to.min(end));
+    }
+    Some((from, to))
 }
 
 fn is_time_filter(filter: &Filter) -> bool {

@@ -20,11 +20,11 @@ use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
-use super::evaluate::{literal_value, test, Entity, Evaluator};
+use super::evaluate::{literal_value, test, time_window, Entity, Evaluator};
 use super::events::day_of;
 use crate::error::Result;
 use crate::profiles::AccountLinks;
-use crate::query::{Body, Comparator, Comparison, Condition, Filter, Kind, Literal, Reducer, Scalar};
+use crate::query::{Body, Comparator, Comparison, Condition, Kind, Literal, Reducer, Scalar};
 
 /// One evaluation over all entities.
 pub struct Run<'a> {
@@ -228,23 +228,9 @@ impl<'a> Run<'a> {
                         RoaringBitmap::new()
                     }));
                 };
-                // A profile with several nodes holding a value takes the latest: check those
-                // (each has a node holding one that is not its root).
-                let holding = index.nodes_holding(trait_id);
-                let several_holding = graph.roots_of(&(holding - self.roots), self.roots);
-                let checked = |found: RoaringBitmap, keep: &dyn Fn(Option<&Value>) -> bool| {
-                    let several = &found & &several_holding;
-                    let wrong = several
-                        .iter()
-                        .filter(|&root| !keep(self.ev.user_trait(graph.members_at(root), name).as_ref()));
-                    let wrong = RoaringBitmap::from_sorted_iter(wrong).unwrap_or_default();
-                    found - wrong
-                };
-                let nodes = index.nodes_where(trait_id, |value| passes(Some(value)));
-                let mut found = checked(graph.roots_of(&nodes, self.roots) & universe, &passes);
+                let mut found = self.profiles_with_trait(name, trait_id, &|value| passes(Some(value)), universe);
                 if passes(None) {
-                    let present = graph.roots_of(&index.nodes_where(trait_id, |_| true), self.roots) & universe;
-                    found |= universe - checked(present, &|value| value.is_some());
+                    found |= universe - self.profiles_with_trait(name, trait_id, &|_| true, universe);
                 }
                 found
             }
@@ -273,6 +259,32 @@ impl<'a> Run<'a> {
                 found
             }
         }))
+    }
+
+    /// The profiles of `within` whose stored trait `name` (numbered `trait_id`) is present and
+    /// passes `test`. A profile with several nodes holding the trait takes the latest of their
+    /// values, so those (each has a node holding one that is not its root) are checked one by one.
+    pub fn profiles_with_trait(
+        &self,
+        name: &str,
+        trait_id: u32,
+        test: &dyn Fn(&Value) -> bool,
+        within: &RoaringBitmap,
+    ) -> RoaringBitmap {
+        let (index, graph) = (&self.ev.engage.traits, self.ev.graph);
+        let found = graph.roots_of(&index.nodes_where(trait_id, test), self.roots) & within;
+        let several = graph.roots_of(&(index.nodes_holding(trait_id) - self.roots), self.roots);
+        let wrong: RoaringBitmap = (&found & &several)
+            .into_iter()
+            .filter(|&root| {
+                !self
+                    .ev
+                    .user_trait(graph.members_at(root), name)
+                    .as_ref()
+                    .is_some_and(test)
+            })
+            .collect();
+        found - wrong
     }
 
     /// The profiles of `universe` with events of `name_id` on the days of `from..=to` (the
@@ -360,16 +372,7 @@ fn shape<'q>(
             }
         },
         Scalar::Reduced(reduction) if reduction.reducer == Reducer::Count => {
-            let (mut from, mut to) = (i64::MIN, i64::MAX);
-            for filter in &reduction.stream.filters {
-                let (start, end) = match filter {
-                    Filter::Within(span) => (now_ms - span.millis(), now_ms),
-                    // `now - B <= t < now - A`
-                    Filter::Between(a, b) => (now_ms - b.millis(), now_ms - a.millis() - 1),
-                    _ => return None,
-                };
-                (from, to) = (from.max(start), to.min(end));
-            }
+            let (from, to) = time_window(&reduction.stream.filters, now_ms)?;
             Some(Shape::Count {
                 name: &reduction.stream.name,
                 from,

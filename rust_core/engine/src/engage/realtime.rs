@@ -734,19 +734,7 @@ pub(crate) fn emitted_members(run: &Run<'_>, key: &str) -> RoaringBitmap {
     let Some(trait_id) = index.trait_id(key) else {
         return RoaringBitmap::new();
     };
-    let nodes = index.nodes_where(trait_id, |value| value == &Value::Bool(true));
-    let roots = run.ev.graph.roots_of(&nodes, run.roots);
-    // A profile with several nodes holding a value takes the latest: check those only (each has
-    // a node holding one that is not its root).
-    let several = run
-        .ev
-        .graph
-        .roots_of(&(index.nodes_holding(trait_id) - run.roots), run.roots);
-    let wrong: RoaringBitmap = (&roots & &several)
-        .into_iter()
-        .filter(|&root| emitted(run, root, key) != Some(Value::Bool(true)))
-        .collect();
-    roots - wrong
+    run.profiles_with_trait(key, trait_id, &|value| value == &Value::Bool(true), run.roots)
 }
 
 /// Profiles with any stored value of trait `key`.
