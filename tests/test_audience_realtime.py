@@ -147,6 +147,23 @@ def test_a_merge_enters_and_a_split_exits_exactly_once(server: ServerProcess) ->
     api.close()
 
 
+def test_a_track_event_that_merges_re_decides_audiences_reading_other_events(server: ServerProcess) -> None:
+    """A merge can change any audience of the merged profile, not only those reading the event
+    that merged: here a purchase carrying both ids joins two profiles' page views."""
+    api = Audiences(server)
+    api.create("two_views", "event('Product Viewed').count() >= 2")
+    views = [
+        track("view-anon", user_id="", name="Product Viewed", anonymous_id="a7"),
+        track("view-known", user_id="erin", name="Product Viewed"),
+    ]
+    api.send(views)
+    time.sleep(0.5)
+    assert api.moves("user_id:erin", "two_views") == []
+    api.send([order("buy", "erin", anonymous_id="a7")])
+    wait_until(lambda: api.moves("user_id:erin", "two_views") == ["Audience Entered"], what="entered on the merge")
+    api.close()
+
+
 def test_a_time_window_expires_on_the_tick(server_factory: Any) -> None:
     server = server_factory(env=FAST_TICK)
     api = Audiences(server)

@@ -617,7 +617,6 @@ fn publish(shared: &Shared, batch: Committed) {
         through,
     } = batch;
     resolve_identities(shared, &group, &outcomes, first_seq);
-    report_touches(shared, &group, &outcomes);
     snapshot_if_due(shared, through);
     index_postings(shared, &mut group, &outcomes, first_seq, through);
     *shared.committed.lock() = through;
@@ -684,15 +683,25 @@ fn snapshot_if_due(shared: &Shared, through: u64) {
     }
 }
 
-/// Resolves the accepted events of a committed group into profiles, in log order.
+/// Resolves the accepted events of a committed group into profiles, in log order, and tells
+/// the Engage worker which profiles they touched (their primary nodes, with the event names and
+/// trait keys they carried): only when real-time definitions exist, and never of the worker's
+/// own events.
 fn resolve_identities(shared: &Shared, group: &[Job], outcomes: &[Vec<Stored>], first_seq: u64) {
+    use crate::engage::realtime::Message;
+    let hub = &shared.engage_hub;
+    let active = hub.active.load(Ordering::Acquire);
+    let own = hub.source_id.load(Ordering::Acquire);
     let accepted = group
         .iter()
         .zip(outcomes)
-        .flat_map(|(job, job_outcomes)| job.events.iter().zip(job_outcomes))
-        .filter(|(_, outcome)| **outcome == Stored::Accepted)
+        .flat_map(|(job, job_outcomes)| {
+            let report = active && job.source_id != own;
+            job.events.iter().zip(job_outcomes).map(move |pair| (pair, report))
+        })
+        .filter(|((_, outcome), _)| **outcome == Stored::Accepted)
         .zip(first_seq..)
-        .map(|((event, _), seq)| Resolvable {
+        .map(|(((event, _), report), seq)| Resolvable {
             seq,
             message_id: &event.message_id,
             timestamp_ms: event.timestamp_ms,
@@ -701,51 +710,15 @@ fn resolve_identities(shared: &Shared, group: &[Job], outcomes: &[Vec<Stored>], 
             account: event.account.as_deref(),
             engage_name: event.engage_name.as_deref(),
             engage_traits: event.engage_traits.as_ref(),
+            report,
         });
-    shared.profiles.resolve(&shared.store, accepted);
-}
-
-/// Tells the Engage worker which profiles the group's accepted events touched (their primary
-/// nodes), with the event names and trait keys they carried; only when real-time definitions
-/// exist, and never for the worker's own events.
-fn report_touches(shared: &Shared, group: &[Job], outcomes: &[Vec<Stored>]) {
-    use crate::engage::realtime::{Message, Touch, Touching};
-    let hub = &shared.engage_hub;
-    if !hub.active.load(Ordering::Acquire) {
+    let (touches, rebuilt) = shared.profiles.resolve(&shared.store, accepted);
+    if !active {
         return;
     }
-    let own = hub.source_id.load(Ordering::Acquire);
-    let mut touches = Vec::new();
-    {
-        let state = shared.profiles.lock();
-        let rebuilt = state.graph.rebuilt_clusters();
-        if hub.rebuilt_clusters.swap(rebuilt, Ordering::AcqRel) != rebuilt {
-            hub.send(Message::ReconcileAll);
-        }
-        for (job, job_outcomes) in group.iter().zip(outcomes) {
-            if job.source_id == own {
-                continue;
-            }
-            for (event, _) in job
-                .events
-                .iter()
-                .zip(job_outcomes)
-                .filter(|(_, o)| **o == Stored::Accepted)
-            {
-                let Some(node) = state.graph.primary_node(&event.profile_identifiers) else {
-                    continue;
-                };
-                let engage = &state.engage;
-                let what = match (&event.engage_name, &event.engage_traits) {
-                    (Some(name), _) => engage.events.name_id(name).map_or(Touching::Other, Touching::Name),
-                    (None, Some(traits)) => {
-                        Touching::Traits(traits.keys().filter_map(|key| engage.traits.trait_id(key)).collect())
-                    }
-                    (None, None) => Touching::Other,
-                };
-                touches.push(Touch { node, what });
-            }
-        }
+    // A late event replayed a cluster: that may have split profiles it did not touch.
+    if hub.rebuilt_clusters.swap(rebuilt, Ordering::AcqRel) != rebuilt {
+        hub.send(Message::ReconcileAll);
     }
     if !touches.is_empty() {
         hub.send(Message::Touched(touches));

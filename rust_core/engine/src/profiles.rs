@@ -16,6 +16,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, MutexGuard};
 use rustc_hash::FxHashMap;
 
+use crate::engage::realtime::{Touch, Touching};
 use crate::engage::{Engage, EngageFacts};
 use crate::error::{EngineError, Result};
 use crate::identifiers::{self, CustomIdentifiers, Identifier};
@@ -59,6 +60,8 @@ pub struct Resolvable<'a> {
     pub engage_name: Option<&'a str>,
     /// The traits it sets (`engage::identify_traits`).
     pub engage_traits: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    /// The real-time worker wants to hear what it touched (`Profiles::resolve`).
+    pub report: bool,
 }
 
 impl Resolvable<'_> {
@@ -200,9 +203,35 @@ impl ProfileState {
             return;
         }
         if let Some(node) = self.graph.primary_node(event.identifiers) {
-            let at = (event.seq, event.timestamp_ms, event.message_id);
-            self.engage.record(node, facts, at, &mut |seq| loader.message_id(seq));
+            self.record_engage_at(node, event, facts, loader);
         }
+    }
+
+    fn record_engage_at(
+        &mut self,
+        node: u32,
+        event: &EventIdentity<'_>,
+        facts: EngageFacts<'_>,
+        loader: &mut LogLoader<'_>,
+    ) {
+        let at = (event.seq, event.timestamp_ms, event.message_id);
+        self.engage.record(node, facts, at, &mut |seq| loader.message_id(seq));
+    }
+
+    /// What a resolved event touched, for the real-time worker: its primary node, and the event
+    /// name or trait keys it carried, as Engage's indexes number them (every definition when
+    /// it merged profiles or carried neither).
+    fn touch(&self, node: u32, facts: &EngageFacts<'_>, merged: bool) -> Touch {
+        let engage = &self.engage;
+        let what = match (merged, facts.name, facts.traits) {
+            (true, ..) => Touching::Other,
+            (false, Some(name), _) => engage.events.name_id(name).map_or(Touching::Other, Touching::Name),
+            (false, None, Some(traits)) => {
+                Touching::Traits(traits.keys().filter_map(|key| engage.traits.trait_id(key)).collect())
+            }
+            (false, None, None) => Touching::Other,
+        };
+        Touch { node, what }
     }
 
     /// The bytes of a snapshot file of this state.
@@ -700,26 +729,45 @@ impl Profiles {
         Ok(Some((state, snapshot.resolved_through)))
     }
 
-    /// Resolves committed events, in log order (events already resolved are skipped).
-    pub fn resolve<'a>(&self, store: &Store, events: impl IntoIterator<Item = Resolvable<'a>>) {
+    /// Resolves committed events, in log order (events already resolved are skipped). Returns
+    /// what the events marked `report` touched, and the graph's count of replayed clusters
+    /// (read under the same lock: see `Hub::rebuilt_clusters`).
+    pub fn resolve<'a>(&self, store: &Store, events: impl IntoIterator<Item = Resolvable<'a>>) -> (Vec<Touch>, u64) {
         let mut state = self.state.lock();
         let custom = Arc::clone(&state.custom);
         let mut loader = LogLoader { store, custom: &custom };
+        let mut touches = Vec::new();
         for event in events {
             if event.seq <= state.resolved_through {
                 continue;
             }
-            state.graph.add(&event.identity(), &mut loader);
+            let identity = event.identity();
+            let merged = state.graph.add_noting_merge(&identity, &mut loader) == Some(true);
             if let Some(account) = event.account {
-                state.links.record(&event.identity(), account);
+                state.links.record(&identity, account);
             }
             let facts = EngageFacts {
                 name: event.engage_name,
                 traits: event.engage_traits,
             };
-            state.record_engage(&event.identity(), facts, &mut loader);
+            let carries = facts.name.is_some() || facts.traits.is_some();
+            // The primary node is found once, for the index and the worker both; the touch
+            // after the index, which numbers a name or trait key seen for the first time.
+            if carries || event.report {
+                if let Some(node) = state.graph.primary_node(event.identifiers) {
+                    let touch = event.report.then_some((facts.name, facts.traits));
+                    if carries {
+                        state.record_engage_at(node, &identity, facts, &mut loader);
+                    }
+                    if let Some((name, traits)) = touch {
+                        touches.push(state.touch(node, &EngageFacts { name, traits }, merged));
+                    }
+                }
+            }
             state.resolved_through = event.seq;
         }
+        let rebuilt = state.graph.rebuilt_clusters();
+        (touches, rebuilt)
     }
 
     /// Resolves what the log holds after `state.resolved_through` (used after swapping in a

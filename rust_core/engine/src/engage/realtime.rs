@@ -43,6 +43,10 @@ const BATCH: usize = 2_000;
 /// Most touched profiles evaluated under one hold of the graph lock (the publisher waits for it
 /// to resolve the next group, so holds stay short).
 const PROFILES_PER_LOCK: usize = 256;
+/// Under a steady stream the worker decides at most this often: the touches that arrive
+/// meanwhile gather, so a profile touched many times is decided once. An idle worker decides
+/// at once.
+const ROUND: Duration = Duration::from_millis(100);
 
 /// What the publisher tells the worker about a committed group.
 pub enum Message {
@@ -324,6 +328,8 @@ pub struct Worker {
     tick: Duration,
     kept: Vec<Kept>,
     saved: FxHashMap<String, Definition>,
+    /// When the last round of touches started being decided.
+    last_round: Instant,
 }
 
 impl Worker {
@@ -337,6 +343,7 @@ impl Worker {
             tick,
             kept: Vec::new(),
             saved: FxHashMap::default(),
+            last_round: Instant::now(),
         })
     }
 
@@ -464,12 +471,16 @@ impl Worker {
             Message::Stop => false,
         };
         let mut stop = !add(first, &mut definitions_changed);
+        // Touches gather until a round is due, so a profile touched many times in a round is
+        // decided once.
+        let due = self.last_round + ROUND;
         while !stop {
-            match self.receiver.try_recv() {
+            match self.receiver.recv_deadline(due) {
                 Ok(message) => stop = !add(message, &mut definitions_changed),
                 Err(_) => break,
             }
         }
+        self.last_round = Instant::now();
         let outcome = self.evaluate_touched(touches, definitions_changed);
         // Counted as evaluated even when it failed: the next tick or touch retries.
         self.shared.engage_hub.backlog.fetch_sub(taken, Ordering::AcqRel);
@@ -479,7 +490,8 @@ impl Worker {
         outcome
     }
 
-    /// Re-evaluates each touched profile for the definitions its events can change.
+    /// Re-evaluates each touched profile for the definitions its events can change, then
+    /// writes every change at once (one wait for the log, however many profiles).
     fn evaluate_touched(&mut self, mut touches: Vec<Touch>, definitions_changed: bool) -> Result<()> {
         if definitions_changed {
             // A reload, then every definition over every profile (covers both messages).
@@ -491,6 +503,10 @@ impl Worker {
             return Ok(());
         }
         touches.sort_unstable_by_key(|touch| touch.node);
+        // By (profile, definition), the latest decision: a profile met again in a later chunk
+        // (another of its nodes) is decided again on newer state, and undecided when that
+        // matches what the log holds.
+        let mut decided: FxHashMap<(u32, usize), Change> = FxHashMap::default();
         let mut start = 0;
         while start < touches.len() {
             // Up to PROFILES_PER_LOCK nodes, never splitting one node's touches.
@@ -500,7 +516,7 @@ impl Worker {
             }
             let chunk = &touches[start..end];
             start = end;
-            let changes = self.with_run(|run| {
+            self.with_run(|run| {
                 let relevant = Relevance::new(&self.kept, run);
                 // Each profile with the definitions any of its events can change.
                 let mut wanted: FxHashMap<u32, FxHashSet<usize>> = FxHashMap::default();
@@ -510,21 +526,19 @@ impl Worker {
                     };
                     relevant.add(&touch.what, wanted.entry(root).or_default());
                 }
-                let mut changes = Vec::new();
                 for (root, definitions) in wanted {
                     for i in definitions {
-                        if let Some(change) = profile_change(run, &self.kept[i], root)? {
-                            changes.push(change);
-                        }
+                        match profile_change(run, &self.kept[i], root)? {
+                            Some(change) => decided.insert((root, i), change),
+                            None => decided.remove(&(root, i)),
+                        };
                     }
                 }
-                Ok(changes)
+                Ok(())
             })?;
-            let moves = size_changes(&changes);
-            self.emit(changes)?;
-            self.record_moves(moves)?;
         }
-        Ok(())
+        let moves = self.emit(decided.into_values().collect())?;
+        self.record_moves(moves)
     }
 
     /// Adds a point to the size history of audiences that some profiles entered or left: the
@@ -586,9 +600,12 @@ impl Worker {
     }
 
     /// Writes the changes as events and waits until they are committed and resolved.
-    fn emit(&self, changes: Vec<Change>) -> Result<()> {
+    /// Changes of a profile that stopped being one since it was decided (merged into another)
+    /// are dropped: the merge touched the merged profile, which is decided again. Returns how
+    /// many profiles entered minus left each audience, as written.
+    fn emit(&self, changes: Vec<Change>) -> Result<FxHashMap<String, i64>> {
         if changes.is_empty() {
-            return Ok(());
+            return Ok(FxHashMap::default());
         }
         let source_id = match self.shared.engage_hub.source_id.load(Ordering::Acquire) {
             0 => {
@@ -605,14 +622,24 @@ impl Worker {
         for change in &changes {
             by_root.entry(change.root).or_default().push(change);
         }
+        let mut written = Vec::new();
         let events: Vec<Event> = {
             let state = self.shared.profiles.lock();
+            let graph = &state.graph;
             by_root
                 .values()
-                .filter_map(|changes| derived_events(&state.graph, &self.kept, changes, cause, now))
+                .filter(|changes| graph.root_of(changes[0].root) == Some(changes[0].root))
+                .filter_map(|changes| {
+                    let events = derived_events(graph, &self.kept, changes, cause, now)?;
+                    written.extend(changes.iter().copied());
+                    Some(events)
+                })
                 .flatten()
                 .collect()
         };
+        let moves = size_changes(written);
+        // Every batch is queued before any is waited for: one wait for the log in all.
+        let mut pending = Vec::new();
         for chunk in events.chunks(BATCH) {
             let batch = Batch {
                 events: chunk.to_vec(),
@@ -632,14 +659,17 @@ impl Worker {
                     rejection.reason
                 );
             }
-            enqueue(&self.shared, &self.jobs, &ctx, prepared, rejections)?.wait()?;
+            pending.push(enqueue(&self.shared, &self.jobs, &ctx, prepared, rejections)?);
         }
-        Ok(())
+        for ack in pending {
+            ack.wait()?;
+        }
+        Ok(moves)
     }
 }
 
 /// How many profiles entered minus left each audience in `changes`.
-fn size_changes(changes: &[Change]) -> FxHashMap<String, i64> {
+fn size_changes<'a>(changes: impl IntoIterator<Item = &'a Change>) -> FxHashMap<String, i64> {
     let mut moves: FxHashMap<String, i64> = FxHashMap::default();
     for change in changes {
         if let ChangeKind::Membership(entered) = change.what {

@@ -460,6 +460,13 @@ impl IdentityGraph {
         self.match_event(event, loader).map(|decided| decided.profile)
     }
 
+    /// `add` telling only whether the event merged profiles (a merge can change any of the
+    /// merged profile's audiences, not only those reading what the event carried).
+    pub fn add_noting_merge(&mut self, event: &EventIdentity<'_>, loader: &mut dyn EventLoader) -> Option<bool> {
+        self.match_event(event, loader)
+            .map(|decided| !decided.merged.is_empty())
+    }
+
     fn match_event(&mut self, event: &EventIdentity<'_>, loader: &mut dyn EventLoader) -> Option<Decided> {
         let (candidates, refused) = self.candidates(event);
         if candidates.is_empty() {
