@@ -67,6 +67,16 @@ class Audiences:
         """ "Audience Entered" / "Audience Exited" of one audience for a profile, oldest first."""
         return [name for name, of in self.derived(identifier) if name.startswith("Audience") and of == key]
 
+    def account_changes(self, carrier: str, key: str) -> list[Any]:
+        """What Engage's group calls carried by a profile wrote to `key`, oldest first."""
+        return [
+            json.loads(event.traits)[key]
+            for event in self.rpc.events(carrier, profile=True, oldest_first=True)
+            if event.type == event_pb2.EVENT_TYPE_GROUP
+            and event.message_id.startswith("engage-account-")
+            and key in json.loads(event.traits)
+        ]
+
     def trait(self, identifier: str, name: str) -> Any:
         request = profile_pb2.GetProfileRequest(identifier=identifier)
         try:
@@ -161,6 +171,83 @@ def test_a_track_event_that_merges_re_decides_audiences_reading_other_events(ser
     assert api.moves("user_id:erin", "two_views") == []
     api.send([order("buy", "erin", anonymous_id="a7")])
     wait_until(lambda: api.moves("user_id:erin", "two_views") == ["Audience Entered"], what="entered on the merge")
+    api.close()
+
+
+def group(message_id: str, user_id: str, group_id: str, **traits: Any) -> event_pb2.Event:
+    return event_pb2.Event(
+        type=event_pb2.EVENT_TYPE_GROUP,
+        message_id=message_id,
+        user_id=user_id,
+        group_id=group_id,
+        traits=json.dumps(traits).encode(),
+    )
+
+
+def test_account_audiences_and_traits_are_kept_in_real_time(server: ServerProcess) -> None:
+    """ACCOUNTS definitions change with their users' events and traits and with group calls;
+    each change is one group call (as Segment writes account audiences), carried by the
+    account's first linked user."""
+    api = Audiences(server)
+    api.send([group("g-alice", "alice", "acme", name="Acme"), group("g-bob", "bob", "acme")])
+    api.send([group("g-zed", "zed", "zeta")])
+    for key, query, computed in (
+        ("any_buyer", "ANY(event('Order Completed').count() >= 1)", False),
+        ("all_pro", "ALL(trait('plan') = 'pro')", False),
+        ("orders", "event('Order Completed').count()", True),
+    ):
+        kind = audience_pb2.DEFINITION_TYPE_COMPUTED_TRAIT if computed else audience_pb2.DEFINITION_TYPE_AUDIENCE
+        request = audience_pb2.CreateAudienceRequest(
+            key=key, query=query, type=kind, kind=audience_pb2.ENTITY_KIND_ACCOUNTS
+        )
+        api.stub.CreateAudience(request, metadata=api.server.admin_metadata, timeout=30)
+    wait_until(lambda: all(api.ready(key) for key in ("any_buyer", "all_pro", "orders")), what="READY")
+    assert api.get("any_buyer").size == 0
+    # The first evaluation wrote each account's count (0). Alice buys: acme enters any_buyer
+    # and counts one order; zeta does not move.
+    api.send([order("buy-1", "alice")])
+    wait_until(lambda: api.get("any_buyer").size == 1, what="acme in any_buyer")
+    wait_until(lambda: api.account_changes("user_id:alice", "orders") == [0, 1], what="orders = 1")
+    assert api.account_changes("user_id:alice", "any_buyer") == [True]
+    assert api.account_changes("user_id:zed", "any_buyer") == []
+    # Both users pro: acme enters all_pro through their identify calls.
+    pro = json.dumps({"plan": "pro"}).encode()
+    api.send([event_pb2.Event(type=IDENTIFY, message_id=f"pro-{u}", user_id=u, traits=pro) for u in ("alice", "bob")])
+    wait_until(lambda: api.account_changes("user_id:alice", "all_pro") == [True], what="acme in all_pro")
+    # Carol joins acme without a plan: acme leaves all_pro, once.
+    api.send([group("g-carol", "carol", "acme")])
+    wait_until(lambda: api.account_changes("user_id:alice", "all_pro") == [True, False], what="acme out of all_pro")
+    # Bob's order counts for the account too.
+    api.send([order("buy-2", "bob")])
+    wait_until(lambda: api.account_changes("user_id:alice", "orders") == [0, 1, 2], what="orders = 2")
+    time.sleep(1.0)  # anything repeated would show now
+    assert api.account_changes("user_id:alice", "any_buyer") == [True]
+    assert api.account_changes("user_id:alice", "all_pro") == [True, False]
+    assert api.account_changes("user_id:alice", "orders") == [0, 1, 2]
+    assert api.account_changes("user_id:zed", "orders") == [0]
+    # Sizes: accounts in the audience, accounts with a value.
+    assert (api.get("any_buyer").size, api.get("all_pro").size, api.get("orders").size) == (1, 0, 2)
+    # WatchMembership replays the account's entry and exit from the start of the log.
+    watch = audience_pb2.WatchMembershipRequest(key="all_pro", after_seq=1)
+    stream = api.stub.WatchMembership(watch, metadata=api.server.admin_metadata, timeout=5)
+    seen = []
+    try:
+        for change in stream:
+            seen.append((change.event, change.identifier))
+            if len(seen) == 2:
+                break
+    finally:
+        stream.cancel()
+    assert seen == [("Audience Entered", "group_id:acme"), ("Audience Exited", "group_id:acme")]
+    # A kill and restart reconciles every definition with the accounts' traits: nothing repeats.
+    api.close()
+    server.kill()
+    server.start()
+    api = Audiences(server)
+    wait_until(lambda: api.ready("orders"), what="READY after the restart")
+    time.sleep(1.0)
+    assert api.account_changes("user_id:alice", "any_buyer") == [True]
+    assert api.account_changes("user_id:alice", "orders") == [0, 1, 2]
     api.close()
 
 

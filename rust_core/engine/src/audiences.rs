@@ -217,20 +217,14 @@ impl Engine {
                 id: format!("aud_{id}"),
                 created_at_ms: time::now_ms(),
                 canonical_query: query::render(&definition),
-                status: if kind == Kind::Users {
-                    Status::Computing as i32
-                } else {
-                    Status::Ready as i32
-                },
+                status: Status::Computing as i32,
                 size: 0,
             };
             dbs.audiences.put(txn, key, &audience.encode_to_vec())?;
             dbs.meta.put(txn, META_NEXT_AUDIENCE, &(id + 1))?;
             Ok(audience)
         })?;
-        if kind == Kind::Users {
-            self.shared.engage_hub.mark_computing(key);
-        }
+        self.shared.engage_hub.mark_computing(key);
         self.shared.engage_hub.definitions_changed();
         Ok(CreateAudienceResponse {
             audience: Some(audience),
@@ -395,6 +389,20 @@ impl Engine {
                 .collect();
             let prefix = format!("engage-{}-", audience.id);
             let mut history = Vec::new();
+            if definition.kind == Kind::Accounts {
+                // An account's changes are among its group calls.
+                let group = id.strip_prefix("group_id:").unwrap_or(&id);
+                for &seq in run.links.calls.get(group).into_iter().flatten() {
+                    let Some((_, event)) = run.ev.log.event(seq)? else {
+                        continue;
+                    };
+                    if is_account_change(&event, &audience.key) {
+                        let ms = event.timestamp.as_ref().map_or(0, time::to_ms);
+                        let name = change_name(!is_audience, &audience.key, &event);
+                        history.push(change_of(seq, ms, name, &audience.key, &event));
+                    }
+                }
+            }
             for name in ["Audience Entered", "Audience Exited"] {
                 for (ms, seq) in run.ev.events_named(&entity, name) {
                     let Some((_, event)) = run.ev.log.event(seq)? else {
@@ -452,7 +460,7 @@ impl Engine {
             dbs.audiences.put(txn, key, &audience.encode_to_vec())?;
             Ok(audience)
         })?;
-        if audience.kind != EntityKind::Accounts as i32 && !request.query.trim().is_empty() {
+        if !request.query.trim().is_empty() {
             self.shared.engage_hub.mark_computing(key);
         }
         self.shared.engage_hub.definitions_changed();
@@ -477,16 +485,13 @@ impl Engine {
         // An audience's changes are its tracks (its identify repeats them); a computed trait's
         // are the Engage identify calls that set its key.
         let prefix = format!("engage-{}-", audience.id);
+        // An account's changes are group calls setting its key.
         let is_change = |event: &proto::Event| match EventType::try_from(event.r#type) {
             Ok(EventType::Track) => !computed && event.message_id.starts_with(&prefix),
             Ok(EventType::Identify) => {
-                computed
-                    && event.message_id.starts_with("engage-traits-")
-                    && crate::json::parse_object(&event.traits)
-                        .ok()
-                        .flatten()
-                        .is_some_and(|traits| traits.contains_key(&audience.key))
+                computed && event.message_id.starts_with("engage-traits-") && sets_key(event, &audience.key)
             }
+            Ok(EventType::Group) => is_account_change(event, &audience.key),
             _ => false,
         };
         let (events, position) = self.tail_events(after, 1_000, &TailFilter::default(), wait)?;
@@ -495,12 +500,14 @@ impl Engine {
             .filter(|(_, source, event)| *source == own && is_change(event))
             .map(|(seq, _, event)| {
                 let ms = event.timestamp.as_ref().map_or(0, time::to_ms);
-                let name = if computed {
-                    "Trait Computed".to_owned()
-                } else {
-                    event.event.clone()
-                };
-                change_of(seq, ms, &name, &audience.key, &event).encode_to_vec()
+                change_of(
+                    seq,
+                    ms,
+                    change_name(computed, &audience.key, &event),
+                    &audience.key,
+                    &event,
+                )
+                .encode_to_vec()
             })
             .collect();
         Ok((changes, position))
@@ -514,14 +521,9 @@ impl Engine {
         let hub = &self.shared.engage_hub;
         self.with_run(time::now_ms(), |run| {
             for audience in audiences.iter_mut() {
-                let users = audience.kind != EntityKind::Accounts as i32;
-                let computing = users && hub.is_computing(&audience.key);
+                let computing = hub.is_computing(&audience.key);
                 audience.status = if computing { Status::Computing } else { Status::Ready } as i32;
-                audience.size = match (users, audience.r#type == DefinitionType::ComputedTrait as i32) {
-                    (false, _) => 0,
-                    (true, false) => realtime::emitted_members(run, &audience.key).len(),
-                    (true, true) => realtime::emitted_present(run, &audience.key).len() as u64,
-                };
+                audience.size = realtime::emitted_size(run, audience)?;
             }
             Ok(())
         })
@@ -687,15 +689,55 @@ fn json_bytes(value: Option<&Value>) -> Vec<u8> {
         .unwrap_or_default()
 }
 
+/// Whether an Engage identify or group call sets trait `key`.
+fn sets_key(event: &proto::Event, key: &str) -> bool {
+    crate::json::parse_object(&event.traits)
+        .ok()
+        .flatten()
+        .is_some_and(|traits| traits.contains_key(key))
+}
+
+/// Whether an event is the real-time worker's group call writing an account's `key`.
+fn is_account_change(event: &proto::Event, key: &str) -> bool {
+    event.r#type == EventType::Group as i32
+        && event.message_id.starts_with(realtime::ACCOUNT_CHANGE_PREFIX)
+        && sets_key(event, key)
+}
+
+/// The name a change is reported under: "Trait Computed" for a computed trait, else the
+/// track's name, or for an account's group call what its boolean says.
+fn change_name<'e>(computed: bool, key: &str, event: &'e proto::Event) -> &'e str {
+    if computed {
+        "Trait Computed"
+    } else if event.r#type == EventType::Group as i32 {
+        let entered = crate::json::parse_object(&event.traits)
+            .ok()
+            .flatten()
+            .is_some_and(|traits| traits.get(key) == Some(&Value::Bool(true)));
+        if entered {
+            "Audience Entered"
+        } else {
+            "Audience Exited"
+        }
+    } else {
+        &event.event
+    }
+}
+
 /// A change as `WatchMembership` and `ExplainMembership` report it, from an Engage event.
 fn change_of(seq: u64, ms: i64, name: &str, key: &str, event: &proto::Event) -> MembershipChange {
-    // The message id is engage-<aud id>-<profile id>-<cause>-<what>.
-    let profile_id = event.message_id.split('-').nth(2).unwrap_or_default().to_owned();
-    let identifier = [("user_id", &event.user_id), ("anonymous_id", &event.anonymous_id)]
-        .into_iter()
-        .find(|(_, value)| !value.is_empty())
-        .map(|(kind, value)| format!("{kind}:{value}"))
-        .unwrap_or_default();
+    let (profile_id, identifier) = if event.r#type == EventType::Group as i32 {
+        (String::new(), format!("group_id:{}", event.group_id))
+    } else {
+        // The message id is engage-<aud id>-<profile id>-<cause>-<what>.
+        let profile_id = event.message_id.split('-').nth(2).unwrap_or_default().to_owned();
+        let identifier = [("user_id", &event.user_id), ("anonymous_id", &event.anonymous_id)]
+            .into_iter()
+            .find(|(_, value)| !value.is_empty())
+            .map(|(kind, value)| format!("{kind}:{value}"))
+            .unwrap_or_default();
+        (profile_id, identifier)
+    };
     let value = crate::json::parse_object(&event.traits)
         .ok()
         .flatten()

@@ -86,6 +86,11 @@ pub struct Entity {
 }
 
 impl Entity {
+    /// An account's own trait as its group calls set it (never a saved definition's value).
+    pub fn account_trait(&self, key: &str) -> Option<&Value> {
+        self.account_traits.get(key).filter(|value| !value.is_null())
+    }
+
     pub fn user(nodes: Vec<u32>) -> Self {
         Self {
             kind: Kind::Users,

@@ -18,7 +18,7 @@ use std::rc::Rc;
 
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::evaluate::{literal_value, test, time_window, Entity, Evaluator};
 use super::events::day_of;
@@ -82,20 +82,40 @@ impl<'a> Run<'a> {
         ids
     }
 
-    /// An account's entity: its traits folded from its group calls, its users in profile-id
-    /// order. None for a group no call named.
-    pub fn account(&self, group: &str) -> Result<Option<Entity>> {
+    /// An account's traits, folded from its group calls.
+    pub fn account_traits(&self, group: &str) -> Result<Map<String, Value>> {
         let calls = self.links.calls.get(group);
-        let users = self.links.users.get(group);
-        if calls.is_none() && users.is_none() {
-            return Ok(None);
-        }
         let (winners, _) = crate::profile_reads::fold_traits_in(
             self.ev.log.store(),
             self.ev.log.txn(),
             calls.map_or(&[][..], Vec::as_slice),
         )?;
-        let traits = winners.into_iter().map(|(name, winner)| (name, winner.value)).collect();
+        Ok(winners.into_iter().map(|(name, winner)| (name, winner.value)).collect())
+    }
+
+    /// The accounts a profile is linked to: group calls naming any of its identifiers.
+    pub fn accounts_of(&self, root: u32) -> Vec<&'a str> {
+        let graph = self.ev.graph;
+        let mut groups: Vec<&'a str> = graph
+            .members_at(root)
+            .iter()
+            .filter_map(|&node| self.links.accounts.get(&graph.identifier_at(node).hash128()))
+            .flatten()
+            .map(|(group, _)| group.as_str())
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        groups
+    }
+
+    /// An account's entity: its traits folded from its group calls, its users in profile-id
+    /// order. None for a group no call named.
+    pub fn account(&self, group: &str) -> Result<Option<Entity>> {
+        let users = self.links.users.get(group);
+        if !self.links.calls.contains_key(group) && users.is_none() {
+            return Ok(None);
+        }
+        let traits = self.account_traits(group)?;
         let graph = self.ev.graph;
         let mut roots: Vec<u32> = users
             .into_iter()

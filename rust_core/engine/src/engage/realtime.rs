@@ -1,11 +1,13 @@
-//! Real-time audiences and computed traits: a worker thread that re-evaluates saved USERS
-//! definitions for the profiles each committed group touched, and on a timer (time windows
-//! move without events), and writes what changed back into the log as events.
+//! Real-time audiences and computed traits: a worker thread that re-evaluates saved
+//! definitions for the profiles (and the accounts they are linked to) each committed group
+//! touched, and on a timer (time windows move without events), and writes what changed back
+//! into the log as events.
 //!
 //! Exactly once, without any state of its own: the log already holds what was emitted. An
 //! audience's last emitted state for a profile is the profile's stored trait named after the
 //! key (true after `Audience Entered`, false after `Audience Exited`: the identify written with
-//! each of them); a computed trait's is the stored trait itself. The worker is the only one that
+//! each of them); a computed trait's is the stored trait itself; an account's, the account's
+//! trait (set by the group call written for it). The worker is the only one that
 //! decides, it decides against that trait, and it waits for its events to be committed and
 //! resolved (the ack) before it decides again. So a crash, a replay or a restart can make it
 //! re-evaluate, never emit twice: after a restart it reconciles every definition with what the
@@ -25,12 +27,13 @@ use roaring::RoaringBitmap;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{json, Map, Value};
 
-use super::evaluate::{Evaluator, LogReader};
+use super::evaluate::{Entity, Evaluator, LogReader};
 use super::plan::Run;
 use super::value::order;
 use crate::error::{EngineError, Result};
 use crate::identity::graph::IdentityGraph;
 use crate::ingest::{enqueue, Job, Shared};
+use crate::profiles::AccountLinks;
 use crate::proto::{self, Audience, Batch, DefinitionType, EntityKind, Event, EventType};
 use crate::query::{Body, Comparator, Condition, Definition, Filter, Scalar};
 use crate::time;
@@ -79,7 +82,7 @@ pub enum Touching {
 pub struct Hub {
     sender: Sender<Message>,
     receiver: Mutex<Option<Receiver<Message>>>,
-    /// Saved USERS definitions exist: only then does the publisher report touches.
+    /// Saved definitions exist: only then does the publisher report touches.
     pub active: AtomicBool,
     /// The id of the "Tributary Engage" source (0 before start-up made it).
     pub source_id: AtomicU32,
@@ -180,6 +183,13 @@ struct Kept {
     audience: Audience,
     definition: Definition,
     deps: Deps,
+}
+
+impl Kept {
+    /// An ACCOUNTS definition: decided per account, its state the account's trait.
+    fn of_accounts(&self) -> bool {
+        self.audience.kind == EntityKind::Accounts as i32
+    }
 }
 
 /// What can change a definition's result.
@@ -307,12 +317,19 @@ impl Relevance {
     }
 }
 
-/// One change to write: the profile (its root), the definition, and the new state.
+/// One change to write: the profile or account, the definition, and the new state.
 struct Change {
-    root: u32,
+    subject: Subject,
     key: String,
     /// An audience: entered (true) or exited (false); a computed trait: its new value.
     what: ChangeKind,
+}
+
+/// What a change is about: a profile (its root) or an account (its group id).
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Subject {
+    Profile(u32),
+    Account(String),
 }
 
 enum ChangeKind {
@@ -418,7 +435,6 @@ impl Worker {
         let mut new = Vec::new();
         self.kept = audiences
             .into_iter()
-            .filter(|a| a.kind != EntityKind::Accounts as i32)
             .filter_map(|audience| {
                 let definition = saved.get(&audience.key)?.clone();
                 if known.get(&audience.key) != Some(&audience.query) {
@@ -506,7 +522,7 @@ impl Worker {
         // By (profile, definition), the latest decision: a profile met again in a later chunk
         // (another of its nodes) is decided again on newer state, and undecided when that
         // matches what the log holds.
-        let mut decided: FxHashMap<(u32, usize), Change> = FxHashMap::default();
+        let mut decided: FxHashMap<(Subject, usize), Change> = FxHashMap::default();
         let mut start = 0;
         while start < touches.len() {
             // Up to PROFILES_PER_LOCK nodes, never splitting one node's touches.
@@ -526,12 +542,32 @@ impl Worker {
                     };
                     relevant.add(&touch.what, wanted.entry(root).or_default());
                 }
+                // ACCOUNTS definitions are decided for the accounts the profile is linked to.
+                let mut accounts: FxHashMap<&str, FxHashSet<usize>> = FxHashMap::default();
+                let mut decide = |subject: Subject, i: usize, change: Option<Change>| match change {
+                    Some(change) => decided.insert((subject, i), change),
+                    None => decided.remove(&(subject, i)),
+                };
                 for (root, definitions) in wanted {
+                    let mut groups = None;
                     for i in definitions {
-                        match profile_change(run, &self.kept[i], root)? {
-                            Some(change) => decided.insert((root, i), change),
-                            None => decided.remove(&(root, i)),
-                        };
+                        let kept = &self.kept[i];
+                        if kept.of_accounts() {
+                            for group in groups.get_or_insert_with(|| run.accounts_of(root)).iter() {
+                                accounts.entry(group).or_default().insert(i);
+                            }
+                        } else {
+                            decide(Subject::Profile(root), i, profile_change(run, kept, root)?);
+                        }
+                    }
+                }
+                for (group, definitions) in accounts {
+                    let Some(account) = run.account(group)? else {
+                        continue;
+                    };
+                    for i in definitions {
+                        let change = account_change(run, &self.kept[i], group, &account)?;
+                        decide(Subject::Account(group.to_owned()), i, change);
                     }
                 }
                 Ok(())
@@ -558,27 +594,24 @@ impl Worker {
 
     /// Adds a point to the size history of these audiences.
     fn record_sizes(&self, keys: &[String]) -> Result<()> {
-        let audiences: Vec<&str> = keys
+        let audiences: Vec<&Audience> = self
+            .kept
             .iter()
-            .filter(|key| {
-                self.kept
-                    .iter()
-                    .any(|k| &k.audience.key == *key && k.audience.r#type != DefinitionType::ComputedTrait as i32)
-            })
-            .map(String::as_str)
+            .map(|k| &k.audience)
+            .filter(|a| a.r#type != DefinitionType::ComputedTrait as i32 && keys.contains(&a.key))
             .collect();
         if audiences.is_empty() {
             return Ok(());
         }
         let sizes = self.with_run(|run| {
-            Ok(audiences
+            audiences
                 .iter()
-                .map(|key| emitted_members(run, key).len())
-                .collect::<Vec<_>>())
+                .map(|audience| emitted_size(run, audience))
+                .collect::<Result<Vec<_>>>()
         })?;
         let now = time::now_ms();
-        for (key, size) in audiences.iter().zip(sizes) {
-            self.shared.engage_hub.record_size(key, now, size);
+        for (audience, size) in audiences.iter().zip(sizes) {
+            self.shared.engage_hub.record_size(&audience.key, now, size);
         }
         Ok(())
     }
@@ -617,21 +650,35 @@ impl Worker {
         };
         let cause = *self.shared.committed.lock();
         let now = time::now_ms();
-        // One profile's changes go out together (one identify for all its traits).
-        let mut by_root: FxHashMap<u32, Vec<&Change>> = FxHashMap::default();
+        // One profile's (or account's) changes go out together: one call for all its traits.
+        let mut by_subject: FxHashMap<&Subject, Vec<&Change>> = FxHashMap::default();
         for change in &changes {
-            by_root.entry(change.root).or_default().push(change);
+            by_subject.entry(&change.subject).or_default().push(change);
         }
         let mut written = Vec::new();
         let events: Vec<Event> = {
             let state = self.shared.profiles.lock();
             let graph = &state.graph;
-            by_root
-                .values()
-                .filter(|changes| graph.root_of(changes[0].root) == Some(changes[0].root))
-                .filter_map(|changes| {
-                    let events = derived_events(graph, &self.kept, changes, cause, now)?;
-                    written.extend(changes.iter().copied());
+            by_subject
+                .into_iter()
+                .filter_map(|(subject, changes)| {
+                    let events = match subject {
+                        Subject::Profile(root) if graph.root_of(*root) == Some(*root) => {
+                            derived_events(graph, &self.kept, *root, &changes, cause, now)?
+                        }
+                        Subject::Profile(_) => return None,
+                        Subject::Account(group) => {
+                            vec![derived_account_event(
+                                &state.links,
+                                &self.kept,
+                                group,
+                                &changes,
+                                cause,
+                                now,
+                            )?]
+                        }
+                    };
+                    written.extend(changes);
                     Some(events)
                 })
                 .flatten()
@@ -697,36 +744,58 @@ fn same(a: Option<&Value>, b: Option<&Value>) -> bool {
 /// What changed for one profile, if anything.
 fn profile_change(run: &Run<'_>, kept: &Kept, root: u32) -> Result<Option<Change>> {
     let key = &kept.audience.key;
-    let entity = run.user(root);
     let stored = emitted(run, root, key);
-    let what = match &kept.definition.body {
-        Body::Audience(condition) => {
-            let member = run.ev.holds_for(condition, &entity)?;
-            if member == (stored == Some(Value::Bool(true))) {
-                return Ok(None);
-            }
-            ChangeKind::Membership(member)
-        }
-        Body::ComputedTrait(scalar) => {
-            let value = run.ev.value_for(scalar, &entity)?;
-            if same(value.as_ref(), stored.as_ref()) {
-                return Ok(None);
-            }
-            ChangeKind::Value(value.unwrap_or(Value::Null))
-        }
-    };
-    Ok(Some(Change {
-        root,
-        key: key.clone(),
-        what,
-    }))
+    Ok(
+        decision(run, kept, &run.user(root), stored.as_ref())?.map(|what| Change {
+            subject: Subject::Profile(root),
+            key: key.clone(),
+            what,
+        }),
+    )
 }
 
-/// Every change of a definition over all profiles.
+/// What changed for one account, if anything: its state is its own trait named after the key.
+fn account_change(run: &Run<'_>, kept: &Kept, group: &str, account: &Entity) -> Result<Option<Change>> {
+    let key = &kept.audience.key;
+    Ok(
+        decision(run, kept, account, account.account_trait(key))?.map(|what| Change {
+            subject: Subject::Account(group.to_owned()),
+            key: key.clone(),
+            what,
+        }),
+    )
+}
+
+/// A definition decided for a profile or account, against its last emitted state: the new
+/// state, or None when it is the same.
+fn decision(run: &Run<'_>, kept: &Kept, entity: &Entity, stored: Option<&Value>) -> Result<Option<ChangeKind>> {
+    Ok(match &kept.definition.body {
+        Body::Audience(condition) => {
+            let member = run.ev.holds_for(condition, entity)?;
+            (member != (stored == Some(&Value::Bool(true)))).then_some(ChangeKind::Membership(member))
+        }
+        Body::ComputedTrait(scalar) => {
+            let value = run.ev.value_for(scalar, entity)?;
+            (!same(value.as_ref(), stored)).then(|| ChangeKind::Value(value.unwrap_or(Value::Null)))
+        }
+    })
+}
+
+/// Every change of a definition over all profiles (or accounts).
 fn full_changes(run: &Run<'_>, kept: &Kept) -> Result<Vec<Change>> {
     let key = &kept.audience.key;
+    if kept.of_accounts() {
+        // Accounts are few and evaluated one by one (see `Run::accounts`).
+        let mut changes = Vec::new();
+        for group in run.account_ids() {
+            if let Some(account) = run.account(group)? {
+                changes.extend(account_change(run, kept, group, &account)?);
+            }
+        }
+        return Ok(changes);
+    }
     let change = |root, what| Change {
-        root,
+        subject: Subject::Profile(root),
         key: key.clone(),
         what,
     };
@@ -758,6 +827,31 @@ fn full_changes(run: &Run<'_>, kept: &Kept) -> Result<Vec<Change>> {
     }
 }
 
+/// A saved definition's live size: the profiles (or accounts) whose stored trait named after
+/// its key is true (an audience) or set (a computed trait).
+pub(crate) fn emitted_size(run: &Run<'_>, audience: &Audience) -> Result<u64> {
+    let key = &audience.key;
+    let computed = audience.r#type == DefinitionType::ComputedTrait as i32;
+    if audience.kind == EntityKind::Accounts as i32 {
+        let mut size = 0;
+        for group in run.account_ids() {
+            let traits = run.account_traits(group)?;
+            let value = traits.get(key).filter(|value| !value.is_null());
+            size += u64::from(if computed {
+                value.is_some()
+            } else {
+                value == Some(&Value::Bool(true))
+            });
+        }
+        return Ok(size);
+    }
+    Ok(if computed {
+        emitted_present(run, key).len() as u64
+    } else {
+        emitted_members(run, key).len()
+    })
+}
+
 /// Profiles whose stored trait `key` is true.
 pub(crate) fn emitted_members(run: &Run<'_>, key: &str) -> RoaringBitmap {
     let index = &run.ev.engage.traits;
@@ -787,11 +881,11 @@ pub(crate) fn emitted_present(run: &Run<'_>, key: &str) -> FxHashSet<u32> {
 fn derived_events(
     graph: &IdentityGraph,
     kept: &[Kept],
+    root: u32,
     changes: &[&Change],
     cause: u64,
     now: i64,
 ) -> Option<Vec<Event>> {
-    let root = changes.first()?.root;
     let (mut user_id, mut anonymous_id, mut email) = (None, None, None);
     // The root's own identifier first (the node the profile's facts mostly sit on), then the
     // others in order.
@@ -835,60 +929,130 @@ fn derived_events(
         }
         serde_json::to_vec(&context).unwrap_or_default()
     };
-    let mut events = Vec::new();
-    let mut traits = Map::new();
-    let mut computations = Vec::new();
-    for change in changes {
-        let Some(audience) = kept.iter().map(|k| &k.audience).find(|a| a.key == change.key) else {
-            continue;
-        };
-        let is_audience = audience.r#type != DefinitionType::ComputedTrait as i32;
-        let personas = json!({
-            "computation_class": if is_audience { "audience" } else { "trait" },
-            "computation_id": audience.id,
-            "computation_key": audience.key,
-        });
-        let key = &audience.key;
-        match &change.what {
-            ChangeKind::Membership(entered) => {
-                let (name, what) = if *entered {
-                    ("Audience Entered", "entered")
-                } else {
-                    ("Audience Exited", "exited")
-                };
-                let properties = json!({ "audience_key": key, key.as_str(): entered });
-                events.push(Event {
-                    r#type: EventType::Track as i32,
-                    // Zero-padded: within one millisecond a later decision sorts after an earlier.
-                    message_id: format!("engage-{}-{profile}-{cause:020}-{what}", audience.id),
-                    event: name.to_owned(),
-                    properties: serde_json::to_vec(&properties).unwrap_or_default(),
-                    context: context(personas.clone()),
-                    ..base.clone()
-                });
-                traits.insert(key.clone(), Value::Bool(*entered));
+    let written = Written::of(kept, changes);
+    let mut events: Vec<Event> = written
+        .moves
+        .iter()
+        .map(|(audience, personas, entered)| {
+            let key = &audience.key;
+            let (name, what) = if *entered {
+                ("Audience Entered", "entered")
+            } else {
+                ("Audience Exited", "exited")
+            };
+            let properties = json!({ "audience_key": key, key.as_str(): entered });
+            Event {
+                r#type: EventType::Track as i32,
+                // Zero-padded: within one millisecond a later decision sorts after an earlier.
+                message_id: format!("engage-{}-{profile}-{cause:020}-{what}", audience.id),
+                event: name.to_owned(),
+                properties: serde_json::to_vec(&properties).unwrap_or_default(),
+                context: context(personas.clone()),
+                ..base.clone()
             }
-            ChangeKind::Value(value) => {
-                traits.insert(key.clone(), value.clone());
-            }
-        }
-        computations.push(personas);
-    }
-    if !traits.is_empty() {
-        let personas = if computations.len() == 1 {
-            computations.remove(0)
-        } else {
-            json!({ "computations": computations })
-        };
+        })
+        .collect();
+    if !written.traits.is_empty() {
         events.push(Event {
             r#type: EventType::Identify as i32,
             message_id: format!("engage-traits-{profile}-{cause:020}"),
-            traits: serde_json::to_vec(&traits).unwrap_or_default(),
-            context: context(personas),
+            traits: serde_json::to_vec(&written.traits).unwrap_or_default(),
+            context: context(written.personas()),
             ..base
         });
     }
     Some(events)
+}
+
+/// The message id prefix of the group calls that write ACCOUNTS definitions' changes.
+pub(crate) const ACCOUNT_CHANGE_PREFIX: &str = "engage-account-";
+
+/// The group call that writes one account's changes, as Segment writes account audiences and
+/// traits: `{key: true|false}` for an audience, `{key: value}` for a computed trait, all of
+/// them at once. A group call names a user: the account's first linked user with a userId (else
+/// an anonymousId), already linked, so the call changes no link. None when it has neither.
+fn derived_account_event(
+    links: &AccountLinks,
+    kept: &[Kept],
+    group: &str,
+    changes: &[&Change],
+    cause: u64,
+    now: i64,
+) -> Option<Event> {
+    let users = links.users.get(group).map_or(&[][..], Vec::as_slice);
+    let carrier = |kind: &str| users.iter().map(|(identifier, _)| identifier).find(|i| i.kind == kind);
+    let Some(carrier) = carrier("user_id").or_else(|| carrier("anonymous_id")) else {
+        log::warn!("Engage: account {group:?} has no user with a userId or anonymousId to carry its group call");
+        return None;
+    };
+    let written = Written::of(kept, changes);
+    let (mut user_id, mut anonymous_id) = (String::new(), String::new());
+    if carrier.kind == "user_id" {
+        user_id.clone_from(&carrier.value);
+    } else {
+        anonymous_id.clone_from(&carrier.value);
+    }
+    let group_hash = xxhash_rust::xxh3::xxh3_128(group.as_bytes());
+    Some(Event {
+        r#type: EventType::Group as i32,
+        message_id: format!("{ACCOUNT_CHANGE_PREFIX}{group_hash:032x}-{cause:020}"),
+        group_id: group.to_owned(),
+        user_id,
+        anonymous_id,
+        traits: serde_json::to_vec(&written.traits).unwrap_or_default(),
+        context: serde_json::to_vec(&json!({ "personas": written.personas() })).unwrap_or_default(),
+        timestamp: Some(time::from_ms(now)),
+        ..Default::default()
+    })
+}
+
+/// What one profile's or account's changes write: the traits (an audience's boolean, a
+/// computed trait's value), the audiences entered (true) or left, and each computation's
+/// `context.personas`.
+struct Written<'a> {
+    traits: Map<String, Value>,
+    moves: Vec<(&'a Audience, Value, bool)>,
+    computations: Vec<Value>,
+}
+
+impl<'a> Written<'a> {
+    fn of(kept: &'a [Kept], changes: &[&Change]) -> Self {
+        let mut written = Self {
+            traits: Map::new(),
+            moves: Vec::new(),
+            computations: Vec::new(),
+        };
+        for change in changes {
+            let Some(audience) = kept.iter().map(|k| &k.audience).find(|a| a.key == change.key) else {
+                continue;
+            };
+            let is_audience = audience.r#type != DefinitionType::ComputedTrait as i32;
+            let personas = json!({
+                "computation_class": if is_audience { "audience" } else { "trait" },
+                "computation_id": audience.id,
+                "computation_key": audience.key,
+            });
+            match &change.what {
+                ChangeKind::Membership(entered) => {
+                    written.moves.push((audience, personas.clone(), *entered));
+                    written.traits.insert(audience.key.clone(), Value::Bool(*entered));
+                }
+                ChangeKind::Value(value) => {
+                    written.traits.insert(audience.key.clone(), value.clone());
+                }
+            }
+            written.computations.push(personas);
+        }
+        written
+    }
+
+    /// `context.personas` of the call setting every trait: the one computation, or all.
+    fn personas(&self) -> Value {
+        match self.computations.as_slice() {
+            [one] => one.clone(),
+            all => json!({ "computations": all }),
+        }
+    }
 }
 
 /// The id of the "Tributary Engage" source, if it was made.

@@ -1,9 +1,9 @@
 //! The debugger's Audiences tab reads `GET /debugger/api/audiences`: every saved audience and
 //! computed trait with its status, its size now and its size history. The history is the
 //! real-time worker's (`Engine::audience_sizes`): a point after each change it wrote since the
-//! server started, the last 1,000, none for computed traits and for ACCOUNTS definitions (which
-//! are evaluated when asked, not kept). Entries and exits themselves reach the page through the
-//! stream (`Audience Entered` / `Audience Exited` tracks), not here.
+//! server started, the last 1,000, none for computed traits. Entries and exits themselves reach
+//! the page through the stream (`Audience Entered` / `Audience Exited` tracks, and the group calls
+//! of ACCOUNTS audiences), not here.
 
 use std::sync::Arc;
 
