@@ -270,11 +270,19 @@ def test_a_time_window_expires_on_the_tick(server_factory: Any) -> None:
 
 def test_a_new_audience_computes_over_existing_profiles_then_is_ready(server: ServerProcess) -> None:
     api = Audiences(server)
-    api.send([order(f"old-{n}", f"p{n}") for n in range(5)])
+    for start in range(0, 6000, 1000):
+        api.send([order(f"old-{n}", f"p{n}") for n in range(start, start + 1000)])
     api.create("buyers", "event('Order Completed').count() >= 1")
-    wait_until(lambda: api.ready("buyers"), what="READY")
-    assert api.get("buyers").size == 5
-    assert Counter(api.moves(f"user_id:p{n}", "buyers")[0] for n in range(5)) == {"Audience Entered": 5}
+    # 12,000 events to write (an entry and an identify each), in batches of 2,000: the
+    # percentage climbs while COMPUTING and is 100 once READY.
+    seen = []
+    while (found := api.get("buyers")).status == audience_pb2.Audience.STATUS_COMPUTING:
+        seen.append(found.progress_percent)
+        time.sleep(0.01)
+    assert seen == sorted(seen) and all(0 <= percent < 100 for percent in seen), seen
+    assert (found.status, found.progress_percent, found.size) == (audience_pb2.Audience.STATUS_READY, 100, 6000)
+    moves = Counter(tuple(api.moves(f"user_id:p{n}", "buyers")) for n in range(0, 6000, 97))
+    assert moves == {("Audience Entered",): len(range(0, 6000, 97))}
     api.close()
 
 

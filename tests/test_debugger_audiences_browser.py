@@ -190,6 +190,7 @@ def test_the_audiences_route_gives_status_size_and_size_history(server: Any) -> 
         "kind": "users",
         "query": api.get("buyers").canonical_query,
         "status": "ready",
+        "progress": 100,
         "size": 2,
     }
     # A point after each change Engage wrote (the first evaluation found no member), each time

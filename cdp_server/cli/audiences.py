@@ -16,7 +16,7 @@ import click
 import grpc
 from google.protobuf import timestamp_pb2
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 from tributary._proto.cdp.v1 import audience_pb2, audience_pb2_grpc
@@ -92,7 +92,16 @@ def _definition_json(audience: audience_pb2.Audience) -> dict[str, object]:
         "canonical_query": audience.canonical_query,
         "id": audience.id,
         "created_at": dt.datetime.fromtimestamp(audience.created_at_ms / 1000, dt.UTC).isoformat(timespec="seconds"),
+        "status": _status(audience),
+        "size": audience.size,
     }
+
+
+def _status(audience: audience_pb2.Audience) -> str:
+    """READY, or how far the first evaluation over every profile has got."""
+    if audience.status == audience_pb2.Audience.STATUS_COMPUTING:
+        return f"computing {audience.progress_percent} %"
+    return "ready"
 
 
 def _member_json(member: audience_pb2.Member, with_value: bool) -> dict[str, object]:
@@ -139,14 +148,23 @@ def _wait_ready(target: str, token: str, key: str, quiet: bool) -> audience_pb2.
     """Polls until the first evaluation over every profile is written, with a progress line."""
     request = audience_pb2.GetAudienceRequest(key=key)
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, disable=quiet
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
     ) as progress:
-        task = progress.add_task(f"computing {key} over every profile", total=None)
+        task = progress.add_task(f"computing {key} over every profile", total=100)
         while True:
             found: audience_pb2.Audience = _call(
                 target, token, lambda stub, md: stub.GetAudience(request, metadata=md, timeout=RPC_TIMEOUT_SECS)
             ).audience
-            progress.update(task, description=f"computing {key}: {found.size:,} so far")
+            # The percentage is of the first evaluation's events written (0 while they are found).
+            progress.update(
+                task, completed=found.progress_percent, description=f"computing {key}: {found.size:,} so far"
+            )
             if found.status != audience_pb2.Audience.STATUS_COMPUTING:
                 return found
             time.sleep(0.2)
@@ -235,9 +253,10 @@ def list_definitions(target: str, token: str, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table("key", "type", "kind", "query")
+    columns = ("key", "type", "kind", "status", "size", "query")
+    table = Table(*columns)
     for row in rows:
-        table.add_row(*(Text(str(row[key])) for key in ("key", "type", "kind", "query")))
+        table.add_row(*(Text(f"{row[key]:,}" if key == "size" else str(row[key])) for key in columns))
     stdout.print(table)
 
 

@@ -219,6 +219,7 @@ impl Engine {
                 canonical_query: query::render(&definition),
                 status: Status::Computing as i32,
                 size: 0,
+                progress_percent: 0,
             };
             dbs.audiences.put(txn, key, &audience.encode_to_vec())?;
             dbs.meta.put(txn, META_NEXT_AUDIENCE, &(id + 1))?;
@@ -523,6 +524,7 @@ impl Engine {
             for audience in audiences.iter_mut() {
                 let computing = hub.is_computing(&audience.key);
                 audience.status = if computing { Status::Computing } else { Status::Ready } as i32;
+                audience.progress_percent = hub.progress(&audience.key);
                 audience.size = realtime::emitted_size(run, audience)?;
             }
             Ok(())

@@ -93,7 +93,9 @@
     else select(null); // deleted
   }
 
-  const kept = (audience) => audience.kind !== "accounts"; // ACCOUNTS: evaluated when asked
+  const statusText = (audience) =>
+    audience.status === "computing" ? `computing ${audience.progress ?? 0} %` : audience.status;
+  const entities = (audience) => (audience.kind === "accounts" ? "accounts" : "profiles");
 
   function typeText(audience) {
     return audience.kind === "accounts" ? `${audience.type} · accounts` : audience.type;
@@ -106,10 +108,8 @@
       el("td", {}, el("code", {}, audience.key)),
       el("td", { class: "name" }, audience.name ?? ""),
       el("td", {}, el("span", { class: `badge ${audience.type}` }, typeText(audience))),
-      el("td", {}, el("span", { class: `state ${audience.status}`, "data-testid": "audience-row-status" }, audience.status)),
-      kept(audience)
-        ? el("td", { class: "num", "data-testid": "audience-row-size" }, String(audience.size))
-        : el("td", { class: "num muted", title: "account audiences are evaluated when asked" }, "–"),
+      el("td", {}, el("span", { class: `state ${audience.status}`, "data-testid": "audience-row-status" }, statusText(audience))),
+      el("td", { class: "num", "data-testid": "audience-row-size" }, String(audience.size)),
     );
   }
 
@@ -130,16 +130,14 @@
     const named = audience.name && audience.name !== audience.key;
     $("audience-title").textContent = named ? `${audience.name} (${audience.key})` : audience.key;
     $("audience-type").textContent = typeText(audience);
-    $("audience-status").textContent = audience.status;
-    $("audience-size").textContent = kept(audience) ? String(audience.size) : "evaluated when asked";
+    $("audience-status").textContent = statusText(audience);
+    $("audience-size").textContent = String(audience.size);
     $("audience-query").textContent = audience.query;
     const chart = $("audience-chart");
     const note = $("audience-chart-note");
-    if (!kept(audience) || audience.type === "trait") {
+    if (audience.type === "trait") {
       chart.replaceChildren();
-      note.textContent = kept(audience)
-        ? `A computed trait keeps no size history; ${audience.size} profiles have a value now.`
-        : "Account audiences are evaluated when asked, not kept in real time: no history.";
+      note.textContent = `A computed trait keeps no size history; ${audience.size} ${entities(audience)} have a value now.`;
       return;
     }
     const points = audience.sizes ?? [];

@@ -43,6 +43,8 @@ pub const ENGAGE_SOURCE: &str = "Tributary Engage";
 const META_ENGAGE_SOURCE: &str = "engage_source_id";
 /// Most derived events in one batch (Segment's batch limit).
 const BATCH: usize = 2_000;
+/// Batches of derived events queued and not yet acknowledged, at most.
+const IN_FLIGHT: usize = 8;
 /// Most touched profiles evaluated under one hold of the graph lock (the publisher waits for it
 /// to resolve the next group, so holds stay short).
 const PROFILES_PER_LOCK: usize = 256;
@@ -88,6 +90,8 @@ pub struct Hub {
     pub source_id: AtomicU32,
     /// Keys whose first evaluation over every profile has not finished.
     computing: Mutex<FxHashSet<String>>,
+    /// Of those, the share of their first evaluation's events written, in percent.
+    progress: Mutex<FxHashMap<String, u32>>,
     /// The graph's count of replayed clusters when the publisher last looked: a change means a
     /// late event rebuilt profiles, which may have split others than the ones it touched.
     pub rebuilt_clusters: std::sync::atomic::AtomicU64,
@@ -114,6 +118,7 @@ impl Default for Hub {
             active: AtomicBool::new(false),
             source_id: AtomicU32::new(0),
             computing: Mutex::default(),
+            progress: Mutex::default(),
             rebuilt_clusters: std::sync::atomic::AtomicU64::new(0),
             sizes: Mutex::default(),
             parsed: Mutex::default(),
@@ -146,6 +151,20 @@ impl Hub {
 
     pub fn is_computing(&self, key: &str) -> bool {
         self.computing.lock().contains(key)
+    }
+
+    /// How much of a definition's first evaluation is written, in percent (100 once READY; 0
+    /// while its changes are being found).
+    pub fn progress(&self, key: &str) -> u32 {
+        if !self.is_computing(key) {
+            return 100;
+        }
+        self.progress.lock().get(key).copied().unwrap_or(0)
+    }
+
+    fn set_progress(&self, key: &str, written: usize, total: usize) {
+        let percent = (written * 100).checked_div(total).unwrap_or(100).min(99);
+        self.progress.lock().insert(key.to_owned(), percent as u32);
     }
 
     /// An audience's size over time (see `sizes`), oldest first.
@@ -463,8 +482,10 @@ impl Worker {
                 continue;
             };
             let changes = self.with_run(|run| full_changes(run, kept))?;
-            self.emit(changes)?;
-            self.shared.engage_hub.computing.lock().remove(key);
+            self.emit(changes, Some(key))?;
+            let hub = &self.shared.engage_hub;
+            hub.computing.lock().remove(key);
+            hub.progress.lock().remove(key);
             self.record_sizes(std::slice::from_ref(key))?;
         }
         Ok(())
@@ -573,7 +594,7 @@ impl Worker {
                 Ok(())
             })?;
         }
-        let moves = self.emit(decided.into_values().collect())?;
+        let moves = self.emit(decided.into_values().collect(), None)?;
         self.record_moves(moves)
     }
 
@@ -636,7 +657,8 @@ impl Worker {
     /// Changes of a profile that stopped being one since it was decided (merged into another)
     /// are dropped: the merge touched the merged profile, which is decided again. Returns how
     /// many profiles entered minus left each audience, as written.
-    fn emit(&self, changes: Vec<Change>) -> Result<FxHashMap<String, i64>> {
+    /// `progress`: the definition whose first evaluation this writes (its percentage is kept).
+    fn emit(&self, changes: Vec<Change>, progress: Option<&str>) -> Result<FxHashMap<String, i64>> {
         if changes.is_empty() {
             return Ok(FxHashMap::default());
         }
@@ -685,8 +707,18 @@ impl Worker {
                 .collect()
         };
         let moves = size_changes(written);
-        // Every batch is queued before any is waited for: one wait for the log in all.
-        let mut pending = Vec::new();
+        // Batches are queued ahead of their acks (up to IN_FLIGHT): the log's waits overlap.
+        let mut pending = std::collections::VecDeque::new();
+        let (total, mut written) = (events.len(), 0);
+        let hub = &self.shared.engage_hub;
+        let mut acked = |ack: crate::ingest::PendingAck, size: usize| -> Result<()> {
+            ack.wait()?;
+            written += size;
+            if let Some(key) = progress {
+                hub.set_progress(key, written, total);
+            }
+            Ok(())
+        };
         for chunk in events.chunks(BATCH) {
             let batch = Batch {
                 events: chunk.to_vec(),
@@ -706,10 +738,17 @@ impl Worker {
                     rejection.reason
                 );
             }
-            pending.push(enqueue(&self.shared, &self.jobs, &ctx, prepared, rejections)?);
+            pending.push_back((
+                enqueue(&self.shared, &self.jobs, &ctx, prepared, rejections)?,
+                chunk.len(),
+            ));
+            if pending.len() > IN_FLIGHT {
+                let (ack, size) = pending.pop_front().expect("more than IN_FLIGHT");
+                acked(ack, size)?;
+            }
         }
-        for ack in pending {
-            ack.wait()?;
+        for (ack, size) in pending {
+            acked(ack, size)?;
         }
         Ok(moves)
     }

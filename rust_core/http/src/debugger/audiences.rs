@@ -64,6 +64,8 @@ fn audience_json(audience: &Audience, sizes: &[(i64, u64)]) -> Value {
         "kind": if accounts { "accounts" } else { "users" },
         "query": query,
         "status": if computing { "computing" } else { "ready" },
+        // Of the first evaluation's events, written (100 when ready).
+        "progress": audience.progress_percent,
         "size": audience.size,
         "sizes": sizes,
     })
@@ -80,6 +82,7 @@ mod tests {
             canonical_query: "event('Order Completed').count() >= 1".to_owned(),
             status: Status::Ready as i32,
             size: 2,
+            progress_percent: 100,
             ..Default::default()
         }
     }
@@ -98,6 +101,7 @@ mod tests {
                 "kind": "users",
                 "query": "event('Order Completed').count() >= 1",
                 "status": "ready",
+                "progress": 100,
                 "size": 2,
                 "sizes": [["2026-03-01T10:00:00Z", 1], ["2026-03-01T10:00:01.500Z", 2]],
             })
@@ -111,17 +115,25 @@ mod tests {
             r#type: DefinitionType::ComputedTrait as i32,
             kind: EntityKind::Accounts as i32,
             status: Status::Computing as i32,
+            progress_percent: 40,
             canonical_query: String::new(),
             ..saved("orders")
         };
         let shown = audience_json(&audience, &[]);
         assert_eq!(
-            (&shown["name"], &shown["type"], &shown["kind"], &shown["status"]),
+            (
+                &shown["name"],
+                &shown["type"],
+                &shown["kind"],
+                &shown["status"],
+                &shown["progress"]
+            ),
             (
                 &json!("Orders"),
                 &json!("trait"),
                 &json!("accounts"),
-                &json!("computing")
+                &json!("computing"),
+                &json!(40)
             )
         );
         assert_eq!(shown["query"], "event('Order Completed').count()>=1"); // as written, lacking a canonical form

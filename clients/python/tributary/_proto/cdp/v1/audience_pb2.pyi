@@ -100,6 +100,7 @@ class Audience(_message.Message):
     CANONICAL_QUERY_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     SIZE_FIELD_NUMBER: _builtins.int
+    PROGRESS_PERCENT_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     """Unique, 1 to 100 characters of [A-Za-z0-9_]; used as `trait('key')` by other definitions."""
     name: _builtins.str
@@ -114,13 +115,16 @@ class Audience(_message.Message):
     canonical_query: _builtins.str
     """The query in canonical form (the spelling every equivalent query has)."""
     status: Global___Audience.Status.ValueType
-    """USERS definitions are kept in real time: COMPUTING until the first evaluation over every
-    profile has emitted its entered events (or trait values), then READY. ACCOUNTS definitions
-    are evaluated when asked (Preview, ListMembers, CheckMembership) and are always READY.
+    """Definitions are kept in real time: COMPUTING until the first evaluation over every
+    profile (or account) has written its entered events (or trait values), then READY.
     """
     size: _builtins.int
-    """Profiles in the audience now, or with a value of the computed trait, as emitted (the
-    profiles whose trait named after the key is true, or set).
+    """Profiles (or accounts) in the audience now, or with a value of the computed trait, as
+    written (those whose trait named after the key is true, or set).
+    """
+    progress_percent: _builtins.int
+    """While COMPUTING, the share of the first evaluation's events written so far, 0 to 99 (0
+    while they are being found); 100 when READY.
     """
     def __init__(
         self,
@@ -135,10 +139,11 @@ class Audience(_message.Message):
         canonical_query: _builtins.str = ...,
         status: Global___Audience.Status.ValueType = ...,
         size: _builtins.int = ...,
+        progress_percent: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["canonical_query", b"canonical_query", "created_at_ms", b"created_at_ms", "id", b"id", "key", b"key", "kind", b"kind", "name", b"name", "query", b"query", "size", b"size", "status", b"status", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["canonical_query", b"canonical_query", "created_at_ms", b"created_at_ms", "id", b"id", "key", b"key", "kind", b"kind", "name", b"name", "progress_percent", b"progress_percent", "query", b"query", "size", b"size", "status", b"status", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
