@@ -450,6 +450,13 @@ EDGES += [
     )
     for op, c in BINARY.items()
 ]
+# Counts are kept in a byte that stops at 255 when the comparison cannot tell 255 from more (a number below 250):
+# profiles on both sides of that line, against numbers on both sides of it.
+MANY_WORLD = users(*(Profile({}, tuple(ev(ORDER, i * SECOND) for i in range(n))) for n in (249, 254, 255, 256, 300)))
+EDGES += [
+    Edge(f"many_count_{op}_{n}", MANY_WORLD, Compare(count(ORDER, Within(days(2))), BINARY[op](lit(n))))
+    for op, n in (("gt", 249), ("lt", 100), ("ne", 10), ("eq", 249), ("eq", 255), ("ge", 255), ("gt", 255), ("le", 254))
+]
 EDGES += [
     Edge(f"trait_{op}_{name}", TRAIT_WORLD, Compare(TraitRef("age"), comparator(lit(value))))
     for op, comparator in BINARY.items()

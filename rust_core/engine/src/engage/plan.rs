@@ -21,7 +21,7 @@ use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
 use super::evaluate::{literal_value, test, time_window, Entity, Evaluator};
-use super::events::day_of;
+use super::events::{day_of, Counter};
 use crate::error::Result;
 use crate::profiles::AccountLinks;
 use crate::query::{Body, Comparator, Comparison, Condition, Kind, Literal, Reducer, Scalar};
@@ -271,7 +271,11 @@ impl<'a> Run<'a> {
                     let candidates = graph.roots_of(&nodes, self.roots) & universe;
                     (candidates.clone(), candidates)
                 } else {
-                    self.counted(name_id, from, to, universe, &passes)
+                    if saturates_in_a_byte(&comparison.comparator) {
+                        self.counted::<u8>(name_id, from, to, universe, &passes)
+                    } else {
+                        self.counted::<u32>(name_id, from, to, universe, &passes)
+                    }
                 };
                 if at_zero {
                     found |= universe - candidates;
@@ -310,7 +314,7 @@ impl<'a> Run<'a> {
     /// The profiles of `universe` with events of `name_id` on the days of `from..=to` (the
     /// candidates), and those of them whose count in `from..=to` passes. Counted over the
     /// window's events into a slot per node, then per profile.
-    fn counted(
+    fn counted<C: Counter>(
         &self,
         name_id: u32,
         from: i64,
@@ -320,7 +324,7 @@ impl<'a> Run<'a> {
     ) -> (RoaringBitmap, RoaringBitmap) {
         let graph = self.ev.graph;
         let events = &self.ev.engage.events;
-        let mut counts = vec![0u32; graph.node_count()];
+        let mut counts = vec![C::default(); graph.node_count()];
         events.count_between(name_id, from, to, &mut counts);
         let nodes = events.nodes_between(name_id, day_of(from), day_of(to));
         let mut candidates = &nodes & self.roots;
@@ -328,7 +332,7 @@ impl<'a> Run<'a> {
         for node in &nodes - self.roots {
             if let Some(root) = graph.root_of(node) {
                 let moved = std::mem::take(&mut counts[node as usize]);
-                counts[root as usize] += moved;
+                counts[root as usize].absorb(moved);
                 candidates.insert(root);
             }
         }
@@ -341,7 +345,7 @@ impl<'a> Run<'a> {
                 .copied()
                 .unwrap_or_else(|| passes(Some(&Value::from(n))))
         };
-        let found = candidates.iter().filter(|&root| verdict(counts[root as usize]));
+        let found = candidates.iter().filter(|&root| verdict(counts[root as usize].count()));
         let found = RoaringBitmap::from_sorted_iter(found).unwrap_or_default();
         (candidates, found)
     }
@@ -404,12 +408,31 @@ fn shape<'q>(
 }
 
 /// `>= 1`, `> 0` and the like: true for every count from 1 up, false at 0.
-fn is_at_least_one(comparator: &Comparator) -> bool {
-    let literal = |scalar: &Scalar| match scalar {
+fn number(scalar: &Scalar) -> Option<f64> {
+    match scalar {
         Scalar::Literal(Literal::Integer(n)) => Some(*n as f64),
         Scalar::Literal(Literal::Decimal(x)) => Some(*x),
         _ => None,
-    };
+    }
+}
+
+/// Whether a count's verdict is the same for every count from 255 up (a comparison with a
+/// number below that, or whether it exists), so counts may stop at 255.
+fn saturates_in_a_byte(comparator: &Comparator) -> bool {
+    match comparator {
+        Comparator::Equals(operand)
+        | Comparator::Differs(operand)
+        | Comparator::GreaterThan(operand)
+        | Comparator::AtLeast(operand)
+        | Comparator::LessThan(operand)
+        | Comparator::AtMost(operand) => number(operand).is_some_and(|x| x < 250.0),
+        Comparator::Exists | Comparator::Absent => true,
+        _ => false,
+    }
+}
+
+fn is_at_least_one(comparator: &Comparator) -> bool {
+    let literal = number;
     match comparator {
         Comparator::AtLeast(operand) => literal(operand).is_some_and(|x| x > 0.0 && x <= 1.0),
         Comparator::GreaterThan(operand) => literal(operand).is_some_and(|x| (0.0..1.0).contains(&x)),
