@@ -270,10 +270,9 @@ impl BitOr<&Store> for &Store {
                 BitOrAssign::bitor_assign(&mut lhs, rhs);
                 lhs
             }
-            (&Bitmap(..), &Bitmap(..)) => {
-                let mut lhs = self.clone();
-                BitOrAssign::bitor_assign(&mut lhs, rhs);
-                lhs
+            (Bitmap(bits1), Bitmap(bits2)) => {
+                // Tributary's patch: one pass into a new store, not a clone and a second pass.
+                Bitmap(BitmapStore::from_op(bits1, bits2, |l, r| l | r))
             }
             (&Array(..), &Bitmap(..)) => {
                 let mut rhs = rhs.clone();
@@ -336,6 +335,10 @@ impl BitAnd<&Store> for &Store {
                 let mut rhs = rhs.clone();
                 BitAndAssign::bitand_assign(&mut rhs, self);
                 rhs
+            }
+            (Bitmap(bits1), Bitmap(bits2)) => {
+                // Tributary's patch: one pass into a new store, not a clone and a second pass.
+                Bitmap(BitmapStore::from_op(bits1, bits2, |l, r| l & r))
             }
             _ => {
                 let mut lhs = self.clone();

@@ -1,4 +1,7 @@
 mod scalar;
+// Tributary's patch: SSE4.2 intersection and union, chosen at run time.
+#[cfg(all(feature = "std", target_arch = "x86_64", not(feature = "simd")))]
+mod sse;
 mod vector;
 mod visitor;
 
@@ -347,6 +350,11 @@ impl BitOr<Self> for &ArrayStore {
     type Output = ArrayStore;
 
     fn bitor(self, rhs: Self) -> Self::Output {
+        // Tributary's patch: SSE4.2 where the CPU has it.
+        #[cfg(all(feature = "std", target_arch = "x86_64", not(feature = "simd")))]
+        if let Some(vec) = sse::or(self.as_slice(), rhs.as_slice()) {
+            return ArrayStore::from_vec_unchecked(vec);
+        }
         #[allow(clippy::suspicious_arithmetic_impl)]
         let capacity = self.vec.len() + rhs.vec.len();
         let mut visitor = VecWriter::new(capacity);
@@ -362,6 +370,11 @@ impl BitAnd<Self> for &ArrayStore {
     type Output = ArrayStore;
 
     fn bitand(self, rhs: Self) -> Self::Output {
+        // Tributary's patch: SSE4.2 where the CPU has it.
+        #[cfg(all(feature = "std", target_arch = "x86_64", not(feature = "simd")))]
+        if let Some(vec) = sse::and(self.as_slice(), rhs.as_slice()) {
+            return ArrayStore::from_vec_unchecked(vec);
+        }
         let mut visitor = VecWriter::new(self.vec.len().min(rhs.vec.len()));
         #[cfg(feature = "simd")]
         vector::and(self.as_slice(), rhs.as_slice(), &mut visitor);
@@ -382,6 +395,12 @@ impl BitAndAssign<&Self> for ArrayStore {
         }
         #[cfg(not(feature = "simd"))]
         {
+            // Tributary's patch: SSE4.2 where the CPU has it.
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            if let Some(vec) = sse::and(self.as_slice(), rhs.as_slice()) {
+                self.vec = vec;
+                return;
+            }
             let mut i = 0;
             self.retain(|x| {
                 i += rhs.iter().skip(i).position(|y| *y >= x).unwrap_or(rhs.vec.len());
