@@ -12,8 +12,9 @@ export PATH := $(abspath $(VENV))/bin:$(HOME)/.cargo/bin:$(PATH)
 # Development credentials for `make run` only (printed at start-up).
 DEV_WRITE_KEY   ?= tributary-dev-write-key
 DEV_ADMIN_TOKEN ?= tributary-dev-admin-token
-# The debugger's static files are compiled in (include_str!): an edit to them is a rebuild.
-RUST_SOURCES := $(shell find rust_core proto -name '*.rs' -o -name '*.proto' -o -name Cargo.toml) $(wildcard rust_core/http/static/*) Cargo.toml pyproject.toml
+# The debugger's static files are compiled in (include_str!): an edit to them is a rebuild, and so
+# is one to the compiler flags (.cargo/config.toml).
+RUST_SOURCES := $(shell find rust_core proto -name '*.rs' -o -name '*.proto' -o -name Cargo.toml) $(wildcard rust_core/http/static/*) Cargo.toml pyproject.toml .cargo/config.toml
 
 .PHONY: help run test lint fmt proto proto-check bench wheel clean
 
