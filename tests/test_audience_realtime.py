@@ -239,6 +239,10 @@ def test_account_audiences_and_traits_are_kept_in_real_time(server: ServerProces
     finally:
         stream.cancel()
     assert seen == [("Audience Entered", "group_id:acme"), ("Audience Exited", "group_id:acme")]
+    explain = audience_pb2.ExplainMembershipRequest(key="all_pro", identifier="group_id:acme")
+    explained = api.stub.ExplainMembership(explain, metadata=api.server.admin_metadata, timeout=30)
+    assert not explained.member
+    assert [(c.event, c.identifier) for c in explained.history] == seen
     # A kill and restart reconciles every definition with the accounts' traits: nothing repeats.
     api.close()
     server.kill()

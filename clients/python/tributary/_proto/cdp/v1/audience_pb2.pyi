@@ -659,7 +659,7 @@ class ExplainMembershipResponse(_message.Message):
     def conditions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConditionResult]: ...
     @_builtins.property
     def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___MembershipChange]:
-        """The Engage events written for this definition and profile, oldest first."""
+        """The Engage events written for this definition and profile (or account), oldest first."""
 
     def __init__(
         self,

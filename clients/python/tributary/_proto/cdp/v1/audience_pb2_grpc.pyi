@@ -73,8 +73,9 @@ class AudienceServiceStub:
     when the profile entered and exited.
     """
     WatchMembership: _grpc.UnaryStreamMultiCallable[_audience_pb2.WatchMembershipRequest, _audience_pb2.MembershipChange]
-    """Entries and exits of a saved USERS audience (or a computed trait's new values) as they are
-    written, from now on; `after_seq` resumes after a position a previous change reported.
+    """Entries and exits of a saved audience (or a computed trait's new values) as they are
+    written, from now on; `after_seq` resumes after a position a previous change reported. An
+    account's are the group calls written for it, named by its `group_id:...`.
     """
 
 @_typing.type_check_only
@@ -117,8 +118,9 @@ class AudienceServiceAsyncStub(AudienceServiceStub):
     when the profile entered and exited.
     """
     WatchMembership: _aio.UnaryStreamMultiCallable[_audience_pb2.WatchMembershipRequest, _audience_pb2.MembershipChange]  # type: ignore[assignment]
-    """Entries and exits of a saved USERS audience (or a computed trait's new values) as they are
-    written, from now on; `after_seq` resumes after a position a previous change reported.
+    """Entries and exits of a saved audience (or a computed trait's new values) as they are
+    written, from now on; `after_seq` resumes after a position a previous change reported. An
+    account's are the group calls written for it, named by its `group_id:...`.
     """
 
 
