@@ -255,6 +255,20 @@ def test_account_audiences_and_traits_are_kept_in_real_time(server: ServerProces
     api.close()
 
 
+def test_real_time_excludes_sources_by_name_as_preview_does(server: ServerProcess) -> None:
+    """The worker knows the sources' names: `sources(exclude: 'development')` (the test server's
+    source) leaves out every order sent here, in real time as in Preview."""
+    api = Audiences(server)
+    api.create("elsewhere", "event('Order Completed').sources(exclude: 'development').count() >= 1")
+    api.create("anywhere", "event('Order Completed').count() >= 1")
+    api.send([order("o-src", "sam")])
+    wait_until(lambda: api.moves("user_id:sam", "anywhere") == ["Audience Entered"], what="anywhere")
+    time.sleep(0.5)
+    assert api.moves("user_id:sam", "elsewhere") == []
+    assert api.get("elsewhere").size == 0
+    api.close()
+
+
 def test_a_time_window_expires_on_the_tick(server_factory: Any) -> None:
     server = server_factory(env=FAST_TICK)
     api = Audiences(server)

@@ -12,7 +12,7 @@ use prost::Message;
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
-use crate::engage::evaluate::{Entity, Evaluator, LogReader};
+use crate::engage::evaluate::Entity;
 use crate::engage::plan::Run;
 use crate::engage::realtime;
 use crate::error::{EngineError, Result};
@@ -24,7 +24,7 @@ use crate::proto::{
     CreateAudienceResponse, DefinitionType, DeleteAudienceRequest, DeleteAudienceResponse, EntityKind, EventType,
     ExplainMembershipRequest, ExplainMembershipResponse, GetAudienceRequest, GetAudienceResponse, ListAudiencesRequest,
     ListAudiencesResponse, ListMembersRequest, ListMembersResponse, Member, MembershipChange, PreviewRequest,
-    PreviewResponse, Source, UpdateAudienceRequest, UpdateAudienceResponse,
+    PreviewResponse, UpdateAudienceRequest, UpdateAudienceResponse,
 };
 use crate::query::{self, Body, Condition, Definition, Expect, Filter, Kind, Scalar};
 use crate::reads::TailFilter;
@@ -624,33 +624,10 @@ impl Engine {
         })
     }
 
-    /// Runs `work` over the current state at `at_ms`: the saved definitions and source names
-    /// are read first, then the graph is locked and one read transaction opened for the run.
+    /// Runs `work` over the current state at `at_ms`, with the saved definitions (cached).
     fn with_run<T>(&self, at_ms: i64, work: impl FnOnce(&Run<'_>) -> Result<T>) -> Result<T> {
-        let store = &self.shared.store;
         let saved = self.saved_definitions()?;
-        let sources = {
-            let txn = store.log.read()?;
-            let mut sources = FxHashMap::default();
-            for entry in store.log_dbs.sources.iter(&txn.txn)? {
-                let (id, value) = entry?;
-                let source: Source = proto::decode_record(value, "a source record")?;
-                sources.insert(id, source.name);
-            }
-            sources
-        };
-        let state = self.shared.profiles.lock();
-        let log = LogReader::new(store)?;
-        let ev = Evaluator {
-            graph: &state.graph,
-            engage: &state.engage,
-            log: &log,
-            sources: &sources,
-            saved: &saved,
-            now_ms: at_ms,
-        };
-        let run = Run::new(ev, &state.links);
-        work(&run)
+        crate::engage::with_run(&self.shared, &saved, at_ms, work)
     }
 }
 

@@ -11,9 +11,46 @@ pub mod value;
 pub use events::EventIndex;
 pub use traits::TraitIndex;
 
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
+use crate::error::Result;
+use crate::ingest::Shared;
 use crate::proto::{Event, EventType};
+use crate::query::Definition;
+
+/// Runs `work` over the current state evaluated at `at_ms`, with `saved` as the saved
+/// definitions: the sources' names are read first (`sources(exclude: 'name')`), then the graph
+/// is locked and one read transaction opened for the run.
+pub(crate) fn with_run<T>(
+    shared: &Shared,
+    saved: &FxHashMap<String, Definition>,
+    at_ms: i64,
+    work: impl FnOnce(&plan::Run<'_>) -> Result<T>,
+) -> Result<T> {
+    let store = &shared.store;
+    let sources = {
+        let txn = store.log.read()?;
+        let mut sources = FxHashMap::default();
+        for entry in store.log_dbs.sources.iter(&txn.txn)? {
+            let (id, value) = entry?;
+            let source: crate::proto::Source = crate::proto::decode_record(value, "a source record")?;
+            sources.insert(id, source.name);
+        }
+        sources
+    };
+    let state = shared.profiles.lock();
+    let log = evaluate::LogReader::new(store)?;
+    let ev = evaluate::Evaluator {
+        graph: &state.graph,
+        engage: &state.engage,
+        log: &log,
+        sources: &sources,
+        saved,
+        now_ms: at_ms,
+    };
+    work(&plan::Run::new(ev, &state.links))
+}
 
 /// The indexes, kept with the identity graph (same lock, same snapshot), keyed by its nodes.
 #[derive(Default, serde::Serialize, serde::Deserialize)]

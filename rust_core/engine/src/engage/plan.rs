@@ -420,14 +420,8 @@ fn number(scalar: &Scalar) -> Option<f64> {
 /// number below that, or whether it exists), so counts may stop at 255.
 fn saturates_in_a_byte(comparator: &Comparator) -> bool {
     match comparator {
-        Comparator::Equals(operand)
-        | Comparator::Differs(operand)
-        | Comparator::GreaterThan(operand)
-        | Comparator::AtLeast(operand)
-        | Comparator::LessThan(operand)
-        | Comparator::AtMost(operand) => number(operand).is_some_and(|x| x < 250.0),
         Comparator::Exists | Comparator::Absent => true,
-        _ => false,
+        other => other.operand().and_then(number).is_some_and(|x| x < 250.0),
     }
 }
 

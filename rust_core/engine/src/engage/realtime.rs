@@ -27,7 +27,7 @@ use roaring::RoaringBitmap;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{json, Map, Value};
 
-use super::evaluate::{Entity, Evaluator, LogReader};
+use super::evaluate::Entity;
 use super::plan::Run;
 use super::value::order;
 use crate::error::{EngineError, Result};
@@ -638,19 +638,7 @@ impl Worker {
     }
 
     fn with_run<T>(&self, work: impl FnOnce(&Run<'_>) -> Result<T>) -> Result<T> {
-        let shared = &self.shared;
-        let sources = FxHashMap::default();
-        let state = shared.profiles.lock();
-        let log = LogReader::new(&shared.store)?;
-        let ev = Evaluator {
-            graph: &state.graph,
-            engage: &state.engage,
-            log: &log,
-            sources: &sources,
-            saved: &self.saved,
-            now_ms: time::now_ms(),
-        };
-        work(&Run::new(ev, &state.links))
+        super::with_run(&self.shared, &self.saved, time::now_ms(), work)
     }
 
     /// Writes the changes as events and waits until they are committed and resolved.
