@@ -157,6 +157,29 @@ def test_a_merge_enters_and_a_split_exits_exactly_once(server: ServerProcess) ->
     api.close()
 
 
+def test_removing_an_identifier_exits_once(server: ServerProcess) -> None:
+    """An admin takes an identifier (and its events) out of a profile: both profiles are rebuilt
+    from what is left. Engage's events carried the profile root's identifier; the profile that
+    identifier lands in holds the trait and, with one order left, exits, once; the other one,
+    never entered, changes nothing."""
+    api = Audiences(server)
+    api.create("two_orders", "event('Order Completed').count() >= 2")
+    api.send([order("rm-anon", "", anonymous_id="a9"), order("rm-known", "fay", anonymous_id="a9")])
+    wait_until(lambda: api.moves("user_id:fay", "two_orders") == ["Audience Entered"], what="entered")
+    entered = [e for e in api.rpc.events("user_id:fay", profile=True) if e.event == "Audience Entered"]
+    holder = "user_id:fay" if entered[0].user_id == "fay" else "anonymous_id:a9"
+    other = "anonymous_id:a9" if holder == "user_id:fay" else "user_id:fay"
+    request = admin_pb2.RemoveIdentifierRequest(profile="user_id:fay", identifier="anonymous_id:a9")
+    api.rpc.admin.RemoveIdentifier(request, metadata=server.admin_metadata, timeout=30)
+    moved = ["Audience Entered", "Audience Exited"]
+    wait_until(lambda: api.moves(holder, "two_orders") == moved, what="exited")
+    time.sleep(0.5)
+    assert api.moves(holder, "two_orders") == moved
+    assert api.moves(other, "two_orders") == []
+    assert (api.trait(holder, "two_orders"), api.trait(other, "two_orders")) == (False, None)
+    api.close()
+
+
 def test_a_track_event_that_merges_re_decides_audiences_reading_other_events(server: ServerProcess) -> None:
     """A merge can change any audience of the merged profile, not only those reading the event
     that merged: here a purchase carrying both ids joins two profiles' page views."""
