@@ -35,7 +35,7 @@ from benchmarks import audience_bitmaps, audience_duckdb, audience_engine, audie
 from benchmarks.audience_report import write_results
 from benchmarks.measurement import percentile
 from benchmarks.profiling import profiled
-from benchmarks.results_page import write_page
+from benchmarks.results_page import finish
 from benchmarks.run import PROFILERS, QUICK_RESULTS_DIR, RESULTS_DIR, _settle_disk
 from benchmarks.unify_engine import WINDOW, IngestRun, ingest, open_engine
 from benchmarks.unify_report import Figure
@@ -582,14 +582,7 @@ def main(argv: list[str] | None = None) -> int:
             "quick": args.quick,
         },
     )
-    page = write_page(args.results_dir)
-    print()
-    print(table)
-    for key, reason in errors.items():
-        print(f"\n({key}) FAILED: {reason}", file=sys.stderr)
-    written = f"audiences.json, audiences.md{', ' + page.name if page else ''}"
-    print(f"\nwritten to {args.results_dir}/ ({written}) in {time.perf_counter() - started:.0f} s")
-    return 1 if errors else 0
+    return finish(args.results_dir, "audiences.json, audiences.md", table, errors, started)
 
 
 if __name__ == "__main__":

@@ -188,7 +188,9 @@ def markdown_table(document: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def environment() -> dict[str, Any]:
+def environment(*extra: str) -> dict[str, Any]:
+    """The machine and the versions of the packages measured with (``extra``: more of them)."""
+
     def version(package: str) -> str:
         try:
             return metadata.version(package)
@@ -199,9 +201,7 @@ def environment() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
-        "grpcio": version("grpcio"),
-        "protobuf": version("protobuf"),
-        "lmdb": version("lmdb"),
+        **{package: version(package) for package in ("grpcio", "protobuf", "lmdb", *extra)},
     }
 
 

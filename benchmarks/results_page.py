@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -468,6 +469,19 @@ _METHOD = """## How each path is measured
 
 def _and(items: Sequence[str]) -> str:
     return " and the ".join([", the ".join(items[:-1]), items[-1]] if len(items) > 2 else items)
+
+
+def finish(results_dir: Path, files: str, table: str, errors: dict[str, str], started: float) -> int:
+    """The end of a benchmark's run: writes the results page, prints the table, the parts that
+    failed and what was written (``files``, besides the page); returns the exit status."""
+    page = write_page(results_dir)
+    print()
+    print(table)
+    for key, reason in errors.items():
+        print(f"\n({key}) FAILED: {reason}", file=sys.stderr)
+    written = f"{files}{', ' + page.name if page else ''}"
+    print(f"\nwritten to {results_dir}/ ({written}) in {time.perf_counter() - started:.0f} s")
+    return 1 if errors else 0
 
 
 def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:

@@ -27,7 +27,7 @@ from typing import Any
 from benchmarks import unify_workload, workload
 from benchmarks.lmdb_baseline import measure_raw_lmdb
 from benchmarks.profiling import Profile, profiled
-from benchmarks.results_page import write_page
+from benchmarks.results_page import finish
 from benchmarks.run import PROFILERS, QUICK_EVENTS, QUICK_RESULTS_DIR, _settle_disk
 from benchmarks.systems import StreamSettings, measure_tributary
 from benchmarks.unify_baselines import duckdb_components, networkx_components
@@ -427,14 +427,7 @@ def main(argv: list[str] | None = None) -> int:
             "quick": args.quick,
         },
     )
-    page = write_page(args.results_dir)
-    print()
-    print(table)
-    for key, reason in errors.items():
-        print(f"\n({key}) FAILED: {reason}", file=sys.stderr)
-    written = f"unify.json, unify.md{', ' + page.name if page else ''}"
-    print(f"\nwritten to {args.results_dir}/ ({written}) in {time.perf_counter() - started:.0f} s")
-    return 1 if errors else 0
+    return finish(args.results_dir, "unify.json, unify.md", table, errors, started)
 
 
 if __name__ == "__main__":

@@ -77,6 +77,26 @@ class Audiences:
             and key in json.loads(event.traits)
         ]
 
+    def holder_of_entry(self, user_id: str, anonymous_id: str, key: str) -> tuple[str, str]:
+        """Of a profile's userId and anonymousId, the one Engage's entry into `key` carried (the
+        root's: the profile it lands in after a split holds the trait), then the other."""
+        known, anonymous = f"user_id:{user_id}", f"anonymous_id:{anonymous_id}"
+        entered = [
+            e
+            for e in self.rpc.events(known, profile=True)
+            if e.event == "Audience Entered" and json.loads(e.properties)["audience_key"] == key
+        ]
+        return (known, anonymous) if entered[0].user_id == user_id else (anonymous, known)
+
+    def assert_exited_once(self, holder: str, other: str, key: str) -> None:
+        """The holder entered then left `key`, once; the other profile never moved."""
+        moved = ["Audience Entered", "Audience Exited"]
+        wait_until(lambda: self.moves(holder, key) == moved, what="exited")
+        time.sleep(0.5)
+        assert self.moves(holder, key) == moved
+        assert self.moves(other, key) == []
+        assert (self.trait(holder, key), self.trait(other, key)) == (False, None)
+
     def trait(self, identifier: str, name: str) -> Any:
         request = profile_pb2.GetProfileRequest(identifier=identifier)
         try:
@@ -143,17 +163,10 @@ def test_a_merge_enters_and_a_split_exits_exactly_once(server: ServerProcess) ->
     # An admin splits them again. Engage's events carried one identifier, the profile root's: the
     # profile that identifier lands in holds the trait and, with one order left, exits, once; the
     # other profile changes nothing.
-    entered = [e for e in api.rpc.events("user_id:alice", profile=True) if e.event == "Audience Entered"]
-    holder = "user_id:alice" if entered[0].user_id == "alice" else "anonymous_id:a1"
-    other = "anonymous_id:a1" if holder == "user_id:alice" else "user_id:alice"
+    holder, other = api.holder_of_entry("alice", "a1", "two_orders")
     admin = admin_pb2.SplitProfileRequest(profile="user_id:alice", a="user_id:alice", b="anonymous_id:a1")
     api.rpc.admin.SplitProfile(admin, metadata=server.admin_metadata, timeout=30)
-    moved = ["Audience Entered", "Audience Exited"]
-    wait_until(lambda: api.moves(holder, "two_orders") == moved, what="exited")
-    time.sleep(0.5)
-    assert api.moves(holder, "two_orders") == moved
-    assert api.moves(other, "two_orders") == []
-    assert (api.trait(holder, "two_orders"), api.trait(other, "two_orders")) == (False, None)
+    api.assert_exited_once(holder, other, "two_orders")
     api.close()
 
 
@@ -166,17 +179,10 @@ def test_removing_an_identifier_exits_once(server: ServerProcess) -> None:
     api.create("two_orders", "event('Order Completed').count() >= 2")
     api.send([order("rm-anon", "", anonymous_id="a9"), order("rm-known", "fay", anonymous_id="a9")])
     wait_until(lambda: api.moves("user_id:fay", "two_orders") == ["Audience Entered"], what="entered")
-    entered = [e for e in api.rpc.events("user_id:fay", profile=True) if e.event == "Audience Entered"]
-    holder = "user_id:fay" if entered[0].user_id == "fay" else "anonymous_id:a9"
-    other = "anonymous_id:a9" if holder == "user_id:fay" else "user_id:fay"
+    holder, other = api.holder_of_entry("fay", "a9", "two_orders")
     request = admin_pb2.RemoveIdentifierRequest(profile="user_id:fay", identifier="anonymous_id:a9")
     api.rpc.admin.RemoveIdentifier(request, metadata=server.admin_metadata, timeout=30)
-    moved = ["Audience Entered", "Audience Exited"]
-    wait_until(lambda: api.moves(holder, "two_orders") == moved, what="exited")
-    time.sleep(0.5)
-    assert api.moves(holder, "two_orders") == moved
-    assert api.moves(other, "two_orders") == []
-    assert (api.trait(holder, "two_orders"), api.trait(other, "two_orders")) == (False, None)
+    api.assert_exited_once(holder, other, "two_orders")
     api.close()
 
 
