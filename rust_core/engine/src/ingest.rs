@@ -89,6 +89,8 @@ pub(crate) struct Shared {
     snapshot_writer: Mutex<Option<JoinHandle<()>>>,
     /// Real-time audiences and computed traits (`engage::realtime`).
     pub(crate) engage_hub: crate::engage::realtime::Hub,
+    /// Delivery workers' counts and states, by destination id.
+    pub(crate) delivery: crate::delivery::stats::DeliveryCounters,
 }
 
 /// What the writer answers a job: each event's fate and message id, in order.
@@ -247,6 +249,7 @@ impl Engine {
             snapshot_covers: Mutex::new(snapshot_covers),
             snapshot_writer: Mutex::new(None),
             engage_hub: Default::default(),
+            delivery: Default::default(),
         });
         if let Some(engage_source) = crate::engage::realtime::existing_engage_source(&shared.store)? {
             shared.engage_hub.source_id.store(engage_source, Ordering::Release);

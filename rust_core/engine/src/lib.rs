@@ -11,6 +11,7 @@
 pub mod audiences;
 pub mod config;
 pub mod dedupe;
+pub mod delivery;
 pub mod engage;
 pub mod error;
 pub mod event;

@@ -8,6 +8,7 @@
 //! - `source_keys`: sha256(write key) → source id u32
 //! - `meta`:       counter name → u64
 //! - `identity`:   `rules`, `actions` → encoded `IdentityRules`, `IdentityActions` (admin)
+//! - `destinations`: name → encoded `Destination` (admin)
 //!
 //! The **index** environment (`<data_dir>/index`) is derived from the log and can be rebuilt
 //! from it; a background indexer writes it in large sorted transactions, so its random-key
@@ -15,6 +16,12 @@
 //! - `identifiers`:  "type\x1fvalue" → id u64, first seq u64
 //! - `ident_events`: id u64 + seq u64 → ()                                (events per identifier)
 //! - `meta`:         `indexed_through` (last log seq reflected here), `next_ident_id`
+//!
+//! The **delivery** environment (`<data_dir>/delivery`) holds where each destination is in the
+//! log and what it could not take. It is an environment of its own because LMDB has one writer
+//! per environment: a cursor commit never waits for, or delays, the ingest group commit.
+//! - `cursors`:      destination id u32 → seq u64 (every event up to it is handled)
+//! - `dead_letters`: destination id u32 + seq u64 → encoded `DeadLetter`
 //!
 //! Integer keys are big-endian so iteration is ordered. Resizing a map requires that no
 //! transaction of this process is open on it, so every transaction is taken under its
@@ -252,6 +259,8 @@ pub struct LogDatabases {
     pub tokens: Database<Bytes, Bytes>,
     /// Audience and computed-trait definitions by key (`audiences`).
     pub audiences: Database<Str, Bytes>,
+    /// Destination definitions by name (`destinations`).
+    pub destinations: Database<Str, Bytes>,
 }
 
 #[derive(Clone, Copy)]
@@ -259,6 +268,12 @@ pub struct IndexDatabases {
     pub identifiers: Database<Bytes, Bytes>,
     pub ident_events: Database<Bytes, Unit>,
     pub meta: Database<Str, BeU64>,
+}
+
+#[derive(Clone, Copy)]
+pub struct DeliveryDatabases {
+    pub cursors: Database<BeU32, BeU64>,
+    pub dead_letters: Database<Bytes, Bytes>,
 }
 
 pub struct Store {
@@ -269,6 +284,8 @@ pub struct Store {
     pub log_dbs: LogDatabases,
     pub index: Environment,
     pub index_dbs: IndexDatabases,
+    pub delivery: Environment,
+    pub delivery_dbs: DeliveryDatabases,
 }
 
 impl Store {
@@ -303,6 +320,7 @@ impl Store {
                 rejected_counts: log.env.create_database(txn, Some("rejected_counts"))?,
                 tokens: log.env.create_database(txn, Some("tokens"))?,
                 audiences: log.env.create_database(txn, Some("audiences"))?,
+                destinations: log.env.create_database(txn, Some("destinations"))?,
             })
         })?;
         let (index_dbs, _) = index.write_with_growth(|txn| {
@@ -312,12 +330,23 @@ impl Store {
                 meta: index.env.create_database(txn, Some("meta"))?,
             })
         })?;
+        // Durable like the log: a cursor moves past dead-lettered events in the transaction that
+        // records them, so losing that commit would lose the events for the destination.
+        let delivery = Environment::open(&config.data_dir.join("delivery"), config.map_size.min(1 << 30), unsafe_flags)?;
+        let (delivery_dbs, _) = delivery.write_with_growth(|txn| {
+            Ok(DeliveryDatabases {
+                cursors: delivery.env.create_database(txn, Some("cursors"))?,
+                dead_letters: delivery.env.create_database(txn, Some("dead_letters"))?,
+            })
+        })?;
         Ok(Self {
             _lock: lock,
             log,
             log_dbs,
             index,
             index_dbs,
+            delivery,
+            delivery_dbs,
         })
     }
 }

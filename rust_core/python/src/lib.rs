@@ -378,6 +378,25 @@ rpc_methods! {
     update_audience;
     /// Answers an encoded `cdp.v1.ExplainMembershipRequest` with an encoded response.
     explain_membership;
+    /// Answers an encoded `cdp.v1.CreateDestinationRequest` (settings already checked by the
+    /// destination's kind) with an encoded `DestinationResponse`.
+    create_destination;
+    /// Answers an encoded `cdp.v1.UpdateDestinationRequest` with an encoded `DestinationResponse`.
+    update_destination;
+    /// Answers an encoded `cdp.v1.GetDestinationRequest` with an encoded `DestinationResponse`.
+    get_destination;
+    /// Answers an encoded `cdp.v1.ListDestinationsRequest` with an encoded response.
+    list_destinations;
+    /// Answers an encoded `cdp.v1.DeleteDestinationRequest` with an encoded response.
+    delete_destination;
+    /// Answers an encoded `cdp.v1.SetDestinationPausedRequest` with an encoded `DestinationResponse`.
+    set_destination_paused;
+    /// Answers an encoded `cdp.v1.DeliveryStatsRequest` with an encoded response.
+    delivery_stats;
+    /// Answers an encoded `cdp.v1.ListDeadLettersRequest` with an encoded response.
+    list_dead_letters;
+    /// Answers an encoded `cdp.v1.DeadLettersRequest` (discard) with an encoded `DeadLettersResponse`.
+    discard_dead_letters;
 }
 
 #[pymethods]
@@ -403,6 +422,176 @@ impl Engine {
         let wait = Duration::from_secs_f64(wait_secs.clamp(0.0, 60.0));
         let (changes, position) = without_gil(py, || engine.watch_membership(key, after, wait))?;
         Ok((changes.iter().map(|c| PyBytes::new(py, c)).collect(), position))
+    }
+}
+
+/// Packs log sequences for Python (`array('Q', bytes)`): one object, not one per event.
+fn pack_seqs(seqs: &[u64]) -> Vec<u8> {
+    seqs.iter().flat_map(|seq| seq.to_ne_bytes()).collect()
+}
+
+fn unpack_seqs(bytes: &[u8]) -> PyResult<Vec<u64>> {
+    if bytes.len() % 8 != 0 {
+        return Err(InvalidRequest::new_err("sequences must be packed 8-byte integers"));
+    }
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()))
+        .collect())
+}
+
+/// Events read for one destination (see `Engine.read_for_delivery`).
+#[pyclass(frozen, module = "cdp_server._core")]
+struct DeliveryRead {
+    /// A JSON array of the events as the destination gets them.
+    #[pyo3(get)]
+    raw: Py<PyBytes>,
+    #[pyo3(get)]
+    message_ids: Vec<String>,
+    /// Their log sequences, packed (`array('Q', seqs)`).
+    #[pyo3(get)]
+    seqs: Py<PyBytes>,
+    /// Every event up to this sequence was read (in the batch, or filtered out).
+    #[pyo3(get)]
+    position: u64,
+    #[pyo3(get)]
+    filtered: u64,
+    /// The earliest receive time in the batch (Unix ms; 0 when empty).
+    #[pyo3(get)]
+    oldest_received_ms: i64,
+}
+
+impl DeliveryRead {
+    fn new(py: Python<'_>, batch: tributary_engine::delivery::DeliveryBatch) -> Self {
+        Self {
+            raw: PyBytes::new(py, &batch.raw).unbind(),
+            seqs: PyBytes::new(py, &pack_seqs(&batch.seqs)).unbind(),
+            message_ids: batch.message_ids,
+            position: batch.position,
+            filtered: batch.filtered,
+            oldest_received_ms: batch.oldest_received_ms,
+        }
+    }
+}
+
+/// What delivery workers call: reads, cursors, dead letters and counts.
+#[pymethods]
+impl Engine {
+    /// The next events for destination `name` after log position `after`.
+    ///
+    /// Args:
+    ///     name: the destination.
+    ///     after: its position (the cursor, or where the last read stopped).
+    ///     limit: most events returned.
+    ///     max_bytes: about the most JSON returned.
+    ///     wait_secs: how long to wait when the log has nothing after `after`.
+    #[pyo3(signature = (name, after, *, limit=100, max_bytes=4<<20, wait_secs=0.5))]
+    fn read_for_delivery(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        after: u64,
+        limit: usize,
+        max_bytes: usize,
+        wait_secs: f64,
+    ) -> PyResult<DeliveryRead> {
+        let engine = &self.inner;
+        let wait = Duration::from_secs_f64(wait_secs.clamp(0.0, 60.0));
+        let batch = without_gil(py, || engine.read_for_delivery(name, after, limit, max_bytes, wait))?;
+        Ok(DeliveryRead::new(py, batch))
+    }
+
+    /// The events of `seqs` (packed, ascending) as destination `name` gets them on a replay.
+    fn read_seqs_for_delivery(&self, py: Python<'_>, name: &str, seqs: &[u8]) -> PyResult<DeliveryRead> {
+        let engine = &self.inner;
+        let seqs = unpack_seqs(seqs)?;
+        let batch = without_gil(py, || engine.read_seqs_for_delivery(name, &seqs))?;
+        Ok(DeliveryRead::new(py, batch))
+    }
+
+    /// The packed log sequences a replay to `name` delivers: received in [start_ms, end_ms)
+    /// (end 0: no end), or with one of `message_ids` when any are given.
+    fn replay_selection<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        start_ms: i64,
+        end_ms: i64,
+        message_ids: Vec<String>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let engine = &self.inner;
+        let seqs = without_gil(py, || engine.replay_selection(name, start_ms, end_ms, &message_ids))?;
+        Ok(PyBytes::new(py, &pack_seqs(&seqs)))
+    }
+
+    /// Destination `name`'s id and the packed sequences of its dead letters (`only` those of
+    /// the packed `only`, when not empty).
+    fn dead_letter_seqs<'py>(&self, py: Python<'py>, name: &str, only: &[u8]) -> PyResult<(u32, Bound<'py, PyBytes>)> {
+        let engine = &self.inner;
+        let only = unpack_seqs(only)?;
+        let (id, seqs) = without_gil(py, || engine.dead_letter_seqs(name, &only))?;
+        Ok((id, PyBytes::new(py, &pack_seqs(&seqs))))
+    }
+
+    /// Where destination `id` is in the log.
+    fn destination_cursor(&self, py: Python<'_>, id: u32) -> PyResult<u64> {
+        let engine = &self.inner;
+        without_gil(py, || engine.destination_cursor(id))
+    }
+
+    /// Settles finished work in one durable transaction: the cursor moves to `position` (0:
+    /// stays), the events of `dead_seqs` become dead letters with `reason`, and the dead letters
+    /// of `delivered` (replayed ones) leave the store.
+    #[pyo3(signature = (id, position, *, dead_seqs=b"".as_slice(), dead_ids=Vec::new(), reason="", attempts=0, first_failed_ms=0, delivered=b"".as_slice()))]
+    #[allow(clippy::too_many_arguments)]
+    fn settle(
+        &self,
+        py: Python<'_>,
+        id: u32,
+        position: u64,
+        dead_seqs: &[u8],
+        dead_ids: Vec<String>,
+        reason: &str,
+        attempts: u32,
+        first_failed_ms: i64,
+        delivered: &[u8],
+    ) -> PyResult<()> {
+        let engine = &self.inner;
+        let seqs = unpack_seqs(dead_seqs)?;
+        if seqs.len() != dead_ids.len() {
+            return Err(InvalidRequest::new_err("dead_seqs and dead_ids differ in length"));
+        }
+        let delivered = unpack_seqs(delivered)?;
+        let dead = tributary_engine::delivery::Dead {
+            seqs: &seqs,
+            message_ids: &dead_ids,
+            reason,
+            attempts,
+            first_failed_ms,
+        };
+        without_gil(py, || engine.settle(id, position, &dead, &delivered))
+    }
+
+    /// Adds a worker's counts to destination `id`'s (`received_ms`: the delivered events'
+    /// earliest receive time, for the latency histogram).
+    #[pyo3(signature = (id, *, delivered=0, retried=0, dead_lettered=0, filtered=0, received_ms=0))]
+    fn report_delivery(&self, id: u32, delivered: u64, retried: u64, dead_lettered: u64, filtered: u64, received_ms: i64) {
+        self.inner.report_delivery(
+            id,
+            &tributary_engine::delivery::Report {
+                delivered,
+                retried,
+                dead_lettered,
+                filtered,
+                received_ms,
+            },
+        );
+    }
+
+    /// Sets destination `id`'s worker state, last error (None: keep it) and running replays.
+    #[pyo3(signature = (id, state, error=None, replays=0))]
+    fn set_delivery_status(&self, id: u32, state: &str, error: Option<&str>, replays: u32) {
+        self.inner.set_delivery_status(id, state, error, replays);
     }
 }
 
@@ -433,6 +622,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<http::HttpServer>()?;
     m.add_class::<SendOutcome>()?;
     m.add_class::<StreamAck>()?;
+    m.add_class::<DeliveryRead>()?;
     bitmap_bench::register(m)?;
     m.add("CoreError", py.get_type::<CoreError>())?;
     m.add("InvalidRequest", py.get_type::<InvalidRequest>())?;

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from tributary._proto.cdp.v1 import admin_pb2 as cdp_dot_v1_dot_admin__pb2
+from tributary._proto.cdp.v1 import destination_pb2 as cdp_dot_v1_dot_destination__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -98,6 +99,66 @@ class AdminServiceStub:
                 '/cdp.v1.AdminService/GetIdentityRulesProgress',
                 request_serializer=cdp_dot_v1_dot_admin__pb2.GetIdentityRulesProgressRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_admin__pb2.IdentityRulesProgress.FromString,
+                _registered_method=True)
+        self.CreateDestination = channel.unary_unary(
+                '/cdp.v1.AdminService/CreateDestination',
+                request_serializer=cdp_dot_v1_dot_destination__pb2.CreateDestinationRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_destination__pb2.DestinationResponse.FromString,
+                _registered_method=True)
+        self.UpdateDestination = channel.unary_unary(
+                '/cdp.v1.AdminService/UpdateDestination',
+                request_serializer=cdp_dot_v1_dot_destination__pb2.UpdateDestinationRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_destination__pb2.DestinationResponse.FromString,
+                _registered_method=True)
+        self.GetDestination = channel.unary_unary(
+                '/cdp.v1.AdminService/GetDestination',
+                request_serializer=cdp_dot_v1_dot_destination__pb2.GetDestinationRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_destination__pb2.DestinationResponse.FromString,
+                _registered_method=True)
+        self.ListDestinations = channel.unary_unary(
+                '/cdp.v1.AdminService/ListDestinations',
+                request_serializer=cdp_dot_v1_dot_destination__pb2.ListDestinationsRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_destination__pb2.ListDestinationsResponse.FromString,
+                _registered_method=True)
+        self.DeleteDestination = channel.unary_unary(
+                '/cdp.v1.AdminService/DeleteDestination',
+                request_serializer=cdp_dot_v1_dot_destination__pb2.DeleteDestinationRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_destination__pb2.DeleteDestinationResponse.FromString,
+                _registered_method=True)
+        self.SetDestinationPaused = channel.unary_unary(
+                '/cdp.v1.AdminService/SetDestinationPaused',
+                request_serializer=cdp_dot_v1_dot_destination__pb2.SetDestinationPausedRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_destination__pb2.DestinationResponse.FromString,
+                _registered_method=True)
+        self.DeliveryStats = channel.unary_unary(
+                '/cdp.v1.AdminService/DeliveryStats',
+                request_serializer=cdp_dot_v1_dot_destination__pb2.DeliveryStatsRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_destination__pb2.DeliveryStatsResponse.FromString,
+                _registered_method=True)
+        self.Replay = channel.unary_unary(
+                '/cdp.v1.AdminService/Replay',
+                request_serializer=cdp_dot_v1_dot_destination__pb2.ReplayRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_destination__pb2.ReplayResponse.FromString,
+                _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/cdp.v1.AdminService/ListDeadLetters',
+                request_serializer=cdp_dot_v1_dot_destination__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_destination__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.ReplayDeadLetters = channel.unary_unary(
+                '/cdp.v1.AdminService/ReplayDeadLetters',
+                request_serializer=cdp_dot_v1_dot_destination__pb2.DeadLettersRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_destination__pb2.DeadLettersResponse.FromString,
+                _registered_method=True)
+        self.DiscardDeadLetters = channel.unary_unary(
+                '/cdp.v1.AdminService/DiscardDeadLetters',
+                request_serializer=cdp_dot_v1_dot_destination__pb2.DeadLettersRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_destination__pb2.DeadLettersResponse.FromString,
+                _registered_method=True)
+        self.TestDestination = channel.unary_unary(
+                '/cdp.v1.AdminService/TestDestination',
+                request_serializer=cdp_dot_v1_dot_destination__pb2.TestDestinationRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_destination__pb2.TestDestinationResponse.FromString,
                 _registered_method=True)
 
 
@@ -446,6 +507,330 @@ class AdminService:
             '/cdp.v1.AdminService/GetIdentityRulesProgress',
             cdp_dot_v1_dot_admin__pb2.GetIdentityRulesProgressRequest.SerializeToString,
             cdp_dot_v1_dot_admin__pb2.IdentityRulesProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateDestination(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/CreateDestination',
+            cdp_dot_v1_dot_destination__pb2.CreateDestinationRequest.SerializeToString,
+            cdp_dot_v1_dot_destination__pb2.DestinationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateDestination(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/UpdateDestination',
+            cdp_dot_v1_dot_destination__pb2.UpdateDestinationRequest.SerializeToString,
+            cdp_dot_v1_dot_destination__pb2.DestinationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDestination(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/GetDestination',
+            cdp_dot_v1_dot_destination__pb2.GetDestinationRequest.SerializeToString,
+            cdp_dot_v1_dot_destination__pb2.DestinationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDestinations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/ListDestinations',
+            cdp_dot_v1_dot_destination__pb2.ListDestinationsRequest.SerializeToString,
+            cdp_dot_v1_dot_destination__pb2.ListDestinationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDestination(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/DeleteDestination',
+            cdp_dot_v1_dot_destination__pb2.DeleteDestinationRequest.SerializeToString,
+            cdp_dot_v1_dot_destination__pb2.DeleteDestinationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetDestinationPaused(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/SetDestinationPaused',
+            cdp_dot_v1_dot_destination__pb2.SetDestinationPausedRequest.SerializeToString,
+            cdp_dot_v1_dot_destination__pb2.DestinationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeliveryStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/DeliveryStats',
+            cdp_dot_v1_dot_destination__pb2.DeliveryStatsRequest.SerializeToString,
+            cdp_dot_v1_dot_destination__pb2.DeliveryStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Replay(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/Replay',
+            cdp_dot_v1_dot_destination__pb2.ReplayRequest.SerializeToString,
+            cdp_dot_v1_dot_destination__pb2.ReplayResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/ListDeadLetters',
+            cdp_dot_v1_dot_destination__pb2.ListDeadLettersRequest.SerializeToString,
+            cdp_dot_v1_dot_destination__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/ReplayDeadLetters',
+            cdp_dot_v1_dot_destination__pb2.DeadLettersRequest.SerializeToString,
+            cdp_dot_v1_dot_destination__pb2.DeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DiscardDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/DiscardDeadLetters',
+            cdp_dot_v1_dot_destination__pb2.DeadLettersRequest.SerializeToString,
+            cdp_dot_v1_dot_destination__pb2.DeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TestDestination(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/TestDestination',
+            cdp_dot_v1_dot_destination__pb2.TestDestinationRequest.SerializeToString,
+            cdp_dot_v1_dot_destination__pb2.TestDestinationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,6 +6,7 @@ Requires an admin token (`authorization: Bearer <token>`).
 """
 
 from tributary._proto.cdp.v1 import admin_pb2 as _admin_pb2
+from tributary._proto.cdp.v1 import destination_pb2 as _destination_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
 import abc as _abc_1
@@ -69,6 +70,27 @@ class AdminServiceStub:
     """
     GetIdentityRulesProgress: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetIdentityRulesProgressRequest, _admin_pb2.IdentityRulesProgress]
     """How far the running UpdateIdentityRules has got (or the last one, once it finished)."""
+    CreateDestination: _grpc.UnaryUnaryMultiCallable[_destination_pb2.CreateDestinationRequest, _destination_pb2.DestinationResponse]
+    """Connections (destination.proto). Each destination is a durable cursor over the log:
+    delivery adds no write to the ack path, and one slow destination never slows another.
+    """
+    UpdateDestination: _grpc.UnaryUnaryMultiCallable[_destination_pb2.UpdateDestinationRequest, _destination_pb2.DestinationResponse]
+    GetDestination: _grpc.UnaryUnaryMultiCallable[_destination_pb2.GetDestinationRequest, _destination_pb2.DestinationResponse]
+    ListDestinations: _grpc.UnaryUnaryMultiCallable[_destination_pb2.ListDestinationsRequest, _destination_pb2.ListDestinationsResponse]
+    DeleteDestination: _grpc.UnaryUnaryMultiCallable[_destination_pb2.DeleteDestinationRequest, _destination_pb2.DeleteDestinationResponse]
+    """Stops delivery and forgets the cursor and the dead letters."""
+    SetDestinationPaused: _grpc.UnaryUnaryMultiCallable[_destination_pb2.SetDestinationPausedRequest, _destination_pb2.DestinationResponse]
+    DeliveryStats: _grpc.UnaryUnaryMultiCallable[_destination_pb2.DeliveryStatsRequest, _destination_pb2.DeliveryStatsResponse]
+    Replay: _grpc.UnaryUnaryMultiCallable[_destination_pb2.ReplayRequest, _destination_pb2.ReplayResponse]
+    """Delivers a time range or a list of messageIds again (Segment rewrites `integrations` to
+    this destination alone; consent and filters still apply).
+    """
+    ListDeadLetters: _grpc.UnaryUnaryMultiCallable[_destination_pb2.ListDeadLettersRequest, _destination_pb2.ListDeadLettersResponse]
+    ReplayDeadLetters: _grpc.UnaryUnaryMultiCallable[_destination_pb2.DeadLettersRequest, _destination_pb2.DeadLettersResponse]
+    """Delivers dead letters again; those delivered leave the store."""
+    DiscardDeadLetters: _grpc.UnaryUnaryMultiCallable[_destination_pb2.DeadLettersRequest, _destination_pb2.DeadLettersResponse]
+    TestDestination: _grpc.UnaryUnaryMultiCallable[_destination_pb2.TestDestinationRequest, _destination_pb2.TestDestinationResponse]
+    """What the destination would be sent for one event, without sending it."""
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -109,5 +131,26 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """
     GetIdentityRulesProgress: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetIdentityRulesProgressRequest, _admin_pb2.IdentityRulesProgress]  # type: ignore[assignment]
     """How far the running UpdateIdentityRules has got (or the last one, once it finished)."""
+    CreateDestination: _aio.UnaryUnaryMultiCallable[_destination_pb2.CreateDestinationRequest, _destination_pb2.DestinationResponse]  # type: ignore[assignment]
+    """Connections (destination.proto). Each destination is a durable cursor over the log:
+    delivery adds no write to the ack path, and one slow destination never slows another.
+    """
+    UpdateDestination: _aio.UnaryUnaryMultiCallable[_destination_pb2.UpdateDestinationRequest, _destination_pb2.DestinationResponse]  # type: ignore[assignment]
+    GetDestination: _aio.UnaryUnaryMultiCallable[_destination_pb2.GetDestinationRequest, _destination_pb2.DestinationResponse]  # type: ignore[assignment]
+    ListDestinations: _aio.UnaryUnaryMultiCallable[_destination_pb2.ListDestinationsRequest, _destination_pb2.ListDestinationsResponse]  # type: ignore[assignment]
+    DeleteDestination: _aio.UnaryUnaryMultiCallable[_destination_pb2.DeleteDestinationRequest, _destination_pb2.DeleteDestinationResponse]  # type: ignore[assignment]
+    """Stops delivery and forgets the cursor and the dead letters."""
+    SetDestinationPaused: _aio.UnaryUnaryMultiCallable[_destination_pb2.SetDestinationPausedRequest, _destination_pb2.DestinationResponse]  # type: ignore[assignment]
+    DeliveryStats: _aio.UnaryUnaryMultiCallable[_destination_pb2.DeliveryStatsRequest, _destination_pb2.DeliveryStatsResponse]  # type: ignore[assignment]
+    Replay: _aio.UnaryUnaryMultiCallable[_destination_pb2.ReplayRequest, _destination_pb2.ReplayResponse]  # type: ignore[assignment]
+    """Delivers a time range or a list of messageIds again (Segment rewrites `integrations` to
+    this destination alone; consent and filters still apply).
+    """
+    ListDeadLetters: _aio.UnaryUnaryMultiCallable[_destination_pb2.ListDeadLettersRequest, _destination_pb2.ListDeadLettersResponse]  # type: ignore[assignment]
+    ReplayDeadLetters: _aio.UnaryUnaryMultiCallable[_destination_pb2.DeadLettersRequest, _destination_pb2.DeadLettersResponse]  # type: ignore[assignment]
+    """Delivers dead letters again; those delivered leave the store."""
+    DiscardDeadLetters: _aio.UnaryUnaryMultiCallable[_destination_pb2.DeadLettersRequest, _destination_pb2.DeadLettersResponse]  # type: ignore[assignment]
+    TestDestination: _aio.UnaryUnaryMultiCallable[_destination_pb2.TestDestinationRequest, _destination_pb2.TestDestinationResponse]  # type: ignore[assignment]
+    """What the destination would be sent for one event, without sending it."""
 
 
