@@ -96,6 +96,7 @@ def test_parquet_writes_typed_columns_per_day_and_json_text_for_free_form_object
     assert files_under(tmp_path) == [f"2024-05-01/{stem}", f"2024-05-02/{stem}", f"2024-05-03/{stem}"]
     table = pq.read_table(tmp_path / "2024-05-02" / stem)
     assert table.schema == files.parquet_schema()
+    assert pq.ParquetFile(tmp_path / "2024-05-02" / stem).metadata.row_group(0).column(0).compression == "ZSTD"
     rows = table.to_pylist()
     assert [row["message_id"] for row in rows] == ["msg-2", "msg-5"]
     second, fifth = rows
