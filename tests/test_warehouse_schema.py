@@ -131,7 +131,12 @@ def test_a_new_column_takes_its_first_values_type(value: object, expected: Colum
         (ColumnType.BIGINT, [1, "42", 3.0, 1.5, True, "abc", 2**64], [1, 42, 3, None, None, None, None], 4),
         (ColumnType.DOUBLE, [1.5, 2, "2.5", "abc", False], [1.5, 2.0, 2.5, None, None], 2),
         (ColumnType.BOOLEAN, [True, "false", 1, "yes"], [True, False, None, None], 2),
-        (ColumnType.TEXT, ["a", 42, 1.5, True, ["x", 1], {"k": "v"}], ["a", "42", "1.5", "true", '["x",1]', '{"k":"v"}'], 0),
+        (
+            ColumnType.TEXT,
+            ["a", 42, 1.5, True, ["x", 1], {"k": "v"}],
+            ["a", "42", "1.5", "true", '["x",1]', '{"k":"v"}'],
+            0,
+        ),
         (
             ColumnType.TIMESTAMP,
             ["2024-05-01T12:00:00Z", "2024-05-01T12:00:00", "soon", 5],
