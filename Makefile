@@ -47,7 +47,7 @@ $(STAMP)/chromium:
 		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }
 	@touch $@
 
-test: $(STAMP)/build $(STAMP)/chromium $(STAMP)/wrk $(STAMP)/nats-server ## Build, then run every Rust and Python test, lint and proto-check
+test: $(STAMP)/build $(STAMP)/chromium $(STAMP)/wrk $(STAMP)/nats-server $(STAMP)/postgresql ## Build, then run every Rust and Python test, lint and proto-check
 	cargo test -p tributary-engine -p tributary-http --release
 	# The vendored roaring's own unit and property tests (they cover its patched AND/OR kernels),
 	# with 64 cases a property instead of 256: about 25 s instead of 100 on two cores.
@@ -78,7 +78,7 @@ proto-check: $(STAMP)/venv ## Fail when the committed stubs differ from proto/
 # QUICK=1: small event counts and fewer rounds (a few minutes), into benchmarks/results/quick/.
 BENCH_FLAGS := $(if $(filter 1 yes true,$(QUICK)),--quick)
 
-bench: $(STAMP)/build $(STAMP)/wrk $(STAMP)/nats-server ## Run the benchmarks (QUICK=1: a few minutes); charts and README.md in benchmarks/results/
+bench: $(STAMP)/build $(STAMP)/wrk $(STAMP)/nats-server $(STAMP)/postgresql ## Run the benchmarks (QUICK=1: a few minutes); charts and README.md in benchmarks/results/
 	@status=0; \
 	$(PY) -m benchmarks.run $(BENCH_FLAGS) || status=1; \
 	$(PY) -m benchmarks.unify $(BENCH_FLAGS) || status=1; \
@@ -98,6 +98,14 @@ $(STAMP)/wrk:
 $(STAMP)/nats-server:
 	@mkdir -p $(STAMP)
 	command -v nats-server >/dev/null || { apt-get update && apt-get install -y nats-server; }
+	@touch $@
+
+# PostgreSQL (Debian's package) for the warehouse destination's tests and load benchmark: tests/postgres.py runs a
+# private cluster with its initdb/pg_ctl (Debian keeps them in /usr/lib/postgresql/<major>/bin, off PATH).
+$(STAMP)/postgresql:
+	@mkdir -p $(STAMP)
+	{ command -v pg_ctl && command -v initdb; } >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; }
 	@touch $@
 
 # -i: the interpreter `maturin develop` builds for, so that cargo reuses that build.
