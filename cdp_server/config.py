@@ -54,6 +54,9 @@ class Settings:
     keepalive_time_secs: float = 30.0
     # Benchmark only: LMDB commits without fsync. Acknowledged events can be lost on a crash.
     unsafe_benchmark_mode: bool = False
+    # Tests only: the delivery workers' clock runs this many times faster than the wall clock
+    # (retry backoffs and the retry window shrink by as much).
+    delivery_time_scale: float = 1.0
     log_level: str = "INFO"
     # Logs on stderr: "json" (one object per line, for collectors) or "text" (for people).
     log_format: str = "json"
@@ -78,6 +81,8 @@ class Settings:
             raise ConfigError(f"max_rejected_kept must not be negative, got {self.max_rejected_kept}")
         if not self.engage_tick_secs > 0:
             raise ConfigError(f"engage_tick_secs must be positive, got {self.engage_tick_secs}")
+        if not self.delivery_time_scale >= 1.0:
+            raise ConfigError(f"delivery_time_scale must be at least 1, got {self.delivery_time_scale}")
         if self.log_format not in ("json", "text"):
             raise ConfigError(f"log_format must be json or text, got {self.log_format!r}")
         if self.snapshot_every_events < 0:

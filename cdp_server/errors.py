@@ -10,6 +10,7 @@ from typing import NoReturn, TypeVar
 import grpc
 
 from cdp_server import _core
+from cdp_server.destinations.base import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ def unary(handler: Callable[[S, Q, grpc.ServicerContext], R]) -> Callable[[S, Q,
             return handler(self, request, context)
         except _core.CoreError as exc:
             abort(context, exc)
+        except ConfigError as exc:  # a destination's settings or mappings, naming the field
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
     return wrapped
 

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import click
 
-from cdp_server.cli import audiences, events, identity, importer, profile, rejected, serve, sources, tail, tokens
+from cdp_server.cli import (
+    audiences,
+    destinations,
+    events,
+    identity,
+    importer,
+    profile,
+    rejected,
+    serve,
+    sources,
+    tail,
+    tokens,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,3 +36,5 @@ main.add_command(rejected.rejected)
 main.add_command(tokens.token)
 main.add_command(audiences.audience)
 main.add_command(audiences.computed_trait)
+main.add_command(destinations.destination)
+main.add_command(destinations.deadletters)

@@ -369,3 +369,6 @@ def _json_texts(values: Iterable[Any]) -> list[bytes | None]:
 def _extra_keys(event: JsonObject) -> JsonObject | None:
     extra = {key: value for key, value in event.items() if key not in _KNOWN_KEYS}
     return extra or None
+
+
+KIND = FilesKind()

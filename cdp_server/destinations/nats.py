@@ -499,3 +499,6 @@ def _is_host_name(entry: str) -> bool:
     return bool(
         re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*", entry)
     )
+
+
+KIND = NatsKind()

@@ -335,3 +335,6 @@ class WarehouseKind:
     def create(self, name: str, settings: Mapping[str, Any]) -> WarehouseDestination:
         # Addresses are checked at each connection; resolving here would only repeat it.
         return WarehouseDestination(name, WarehouseSettings.parse(settings))
+
+
+KIND = WarehouseKind()

@@ -24,6 +24,8 @@ from tributary._proto.cdp.v1 import admin_pb2
 from cdp_server import _core
 from cdp_server.auth import Authenticator, key_digest
 from cdp_server.config import Settings
+from cdp_server.destinations.manager import DeliveryManager
+from cdp_server.destinations.retry import ScaledClock, SystemClock
 from cdp_server.server import reflection
 from cdp_server.services import admin, audience, ingest, profile
 
@@ -46,6 +48,7 @@ class RunningServer:
     grpc_port: int
     http: _core.HttpServer
     settings: Settings
+    delivery: DeliveryManager
 
     @property
     def http_port(self) -> int:
@@ -60,6 +63,8 @@ class RunningServer:
         self.draining.set()
         self.http.stop()  # stops accepting; requests in flight get their answers
         self.grpc_server.stop(self.settings.shutdown_grace_secs).wait()
+        # Batches in flight are not settled: they are delivered again after a restart.
+        self.delivery.stop()
         self.engine.close()
         log.info("stopped")
 
@@ -111,6 +116,8 @@ def start(settings: Settings) -> RunningServer:
         ensure_dev_source(engine, settings.dev_write_key)
     auth = Authenticator(engine, settings.admin_tokens)
     draining = threading.Event()
+    clock = ScaledClock(settings.delivery_time_scale) if settings.delivery_time_scale != 1.0 else SystemClock()
+    delivery = DeliveryManager(engine, clock=clock)
     # What is served, by service name: health reports and reflection list these and no other.
     services: dict[str, _Service] = {
         ingest.SERVICE: ingest.IngestService(
@@ -122,7 +129,9 @@ def start(settings: Settings) -> RunningServer:
         ),
         profile.SERVICE: profile.ProfileService(engine, auth),
         audience.SERVICE: audience.AudienceService(engine, auth, draining=draining),
-        admin.SERVICE: admin.AdminService(engine, auth, max_tails=settings.max_tails, draining=draining),
+        admin.SERVICE: admin.AdminService(
+            engine, auth, max_tails=settings.max_tails, draining=draining, delivery=delivery
+        ),
     }
     server.add_generic_rpc_handlers([service.handler() for service in services.values()])
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
@@ -145,6 +154,7 @@ def start(settings: Settings) -> RunningServer:
         engine.close()
         raise
     server.start()
+    delivery.start()
     for name in ["", *services]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info(
@@ -155,7 +165,7 @@ def start(settings: Settings) -> RunningServer:
             "data_dir": str(settings.data_dir),
         },
     )
-    return RunningServer(server, engine, health_servicer, draining, port, http, settings)
+    return RunningServer(server, engine, health_servicer, draining, port, http, settings, delivery)
 
 
 def _grpc_server(settings: Settings) -> grpc.Server:

@@ -11,6 +11,8 @@ from tributary._proto.cdp.v1 import admin_pb2
 
 from cdp_server import _core, errors
 from cdp_server.auth import Authenticator, Role, key_digest, new_access_token, new_write_key
+from cdp_server.destinations.manager import DeliveryManager
+from cdp_server.services import destinations
 from cdp_server.services.routes import Route, forwarding_handlers
 
 SERVICE = "cdp.v1.AdminService"
@@ -33,8 +35,17 @@ ROUTES = (
 
 
 class AdminService:
-    def __init__(self, engine: _core.Engine, auth: Authenticator, *, max_tails: int, draining: threading.Event) -> None:
+    def __init__(
+        self,
+        engine: _core.Engine,
+        auth: Authenticator,
+        *,
+        max_tails: int,
+        draining: threading.Event,
+        delivery: DeliveryManager,
+    ) -> None:
         self._engine = engine
+        self._destinations = destinations.DestinationAdmin(engine, auth, delivery)
         self._auth = auth
         self._tails = threading.BoundedSemaphore(max_tails)
         self._max_tails = max_tails
@@ -58,6 +69,8 @@ class AdminService:
                     self.tail, request_deserializer=admin_pb2.TailRequest.FromString
                 ),
                 **forwarding_handlers(self._engine, self._auth, ROUTES),
+                **forwarding_handlers(self._engine, self._auth, destinations.ROUTES),
+                **self._destinations.handlers(),
             },
         )
 

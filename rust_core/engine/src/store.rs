@@ -332,7 +332,11 @@ impl Store {
         })?;
         // Durable like the log: a cursor moves past dead-lettered events in the transaction that
         // records them, so losing that commit would lose the events for the destination.
-        let delivery = Environment::open(&config.data_dir.join("delivery"), config.map_size.min(1 << 30), unsafe_flags)?;
+        let delivery = Environment::open(
+            &config.data_dir.join("delivery"),
+            config.map_size.min(1 << 30),
+            unsafe_flags,
+        )?;
         let (delivery_dbs, _) = delivery.write_with_growth(|txn| {
             Ok(DeliveryDatabases {
                 cursors: delivery.env.create_database(txn, Some("cursors"))?,

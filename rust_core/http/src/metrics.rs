@@ -216,8 +216,78 @@ impl Collector for EngineCounters {
             };
             ConstCounter::new(count.count).encode(family.encode_family(&labels)?)?;
         }
-        Ok(())
+        encode_delivery(&self.0, &mut encoder)
     }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DestinationLabels {
+    destination: String,
+}
+
+/// Per destination: delivered, retried, dead-lettered and filtered events, the backlog, and
+/// the received-to-delivered latency.
+fn encode_delivery(engine: &Engine, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    use prometheus_client::metrics::MetricType;
+    use std::sync::atomic::Ordering::Relaxed;
+    let destinations = engine.delivery_metrics().unwrap_or_default();
+    let label = |name: &str| DestinationLabels {
+        destination: name.to_owned(),
+    };
+    for (metric, help, read) in [
+        (
+            "destination_events_delivered",
+            "Events a destination acknowledged",
+            (|c| c.delivered.load(Relaxed)) as fn(&tributary_engine::delivery::stats::DestinationCounters) -> u64,
+        ),
+        (
+            "destination_events_retried",
+            "Events of failed deliveries tried again",
+            |c| c.retried.load(Relaxed),
+        ),
+        (
+            "destination_events_dead_lettered",
+            "Events put in the dead-letter store",
+            |c| c.dead_lettered.load(Relaxed),
+        ),
+        (
+            "destination_events_filtered",
+            "Events a destination's routing left out",
+            |c| c.filtered.load(Relaxed),
+        ),
+    ] {
+        let mut family = encoder.encode_descriptor(metric, help, None, MetricType::Counter)?;
+        for (name, _, counters) in &destinations {
+            ConstCounter::new(read(counters)).encode(family.encode_family(&label(name))?)?;
+        }
+    }
+    let mut family = encoder.encode_descriptor(
+        "destination_backlog_events",
+        "Events in the log after a destination's cursor",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (name, backlog, _) in &destinations {
+        ConstGauge::new(*backlog as i64).encode(family.encode_family(&label(name))?)?;
+    }
+    let mut family = encoder.encode_descriptor(
+        "destination_delivery_latency_seconds",
+        "From an event's receipt to its delivery",
+        None,
+        MetricType::Histogram,
+    )?;
+    for (name, _, counters) in &destinations {
+        let latency = counters.latency.lock().clone();
+        family
+            .encode_family(&label(name))?
+            .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                latency.sum,
+                latency.count(),
+                &latency.cumulative(),
+                None,
+            )?;
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -431,7 +431,7 @@ fn pack_seqs(seqs: &[u64]) -> Vec<u8> {
 }
 
 fn unpack_seqs(bytes: &[u8]) -> PyResult<Vec<u64>> {
-    if bytes.len() % 8 != 0 {
+    if !bytes.len().is_multiple_of(8) {
         return Err(InvalidRequest::new_err("sequences must be packed 8-byte integers"));
     }
     Ok(bytes
@@ -575,7 +575,15 @@ impl Engine {
     /// Adds a worker's counts to destination `id`'s (`received_ms`: the delivered events'
     /// earliest receive time, for the latency histogram).
     #[pyo3(signature = (id, *, delivered=0, retried=0, dead_lettered=0, filtered=0, received_ms=0))]
-    fn report_delivery(&self, id: u32, delivered: u64, retried: u64, dead_lettered: u64, filtered: u64, received_ms: i64) {
+    fn report_delivery(
+        &self,
+        id: u32,
+        delivered: u64,
+        retried: u64,
+        dead_lettered: u64,
+        filtered: u64,
+        received_ms: i64,
+    ) {
         self.inner.report_delivery(
             id,
             &tributary_engine::delivery::Report {

@@ -79,7 +79,8 @@ impl DeliveryBatch {
     }
 
     fn finish(mut self) -> Self {
-        self.raw.extend_from_slice(if self.seqs.is_empty() { b"[]" } else { b"]" });
+        self.raw
+            .extend_from_slice(if self.seqs.is_empty() { b"[]" } else { b"]" });
         self
     }
 }
@@ -89,7 +90,10 @@ fn split_record(seq: u64, value: &[u8]) -> Result<(u32, Event)> {
     let (source, encoded) = value
         .split_first_chunk::<4>()
         .ok_or_else(|| EngineError::Storage(format!("corrupt event record {seq}")))?;
-    Ok((u32::from_be_bytes(*source), proto::decode_record(encoded, format_args!("event {seq}"))?))
+    Ok((
+        u32::from_be_bytes(*source),
+        proto::decode_record(encoded, format_args!("event {seq}"))?,
+    ))
 }
 
 fn dead_letter_key(id: u32, seq: u64) -> [u8; 12] {
@@ -155,7 +159,11 @@ fn normalise(mut d: Destination, known_sources: &[Source]) -> Result<Destination
             return Err(invalid("filters.sample_percent", format!("{p} is not within 0-100")));
         }
     }
-    if let Some(unknown) = d.sources.iter().find(|name| !known_sources.iter().any(|s| &s.name == *name)) {
+    if let Some(unknown) = d
+        .sources
+        .iter()
+        .find(|name| !known_sources.iter().any(|s| &s.name == *name))
+    {
         return Err(invalid("sources", format!("there is no source named {unknown:?}")));
     }
     for category in &d.consent_categories {
@@ -250,12 +258,19 @@ impl Engine {
         self.write_log(|txn| {
             let old: Destination = match dbs.destinations.get(txn, &destination.name)? {
                 Some(bytes) => proto::decode_record(bytes, "a destination")?,
-                None => return Err(EngineError::NotFound(format!("no destination named {:?}", destination.name))),
+                None => {
+                    return Err(EngineError::NotFound(format!(
+                        "no destination named {:?}",
+                        destination.name
+                    )))
+                }
             };
             destination.id = old.id;
             destination.created_at_ms = old.created_at_ms;
             destination.from_beginning = old.from_beginning;
-            Ok(dbs.destinations.put(txn, &destination.name, &destination.encode_to_vec())?)
+            Ok(dbs
+                .destinations
+                .put(txn, &destination.name, &destination.encode_to_vec())?)
         })?;
         Ok(DestinationResponse {
             destination: Some(destination),
@@ -285,7 +300,12 @@ impl Engine {
         let destination = self.write_log(|txn| {
             let mut destination: Destination = match dbs.destinations.get(txn, &request.name)? {
                 Some(bytes) => proto::decode_record(bytes, "a destination")?,
-                None => return Err(EngineError::NotFound(format!("no destination named {:?}", request.name))),
+                None => {
+                    return Err(EngineError::NotFound(format!(
+                        "no destination named {:?}",
+                        request.name
+                    )))
+                }
             };
             destination.paused = request.paused;
             dbs.destinations.put(txn, &request.name, &destination.encode_to_vec())?;
@@ -304,7 +324,12 @@ impl Engine {
         let id = self.write_log(|txn| {
             let destination: Destination = match dbs.destinations.get(txn, &request.name)? {
                 Some(bytes) => proto::decode_record(bytes, "a destination")?,
-                None => return Err(EngineError::NotFound(format!("no destination named {:?}", request.name))),
+                None => {
+                    return Err(EngineError::NotFound(format!(
+                        "no destination named {:?}",
+                        request.name
+                    )))
+                }
             };
             dbs.destinations.delete(txn, &request.name)?;
             Ok(destination.id)
@@ -468,7 +493,12 @@ impl Engine {
         let mut seqs = Vec::new();
         while position < last {
             let txn = store.log.read()?;
-            for entry in store.log_dbs.events.range(&txn.txn, &((position + 1)..=last))?.take(CHUNK) {
+            for entry in store
+                .log_dbs
+                .events
+                .range(&txn.txn, &((position + 1)..=last))?
+                .take(CHUNK)
+            {
                 let (seq, value) = entry?;
                 position = seq;
                 let (source_id, event) = split_record(seq, value)?;
@@ -495,7 +525,10 @@ impl Engine {
         let mut seqs = Vec::new();
         if only.is_empty() {
             let (from, to) = (dead_letter_key(id, 0), dead_letter_key(id, u64::MAX));
-            for entry in dbs.dead_letters.range(&txn.txn, &(Bound::Included(&from[..]), Bound::Included(&to[..])))? {
+            for entry in dbs
+                .dead_letters
+                .range(&txn.txn, &(Bound::Included(&from[..]), Bound::Included(&to[..])))?
+            {
                 let (key, _) = entry?;
                 seqs.push(u64::from_be_bytes(key[4..12].try_into().unwrap_or_default()));
             }

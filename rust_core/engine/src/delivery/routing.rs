@@ -293,7 +293,10 @@ mod tests {
         }
         event.integrations = br#"{"All":false}"#.to_vec();
         let replayed = r.decide(1, &event, true).unwrap();
-        assert_eq!(replayed["integrations"], serde_json::json!({"All": false, "hook": true}));
+        assert_eq!(
+            replayed["integrations"],
+            serde_json::json!({"All": false, "hook": true})
+        );
     }
 
     #[test]
@@ -307,8 +310,14 @@ mod tests {
             (r#"{"consent":{}}"#, true),
             (r#"{"consent":{"categoryPreferences":{}}}"#, false),
             (r#"{"consent":{"categoryPreferences":{"Advertising":true}}}"#, false),
-            (r#"{"consent":{"categoryPreferences":{"Advertising":true,"Analytics":true}}}"#, true),
-            (r#"{"consent":{"categoryPreferences":{"Advertising":true,"Analytics":false}}}"#, false),
+            (
+                r#"{"consent":{"categoryPreferences":{"Advertising":true,"Analytics":true}}}"#,
+                true,
+            ),
+            (
+                r#"{"consent":{"categoryPreferences":{"Advertising":true,"Analytics":false}}}"#,
+                false,
+            ),
         ] {
             event.context = context.as_bytes().to_vec();
             assert_eq!(r.decide(1, &event, false).is_ok(), delivered, "{context}");
@@ -371,8 +380,7 @@ mod tests {
             message_id: "engage-traits-x".into(),
             user_id: "u1".into(),
             traits: br#"{"vip":true,"ltv":12}"#.to_vec(),
-            context: br#"{"personas":{"computations":[{"computation_key":"vip"},{"computation_key":"ltv"}]}}"#
-                .to_vec(),
+            context: br#"{"personas":{"computations":[{"computation_key":"vip"},{"computation_key":"ltv"}]}}"#.to_vec(),
             ..Default::default()
         };
         assert_eq!(

@@ -11,8 +11,8 @@ use rustc_hash::FxHashMap;
 /// Upper bounds of the latency buckets, in seconds: 5 ms to about 11 hours (a destination may
 /// be down for hours and its backlog delivered late).
 pub const LATENCY_BOUNDS: [f64; 22] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
-    3600.0, 7200.0, 14400.0, 28800.0, 40000.0,
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+    7200.0, 14400.0, 28800.0, 40000.0,
 ];
 
 #[derive(Default)]
@@ -75,7 +75,10 @@ impl Latency {
         for (i, count) in self.counts.iter().enumerate() {
             seen += count;
             if seen >= rank {
-                let bound = LATENCY_BOUNDS.get(i).copied().unwrap_or(LATENCY_BOUNDS[LATENCY_BOUNDS.len() - 1]);
+                let bound = LATENCY_BOUNDS
+                    .get(i)
+                    .copied()
+                    .unwrap_or(LATENCY_BOUNDS[LATENCY_BOUNDS.len() - 1]);
                 return bound * 1000.0;
             }
         }

@@ -154,7 +154,10 @@ fn settling_moves_the_cursor_and_keeps_dead_letters_across_a_restart() {
     .unwrap();
     assert_eq!(page.dead_letters.len(), 1);
     let letter = &page.dead_letters[0];
-    assert_eq!((letter.seq, letter.message_id.as_str(), letter.reason.as_str()), (2, "m1", "HTTP 400"));
+    assert_eq!(
+        (letter.seq, letter.message_id.as_str(), letter.reason.as_str()),
+        (2, "m1", "HTTP 400")
+    );
     let event: serde_json::Value = serde_json::from_slice(&letter.event).unwrap();
     assert_eq!(event["messageId"], "m1");
     assert_eq!(page.next_after_seq, 2);
@@ -165,7 +168,10 @@ fn settling_moves_the_cursor_and_keeps_dead_letters_across_a_restart() {
     engine
         .delete_destination(&DeleteDestinationRequest { name: "d".into() }.encode_to_vec())
         .unwrap();
-    assert!(matches!(engine.dead_letter_seqs("d", &[]), Err(EngineError::NotFound(_))));
+    assert!(matches!(
+        engine.dead_letter_seqs("d", &[]),
+        Err(EngineError::NotFound(_))
+    ));
     assert_eq!(engine.destination_cursor(id).unwrap(), 0);
 }
 
@@ -177,7 +183,11 @@ fn a_replay_selects_by_message_id_or_receive_time_and_forces_the_destination_on(
     let mut off = track("off", "A");
     off.integrations = br#"{"All":false}"#.to_vec();
     send(&engine, vec![track("a", "A"), off, track("b", "A")]);
-    assert_eq!(read(&engine, "d", 0, 10).message_ids, vec!["a", "b"], "live: integrations apply");
+    assert_eq!(
+        read(&engine, "d", 0, 10).message_ids,
+        vec!["a", "b"],
+        "live: integrations apply"
+    );
     let picked = engine
         .replay_selection("d", 0, 0, &["off".to_owned(), "b".to_owned()])
         .unwrap();
@@ -196,12 +206,7 @@ fn definitions_are_checked_and_named_fields_reported() {
     let engine = open(dir.path());
     let attempt = |d: Destination| {
         engine
-            .create_destination(
-                &CreateDestinationRequest {
-                    destination: Some(d),
-                }
-                .encode_to_vec(),
-            )
+            .create_destination(&CreateDestinationRequest { destination: Some(d) }.encode_to_vec())
             .map(|_| ())
     };
     for (bad, field) in [

@@ -1,0 +1,157 @@
+"""Runs the delivery workers: one asyncio task per destination, on one event loop in a thread
+of its own, so that a slow or hanging destination only ever holds up its own task (reads,
+settles and blocking deliveries run in a thread pool, never on the loop).
+
+The admin service calls `reload` after every change to a destination; the manager then starts,
+restarts (definition changed) or stops workers to match the definitions in the engine.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import orjson
+from tributary._proto.cdp.v1 import destination_pb2
+
+from cdp_server import _core
+from cdp_server.destinations.kinds import kind_named
+from cdp_server.destinations.mappings import transform_for
+from cdp_server.destinations.retry import Clock, RetryPolicy, SystemClock
+from cdp_server.destinations.worker import DestinationWorker, Replay, close_destination
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class _Running:
+    definition: bytes
+    worker: DestinationWorker
+    task: asyncio.Task[None]
+
+
+class DeliveryManager:
+    def __init__(
+        self,
+        engine: _core.Engine,
+        *,
+        clock: Clock | None = None,
+        policy: RetryPolicy | None = None,
+        threads: int = 32,
+    ) -> None:
+        self._engine = engine
+        self._clock = clock or SystemClock()
+        self._policy = policy or RetryPolicy()
+        self._loop = asyncio.new_event_loop()
+        self._loop.set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="delivery")
+        )
+        self._thread = threading.Thread(target=self._loop.run_forever, name="delivery-loop", daemon=True)
+        self._running: dict[str, _Running] = {}
+
+    def start(self) -> None:
+        self._thread.start()
+        self.reload()
+
+    def _run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
+        """Runs `coroutine` on the delivery loop from another thread and waits for it."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    def reload(self) -> None:
+        """Matches the workers to the engine's definitions (call after any change)."""
+        self._run(self._reconcile())
+
+    def replay(self, name: str, seqs: bytes, *, dead_letters: bool) -> None:
+        """Queues log sequences (packed) for delivery again to destination `name`."""
+
+        async def queue() -> None:
+            running = self._running.get(name)
+            if running is None:
+                raise _core.FailedPrecondition(f"destination {name!r} is not running (paused?)")
+            running.worker.queue_replay(Replay(array.array("Q", seqs), dead_letters))
+
+        self._run(queue())
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stops every worker (unsettled batches are delivered again after a restart)."""
+        if not self._thread.is_alive():
+            return
+        try:
+            self._run(self._stop_all(), timeout)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout)
+
+    async def _stop_all(self) -> None:
+        for name in list(self._running):
+            await self._stop(name)
+
+    async def _reconcile(self) -> None:
+        listed = destination_pb2.ListDestinationsResponse.FromString(
+            await asyncio.to_thread(self._engine.list_destinations, b"")
+        )
+        wanted = {d.name: d for d in listed.destinations}
+        for name in [n for n in self._running if n not in wanted]:
+            await self._stop(name)
+        for name, definition in wanted.items():
+            encoded = definition.SerializeToString(deterministic=True)
+            running = self._running.get(name)
+            if running is not None and running.definition == encoded:
+                continue
+            await self._stop(name)
+            try:
+                worker = self._worker(definition)
+            except Exception as err:
+                log.error("cannot start a destination", extra={"destination": name, "error": str(err)})
+                self._engine.set_delivery_status(definition.id, "stopped", f"cannot start: {err}")
+                continue
+            task = asyncio.create_task(self._supervise(worker), name=f"deliver:{name}")
+            self._running[name] = _Running(encoded, worker, task)
+
+    def _worker(self, definition: destination_pb2.Destination) -> DestinationWorker:
+        kind = kind_named(definition.kind)
+        settings = orjson.loads(definition.settings or b"{}")
+        destination = kind.create(definition.name, settings)
+        return DestinationWorker(
+            self._engine,
+            definition,
+            destination,
+            clock=self._clock,
+            policy=self._policy,
+            transform=transform_for(definition),
+        )
+
+    async def _supervise(self, worker: DestinationWorker) -> None:
+        """Runs a worker, restarting it after an unexpected failure (its batch is redelivered)."""
+        while True:
+            try:
+                await worker.run()
+            except asyncio.CancelledError:
+                raise
+            except _core.ShutDown:
+                return
+            except Exception as err:
+                log.exception("delivery worker failed; restarting", extra={"destination": worker.name})
+                worker.engine.set_delivery_status(worker.id, "restarting", f"{type(err).__name__}: {err}")
+                await self._clock.sleep(1.0)
+
+    async def _stop(self, name: str) -> None:
+        running = self._running.pop(name, None)
+        if running is None:
+            return
+        running.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running.task
+        try:
+            await close_destination(running.worker.destination)
+        except Exception:
+            log.exception("closing a destination failed", extra={"destination": name})
+        running.worker.engine.set_delivery_status(running.worker.id, "stopped")

@@ -1,0 +1,268 @@
+"""One destination's delivery worker: reads batches from the log after its cursor, delivers
+them, and settles them (cursor forward, failures to dead letters) in one durable engine call.
+
+At least once: a batch is settled only after the destination acknowledged it (or its events
+were dead-lettered), so a crash or a stop before that delivers it again, with the same
+`webhook-id`. In order: one batch at a time, in log order (so in order per profile). The next
+batch is read while the current one is delivered (the read releases the GIL in Rust).
+
+Retries (`retry.RetryPolicy`): a `RetryableError` waits and tries the same batch again until the
+retry window has passed since its first failure, then dead-letters it with the last error; a
+`PermanentError` dead-letters at once; `PayloadTooLarge` splits the batch in halves.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import dataclasses
+import inspect
+import logging
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+from tributary._proto.cdp.v1 import destination_pb2
+
+from cdp_server import _core
+from cdp_server.destinations.base import (
+    Batch,
+    Destination,
+    PayloadTooLarge,
+    PermanentError,
+    RetryableError,
+)
+from cdp_server.destinations.retry import Clock, RetryPolicy
+
+log = logging.getLogger(__name__)
+
+# How long a read waits for new events before the worker looks at its state again.
+_READ_WAIT_SECS = 0.5
+# Replayed events delivered per batch, at most (beside the live ones).
+_REPLAY_CHUNK = 500
+
+Transform: TypeAlias = "Callable[[Batch, array.array[int]], tuple[Batch, array.array[int]]]"
+
+
+@dataclass
+class Outcome:
+    """What became of a batch: delivered events and dead ones (with the reason)."""
+
+    delivered: int = 0
+    dead_seqs: array.array[int] = field(default_factory=lambda: array.array("Q"))
+    dead_ids: list[str] = field(default_factory=list)
+    reason: str = ""
+    attempts: int = 0
+    first_failed: float = 0.0
+    retried: int = 0
+
+
+@dataclass
+class Replay:
+    """Events to deliver again: log sequences, and whether they are the destination's own dead
+    letters (delivered ones then leave the store)."""
+
+    seqs: array.array[int]
+    dead_letters: bool
+
+
+class DestinationWorker:
+    def __init__(
+        self,
+        engine: _core.Engine,
+        definition: destination_pb2.Destination,
+        destination: Destination,
+        *,
+        clock: Clock,
+        policy: RetryPolicy,
+        transform: Transform | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.engine = engine
+        self.definition = definition
+        self.name = definition.name
+        self.id = definition.id
+        self.destination = destination
+        self.clock = clock
+        self.policy = dataclasses.replace(policy, window_secs=float(definition.retry_window_secs or policy.window_secs))
+        self.transform = transform
+        self.rng = rng or random.Random()
+        self.replays: deque[Replay] = deque()
+        self._wake = asyncio.Event()
+        self._state = ""
+
+    def queue_replay(self, replay: Replay) -> None:
+        if len(replay.seqs):
+            self.replays.append(replay)
+            self._wake.set()
+
+    def _status(self, state: str, error: str | None = None) -> None:
+        self._state = state
+        self.engine.set_delivery_status(self.id, state, error, len(self.replays))
+
+    async def run(self) -> None:
+        """Delivers until cancelled."""
+        if self.definition.paused:
+            self._status("paused")
+            await asyncio.Event().wait()
+        position = await asyncio.to_thread(self.engine.destination_cursor, self.id)
+        self._status("idle")
+        pending = self._read(position, _READ_WAIT_SECS)
+        try:
+            while True:
+                read = await pending
+                # Read ahead while this batch is delivered (a live read never returns events
+                # before `read.position`, whatever becomes of this batch).
+                has_events = bool(read.message_ids)
+                pending = self._read(read.position, 0.0 if has_events else _READ_WAIT_SECS)
+                if has_events or read.position > position:
+                    await self._deliver_read(read, settle_position=read.position)
+                    position = read.position
+                if self.replays:
+                    await self._replay_chunk()
+                if not has_events and self._state != "idle":
+                    self._status("idle")
+        finally:
+            pending.cancel()
+
+    def _read(self, after: int, wait: float) -> asyncio.Future[_core.DeliveryRead]:
+        return asyncio.ensure_future(
+            asyncio.to_thread(
+                self.engine.read_for_delivery,
+                self.name,
+                after,
+                limit=self.definition.batch_size or 100,
+                wait_secs=wait,
+            )
+        )
+
+    async def _replay_chunk(self) -> None:
+        replay = self.replays[0]
+        chunk, replay.seqs = replay.seqs[:_REPLAY_CHUNK], replay.seqs[_REPLAY_CHUNK:]
+        if not len(replay.seqs):
+            self.replays.popleft()
+        read = await asyncio.to_thread(self.engine.read_seqs_for_delivery, self.name, chunk.tobytes())
+        await self._deliver_read(read, settle_position=0, dead_letters=replay.dead_letters)
+
+    async def _deliver_read(
+        self, read: _core.DeliveryRead, *, settle_position: int, dead_letters: bool = False
+    ) -> None:
+        seqs = array.array("Q", read.seqs)
+        outcome = Outcome()
+        if read.message_ids:
+            batch = Batch(self.name, read.raw, read.message_ids)
+            if self.transform is not None:
+                batch, seqs = self.transform(batch, seqs)
+            if len(batch):
+                self._status("delivering")
+                outcome = await self._deliver(batch, seqs)
+        delivered_seqs = seqs if dead_letters else array.array("Q")
+        if dead_letters and len(outcome.dead_seqs):
+            dead = set(outcome.dead_seqs)
+            delivered_seqs = array.array("Q", (s for s in seqs if s not in dead))
+        await asyncio.to_thread(
+            self.engine.settle,
+            self.id,
+            settle_position,
+            dead_seqs=outcome.dead_seqs.tobytes(),
+            dead_ids=outcome.dead_ids,
+            reason=outcome.reason,
+            attempts=outcome.attempts,
+            first_failed_ms=int(outcome.first_failed * 1000),
+            delivered=delivered_seqs.tobytes(),
+        )
+        self.engine.report_delivery(
+            self.id,
+            delivered=outcome.delivered,
+            retried=outcome.retried,
+            dead_lettered=len(outcome.dead_seqs),
+            filtered=read.filtered,
+            received_ms=read.oldest_received_ms,
+        )
+        if len(outcome.dead_seqs):
+            log.warning(
+                "events dead-lettered",
+                extra={"destination": self.name, "events": len(outcome.dead_seqs), "reason": outcome.reason},
+            )
+
+    async def _deliver(self, batch: Batch, seqs: array.array[int]) -> Outcome:
+        """Delivers `batch`, retrying as the policy says; never raises a delivery error."""
+        outcome = Outcome()
+        attempts = 0
+        first_failed = 0.0
+        while True:
+            attempts += 1
+            try:
+                await self._call(batch)
+            except PayloadTooLarge as err:
+                if len(batch) == 1:
+                    return self._dead(outcome, batch, seqs, err.reason, attempts, first_failed or self.clock.now())
+                half = len(batch) // 2
+                for part, part_seqs in zip(batch.split(), (seqs[:half], seqs[half:]), strict=True):
+                    merge(outcome, await self._deliver(part, part_seqs))
+                return outcome
+            except PermanentError as err:
+                return self._dead(outcome, batch, seqs, err.reason, attempts, first_failed or self.clock.now())
+            except Exception as err:  # RetryableError, or a custom destination's own failure
+                reason = err.reason if isinstance(err, RetryableError) else f"{type(err).__name__}: {err}"
+                retry_after = err.retry_after if isinstance(err, RetryableError) else None
+                now = self.clock.now()
+                first_failed = first_failed or now
+                waited = now - first_failed
+                if waited >= self.policy.window_secs:
+                    reason = f"still failing after {waited:.0f} s of retries: {reason}"
+                    return self._dead(outcome, batch, seqs, reason, attempts, first_failed)
+                outcome.retried += len(batch)
+                self._status("retrying", reason)
+                delay = self.policy.delay(attempts, retry_after, self.rng)
+                # The last try comes when the window ends, not after it.
+                await self.clock.sleep(min(delay, self.policy.window_secs - waited))
+            else:
+                outcome.delivered += len(batch)
+                return outcome
+
+    async def _call(self, batch: Batch) -> None:
+        deliver = self.destination.deliver
+        if inspect.iscoroutinefunction(deliver):
+            await deliver(batch)
+        else:
+            result: Any = await asyncio.to_thread(deliver, batch)
+            if inspect.isawaitable(result):
+                await result
+
+    @staticmethod
+    def _dead(
+        outcome: Outcome,
+        batch: Batch,
+        seqs: array.array[int],
+        reason: str,
+        attempts: int,
+        first_failed: float,
+    ) -> Outcome:
+        outcome.dead_seqs.extend(seqs)
+        outcome.dead_ids.extend(batch.message_ids)
+        outcome.reason = reason
+        outcome.attempts = attempts
+        outcome.first_failed = first_failed
+        return outcome
+
+
+def merge(into: Outcome, part: Outcome) -> None:
+    into.delivered += part.delivered
+    into.retried += part.retried
+    if len(part.dead_seqs):
+        into.dead_seqs.extend(part.dead_seqs)
+        into.dead_ids.extend(part.dead_ids)
+        into.reason, into.attempts, into.first_failed = part.reason, part.attempts, part.first_failed
+
+
+async def close_destination(destination: Destination) -> None:
+    """Calls the destination's `close` (coroutine or plain), if it has one."""
+    close: Callable[[], Awaitable[None] | None] | None = getattr(destination, "close", None)
+    if close is None:
+        return
+    result = close()
+    if inspect.isawaitable(result):
+        await result
