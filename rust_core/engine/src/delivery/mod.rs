@@ -177,16 +177,19 @@ fn normalise(mut d: Destination, known_sources: &[Source]) -> Result<Destination
     Ok(d)
 }
 
+/// The saved definition named `name`, read in `txn`.
+fn stored(dbs: &crate::store::LogDatabases, txn: &RoTxn<'_, heed::WithoutTls>, name: &str) -> Result<Destination> {
+    let bytes = dbs
+        .destinations
+        .get(txn, name)?
+        .ok_or_else(|| EngineError::NotFound(format!("no destination named {name:?}")))?;
+    proto::decode_record(bytes, format_args!("destination {name:?}"))
+}
+
 impl Engine {
     fn destination(&self, name: &str) -> Result<Destination> {
         let store = &self.shared.store;
-        let txn = store.log.read()?;
-        let bytes = store
-            .log_dbs
-            .destinations
-            .get(&txn.txn, name)?
-            .ok_or_else(|| EngineError::NotFound(format!("no destination named {name:?}")))?;
-        proto::decode_record(bytes, format_args!("destination {name:?}"))
+        stored(&store.log_dbs, &store.log.read()?.txn, name)
     }
 
     fn all_destinations(&self) -> Result<Vec<Destination>> {
@@ -256,15 +259,7 @@ impl Engine {
         let mut destination = normalise(destination, &known)?;
         let dbs = &store.log_dbs;
         self.write_log(|txn| {
-            let old: Destination = match dbs.destinations.get(txn, &destination.name)? {
-                Some(bytes) => proto::decode_record(bytes, "a destination")?,
-                None => {
-                    return Err(EngineError::NotFound(format!(
-                        "no destination named {:?}",
-                        destination.name
-                    )))
-                }
-            };
+            let old = stored(dbs, txn, &destination.name)?;
             destination.id = old.id;
             destination.created_at_ms = old.created_at_ms;
             destination.from_beginning = old.from_beginning;
@@ -298,15 +293,7 @@ impl Engine {
         let request: SetDestinationPausedRequest = proto::decode_request(request)?;
         let dbs = &self.shared.store.log_dbs;
         let destination = self.write_log(|txn| {
-            let mut destination: Destination = match dbs.destinations.get(txn, &request.name)? {
-                Some(bytes) => proto::decode_record(bytes, "a destination")?,
-                None => {
-                    return Err(EngineError::NotFound(format!(
-                        "no destination named {:?}",
-                        request.name
-                    )))
-                }
-            };
+            let mut destination = stored(dbs, txn, &request.name)?;
             destination.paused = request.paused;
             dbs.destinations.put(txn, &request.name, &destination.encode_to_vec())?;
             Ok(destination)
@@ -322,15 +309,7 @@ impl Engine {
         let request: DeleteDestinationRequest = proto::decode_request(request)?;
         let dbs = &self.shared.store.log_dbs;
         let id = self.write_log(|txn| {
-            let destination: Destination = match dbs.destinations.get(txn, &request.name)? {
-                Some(bytes) => proto::decode_record(bytes, "a destination")?,
-                None => {
-                    return Err(EngineError::NotFound(format!(
-                        "no destination named {:?}",
-                        request.name
-                    )))
-                }
-            };
+            let destination = stored(dbs, txn, &request.name)?;
             dbs.destinations.delete(txn, &request.name)?;
             Ok(destination.id)
         })?;
