@@ -11,7 +11,9 @@ arrays and scalars stand for themselves, and an object whose one key starts with
 
 A mapping is checked once, when it is saved: `compile_mapping` raises `ConfigError` naming the
 exact place of the first mistake (`mapping.properties.total.@path`) and returns a tree of closures,
-so that `Mapping.apply` neither parses, validates nor looks up a directive per event.
+so that `Mapping.apply` neither parses, validates nor looks up a directive per event. Paths are
+read by `mapping_path.py`, values written as JavaScript writes them by `mapping_json.py`; which
+events a mapping applies to is `mapping_trigger.py`'s.
 
 *Undefined* (`UNDEFINED`, not JSON null) is what a path that leads nowhere reads. In an object it
 drops the key; in an array it becomes null (which is what mapping-kit's output is once sent as
@@ -65,7 +67,6 @@ Segment's editor keeps notes), which is ignored; any other key is refused.
 
 from __future__ import annotations
 
-import enum
 import json
 import math
 import re
@@ -74,28 +75,13 @@ from typing import Any, Final
 
 from cdp_server.destinations.base import ConfigError
 from cdp_server.destinations.mapping_json import check_json, clone_json, json_text, template_text
+from cdp_server.destinations.mapping_path import UNDEFINED, Evaluate, compile_path, path_reader
 
+__all__ = ["DIRECTIVES", "UNDEFINED", "Mapping", "compile_mapping"]
 
-class _Undefined(enum.Enum):
-    UNDEFINED = "UNDEFINED"
-
-    def __bool__(self) -> bool:
-        return False
-
-    def __repr__(self) -> str:
-        return "UNDEFINED"
-
-
-UNDEFINED: Final = _Undefined.UNDEFINED
-"""A value that is not there (a missing path): left out of objects, null in arrays."""
-
-Evaluate = Callable[[Any], Any]
-"""A compiled mapping value: from the event (or, under `@arrayPath`, the item) to its value."""
 
 # Segment's limit on @replace's patterns and replacements (mapping-kit MAX_PATTERN_LENGTH).
 MAX_REPLACE_TEXT: Final = 10
-_PATH_KEY: Final = re.compile(r"[^.\[\]]+")
-_ARRAY_INDEX: Final = re.compile(r"0|[1-9][0-9]*")
 _PLACEHOLDER: Final = re.compile(r"\{\{\{([^{}]*)\}\}\}|\{\{([^{}]*)\}\}")
 
 
@@ -109,7 +95,10 @@ class Mapping:
         self._evaluate = evaluate
 
     def apply(self, event: dict[str, Any]) -> Any:
-        """The mapped JSON value (`UNDEFINED` only if the whole mapping is)."""
+        """The mapped JSON value (`UNDEFINED` only if the whole mapping is).
+
+        `event` is as decoded from JSON: plain dicts and lists (a dict subclass reads as missing).
+        """
         return self._evaluate(event)
 
     def __repr__(self) -> str:
@@ -127,51 +116,6 @@ def compile_mapping(spec: Any, *, field: str = "mapping") -> Mapping:
         return Mapping(spec, _compile(spec, field))
     except RecursionError:
         raise ConfigError(field, "the mapping is nested too deeply") from None
-
-
-def compile_path(path: Any, field: str) -> Evaluate:
-    """A reader for `$.a.b.0.c` (also `$.a.b[0].c`), or `$` for the whole value read.
-
-    Raises:
-        ConfigError: at `field`, for anything but a string that is `$` or starts with `$.`.
-    """
-    if not isinstance(path, str) or not (path == "$" or path.startswith("$.")):
-        raise ConfigError(
-            field, f'a path is a string that starts with "$." (e.g. "$.properties.total"), or "$"; got {path!r}'
-        )
-    return _reader(_steps(path[1:]))
-
-
-def _steps(path: str) -> tuple[tuple[str, int | None], ...]:
-    """Each key of a dotted path, with its value as an array index when it is one."""
-    return tuple((key, int(key) if _ARRAY_INDEX.fullmatch(key) else None) for key in _PATH_KEY.findall(path))
-
-
-def _reader(steps: tuple[tuple[str, int | None], ...]) -> Evaluate:
-    if not steps:
-        return lambda value: value
-    if len(steps) == 1:
-        # The most common paths read one or two keys: no loop for them.
-        ((key, index),) = steps
-        return lambda value: _step(value, key, index)
-    if len(steps) == 2:
-        (key1, index1), (key2, index2) = steps
-        return lambda value: _step(_step(value, key1, index1), key2, index2)
-
-    def read(value: Any) -> Any:
-        for key, index in steps:
-            value = _step(value, key, index)
-        return value
-
-    return read
-
-
-def _step(value: Any, key: str, index: int | None) -> Any:
-    if type(value) is dict:
-        return value.get(key, UNDEFINED)
-    if type(value) is list and index is not None and index < len(value):
-        return value[index]
-    return UNDEFINED
 
 
 def _compile(spec: Any, field: str) -> Evaluate:
@@ -255,10 +199,10 @@ def _compile_template(template: Any, field: str) -> Evaluate:
         if not path or path.startswith("$"):
             raise ConfigError(
                 field,
-                f"placeholder {match[0]} at character {match.start()}: write a path without $., e.g. "
+                f'placeholder {match[0]} at character {match.start()}: it holds a path without "$.", such as '
                 "{{properties.total}}",
             )
-        readers.append(_reader(_steps(path)))
+        readers.append(path_reader(path))
         start = match.end()
     texts.append(_template_text(template, start, len(template), field))
     if not readers:

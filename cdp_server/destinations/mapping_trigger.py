@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from cdp_server.destinations.base import ConfigError
-from cdp_server.destinations.mapping import UNDEFINED, compile_path
+from cdp_server.destinations.mapping_path import UNDEFINED, compile_path
 
 EVENT_TYPES: Final = ("track", "identify", "page", "screen", "group", "alias")
 
@@ -139,7 +139,7 @@ def _name_test(test: Any, field: str) -> Test:
 
 
 def _condition(condition: Any, field: str) -> Test:
-    if False:
+    if not isinstance(condition, dict):
         raise ConfigError(field, f"a condition is an object with path, op and value; got {condition!r}")
     for key in condition:
         if key not in ("path", "op", "value"):
