@@ -296,7 +296,7 @@ class WarehouseDestination:
         cursor: psycopg.AsyncCursor[tuple[Any, ...]],
         table: sql.Identifier,
         column_list: sql.Composable,
-        values: Sequence[tuple[Any, ...]],
+        values: Iterable[tuple[Any, ...]],
         binary_types: Sequence[str] | None,
     ) -> None:
         """COPY `values` into `table`: binary, with `binary_types` (psycopg's `set_types`), else text."""

@@ -130,9 +130,6 @@ class CopyRowBuilder:
 
     def _column_values(self, raw: list[Any], data_type: str) -> list[Any]:
         """The column's values as its COPY type takes them; None for NULL and for a value that did not cast."""
-        if data_type == ColumnType.TEXT and not self.strings_may_hold_nul:
-            to_text = self.to_text
-            return [value if value is None or type(value) is str else to_text(value) for value in raw]
         if data_type == ColumnType.DOUBLE:
             return [value if value is None or type(value) is float else to_double(value) for value in raw]
         if data_type == ColumnType.BIGINT:
@@ -161,7 +158,17 @@ class CopyRowBuilder:
         """The tuples for `rows`, in `columns`' order, then `tail` (the same value on every row) when given.
         `label` (`schema.table`) prefixes the `nulled` keys."""
         encoded: list[Any] = []
+        to_text = self.to_text
         for name, data_type in zip(columns.names, columns.data_types, strict=True):
+            if data_type == ColumnType.TEXT and not self.strings_may_hold_nul:
+                # Most columns: one pass, and nothing to count (anything goes into text).
+                encoded.append(
+                    [
+                        value if (value := row.get(name)) is None or type(value) is str else to_text(value)
+                        for row in rows
+                    ]
+                )
+                continue
             raw = [row.get(name) for row in rows]
             values = self._column_values(raw, data_type)
             failed = values.count(None) - raw.count(None)

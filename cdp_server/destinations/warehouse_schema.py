@@ -56,7 +56,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import orjson
@@ -248,11 +248,11 @@ class TableRows:
     table: str
     fixed: Mapping[str, ColumnType]
     rows: list[JsonObject] = field(default_factory=list)
-    columns: set[str] = field(default_factory=set)
 
-    def add(self, row: JsonObject) -> None:
-        self.rows.append(row)
-        self.columns.update(row)
+    @cached_property
+    def columns(self) -> set[str]:
+        """Every column some row has a value for (read once all rows are added)."""
+        return set().union(*self.rows)
 
     def first_values(self, columns: Sequence[str]) -> dict[str, object]:
         """The first non-null value of each of `columns`, in row order (what a new column's type is taken from)."""
@@ -407,38 +407,38 @@ def plan_batch(events: Sequence[Mapping[str, Any]], message_ids: Sequence[str]) 
             table = event_table_name(event_text)
             row["event"] = table
             row["event_text"] = event_text
-            plan.table("tracks", TRACK_COLUMNS).add(row)
+            plan.table("tracks", TRACK_COLUMNS).rows.append(row)
             event_row = dict(row)
             plan.discarded += _flatten_custom(event_row, event.get("properties"), _TRACK_RESERVED)
-            plan.table(table, TRACK_COLUMNS).add(event_row)
+            plan.table(table, TRACK_COLUMNS).rows.append(event_row)
         elif call_type == "page" or call_type == "screen":
             properties = event.get("properties")
             name = event.get("name") or (properties.get("name") if type(properties) is dict else None)
             if name is not None:
                 row["name"] = to_text(name)
             plan.discarded += _flatten_custom(row, properties, _PAGE_RESERVED)
-            plan.table(call_type + "s", PAGE_COLUMNS).add(row)
+            plan.table(call_type + "s", PAGE_COLUMNS).rows.append(row)
         elif call_type == "identify":
             traits: JsonObject = {}
             plan.discarded += _flatten_custom(traits, event.get("traits"), _TRAIT_RESERVED)
             row.update(traits)
-            plan.table("identifies", CALL_COLUMNS).add(row)
+            plan.table("identifies", CALL_COLUMNS).rows.append(row)
             _add_user(users, event, traits)
         elif call_type == "group":
             group_id = _text_id(event.get("groupId"))
             if group_id is not None:
                 row["group_id"] = group_id
             plan.discarded += _flatten_custom(row, event.get("traits"), _GROUP_RESERVED)
-            plan.table("groups", GROUP_COLUMNS).add(row)
+            plan.table("groups", GROUP_COLUMNS).rows.append(row)
         elif call_type == "alias":
             previous_id = _text_id(event.get("previousId"))
             if previous_id is not None:
                 row["previous_id"] = previous_id
-            plan.table("aliases", ALIAS_COLUMNS).add(row)
+            plan.table("aliases", ALIAS_COLUMNS).rows.append(row)
         else:
             plan.skipped_events += 1
     if users:
         user_rows = plan.table("users", USER_COLUMNS)
         for state in users.values():
-            user_rows.add(state.row)
+            user_rows.rows.append(state.row)
     return plan
