@@ -1,8 +1,8 @@
 """Segment's warehouse schema: which tables an event lands in, its columns, and their PostgreSQL types.
 
-Pure functions, no database: `plan_batch` turns a batch's Segment-Spec events into rows per table, `infer_type`
-picks a new column's type from the first value seen, and `coercer` fits a later value into a column's type. The
-loader (warehouse.py) creates the tables and columns and copies the rows.
+Pure functions, no database: `plan_batch` turns a batch's Segment-Spec events into rows per table, and
+`infer_type` picks a new column's type from the first value seen. warehouse_copy.py fits later values into their
+column's type (the rule is stated below); the loader (warehouse.py) makes the tables and columns and copies.
 
 Sources: Segment's "Warehouse Schemas" documentation (segment-docs, src/connections/storage/warehouses/schema.md:
 tables, columns, flattening, types, `id`/`uuid_ts`, reserved column names), the go-snakecase package that page names
@@ -43,9 +43,11 @@ zone (`2024-05-01T12:00:00Z`) → `timestamp with time zone`, anything else (oth
 
 A later value that does not fit its column's type: into a `text` column, any value goes in as its text (`42`,
 `true`, JSON for arrays); into another type, a value that casts cleanly goes in (`"42"` into `bigint`, `3` into
-`double precision`, `3.0` into `bigint`, `"true"` into `boolean`, a date-time string into a timestamp); one that
-does not (`"abc"` into `bigint`, `1.5` into `bigint`, `true` into `bigint`) goes in as NULL and is counted, so one
-odd value never fails a batch. Columns of other types (made by hand) take a value's text and the server's cast.
+`double precision`, `3.0` into `bigint`, `"true"` into `boolean`, a date-time string into a timestamp, read as UTC
+when it has no zone); one that does not (`"abc"` into `bigint`, `1.5` into `bigint`, `true` into `bigint`) goes in
+as NULL and is counted (`WarehouseStats.values_nulled`), so one odd value never fails a batch. A column of another
+type (made by hand: `numeric`, `varchar(20)`, ...) takes the value's text and the server's cast; a value the server
+cannot cast fails the batch (PermanentError naming the table and column).
 """
 
 from __future__ import annotations
