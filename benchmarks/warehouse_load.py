@@ -147,7 +147,7 @@ def build_workload(count: int, seed: int, data_types: dict[str, dict[str, str]])
             table = table_rows.table
             names = sorted(column for column in data_types[table] if column != LOAD_TIME_COLUMN)
             columns[table] = CopyColumns.of([(name, data_types[table][name]) for name in names])
-            batch_rows.append((table, list(builder.rows(table, table_rows.rows, columns[table], tail=load_time))))
+            batch_rows.append((table, list(builder.rows(table, table_rows, columns[table], tail=load_time))))
         rows.append(batch_rows)
     return Workload(batches, rows, columns)
 

@@ -269,7 +269,7 @@ class WarehouseDestination:
         data_types = self._columns[rows.table]
         columns = CopyColumns.of([(name, data_types[name]) for name in names])
         label = f"{self.settings.schema}.{rows.table}"
-        values = list(builder.rows(label, rows.rows, columns, tail=load_time))
+        values = list(builder.rows(label, rows, columns, tail=load_time))
         copy_types = [*columns.copy_types, COPY_TYPES[ColumnType.TIMESTAMP]]
         target = sql.Identifier(self.settings.schema, rows.table)
         column_list = sql.SQL(", ").join(map(sql.Identifier, [*names, LOAD_TIME_COLUMN]))

@@ -245,27 +245,58 @@ def to_text(value: Any) -> str:
 @dataclass
 class TableRows:
     """One table's rows from a batch. `fixed` are the columns its CREATE TABLE makes; `columns` every column some
-    row has a non-null value for (fixed ones included)."""
+    row has a non-null value for (fixed ones included).
+
+    An event's table shares its call columns (ids, timestamps, context, `event`) with `tracks`, value for value:
+    its `rows[i]` holds only the event's properties, and `base.rows[base_positions[i]]` (a `tracks` row) the rest.
+    The two never share a column (properties never take a call column: they are reserved), so nothing is copied,
+    and the loader builds the shared columns' values once for both tables."""
 
     table: str
     fixed: Mapping[str, ColumnType]
     rows: list[JsonObject] = field(default_factory=list)
+    base: TableRows | None = None
+    base_positions: list[int] = field(default_factory=list)
+
+    @cached_property
+    def own_columns(self) -> set[str]:
+        return set().union(*self.rows)
+
+    @cached_property
+    def base_rows(self) -> list[JsonObject]:
+        """The `tracks` row of each row (empty for a table without a base)."""
+        if self.base is None:
+            return []
+        base_rows = self.base.rows
+        return [base_rows[position] for position in self.base_positions]
 
     @cached_property
     def columns(self) -> set[str]:
         """Every column some row has a value for (read once all rows are added)."""
-        return set().union(*self.rows)
+        if self.base is None:
+            return self.own_columns
+        if len(self.base_positions) == len(self.base.rows):  # every tracks row is this event's
+            return self.own_columns | self.base.columns
+        return self.own_columns | set().union(*self.base_rows)
+
+    def holder_rows(self, column: str) -> list[JsonObject]:
+        """The dicts that hold `column`'s values, one a row, in row order (`.get(column)` on each)."""
+        return self.rows if self.base is None or column in self.own_columns else self.base_rows
+
+    def row(self, index: int) -> JsonObject:
+        """Row `index` whole (for inspection: the loader reads columns)."""
+        own = self.rows[index]
+        return own if self.base is None else self.base_rows[index] | own
 
     def first_values(self, columns: Sequence[str]) -> dict[str, object]:
         """The first non-null value of each of `columns`, in row order (what a new column's type is taken from)."""
-        wanted = set(columns)
         found: dict[str, object] = {}
-        for row in self.rows:
-            for column in wanted.intersection(row):
-                found[column] = row[column]
-            wanted.difference_update(found)
-            if not wanted:
-                break
+        for column in columns:
+            for row in self.holder_rows(column):
+                value = row.get(column)
+                if value is not None:
+                    found[column] = value
+                    break
         return found
 
 
@@ -409,16 +440,20 @@ def plan_batch(events: Sequence[Mapping[str, Any]], message_ids: Sequence[str]) 
             table = event_table_name(event_text)
             row["event"] = table
             row["event_text"] = event_text
-            plan.table("tracks", TRACK_COLUMNS).rows.append(row)
-            event_row = dict(row)
-            plan.discarded += _flatten_custom(event_row, event.get("properties"), _TRACK_RESERVED)
-            plan.table(table, TRACK_COLUMNS).rows.append(event_row)
+            tracks = plan.table("tracks", TRACK_COLUMNS)
+            tracks.rows.append(row)
+            event_rows = plan.table(table, TRACK_COLUMNS)
+            event_rows.base = tracks
+            event_rows.base_positions.append(len(tracks.rows) - 1)
+            properties: JsonObject = {}
+            plan.discarded += _flatten_custom(properties, event.get("properties"), _TRACK_RESERVED)
+            event_rows.rows.append(properties)
         elif call_type == "page" or call_type == "screen":
-            properties = event.get("properties")
-            name = event.get("name") or (properties.get("name") if type(properties) is dict else None)
+            page_properties = event.get("properties")
+            name = event.get("name") or (page_properties.get("name") if type(page_properties) is dict else None)
             if name is not None:
                 row["name"] = to_text(name)
-            plan.discarded += _flatten_custom(row, properties, _PAGE_RESERVED)
+            plan.discarded += _flatten_custom(row, page_properties, _PAGE_RESERVED)
             plan.table(call_type + "s", PAGE_COLUMNS).rows.append(row)
         elif call_type == "identify":
             traits: JsonObject = {}
