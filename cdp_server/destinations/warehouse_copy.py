@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import repeat
@@ -36,8 +36,6 @@ COPY_TYPES: Mapping[str, str] = {
     ColumnType.BOOLEAN: "bool",
     ColumnType.TIMESTAMP: "timestamptz",
 }
-
-Caster = Callable[[Any], Any]
 
 
 def _json(value: object) -> str:
