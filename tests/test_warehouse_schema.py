@@ -14,6 +14,7 @@ from cdp_server.destinations.warehouse_copy import CopyColumns, CopyRowBuilder
 from cdp_server.destinations.warehouse_schema import (
     MAX_IDENTIFIER_BYTES,
     ColumnType,
+    TableRows,
     column_name,
     event_table_name,
     infer_type,
@@ -77,7 +78,7 @@ def test_nested_objects_flatten_arrays_stay_whole_and_deep_objects_stay_json() -
         {"productId": {"sku": "G-32"}, "tags": ["a", "b"], "a": {"b": {"c": {"d": 1}}}, "skipped": None},
         context={"library": {"name": "analytics.js"}, "app": {"version": "1.0.0"}},
     )
-    row = plan_batch([event], ["m1"]).tables["order_completed"].rows[0]
+    row = plan_batch([event], ["m1"]).tables["order_completed"].row(0)
     assert row["product_id_sku"] == "G-32"
     assert row["tags"] == ["a", "b"]
     assert row["context_library_name"] == "analytics.js"
@@ -90,7 +91,7 @@ def test_nested_objects_flatten_arrays_stay_whole_and_deep_objects_stay_json() -
 def test_properties_named_like_reserved_columns_are_discarded() -> None:
     event = track({"id": "not-the-message-id", "userId": "u-x", "context": {"ip": "1.2.3.4"}, "total": 3})
     plan = plan_batch([event], ["m1"])
-    row = plan.tables["order_completed"].rows[0]
+    row = plan.tables["order_completed"].row(0)
     assert row["id"] == "m1"
     assert "user_id" not in row
     assert "context_ip" not in row
@@ -149,7 +150,7 @@ def test_later_values_cast_to_the_columns_type_or_become_null_and_are_counted(
     data_type: str, values: list[Any], expected: list[Any], nulled: int
 ) -> None:
     builder = CopyRowBuilder(strings_may_hold_nul=False)
-    rows = [{"v": value} for value in values]
+    rows = TableRows("t", {}, [{"v": value} for value in values])
     got = [row[0] for row in builder.rows("s.t", rows, CopyColumns.of([("v", data_type)]))]
     assert got == expected
     assert builder.nulled["s.t.v"] == nulled
@@ -157,9 +158,33 @@ def test_later_values_cast_to_the_columns_type_or_become_null_and_are_counted(
 
 def test_strings_lose_nul_characters_when_the_batch_may_hold_them() -> None:
     builder = CopyRowBuilder(strings_may_hold_nul=True)
-    rows = [{"v": "a\x00b"}, {"v": ["c\x00"]}]
+    rows = TableRows("t", {}, [{"v": "a\x00b"}, {"v": ["c\x00"]}])
     got = [row[0] for row in builder.rows("s.t", rows, CopyColumns.of([("v", ColumnType.TEXT)]))]
     assert got == ["ab", '["c"]']
+
+
+def test_an_events_table_gets_the_values_tracks_got_for_their_shared_columns() -> None:
+    events = [
+        track({"total": 1}, "m1", event="Signed Up", userId="u1", timestamp="2024-05-01T12:00:00Z"),
+        track({"total": 2}, "m2", userId="u2", timestamp="2024-05-01T12:00:01Z"),
+        track({"total": 3}, "m3", event="Signed Up", userId=7, timestamp="not a time"),
+    ]
+    plan = plan_batch(events, ["m1", "m2", "m3"])
+    signed_up = plan.tables["signed_up"]
+    assert signed_up.columns == {"id", "user_id", "timestamp", "event", "event_text", "total"}
+    assert [signed_up.row(index)["id"] for index in range(2)] == ["m1", "m3"]
+    builder = CopyRowBuilder(strings_may_hold_nul=False)
+    types = {"id": "text", "user_id": "text", "timestamp": ColumnType.TIMESTAMP, "total": "bigint"}
+    for table in ("tracks", "signed_up"):
+        rows = plan.tables[table]
+        names = sorted(set(types) & rows.columns)
+        got = list(builder.rows(f"s.{table}", rows, CopyColumns.of([(name, types[name]) for name in names])))
+        if table == "signed_up":
+            at = datetime(2024, 5, 1, 12, tzinfo=UTC)
+            assert names == ["id", "timestamp", "total", "user_id"]
+            assert got == [("m1", at, 1, "u1"), ("m3", None, 3, "7")]
+    # The failed cast counts for both tables that got the value.
+    assert builder.nulled == {"s.tracks.timestamp": 1, "s.signed_up.timestamp": 1}
 
 
 def identify(message_id: str, user_id: str, at: str, traits: dict[str, Any]) -> dict[str, Any]:

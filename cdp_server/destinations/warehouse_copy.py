@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import repeat
@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from cdp_server.destinations.warehouse_schema import BIGINT_MAX, BIGINT_MIN, ColumnType, parse_timestamp
+from cdp_server.destinations.warehouse_schema import BIGINT_MAX, BIGINT_MIN, ColumnType, TableRows, parse_timestamp
 
 # The type each of our column types travels as in a binary COPY (psycopg's `set_types` names).
 COPY_TYPES: Mapping[str, str] = {
@@ -36,8 +36,6 @@ COPY_TYPES: Mapping[str, str] = {
     ColumnType.BOOLEAN: "bool",
     ColumnType.TIMESTAMP: "timestamptz",
 }
-
-Caster = Callable[[Any], Any]
 
 
 def _json(value: object) -> str:
@@ -115,6 +113,9 @@ class CopyRowBuilder:
         self.strings_may_hold_nul = strings_may_hold_nul
         self.nulled: Counter[str] = Counter()
         self._timestamps: dict[str, datetime | None] = {}
+        # (table, column, data type) → (its values, whether some were NULL): what an event's table reuses of
+        # `tracks` (a NULL may be a failed cast, to count again for the event's table).
+        self._built: dict[tuple[str, str, str], tuple[list[Any], bool]] = {}
 
     def to_text(self, value: Any) -> str:
         kind = type(value)
@@ -130,9 +131,6 @@ class CopyRowBuilder:
 
     def _column_values(self, raw: list[Any], data_type: str) -> list[Any]:
         """The column's values as its COPY type takes them; None for NULL and for a value that did not cast."""
-        if data_type == ColumnType.TEXT and not self.strings_may_hold_nul:
-            to_text = self.to_text
-            return [value if value is None or type(value) is str else to_text(value) for value in raw]
         if data_type == ColumnType.DOUBLE:
             return [value if value is None or type(value) is float else to_double(value) for value in raw]
         if data_type == ColumnType.BIGINT:
@@ -155,19 +153,39 @@ class CopyRowBuilder:
         to_text = self.to_text
         return [None if value is None else to_text(value) for value in raw]
 
-    def rows(
-        self, label: str, rows: Sequence[Mapping[str, Any]], columns: CopyColumns, tail: Any = None
-    ) -> Iterator[tuple[Any, ...]]:
-        """The tuples for `rows`, in `columns`' order, then `tail` (the same value on every row) when given.
-        `label` (`schema.table`) prefixes the `nulled` keys."""
+    def rows(self, label: str, table: TableRows, columns: CopyColumns, tail: Any = None) -> Iterator[tuple[Any, ...]]:
+        """The tuples for `table`'s rows, in `columns`' order, then `tail` (the same value on every row) when given.
+        `label` (`schema.table`) prefixes the `nulled` keys. An event's table takes the values of the columns it
+        shares with `tracks` from what `tracks` got (built first: it comes first in a batch's plan)."""
         encoded: list[Any] = []
+        to_text = self.to_text
+        base = table.base
         for name, data_type in zip(columns.names, columns.data_types, strict=True):
-            raw = [row.get(name) for row in rows]
-            values = self._column_values(raw, data_type)
-            failed = values.count(None) - raw.count(None)
-            if failed:
-                self.nulled[f"{label}.{name}"] += failed
+            holders = table.holder_rows(name)
+            shared = None if base is None or holders is table.rows else self._built.get((base.table, name, data_type))
+            if shared is not None:
+                base_values, base_failed = shared
+                values = [base_values[position] for position in table.base_positions]
+                if base_failed:
+                    self._count_failed(label, name, values, [row.get(name) for row in holders])
+            elif data_type == ColumnType.TEXT and not self.strings_may_hold_nul:
+                # Most columns: one pass, and nothing to count (anything goes into text).
+                values = [
+                    value if (value := row.get(name)) is None or type(value) is str else to_text(value)
+                    for row in holders
+                ]
+            else:
+                raw = [row.get(name) for row in holders]
+                values = self._column_values(raw, data_type)
+                self._count_failed(label, name, values, raw)
+            if base is None:
+                self._built[(table.table, name, data_type)] = (values, None in values)
             encoded.append(values)
         if tail is not None:
-            encoded.append(repeat(tail, len(rows)))
+            encoded.append(repeat(tail, len(table.rows)))
         return zip(*encoded)  # noqa: B905 (the columns and `repeat` have the rows' length)
+
+    def _count_failed(self, label: str, name: str, values: list[Any], raw: list[Any]) -> None:
+        failed = values.count(None) - raw.count(None)
+        if failed:
+            self.nulled[f"{label}.{name}"] += failed

@@ -1,8 +1,8 @@
 """Segment's warehouse schema: which tables an event lands in, its columns, and their PostgreSQL types.
 
-Pure functions, no database: `plan_batch` turns a batch's Segment-Spec events into rows per table, `infer_type`
-picks a new column's type from the first value seen, and `coercer` fits a later value into a column's type. The
-loader (warehouse.py) creates the tables and columns and copies the rows.
+Pure functions, no database: `plan_batch` turns a batch's Segment-Spec events into rows per table, and
+`infer_type` picks a new column's type from the first value seen. warehouse_copy.py fits later values into their
+column's type (the rule is stated below); the loader (warehouse.py) makes the tables and columns and copies.
 
 Sources: Segment's "Warehouse Schemas" documentation (segment-docs, src/connections/storage/warehouses/schema.md:
 tables, columns, flattening, types, `id`/`uuid_ts`, reserved column names), the go-snakecase package that page names
@@ -43,9 +43,11 @@ zone (`2024-05-01T12:00:00Z`) → `timestamp with time zone`, anything else (oth
 
 A later value that does not fit its column's type: into a `text` column, any value goes in as its text (`42`,
 `true`, JSON for arrays); into another type, a value that casts cleanly goes in (`"42"` into `bigint`, `3` into
-`double precision`, `3.0` into `bigint`, `"true"` into `boolean`, a date-time string into a timestamp); one that
-does not (`"abc"` into `bigint`, `1.5` into `bigint`, `true` into `bigint`) goes in as NULL and is counted, so one
-odd value never fails a batch. Columns of other types (made by hand) take a value's text and the server's cast.
+`double precision`, `3.0` into `bigint`, `"true"` into `boolean`, a date-time string into a timestamp, read as UTC
+when it has no zone); one that does not (`"abc"` into `bigint`, `1.5` into `bigint`, `true` into `bigint`) goes in
+as NULL and is counted (`WarehouseStats.values_nulled`), so one odd value never fails a batch. A column of another
+type (made by hand: `numeric`, `varchar(20)`, ...) takes the value's text and the server's cast; a value the server
+cannot cast fails the batch (PermanentError naming the table and column).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import orjson
@@ -243,27 +245,58 @@ def to_text(value: Any) -> str:
 @dataclass
 class TableRows:
     """One table's rows from a batch. `fixed` are the columns its CREATE TABLE makes; `columns` every column some
-    row has a non-null value for (fixed ones included)."""
+    row has a non-null value for (fixed ones included).
+
+    An event's table shares its call columns (ids, timestamps, context, `event`) with `tracks`, value for value:
+    its `rows[i]` holds only the event's properties, and `base.rows[base_positions[i]]` (a `tracks` row) the rest.
+    The two never share a column (properties never take a call column: they are reserved), so nothing is copied,
+    and the loader builds the shared columns' values once for both tables."""
 
     table: str
     fixed: Mapping[str, ColumnType]
     rows: list[JsonObject] = field(default_factory=list)
-    columns: set[str] = field(default_factory=set)
+    base: TableRows | None = None
+    base_positions: list[int] = field(default_factory=list)
 
-    def add(self, row: JsonObject) -> None:
-        self.rows.append(row)
-        self.columns.update(row)
+    @cached_property
+    def own_columns(self) -> set[str]:
+        return set().union(*self.rows)
+
+    @cached_property
+    def base_rows(self) -> list[JsonObject]:
+        """The `tracks` row of each row (empty for a table without a base)."""
+        if self.base is None:
+            return []
+        base_rows = self.base.rows
+        return [base_rows[position] for position in self.base_positions]
+
+    @cached_property
+    def columns(self) -> set[str]:
+        """Every column some row has a value for (read once all rows are added)."""
+        if self.base is None:
+            return self.own_columns
+        if len(self.base_positions) == len(self.base.rows):  # every tracks row is this event's
+            return self.own_columns | self.base.columns
+        return self.own_columns | set().union(*self.base_rows)
+
+    def holder_rows(self, column: str) -> list[JsonObject]:
+        """The dicts that hold `column`'s values, one a row, in row order (`.get(column)` on each)."""
+        return self.rows if self.base is None or column in self.own_columns else self.base_rows
+
+    def row(self, index: int) -> JsonObject:
+        """Row `index` whole (for inspection: the loader reads columns)."""
+        own = self.rows[index]
+        return own if self.base is None else self.base_rows[index] | own
 
     def first_values(self, columns: Sequence[str]) -> dict[str, object]:
         """The first non-null value of each of `columns`, in row order (what a new column's type is taken from)."""
-        wanted = set(columns)
         found: dict[str, object] = {}
-        for row in self.rows:
-            for column in wanted.intersection(row):
-                found[column] = row[column]
-            wanted.difference_update(found)
-            if not wanted:
-                break
+        for column in columns:
+            for row in self.holder_rows(column):
+                value = row.get(column)
+                if value is not None:
+                    found[column] = value
+                    break
         return found
 
 
@@ -407,38 +440,42 @@ def plan_batch(events: Sequence[Mapping[str, Any]], message_ids: Sequence[str]) 
             table = event_table_name(event_text)
             row["event"] = table
             row["event_text"] = event_text
-            plan.table("tracks", TRACK_COLUMNS).add(row)
-            event_row = dict(row)
-            plan.discarded += _flatten_custom(event_row, event.get("properties"), _TRACK_RESERVED)
-            plan.table(table, TRACK_COLUMNS).add(event_row)
+            tracks = plan.table("tracks", TRACK_COLUMNS)
+            tracks.rows.append(row)
+            event_rows = plan.table(table, TRACK_COLUMNS)
+            event_rows.base = tracks
+            event_rows.base_positions.append(len(tracks.rows) - 1)
+            properties: JsonObject = {}
+            plan.discarded += _flatten_custom(properties, event.get("properties"), _TRACK_RESERVED)
+            event_rows.rows.append(properties)
         elif call_type == "page" or call_type == "screen":
-            properties = event.get("properties")
-            name = event.get("name") or (properties.get("name") if type(properties) is dict else None)
+            page_properties = event.get("properties")
+            name = event.get("name") or (page_properties.get("name") if type(page_properties) is dict else None)
             if name is not None:
                 row["name"] = to_text(name)
-            plan.discarded += _flatten_custom(row, properties, _PAGE_RESERVED)
-            plan.table(call_type + "s", PAGE_COLUMNS).add(row)
+            plan.discarded += _flatten_custom(row, page_properties, _PAGE_RESERVED)
+            plan.table(call_type + "s", PAGE_COLUMNS).rows.append(row)
         elif call_type == "identify":
             traits: JsonObject = {}
             plan.discarded += _flatten_custom(traits, event.get("traits"), _TRAIT_RESERVED)
             row.update(traits)
-            plan.table("identifies", CALL_COLUMNS).add(row)
+            plan.table("identifies", CALL_COLUMNS).rows.append(row)
             _add_user(users, event, traits)
         elif call_type == "group":
             group_id = _text_id(event.get("groupId"))
             if group_id is not None:
                 row["group_id"] = group_id
             plan.discarded += _flatten_custom(row, event.get("traits"), _GROUP_RESERVED)
-            plan.table("groups", GROUP_COLUMNS).add(row)
+            plan.table("groups", GROUP_COLUMNS).rows.append(row)
         elif call_type == "alias":
             previous_id = _text_id(event.get("previousId"))
             if previous_id is not None:
                 row["previous_id"] = previous_id
-            plan.table("aliases", ALIAS_COLUMNS).add(row)
+            plan.table("aliases", ALIAS_COLUMNS).rows.append(row)
         else:
             plan.skipped_events += 1
     if users:
         user_rows = plan.table("users", USER_COLUMNS)
         for state in users.values():
-            user_rows.add(state.row)
+            user_rows.rows.append(state.row)
     return plan

@@ -148,56 +148,57 @@ def _literal_address(text: str) -> IpAddress | None:
         return None
 
 
-def check_hosts(settings: WarehouseSettings, resolve: bool = True) -> None:
+def _first_refusal(host: str, addresses: Sequence[IpAddress], allow: Sequence[str]) -> str | None:
+    for address in addresses:
+        refusal = _refusal(host or str(address), address, allow)
+        if refusal:
+            return refusal
+    return None
+
+
+def _unix_socket_refusal(host: str, allow: Sequence[str]) -> str | None:
+    return None if UNIX_SOCKETS in allow else f'unix socket {host} needs "unix" in settings.allow'
+
+
+def check_hosts(settings: WarehouseSettings) -> None:
     """Raises ConfigError (`settings.dsn`) for a host the allow-list does not let us reach. Host names are
     resolved; one that does not resolve now is let through (it is checked again at each connection)."""
     for host, hostaddr in _host_pairs(settings.connection_params()):
         if host.startswith("/"):
-            if UNIX_SOCKETS not in settings.allow:
-                raise ConfigError("settings.dsn", f'unix socket {host} needs "unix" in settings.allow')
-            continue
-        literal = _literal_address(hostaddr or host)
-        if literal is not None:
-            addresses = [literal]
-        elif resolve:
+            refusal = _unix_socket_refusal(host, settings.allow)
+        else:
+            literal = _literal_address(hostaddr or host)
             try:
-                infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+                infos = [] if literal is not None else socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
             except OSError:
                 continue
-            addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-        else:
-            continue
-        for address in addresses:
-            refusal = _refusal(host, address, settings.allow)
-            if refusal:
-                raise ConfigError("settings.dsn", refusal)
+            addresses = [literal] if literal is not None else [ipaddress.ip_address(info[4][0]) for info in infos]
+            refusal = _first_refusal(host, addresses, settings.allow)
+        if refusal:
+            raise ConfigError("settings.dsn", refusal)
 
 
 async def pinned_connection_params(settings: WarehouseSettings) -> dict[str, str]:
-    """The connection parameters with each TCP host resolved, checked and pinned (`hostaddr`)."""
+    """The connection parameters with each TCP host resolved, checked and pinned (`hostaddr`): PermanentError for
+    a host the allow-list refuses, RetryableError for one that does not resolve."""
     params = settings.connection_params()
     loop = asyncio.get_running_loop()
     pinned: list[str] = []
     for host, hostaddr in _host_pairs(params):
         if host.startswith("/"):
-            if UNIX_SOCKETS not in settings.allow:
-                raise PermanentError(f'warehouse: unix socket {host} is not allowed ("unix" not in settings.allow)')
+            refusal = _unix_socket_refusal(host, settings.allow)
             pinned.append("")
-            continue
-        literal = _literal_address(hostaddr or host)
-        if literal is not None:
-            addresses = [literal]
         else:
+            literal = _literal_address(hostaddr or host)
             try:
-                infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+                infos = [] if literal is not None else await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
             except OSError as error:
                 raise RetryableError(f"warehouse: cannot resolve {host}: {error}") from error
-            addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-        for address in addresses:
-            refusal = _refusal(host or str(address), address, settings.allow)
-            if refusal:
-                raise PermanentError(f"warehouse: {refusal}")
-        pinned.append(str(addresses[0]))
+            addresses = [literal] if literal is not None else [ipaddress.ip_address(info[4][0]) for info in infos]
+            refusal = _first_refusal(host, addresses, settings.allow)
+            pinned.append(str(addresses[0]))
+        if refusal:
+            raise PermanentError(f"warehouse: {refusal}")
     if any(pinned):
         params["hostaddr"] = ",".join(pinned)
     return CONNECTION_DEFAULTS | params
