@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Final, NoReturn, TypeVar
 
 import click
@@ -71,6 +72,15 @@ def fail(message: str) -> NoReturn:
     """Prints `error: message` on stderr and exits with status 1."""
     console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     sys.exit(1)
+
+
+def json_argument(value: str, what: str) -> Any:
+    """JSON given inline, or `@FILE`."""
+    text = Path(value[1:]).read_text() if value.startswith("@") else value
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        fail(f"{what}: not JSON: {err}")
 
 
 def fail_rpc(error: grpc.RpcError, target: str, credential: str = ADMIN_CREDENTIAL) -> NoReturn:

@@ -23,6 +23,7 @@ from cdp_server.cli.common import (
     console,
     fail,
     fail_rpc,
+    json_argument,
     json_option,
     print_json,
     stdout,
@@ -37,15 +38,6 @@ def _call(target: str, token: str, rpc: str, request: Any) -> Any:
         return getattr(stub, rpc)(request, metadata=admin_metadata(token), timeout=RPC_TIMEOUT_SECS)
     except grpc.RpcError as exc:
         fail_rpc(exc, target)
-
-
-def _json_argument(value: str, what: str) -> Any:
-    """JSON given inline, or `@FILE`."""
-    text = Path(value[1:]).read_text() if value.startswith("@") else value
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        fail(f"{what}: not JSON: {err}")
 
 
 def _setting(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -101,7 +93,7 @@ def create(name: str, kind: str, settings_json: str, pairs: tuple[str, ...], map
     """Create destination NAME. Secrets the kind makes (a webhook's signing secret) are shown
     this once."""
     target, token, as_json = options.pop("target"), options.pop("token"), options.pop("as_json")
-    settings = _json_argument(settings_json, "--settings") if settings_json else {}
+    settings = json_argument(settings_json, "--settings") if settings_json else {}
     settings.update(_setting(pairs))
     filters = destination_pb2.DestinationFilters(
         types=options.pop("types"),
@@ -117,7 +109,7 @@ def create(name: str, kind: str, settings_json: str, pairs: tuple[str, ...], map
         name=name,
         kind=kind,
         settings=json.dumps(settings).encode(),
-        mappings=json.dumps(_json_argument(mappings, "--mappings")).encode() if mappings else b"",
+        mappings=json.dumps(json_argument(mappings, "--mappings")).encode() if mappings else b"",
         filters=filters,
         computations=options.pop("computations"),
         consent_categories=options.pop("consent"),

@@ -31,15 +31,16 @@ class CompiledMapping:
         return self.trigger is None or self.trigger.matches(event)
 
 
-def compile_mappings(spec: Any) -> list[CompiledMapping]:
-    """The mappings of a destination, checked; ConfigError names the bad place."""
+def compile_mappings(spec: Any, field: str = "destination.mappings") -> list[CompiledMapping]:
+    """The mappings of a destination (or a webhook source), checked; ConfigError names the bad
+    place under `field`."""
     if not isinstance(spec, list):
-        raise ConfigError("destination.mappings", "must be a list of {trigger, mapping}")
+        raise ConfigError(field, "must be a list of {trigger, mapping}")
     if len(spec) > MAX_MAPPINGS:
-        raise ConfigError("destination.mappings", f"at most {MAX_MAPPINGS} mappings")
+        raise ConfigError(field, f"at most {MAX_MAPPINGS} mappings")
     compiled = []
     for i, entry in enumerate(spec):
-        where = f"destination.mappings[{i}]"
+        where = f"{field}[{i}]"
         if not isinstance(entry, dict) or "mapping" not in entry or set(entry) - {"trigger", "mapping"}:
             raise ConfigError(where, 'must be an object with "mapping" and optionally "trigger"')
         trigger = entry.get("trigger")

@@ -21,7 +21,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tributary._proto.cdp.v1 import admin_pb2
 
-from cdp_server import _core
+from cdp_server import _core, webhook_sources
 from cdp_server.auth import Authenticator, key_digest
 from cdp_server.config import Settings
 from cdp_server.destinations.manager import DeliveryManager
@@ -148,6 +148,7 @@ def start(settings: Settings) -> RunningServer:
             admin_token_digests=[key_digest(token) for token in settings.admin_tokens],
             space=settings.space,
             log_requests=settings.log_format if settings.log_requests else "",
+            webhook_mapper=webhook_sources.map_payload,
         )
     except BaseException:
         server.stop(None)

@@ -1,4 +1,5 @@
-"""AdminService: sources and write keys, the live tail of accepted events, and identity administration."""
+"""AdminService: sources (their write keys, webhook sources' mappings), the live tail of accepted
+events, and identity administration."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import Any
 import grpc
 from tributary._proto.cdp.v1 import admin_pb2
 
-from cdp_server import _core, errors
+from cdp_server import _core, errors, webhook_sources
 from cdp_server.auth import Authenticator, Role, key_digest, new_access_token, new_write_key
+from cdp_server.destinations.base import ConfigError
 from cdp_server.destinations.manager import DeliveryManager
 from cdp_server.services import destinations
 from cdp_server.services.routes import Route, forwarding_handlers
@@ -19,7 +21,8 @@ SERVICE = "cdp.v1.AdminService"
 _TAIL_WAIT_SECS = 0.5
 
 # The RPCs forwarded as bytes to the engine; CreateSource and CreateToken (which make the secret
-# here) and Tail (a stream) have handlers of their own below.
+# here), UpdateWebhookSource (mappings are checked here) and Tail (a stream) have handlers of
+# their own below.
 ROUTES = (
     Route("ListSources", _core.Engine.list_sources, Role.ADMIN),
     Route("ListRejected", _core.Engine.list_rejected, Role.ADMIN),
@@ -60,6 +63,11 @@ class AdminService:
                     request_deserializer=admin_pb2.CreateSourceRequest.FromString,
                     response_serializer=admin_pb2.CreateSourceResponse.SerializeToString,
                 ),
+                "UpdateWebhookSource": grpc.unary_unary_rpc_method_handler(
+                    self.update_webhook_source,
+                    request_deserializer=admin_pb2.UpdateWebhookSourceRequest.FromString,
+                    response_serializer=admin_pb2.Source.SerializeToString,
+                ),
                 "CreateToken": grpc.unary_unary_rpc_method_handler(
                     self.create_token,
                     request_deserializer=admin_pb2.CreateTokenRequest.FromString,
@@ -80,8 +88,31 @@ class AdminService:
     ) -> admin_pb2.CreateSourceResponse:
         self._auth.require_admin(context)
         write_key = new_write_key()
+        if request.kind == admin_pb2.SOURCE_KIND_WEBHOOK:
+            created = self._engine.create_source(
+                request.name,
+                key_digest(write_key),
+                webhook_mappings=webhook_sources.check_mappings(request.mappings),
+                signing_secret=webhook_sources.check_signing_secret(request.signing_secret)
+                if request.signing_secret
+                else "",
+            )
+            source = admin_pb2.Source.FromString(created)
+            path = f"/v1/webhook/{source.name}/{write_key}"
+            return admin_pb2.CreateSourceResponse(source=source, write_key=write_key, webhook_path=path)
+        for field in ("mappings", "signing_secret"):
+            if getattr(request, field):
+                raise ConfigError(field, "only a webhook source (kind SOURCE_KIND_WEBHOOK) takes it")
         source = admin_pb2.Source.FromString(self._engine.create_source(request.name, key_digest(write_key)))
         return admin_pb2.CreateSourceResponse(source=source, write_key=write_key)
+
+    @errors.unary
+    def update_webhook_source(
+        self, request: admin_pb2.UpdateWebhookSourceRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.Source:
+        self._auth.require_admin(context)
+        mappings = webhook_sources.check_mappings(request.mappings)
+        return admin_pb2.Source.FromString(self._engine.update_webhook_source(request.name, mappings))
 
     @errors.unary
     def create_token(

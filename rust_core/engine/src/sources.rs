@@ -1,11 +1,12 @@
 //! Sources and their write keys. Keys are stored only as SHA-256 digests computed by the caller;
-//! a source may have several keys (rotation).
+//! a source may have several keys (rotation). A webhook source also keeps the mappings that turn
+//! its tool's payloads into events, and the secret its tool signs with.
 
 use prost::Message;
 
 use crate::error::{EngineError, Result};
 use crate::ingest::Engine;
-use crate::proto::{self, ListSourcesRequest, ListSourcesResponse, Source};
+use crate::proto::{self, ListSourcesRequest, ListSourcesResponse, Source, SourceKind, WebhookSource};
 use crate::time;
 
 const META_NEXT_SOURCE: &str = "next_source_id";
@@ -13,9 +14,25 @@ const META_NEXT_SOURCE: &str = "next_source_id";
 impl Engine {
     /// Creates a source owning the given key digest; returns the encoded `Source`.
     pub fn create_source(&self, name: &str, key_digest: &[u8]) -> Result<Vec<u8>> {
+        self.create_source_of_kind(name, key_digest, None)
+    }
+
+    /// Creates a source, a webhook source when `webhook` is given (its mappings checked by the
+    /// caller, which knows the mapping language); returns the encoded `Source`.
+    pub fn create_source_of_kind(
+        &self,
+        name: &str,
+        key_digest: &[u8],
+        webhook: Option<WebhookSource>,
+    ) -> Result<Vec<u8>> {
         let name = name.trim();
         if name.is_empty() || name.len() > 100 {
             return Err(EngineError::InvalidRequest("name must be 1 to 100 characters".into()));
+        }
+        if webhook.is_some() && !is_url_safe(name) {
+            return Err(EngineError::InvalidRequest(format!(
+                "name: a webhook source's name is part of its URL: letters, digits, '-', '_' and '.' only, got {name:?}"
+            )));
         }
         if key_digest.len() != 32 {
             return Err(EngineError::InvalidRequest("key digest must be 32 bytes".into()));
@@ -42,12 +59,17 @@ impl Engine {
                 id,
                 name: name.to_owned(),
                 created_at_ms: time::now_ms(),
+                kind: if webhook.is_some() {
+                    SourceKind::Webhook as i32
+                } else {
+                    SourceKind::Events as i32
+                },
+                webhook: webhook.clone(),
             };
-            let encoded = source.encode_to_vec();
-            dbs.sources.put(txn, &id, &encoded)?;
+            dbs.sources.put(txn, &id, &source.encode_to_vec())?;
             dbs.source_keys.put(txn, key_digest, &id)?;
             dbs.meta.put(txn, META_NEXT_SOURCE, &(u64::from(id) + 1))?;
-            Ok(encoded)
+            Ok(redacted(source).encode_to_vec())
         })?;
         Ok(encoded)
     }
@@ -58,17 +80,76 @@ impl Engine {
         Ok(self.shared.store.log_dbs.source_keys.get(&txn.txn, key_digest)?)
     }
 
-    /// `AdminService.ListSources` on encoded bytes: every source.
+    /// The source named `name` (with its secrets), if any. Sources are few: a scan.
+    pub fn source_named(&self, name: &str) -> Result<Option<Source>> {
+        let txn = self.shared.store.log.read()?;
+        for entry in self.shared.store.log_dbs.sources.iter(&txn.txn)? {
+            let (_, value) = entry?;
+            let source: Source = proto::decode_record(value, "a source record")?;
+            if source.name == name {
+                return Ok(Some(source));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Replaces a webhook source's mappings (checked by the caller); returns the encoded
+    /// `Source`, without its signing secret.
+    pub fn update_webhook_source(&self, name: &str, mappings: &str) -> Result<Vec<u8>> {
+        let dbs = &self.shared.store.log_dbs;
+        let updated = self.write_log(|txn| {
+            let mut found = None;
+            for entry in dbs.sources.iter(txn)? {
+                let (id, value) = entry?;
+                let source: Source = proto::decode_record(value, "a source record")?;
+                if source.name == name {
+                    found = Some((id, source));
+                    break;
+                }
+            }
+            let Some((id, mut source)) = found else {
+                return Err(EngineError::NotFound(format!("no source named {name:?}")));
+            };
+            let Some(webhook) = source.webhook.as_mut() else {
+                return Err(EngineError::InvalidRequest(format!(
+                    "name: source {name:?} is not a webhook source"
+                )));
+            };
+            webhook.mappings = mappings.to_owned();
+            dbs.sources.put(txn, &id, &source.encode_to_vec())?;
+            Ok(source)
+        })?;
+        Ok(redacted(updated).encode_to_vec())
+    }
+
+    /// `AdminService.ListSources` on encoded bytes: every source, without signing secrets.
     pub fn list_sources(&self, request: &[u8]) -> Result<Vec<u8>> {
         proto::decode_request::<ListSourcesRequest>(request)?;
         let txn = self.shared.store.log.read()?;
         let mut sources = Vec::new();
         for entry in self.shared.store.log_dbs.sources.iter(&txn.txn)? {
             let (_, value) = entry?;
-            sources.push(proto::decode_record(value, "a source record")?);
+            sources.push(redacted(proto::decode_record(value, "a source record")?));
         }
         Ok(ListSourcesResponse { sources }.encode_to_vec())
     }
+}
+
+/// A source as answered to readers: whether it has a signing secret, not the secret.
+pub fn redacted(mut source: Source) -> Source {
+    if let Some(webhook) = source.webhook.as_mut() {
+        webhook.signed = !webhook.signing_secret.is_empty();
+        webhook.signing_secret.clear();
+    }
+    source
+}
+
+/// What may stand in a URL path segment as it is.
+fn is_url_safe(name: &str) -> bool {
+    name.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && name != "."
+        && name != ".."
 }
 
 #[cfg(test)]
@@ -97,5 +178,70 @@ mod tests {
         let listed = engine.list_sources(&[]).unwrap();
         let listed = <crate::proto::ListSourcesResponse as prost::Message>::decode(listed.as_slice()).unwrap();
         assert_eq!(listed.sources.len(), 200);
+    }
+
+    #[test]
+    fn a_webhook_source_keeps_its_secret_from_readers_and_takes_new_mappings() {
+        use crate::error::EngineError;
+        use crate::proto::{ListSourcesResponse, Source, SourceKind, WebhookSource};
+        use prost::Message;
+
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
+        let webhook = WebhookSource {
+            mappings: "[]".into(),
+            signing_secret: "whsec_c2VjcmV0".into(),
+            signed: false,
+        };
+        let created = engine
+            .create_source_of_kind("stripe", &[1; 32], Some(webhook.clone()))
+            .unwrap();
+        let created = Source::decode(created.as_slice()).unwrap();
+        assert_eq!(created.kind, SourceKind::Webhook as i32);
+        let answered = created.webhook.unwrap();
+        assert!(answered.signed && answered.signing_secret.is_empty());
+        let stored = engine.source_named("stripe").unwrap().unwrap();
+        assert_eq!(stored.webhook.unwrap().signing_secret, "whsec_c2VjcmV0");
+
+        let updated = engine.update_webhook_source("stripe", r#"[{"mapping": {}}]"#).unwrap();
+        let updated = Source::decode(updated.as_slice()).unwrap().webhook.unwrap();
+        assert_eq!(updated.mappings, r#"[{"mapping": {}}]"#);
+        assert!(updated.signing_secret.is_empty());
+        let listed = ListSourcesResponse::decode(engine.list_sources(&[]).unwrap().as_slice()).unwrap();
+        assert!(listed.sources[0].webhook.as_ref().unwrap().signing_secret.is_empty());
+        assert_eq!(
+            engine
+                .source_named("stripe")
+                .unwrap()
+                .unwrap()
+                .webhook
+                .unwrap()
+                .signing_secret,
+            "whsec_c2VjcmV0",
+            "an update keeps the secret"
+        );
+
+        engine.create_source("plain", &[2; 32]).unwrap();
+        assert!(matches!(
+            engine.update_webhook_source("plain", "[]"),
+            Err(EngineError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            engine.update_webhook_source("nobody", "[]"),
+            Err(EngineError::NotFound(_))
+        ));
+        for name in ["a/b", "..", "spaced name", "naïve"] {
+            assert!(
+                matches!(
+                    engine.create_source_of_kind(name, &[3; 32], Some(webhook.clone())),
+                    Err(EngineError::InvalidRequest(_))
+                ),
+                "{name}"
+            );
+        }
+        assert!(
+            engine.create_source("spaced name", &[3; 32]).is_ok(),
+            "an events source may have any name"
+        );
     }
 }

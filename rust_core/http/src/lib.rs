@@ -1,7 +1,8 @@
 //! Tributary's HTTP port, served from Rust on a tokio runtime of its own inside the engine's
 //! process: Segment's Tracking API (`tracking`), so that Segment's and RudderStack's SDKs can
 //! send to Tributary by changing one host name; Segment's Profile API (`profile_api`); the
-//! debugger page and its routes (`debugger`); `/health` (`health`) and `/metrics` (`metrics`).
+//! debugger page and its routes (`debugger`); `/health` (`health`) and `/metrics` (`metrics`);
+//! webhook sources (`webhook_sources`: SaaS tools' payloads mapped into events).
 
 mod access;
 mod api_error;
@@ -14,6 +15,8 @@ mod profile_api;
 mod rate;
 mod request_log;
 mod tracking;
+mod webhook_signature;
+mod webhook_sources;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,9 +26,10 @@ use tributary_engine::Engine;
 
 pub use body::Limits;
 pub use request_log::LogFormat;
+pub use webhook_sources::{MapFailure, WebhookMapper, WebhookPayload};
 
 /// What the HTTP port needs besides the engine.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HttpSettings {
     pub address: SocketAddr,
     pub limits: Limits,
@@ -40,6 +44,8 @@ pub struct HttpSettings {
     pub space: String,
     /// One log line per request on stderr, in this format (None: no request log).
     pub request_log: Option<LogFormat>,
+    /// Turns webhook sources' payloads into events (None: their route answers 503).
+    pub webhook_mapper: Option<Arc<dyn WebhookMapper>>,
 }
 
 /// A running HTTP server; `stop` (or dropping it) shuts it down gracefully.
@@ -71,12 +77,19 @@ impl HttpServer {
             settings.rate_limit,
         )));
         let debugger = debugger::router(Arc::new(debugger::Debugger::new(Arc::clone(&engine), access)));
+        let webhooks = webhook_sources::router(Arc::new(webhook_sources::WebhookSources::new(
+            Arc::clone(&engine),
+            settings.limits,
+            settings.rate_limit,
+            settings.webhook_mapper,
+        )));
         let router = tracking::router(Arc::new(tracking::Tracking::new(
             engine,
             settings.limits,
             settings.rate_limit,
         )))
         .merge(profiles)
+        .merge(webhooks)
         .merge(debugger)
         .merge(health)
         .route(

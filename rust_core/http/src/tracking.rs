@@ -99,28 +99,9 @@ async fn answer(tracking: &Arc<Tracking>, call: &str, headers: &HeaderMap, body:
         Some(_) => tracking.limits.message_bytes,
         None => tracking.limits.batch_bytes,
     };
-    // The raw body is read to the batch limit whatever the route: compressed JSON is smaller.
-    let Ok(raw) = axum::body::to_bytes(body, tracking.limits.batch_bytes + 1).await else {
-        return too_large(tracking.limits.batch_bytes);
-    };
-    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
-    let data = match body::decoded(&raw, encoding, limit) {
+    let data = match request_body(body, headers, tracking.limits.batch_bytes, limit).await {
         Ok(data) => data,
-        Err(BodyError::TooLarge { limit }) => return too_large(limit),
-        Err(BodyError::BadGzip) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                "the gzip body could not be decompressed",
-            )
-        }
-        Err(BodyError::UnknownEncoding(name)) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                format!("unsupported Content-Encoding {name:?} (gzip or none)"),
-            )
-        }
+        Err(response) => return response,
     };
     let write_key =
         match headers
@@ -160,53 +141,96 @@ async fn answer(tracking: &Arc<Tracking>, call: &str, headers: &HeaderMap, body:
     })
     .await;
     match submitted {
-        Ok(Ok(Submitted::Done(outcome))) => {
-            let mut reply = json!({"success": true});
-            if !outcome.rejections.is_empty() {
-                reply["rejected"] = outcome
-                    .rejections
-                    .iter()
-                    .map(|r| json!({"index": r.index, "messageId": r.message_id, "field": r.field, "reason": r.reason}))
-                    .collect();
-            }
-            (StatusCode::OK, axum::Json(reply)).into_response()
-        }
+        Ok(Ok(Submitted::Done(outcome))) => (StatusCode::OK, axum::Json(accepted(&outcome))).into_response(),
         Ok(Ok(Submitted::UnknownKey)) => error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "invalid write key: no source has this key",
         ),
-        Ok(Ok(Submitted::RateLimited(wait_s))) => {
-            let mut response = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("this source is over its rate limit: retry in {wait_s} s"),
-            );
-            let headers = response.headers_mut();
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(wait_s));
-            headers.insert("x-ratelimit-reset", HeaderValue::from(wait_s));
-            response
-        }
-        Ok(Err(EngineError::InvalidRequest(why))) => error(StatusCode::BAD_REQUEST, "invalid_json", why),
-        Ok(Err(EngineError::StorageFull(why))) => error(StatusCode::INSUFFICIENT_STORAGE, "storage_full", why),
-        Ok(Err(EngineError::ShutDown)) => error(
+        Ok(Ok(Submitted::RateLimited(wait_s))) => rate_limited(wait_s),
+        Ok(Err(err)) => engine_failure(err),
+        Err(err) => task_failure(&err),
+    }
+}
+
+/// A request's body, decompressed, at most `limit` bytes; `read_limit` bounds the raw bytes read
+/// (the largest route's limit whatever the route: compressed JSON is smaller). `Err`: the 400.
+pub(crate) async fn request_body(
+    body: Body,
+    headers: &HeaderMap,
+    read_limit: usize,
+    limit: usize,
+) -> Result<Vec<u8>, Response> {
+    let Ok(raw) = axum::body::to_bytes(body, read_limit + 1).await else {
+        return Err(too_large(read_limit));
+    };
+    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
+    body::decoded(&raw, encoding, limit).map_err(|err| match err {
+        BodyError::TooLarge { limit } => too_large(limit),
+        BodyError::BadGzip => error(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "the gzip body could not be decompressed",
+        ),
+        BodyError::UnknownEncoding(name) => error(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("unsupported Content-Encoding {name:?} (gzip or none)"),
+        ),
+    })
+}
+
+/// The 200 answer's body: `{"success": true}`, and the messages refused, if any.
+pub(crate) fn accepted(outcome: &tributary_engine::ingest::BatchOutcome) -> serde_json::Value {
+    let mut reply = json!({"success": true});
+    if !outcome.rejections.is_empty() {
+        reply["rejected"] = outcome
+            .rejections
+            .iter()
+            .map(|r| json!({"index": r.index, "messageId": r.message_id, "field": r.field, "reason": r.reason}))
+            .collect();
+    }
+    reply
+}
+
+/// 429 with `Retry-After` (seconds), as Segment's clients expect.
+pub(crate) fn rate_limited(wait_s: u64) -> Response {
+    let mut response = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("this source is over its rate limit: retry in {wait_s} s"),
+    );
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(wait_s));
+    headers.insert("x-ratelimit-reset", HeaderValue::from(wait_s));
+    response
+}
+
+/// The answer to an engine error while ingesting.
+pub(crate) fn engine_failure(err: EngineError) -> Response {
+    match err {
+        EngineError::InvalidRequest(why) => error(StatusCode::BAD_REQUEST, "invalid_json", why),
+        EngineError::StorageFull(why) => error(StatusCode::INSUFFICIENT_STORAGE, "storage_full", why),
+        EngineError::ShutDown => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             "the server is shutting down",
         ),
-        Ok(Err(err)) => {
+        err => {
             log::error!("an HTTP ingest request failed: {err}");
             error(StatusCode::INTERNAL_SERVER_ERROR, "internal", err.to_string())
         }
-        Err(err) => {
-            log::error!("an HTTP ingest task failed: {err}");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the request could not be handled",
-            )
-        }
     }
+}
+
+/// The answer when the blocking task itself failed (it panicked).
+pub(crate) fn task_failure(err: &tokio::task::JoinError) -> Response {
+    log::error!("an HTTP ingest task failed: {err}");
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the request could not be handled",
+    )
 }
 
 /// What became of a request past its body and key.
@@ -216,7 +240,7 @@ enum Submitted {
     RateLimited(u64),
 }
 
-fn too_large(limit: usize) -> Response {
+pub(crate) fn too_large(limit: usize) -> Response {
     error(
         StatusCode::BAD_REQUEST,
         "request_too_large",
@@ -225,7 +249,7 @@ fn too_large(limit: usize) -> Response {
 }
 
 /// Segment's error body: `{"code", "message"}`.
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({"code": code, "message": message.into()}))).into_response()
 }
 

@@ -1,11 +1,12 @@
 //! The HTTP port (`tributary_http`) for Python: started over an open engine, stopped at shutdown.
 
 use std::net::ToSocketAddrs;
+use std::sync::{Arc, Mutex};
 
-use pyo3::exceptions::PyOSError;
+use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
-use std::sync::Mutex;
-use tributary_http::{HttpSettings, Limits};
+use pyo3::types::PyBytes;
+use tributary_http::{HttpSettings, Limits, MapFailure, WebhookMapper, WebhookPayload};
 
 use crate::Engine;
 
@@ -25,7 +26,9 @@ impl HttpServer {
     /// the workspace slug of the Profile API's paths.
     #[new]
     /// `log_requests`: "json" or "text" for one line per request on stderr, "" for none.
-    #[pyo3(signature = (engine, host, port, *, rate_limit=1000.0, workers=2, admin_token_digests=Vec::new(), space="default".to_owned(), log_requests=""))]
+    /// `webhook_mapper(source, mappings, payload) -> (batch JSON bytes, event count)` turns a
+    /// webhook source's payload into events, raising ValueError for a payload it cannot map.
+    #[pyo3(signature = (engine, host, port, *, rate_limit=1000.0, workers=2, admin_token_digests=Vec::new(), space="default".to_owned(), log_requests="", webhook_mapper=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -37,6 +40,7 @@ impl HttpServer {
         admin_token_digests: Vec<Vec<u8>>,
         space: String,
         log_requests: &str,
+        webhook_mapper: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let request_log = match log_requests {
             "" => None,
@@ -68,6 +72,7 @@ impl HttpServer {
             admin_token_digests,
             space,
             request_log,
+            webhook_mapper: webhook_mapper.map(|callable| Arc::new(PythonMapper(callable)) as Arc<dyn WebhookMapper>),
         };
         let engine = engine.inner.clone();
         let server = py
@@ -91,5 +96,28 @@ impl HttpServer {
         if let Some(mut server) = server {
             py.detach(move || server.stop());
         }
+    }
+}
+
+/// The mapping language is Python's (`cdp_server.webhook_sources`): a payload takes the GIL for
+/// its mapping only (webhooks arrive one payload a request, not in bulk).
+struct PythonMapper(Py<PyAny>);
+
+impl WebhookMapper for PythonMapper {
+    fn map(&self, payload: &WebhookPayload<'_>) -> Result<(Vec<u8>, usize), MapFailure> {
+        Python::attach(|py| {
+            let body = PyBytes::new(py, payload.body);
+            let result = self
+                .0
+                .call1(py, (payload.source, payload.mappings, body))
+                .and_then(|out| out.extract::<(Vec<u8>, usize)>(py));
+            result.map_err(|err| {
+                if err.is_instance_of::<PyValueError>(py) {
+                    MapFailure::BadPayload(err.value(py).to_string())
+                } else {
+                    MapFailure::Internal(err.to_string())
+                }
+            })
+        })
     }
 }

@@ -232,9 +232,32 @@ impl Engine {
     }
 
     /// Creates a source owning a write-key digest (SHA-256); returns an encoded `cdp.v1.Source`.
-    fn create_source<'py>(&self, py: Python<'py>, name: &str, key_digest: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    /// With `webhook_mappings` (JSON, checked by the caller) it is a webhook source, whose tool
+    /// may sign with `signing_secret`.
+    #[pyo3(signature = (name, key_digest, *, webhook_mappings=None, signing_secret=String::new()))]
+    fn create_source<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        key_digest: &[u8],
+        webhook_mappings: Option<String>,
+        signing_secret: String,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let engine = &self.inner;
-        let bytes = without_gil(py, || engine.create_source(name, key_digest))?;
+        let webhook = webhook_mappings.map(|mappings| tributary_engine::proto::WebhookSource {
+            mappings,
+            signing_secret,
+            signed: false,
+        });
+        let bytes = without_gil(py, || engine.create_source_of_kind(name, key_digest, webhook))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Replaces a webhook source's mappings (JSON, checked by the caller); returns the encoded
+    /// `cdp.v1.Source`. NOT_FOUND for no such source.
+    fn update_webhook_source<'py>(&self, py: Python<'py>, name: &str, mappings: &str) -> PyResult<Bound<'py, PyBytes>> {
+        let engine = &self.inner;
+        let bytes = without_gil(py, || engine.update_webhook_source(name, mappings))?;
         Ok(PyBytes::new(py, &bytes))
     }
 

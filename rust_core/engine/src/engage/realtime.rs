@@ -1105,6 +1105,7 @@ fn engage_source(shared: &Shared) -> Result<u32> {
             id,
             name: ENGAGE_SOURCE.to_owned(),
             created_at_ms: time::now_ms(),
+            ..proto::Source::default()
         };
         use prost::Message as _;
         dbs.sources.put(txn, &id, &source.encode_to_vec())?;

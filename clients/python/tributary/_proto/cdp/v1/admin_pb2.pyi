@@ -43,6 +43,30 @@ LIMIT_WINDOW_MONTHLY: LimitWindow.ValueType  # 2
 LIMIT_WINDOW_ANNUALLY: LimitWindow.ValueType  # 3
 Global___LimitWindow: _TypeAlias = LimitWindow  # noqa: Y015
 
+class _SourceKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SourceKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SourceKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SOURCE_KIND_EVENTS: _SourceKind.ValueType  # 0
+    """Segment's libraries and servers: Segment events with the write key (gRPC and the Tracking API)."""
+    SOURCE_KIND_WEBHOOK: _SourceKind.ValueType  # 1
+    """A SaaS tool's webhooks: any JSON POSTed to /v1/webhook/{name}/{write key} (or to
+    /v1/webhook/{name} signed as Standard Webhooks), turned into Segment events by mappings.
+    """
+
+class SourceKind(_SourceKind, metaclass=_SourceKindEnumTypeWrapper):
+    """Who sends to a source."""
+
+SOURCE_KIND_EVENTS: SourceKind.ValueType  # 0
+"""Segment's libraries and servers: Segment events with the write key (gRPC and the Tracking API)."""
+SOURCE_KIND_WEBHOOK: SourceKind.ValueType  # 1
+"""A SaaS tool's webhooks: any JSON POSTed to /v1/webhook/{name}/{write key} (or to
+/v1/webhook/{name} signed as Standard Webhooks), turned into Segment events by mappings.
+"""
+Global___SourceKind: _TypeAlias = SourceKind  # noqa: Y015
+
 @_typing.final
 class GetIdentityRulesProgressRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -692,39 +716,92 @@ class Source(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     CREATED_AT_MS_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    WEBHOOK_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     name: _builtins.str
     created_at_ms: _builtins.int
     """Creation time, Unix milliseconds."""
+    kind: Global___SourceKind.ValueType
+    @_builtins.property
+    def webhook(self) -> Global___WebhookSource:
+        """A webhook source's settings (kind SOURCE_KIND_WEBHOOK only)."""
+
     def __init__(
         self,
         *,
         id: _builtins.int = ...,
         name: _builtins.str = ...,
         created_at_ms: _builtins.int = ...,
+        kind: Global___SourceKind.ValueType = ...,
+        webhook: Global___WebhookSource | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["webhook", b"webhook"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at_ms", b"created_at_ms", "id", b"id", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at_ms", b"created_at_ms", "id", b"id", "kind", b"kind", "name", b"name", "webhook", b"webhook"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Source: _TypeAlias = Source  # noqa: Y015
 
 @_typing.final
+class WebhookSource(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAPPINGS_FIELD_NUMBER: _builtins.int
+    SIGNING_SECRET_FIELD_NUMBER: _builtins.int
+    SIGNED_FIELD_NUMBER: _builtins.int
+    mappings: _builtins.str
+    """JSON: a list of {"trigger", "mapping"} (docs/mappings.md) that turn a payload into events, one
+    event for each mapping whose trigger the payload matches.
+    """
+    signing_secret: _builtins.str
+    """The Standard Webhooks signing secret ("whsec_" + base64) that payloads POSTed to
+    /v1/webhook/{name} must be signed with; empty: only the URL with the write key is open.
+    Never returned by ListSources (`signed` says whether there is one).
+    """
+    signed: _builtins.bool
+    def __init__(
+        self,
+        *,
+        mappings: _builtins.str = ...,
+        signing_secret: _builtins.str = ...,
+        signed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mappings", b"mappings", "signed", b"signed", "signing_secret", b"signing_secret"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WebhookSource: _TypeAlias = WebhookSource  # noqa: Y015
+
+@_typing.final
 class CreateSourceRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    MAPPINGS_FIELD_NUMBER: _builtins.int
+    SIGNING_SECRET_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    kind: Global___SourceKind.ValueType
+    mappings: _builtins.str
+    """For a webhook source: its mappings (JSON, required) and, optionally, the Standard Webhooks
+    signing secret its tool gives out ("whsec_" + base64).
+    """
+    signing_secret: _builtins.str
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
+        kind: Global___SourceKind.ValueType = ...,
+        mappings: _builtins.str = ...,
+        signing_secret: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "mappings", b"mappings", "name", b"name", "signing_secret", b"signing_secret"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -736,7 +813,11 @@ class CreateSourceResponse(_message.Message):
 
     SOURCE_FIELD_NUMBER: _builtins.int
     WRITE_KEY_FIELD_NUMBER: _builtins.int
+    WEBHOOK_PATH_FIELD_NUMBER: _builtins.int
     write_key: _builtins.str
+    """Shown this once (stored hashed). For a webhook source it is the last part of its URL."""
+    webhook_path: _builtins.str
+    """For a webhook source: the path to POST payloads to on the HTTP port."""
     @_builtins.property
     def source(self) -> Global___Source: ...
     def __init__(
@@ -744,14 +825,37 @@ class CreateSourceResponse(_message.Message):
         *,
         source: Global___Source | None = ...,
         write_key: _builtins.str = ...,
+        webhook_path: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["source", b"source", "write_key", b"write_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["source", b"source", "webhook_path", b"webhook_path", "write_key", b"write_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CreateSourceResponse: _TypeAlias = CreateSourceResponse  # noqa: Y015
+
+@_typing.final
+class UpdateWebhookSourceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    MAPPINGS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    mappings: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        mappings: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mappings", b"mappings", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateWebhookSourceRequest: _TypeAlias = UpdateWebhookSourceRequest  # noqa: Y015
 
 @_typing.final
 class ListSourcesRequest(_message.Message):

@@ -45,6 +45,11 @@ class AdminServiceStub:
                 request_serializer=cdp_dot_v1_dot_admin__pb2.ListSourcesRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_admin__pb2.ListSourcesResponse.FromString,
                 _registered_method=True)
+        self.UpdateWebhookSource = channel.unary_unary(
+                '/cdp.v1.AdminService/UpdateWebhookSource',
+                request_serializer=cdp_dot_v1_dot_admin__pb2.UpdateWebhookSourceRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_admin__pb2.Source.FromString,
+                _registered_method=True)
         self.Tail = channel.unary_stream(
                 '/cdp.v1.AdminService/Tail',
                 request_serializer=cdp_dot_v1_dot_admin__pb2.TailRequest.SerializeToString,
@@ -210,6 +215,33 @@ class AdminService:
             '/cdp.v1.AdminService/ListSources',
             cdp_dot_v1_dot_admin__pb2.ListSourcesRequest.SerializeToString,
             cdp_dot_v1_dot_admin__pb2.ListSourcesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateWebhookSource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/UpdateWebhookSource',
+            cdp_dot_v1_dot_admin__pb2.UpdateWebhookSourceRequest.SerializeToString,
+            cdp_dot_v1_dot_admin__pb2.Source.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,8 @@ class AdminServiceStub:
     CreateSource: _grpc.UnaryUnaryMultiCallable[_admin_pb2.CreateSourceRequest, _admin_pb2.CreateSourceResponse]
     """Creates a source and returns its write key (shown once; stored hashed)."""
     ListSources: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListSourcesRequest, _admin_pb2.ListSourcesResponse]
+    UpdateWebhookSource: _grpc.UnaryUnaryMultiCallable[_admin_pb2.UpdateWebhookSourceRequest, _admin_pb2.Source]
+    """Replaces a webhook source's mappings (checked as CreateSource checks them)."""
     Tail: _grpc.UnaryStreamMultiCallable[_admin_pb2.TailRequest, _admin_pb2.TailResponse]
     """Live accepted events, as they are committed."""
     ListRejected: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListRejectedRequest, _admin_pb2.ListRejectedResponse]
@@ -98,6 +100,8 @@ class AdminServiceAsyncStub(AdminServiceStub):
     CreateSource: _aio.UnaryUnaryMultiCallable[_admin_pb2.CreateSourceRequest, _admin_pb2.CreateSourceResponse]  # type: ignore[assignment]
     """Creates a source and returns its write key (shown once; stored hashed)."""
     ListSources: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListSourcesRequest, _admin_pb2.ListSourcesResponse]  # type: ignore[assignment]
+    UpdateWebhookSource: _aio.UnaryUnaryMultiCallable[_admin_pb2.UpdateWebhookSourceRequest, _admin_pb2.Source]  # type: ignore[assignment]
+    """Replaces a webhook source's mappings (checked as CreateSource checks them)."""
     Tail: _aio.UnaryStreamMultiCallable[_admin_pb2.TailRequest, _admin_pb2.TailResponse]  # type: ignore[assignment]
     """Live accepted events, as they are committed."""
     ListRejected: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListRejectedRequest, _admin_pb2.ListRejectedResponse]  # type: ignore[assignment]
