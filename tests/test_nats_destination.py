@@ -22,6 +22,7 @@ from nats.js import JetStreamContext
 # Imported for pytest, which finds the fixtures jetstream_server and nats_server_factory here.
 from nats_server import NatsServer, jetstream_server_fixture, nats_server_factory_fixture  # noqa: F401
 
+from cdp_server.destinations.addresses import AllowList
 from cdp_server.destinations.base import Batch, ConfigError, PayloadTooLarge, PermanentError, RetryableError
 from cdp_server.destinations.nats import DEFAULT_PORT, NatsDestination, NatsKind, NatsSettings
 
@@ -310,17 +311,19 @@ def test_an_event_type_that_cannot_end_a_subject_is_a_permanent_error(jetstream_
 
 def test_a_host_resolving_to_a_private_address_is_refused_at_connection() -> None:
     """`validate` checks addresses written in the URL; a host name is checked once resolved."""
-    settings = NatsSettings((("localhost", 4222),), PREFIX, None, (), 1.0)
+    settings = NatsSettings((("localhost", 4222),), PREFIX, None, (), AllowList(), 1.0)
 
     async def scenario() -> None:
-        with pytest.raises(PermanentError, match=r"localhost .* non-public address 127.0.0.1"):
+        with pytest.raises(PermanentError, match=r"refused: localhost is a localhost name"):
             await NatsDestination("nats-test", settings).deliver(batch_of(events(1)))
 
     asyncio.run(scenario())
 
 
 def test_reconnects_go_to_configured_servers_only_not_to_advertised_ones() -> None:
-    settings = NatsSettings((("nats.example.com", DEFAULT_PORT), ("203.0.113.7", 4333)), PREFIX, None, (), 1.0)
+    settings = NatsSettings(
+        (("nats.example.com", DEFAULT_PORT), ("203.0.113.7", 4333)), PREFIX, None, (), AllowList(), 1.0
+    )
     target = NatsDestination("nats-test", settings)
     advertised = Server(uri=urlparse("nats://10.0.0.9:4222"), reconnects=0)
     first = Server(uri=urlparse("nats://nats.example.com:4222"), reconnects=3)
@@ -344,9 +347,10 @@ def test_reconnects_go_to_configured_servers_only_not_to_advertised_ones() -> No
         ({"url": "nats://nats.example.com:99999"}, "settings.url", "not a URL"),
         ({"url": "nats://nats.example.com,nats://10.1.2.3:4222"}, "settings.url", "10.1.2.3"),
         ({"url": "nats://127.0.0.1:4222"}, "settings.url", "settings.allow"),
-        ({"url": "nats://[::1]:4222"}, "settings.url", "non-public"),
-        ({"url": "nats://169.254.169.254"}, "settings.url", "non-public"),
-        ({"url": "nats://localhost:4222"}, "settings.url", "loopback"),
+        ({"url": "nats://[::1]:4222"}, "settings.url", "::1 is loopback"),
+        ({"url": "nats://169.254.169.254"}, "settings.url", "cloud metadata"),
+        ({"url": "nats://0x7f000001:4222"}, "settings.url", "(127.0.0.1) is loopback"),
+        ({"url": "nats://localhost:4222"}, "settings.url", "localhost name"),
         ({"subject_prefix": "events.*"}, "settings.subject_prefix", "wildcards"),
         ({"subject_prefix": "events..x"}, "settings.subject_prefix", "dot-separated"),
         ({"subject_prefix": "$JS.API.STREAM"}, "settings.subject_prefix", "system subject"),
@@ -354,7 +358,7 @@ def test_reconnects_go_to_configured_servers_only_not_to_advertised_ones() -> No
         ({"timeout_secs": 0}, "settings.timeout_secs", "seconds"),
         ({"timeout_secs": "5"}, "settings.timeout_secs", "seconds"),
         ({"allow": "127.0.0.1"}, "settings.allow", "list"),
-        ({"allow": ["not a host!"]}, "settings.allow", "not a host name"),
+        ({"allow": ["not a host!"]}, "settings.allow[0]", "neither a host name"),
         ({"subject": "x"}, "settings.subject", "unknown"),
     ],
 )

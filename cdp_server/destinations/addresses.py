@@ -262,6 +262,12 @@ def _refusal_without_dns(host: str, allow: AllowList) -> tuple[IPAddress | None,
     return None, None
 
 
+def host_refusal(host: str, allow: AllowList) -> str | None:
+    """Why the policy refuses `host` as written (an address, a localhost name), None when it may
+    be reached or is a name to check once resolved. ValueError: not an address nor a name."""
+    return _refusal_without_dns(host, allow)[1]
+
+
 def resolve_addresses(host: str) -> list[IPAddress]:
     """Every address `host` resolves to (getaddrinfo, both families); OSError when none."""
     infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)

@@ -39,6 +39,8 @@ import orjson
 from nats.aio.client import Client, Server
 from nats.js import JetStreamContext
 
+from cdp_server.destinations import addresses
+from cdp_server.destinations.addresses import AllowList
 from cdp_server.destinations.base import (
     Batch,
     ConfigError,
@@ -72,7 +74,8 @@ class NatsSettings:
     servers: tuple[tuple[str, int], ...]  # (host, port), in the configured order
     subject_prefix: str
     stream: str | None
-    allow: tuple[str, ...]
+    allow_entries: tuple[str, ...]  # as configured
+    allow: AllowList
     timeout_secs: float
 
     @property
@@ -98,8 +101,8 @@ class NatsKind:
         }
         if parsed.stream is not None:
             normalised["stream"] = parsed.stream
-        if parsed.allow:
-            normalised["allow"] = list(parsed.allow)
+        if parsed.allow_entries:
+            normalised["allow"] = list(parsed.allow_entries)
         return normalised
 
     def create(self, name: str, settings: Mapping[str, Any]) -> NatsDestination:
@@ -112,22 +115,19 @@ def _parse_settings(settings: Mapping[str, Any]) -> NatsSettings:
     if unknown:
         raise ConfigError(f"settings.{unknown[0]}", f"unknown setting (expected {', '.join(sorted(known))})")
 
-    allow = settings.get("allow", [])
-    if not isinstance(allow, list | tuple) or not all(isinstance(entry, str) and entry for entry in allow):
+    entries = settings.get("allow", [])
+    if not isinstance(entries, list | tuple):
         raise ConfigError("settings.allow", "must be a list of host names, addresses or networks (CIDR)")
-    for entry in allow:
-        if _allowed_network(entry) is None and not _is_host_name(entry):
-            raise ConfigError("settings.allow", f"{entry!r} is not a host name, an address or a network")
-    allow = tuple(entry.lower() for entry in allow)
+    allow = AllowList.parse(entries)
 
     url = settings.get("url")
     if not isinstance(url, str) or not url.strip():
         raise ConfigError("settings.url", "required: nats://host:port (or several, comma-separated)")
     servers = tuple(_parse_server_url(item.strip()) for item in url.split(","))
     for host, _ in servers:
-        refusal = _refused_address_literal(host, allow)
+        refusal = _refused_host(host, allow)
         if refusal is not None:
-            raise ConfigError("settings.url", refusal)
+            raise ConfigError("settings.url", f"refused: {refusal} (settings.allow can permit it)")
 
     prefix = settings.get("subject_prefix", DEFAULT_SUBJECT_PREFIX)
     if not isinstance(prefix, str) or not all(_SUBJECT_TOKEN.fullmatch(token) for token in prefix.split(".")):
@@ -148,7 +148,7 @@ def _parse_settings(settings: Mapping[str, Any]) -> NatsSettings:
     timeout = settings.get("timeout_secs", DEFAULT_TIMEOUT_SECS)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 300:
         raise ConfigError("settings.timeout_secs", f"must be a number of seconds in (0, 300], got {timeout!r}")
-    return NatsSettings(servers, prefix, stream, allow, float(timeout))
+    return NatsSettings(servers, prefix, stream, tuple(entries), allow, float(timeout))
 
 
 def _parse_server_url(url: str) -> tuple[str, int]:
@@ -439,66 +439,36 @@ def _pattern_captures_prefix(pattern: str, prefix: str) -> bool:
     return False
 
 
-# --- Address policy -------------------------------------------------------------------------------
-# PLACEHOLDER until cdp_server/destinations/addresses.py lands: swap `_refused_address_literal`,
-# `_check_addresses` and their helpers for it. The rule kept here: a host that is, or resolves to,
-# an address that is not globally routable (private, loopback, link-local, unspecified, reserved,
-# shared, multicast) is refused unless `allow` names the host or a network holding the address.
+# --- Address policy (addresses.py) ------------------------------------------------------------------
 # Known gap: nats-py resolves the host again when it connects, so a name whose address changes in
 # between (DNS rebinding) is not caught here.
 
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-
-def _refused_address_literal(host: str, allow: Sequence[str]) -> str | None:
+def _refused_host(host: str, allow: AllowList) -> str | None:
     """What `validate` can check without the network: an address written in the URL, `localhost`."""
-    if host in allow:
-        return None
-    if host == "localhost" or host.endswith(".localhost"):
-        return f"{host} is a loopback host; name it in settings.allow to use it"
     try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return None  # a host name: resolved and checked when connecting
-    return _refused_address(host, address, allow)
+        return addresses.host_refusal(host, allow)
+    except ValueError as error:
+        return str(error)
 
 
 async def _check_addresses(settings: NatsSettings) -> None:
     loop = asyncio.get_running_loop()
     for host, port in settings.servers:
-        if host in settings.allow:
+        if settings.allow.names(host):
             continue
+        refusal = _refused_host(host, settings.allow)
+        if refusal is not None:
+            raise PermanentError(f"refused: {refusal} (settings.allow can permit it)")
         try:
             resolved = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError as error:
             raise RetryableError(f"could not resolve NATS host {host}: {error}") from error
-        for *_, address in resolved:
-            refusal = _refused_address(host, ipaddress.ip_address(address[0]), settings.allow)
+        for *_, sockaddr in resolved:
+            address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+            refusal = addresses.address_refusal(address, settings.allow)
             if refusal is not None:
-                raise PermanentError(refusal)
-
-
-def _refused_address(host: str, address: IpAddress, allow: Sequence[str]) -> str | None:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if address.is_global and not address.is_multicast:
-        return None
-    if host in allow or any(address in network for entry in allow if (network := _allowed_network(entry))):
-        return None
-    return f"{host} is (or resolves to) the non-public address {address}; name it in settings.allow to use it"
-
-
-def _allowed_network(entry: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    try:
-        return ipaddress.ip_network(entry, strict=False)
-    except ValueError:
-        return None
-
-
-def _is_host_name(entry: str) -> bool:
-    return bool(
-        re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*", entry)
-    )
+                raise PermanentError(f"refused: {host} resolves to {refusal} (settings.allow can permit it)")
 
 
 KIND = NatsKind()
