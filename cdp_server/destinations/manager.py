@@ -4,6 +4,10 @@ settles and blocking deliveries run in a thread pool, never on the loop).
 
 The admin service calls `reload` after every change to a destination; the manager then starts,
 restarts (definition changed) or stops workers to match the definitions in the engine.
+
+It also watches backlogs: a destination whose backlog passes its `max_backlog` is logged as
+lagging (a warning, once, then again when it has caught up), the alert beside the
+`destination_lagging` gauge of /metrics.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -29,6 +33,9 @@ from cdp_server.destinations.worker import DestinationWorker, Replay, close_dest
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# How often backlogs are compared with their limits (on the delivery clock: scaled in tests).
+LAG_CHECK_SECS = 10.0
 
 
 @dataclass
@@ -56,10 +63,13 @@ class DeliveryManager:
         )
         self._thread = threading.Thread(target=self._loop.run_forever, name="delivery-loop", daemon=True)
         self._running: dict[str, _Running] = {}
+        self._lagging: set[str] = set()
+        self._lag_watch: concurrent.futures.Future[None] | None = None
 
     def start(self) -> None:
         self._thread.start()
         self.reload()
+        self._lag_watch = asyncio.run_coroutine_threadsafe(self._watch_lag(), self._loop)
 
     def _run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
         """Runs `coroutine` on the delivery loop from another thread and waits for it."""
@@ -91,8 +101,38 @@ class DeliveryManager:
             self._thread.join(timeout)
 
     async def _stop_all(self) -> None:
+        if self._lag_watch is not None:
+            self._lag_watch.cancel()
         for name in list(self._running):
             await self._stop(name)
+
+    async def _watch_lag(self) -> None:
+        while True:
+            await self._clock.sleep(LAG_CHECK_SECS)
+            try:
+                stats = destination_pb2.DeliveryStatsResponse.FromString(
+                    await asyncio.to_thread(self._engine.delivery_stats, b"")
+                )
+            except _core.ShutDown:
+                return
+            except Exception:
+                log.exception("reading delivery stats failed")
+                continue
+            self._note_lag(stats.destinations)
+
+    def _note_lag(self, destinations: Sequence[destination_pb2.DestinationStats]) -> None:
+        """Logs each change of a destination's lagging state."""
+        for d in destinations:
+            if d.lagging and d.name not in self._lagging:
+                self._lagging.add(d.name)
+                log.warning(
+                    "destination lagging: its backlog passed max_backlog",
+                    extra={"destination": d.name, "backlog": d.backlog, "state": d.state},
+                )
+            elif not d.lagging and d.name in self._lagging:
+                self._lagging.discard(d.name)
+                log.info("destination caught up", extra={"destination": d.name, "backlog": d.backlog})
+        self._lagging &= {d.name for d in destinations}
 
     async def _reconcile(self) -> None:
         listed = destination_pb2.ListDestinationsResponse.FromString(

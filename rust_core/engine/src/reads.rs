@@ -141,7 +141,7 @@ impl<P: fmt::Display> Page<P> {
 }
 
 /// Splits a stored value into its source id and encoded event.
-fn split_stored(value: &[u8]) -> Result<(u32, &[u8])> {
+pub(crate) fn split_stored(value: &[u8]) -> Result<(u32, &[u8])> {
     if value.len() < 4 {
         return Err(EngineError::Storage("corrupt event record".into()));
     }

@@ -225,8 +225,9 @@ struct DestinationLabels {
     destination: String,
 }
 
-/// Per destination: delivered, retried, dead-lettered and filtered events, the backlog, and
-/// the received-to-delivered latency.
+/// Per destination: delivered, retried, dead-lettered and filtered events, the backlog, whether
+/// it is lagging (past its `max_backlog`: the gauge to alert on), and the received-to-delivered
+/// latency.
 fn encode_delivery(engine: &Engine, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
     use prometheus_client::metrics::MetricType;
     use std::sync::atomic::Ordering::Relaxed;
@@ -257,8 +258,8 @@ fn encode_delivery(engine: &Engine, encoder: &mut DescriptorEncoder) -> Result<(
         ),
     ] {
         let mut family = encoder.encode_descriptor(metric, help, None, MetricType::Counter)?;
-        for (name, _, counters) in &destinations {
-            ConstCounter::new(read(counters)).encode(family.encode_family(&label(name))?)?;
+        for d in &destinations {
+            ConstCounter::new(read(&d.counters)).encode(family.encode_family(&label(&d.name))?)?;
         }
     }
     let mut family = encoder.encode_descriptor(
@@ -267,8 +268,17 @@ fn encode_delivery(engine: &Engine, encoder: &mut DescriptorEncoder) -> Result<(
         None,
         MetricType::Gauge,
     )?;
-    for (name, backlog, _) in &destinations {
-        ConstGauge::new(*backlog as i64).encode(family.encode_family(&label(name))?)?;
+    for d in &destinations {
+        ConstGauge::new(d.backlog as i64).encode(family.encode_family(&label(&d.name))?)?;
+    }
+    let mut family = encoder.encode_descriptor(
+        "destination_lagging",
+        "1 while a destination's backlog is past its max_backlog",
+        None,
+        MetricType::Gauge,
+    )?;
+    for d in &destinations {
+        ConstGauge::new(i64::from(d.lagging)).encode(family.encode_family(&label(&d.name))?)?;
     }
     let mut family = encoder.encode_descriptor(
         "destination_delivery_latency_seconds",
@@ -276,10 +286,10 @@ fn encode_delivery(engine: &Engine, encoder: &mut DescriptorEncoder) -> Result<(
         None,
         MetricType::Histogram,
     )?;
-    for (name, _, counters) in &destinations {
-        let latency = counters.latency.lock().clone();
+    for d in &destinations {
+        let latency = d.counters.latency.lock().clone();
         family
-            .encode_family(&label(name))?
+            .encode_family(&label(&d.name))?
             .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
                 latency.sum,
                 latency.count(),

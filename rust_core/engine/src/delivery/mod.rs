@@ -87,13 +87,8 @@ impl DeliveryBatch {
 
 /// A stored log record: the source id (4 bytes, big-endian), then the encoded event.
 fn split_record(seq: u64, value: &[u8]) -> Result<(u32, Event)> {
-    let (source, encoded) = value
-        .split_first_chunk::<4>()
-        .ok_or_else(|| EngineError::Storage(format!("corrupt event record {seq}")))?;
-    Ok((
-        u32::from_be_bytes(*source),
-        proto::decode_record(encoded, format_args!("event {seq}"))?,
-    ))
+    let (source, encoded) = crate::reads::split_stored(value)?;
+    Ok((source, proto::decode_record(encoded, format_args!("event {seq}"))?))
 }
 
 fn dead_letter_key(id: u32, seq: u64) -> [u8; 12] {
@@ -523,6 +518,24 @@ impl Engine {
         Ok((id, seqs))
     }
 
+    /// How many dead letters a destination has.
+    fn dead_letter_count(&self, id: u32) -> Result<u64> {
+        let store = &self.shared.store;
+        let txn = store.delivery.read()?;
+        let (from, to) = (dead_letter_key(id, 0), dead_letter_key(id, u64::MAX));
+        let mut count = 0;
+        for entry in store
+            .delivery_dbs
+            .dead_letters
+            .remap_data_type::<heed::types::DecodeIgnore>()
+            .range(&txn.txn, &(Bound::Included(&from[..]), Bound::Included(&to[..])))?
+        {
+            entry?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
     /// `ListDeadLetters`: a page of a destination's dead letters, oldest event first, each with
     /// the event as the destination gets it.
     pub fn list_dead_letters(&self, request: &[u8]) -> Result<Vec<u8>> {
@@ -589,7 +602,7 @@ impl Engine {
         let mut out = Vec::with_capacity(destinations.len());
         for d in destinations {
             let cursor = self.destination_cursor(d.id)?;
-            let dead_letters = self.dead_letter_seqs(&d.name, &[])?.1.len() as u64;
+            let dead_letters = self.dead_letter_count(d.id)?;
             let counters = self.shared.delivery.of(d.id);
             let status = counters.status.lock().clone();
             let latency = counters.latency.lock().clone();
@@ -624,14 +637,19 @@ impl Engine {
         Ok(DeliveryStatsResponse { destinations: out }.encode_to_vec())
     }
 
-    /// Every destination's counters and latency, for `/metrics`: (name, backlog, counters).
-    pub fn delivery_metrics(&self) -> Result<Vec<(String, u64, std::sync::Arc<stats::DestinationCounters>)>> {
+    /// Every destination's backlog and counters, for `/metrics`.
+    pub fn delivery_metrics(&self) -> Result<Vec<stats::DestinationMetrics>> {
         let last_seq = self.last_seq();
         self.all_destinations()?
             .into_iter()
             .map(|d| {
                 let backlog = last_seq.saturating_sub(self.destination_cursor(d.id)?);
-                Ok((d.name, backlog, self.shared.delivery.of(d.id)))
+                Ok(stats::DestinationMetrics {
+                    lagging: backlog > d.max_backlog,
+                    counters: self.shared.delivery.of(d.id),
+                    name: d.name,
+                    backlog,
+                })
             })
             .collect()
     }

@@ -26,6 +26,16 @@ pub struct DestinationCounters {
     pub latency: Mutex<Latency>,
 }
 
+/// One destination as `/metrics` shows it.
+pub struct DestinationMetrics {
+    pub name: String,
+    /// Events in the log after its cursor.
+    pub backlog: u64,
+    /// The backlog is past the destination's `max_backlog`.
+    pub lagging: bool,
+    pub counters: Arc<DestinationCounters>,
+}
+
 #[derive(Default, Clone)]
 pub struct Status {
     pub state: String,
