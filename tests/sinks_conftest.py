@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from webhook_sink import WebhookSink
+from webhook_sink import LOOPBACK, WebhookSink
 
 
 @pytest.fixture
@@ -19,12 +19,13 @@ def webhook_sink() -> Iterator[WebhookSink]:
 
 
 @pytest.fixture
-def webhook_sinks() -> Iterator[Callable[[], WebhookSink]]:
-    """Starts more sinks (e.g. a redirect's target); all are closed after the test."""
+def webhook_sinks() -> Iterator[Callable[..., WebhookSink]]:
+    """Starts more sinks (e.g. a redirect's target, on another loopback address with
+    `host="127.0.0.2"`); all are closed after the test."""
     started: list[WebhookSink] = []
 
-    def start() -> WebhookSink:
-        started.append(WebhookSink.start())
+    def start(host: str = LOOPBACK) -> WebhookSink:
+        started.append(WebhookSink.start(host=host))
         return started[-1]
 
     yield start

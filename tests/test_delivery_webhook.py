@@ -92,6 +92,7 @@ def test_other_client_errors_dead_letter_at_once(fast_server: Any, webhook_sink:
     assert all(f"HTTP {status}" in d.reason and d.attempts == 1 for d in letters)
     assert json.loads(letters[0].event)["messageId"] == ids[0]
     assert stats.delivered + stats.dead_lettered == 25, "sent = delivered + dead-lettered"
+    assert stats.last_error == letters[0].reason, "the refusal is the destination's last error"
     assert len(webhook_sink.requests) == 3
 
 
@@ -107,6 +108,7 @@ def test_a_destination_down_past_the_retry_window_dead_letters_then_replays(
     letters = destinations.dead_letters("hook")
     assert "still failing after" in letters[0].reason and "HTTP 503" in letters[0].reason
     assert letters[0].attempts >= 5, "retried with backoff across the window"
+    assert destinations.stats("hook").last_error.startswith("still failing after")
     failed = len(webhook_sink.requests)
     # Back up: the dead letters are delivered on request and leave the store.
     webhook_sink.respond(200)

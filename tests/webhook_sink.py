@@ -14,14 +14,18 @@ once.
     sink.respond(Reply.drip(interval=0.05)); sink.respond(Reply.reset())
     sink.respond(Reply.redirect("http://127.0.0.1:9/"))
     sink.requests, sink.url, sink.address; sink.close()
+    request.reply                                    # how the sink answered that request
 
-The sink binds only 127.0.0.1 and closes itself after `max_lifetime` seconds if a test forgets.
+The sink binds only a loopback address (127.0.0.1 unless told another of 127.0.0.0/8:
+`WebhookSink.start(host="127.0.0.2")`) and closes itself after `max_lifetime` seconds if a test
+forgets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import http
+import ipaddress
 import socket
 import struct
 import threading
@@ -75,12 +79,16 @@ class ReceivedRequest:
     headers: dict[str, str]  # names lower-cased
     body: bytes
     received_at: float  # time.monotonic()
+    reply: Reply  # how the sink answered it (the script's entry or the default)
 
 
 class WebhookSink:
     """Use `WebhookSink.start()`; a context manager that closes on exit."""
 
-    def __init__(self, max_lifetime: float) -> None:
+    def __init__(self, max_lifetime: float, host: str = LOOPBACK) -> None:
+        if not ipaddress.ip_address(host).is_loopback:
+            raise ValueError(f"a sink binds only loopback addresses, not {host}")
+        self.host = host
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._requests: list[ReceivedRequest] = []
@@ -96,8 +104,8 @@ class WebhookSink:
         self.port = 0
 
     @classmethod
-    def start(cls, max_lifetime: float = 120.0) -> WebhookSink:
-        sink = cls(max_lifetime)
+    def start(cls, max_lifetime: float = 120.0, host: str = LOOPBACK) -> WebhookSink:
+        sink = cls(max_lifetime, host)
         sink._thread.start()
         if not sink._ready.wait(10):
             raise RuntimeError("the webhook sink did not start")
@@ -105,7 +113,7 @@ class WebhookSink:
 
     @property
     def address(self) -> str:
-        return f"{LOOPBACK}:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -158,7 +166,7 @@ class WebhookSink:
 
     async def _listen(self) -> None:
         self._released = asyncio.Event()
-        self._server = await asyncio.start_server(self._on_connection, LOOPBACK, 0, limit=MAX_HEAD_BYTES)
+        self._server = await asyncio.start_server(self._on_connection, self.host, 0, limit=MAX_HEAD_BYTES)
         self.port = self._server.sockets[0].getsockname()[1]
 
     def _release_hanging(self) -> None:
@@ -202,8 +210,8 @@ class WebhookSink:
             headers[name.strip().lower()] = value.strip()
         body = await self._read_body(reader, headers)
         with self._arrived:
-            self._requests.append(ReceivedRequest(method, path, headers, body, time.monotonic()))
             reply = self._script.popleft() if self._script else self._default
+            self._requests.append(ReceivedRequest(method, path, headers, body, time.monotonic(), reply))
             self._arrived.notify_all()
         return await self._answer(reply, reader, writer)
 

@@ -158,6 +158,11 @@ class DestinationWorker:
             if len(batch):
                 self._status("delivering")
                 outcome = await self._deliver(batch, seqs)
+        if len(outcome.dead_seqs):
+            # The reason is the destination's last error (DeliveryStats, `cdp destination stats`): a
+            # refusal that dead-letters at once is never retried, so nothing else would record it.
+            # Set before the settle, so that whoever sees the dead letters sees their reason here.
+            self._status(self._state, outcome.reason)
         delivered_seqs = seqs if dead_letters else array.array("Q")
         if dead_letters and len(outcome.dead_seqs):
             dead = set(outcome.dead_seqs)
