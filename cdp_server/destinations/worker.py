@@ -107,9 +107,11 @@ class DestinationWorker:
         if self.definition.paused:
             self._status("paused")
             await asyncio.Event().wait()
-        position = await asyncio.to_thread(self.engine.destination_cursor, self.id)
+        position, recorded = await asyncio.to_thread(self.engine.delivery_position, self.id)
         self._status("idle")
-        pending = self._read(position, _READ_WAIT_SECS)
+        # A batch that was in flight when the server stopped is read again up to where it ended,
+        # so that it is the same batch and goes again with the same id (receivers deduplicate).
+        pending = self._read(position, _READ_WAIT_SECS, until=recorded)
         try:
             while True:
                 read = await pending
@@ -118,7 +120,9 @@ class DestinationWorker:
                 has_events = bool(read.message_ids)
                 pending = self._read(read.position, 0.0 if has_events else _READ_WAIT_SECS)
                 if has_events or read.position > position:
-                    await self._deliver_read(read, settle_position=read.position)
+                    if has_events and read.position != recorded:
+                        await asyncio.to_thread(self.engine.begin_delivery, self.id, read.position)
+                    recorded = await self._deliver_read(read, settle_position=read.position, next_read=pending)
                     position = read.position
                 if self.replays:
                     await self._replay_chunk()
@@ -127,7 +131,7 @@ class DestinationWorker:
         finally:
             pending.cancel()
 
-    def _read(self, after: int, wait: float) -> asyncio.Future[_core.DeliveryRead]:
+    def _read(self, after: int, wait: float, until: int = 0) -> asyncio.Future[_core.DeliveryRead]:
         return asyncio.ensure_future(
             asyncio.to_thread(
                 self.engine.read_for_delivery,
@@ -135,6 +139,7 @@ class DestinationWorker:
                 after,
                 limit=self.definition.batch_size or 100,
                 wait_secs=wait,
+                until=until,
             )
         )
 
@@ -147,8 +152,15 @@ class DestinationWorker:
         await self._deliver_read(read, settle_position=0, dead_letters=replay.dead_letters)
 
     async def _deliver_read(
-        self, read: _core.DeliveryRead, *, settle_position: int, dead_letters: bool = False
-    ) -> None:
+        self,
+        read: _core.DeliveryRead,
+        *,
+        settle_position: int,
+        dead_letters: bool = False,
+        next_read: asyncio.Future[_core.DeliveryRead] | None = None,
+    ) -> int:
+        """Delivers and settles a read; returns where the next batch ends if that was recorded
+        with the settlement (the read ahead had finished with events), else 0."""
         seqs = array.array("Q", read.seqs)
         outcome = Outcome()
         if read.message_ids:
@@ -167,6 +179,10 @@ class DestinationWorker:
         if dead_letters and len(outcome.dead_seqs):
             dead = set(outcome.dead_seqs)
             delivered_seqs = array.array("Q", (s for s in seqs if s not in dead))
+        in_flight = 0
+        if next_read is not None and next_read.done() and not next_read.cancelled() and not next_read.exception():
+            ahead = next_read.result()
+            in_flight = ahead.position if ahead.message_ids else 0
         await asyncio.to_thread(
             self.engine.settle,
             self.id,
@@ -177,6 +193,7 @@ class DestinationWorker:
             attempts=outcome.attempts,
             first_failed_ms=int(outcome.first_failed * 1000),
             delivered=delivered_seqs.tobytes(),
+            in_flight=in_flight,
         )
         self.engine.report_delivery(
             self.id,
@@ -191,6 +208,7 @@ class DestinationWorker:
                 "events dead-lettered",
                 extra={"destination": self.name, "events": len(outcome.dead_seqs), "reason": outcome.reason},
             )
+        return in_flight
 
     async def _deliver(self, batch: Batch, seqs: array.array[int]) -> Outcome:
         """Delivers `batch`, retrying as the policy says; never raises a delivery error."""

@@ -273,6 +273,9 @@ pub struct IndexDatabases {
 #[derive(Clone, Copy)]
 pub struct DeliveryDatabases {
     pub cursors: Database<BeU32, BeU64>,
+    /// Where the batch a destination is delivering ends (id → log sequence), recorded before it
+    /// is sent: after a crash the same batch is read again, so it goes with the same id.
+    pub in_flight: Database<BeU32, BeU64>,
     pub dead_letters: Database<Bytes, Bytes>,
 }
 
@@ -340,6 +343,7 @@ impl Store {
         let (delivery_dbs, _) = delivery.write_with_growth(|txn| {
             Ok(DeliveryDatabases {
                 cursors: delivery.env.create_database(txn, Some("cursors"))?,
+                in_flight: delivery.env.create_database(txn, Some("in_flight"))?,
                 dead_letters: delivery.env.create_database(txn, Some("dead_letters"))?,
             })
         })?;

@@ -508,7 +508,9 @@ impl Engine {
     ///     limit: most events returned.
     ///     max_bytes: about the most JSON returned.
     ///     wait_secs: how long to wait when the log has nothing after `after`.
-    #[pyo3(signature = (name, after, *, limit=100, max_bytes=4<<20, wait_secs=0.5))]
+    ///     until: no event past this log position (0: no bound): the batch in flight at a crash.
+    #[pyo3(signature = (name, after, *, limit=100, max_bytes=4<<20, wait_secs=0.5, until=0))]
+    #[allow(clippy::too_many_arguments)]
     fn read_for_delivery(
         &self,
         py: Python<'_>,
@@ -517,10 +519,13 @@ impl Engine {
         limit: usize,
         max_bytes: usize,
         wait_secs: f64,
+        until: u64,
     ) -> PyResult<DeliveryRead> {
         let engine = &self.inner;
         let wait = Duration::from_secs_f64(wait_secs.clamp(0.0, 60.0));
-        let batch = without_gil(py, || engine.read_for_delivery(name, after, limit, max_bytes, wait))?;
+        let batch = without_gil(py, || {
+            engine.read_for_delivery(name, after, limit, max_bytes, wait, until)
+        })?;
         Ok(DeliveryRead::new(py, batch))
     }
 
@@ -556,16 +561,24 @@ impl Engine {
         Ok((id, PyBytes::new(py, &pack_seqs(&seqs))))
     }
 
-    /// Where destination `id` is in the log.
-    fn destination_cursor(&self, py: Python<'_>, id: u32) -> PyResult<u64> {
+    /// Where destination `id` is in the log: (its cursor, where the batch it was delivering
+    /// ends or 0).
+    fn delivery_position(&self, py: Python<'_>, id: u32) -> PyResult<(u64, u64)> {
         let engine = &self.inner;
-        without_gil(py, || engine.destination_cursor(id))
+        without_gil(py, || engine.delivery_position(id))
+    }
+
+    /// Records, durably, that destination `id` is about to deliver the batch ending at `end`.
+    fn begin_delivery(&self, py: Python<'_>, id: u32, end: u64) -> PyResult<()> {
+        let engine = &self.inner;
+        without_gil(py, || engine.begin_delivery(id, end))
     }
 
     /// Settles finished work in one durable transaction: the cursor moves to `position` (0:
     /// stays), the events of `dead_seqs` become dead letters with `reason`, and the dead letters
-    /// of `delivered` (replayed ones) leave the store.
-    #[pyo3(signature = (id, position, *, dead_seqs=b"".as_slice(), dead_ids=Vec::new(), reason="", attempts=0, first_failed_ms=0, delivered=b"".as_slice()))]
+    /// of `delivered` (replayed ones) leave the store. `in_flight`: where the next batch, already
+    /// read, ends (recorded in the same transaction, sparing `begin_delivery`'s).
+    #[pyo3(signature = (id, position, *, dead_seqs=b"".as_slice(), dead_ids=Vec::new(), reason="", attempts=0, first_failed_ms=0, delivered=b"".as_slice(), in_flight=0))]
     #[allow(clippy::too_many_arguments)]
     fn settle(
         &self,
@@ -578,6 +591,7 @@ impl Engine {
         attempts: u32,
         first_failed_ms: i64,
         delivered: &[u8],
+        in_flight: u64,
     ) -> PyResult<()> {
         let engine = &self.inner;
         let seqs = unpack_seqs(dead_seqs)?;
@@ -592,7 +606,7 @@ impl Engine {
             attempts,
             first_failed_ms,
         };
-        without_gil(py, || engine.settle(id, position, &dead, &delivered))
+        without_gil(py, || engine.settle(id, position, &dead, &delivered, in_flight))
     }
 
     /// Adds a worker's counts to destination `id`'s (`received_ms`: the delivered events'

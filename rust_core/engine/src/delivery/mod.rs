@@ -311,6 +311,7 @@ impl Engine {
         let delivery = &self.shared.store.delivery_dbs;
         self.write_delivery(|txn| {
             delivery.cursors.delete(txn, &id)?;
+            delivery.in_flight.delete(txn, &id)?;
             let (from, to) = (dead_letter_key(id, 0), dead_letter_key(id, u64::MAX));
             delivery
                 .dead_letters
@@ -335,12 +336,19 @@ impl Engine {
     /// Settles what a worker finished, in one durable transaction: the cursor moves to
     /// `position` (never back; 0: stays), `dead` events become dead letters with `reason`, and
     /// `delivered` dead letters (replayed ones) leave the store.
-    pub fn settle(&self, id: u32, position: u64, dead: &Dead<'_>, delivered: &[u64]) -> Result<()> {
+    pub fn settle(&self, id: u32, position: u64, dead: &Dead<'_>, delivered: &[u64], in_flight: u64) -> Result<()> {
         let dbs = &self.shared.store.delivery_dbs;
         let now = time::now_ms();
         self.write_delivery(|txn| {
-            if position > 0 && dbs.cursors.get(txn, &id)?.unwrap_or(0) < position {
-                dbs.cursors.put(txn, &id, &position)?;
+            if position > 0 {
+                if dbs.cursors.get(txn, &id)?.unwrap_or(0) < position {
+                    dbs.cursors.put(txn, &id, &position)?;
+                }
+                if in_flight > position {
+                    dbs.in_flight.put(txn, &id, &in_flight)?;
+                } else {
+                    dbs.in_flight.delete(txn, &id)?;
+                }
             }
             for (seq, message_id) in dead.seqs.iter().zip(dead.message_ids) {
                 let key = dead_letter_key(id, *seq);
@@ -364,6 +372,22 @@ impl Engine {
             }
             Ok(())
         })
+    }
+
+    /// Records that destination `id` is about to deliver the batch ending at `end`.
+    pub fn begin_delivery(&self, id: u32, end: u64) -> Result<()> {
+        let dbs = &self.shared.store.delivery_dbs;
+        self.write_delivery(|txn| Ok(dbs.in_flight.put(txn, &id, &end)?))
+    }
+
+    /// Where destination `id` is: its cursor, and where the batch it was delivering ends (0:
+    /// none), which the first read after a restart must not pass.
+    pub fn delivery_position(&self, id: u32) -> Result<(u64, u64)> {
+        let store = &self.shared.store;
+        let txn = store.delivery.read()?;
+        let cursor = store.delivery_dbs.cursors.get(&txn.txn, &id)?.unwrap_or(0);
+        let in_flight = store.delivery_dbs.in_flight.get(&txn.txn, &id)?.unwrap_or(0);
+        Ok((cursor, if in_flight > cursor { in_flight } else { 0 }))
     }
 
     /// Adds a worker's report to the destination's counters.
@@ -392,7 +416,8 @@ impl Engine {
     }
 
     /// The next events for destination `name` after log position `after`: at most `limit`
-    /// events and about `max_bytes` of JSON, waiting up to `wait` when the log has nothing new.
+    /// events and about `max_bytes` of JSON, none past `until` (0: no bound), waiting up to
+    /// `wait` when the log has nothing new.
     pub fn read_for_delivery(
         &self,
         name: &str,
@@ -400,10 +425,16 @@ impl Engine {
         limit: usize,
         max_bytes: usize,
         wait: Duration,
+        until: u64,
     ) -> Result<DeliveryBatch> {
         let destination = self.destination(name)?;
+        let mut last = self.wait_for_events(after, wait);
+        if until > after {
+            last = last.min(until);
+        }
+        // Compiled after the wait: every event up to `last` was committed before, so the route
+        // knows its source (Engage's source is created with its first events).
         let route = self.route(&destination)?;
-        let last = self.wait_for_events(after, wait);
         let mut batch = DeliveryBatch {
             position: after,
             ..Default::default()
@@ -583,7 +614,7 @@ impl Engine {
     pub fn discard_dead_letters(&self, request: &[u8]) -> Result<Vec<u8>> {
         let request: DeadLettersRequest = proto::decode_request(request)?;
         let (id, seqs) = self.dead_letter_seqs(&request.name, &request.seqs)?;
-        self.settle(id, 0, &Dead::default(), &seqs)?;
+        self.settle(id, 0, &Dead::default(), &seqs, 0)?;
         Ok(DeadLettersResponse {
             count: seqs.len() as u64,
         }

@@ -54,7 +54,7 @@ fn hook(name: &str) -> Destination {
 
 fn read(engine: &Engine, name: &str, after: u64, limit: usize) -> DeliveryBatch {
     engine
-        .read_for_delivery(name, after, limit, 1 << 20, Duration::ZERO)
+        .read_for_delivery(name, after, limit, 1 << 20, Duration::ZERO, 0)
         .unwrap()
 }
 
@@ -130,8 +130,8 @@ fn settling_moves_the_cursor_and_keeps_dead_letters_across_a_restart() {
             attempts: 1,
             first_failed_ms: 5,
         };
-        engine.settle(d.id, batch.position, &dead, &[]).unwrap();
-        engine.settle(d.id, 1, &Dead::default(), &[]).unwrap();
+        engine.settle(d.id, batch.position, &dead, &[], 0).unwrap();
+        engine.settle(d.id, 1, &Dead::default(), &[], 0).unwrap();
         engine.close();
         d.id
     };
@@ -162,7 +162,7 @@ fn settling_moves_the_cursor_and_keeps_dead_letters_across_a_restart() {
     assert_eq!(event["messageId"], "m1");
     assert_eq!(page.next_after_seq, 2);
     // Delivered on a replay: they leave the store.
-    engine.settle(id, 0, &Dead::default(), &[2]).unwrap();
+    engine.settle(id, 0, &Dead::default(), &[2], 0).unwrap();
     assert_eq!(engine.dead_letter_seqs("d", &[]).unwrap().1, vec![3]);
     // Deleting the destination forgets its cursor and dead letters.
     engine
@@ -250,4 +250,36 @@ fn definitions_are_checked_and_named_fields_reported() {
     }
     attempt(hook("d")).unwrap();
     assert!(matches!(attempt(hook("d")), Err(EngineError::AlreadyExists(_))));
+}
+
+#[test]
+fn the_batch_in_flight_at_a_crash_is_read_again_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = {
+        let engine = open(dir.path());
+        let d = create(&engine, hook("d"));
+        send(&engine, (0..3).map(|i| track(&format!("a{i}"), "A")).collect());
+        let first = read(&engine, "d", 0, 10);
+        engine.begin_delivery(d.id, first.position).unwrap();
+        // More events arrive while the batch is at the destination; then the server dies.
+        send(&engine, (0..3).map(|i| track(&format!("b{i}"), "A")).collect());
+        engine.close();
+        d.id
+    };
+    let engine = open(dir.path());
+    let (cursor, in_flight) = engine.delivery_position(id).unwrap();
+    assert_eq!((cursor, in_flight), (0, 3));
+    let again = engine
+        .read_for_delivery("d", cursor, 10, 1 << 20, Duration::ZERO, in_flight)
+        .unwrap();
+    assert_eq!(again.message_ids, vec!["a0", "a1", "a2"], "the same batch, not a longer one");
+    // Settling records where the batch read ahead ends, in the same transaction.
+    engine.settle(id, again.position, &Dead::default(), &[], 6).unwrap();
+    assert_eq!(engine.delivery_position(id).unwrap(), (3, 6));
+    engine.settle(id, 6, &Dead::default(), &[], 0).unwrap();
+    assert_eq!(engine.delivery_position(id).unwrap(), (6, 0), "nothing in flight");
+    // A replay's settlement (position 0) leaves the record alone.
+    engine.begin_delivery(id, 9).unwrap();
+    engine.settle(id, 0, &Dead::default(), &[], 0).unwrap();
+    assert_eq!(engine.delivery_position(id).unwrap(), (6, 9));
 }
