@@ -272,7 +272,11 @@ fn the_batch_in_flight_at_a_crash_is_read_again_exactly() {
     let again = engine
         .read_for_delivery("d", cursor, 10, 1 << 20, Duration::ZERO, in_flight)
         .unwrap();
-    assert_eq!(again.message_ids, vec!["a0", "a1", "a2"], "the same batch, not a longer one");
+    assert_eq!(
+        again.message_ids,
+        vec!["a0", "a1", "a2"],
+        "the same batch, not a longer one"
+    );
     // Settling records where the batch read ahead ends, in the same transaction.
     engine.settle(id, again.position, &Dead::default(), &[], 6).unwrap();
     assert_eq!(engine.delivery_position(id).unwrap(), (3, 6));
