@@ -536,10 +536,6 @@ class IdentityMachine(RuleBasedStateMachine):
 def test_the_server_resolves_identities_like_the_reference_model(server_factory: Any) -> None:
     harness = Harness(server_factory())
     outcomes: Counter[str] = Counter()
-    run_state_machine_as_test(
-        lambda: IdentityMachine(harness, outcomes),  # type: ignore[arg-type]  # a factory works too
-        settings=settings(max_examples=25, stateful_step_count=30, deadline=None),
-    )
     # The pools are small enough that every kind of decision happens (a guard against a generator that drifts).
     expected = {"merge", "new profile", "no profile"} | {
         f"blocked {kind}" for kind in ("user_id", "anonymous_id", "email")
@@ -548,6 +544,15 @@ def test_the_server_resolves_identities_like_the_reference_model(server_factory:
         f"refused {kind}: {why}" for kind in ("anonymous_id", "email") for why in ("new value", "another profile's")
     }
     expected |= {"late", "late: re-resolved", "late: earlier first seen", "remove", "split", "refused: separated"}
+    # The rarest kind shows up in nearly every run of 25 examples, not in every one: up to two more runs (fresh
+    # random examples, all checked against the model) before a missing kind counts as drift.
+    for _ in range(3):
+        run_state_machine_as_test(
+            lambda: IdentityMachine(harness, outcomes),  # type: ignore[arg-type]  # a factory works too
+            settings=settings(max_examples=25, stateful_step_count=30, deadline=None),
+        )
+        if expected <= set(outcomes):
+            break
     assert expected <= set(outcomes), outcomes
 
 
