@@ -181,6 +181,26 @@ def test_paused_destinations_wait_and_resume_where_they_stopped(server: Any, web
     assert [e["messageId"] for e in delivered_events(webhook_sink.requests)] == first + later
 
 
+def test_a_destination_past_its_max_backlog_is_alerted_on_then_caught_up(
+    fast_server: Any, webhook_sink: WebhookSink
+) -> None:
+    destinations = Destinations(fast_server)
+    destinations.webhook("slow", webhook_sink.url, max_backlog=5)
+    destinations.call("SetDestinationPaused", destination_pb2.SetDestinationPausedRequest(name="slow", paused=True))
+    send(fast_server, 6)
+    assert destinations.stats("slow").lagging
+    # The watch runs every 10 s of the delivery clock (3 ms here): the warning is logged once.
+    wait_for(lambda: "destination lagging" in fast_server.log_path.read_text())
+    metrics = urllib.request.urlopen(fast_server.http_url + "/metrics", timeout=10).read().decode()
+    assert 'destination_lagging{destination="slow"} 1' in metrics
+    destinations.call("SetDestinationPaused", destination_pb2.SetDestinationPausedRequest(name="slow", paused=False))
+    destinations.settled("slow")
+    wait_for(lambda: "destination caught up" in fast_server.log_path.read_text())
+    assert fast_server.log_path.read_text().count("destination lagging") == 1
+    metrics = urllib.request.urlopen(fast_server.http_url + "/metrics", timeout=10).read().decode()
+    assert 'destination_lagging{destination="slow"} 0' in metrics
+
+
 def test_replay_a_message_id_to_one_destination(server: Any, webhook_sink: WebhookSink) -> None:
     destinations = Destinations(server)
     destinations.webhook("hook", webhook_sink.url)
