@@ -155,6 +155,19 @@ impl Route {
             if let Some(Value::Object(traits)) = message.get_mut("traits") {
                 traits.retain(|key, _| connected.contains(key));
             }
+            // Nor does it learn of the others from the context.
+            let listed = message
+                .get_mut("context")
+                .and_then(|c| c.get_mut("personas"))
+                .and_then(|p| p.get_mut("computations"))
+                .and_then(Value::as_array_mut);
+            if let Some(listed) = listed {
+                listed.retain(|c| {
+                    c.get("computation_key")
+                        .and_then(Value::as_str)
+                        .is_some_and(|key| connected.iter().any(|k| k == key))
+                });
+            }
         }
         for field in ["properties", "traits"] {
             if let Some(Value::Object(fields)) = message.get_mut(field) {
@@ -391,6 +404,11 @@ mod tests {
         d.computations = vec!["vip".into()];
         let only_vip = route(&d).decide(9, &engage, false).unwrap();
         assert_eq!(only_vip["traits"], serde_json::json!({"vip": true}));
+        assert_eq!(
+            only_vip["context"]["personas"]["computations"],
+            serde_json::json!([{"computation_key": "vip"}]),
+            "nor the other computations' keys"
+        );
         d.computations = vec!["*".into()];
         let all = route(&d).decide(9, &engage, false).unwrap();
         assert_eq!(all["traits"], serde_json::json!({"vip": true, "ltv": 12}));
