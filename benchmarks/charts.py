@@ -397,7 +397,7 @@ def ratio_chart(
         top = max([*values, panel.target_share * panel.baseline]) * 1.45
         axes.set_xlim(0, top)
         for y, value in ((1, panel.baseline), (0, panel.ours)):
-            axes.text(value + top * 0.01, y, _rate(value) + "/s", va="center", fontsize=8.5)
+            axes.text(value + top * 0.01, y, f"{value:,.0f}/s", va="center", fontsize=8.5)
         target = panel.target_share * panel.baseline
         axes.axvline(target, color=TARGET_COLOUR, linestyle=":", linewidth=1.2)
         axes.text(target, 1.45, f"target {panel.target_share:g}x", fontsize=8, color=TARGET_COLOUR, ha="center")

@@ -168,7 +168,7 @@ def _warehouse(run: dict[str, Any]) -> list[str]:
         f"already built as typed tuples, on a private PostgreSQL; best of {run['rounds']} rounds. Ours "
         f"{run['ours_events_per_s']:,.0f} events/s = {run['ours_rows_per_s']:,.0f} rows/s; bare COPY "
         f"{run['bare_same_rows_per_s']:,.0f} rows/s for the same rows, {run['bare_one_table_rows_per_s']:,.0f} rows/s "
-        f"into one table ({run['ratio_one_table']:.2f}x of ours in events/s).",
+        f"into one table (ours in events/s: {run['ratio_one_table']:.2f}x that).",
         "",
     ]
 
@@ -190,8 +190,8 @@ def _ingest(run: dict[str, Any]) -> list[str]:
         f"| 3 destinations | {attached['events_per_s']:,.0f} | {attached['seconds']:.2f} "
         f"| {_cores(attached['cores'])} |",
         "",
-        f"Did they keep up? At the last acknowledgement of the best round (log at seq {attached['last_seq']:,}), "
-        f"and the time until all three had delivered everything: {attached['drained_s']:.1f} s.",
+        "Did they keep up? Each one's backlog when the last event was acknowledged (the best round; the log at "
+        f"seq {attached['last_seq']:,}); all three had delivered everything {attached['drained_s']:.1f} s later.",
         "",
         "| destination | kind | backlog at the last ack | delivered by then | receipt-to-delivery p50 | p95 |",
         "|---|---|--:|--:|--:|--:|",
