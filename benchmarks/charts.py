@@ -355,3 +355,56 @@ def http_chart(
         axes.set_ylim(-0.6, 1.7)
         axes.grid(axis="x", alpha=0.3)
     return _save(figure, path)
+
+
+@dataclass(frozen=True)
+class RatioPanel:
+    """One figure of a chart of rates against their baselines, each its own panel.
+
+    Attributes:
+        title: The figure, e.g. "Webhook delivery".
+        unit: What the rates count, e.g. "events/s".
+        ours: Tributary's rate.
+        baseline: The baseline's rate, measured in the same run.
+        baseline_name: The baseline, e.g. "bare aiohttp client".
+        target_share: The share of the baseline's rate Tributary must reach.
+        met: Whether it does (None: not measured).
+        ours_name: Tributary's bar's label.
+    """
+
+    title: str
+    unit: str
+    ours: float
+    baseline: float
+    baseline_name: str
+    target_share: float
+    met: bool | None
+    ours_name: str = "Tributary"
+
+
+def ratio_chart(
+    panels: Sequence[RatioPanel], path: Path, *, title: str, subtitle: str = "", quick: bool = False
+) -> Path:
+    """One panel per figure: the baseline's and Tributary's rate as bars, each labelled with its
+    rate, the target as a dotted line at its share of the baseline's rate, the ratio in the title."""
+    figure = _figure(4.6 * len(panels) + 1, 3.2, title, subtitle, quick)
+    axes_list = figure.subplots(1, len(panels), squeeze=False)[0]
+    for axes, panel in zip(axes_list, panels, strict=True):
+        values = [panel.baseline, panel.ours]
+        colours = [BASELINE_COLOUR, CONTEXT_COLOUR if panel.met is None else MET_COLOUR if panel.met else MISSED_COLOUR]
+        axes.barh([1, 0], values, color=colours, height=0.6)
+        axes.set_yticks([1, 0], [panel.baseline_name, panel.ours_name], fontsize=8.5)
+        top = max([*values, panel.target_share * panel.baseline]) * 1.45
+        axes.set_xlim(0, top)
+        for y, value in ((1, panel.baseline), (0, panel.ours)):
+            axes.text(value + top * 0.01, y, f"{value:,.0f}/s", va="center", fontsize=8.5)
+        target = panel.target_share * panel.baseline
+        axes.axvline(target, color=TARGET_COLOUR, linestyle=":", linewidth=1.2)
+        axes.text(target, 1.45, f"target {panel.target_share:g}x", fontsize=8, color=TARGET_COLOUR, ha="center")
+        ratio = panel.ours / panel.baseline if panel.baseline else 0.0
+        axes.set_title(f"{panel.title}: {ratio:.2f}x", fontsize=10, loc="left")
+        axes.xaxis.set_major_formatter(FuncFormatter(_rate))
+        axes.set_xlabel(panel.unit)
+        axes.set_ylim(-0.6, 1.7)
+        axes.grid(axis="x", alpha=0.3)
+    return _save(figure, path)

@@ -1,10 +1,10 @@
 """The results page: ``results/README.md`` with its charts, written from ``ingest.json``,
-``unify.json``, ``http.json`` and ``audiences.json`` alone (``python -m benchmarks.results_page [RESULTS_DIR]``
-writes it again).
+``unify.json``, ``http.json``, ``audiences.json`` and ``connections.json`` alone
+(``python -m benchmarks.results_page [RESULTS_DIR]`` writes it again).
 
 Charts first, one per question (how fast is each path, how long does an ack take, how long
 does a restart take, how much memory does an event cost, how fast is identity resolution, how
-fast is the HTTP port, how fast are audiences),
+fast is the HTTP port, how fast are audiences, how fast do destinations deliver),
 each with its targets; under each figure that misses a target, "where the time goes": the
 profile taken during that run. Tables and method come last. Any JSON may be missing or
 older than the others: each section says which run it comes from.
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import audience_report, charts, http_report
+from benchmarks import audience_report, charts, connections_report, http_report
 from benchmarks.report import (
     BYTES_PER_EVENT_TARGET,
     CDP_IMPORT,
@@ -127,6 +127,7 @@ _CHART_TITLES = {
     "resolution": "[resolution](#identity-resolution-against-networkx-and-duckdb)",
     "http": f"[HTTP port]({http_report.ANCHOR})",
     "audiences": f"[Engage]({audience_report.ANCHOR})",
+    "connections": f"[Connections]({connections_report.ANCHOR})",
 }
 
 
@@ -437,6 +438,21 @@ def _audiences(audiences: dict[str, Any] | None) -> str:
     return "\n".join(text)
 
 
+def _connections(connections: dict[str, Any] | None, results_dir: Path) -> str:
+    """The Connections benchmark's section, with the server's profile under each missed target."""
+    if not connections:
+        return connections_report.section(None, results_dir, origin="", quick=False)
+    origin = _origin(connections, "connections run")
+    text = [connections_report.section(connections, results_dir, origin=origin, quick=_is_quick(connections))]
+    for target in connections_report.targets(connections):
+        if target["met"] is False and target["run"] in connections_report.PROFILED:
+            run, what = connections_report.PROFILED[target["run"]]
+            profile = connections["runs"][target["run"]][run].get("profile")
+            fallback = _how_to_profile(f"python -m benchmarks.connections --only {target['run']}")
+            text.append(hot_path_section(f"{what} (server), {target['measured']}", profile, fallback=fallback))
+    return "\n".join(text)
+
+
 _METHOD = """## How each path is measured
 
 - **raw LMDB (a)**: the event bytes put under random 16-byte keys with py-lmdb, 10 k puts per
@@ -491,7 +507,8 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
     unify = _load(results_dir / "unify.json")
     http = _load(results_dir / "http.json")
     audiences = _load(results_dir / audience_report.JSON)
-    if ingest is None and unify is None and http is None and audiences is None:
+    connections = _load(results_dir / connections_report.JSON)
+    if ingest is None and unify is None and http is None and audiences is None and connections is None:
         return None
     ingest = ingest or {}
     found = targets(ingest) if ingest else []
@@ -500,15 +517,23 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
     rows: list[tuple[str, Target | dict[str, Any]]] = [(_CHART_TITLES[t.chart], t) for t in found]
     rows += resolution_targets + _lookup_targets(unify) + http_targets
     rows += [(_CHART_TITLES["audiences"], target) for target in audience_report.targets(audiences)]
+    rows += [(_CHART_TITLES["connections"], target) for target in connections_report.targets(connections)]
     env = (
         ingest.get("environment")
         or (unify or {}).get("environment")
         or (http or {}).get("environment")
-        or (audiences or {}).get("environment", {})
+        or (audiences or {}).get("environment")
+        or (connections or {}).get("environment", {})
     )
     settings = ingest.get("settings", {})
-    quick = _is_quick(ingest) or _is_quick(unify) or _is_quick(http) or _is_quick(audiences)
-    documents = ((ingest, "ingest run"), (unify, "unify run"), (http, "http run"), (audiences, "audiences run"))
+    quick = any(_is_quick(document) for document in (ingest, unify, http, audiences, connections))
+    documents = (
+        (ingest, "ingest run"),
+        (unify, "unify run"),
+        (http, "http run"),
+        (audiences, "audiences run"),
+        (connections, "connections run"),
+    )
     origins = [_origin(doc, name) for doc, name in documents if doc]
     banner = (
         "> **QUICK RUN** (`make bench QUICK=1`): small event counts and fewer rounds, to check the harness. "
@@ -524,12 +549,14 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
         resolution_text,
         http_text,
         _audiences(audiences),
+        _connections(connections, results_dir),
     ]
     errors = {
         **ingest.get("errors", {}),
         **{f"unify {k}": v for k, v in (unify or {}).get("errors", {}).items()},
         **{f"http {k}": v for k, v in (http or {}).get("errors", {}).items()},
         **{f"audiences {k}": v for k, v in (audiences or {}).get("errors", {}).items()},
+        **{f"connections {k}": v for k, v in (connections or {}).get("errors", {}).items()},
     }
     failures = "".join(f"- {key} failed: {reason.splitlines()[0][:300]}\n" for key, reason in errors.items())
     failures = f"\nFailed runs:\n\n{failures}" if failures else ""
@@ -538,8 +565,8 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
     page = f"""# Tributary benchmarks
 
 {banner}Written by `make bench` from the {_and(origins)}; raw figures in
-[`ingest.json`](ingest.json), [`unify.json`](unify.json), [`http.json`](http.json) and
-[`audiences.json`](audiences.json).
+[`ingest.json`](ingest.json), [`unify.json`](unify.json), [`http.json`](http.json),
+[`audiences.json`](audiences.json) and [`connections.json`](connections.json).
 {settings.get("events", 0):,} Segment-like events (~{settings.get("mean_event_bytes", 0):.0f} B; ~80 % track,
 identify, page; 100 k users, ~10 events each), 500 per batch. Machine: {env.get("cpus", "?")} CPUs,
 {env.get("platform", "?")}, Python {env.get("python", "?")}, grpcio {env.get("grpcio", "?")}. Clients and servers share
@@ -570,7 +597,8 @@ def main(argv: list[str] | None = None) -> int:
     path = write_page(results_dir)
     if path is None:
         print(
-            f"nothing to show: no ingest.json, unify.json, http.json or audiences.json in {results_dir}",
+            "nothing to show: no ingest.json, unify.json, http.json, audiences.json or connections.json"
+            f" in {results_dir}",
             file=sys.stderr,
         )
         return 1
