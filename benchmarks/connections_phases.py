@@ -91,7 +91,7 @@ async def _deliver_all(worker: DestinationWorker, engine: _core.Engine, last_seq
     started = time.perf_counter()
     task = asyncio.create_task(worker.run())
     try:
-        while engine.destination_cursor(worker.id) < last_seq:
+        while engine.delivery_position(worker.id)[0] < last_seq:
             if task.done():
                 task.result()
             await asyncio.sleep(0.01)

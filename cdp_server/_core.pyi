@@ -56,6 +56,8 @@ class DeliveryRead:
     def filtered(self) -> int: ...
     @property
     def oldest_received_ms(self) -> int: ...
+    @property
+    def short(self) -> bool: ...
 
 @final
 class Engine:
@@ -152,7 +154,6 @@ class Engine:
         attempts: int = ...,
         first_failed_ms: int = ...,
         delivered: bytes = ...,
-        in_flight: int = ...,
     ) -> None: ...
     def report_delivery(
         self,

@@ -3,8 +3,12 @@ them, and settles them (cursor forward, failures to dead letters) in one durable
 
 At least once: a batch is settled only after the destination acknowledged it (or its events
 were dead-lettered), so a crash or a stop before that delivers it again, with the same
-`webhook-id`. In order: one batch at a time, in log order (so in order per profile). The next
-batch is read while the current one is delivered (the read releases the GIL in Rust).
+`webhook-id`: a batch that a restart would read the same way (it ended at the read's limits) is
+just read again; one that ended at the log's end has its end recorded before it is sent, and the
+read after a restart stops there. While batches keep coming, settlements are grouped (at most
+every SETTLE_EVERY_SECS; at once for dead letters and when caught up). In order: one batch at a
+time, in log order (so in order per profile). The next batch is read while the current one is
+delivered (the read releases the GIL in Rust).
 
 Retries (`retry.RetryPolicy`): a `RetryableError` waits and tries the same batch again until the
 retry window has passed since its first failure, then dead-letters it with the last error; a
@@ -19,6 +23,7 @@ import dataclasses
 import inspect
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -42,6 +47,9 @@ log = logging.getLogger(__name__)
 _READ_WAIT_SECS = 0.5
 # Replayed events delivered per batch, at most (beside the live ones).
 _REPLAY_CHUNK = 500
+# How long delivered batches may wait to be settled together while more keep coming: one durable
+# commit for several batches. A crash redelivers what was not settled (at least once).
+SETTLE_EVERY_SECS = 0.2
 
 Transform: TypeAlias = "Callable[[Batch, array.array[int]], tuple[Batch, array.array[int]]]"
 
@@ -108,22 +116,38 @@ class DestinationWorker:
             self._status("paused")
             await asyncio.Event().wait()
         position, recorded = await asyncio.to_thread(self.engine.delivery_position, self.id)
+        settled, settled_at = position, time.monotonic()
         self._status("idle")
-        # A batch that was in flight when the server stopped is read again up to where it ended,
-        # so that it is the same batch and goes again with the same id (receivers deduplicate).
         pending = self._read(position, _READ_WAIT_SECS, until=recorded)
         try:
             while True:
                 read = await pending
                 # Read ahead while this batch is delivered (a live read never returns events
-                # before `read.position`, whatever becomes of this batch).
-                has_events = bool(read.message_ids)
-                pending = self._read(read.position, 0.0 if has_events else _READ_WAIT_SECS)
-                if has_events or read.position > position:
-                    if has_events and read.position != recorded:
+                # before `read.position`, whatever becomes of this batch). Up to where a batch
+                # in flight at a stop ended, reads stop there: that batch is read again as it was.
+                has_events = read.position > position and len(read.seqs) > 0
+                pending = self._read(
+                    read.position,
+                    0.0 if has_events else _READ_WAIT_SECS,
+                    until=recorded if read.position < recorded else 0,
+                )
+                outcome = Outcome()
+                if has_events:
+                    if read.short and read.position > recorded:
+                        # The read stopped at the log's end: after a restart it could find more.
                         await asyncio.to_thread(self.engine.begin_delivery, self.id, read.position)
-                    recorded = await self._deliver_read(read, settle_position=read.position, next_read=pending)
-                    position = read.position
+                        recorded = read.position
+                    outcome = await self._deliver_read(read)
+                elif read.filtered:
+                    self.engine.report_delivery(self.id, filtered=read.filtered)
+                position = max(position, read.position)
+                # Settled when something must be recorded now (dead letters), when caught up, or
+                # every SETTLE_EVERY_SECS while busy: one durable commit for several batches.
+                if position > settled and (
+                    len(outcome.dead_seqs) or not has_events or time.monotonic() - settled_at >= SETTLE_EVERY_SECS
+                ):
+                    await self._settle(position, outcome)
+                    settled, settled_at = position, time.monotonic()
                 if self.replays:
                     await self._replay_chunk()
                 if not has_events and self._state != "idle":
@@ -149,21 +173,20 @@ class DestinationWorker:
         if not len(replay.seqs):
             self.replays.popleft()
         read = await asyncio.to_thread(self.engine.read_seqs_for_delivery, self.name, chunk.tobytes())
-        await self._deliver_read(read, settle_position=0, dead_letters=replay.dead_letters)
+        outcome = await self._deliver_read(read)
+        delivered = array.array("Q", read.seqs)
+        if not replay.dead_letters:
+            delivered = array.array("Q")
+        elif len(outcome.dead_seqs):
+            dead = set(outcome.dead_seqs)
+            delivered = array.array("Q", (s for s in delivered if s not in dead))
+        await self._settle(0, outcome, delivered)
 
-    async def _deliver_read(
-        self,
-        read: _core.DeliveryRead,
-        *,
-        settle_position: int,
-        dead_letters: bool = False,
-        next_read: asyncio.Future[_core.DeliveryRead] | None = None,
-    ) -> int:
-        """Delivers and settles a read; returns where the next batch ends if that was recorded
-        with the settlement (the read ahead had finished with events), else 0."""
+    async def _deliver_read(self, read: _core.DeliveryRead) -> Outcome:
+        """Delivers a read's events (through the mappings, if any) and counts the outcome."""
         seqs = array.array("Q", read.seqs)
         outcome = Outcome()
-        if read.message_ids:
+        if len(seqs):
             batch = Batch(self.name, read.raw, read.message_ids)
             if self.transform is not None:
                 batch, seqs = self.transform(batch, seqs)
@@ -175,26 +198,6 @@ class DestinationWorker:
             # refusal that dead-letters at once is never retried, so nothing else would record it.
             # Set before the settle, so that whoever sees the dead letters sees their reason here.
             self._status(self._state, outcome.reason)
-        delivered_seqs = seqs if dead_letters else array.array("Q")
-        if dead_letters and len(outcome.dead_seqs):
-            dead = set(outcome.dead_seqs)
-            delivered_seqs = array.array("Q", (s for s in seqs if s not in dead))
-        in_flight = 0
-        if next_read is not None and next_read.done() and not next_read.cancelled() and not next_read.exception():
-            ahead = next_read.result()
-            in_flight = ahead.position if ahead.message_ids else 0
-        await asyncio.to_thread(
-            self.engine.settle,
-            self.id,
-            settle_position,
-            dead_seqs=outcome.dead_seqs.tobytes(),
-            dead_ids=outcome.dead_ids,
-            reason=outcome.reason,
-            attempts=outcome.attempts,
-            first_failed_ms=int(outcome.first_failed * 1000),
-            delivered=delivered_seqs.tobytes(),
-            in_flight=in_flight,
-        )
         self.engine.report_delivery(
             self.id,
             delivered=outcome.delivered,
@@ -208,7 +211,22 @@ class DestinationWorker:
                 "events dead-lettered",
                 extra={"destination": self.name, "events": len(outcome.dead_seqs), "reason": outcome.reason},
             )
-        return in_flight
+        return outcome
+
+    async def _settle(self, position: int, outcome: Outcome, delivered: array.array[int] | None = None) -> None:
+        """One durable commit: the cursor to `position` (0: stays), `outcome`'s dead letters
+        stored, and the dead letters of `delivered` (replayed ones) gone."""
+        await asyncio.to_thread(
+            self.engine.settle,
+            self.id,
+            position,
+            dead_seqs=outcome.dead_seqs.tobytes(),
+            dead_ids=outcome.dead_ids,
+            reason=outcome.reason,
+            attempts=outcome.attempts,
+            first_failed_ms=int(outcome.first_failed * 1000),
+            delivered=(delivered or array.array("Q")).tobytes(),
+        )
 
     async def _deliver(self, batch: Batch, seqs: array.array[int]) -> Outcome:
         """Delivers `batch`, retrying as the policy says; never raises a delivery error."""

@@ -482,6 +482,10 @@ struct DeliveryRead {
     /// The earliest receive time in the batch (Unix ms; 0 when empty).
     #[pyo3(get)]
     oldest_received_ms: i64,
+    /// The read stopped at the end of the log (not at its limits): the same read after a
+    /// restart could return more, so record the batch's end before sending it.
+    #[pyo3(get)]
+    short: bool,
 }
 
 impl DeliveryRead {
@@ -493,6 +497,7 @@ impl DeliveryRead {
             position: batch.position,
             filtered: batch.filtered,
             oldest_received_ms: batch.oldest_received_ms,
+            short: batch.short,
         }
     }
 }
@@ -576,9 +581,9 @@ impl Engine {
 
     /// Settles finished work in one durable transaction: the cursor moves to `position` (0:
     /// stays), the events of `dead_seqs` become dead letters with `reason`, and the dead letters
-    /// of `delivered` (replayed ones) leave the store. `in_flight`: where the next batch, already
-    /// read, ends (recorded in the same transaction, sparing `begin_delivery`'s).
-    #[pyo3(signature = (id, position, *, dead_seqs=b"".as_slice(), dead_ids=Vec::new(), reason="", attempts=0, first_failed_ms=0, delivered=b"".as_slice(), in_flight=0))]
+    /// of `delivered` (replayed ones) leave the store. A batch in flight the cursor passes is
+    /// forgotten.
+    #[pyo3(signature = (id, position, *, dead_seqs=b"".as_slice(), dead_ids=Vec::new(), reason="", attempts=0, first_failed_ms=0, delivered=b"".as_slice()))]
     #[allow(clippy::too_many_arguments)]
     fn settle(
         &self,
@@ -591,7 +596,6 @@ impl Engine {
         attempts: u32,
         first_failed_ms: i64,
         delivered: &[u8],
-        in_flight: u64,
     ) -> PyResult<()> {
         let engine = &self.inner;
         let seqs = unpack_seqs(dead_seqs)?;
@@ -606,7 +610,7 @@ impl Engine {
             attempts,
             first_failed_ms,
         };
-        without_gil(py, || engine.settle(id, position, &dead, &delivered, in_flight))
+        without_gil(py, || engine.settle(id, position, &dead, &delivered))
     }
 
     /// Adds a worker's counts to destination `id`'s (`received_ms`: the delivered events'

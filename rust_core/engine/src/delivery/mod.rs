@@ -33,7 +33,7 @@ use crate::proto::{
 };
 use crate::store::Store;
 use crate::time;
-use routing::Route;
+use routing::{Route, Routed};
 pub use stats::Report;
 
 const META_NEXT_DESTINATION: &str = "next_destination_id";
@@ -62,12 +62,19 @@ pub struct DeliveryBatch {
     pub filtered: u64,
     /// The earliest receive time in the batch (Unix ms; 0 when empty).
     pub oldest_received_ms: i64,
+    /// Where each event's JSON starts in `raw` (it ends one byte before the next one's start).
+    starts: Vec<usize>,
+    /// The read stopped at the end of the log, not at its limits: after a restart the same read
+    /// could find more events, so the batch's end must be recorded before it is sent.
+    pub short: bool,
 }
 
 impl DeliveryBatch {
-    fn push(&mut self, seq: u64, event: &Event, message: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+    fn push(&mut self, seq: u64, event: &Event, routed: &Routed) -> Result<()> {
         self.raw.push(if self.seqs.is_empty() { b'[' } else { b',' });
-        serde_json::to_writer(&mut self.raw, message)
+        self.starts.push(self.raw.len());
+        routed
+            .write(event, &mut self.raw)
             .map_err(|e| EngineError::Storage(format!("cannot encode event {seq}: {e}")))?;
         self.message_ids.push(event.message_id.clone());
         self.seqs.push(seq);
@@ -76,6 +83,12 @@ impl DeliveryBatch {
             self.oldest_received_ms = received;
         }
         Ok(())
+    }
+
+    /// The JSON of the `i`th event.
+    fn event(&self, i: usize) -> &[u8] {
+        let end = self.starts.get(i + 1).map_or(self.raw.len() - 1, |next| next - 1);
+        &self.raw[self.starts[i]..end]
     }
 
     fn finish(mut self) -> Self {
@@ -336,7 +349,7 @@ impl Engine {
     /// Settles what a worker finished, in one durable transaction: the cursor moves to
     /// `position` (never back; 0: stays), `dead` events become dead letters with `reason`, and
     /// `delivered` dead letters (replayed ones) leave the store.
-    pub fn settle(&self, id: u32, position: u64, dead: &Dead<'_>, delivered: &[u64], in_flight: u64) -> Result<()> {
+    pub fn settle(&self, id: u32, position: u64, dead: &Dead<'_>, delivered: &[u64]) -> Result<()> {
         let dbs = &self.shared.store.delivery_dbs;
         let now = time::now_ms();
         self.write_delivery(|txn| {
@@ -344,9 +357,8 @@ impl Engine {
                 if dbs.cursors.get(txn, &id)?.unwrap_or(0) < position {
                     dbs.cursors.put(txn, &id, &position)?;
                 }
-                if in_flight > position {
-                    dbs.in_flight.put(txn, &id, &in_flight)?;
-                } else {
+                // The batch in flight is forgotten once the cursor has passed it.
+                if dbs.in_flight.get(txn, &id)?.is_some_and(|end| end <= position) {
                     dbs.in_flight.delete(txn, &id)?;
                 }
             }
@@ -428,10 +440,8 @@ impl Engine {
         until: u64,
     ) -> Result<DeliveryBatch> {
         let destination = self.destination(name)?;
-        let mut last = self.wait_for_events(after, wait);
-        if until > after {
-            last = last.min(until);
-        }
+        let log_end = self.wait_for_events(after, wait);
+        let last = if until > after { log_end.min(until) } else { log_end };
         // Compiled after the wait: every event up to `last` was committed before, so the route
         // knows its source (Engage's source is created with its first events).
         let route = self.route(&destination)?;
@@ -441,7 +451,7 @@ impl Engine {
         };
         let store = &self.shared.store;
         let mut scanned = 0;
-        'chunks: while batch.position < last && scanned < SCAN_PER_READ {
+        while batch.position < last && scanned < SCAN_PER_READ {
             let txn = store.log.read()?;
             let range = (batch.position + 1)..=last;
             for entry in store.log_dbs.events.range(&txn.txn, &range)?.take(CHUNK) {
@@ -454,10 +464,11 @@ impl Engine {
                 batch.position = seq;
                 scanned += 1;
                 if batch.seqs.len() >= limit.max(1) || batch.raw.len() >= max_bytes {
-                    break 'chunks;
+                    return Ok(batch.finish());
                 }
             }
         }
+        batch.short = batch.position == log_end;
         Ok(batch.finish())
     }
 
@@ -596,11 +607,10 @@ impl Engine {
         letters.truncate(limit);
         let seqs: Vec<u64> = letters.iter().map(|l| l.seq).collect();
         let events = self.read_seqs_for_delivery(&request.name, &seqs)?;
-        let decoded: Vec<serde_json::Value> = serde_json::from_slice(&events.raw).unwrap_or_default();
         for letter in &mut letters {
             letter.destination.clone_from(&request.name);
             if let Some(i) = events.seqs.iter().position(|s| *s == letter.seq) {
-                letter.event = serde_json::to_vec(&decoded[i]).unwrap_or_default();
+                letter.event = events.event(i).to_vec();
             }
         }
         Ok(ListDeadLettersResponse {
@@ -614,7 +624,7 @@ impl Engine {
     pub fn discard_dead_letters(&self, request: &[u8]) -> Result<Vec<u8>> {
         let request: DeadLettersRequest = proto::decode_request(request)?;
         let (id, seqs) = self.dead_letter_seqs(&request.name, &request.seqs)?;
-        self.settle(id, 0, &Dead::default(), &seqs, 0)?;
+        self.settle(id, 0, &Dead::default(), &seqs)?;
         Ok(DeadLettersResponse {
             count: seqs.len() as u64,
         }

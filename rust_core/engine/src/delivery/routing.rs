@@ -104,8 +104,8 @@ impl Route {
         }
     }
 
-    /// The event as the destination gets it (Segment JSON), or why it does not.
-    pub fn decide(&self, source_id: u32, event: &Event, replay: bool) -> Result<Map<String, Value>, Filtered> {
+    /// Whether the event goes to the destination and in what shape, or why it does not.
+    pub fn decide(&self, source_id: u32, event: &Event, replay: bool) -> Result<Routed, Filtered> {
         let engage = Some(source_id) == self.engage_source;
         if !engage && self.sources.as_ref().is_some_and(|ids| !ids.contains(&source_id)) {
             return Err(Filtered::Source);
@@ -141,6 +141,10 @@ impl Route {
                 || self.drop_events.contains(&event.event))
         {
             return Err(Filtered::EventName);
+        }
+        let trims_engage = connected.is_some() && matches!(self.computations, Computations::Keys(_));
+        if !replay && !trims_engage && self.drop_properties.is_empty() && self.allow_properties.is_none() {
+            return Ok(Routed::AsStored);
         }
         let mut message = event_json(event);
         if replay {
@@ -179,7 +183,7 @@ impl Route {
                 }
             }
         }
-        Ok(message)
+        Ok(Routed::Shaped(message))
     }
 
     fn connects(&self, key: &str) -> bool {
@@ -218,6 +222,36 @@ impl Route {
             Some(Value::Null) => false,
             Some(_) => true,
             None => map.get("All").and_then(Value::as_bool).unwrap_or(true),
+        }
+    }
+}
+
+/// How a routed event goes out.
+#[derive(Debug)]
+pub enum Routed {
+    /// As it is stored (no filter or replay changes it): written straight from the record.
+    AsStored,
+    /// Changed by the destination's filters, a replay or Engage's connections.
+    Shaped(Map<String, Value>),
+}
+
+impl Routed {
+    /// Appends the event's JSON to `out`.
+    pub fn write(&self, event: &Event, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        match self {
+            Routed::AsStored => {
+                crate::event_json::write_event_json(event, out);
+                Ok(())
+            }
+            Routed::Shaped(message) => serde_json::to_writer(out, message),
+        }
+    }
+
+    /// The event's JSON as a map.
+    pub fn into_map(self, event: &Event) -> Map<String, Value> {
+        match self {
+            Routed::AsStored => event_json(event),
+            Routed::Shaped(message) => message,
         }
     }
 }
@@ -305,7 +339,7 @@ mod tests {
             assert_eq!(r.decide(1, &event, false).is_ok(), delivered, "{integrations}");
         }
         event.integrations = br#"{"All":false}"#.to_vec();
-        let replayed = r.decide(1, &event, true).unwrap();
+        let replayed = r.decide(1, &event, true).unwrap().into_map(&event);
         assert_eq!(
             replayed["integrations"],
             serde_json::json!({"All": false, "hook": true})
@@ -351,7 +385,8 @@ mod tests {
         });
         let r = route(&d);
         assert_eq!(r.decide(1, &track("Noise"), false).unwrap_err(), Filtered::EventName);
-        let kept = r.decide(1, &track("Order"), false).unwrap();
+        let order = track("Order");
+        let kept = r.decide(1, &order, false).unwrap().into_map(&order);
         assert_eq!(kept["properties"], serde_json::json!({"total": 5}));
         let page = Event {
             r#type: EventType::Page as i32,
@@ -375,7 +410,10 @@ mod tests {
             .collect();
         assert_eq!(kept, again, "the same events are kept every time");
         let one = (0..2000)
-            .find_map(|i| r.decide(1, &track(&format!("e{i}")), false).ok())
+            .find_map(|i| {
+                let event = track(&format!("e{i}"));
+                r.decide(1, &event, false).ok().map(|routed| routed.into_map(&event))
+            })
             .unwrap();
         assert_eq!(one["properties"], serde_json::json!({"total": 5}));
     }
@@ -402,7 +440,7 @@ mod tests {
             "Engage events go only where connected"
         );
         d.computations = vec!["vip".into()];
-        let only_vip = route(&d).decide(9, &engage, false).unwrap();
+        let only_vip = route(&d).decide(9, &engage, false).unwrap().into_map(&engage);
         assert_eq!(only_vip["traits"], serde_json::json!({"vip": true}));
         assert_eq!(
             only_vip["context"]["personas"]["computations"],
@@ -410,7 +448,7 @@ mod tests {
             "nor the other computations' keys"
         );
         d.computations = vec!["*".into()];
-        let all = route(&d).decide(9, &engage, false).unwrap();
+        let all = route(&d).decide(9, &engage, false).unwrap().into_map(&engage);
         assert_eq!(all["traits"], serde_json::json!({"vip": true, "ltv": 12}));
     }
 }

@@ -130,8 +130,8 @@ fn settling_moves_the_cursor_and_keeps_dead_letters_across_a_restart() {
             attempts: 1,
             first_failed_ms: 5,
         };
-        engine.settle(d.id, batch.position, &dead, &[], 0).unwrap();
-        engine.settle(d.id, 1, &Dead::default(), &[], 0).unwrap();
+        engine.settle(d.id, batch.position, &dead, &[]).unwrap();
+        engine.settle(d.id, 1, &Dead::default(), &[]).unwrap();
         engine.close();
         d.id
     };
@@ -162,7 +162,7 @@ fn settling_moves_the_cursor_and_keeps_dead_letters_across_a_restart() {
     assert_eq!(event["messageId"], "m1");
     assert_eq!(page.next_after_seq, 2);
     // Delivered on a replay: they leave the store.
-    engine.settle(id, 0, &Dead::default(), &[2], 0).unwrap();
+    engine.settle(id, 0, &Dead::default(), &[2]).unwrap();
     assert_eq!(engine.dead_letter_seqs("d", &[]).unwrap().1, vec![3]);
     // Deleting the destination forgets its cursor and dead letters.
     engine
@@ -260,6 +260,11 @@ fn the_batch_in_flight_at_a_crash_is_read_again_exactly() {
         let d = create(&engine, hook("d"));
         send(&engine, (0..3).map(|i| track(&format!("a{i}"), "A")).collect());
         let first = read(&engine, "d", 0, 10);
+        assert!(first.short, "it stopped at the log's end");
+        assert!(
+            !read(&engine, "d", 0, 2).short,
+            "it stopped at its limit: a restart reads the same"
+        );
         engine.begin_delivery(d.id, first.position).unwrap();
         // More events arrive while the batch is at the destination; then the server dies.
         send(&engine, (0..3).map(|i| track(&format!("b{i}"), "A")).collect());
@@ -277,13 +282,14 @@ fn the_batch_in_flight_at_a_crash_is_read_again_exactly() {
         vec!["a0", "a1", "a2"],
         "the same batch, not a longer one"
     );
-    // Settling records where the batch read ahead ends, in the same transaction.
-    engine.settle(id, again.position, &Dead::default(), &[], 6).unwrap();
-    assert_eq!(engine.delivery_position(id).unwrap(), (3, 6));
-    engine.settle(id, 6, &Dead::default(), &[], 0).unwrap();
+    assert!(!again.short, "bounded by its recorded end");
+    // A settlement short of the batch's end keeps the record; one past it forgets it.
+    engine.settle(id, 2, &Dead::default(), &[]).unwrap();
+    assert_eq!(engine.delivery_position(id).unwrap(), (2, 3));
+    engine.settle(id, 6, &Dead::default(), &[]).unwrap();
     assert_eq!(engine.delivery_position(id).unwrap(), (6, 0), "nothing in flight");
     // A replay's settlement (position 0) leaves the record alone.
     engine.begin_delivery(id, 9).unwrap();
-    engine.settle(id, 0, &Dead::default(), &[], 0).unwrap();
+    engine.settle(id, 0, &Dead::default(), &[]).unwrap();
     assert_eq!(engine.delivery_position(id).unwrap(), (6, 9));
 }
