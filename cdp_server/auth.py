@@ -84,7 +84,7 @@ class Authenticator:
             cached = self._sources.get(digest)
         if cached is not None:
             return cached
-        source = self._engine.source_for_key(digest)
+        source = self._engine.events_source_for_key(digest)
         if source is None:
             _deny(context, "invalid write key: no source has this key")
         with self._lock:

@@ -18,8 +18,8 @@ import grpc
 import pytest
 import standardwebhooks
 from http_client import post
-from rpc import Rpc
-from tributary._proto.cdp.v1 import admin_pb2, event_pb2
+from rpc import Rpc, batch, track
+from tributary._proto.cdp.v1 import admin_pb2, event_pb2, ingest_pb2
 
 from cdp_server.destinations.signing import new_secret
 
@@ -212,6 +212,16 @@ def test_wrong_keys_sources_and_payloads_get_clear_statuses_and_store_nothing(rp
     for path, body, status, code in cases:
         got, answer, _ = post(rpc.server, path, body)
         assert (got, answer and answer["code"]) == (status, code), (path, answer)
+    assert events_of(rpc, "w-1") == []
+    # The key in the tool's URL opens the webhook route only: not the Tracking API, not gRPC.
+    status, answer, _ = post(rpc.server, "/v1/track", {"userId": "w-1", "event": "Forged"}, key=created.write_key)
+    assert (status, answer and answer["code"]) == (401, "unauthorized")
+    with pytest.raises(grpc.RpcError) as caught:
+        rpc.ingest.Send(
+            ingest_pb2.SendRequest(batch=batch([track("forged", user_id="w-1")])),
+            metadata=(("authorization", f"Bearer {created.write_key}"),),
+        )
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
     assert events_of(rpc, "w-1") == []
     # A mapped event the engine refuses (no userId or anonymousId) is listed, as the Tracking API does.
     status, answer, _ = post(rpc.server, created.webhook_path, {"event": "open", "campaign": "c"})

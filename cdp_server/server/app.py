@@ -72,7 +72,7 @@ class RunningServer:
 def ensure_dev_source(engine: _core.Engine, write_key: str) -> int:
     """Registers the development write key with a source, once."""
     digest = key_digest(write_key)
-    existing = engine.source_for_key(digest)
+    existing = engine.events_source_for_key(digest)
     if existing is not None:
         return existing
     name = "development"

@@ -80,6 +80,21 @@ impl Engine {
         Ok(self.shared.store.log_dbs.source_keys.get(&txn.txn, key_digest)?)
     }
 
+    /// The source owning a key digest if it takes Segment events (gRPC, the Tracking API): a
+    /// webhook source's key, given to a SaaS tool in its URL, opens its webhook route only.
+    pub fn events_source_for_key(&self, key_digest: &[u8]) -> Result<Option<u32>> {
+        let store = &self.shared.store;
+        let txn = store.log.read()?;
+        let Some(id) = store.log_dbs.source_keys.get(&txn.txn, key_digest)? else {
+            return Ok(None);
+        };
+        let kind = match store.log_dbs.sources.get(&txn.txn, &id)? {
+            Some(value) => proto::decode_record::<Source>(value, "a source record")?.kind,
+            None => SourceKind::Events as i32,
+        };
+        Ok((kind == SourceKind::Events as i32).then_some(id))
+    }
+
     /// The source named `name` (with its secrets), if any. Sources are few: a scan.
     pub fn source_named(&self, name: &str) -> Result<Option<Source>> {
         let txn = self.shared.store.log.read()?;
@@ -221,7 +236,10 @@ mod tests {
             "an update keeps the secret"
         );
 
+        assert_eq!(engine.source_for_key(&[1; 32]).unwrap(), Some(created.id));
+        assert_eq!(engine.events_source_for_key(&[1; 32]).unwrap(), None, "not for Segment events");
         engine.create_source("plain", &[2; 32]).unwrap();
+        assert!(engine.events_source_for_key(&[2; 32]).unwrap().is_some());
         assert!(matches!(
             engine.update_webhook_source("plain", "[]"),
             Err(EngineError::InvalidRequest(_))

@@ -52,7 +52,7 @@ impl Tracking {
         if let Some(&source) = self.sources.lock().get(&digest) {
             return Ok(Some(source));
         }
-        let found = self.engine.source_for_key(&digest)?;
+        let found = self.engine.events_source_for_key(&digest)?;
         if let Some(source) = found {
             self.sources.lock().insert(digest, source);
         }

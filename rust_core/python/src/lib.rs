@@ -261,10 +261,11 @@ impl Engine {
         Ok(PyBytes::new(py, &bytes))
     }
 
-    /// The id of the source owning a write-key digest, or None.
-    fn source_for_key(&self, py: Python<'_>, key_digest: &[u8]) -> PyResult<Option<u32>> {
+    /// The id of the source owning a write-key digest if it takes Segment events, or None (a
+    /// webhook source's key opens its webhook route only).
+    fn events_source_for_key(&self, py: Python<'_>, key_digest: &[u8]) -> PyResult<Option<u32>> {
         let engine = &self.inner;
-        without_gil(py, || engine.source_for_key(key_digest))
+        without_gil(py, || engine.events_source_for_key(key_digest))
     }
 
     /// The role ("read" or "admin") of the access token with this digest, or None.
