@@ -237,7 +237,11 @@ mod tests {
         );
 
         assert_eq!(engine.source_for_key(&[1; 32]).unwrap(), Some(created.id));
-        assert_eq!(engine.events_source_for_key(&[1; 32]).unwrap(), None, "not for Segment events");
+        assert_eq!(
+            engine.events_source_for_key(&[1; 32]).unwrap(),
+            None,
+            "not for Segment events"
+        );
         engine.create_source("plain", &[2; 32]).unwrap();
         assert!(engine.events_source_for_key(&[2; 32]).unwrap().is_some());
         assert!(matches!(
