@@ -71,7 +71,9 @@ pub fn encode_table<S: AsRef<str>>(
     let pool = plan.pool();
     let mut slots: Vec<Option<Value>> = vec![None; columns.len()];
     let mut nulled = vec![0u64; columns.len()];
-    let mut out = Vec::with_capacity(rows.len() * (columns.len() * 12 + 16) + 32);
+    // Values, a NULL's 4 bytes per missing one, the field count and load time per row.
+    let nulls = (rows.len() * columns.len()).saturating_sub(rows.value_count());
+    let mut out = Vec::with_capacity(rows.value_bytes() + 4 * nulls + rows.len() * 14 + 32);
     let mut scratch = Vec::new();
     if binary {
         out.extend_from_slice(BINARY_SIGNATURE);

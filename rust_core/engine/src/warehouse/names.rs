@@ -151,8 +151,9 @@ pub struct ColumnNames {
     // Per name: a bit per `TableKind` that reserves it (`kind_bit`).
     reserved_by: Vec<u8>,
     ids: FxHashMap<Box<str>, ColumnId>,
-    // children[0]: keys at the root; children[id + 1]: keys under column `id`.
-    children: Vec<FxHashMap<Box<str>, ColumnId>>,
+    // children[0]: keys at the root; children[id + 1]: keys under column `id` (keys as bytes: a
+    // known key is found without checking its UTF-8 again).
+    children: Vec<FxHashMap<Box<[u8]>, ColumnId>>,
 }
 
 impl ColumnNames {
@@ -172,8 +173,8 @@ impl ColumnNames {
         id
     }
 
-    /// The column of `key` under `parent`.
-    pub fn child(&mut self, parent: Parent, key: &str) -> ColumnId {
+    /// The column of `key` (UTF-8) under `parent`.
+    pub fn child(&mut self, parent: Parent, key: &[u8]) -> ColumnId {
         let slot = match parent {
             Parent::Root => 0,
             Parent::Column(id) => id as usize + 1,
@@ -181,11 +182,12 @@ impl ColumnNames {
         if let Some(&id) = self.children.get(slot).and_then(|keys| keys.get(key)) {
             return id;
         }
+        let text = std::str::from_utf8(key).unwrap_or_default();
         let prefix = match parent {
             Parent::Root => "",
             Parent::Column(id) => &self.names[id as usize],
         };
-        let id = self.intern(&column_name(prefix, key));
+        let id = self.intern(&column_name(prefix, text));
         if self.children.len() <= slot {
             self.children.resize_with(slot + 1, FxHashMap::default);
         }

@@ -109,6 +109,22 @@ impl TableRows {
     pub fn column_ids(&self) -> &[ColumnId] {
         &self.columns
     }
+
+    /// How many values its rows hold.
+    pub fn value_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// About the bytes its values take in a COPY payload (what to reserve for one).
+    pub fn value_bytes(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|entry| match entry.value {
+                Value::Str(span) | Value::Json(span) => 4 + span.len as usize,
+                _ => 12,
+            })
+            .sum()
+    }
 }
 
 /// Rows per table for one batch, and what the rules dropped.
@@ -695,7 +711,7 @@ impl<'a> Flattener<'a> {
                 Node::Null => continue,
                 value => value,
             };
-            let column = self.names.child(parent, str_of(self.pool, member.key));
+            let column = self.names.child(parent, &self.pool[member.key.range()]);
             match value {
                 Node::Object { first, len } if depth < MAX_FLATTEN_DEPTH => {
                     let inner = self.doc.members(first, len);
