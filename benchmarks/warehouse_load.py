@@ -7,9 +7,10 @@ On one private PostgreSQL (tests/postgres.py: 127.0.0.1, fsync off for both side
   `WarehouseDestination.deliver`: JSON decoding, Segment's schema (flattening, names, types), the casting rules,
   the duplicate check, one transaction a batch. Segment's schema puts each track event in two tables, `tracks`
   and its event's table (`order_completed`): two rows an event.
-- bare COPY, the same rows: those two rows an event, already built as tuples of typed values before the clock,
-  through psycopg's binary COPY (`write_row` with `set_types`: its fastest path, measured), one COPY per table and
-  one transaction a batch, into tables made `LIKE` ours (same columns, types and primary key).
+- bare COPY, the same rows: those two rows an event, already built as tuples of typed values before the clock (ours'
+  payloads for the batch, read back into Python values), through psycopg's binary COPY (`write_row` with
+  `set_types`: its fastest path, measured), one COPY per table and one transaction a batch, into tables made `LIKE`
+  ours (same columns, types and primary key).
 - bare COPY, one table: only the event table's rows (one COPY a batch): what one row an event costs.
 
 Every event is an `Order Completed` (varied properties and context), so that the bare COPY needs one table a
@@ -39,10 +40,10 @@ import orjson
 import psycopg
 from psycopg import sql
 
+from cdp_server import _core
 from cdp_server.destinations.base import Batch
-from cdp_server.destinations.warehouse import WarehouseKind
-from cdp_server.destinations.warehouse_copy import CopyColumns, CopyRowBuilder
-from cdp_server.destinations.warehouse_schema import LOAD_TIME_COLUMN, plan_batch
+from cdp_server.destinations.warehouse import LOAD_TIME_COLUMN, WarehouseKind
+from tests.pgcopy import read_binary_copy
 from tests.postgres import PostgresDatabase, PostgresServer
 
 BATCH_SIZE = 1_000
@@ -52,6 +53,14 @@ TARGET_RATIO = 0.7
 EVENT_TABLE = "order_completed"
 SCHEMA = "tributary"
 START = datetime(2024, 5, 1, tzinfo=UTC)
+# psycopg's `set_types` name of each column type's binary form.
+COPY_TYPES = {
+    "text": "text",
+    "bigint": "int8",
+    "double precision": "float8",
+    "boolean": "bool",
+    "timestamp with time zone": "timestamptz",
+}
 
 USER_AGENTS = [
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
@@ -118,11 +127,21 @@ def order_completed(index: int, rng: random.Random) -> dict[str, Any]:
 
 
 @dataclass
+class TableRows:
+    """One table's rows of a batch, as the bare COPY writes them: its columns (uuid_ts last), their `set_types`
+    names, and the tuples."""
+
+    table: str
+    columns: list[str]
+    copy_types: list[str]
+    tuples: list[tuple[Any, ...]]
+
+
+@dataclass
 class Workload:
     batches: list[Batch]
-    # Per batch: (table, tuples) for each table ours writes, in the order ours writes them.
-    rows: list[list[tuple[str, list[tuple[Any, ...]]]]]
-    columns: dict[str, CopyColumns]
+    # Per batch: the rows of each table ours writes, in the order ours writes them.
+    rows: list[list[TableRows]]
 
     @property
     def events(self) -> int:
@@ -130,26 +149,33 @@ class Workload:
 
 
 def build_workload(count: int, seed: int, data_types: dict[str, dict[str, str]]) -> Workload:
-    """The batches for ours, and the same rows as ready tuples for the bare COPY (`data_types`: the tables'
-    column types, as ours made them)."""
+    """The batches for ours, and the same rows as ready tuples for the bare COPY (`data_types`: the tables' column
+    types, as ours made them): ours' plan and payloads of each batch, read back into Python values."""
     rng = random.Random(seed)
-    load_time = datetime.now(UTC)
+    load_time_us = time.time_ns() // 1000
     batches: list[Batch] = []
-    rows: list[list[tuple[str, list[tuple[Any, ...]]]]] = []
-    columns: dict[str, CopyColumns] = {}
+    rows: list[list[TableRows]] = []
+    timestamp = "timestamp with time zone"
     for start in range(0, count, BATCH_SIZE):
         events = [order_completed(index, rng) for index in range(start, min(count, start + BATCH_SIZE))]
         message_ids = [event["messageId"] for event in events]
-        batches.append(Batch("warehouse-bench", orjson.dumps(events), message_ids))
-        builder = CopyRowBuilder(strings_may_hold_nul=False)
+        batch = Batch("warehouse-bench", orjson.dumps(events), message_ids)
+        batches.append(batch)
+        plan = _core.plan_warehouse_batch(batch.raw, message_ids)
         batch_rows = []
-        for table_rows in plan_batch(events, message_ids).tables.values():
-            table = table_rows.table
-            names = sorted(column for column in data_types[table] if column != LOAD_TIME_COLUMN)
-            columns[table] = CopyColumns.of([(name, data_types[table][name]) for name in names])
-            batch_rows.append((table, list(builder.rows(table, table_rows, columns[table], tail=load_time))))
+        for table in plan.tables:
+            types = [data_types[table.name][column] for column in table.columns]
+            payload = plan.encode(table.index, types, load_time_us).payload
+            batch_rows.append(
+                TableRows(
+                    table.name,
+                    [*table.columns, LOAD_TIME_COLUMN],
+                    [COPY_TYPES[data_type] for data_type in [*types, timestamp]],
+                    read_binary_copy(payload, [*types, timestamp]),
+                )
+            )
         rows.append(batch_rows)
-    return Workload(batches, rows, columns)
+    return Workload(batches, rows)
 
 
 async def load_ours(database: PostgresDatabase, batches: list[Batch]) -> float:
@@ -171,17 +197,16 @@ def load_bare(database: PostgresDatabase, workload: Workload, tables: list[str],
         started = time.perf_counter()
         for batch_rows in workload.rows:
             with connection.cursor() as cursor:
-                for table, tuples in batch_rows:
-                    if table not in tables:
+                for table_rows in batch_rows:
+                    if table_rows.table not in tables:
                         continue
-                    columns = workload.columns[table]
-                    names = sql.SQL(", ").join(map(sql.Identifier, [*columns.names, LOAD_TIME_COLUMN]))
+                    names = sql.SQL(", ").join(map(sql.Identifier, table_rows.columns))
                     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-                        sql.Identifier(schema, table), names
+                        sql.Identifier(schema, table_rows.table), names
                     )
                     with cursor.copy(statement) as copy:
-                        copy.set_types([*columns.copy_types, "timestamptz"])
-                        for row in tuples:
+                        copy.set_types(table_rows.copy_types)
+                        for row in table_rows.tuples:
                             copy.write_row(row)
             connection.commit()
         return time.perf_counter() - started
@@ -231,14 +256,16 @@ class Figures:
 def run(count: int, rounds: int, seed: int) -> Figures:
     server = PostgresServer.start()
     try:
-        # A first database made by ours: the tables' columns and types, which the bare COPY's tuples follow.
+        # A first database made by ours: the tables' columns and types, which the bare COPY's tuples follow. Its
+        # sample has every optional property and context object (a coupon, a campaign), as every batch has.
         probe = PostgresDatabase(server, "probe")
         server.execute('CREATE DATABASE "probe"')
-        sample = [order_completed(index, random.Random(seed)) for index in range(BATCH_SIZE)]
+        sample_rng = random.Random(seed)
+        sample = [order_completed(index, sample_rng) for index in range(BATCH_SIZE)]
         asyncio.run(load_ours(probe, [Batch.of_events("probe", sample, [event["messageId"] for event in sample])]))
         data_types = {table: probe.columns(table) for table in probe.tables()}
         workload = build_workload(count, seed, data_types)
-        tables = [table for table, _ in workload.rows[0]]
+        tables = [table_rows.table for table_rows in workload.rows[0]]
         gc.collect()
         gc.freeze()  # the workload is long-lived: keep it out of every collection, for both sides
         best_ours = best_same = best_one = float("inf")

@@ -1,6 +1,6 @@
 """Type stubs of the native engine module (checked against the binary by mypy.stubtest)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from os import PathLike
 from typing import final
 
@@ -18,6 +18,10 @@ __all__ = [
     "StorageFault",
     "StorageFull",
     "StreamAck",
+    "WarehouseCopy",
+    "WarehousePlan",
+    "WarehouseTable",
+    "plan_warehouse_batch",
 ]
 
 class CoreError(Exception): ...
@@ -58,6 +62,42 @@ class DeliveryRead:
     def oldest_received_ms(self) -> int: ...
     @property
     def short(self) -> bool: ...
+
+@final
+class WarehouseTable:
+    @property
+    def index(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def rows(self) -> int: ...
+    @property
+    def fixed_columns(self) -> list[tuple[str, str]]: ...
+    @property
+    def columns(self) -> list[str]: ...
+    @property
+    def column_types(self) -> list[str]: ...
+
+@final
+class WarehouseCopy:
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def binary(self) -> bool: ...
+    @property
+    def nulled(self) -> list[tuple[str, int]]: ...
+
+@final
+class WarehousePlan:
+    @property
+    def tables(self) -> list[WarehouseTable]: ...
+    @property
+    def discarded(self) -> int: ...
+    @property
+    def skipped_events(self) -> int: ...
+    def encode(self, table: int, data_types: Sequence[str], load_time_us: int) -> WarehouseCopy: ...
+
+def plan_warehouse_batch(raw: bytes, message_ids: Sequence[str]) -> WarehousePlan: ...
 
 @final
 class Engine:

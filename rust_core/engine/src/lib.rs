@@ -38,6 +38,7 @@ pub mod sources;
 pub mod store;
 pub mod time;
 pub mod tokens;
+pub mod warehouse;
 
 pub use config::EngineConfig;
 pub use error::{EngineError, Rejection};

@@ -4,6 +4,7 @@
 
 mod bitmap_bench;
 mod http;
+mod warehouse;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -674,6 +675,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<StreamAck>()?;
     m.add_class::<DeliveryRead>()?;
     bitmap_bench::register(m)?;
+    warehouse::register(m)?;
     m.add("CoreError", py.get_type::<CoreError>())?;
     m.add("InvalidRequest", py.get_type::<InvalidRequest>())?;
     m.add("NotFound", py.get_type::<NotFound>())?;
