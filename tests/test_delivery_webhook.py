@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -16,6 +18,8 @@ from rpc import Rpc, track
 from standardwebhooks import Webhook
 from tributary._proto.cdp.v1 import destination_pb2
 from webhook_sink import Reply, WebhookSink
+
+from cdp_server.destinations.manager import DELIVERY_NICENESS
 
 pytest_plugins = ["sinks_conftest"]
 
@@ -199,6 +203,29 @@ def test_a_destination_past_its_max_backlog_is_alerted_on_then_caught_up(
     assert fast_server.log_path.read_text().count("destination lagging") == 1
     metrics = urllib.request.urlopen(fast_server.http_url + "/metrics", timeout=10).read().decode()
     assert 'destination_lagging{destination="slow"} 0' in metrics
+
+
+def _thread_niceness(pid: int) -> list[int]:
+    """The niceness of each of a process's threads (field 19 of /proc/PID/task/TID/stat)."""
+    found = []
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        found.append(int(fields[16]))
+    return found
+
+
+def test_delivery_threads_run_below_ingest(server: Any, webhook_sink: WebhookSink) -> None:
+    destinations = Destinations(server)
+    destinations.webhook("hook", webhook_sink.url)
+    send(server, 5)
+    destinations.settled("hook")
+    assert server.process is not None
+    main_niceness = os.getpriority(os.PRIO_PROCESS, server.process.pid)
+    niceness = _thread_niceness(server.process.pid)
+    # The delivery loop and its pool's threads (a read, a settle: at least one) are lowered; the
+    # rest (gRPC, the HTTP port, the engine's ingest) are not.
+    assert niceness.count(min(main_niceness + DELIVERY_NICENESS, 19)) >= 2, niceness
+    assert niceness.count(main_niceness) > len(niceness) // 2, niceness
 
 
 def test_replay_a_message_id_to_one_destination(server: Any, webhook_sink: WebhookSink) -> None:
