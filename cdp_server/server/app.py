@@ -11,6 +11,7 @@ import errno
 import logging
 import signal
 import socket
+import sys
 import threading
 from concurrent import futures
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from cdp_server.destinations.manager import DeliveryManager
 from cdp_server.destinations.retry import ScaledClock, SystemClock
 from cdp_server.server import reflection
 from cdp_server.services import admin, audience, ingest, profile
+
+GIL_SWITCH_INTERVAL_SECS = 0.0005
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +233,11 @@ def _check_port_free(host: str, port: int, *, option: str = "--grpc-port") -> No
 
 def serve(settings: Settings) -> None:
     """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
+    # The gRPC handlers and the delivery workers share the GIL: a thread that waits for it asks
+    # the holder to let go after this interval (Python's default: 5 ms). Ingest's Python steps
+    # are short; with destinations delivering, 0.5 ms raised ingest from 0.62x to 0.77x of its
+    # speed without destinations (benchmarks/connections.py, quick).
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECS)
     running = start(settings)
     stop = threading.Event()
 
