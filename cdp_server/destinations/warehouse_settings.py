@@ -17,12 +17,14 @@ import ipaddress
 import re
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from cdp_server.destinations import addresses
+from cdp_server.destinations.addresses import AllowList
 from cdp_server.destinations.base import ConfigError, JsonObject, PermanentError, RetryableError
 
 DEFAULT_SCHEMA = "tributary"
@@ -36,7 +38,6 @@ CONNECTION_DEFAULTS = {
     "keepalives_count": "3",
 }
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?")
 UNIX_SOCKETS = "unix"
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -49,7 +50,8 @@ IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 class WarehouseSettings:
     dsn: str
     schema: str = DEFAULT_SCHEMA
-    allow: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()  # as configured (with "unix" for Unix sockets)
+    allow_list: AllowList = field(default_factory=AllowList, compare=False)
 
     @classmethod
     def parse(cls, settings: Mapping[str, Any]) -> WarehouseSettings:
@@ -69,12 +71,9 @@ class WarehouseSettings:
         allow = settings.get("allow", [])
         if not isinstance(allow, list | tuple) or not all(isinstance(entry, str) for entry in allow):
             raise ConfigError("settings.allow", "must be a list of strings")
-        for index, entry in enumerate(allow):
-            if not _valid_allow_entry(entry):
-                raise ConfigError(
-                    f"settings.allow[{index}]", f"{entry!r} is not {UNIX_SOCKETS!r}, an address, a network or a host"
-                )
-        parsed = cls(dsn.strip(), schema, tuple(entry.lower() for entry in allow))
+        entries = tuple(entry.lower() for entry in allow)
+        # "unix" reads as a host name too: harmless, a host of that name is then allowed as well.
+        parsed = cls(dsn.strip(), schema, entries, AllowList.parse(entries))
         params = parsed.connection_params()
         if "service" in params:
             raise ConfigError("settings.dsn", "service= is not supported: name the host in the dsn")
@@ -95,40 +94,24 @@ class WarehouseSettings:
         return {"dsn": self.dsn, "schema": self.schema, "allow": list(self.allow)}
 
 
-# -- addresses: a stand-in --------------------------------------------------------------------------------------
-# STAND-IN for cdp_server/destinations/addresses.py (check_url / AllowList, a colleague's): the same rule, stdlib
-# only. Swap `_valid_allow_entry` and `_refusal` for it when it lands; `pinned_connection_params` and
-# `check_hosts` stay.
+# -- addresses (the rule of addresses.py) -------------------------------------------------------------------------
 
 
-def _valid_allow_entry(entry: str) -> bool:
-    if entry == UNIX_SOCKETS:
-        return True
-    try:
-        ipaddress.ip_network(entry, strict=False)
-        return True
-    except ValueError:
-        return _HOST_NAME.fullmatch(entry.lower()) is not None
-
-
-def _refusal(host: str, address: IpAddress, allow: Sequence[str]) -> str | None:
-    """Why `host` (resolved to `address`) may not be reached, or None: non-global addresses need `allow`."""
-    if address.version == 6 and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if address.is_global and not address.is_multicast:
+def _refusal(host: str, address: IpAddress, settings: WarehouseSettings) -> str | None:
+    """Why `host` (resolved to `address`) may not be reached, or None."""
+    if settings.allow_list.names(host):
         return None
-    for entry in allow:
-        if entry == host.lower():
-            return None
-        try:
-            if address in ipaddress.ip_network(entry, strict=False):
-                return None
-        except ValueError:
-            continue
-    return f"host {host} is a private, loopback or reserved address ({address}); name it in settings.allow to use it"
+    refusal = addresses.address_refusal(address, settings.allow_list)
+    return None if refusal is None else f"host {host} is not public: {refusal}; name it in settings.allow to use it"
 
 
-# -- end of the stand-in ------------------------------------------------------------------------------------------
+def _refusal_as_written(host: str, settings: WarehouseSettings) -> str | None:
+    """The refusal decided without DNS (an address in any literal form, a localhost name)."""
+    try:
+        refusal = addresses.host_refusal(host, settings.allow_list)
+    except ValueError as error:
+        return str(error)
+    return None if refusal is None else f"host {refusal}; name it in settings.allow to use it"
 
 
 def _host_pairs(params: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -143,21 +126,21 @@ def _host_pairs(params: Mapping[str, str]) -> list[tuple[str, str]]:
 
 def _literal_address(text: str) -> IpAddress | None:
     try:
-        return ipaddress.ip_address(text)
+        return addresses.literal_address(text)
     except ValueError:
         return None
 
 
-def _first_refusal(host: str, addresses: Sequence[IpAddress], allow: Sequence[str]) -> str | None:
-    for address in addresses:
-        refusal = _refusal(host or str(address), address, allow)
+def _first_refusal(host: str, resolved: Sequence[IpAddress], settings: WarehouseSettings) -> str | None:
+    for address in resolved:
+        refusal = _refusal(host or str(address), address, settings)
         if refusal:
             return refusal
     return None
 
 
-def _unix_socket_refusal(host: str, allow: Sequence[str]) -> str | None:
-    return None if UNIX_SOCKETS in allow else f'unix socket {host} needs "unix" in settings.allow'
+def _unix_socket_refusal(host: str, settings: WarehouseSettings) -> str | None:
+    return None if UNIX_SOCKETS in settings.allow else f'unix socket {host} needs "unix" in settings.allow'
 
 
 def check_hosts(settings: WarehouseSettings) -> None:
@@ -165,15 +148,17 @@ def check_hosts(settings: WarehouseSettings) -> None:
     resolved; one that does not resolve now is let through (it is checked again at each connection)."""
     for host, hostaddr in _host_pairs(settings.connection_params()):
         if host.startswith("/"):
-            refusal = _unix_socket_refusal(host, settings.allow)
+            refusal = _unix_socket_refusal(host, settings)
+        elif not hostaddr and (refusal := _refusal_as_written(host, settings)) is not None:
+            pass
         else:
             literal = _literal_address(hostaddr or host)
             try:
                 infos = [] if literal is not None else socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
             except OSError:
                 continue
-            addresses = [literal] if literal is not None else [ipaddress.ip_address(info[4][0]) for info in infos]
-            refusal = _first_refusal(host, addresses, settings.allow)
+            resolved = [literal] if literal is not None else [_sockaddr_address(info[4]) for info in infos]
+            refusal = _first_refusal(host, resolved, settings)
         if refusal:
             raise ConfigError("settings.dsn", refusal)
 
@@ -186,7 +171,9 @@ async def pinned_connection_params(settings: WarehouseSettings) -> dict[str, str
     pinned: list[str] = []
     for host, hostaddr in _host_pairs(params):
         if host.startswith("/"):
-            refusal = _unix_socket_refusal(host, settings.allow)
+            refusal = _unix_socket_refusal(host, settings)
+            pinned.append("")
+        elif not hostaddr and (refusal := _refusal_as_written(host, settings)) is not None:
             pinned.append("")
         else:
             literal = _literal_address(hostaddr or host)
@@ -194,11 +181,15 @@ async def pinned_connection_params(settings: WarehouseSettings) -> dict[str, str
                 infos = [] if literal is not None else await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
             except OSError as error:
                 raise RetryableError(f"warehouse: cannot resolve {host}: {error}") from error
-            addresses = [literal] if literal is not None else [ipaddress.ip_address(info[4][0]) for info in infos]
-            refusal = _first_refusal(host, addresses, settings.allow)
-            pinned.append(str(addresses[0]))
+            resolved = [literal] if literal is not None else [_sockaddr_address(info[4]) for info in infos]
+            refusal = _first_refusal(host, resolved, settings)
+            pinned.append(str(resolved[0]))
         if refusal:
             raise PermanentError(f"warehouse: {refusal}")
     if any(pinned):
         params["hostaddr"] = ",".join(pinned)
     return CONNECTION_DEFAULTS | params
+
+
+def _sockaddr_address(sockaddr: tuple[Any, ...]) -> IpAddress:
+    return ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
