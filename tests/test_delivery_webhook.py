@@ -240,6 +240,31 @@ def test_replay_a_message_id_to_one_destination(server: Any, webhook_sink: Webho
     assert [e["messageId"] for e in delivered_events(webhook_sink.requests[before:])] == [ids[2]]
 
 
+def test_a_replay_queued_while_paused_survives_a_restart_and_runs_once(server: Any, webhook_sink: WebhookSink) -> None:
+    destinations = Destinations(server)
+    destinations.webhook("hook", webhook_sink.url)
+    ids = send(server, 6)
+    destinations.settled("hook")
+    destinations.call("SetDestinationPaused", destination_pb2.SetDestinationPausedRequest(name="hook", paused=True))
+    before = len(webhook_sink.requests)
+    reply = destinations.call("Replay", destination_pb2.ReplayRequest(name="hook", message_ids=ids[1:4]))
+    assert reply.queued == 3
+    assert destinations.stats("hook").state == "paused"
+    assert server.stop() == 0
+    server.start()
+    destinations = Destinations(server)
+    assert len(webhook_sink.requests) == before, "paused: nothing sent"
+    destinations.call("SetDestinationPaused", destination_pb2.SetDestinationPausedRequest(name="hook", paused=False))
+    wait_for(lambda: len(delivered_events(webhook_sink.requests[before:])) >= 3)
+    wait_for(lambda: destinations.stats("hook").replays == 0)
+    assert [e["messageId"] for e in delivered_events(webhook_sink.requests[before:])] == ids[1:4]
+    # Done, it is forgotten: another restart replays nothing.
+    assert server.stop() == 0
+    server.start()
+    Destinations(server).settled("hook")
+    assert [e["messageId"] for e in delivered_events(webhook_sink.requests[before:])] == ids[1:4]
+
+
 @pytest.mark.parametrize(
     "url",
     [

@@ -91,14 +91,15 @@ class DeliveryManager:
         """Matches the workers to the engine's definitions (call after any change)."""
         self._run(self._reconcile())
 
-    def replay(self, name: str, seqs: bytes, *, dead_letters: bool) -> None:
-        """Queues log sequences (packed) for delivery again to destination `name`."""
+    def replay(self, id: int, name: str, seqs: bytes, *, dead_letters: bool) -> None:
+        """Records a replay of log sequences (packed) to destination `name` in the engine (a
+        paused or restarted destination finishes it when it runs), and hands it to its worker."""
+        number = self._engine.queue_replay(id, seqs, dead_letters)
 
         async def queue() -> None:
             running = self._running.get(name)
-            if running is None:
-                raise _core.FailedPrecondition(f"destination {name!r} is not running (paused?)")
-            running.worker.queue_replay(Replay(array.array("Q", seqs), dead_letters))
+            if running is not None:
+                running.worker.queue_replay(Replay(number, array.array("Q", seqs), dead_letters))
 
         self._run(queue())
 

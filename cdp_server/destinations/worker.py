@@ -70,8 +70,10 @@ class Outcome:
 @dataclass
 class Replay:
     """Events to deliver again: log sequences, and whether they are the destination's own dead
-    letters (delivered ones then leave the store)."""
+    letters (delivered ones then leave the store). Recorded in the engine under `number`, with
+    its progress settled chunk by chunk, so that a restart finishes it."""
 
+    number: int
     seqs: array.array[int]
     dead_letters: bool
 
@@ -102,7 +104,8 @@ class DestinationWorker:
         self._state = ""
 
     def queue_replay(self, replay: Replay) -> None:
-        if len(replay.seqs):
+        """Adds a replay the engine recorded (one already queued, by number, is not added twice)."""
+        if len(replay.seqs) and all(queued.number != replay.number for queued in self.replays):
             self.replays.append(replay)
             self._wake.set()
 
@@ -116,6 +119,8 @@ class DestinationWorker:
             self._status("paused")
             await asyncio.Event().wait()
         position, recorded = await asyncio.to_thread(self.engine.delivery_position, self.id)
+        for number, dead_letters, seqs in await asyncio.to_thread(self.engine.pending_replays, self.id):
+            self.queue_replay(Replay(number, array.array("Q", seqs), dead_letters))
         settled, settled_at = position, time.monotonic()
         self._status("idle")
         pending = self._read(position, _READ_WAIT_SECS, until=recorded)
@@ -180,7 +185,7 @@ class DestinationWorker:
         elif len(outcome.dead_seqs):
             dead = set(outcome.dead_seqs)
             delivered = array.array("Q", (s for s in delivered if s not in dead))
-        await self._settle(0, outcome, delivered)
+        await self._settle(0, outcome, delivered, replay=replay)
 
     async def _deliver_read(self, read: _core.DeliveryRead) -> Outcome:
         """Delivers a read's events (through the mappings, if any) and counts the outcome."""
@@ -213,9 +218,16 @@ class DestinationWorker:
             )
         return outcome
 
-    async def _settle(self, position: int, outcome: Outcome, delivered: array.array[int] | None = None) -> None:
+    async def _settle(
+        self,
+        position: int,
+        outcome: Outcome,
+        delivered: array.array[int] | None = None,
+        *,
+        replay: Replay | None = None,
+    ) -> None:
         """One durable commit: the cursor to `position` (0: stays), `outcome`'s dead letters
-        stored, and the dead letters of `delivered` (replayed ones) gone."""
+        stored, the dead letters of `delivered` (replayed ones) gone, and `replay`'s progress."""
         await asyncio.to_thread(
             self.engine.settle,
             self.id,
@@ -226,6 +238,8 @@ class DestinationWorker:
             attempts=outcome.attempts,
             first_failed_ms=int(outcome.first_failed * 1000),
             delivered=(delivered or array.array("Q")).tobytes(),
+            replay_number=replay.number if replay else 0,
+            replay_remaining=replay.seqs.tobytes() if replay else b"",
         )
 
     async def _deliver(self, batch: Batch, seqs: array.array[int]) -> Outcome:

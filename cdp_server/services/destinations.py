@@ -159,8 +159,11 @@ class DestinationAdmin:
         self._auth.require(Role.ADMIN, context)
         if not request.message_ids and request.end_ms and request.end_ms <= request.start_ms:
             raise ConfigError("end_ms", "must be after start_ms (or 0: until now)")
-        seqs = self._engine.replay_selection(request.name, request.start_ms, request.end_ms, list(request.message_ids))
-        self._manager.replay(request.name, seqs, dead_letters=False)
+        id, seqs = self._engine.replay_selection(
+            request.name, request.start_ms, request.end_ms, list(request.message_ids)
+        )
+        if seqs:
+            self._manager.replay(id, request.name, seqs, dead_letters=False)
         return destination_pb2.ReplayResponse(queued=len(seqs) // 8)
 
     @errors.unary
@@ -169,8 +172,9 @@ class DestinationAdmin:
     ) -> destination_pb2.DeadLettersResponse:
         self._auth.require(Role.ADMIN, context)
         only = b"".join(seq.to_bytes(8, "little") for seq in request.seqs)
-        _, seqs = self._engine.dead_letter_seqs(request.name, only)
-        self._manager.replay(request.name, seqs, dead_letters=True)
+        id, seqs = self._engine.dead_letter_seqs(request.name, only)
+        if seqs:
+            self._manager.replay(id, request.name, seqs, dead_letters=True)
         return destination_pb2.DeadLettersResponse(count=len(seqs) // 8)
 
     @errors.unary

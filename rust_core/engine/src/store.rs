@@ -277,6 +277,9 @@ pub struct DeliveryDatabases {
     /// is sent: after a crash the same batch is read again, so it goes with the same id.
     pub in_flight: Database<BeU32, BeU64>,
     pub dead_letters: Database<Bytes, Bytes>,
+    /// Replays not yet done: [destination id][replay number] → [1 if of dead letters][the log
+    /// sequences still to deliver, u64 little-endian], so a restart finishes them.
+    pub replays: Database<Bytes, Bytes>,
 }
 
 pub struct Store {
@@ -345,6 +348,7 @@ impl Store {
                 cursors: delivery.env.create_database(txn, Some("cursors"))?,
                 in_flight: delivery.env.create_database(txn, Some("in_flight"))?,
                 dead_letters: delivery.env.create_database(txn, Some("dead_letters"))?,
+                replays: delivery.env.create_database(txn, Some("replays"))?,
             })
         })?;
         Ok(Self {

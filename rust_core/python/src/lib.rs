@@ -544,8 +544,8 @@ impl Engine {
         Ok(DeliveryRead::new(py, batch))
     }
 
-    /// The packed log sequences a replay to `name` delivers: received in [start_ms, end_ms)
-    /// (end 0: no end), or with one of `message_ids` when any are given.
+    /// Destination `name`'s id and the packed log sequences a replay to it delivers: received
+    /// in [start_ms, end_ms) (end 0: no end), or with one of `message_ids` when any are given.
     fn replay_selection<'py>(
         &self,
         py: Python<'py>,
@@ -553,10 +553,10 @@ impl Engine {
         start_ms: i64,
         end_ms: i64,
         message_ids: Vec<String>,
-    ) -> PyResult<Bound<'py, PyBytes>> {
+    ) -> PyResult<(u32, Bound<'py, PyBytes>)> {
         let engine = &self.inner;
-        let seqs = without_gil(py, || engine.replay_selection(name, start_ms, end_ms, &message_ids))?;
-        Ok(PyBytes::new(py, &pack_seqs(&seqs)))
+        let (id, seqs) = without_gil(py, || engine.replay_selection(name, start_ms, end_ms, &message_ids))?;
+        Ok((id, PyBytes::new(py, &pack_seqs(&seqs))))
     }
 
     /// Destination `name`'s id and the packed sequences of its dead letters (`only` those of
@@ -584,8 +584,9 @@ impl Engine {
     /// Settles finished work in one durable transaction: the cursor moves to `position` (0:
     /// stays), the events of `dead_seqs` become dead letters with `reason`, and the dead letters
     /// of `delivered` (replayed ones) leave the store. A batch in flight the cursor passes is
-    /// forgotten.
-    #[pyo3(signature = (id, position, *, dead_seqs=b"".as_slice(), dead_ids=Vec::new(), reason="", attempts=0, first_failed_ms=0, delivered=b"".as_slice()))]
+    /// forgotten. `replay_number` (0: none): the replay a chunk belonged to, with what is left of
+    /// it (`replay_remaining`, packed; empty: done).
+    #[pyo3(signature = (id, position, *, dead_seqs=b"".as_slice(), dead_ids=Vec::new(), reason="", attempts=0, first_failed_ms=0, delivered=b"".as_slice(), replay_number=0, replay_remaining=b"".as_slice()))]
     #[allow(clippy::too_many_arguments)]
     fn settle(
         &self,
@@ -598,6 +599,8 @@ impl Engine {
         attempts: u32,
         first_failed_ms: i64,
         delivered: &[u8],
+        replay_number: u64,
+        replay_remaining: &[u8],
     ) -> PyResult<()> {
         let engine = &self.inner;
         let seqs = unpack_seqs(dead_seqs)?;
@@ -612,7 +615,30 @@ impl Engine {
             attempts,
             first_failed_ms,
         };
-        without_gil(py, || engine.settle(id, position, &dead, &delivered))
+        let remaining = unpack_seqs(replay_remaining)?;
+        let replay = (replay_number > 0).then(|| tributary_engine::delivery::ReplayProgress {
+            number: replay_number,
+            remaining: &remaining,
+        });
+        without_gil(py, || engine.settle(id, position, &dead, &delivered, replay))
+    }
+
+    /// Records a replay (packed sequences) to destination `id` durably; returns its number.
+    fn queue_replay(&self, py: Python<'_>, id: u32, seqs: &[u8], dead_letters: bool) -> PyResult<u64> {
+        let engine = &self.inner;
+        let seqs = unpack_seqs(seqs)?;
+        without_gil(py, || engine.queue_replay(id, &seqs, dead_letters))
+    }
+
+    /// Destination `id`'s unfinished replays, oldest first: (number, of dead letters, packed
+    /// sequences still to deliver).
+    fn pending_replays<'py>(&self, py: Python<'py>, id: u32) -> PyResult<Vec<(u64, bool, Bound<'py, PyBytes>)>> {
+        let engine = &self.inner;
+        let pending = without_gil(py, || engine.pending_replays(id))?;
+        Ok(pending
+            .into_iter()
+            .map(|(number, dead_letters, seqs)| (number, dead_letters, PyBytes::new(py, &pack_seqs(&seqs))))
+            .collect())
     }
 
     /// Adds a worker's counts to destination `id`'s (`received_ms`: the delivered events'

@@ -326,9 +326,9 @@ impl Engine {
             delivery.cursors.delete(txn, &id)?;
             delivery.in_flight.delete(txn, &id)?;
             let (from, to) = (dead_letter_key(id, 0), dead_letter_key(id, u64::MAX));
-            delivery
-                .dead_letters
-                .delete_range(txn, &(Bound::Included(&from[..]), Bound::Included(&to[..])))?;
+            let range = (Bound::Included(&from[..]), Bound::Included(&to[..]));
+            delivery.dead_letters.delete_range(txn, &range)?;
+            delivery.replays.delete_range(txn, &range)?;
             Ok(())
         })?;
         self.shared.delivery.forget(id);
@@ -349,7 +349,14 @@ impl Engine {
     /// Settles what a worker finished, in one durable transaction: the cursor moves to
     /// `position` (never back; 0: stays), `dead` events become dead letters with `reason`, and
     /// `delivered` dead letters (replayed ones) leave the store.
-    pub fn settle(&self, id: u32, position: u64, dead: &Dead<'_>, delivered: &[u64]) -> Result<()> {
+    pub fn settle(
+        &self,
+        id: u32,
+        position: u64,
+        dead: &Dead<'_>,
+        delivered: &[u64],
+        replay: Option<ReplayProgress<'_>>,
+    ) -> Result<()> {
         let dbs = &self.shared.store.delivery_dbs;
         let now = time::now_ms();
         self.write_delivery(|txn| {
@@ -382,8 +389,62 @@ impl Engine {
             for seq in delivered {
                 dbs.dead_letters.delete(txn, &dead_letter_key(id, *seq))?;
             }
+            if let Some(replay) = &replay {
+                let key = dead_letter_key(id, replay.number);
+                if replay.remaining.is_empty() {
+                    dbs.replays.delete(txn, &key)?;
+                } else if let Some(stored) = dbs.replays.get(txn, &key)? {
+                    let record = replay_record(stored.first() == Some(&1), replay.remaining);
+                    dbs.replays.put(txn, &key, &record)?;
+                }
+            }
             Ok(())
         })
+    }
+
+    /// Records a replay to destination `id` (durably: a restart finishes it); returns its number.
+    pub fn queue_replay(&self, id: u32, seqs: &[u64], dead_letters: bool) -> Result<u64> {
+        let dbs = &self.shared.store.delivery_dbs;
+        self.write_delivery(|txn| {
+            let (from, to) = (dead_letter_key(id, 0), dead_letter_key(id, u64::MAX));
+            let last = dbs
+                .replays
+                .rev_range(txn, &(Bound::Included(&from[..]), Bound::Included(&to[..])))?
+                .next()
+                .transpose()?
+                .map_or(0, |(key, _)| {
+                    u64::from_be_bytes(key[4..12].try_into().unwrap_or_default())
+                });
+            let number = last + 1;
+            dbs.replays
+                .put(txn, &dead_letter_key(id, number), &replay_record(dead_letters, seqs))?;
+            Ok(number)
+        })
+    }
+
+    /// Destination `id`'s unfinished replays, oldest first: (number, of dead letters, the
+    /// sequences still to deliver).
+    pub fn pending_replays(&self, id: u32) -> Result<Vec<(u64, bool, Vec<u64>)>> {
+        let store = &self.shared.store;
+        let txn = store.delivery.read()?;
+        let (from, to) = (dead_letter_key(id, 0), dead_letter_key(id, u64::MAX));
+        let mut out = Vec::new();
+        for entry in store
+            .delivery_dbs
+            .replays
+            .range(&txn.txn, &(Bound::Included(&from[..]), Bound::Included(&to[..])))?
+        {
+            let (key, value) = entry?;
+            let number = u64::from_be_bytes(key[4..12].try_into().unwrap_or_default());
+            let seqs = value
+                .get(1..)
+                .unwrap_or_default()
+                .chunks_exact(8)
+                .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+                .collect();
+            out.push((number, value.first() == Some(&1), seqs));
+        }
+        Ok(out)
     }
 
     /// Records that destination `id` is about to deliver the batch ending at `end`.
@@ -496,10 +557,16 @@ impl Engine {
         Ok(batch.finish())
     }
 
-    /// The log sequences a replay to `name` delivers: events received in `[start_ms, end_ms)`
+    /// Destination `name`'s id and the log sequences a replay to it delivers: events received in `[start_ms, end_ms)`
     /// (end 0: no end), or exactly those with `message_ids` when any are given, that the
     /// destination's routing lets through on a replay.
-    pub fn replay_selection(&self, name: &str, start_ms: i64, end_ms: i64, message_ids: &[String]) -> Result<Vec<u64>> {
+    pub fn replay_selection(
+        &self,
+        name: &str,
+        start_ms: i64,
+        end_ms: i64,
+        message_ids: &[String],
+    ) -> Result<(u32, Vec<u64>)> {
         let destination = self.destination(name)?;
         let route = self.route(&destination)?;
         let wanted: FxHashSet<&str> = message_ids.iter().map(String::as_str).collect();
@@ -529,7 +596,7 @@ impl Engine {
                 }
             }
         }
-        Ok(seqs)
+        Ok((destination.id, seqs))
     }
 
     /// Destination `name`'s id and its dead letters' sequences: `only` those (when given), or all.
@@ -624,7 +691,7 @@ impl Engine {
     pub fn discard_dead_letters(&self, request: &[u8]) -> Result<Vec<u8>> {
         let request: DeadLettersRequest = proto::decode_request(request)?;
         let (id, seqs) = self.dead_letter_seqs(&request.name, &request.seqs)?;
-        self.settle(id, 0, &Dead::default(), &seqs)?;
+        self.settle(id, 0, &Dead::default(), &seqs, None)?;
         Ok(DeadLettersResponse {
             count: seqs.len() as u64,
         }
@@ -694,6 +761,22 @@ impl Engine {
             })
             .collect()
     }
+}
+
+/// A replay's progress, settled with the chunk just delivered.
+pub struct ReplayProgress<'a> {
+    pub number: u64,
+    /// What is left to deliver (empty: the replay is done and forgotten).
+    pub remaining: &'a [u64],
+}
+
+fn replay_record(dead_letters: bool, seqs: &[u64]) -> Vec<u8> {
+    let mut record = Vec::with_capacity(1 + seqs.len() * 8);
+    record.push(u8::from(dead_letters));
+    for seq in seqs {
+        record.extend_from_slice(&seq.to_le_bytes());
+    }
+    record
 }
 
 /// Events that become dead letters when a batch is settled.

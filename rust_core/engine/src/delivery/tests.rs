@@ -130,8 +130,8 @@ fn settling_moves_the_cursor_and_keeps_dead_letters_across_a_restart() {
             attempts: 1,
             first_failed_ms: 5,
         };
-        engine.settle(d.id, batch.position, &dead, &[]).unwrap();
-        engine.settle(d.id, 1, &Dead::default(), &[]).unwrap();
+        engine.settle(d.id, batch.position, &dead, &[], None).unwrap();
+        engine.settle(d.id, 1, &Dead::default(), &[], None).unwrap();
         engine.close();
         d.id
     };
@@ -162,7 +162,7 @@ fn settling_moves_the_cursor_and_keeps_dead_letters_across_a_restart() {
     assert_eq!(event["messageId"], "m1");
     assert_eq!(page.next_after_seq, 2);
     // Delivered on a replay: they leave the store.
-    engine.settle(id, 0, &Dead::default(), &[2]).unwrap();
+    engine.settle(id, 0, &Dead::default(), &[2], None).unwrap();
     assert_eq!(engine.dead_letter_seqs("d", &[]).unwrap().1, vec![3]);
     // Deleting the destination forgets its cursor and dead letters.
     engine
@@ -190,14 +190,15 @@ fn a_replay_selects_by_message_id_or_receive_time_and_forces_the_destination_on(
     );
     let picked = engine
         .replay_selection("d", 0, 0, &["off".to_owned(), "b".to_owned()])
-        .unwrap();
+        .unwrap()
+        .1;
     assert_eq!(picked, vec![2, 3]);
     let batch = engine.read_seqs_for_delivery("d", &picked).unwrap();
     let json: Vec<serde_json::Value> = serde_json::from_slice(&batch.raw).unwrap();
     assert_eq!(json[0]["integrations"], serde_json::json!({"All": false, "d": true}));
     let now = time::now_ms();
-    assert_eq!(engine.replay_selection("d", 0, 0, &[]).unwrap(), vec![1, 2, 3]);
-    assert!(engine.replay_selection("d", now + 60_000, 0, &[]).unwrap().is_empty());
+    assert_eq!(engine.replay_selection("d", 0, 0, &[]).unwrap().1, vec![1, 2, 3]);
+    assert!(engine.replay_selection("d", now + 60_000, 0, &[]).unwrap().1.is_empty());
 }
 
 #[test]
@@ -284,12 +285,53 @@ fn the_batch_in_flight_at_a_crash_is_read_again_exactly() {
     );
     assert!(!again.short, "bounded by its recorded end");
     // A settlement short of the batch's end keeps the record; one past it forgets it.
-    engine.settle(id, 2, &Dead::default(), &[]).unwrap();
+    engine.settle(id, 2, &Dead::default(), &[], None).unwrap();
     assert_eq!(engine.delivery_position(id).unwrap(), (2, 3));
-    engine.settle(id, 6, &Dead::default(), &[]).unwrap();
+    engine.settle(id, 6, &Dead::default(), &[], None).unwrap();
     assert_eq!(engine.delivery_position(id).unwrap(), (6, 0), "nothing in flight");
     // A replay's settlement (position 0) leaves the record alone.
     engine.begin_delivery(id, 9).unwrap();
-    engine.settle(id, 0, &Dead::default(), &[]).unwrap();
+    engine.settle(id, 0, &Dead::default(), &[], None).unwrap();
     assert_eq!(engine.delivery_position(id).unwrap(), (6, 9));
+}
+
+#[test]
+fn a_replay_is_kept_until_done_and_finished_after_a_restart() {
+    use crate::delivery::ReplayProgress;
+    let dir = tempfile::tempdir().unwrap();
+    let id = {
+        let engine = open(dir.path());
+        let d = create(&engine, hook("d"));
+        let first = engine.queue_replay(d.id, &[1, 2, 3], false).unwrap();
+        let second = engine.queue_replay(d.id, &[7], true).unwrap();
+        assert_eq!((first, second), (1, 2));
+        // The first chunk of the first replay is delivered; the server stops.
+        let progress = ReplayProgress {
+            number: first,
+            remaining: &[3],
+        };
+        engine.settle(d.id, 0, &Dead::default(), &[], Some(progress)).unwrap();
+        engine.close();
+        d.id
+    };
+    let engine = open(dir.path());
+    assert_eq!(
+        engine.pending_replays(id).unwrap(),
+        vec![(1, false, vec![3]), (2, true, vec![7])]
+    );
+    let done = ReplayProgress {
+        number: 1,
+        remaining: &[],
+    };
+    engine.settle(id, 0, &Dead::default(), &[], Some(done)).unwrap();
+    assert_eq!(engine.pending_replays(id).unwrap(), vec![(2, true, vec![7])]);
+    assert_eq!(
+        engine.queue_replay(id, &[9], false).unwrap(),
+        3,
+        "numbers are not reused"
+    );
+    engine
+        .delete_destination(&DeleteDestinationRequest { name: "d".into() }.encode_to_vec())
+        .unwrap();
+    assert!(engine.pending_replays(id).unwrap().is_empty(), "deleting forgets them");
 }
