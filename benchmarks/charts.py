@@ -16,6 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
@@ -345,16 +346,22 @@ def http_chart(
         ):
             label = f"{value:,.0f}/s\np99 {p99:.1f} ms{note}"
             axes.text(value + top * 0.01, y, label, va="center", fontsize=8.5)
-        target = panel.target_share * panel.baseline
-        axes.axvline(target, color=TARGET_COLOUR, linestyle=":", linewidth=1.2)
-        axes.text(target, 1.45, f"target {panel.target_share:g}x", fontsize=8, color=TARGET_COLOUR, ha="center")
-        ratio = panel.tributary / panel.baseline if panel.baseline else 0.0
-        axes.set_title(f"{panel.title}: {ratio:.2f}x", fontsize=10, loc="left")
-        axes.xaxis.set_major_formatter(FuncFormatter(_rate))
-        axes.set_xlabel(panel.unit)
-        axes.set_ylim(-0.6, 1.7)
-        axes.grid(axis="x", alpha=0.3)
+        _target_and_ratio(axes, panel.title, panel.unit, panel.tributary, panel.baseline, panel.target_share)
     return _save(figure, path)
+
+
+def _target_and_ratio(axes: Axes, title: str, unit: str, ours: float, baseline: float, target_share: float) -> None:
+    """A rate panel's target (a dotted line at its share of the baseline), its title with the
+    ratio, and its axis."""
+    target = target_share * baseline
+    axes.axvline(target, color=TARGET_COLOUR, linestyle=":", linewidth=1.2)
+    axes.text(target, 1.45, f"target {target_share:g}x", fontsize=8, color=TARGET_COLOUR, ha="center")
+    ratio = ours / baseline if baseline else 0.0
+    axes.set_title(f"{title}: {ratio:.2f}x", fontsize=10, loc="left")
+    axes.xaxis.set_major_formatter(FuncFormatter(_rate))
+    axes.set_xlabel(unit)
+    axes.set_ylim(-0.6, 1.7)
+    axes.grid(axis="x", alpha=0.3)
 
 
 @dataclass(frozen=True)
@@ -398,13 +405,5 @@ def ratio_chart(
         axes.set_xlim(0, top)
         for y, value in ((1, panel.baseline), (0, panel.ours)):
             axes.text(value + top * 0.01, y, f"{value:,.0f}/s", va="center", fontsize=8.5)
-        target = panel.target_share * panel.baseline
-        axes.axvline(target, color=TARGET_COLOUR, linestyle=":", linewidth=1.2)
-        axes.text(target, 1.45, f"target {panel.target_share:g}x", fontsize=8, color=TARGET_COLOUR, ha="center")
-        ratio = panel.ours / panel.baseline if panel.baseline else 0.0
-        axes.set_title(f"{panel.title}: {ratio:.2f}x", fontsize=10, loc="left")
-        axes.xaxis.set_major_formatter(FuncFormatter(_rate))
-        axes.set_xlabel(panel.unit)
-        axes.set_ylim(-0.6, 1.7)
-        axes.grid(axis="x", alpha=0.3)
+        _target_and_ratio(axes, panel.title, panel.unit, panel.ours, panel.baseline, panel.target_share)
     return _save(figure, path)

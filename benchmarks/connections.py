@@ -37,7 +37,6 @@ import secrets
 import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,9 +50,10 @@ from benchmarks import connections_phases, warehouse_load, workload
 from benchmarks.connections_report import write_connections_json
 from benchmarks.connections_sink import Tally, dump_recorded, tally
 from benchmarks.connections_sink import running_sink as sink
+from benchmarks.parts import Part, run_parts
 from benchmarks.process import free_port, run_client, running_http_server, running_server
 from benchmarks.profiling import Profile, available_profiler, profiled
-from benchmarks.results_page import write_page
+from benchmarks.results_page import finish
 from benchmarks.run import PROFILERS, QUICK_RESULTS_DIR, RESULTS_DIR
 from benchmarks.systems import DEV_WRITE_KEY_ENV, REPO_ROOT, serve_argv
 
@@ -534,24 +534,12 @@ def part_ingest(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     started = time.perf_counter()
-    parts: dict[str, Callable[[argparse.Namespace, Path], dict[str, Any]]] = {
+    parts: dict[str, Part] = {
         "webhook": part_webhook,
         "warehouse": part_warehouse,
         "ingest": part_ingest,
     }
-    runs: dict[str, dict[str, Any]] = {}
-    errors: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-connections-", dir=args.tmp_dir) as tmp:
-        for key in args.only:
-            print(f"({key}) {PARTS[key]} ...", flush=True)
-            part_tmp = Path(tmp) / key
-            part_tmp.mkdir()
-            try:
-                runs[key] = parts[key](args, part_tmp)
-            except Exception as exc:  # one failing part must not hide the others' figures
-                errors[key] = f"{type(exc).__name__}: {exc}"
-                print(f"  FAILED: {errors[key]}", flush=True)
-                traceback.print_exc(file=sys.stderr)
+    runs, errors = run_parts(args, args.only, parts, PARTS, prefix="bench-connections-")
     document = write_connections_json(
         args.results_dir,
         runs=runs,
@@ -567,13 +555,8 @@ def main(argv: list[str] | None = None) -> int:
             "profiler": args.profiler,
         },
     )
-    page = write_page(args.results_dir)
-    print()
-    for target in document["targets"]:
-        print(f"- {target['target']}: {target['measured']} → {target['verdict']}")
-    page_name = f", {page.name}" if page else ""
-    print(f"\nwritten to {args.results_dir}/ (connections.json{page_name}) in {time.perf_counter() - started:.0f} s")
-    return 1 if errors else 0
+    table = "\n".join(f"- {t['target']}: {t['measured']} → {t['verdict']}" for t in document["targets"])
+    return finish(args.results_dir, "connections.json", table, errors, started)
 
 
 if __name__ == "__main__":

@@ -22,10 +22,7 @@ import argparse
 import base64
 import json
 import sys
-import tempfile
 import time
-import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +41,9 @@ from benchmarks.http_load import (
     wrk_version,
 )
 from benchmarks.http_report import write_http_json
+from benchmarks.parts import Part, run_parts
 from benchmarks.profiling import available_profiler
-from benchmarks.results_page import write_page
+from benchmarks.results_page import finish
 from benchmarks.run import PROFILERS, QUICK_RESULTS_DIR, RESULTS_DIR, _settle_disk
 
 WRITE_KEY = "bench-write-key"
@@ -208,21 +206,11 @@ def part_traits(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     started = time.perf_counter()
-    parts: dict[str, Callable[[argparse.Namespace, Path], dict[str, Any]]] = {
+    parts: dict[str, Part] = {
         "tracking": part_tracking,
         "traits": part_traits,
     }
-    runs: dict[str, dict[str, Any]] = {}
-    errors: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-http-", dir=args.tmp_dir) as tmp:
-        for key in args.only:
-            print(f"({key}) {PARTS[key]} ...", flush=True)
-            try:
-                runs[key] = parts[key](args, Path(tmp))
-            except Exception as exc:  # one failing part must not hide the other's figures
-                errors[key] = f"{type(exc).__name__}: {exc}"
-                print(f"  FAILED: {errors[key]}", flush=True)
-                traceback.print_exc(file=sys.stderr)
+    runs, errors = run_parts(args, args.only, parts, PARTS, prefix="bench-http-")
     document = write_http_json(
         args.results_dir,
         runs=runs,
@@ -240,13 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             "profiler": args.profiler,
         },
     )
-    page = write_page(args.results_dir)
-    print()
-    for target in document["targets"]:
-        print(f"- {target['target']}: {target['measured']} → {target['verdict']}")
-    page_name = f", {page.name}" if page else ""
-    print(f"\nwritten to {args.results_dir}/ (http.json{page_name}) in {time.perf_counter() - started:.0f} s")
-    return 1 if errors else 0
+    table = "\n".join(f"- {t['target']}: {t['measured']} → {t['verdict']}" for t in document["targets"])
+    return finish(args.results_dir, "http.json", table, errors, started)
 
 
 if __name__ == "__main__":

@@ -448,12 +448,8 @@ impl Planner {
     /// A node as a row value: JSON text for arrays and objects.
     fn value(&mut self, node: Node) -> Value {
         match node {
-            Node::Bool(b) => Value::Bool(b),
-            Node::Int(n) => Value::Int(n),
-            Node::UInt(n) => Value::UInt(n),
-            Node::Float(f) => Value::Float(f),
-            Node::Str(span) => Value::Str(span),
             Node::Null | Node::Array { .. } | Node::Object { .. } => Value::Json(self.json_text(node, Nul::Drop)),
+            scalar => scalar_value(scalar),
         }
     }
 
