@@ -3,6 +3,7 @@ redelivery overwriting, atomic replacement, and the errors the delivery worker a
 
 from __future__ import annotations
 
+import array
 import asyncio
 import errno
 import json
@@ -17,7 +18,9 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq
 import pytest
+from tributary._proto.cdp.v1 import admin_pb2, destination_pb2, event_pb2, ingest_pb2
 
+from cdp_server import _core
 from cdp_server.destinations import files
 from cdp_server.destinations.base import Batch, ConfigError, PermanentError, RetryableError
 from cdp_server.destinations.files import FilesDestination, FilesKind
@@ -322,3 +325,47 @@ def test_a_directory_that_may_not_be_written_is_a_permanent_error_naming_it(tmp_
     assert report["error"] == "PermanentError"
     assert "EACCES" in report["reason"] and str(read_only / "2024-05-01") in report["reason"]
     assert list(read_only.iterdir()) == []
+
+
+def test_events_as_read_from_the_engine_are_filed_as_the_parsed_path_files_them(tmp_path: Path) -> None:
+    """The worker's batches carry each event's offset and UTC day from the engine; JSON lines are then
+    written without parsing. They must land in the same files with the same events as when parsed."""
+    engine = _core.Engine(tmp_path / "data")
+    try:
+        source = admin_pb2.Source.FromString(engine.create_source("files", b"k" * 32)).id
+        events = []
+        for made in [*SPANNING_EVENTS, event(5, "1969-12-31T23:59:59Z")]:
+            proto = event_pb2.Event(
+                type=event_pb2.EVENT_TYPE_TRACK,
+                message_id=made["messageId"],
+                user_id=made["userId"],
+                event=made["event"],
+                properties=orjson.dumps(made["properties"]),
+                context=orjson.dumps(made["context"]),
+            )
+            if made.get("timestamp"):
+                proto.timestamp.FromDatetime(datetime.fromisoformat(made["timestamp"]))
+            events.append(proto)
+        request = ingest_pb2.SendRequest(batch=event_pb2.Batch(events=events))
+        assert not engine.send(source, request.SerializeToString()).rejections
+        definition = destination_pb2.Destination(
+            name="files-test", kind="files", settings=b'{"directory": "/tmp"}', from_beginning=True
+        )
+        engine.create_destination(destination_pb2.CreateDestinationRequest(destination=definition).SerializeToString())
+        read = engine.read_for_delivery("files-test", 0, wait_secs=0)
+    finally:
+        engine.close()
+    as_read = Batch(
+        "files-test", read.raw, read.message_ids, starts=array.array("I", read.starts), days=array.array("i", read.days)
+    )
+    parsed = Batch("files-test", read.raw, read.message_ids)
+    deliver(destination(tmp_path / "as-read"), as_read)
+    deliver(destination(tmp_path / "parsed"), parsed)
+    names = files_under(tmp_path / "parsed")
+    assert files_under(tmp_path / "as-read") == names
+    # 1969 (before the epoch), 1 and 2 May; the event without a timestamp on the day it arrived.
+    assert {name.split("/")[0] for name in names} >= {"1969-12-31", "2024-05-01", "2024-05-02"}
+    assert len(names) == 4
+    for name in names:
+        lines = [json.loads(line) for line in (tmp_path / "as-read" / name).read_text().splitlines()]
+        assert lines == [json.loads(line) for line in (tmp_path / "parsed" / name).read_text().splitlines()]

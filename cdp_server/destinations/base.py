@@ -13,6 +13,7 @@ needs fields (the warehouse, mappings) decodes them once through `events`.
 
 from __future__ import annotations
 
+import array
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,6 +63,10 @@ class ConfigError(ValueError):
         self.message = message
 
 
+# The day of an event with neither a timestamp nor a receipt time (`Batch.days`).
+NO_DAY = -(2**31)
+
+
 @dataclass(frozen=True)
 class Batch:
     """Events for one destination, in log order.
@@ -77,6 +82,11 @@ class Batch:
     message_ids: Sequence[str]
     # Set when the worker mapped the events (then `raw` is the mapped objects' JSON).
     _events: list[JsonObject] | None = field(default=None, repr=False, compare=False)
+    # As read from the log (None once mapped or split): where each event's JSON starts in `raw`,
+    # and each event's UTC day (days since 1970-01-01; NO_DAY when it has no time), so that a
+    # destination filing raw events by day needs no parse of them.
+    starts: array.array[int] | None = field(default=None, repr=False, compare=False)
+    days: array.array[int] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of_events(cls, destination: str, events: list[JsonObject], message_ids: Sequence[str]) -> Batch:
@@ -105,6 +115,12 @@ class Batch:
             digest.update(message_id.encode())
             digest.update(b"\x1f")
         return "batch_" + digest.hexdigest()
+
+    def event_json(self, index: int) -> bytes:
+        """One event's JSON as read from the log (needs `starts`)."""
+        assert self.starts is not None
+        end = self.starts[index + 1] - 1 if index + 1 < len(self.starts) else len(self.raw) - 1
+        return self.raw[self.starts[index] : end]
 
     def split(self) -> tuple[Batch, Batch]:
         """Two halves, in order (for a destination that refused the batch's size)."""

@@ -26,6 +26,7 @@ stalls the delivery loop.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import errno
 import hashlib
@@ -41,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from cdp_server.destinations.base import (
+    NO_DAY,
     Batch,
     ConfigError,
     DeliveryError,
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
     import pyarrow
 
 FORMATS: Final = ("jsonl", "parquet")
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC).date()
 # "none" writes uncompressed pages; the others are the codecs pyarrow builds with.
 PARQUET_COMPRESSIONS: Final = ("zstd", "snappy", "gzip", "brotli", "lz4", "none")
 DEFAULT_PARQUET_COMPRESSION: Final = "zstd"
@@ -150,6 +153,8 @@ class FilesDestination:
         """Writes the batch's files (blocking) and returns their paths, one per day."""
         if len(batch) == 0:
             return []
+        if self.settings.format == "jsonl" and batch.days is not None and batch.starts is not None:
+            return self._write_jsonl_as_read(batch, batch.days)
         events = batch.events
         timestamps = [_utc_instant(event.get("timestamp")) for event in events]
         received = [_utc_instant(event.get("receivedAt")) for event in events]
@@ -173,6 +178,25 @@ class FilesDestination:
                 assert self.settings.compression is not None
                 payload = _parquet_bytes(batch, rows, timestamps, received, self.settings.compression)
             _write_atomically(path, payload)
+            written.append(path)
+        return written
+
+    def _write_jsonl_as_read(self, batch: Batch, days: array.array[int]) -> list[Path]:
+        """JSON lines of events as read from the log: each event's JSON as it is, filed by the day
+        the engine gave it (no event is parsed)."""
+        rows_by_day: dict[int, list[int]] = {}
+        for row, day in enumerate(days):
+            if day == NO_DAY:
+                raise PermanentError(
+                    f"event {batch.message_ids[row]!r} has neither a timestamp nor a receivedAt: "
+                    "it has no day to be filed under"
+                )
+            rows_by_day.setdefault(day, []).append(row)
+        stem = "events-" + _file_stem(batch.delivery_id)
+        written = []
+        for day, rows in rows_by_day.items():
+            path = self.settings.directory / (EPOCH + timedelta(days=day)).isoformat() / f"{stem}.jsonl"
+            _write_atomically(path, b"".join(batch.event_json(row) + b"\n" for row in rows))
             written.append(path)
         return written
 

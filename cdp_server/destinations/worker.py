@@ -192,7 +192,13 @@ class DestinationWorker:
         seqs = array.array("Q", read.seqs)
         outcome = Outcome()
         if len(seqs):
-            batch = Batch(self.name, read.raw, read.message_ids)
+            batch = Batch(
+                self.name,
+                read.raw,
+                read.message_ids,
+                starts=array.array("I", read.starts),
+                days=array.array("i", read.days),
+            )
             if self.transform is not None:
                 batch, seqs = self.transform(batch, seqs)
             if len(batch):

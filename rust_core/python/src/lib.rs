@@ -455,6 +455,11 @@ fn pack_seqs(seqs: &[u64]) -> Vec<u8> {
     seqs.iter().flat_map(|seq| seq.to_ne_bytes()).collect()
 }
 
+/// 32-bit values packed in native order (`array('I')` or `array('i')` on the Python side).
+fn pack_u32(values: impl Iterator<Item = u32>) -> Vec<u8> {
+    values.flat_map(u32::to_ne_bytes).collect()
+}
+
 fn unpack_seqs(bytes: &[u8]) -> PyResult<Vec<u64>> {
     if !bytes.len().is_multiple_of(8) {
         return Err(InvalidRequest::new_err("sequences must be packed 8-byte integers"));
@@ -488,6 +493,14 @@ struct DeliveryRead {
     /// restart could return more, so record the batch's end before sending it.
     #[pyo3(get)]
     short: bool,
+    /// Where each event's JSON starts in `raw`, packed (`array('I')`): the event ends one byte
+    /// before the next one starts (the last one before the closing bracket).
+    #[pyo3(get)]
+    starts: Py<PyBytes>,
+    /// Each event's UTC day (days since 1970-01-01, `array('i')`) by its timestamp, else its
+    /// receipt; the smallest i32 when it has neither.
+    #[pyo3(get)]
+    days: Py<PyBytes>,
 }
 
 impl DeliveryRead {
@@ -500,6 +513,8 @@ impl DeliveryRead {
             filtered: batch.filtered,
             oldest_received_ms: batch.oldest_received_ms,
             short: batch.short,
+            starts: PyBytes::new(py, &pack_u32(batch.starts.iter().map(|&s| s as u32))).unbind(),
+            days: PyBytes::new(py, &pack_u32(batch.days.iter().map(|&d| d as u32))).unbind(),
         }
     }
 }

@@ -43,6 +43,8 @@ pub const MAX_BATCH_SIZE: u32 = 2_500;
 /// Segment's retry window: 4 hours.
 pub const DEFAULT_RETRY_WINDOW_SECS: u32 = 4 * 3600;
 pub const DEFAULT_MAX_BACKLOG: u64 = 1_000_000;
+/// The day of an event with neither a timestamp nor a receipt time.
+pub const NO_DAY: i32 = i32::MIN;
 /// Events one live read looks at, at most, beyond what it returns (a destination that filters
 /// out almost everything still moves its position along in bounded steps).
 const SCAN_PER_READ: usize = 20_000;
@@ -63,7 +65,10 @@ pub struct DeliveryBatch {
     /// The earliest receive time in the batch (Unix ms; 0 when empty).
     pub oldest_received_ms: i64,
     /// Where each event's JSON starts in `raw` (it ends one byte before the next one's start).
-    starts: Vec<usize>,
+    pub starts: Vec<usize>,
+    /// Each event's UTC day (days since 1970-01-01) by its timestamp, else its receipt;
+    /// `NO_DAY` when it has neither: what a destination that files events by day needs.
+    pub days: Vec<i32>,
     /// The read stopped at the end of the log, not at its limits: after a restart the same read
     /// could find more events, so the batch's end must be recorded before it is sent.
     pub short: bool,
@@ -78,6 +83,13 @@ impl DeliveryBatch {
             .map_err(|e| EngineError::Storage(format!("cannot encode event {seq}: {e}")))?;
         self.message_ids.push(event.message_id.clone());
         self.seqs.push(seq);
+        let at = event.timestamp.as_ref().or(event.received_at.as_ref());
+        let day = at.map_or(NO_DAY, |at| {
+            at.seconds
+                .div_euclid(86_400)
+                .clamp(i64::from(NO_DAY) + 1, i64::from(i32::MAX)) as i32
+        });
+        self.days.push(day);
         let received = event.received_at.as_ref().map_or(0, time::to_ms);
         if received > 0 && (self.oldest_received_ms == 0 || received < self.oldest_received_ms) {
             self.oldest_received_ms = received;
