@@ -62,7 +62,10 @@ def test_a_tiny_run_delivers_every_event_on_both_sides_and_its_ratios_add_up(tmp
         assert measured["events_per_s"] == pytest.approx(EVENTS / measured["window_s"], rel=1e-3)
     assert webhook["ours"]["events_per_s"] == max(r["ours"]["events_per_s"] for r in webhook["rounds"])
     for mode in ("fsync", "no_fsync"):
-        assert webhook["phases"][mode]["phases"]["settle"]["calls"] == EVENTS // 100
+        phases = webhook["phases"][mode]["phases"]
+        assert phases["deliver (POST)"]["calls"] == EVENTS // 100, "the real worker posted every batch once"
+        # Settlements are grouped while batches keep coming: at least the last, at most one a batch.
+        assert 1 <= phases["settle"]["calls"] <= EVENTS // 100
 
     warehouse = runs["warehouse"]
     assert warehouse["events"] == EVENTS and warehouse["ours_rows_per_s"] == 2 * warehouse["ours_events_per_s"]
