@@ -159,6 +159,13 @@ class DestinationWorker:
                     self._status("idle")
         finally:
             pending.cancel()
+            if position > settled:
+                # Stopped (paused, changed, shut down) with delivered batches not yet settled:
+                # settle them now rather than send them again.
+                try:
+                    self.engine.settle(self.id, position)
+                except _core.CoreError as err:
+                    log.warning("settling on stop failed", extra={"destination": self.name, "error": str(err)})
 
     def _read(self, after: int, wait: float, until: int = 0) -> asyncio.Future[_core.DeliveryRead]:
         return asyncio.ensure_future(
