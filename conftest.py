@@ -47,6 +47,8 @@ class ServerProcess:
         self.log_path = log_path
         self.extra_env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
+        # Set for a server with TLS on its gRPC port (its CA, and a client certificate for mTLS).
+        self.credentials: grpc.ChannelCredentials | None = None
 
     def start(self) -> None:
         env = {
@@ -85,7 +87,7 @@ class ServerProcess:
         return False
 
     def serving(self) -> bool:
-        with grpc.insecure_channel(self.target) as chan:
+        with self.channel() as chan:
             try:
                 reply = health_pb2_grpc.HealthStub(chan).Check(health_pb2.HealthCheckRequest(), timeout=0.5)
             except grpc.RpcError:
@@ -106,6 +108,8 @@ class ServerProcess:
         return self.process.wait(timeout=timeout)
 
     def channel(self) -> grpc.Channel:
+        if self.credentials is not None:
+            return grpc.secure_channel(self.target, self.credentials)
         return grpc.insecure_channel(self.target)
 
     @property

@@ -62,6 +62,11 @@ class Settings:
     log_format: str = "json"
     # One log line per HTTP request (method, path, status, duration, Request-Id).
     log_requests: bool = False
+    # TLS on the gRPC port: the server's certificate chain and private key (PEM files), both or
+    # neither. With tls_client_ca_file, clients must present a certificate signed by that CA (mTLS).
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -85,6 +90,10 @@ class Settings:
             raise ConfigError(f"delivery_time_scale must be at least 1, got {self.delivery_time_scale}")
         if self.log_format not in ("json", "text"):
             raise ConfigError(f"log_format must be json or text, got {self.log_format!r}")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ConfigError("tls_cert_file and tls_key_file go together: give both or neither")
+        if self.tls_client_ca_file and not self.tls_cert_file:
+            raise ConfigError("tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file")
         if self.snapshot_every_events < 0:
             raise ConfigError(f"snapshot_every_events must not be negative, got {self.snapshot_every_events}")
 

@@ -7,6 +7,7 @@ Messages, hints and progress go to stderr, so that stdout carries only data (tab
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -65,7 +66,29 @@ def admin_metadata(token: str) -> tuple[tuple[str, str], ...]:
 
 
 def channel(target: str) -> grpc.Channel:
-    return grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)])
+    """A channel to the server: TLS when TRIBUTARY_TLS_CA names the CA's certificate (PEM), with
+    TRIBUTARY_TLS_CLIENT_CERT and TRIBUTARY_TLS_CLIENT_KEY for a server that requires client
+    certificates (mTLS); plain otherwise."""
+    options = [("grpc.max_receive_message_length", 4 * 1024 * 1024)]
+    ca = os.environ.get("TRIBUTARY_TLS_CA")
+    if not ca:
+        return grpc.insecure_channel(target, options=options)
+
+    def read(variable: str) -> bytes | None:
+        path = os.environ.get(variable)
+        if not path:
+            return None
+        try:
+            return Path(path).read_bytes()
+        except OSError as exc:
+            fail(f"{variable}: cannot read {path}: {exc.strerror}")
+
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=read("TRIBUTARY_TLS_CA"),
+        private_key=read("TRIBUTARY_TLS_CLIENT_KEY"),
+        certificate_chain=read("TRIBUTARY_TLS_CLIENT_CERT"),
+    )
+    return grpc.secure_channel(target, credentials, options=options)
 
 
 def fail(message: str) -> NoReturn:

@@ -64,7 +64,7 @@ def serve(
     logs.configure(settings.log_level, settings.log_format)
     try:
         app.serve(settings)
-    except app.PortInUse as exc:
+    except (app.PortInUse, config.ConfigError) as exc:
         fail(str(exc))
     # grpc raises RuntimeError when it cannot bind the port; the engine, when it cannot open the store.
     except (OSError, RuntimeError, _core.CoreError) as exc:

@@ -15,6 +15,7 @@ import sys
 import threading
 from concurrent import futures
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
@@ -24,7 +25,7 @@ from tributary._proto.cdp.v1 import admin_pb2
 
 from cdp_server import _core, webhook_sources
 from cdp_server.auth import Authenticator, key_digest
-from cdp_server.config import Settings
+from cdp_server.config import ConfigError, Settings
 from cdp_server.destinations.manager import DeliveryManager
 from cdp_server.destinations.retry import ScaledClock, SystemClock
 from cdp_server.server import reflection
@@ -97,7 +98,7 @@ def start(settings: Settings) -> RunningServer:
     before the data directory is created or opened (and leaves no trace)."""
     server = _grpc_server(settings)
     _check_port_free(settings.host, settings.http_port, option="--http-port")
-    port = _listen(server, settings.host, settings.grpc_port)
+    port = _listen(server, settings.host, settings.grpc_port, server_credentials(settings))
     try:
         engine = _core.Engine(
             settings.data_dir,
@@ -189,15 +190,41 @@ def _grpc_server(settings: Settings) -> grpc.Server:
     return grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"), options=options)
 
 
-def _listen(server: grpc.Server, host: str, port: int) -> int:
-    """Binds host:port (port 0: any free port) and returns the port bound.
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS for the gRPC port from the configured PEM files (None: plain), requiring client
+    certificates signed by `tls_client_ca_file` when one is given."""
+    if not settings.tls_cert_file:
+        return None
+
+    def read(name: str) -> bytes:
+        path = getattr(settings, name)
+        try:
+            return Path(path).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from exc
+
+    client_ca = read("tls_client_ca_file") if settings.tls_client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [(read("tls_key_file"), read("tls_cert_file"))],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
+def _listen(server: grpc.Server, host: str, port: int, credentials: grpc.ServerCredentials | None = None) -> int:
+    """Binds host:port (port 0: any free port), with TLS when `credentials` are given, and
+    returns the port bound.
 
     A port that another program listens on is found with a plain socket first: grpcio would
     print a raw C-core log line (add_port.cc) before raising a vague error.
     """
     _check_port_free(host, port)
     try:
-        bound = server.add_insecure_port(f"{host}:{port}")
+        address = f"{host}:{port}"
+        if credentials is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, credentials)
     except RuntimeError as exc:  # grpcio's way of saying the address is taken or invalid
         bound, reason = 0, str(exc)
     else:

@@ -56,6 +56,8 @@ class Client:
         target: the server's gRPC address, e.g. "127.0.0.1:50051".
         write_key: the source's write key.
         secure: use TLS with the system's root certificates.
+        credentials: use TLS with these (e.g. `grpc.ssl_channel_credentials(root_certificates=...,
+            private_key=..., certificate_chain=...)` for a private CA or mTLS); implies secure.
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class Client:
         backoff: Backoff = Backoff(),  # noqa: B008 (immutable)
         timeout: float = 10.0,
         secure: bool = False,
+        credentials: grpc.ChannelCredentials | None = None,
         on_error: ErrorCallback | None = None,
     ) -> None:
         if not write_key:
@@ -77,8 +80,8 @@ class Client:
         if max_queue < 1 or batch_size < 1 or max_retries < 0 or flush_interval < 0 or timeout <= 0:
             raise ValueError("need max_queue >= 1, batch_size >= 1, max_retries >= 0, flush_interval >= 0, timeout > 0")
         options = channel_options(backoff)
-        if secure:
-            self._channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(), options)
+        if secure or credentials is not None:
+            self._channel = grpc.secure_channel(target, credentials or grpc.ssl_channel_credentials(), options)
         else:
             self._channel = grpc.insecure_channel(target, options)
         # HTTP Basic with the write key as user name and no password, as Segment's HTTP API.
