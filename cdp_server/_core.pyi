@@ -237,6 +237,8 @@ class HttpServer:
         space: str = ...,
         log_requests: str = ...,
         webhook_mapper: Callable[[str, str, bytes], tuple[bytes, int]] | None = None,
+        tls_cert_file: str = ...,
+        tls_key_file: str = ...,
     ) -> HttpServer: ...
     @property
     def port(self) -> int: ...

@@ -62,8 +62,9 @@ class Settings:
     log_format: str = "json"
     # One log line per HTTP request (method, path, status, duration, Request-Id).
     log_requests: bool = False
-    # TLS on the gRPC port: the server's certificate chain and private key (PEM files), both or
-    # neither. With tls_client_ca_file, clients must present a certificate signed by that CA (mTLS).
+    # TLS on the gRPC and HTTP ports: the server's certificate chain and private key (PEM files),
+    # both or neither. With tls_client_ca_file, gRPC clients must present a certificate signed by
+    # that CA (mTLS).
     tls_cert_file: str = ""
     tls_key_file: str = ""
     tls_client_ca_file: str = ""

@@ -1,14 +1,21 @@
-"""TLS on the gRPC port, with certificates this test makes (the `cryptography` package): a server
+"""TLS on the gRPC and HTTP ports, with certificates this test makes (the `cryptography` package): a server
 with a certificate is reached only over TLS by clients that trust its CA; with a client CA it
 also requires client certificates signed by it (mTLS). The CLI and the client library connect."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import http.client
 import ipaddress
+import json
 import os
+import socket
+import ssl
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +59,7 @@ def _issue(name: str, issuer: Issued | None, *, server: bool = False) -> Issued:
         ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     elif issuer is not None:
         builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-    certificate = builder.sign(signing_key, hashes.SHA256())  # type: ignore[arg-type]
+    certificate = builder.sign(signing_key, hashes.SHA256())
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -103,7 +110,7 @@ def test_a_server_with_a_certificate_speaks_only_tls_to_clients_trusting_its_ca(
     for refused in (None, grpc.ssl_channel_credentials(root_certificates=pki["stranger"][0])):
         with pytest.raises(grpc.RpcError) as caught:
             _sources(server.target, refused, server.admin_token)
-        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     # The client library, with the CA, sends events.
     client = Client(server.target, server.write_key, credentials=server.credentials, flush_interval=0.01)
     client.track("tls-user", "Signed In", message_id="over-tls")
@@ -113,6 +120,35 @@ def test_a_server_with_a_certificate_speaks_only_tls_to_clients_trusting_its_ca(
             profile_pb2.GetProfileRequest(identifier="user_id:tls-user"), metadata=server.admin_metadata, timeout=5
         )
     assert found.profile.id
+
+
+def test_the_http_port_serves_https_with_the_same_certificate(server_factory: Any, pki: dict[str, Any]) -> None:
+    server = server_factory(env=_tls_env(pki), start=False)
+    server.credentials = grpc.ssl_channel_credentials(root_certificates=pki["ca"][0])
+    server.start()
+    trusting = ssl.create_default_context(cafile=str(pki["files"]["ca"][0]))
+    url = f"https://127.0.0.1:{server.http_port}"
+    with urllib.request.urlopen(f"{url}/health", context=trusting, timeout=10) as answer:
+        assert answer.status == 200
+    # The Tracking API over HTTPS stores the event.
+    body = json.dumps({"userId": "https-user", "event": "Signed In", "messageId": "over-https"}).encode()
+    key = base64.b64encode(f"{server.write_key}:".encode()).decode()
+    request = urllib.request.Request(
+        f"{url}/v1/track", data=body, headers={"Authorization": f"Basic {key}", "Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, context=trusting, timeout=10) as answer:
+        assert json.loads(answer.read()) == {"success": True}
+    # A client that does not trust the CA, or speaks plain HTTP, gets nothing.
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"{url}/health", context=ssl.create_default_context(), timeout=10)
+    with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+        urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}/health", timeout=10)
+    # A client stalled in its handshake holds up nobody else.
+    with (
+        socket.create_connection(("127.0.0.1", server.http_port)),
+        urllib.request.urlopen(f"{url}/health", context=trusting, timeout=10) as answer,
+    ):
+        assert answer.status == 200
 
 
 def test_mtls_requires_a_client_certificate_signed_by_the_client_ca(server_factory: Any, pki: dict[str, Any]) -> None:
@@ -128,7 +164,7 @@ def test_mtls_requires_a_client_certificate_signed_by_the_client_ca(server_facto
     ):
         with pytest.raises(grpc.RpcError) as caught:
             _sources(server.target, refused, server.admin_token)
-        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     # The CLI, given the CA and its certificate by environment variables.
     files = pki["files"]
     env = {

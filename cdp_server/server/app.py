@@ -153,6 +153,8 @@ def start(settings: Settings) -> RunningServer:
             space=settings.space,
             log_requests=settings.log_format if settings.log_requests else "",
             webhook_mapper=webhook_sources.map_payload,
+            tls_cert_file=settings.tls_cert_file,
+            tls_key_file=settings.tls_key_file,
         )
     except BaseException:
         server.stop(None)

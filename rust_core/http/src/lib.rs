@@ -14,11 +14,13 @@ mod metrics;
 mod profile_api;
 mod rate;
 mod request_log;
+mod tls;
 mod tracking;
 mod webhook_signature;
 mod webhook_sources;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
@@ -46,6 +48,8 @@ pub struct HttpSettings {
     pub request_log: Option<LogFormat>,
     /// Turns webhook sources' payloads into events (None: their route answers 503).
     pub webhook_mapper: Option<Arc<dyn WebhookMapper>>,
+    /// TLS: the certificate chain and private key files (PEM); None: plain HTTP.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// A running HTTP server; `stop` (or dropping it) shuts it down gracefully.
@@ -102,13 +106,17 @@ impl HttpServer {
             request_log::add,
         ));
         let (stop, stopped) = oneshot::channel::<()>();
-        let served = runtime.spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let stopped = async {
+            let _ = stopped.await;
+        };
+        let served = match &settings.tls {
+            None => runtime.spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stopped).await }),
+            Some((cert_file, key_file)) => {
+                let config = tls::server_config(cert_file, key_file)?;
+                let listener = runtime.block_on(async { tls::TlsListener::new(listener, config) })?;
+                runtime.spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stopped).await })
+            }
+        };
         Ok(Self {
             address,
             stop: Some(stop),

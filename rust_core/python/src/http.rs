@@ -28,7 +28,8 @@ impl HttpServer {
     /// `log_requests`: "json" or "text" for one line per request on stderr, "" for none.
     /// `webhook_mapper(source, mappings, payload) -> (batch JSON bytes, event count)` turns a
     /// webhook source's payload into events, raising ValueError for a payload it cannot map.
-    #[pyo3(signature = (engine, host, port, *, rate_limit=1000.0, workers=2, admin_token_digests=Vec::new(), space="default".to_owned(), log_requests="", webhook_mapper=None))]
+    /// `tls_cert_file` and `tls_key_file` (PEM; both or neither): serve HTTPS.
+    #[pyo3(signature = (engine, host, port, *, rate_limit=1000.0, workers=2, admin_token_digests=Vec::new(), space="default".to_owned(), log_requests="", webhook_mapper=None, tls_cert_file=String::new(), tls_key_file=String::new()))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -41,6 +42,8 @@ impl HttpServer {
         space: String,
         log_requests: &str,
         webhook_mapper: Option<Py<PyAny>>,
+        tls_cert_file: String,
+        tls_key_file: String,
     ) -> PyResult<Self> {
         let request_log = match log_requests {
             "" => None,
@@ -73,6 +76,7 @@ impl HttpServer {
             space,
             request_log,
             webhook_mapper: webhook_mapper.map(|callable| Arc::new(PythonMapper(callable)) as Arc<dyn WebhookMapper>),
+            tls: (!tls_cert_file.is_empty()).then(|| (tls_cert_file.into(), tls_key_file.into())),
         };
         let engine = engine.inner.clone();
         let server = py
