@@ -37,7 +37,7 @@ pub struct RequestLog(pub Option<LogFormat>);
 pub async fn add(State(log): State<Arc<RequestLog>>, request: Request, next_layer: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let path = log.0.map(|_| request.uri().path().to_owned());
+    let path = log.0.map(|_| loggable_path(request.uri().path()));
     let mut response = next_layer.run(request).await;
     let id = next();
     if let (Some(format), Some(path)) = (log.0, path) {
@@ -49,6 +49,17 @@ pub async fn add(State(log): State<Arc<RequestLog>>, request: Request, next_laye
         response.headers_mut().insert("request-id", value);
     }
     response
+}
+
+/// The path as logged: a webhook source's key (the segment after `/v1/webhook/{source}/`) is a
+/// credential, so it is replaced by `***`.
+fn loggable_path(path: &str) -> String {
+    if let Some(rest) = path.strip_prefix("/v1/webhook/") {
+        if let Some((source, _key)) = rest.split_once('/') {
+            return format!("/v1/webhook/{source}/***");
+        }
+    }
+    path.to_owned()
 }
 
 fn line(format: LogFormat, id: &str, method: &str, path: &str, status: u16, started: Instant) -> String {
@@ -98,5 +109,12 @@ mod tests {
         assert!(entry["duration_ms"].as_f64().unwrap() >= 0.0);
         let text = line(LogFormat::Text, "id-2", "POST", "/v1/batch", 429, Instant::now());
         assert!(text.contains(" POST /v1/batch 429 ") && text.contains("request_id=id-2"));
+    }
+
+    #[test]
+    fn a_webhook_sources_key_is_not_logged() {
+        assert_eq!(loggable_path("/v1/webhook/stripe/secret-key"), "/v1/webhook/stripe/***");
+        assert_eq!(loggable_path("/v1/webhook/stripe"), "/v1/webhook/stripe");
+        assert_eq!(loggable_path("/v1/track"), "/v1/track");
     }
 }
