@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "cdp/v1/admin.proto",
         "cdp/v1/audience.proto",
         "cdp/v1/destination.proto",
+        "cdp/v1/governance.proto",
     ];
     let fds = protox::compile(files, [root])?;
     // Type names (prost::Name): request decoding names the malformed message by itself.

@@ -55,6 +55,10 @@ pub struct BatchContext {
     pub custom: std::sync::Arc<identifiers::CustomIdentifiers>,
     pub received_ms: i64,
     pub max_event_bytes: usize,
+    /// The source's tracking plan and transformations, if it has any.
+    pub policy: Option<std::sync::Arc<crate::governance::enforce::Policy>>,
+    /// The violations its events were found with, for the writer to count.
+    pub violations: parking_lot::Mutex<crate::governance::store::Tally>,
 }
 
 /// Validates and normalises every event of a batch. Invalid events become rejections; the
@@ -202,7 +206,6 @@ fn prepare_event(
     if generated_id {
         event.message_id = format!("tributary-{}", uuid::Uuid::new_v4());
     }
-    let identifiers = identifiers::of_event(&event, &ctx.custom);
 
     let sent_at = event.sent_at.take().or_else(|| defaults.sent_at.cloned());
     let client_timestamp = event.timestamp.take();
@@ -217,7 +220,13 @@ fn prepare_event(
     if event.original_timestamp.is_none() {
         event.original_timestamp = client_timestamp;
     }
+    // Of what the client sent, before the source's policy changes it: a retry after a plan
+    // change is still a retry.
     let fingerprint = fingerprint(&event);
+    if let Some(policy) = &ctx.policy {
+        govern(index, &mut event, policy, ctx)?;
+    }
+    let identifiers = identifiers::of_event(&event, &ctx.custom);
     event.timestamp = Some(time::from_ms(timestamp_ms));
     event.sent_at = sent_at;
     event.received_at = Some(time::from_ms(ctx.received_ms));
@@ -242,6 +251,41 @@ fn prepare_event(
         engage_name,
         engage_traits,
     })
+}
+
+/// Applies the source's tracking plan and transformations: the event may change, or be refused.
+fn govern(
+    index: u32,
+    event: &mut Event,
+    policy: &crate::governance::enforce::Policy,
+    ctx: &BatchContext,
+) -> Result<(), Rejection> {
+    use crate::governance::enforce::Verdict;
+    // Violations are counted under the name the client sent (before any rename).
+    let label = if event.r#type == EventType::Track as i32 {
+        event.event.clone()
+    } else {
+        crate::event_json::type_name(event.r#type).to_owned()
+    };
+    match policy.apply(event) {
+        Verdict::Keep { found } => {
+            if !found.is_empty() {
+                ctx.violations.lock().add(ctx.source_id, &label, found);
+            }
+            Ok(())
+        }
+        Verdict::Block { field, reason, found } => {
+            ctx.violations.lock().add(ctx.source_id, &label, found);
+            Err(Rejection {
+                index,
+                message_id: event.message_id.clone(),
+                field,
+                reason,
+                line: 0,
+                content: Refused::Event(Box::new(std::mem::take(event))),
+            })
+        }
+    }
 }
 
 fn merged(own: &[u8], defaults: &Map<String, Value>) -> Vec<u8> {
@@ -366,6 +410,8 @@ pub(crate) mod tests {
             source_id: 1,
             received_ms: 1_700_000_000_000,
             max_event_bytes: 32 * 1024,
+            policy: None,
+            violations: Default::default(),
         }
     }
 

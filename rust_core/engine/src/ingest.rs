@@ -91,6 +91,8 @@ pub(crate) struct Shared {
     pub(crate) engage_hub: crate::engage::realtime::Hub,
     /// Delivery workers' counts and states, by destination id.
     pub(crate) delivery: crate::delivery::stats::DeliveryCounters,
+    /// Each source's compiled tracking plan and transformations.
+    pub(crate) governance: crate::governance::Live,
 }
 
 /// What the writer answers a job: each event's fate and message id, in order.
@@ -101,6 +103,8 @@ pub(crate) struct Job {
     events: Vec<PreparedEvent>,
     /// Refused events of the request, for the rejected store.
     rejected: Vec<proto::RejectedEvent>,
+    /// The tracking-plan violations its events were found with, for their counts.
+    violations: crate::governance::store::Tally,
     /// What became of each event, with its message id (moved out of the event, not copied).
     reply: Sender<JobReply>,
 }
@@ -250,7 +254,9 @@ impl Engine {
             snapshot_writer: Mutex::new(None),
             engage_hub: Default::default(),
             delivery: Default::default(),
+            governance: Default::default(),
         });
+        shared.governance.reload(&shared.store)?;
         if let Some(engage_source) = crate::engage::realtime::existing_engage_source(&shared.store)? {
             shared.engage_hub.source_id.store(engage_source, Ordering::Release);
         }
@@ -330,6 +336,8 @@ impl Engine {
             received_ms: time::now_ms(),
             max_event_bytes: self.shared.config.max_event_bytes,
             custom: self.shared.profiles.custom(),
+            policy: self.shared.governance.policy(source_id),
+            violations: Default::default(),
         }
     }
 
@@ -590,6 +598,7 @@ pub(crate) fn enqueue(
         .iter_mut()
         .map(|rejection| crate::rejected::record(ctx.source_id, ctx.received_ms, rejection))
         .collect();
+    let violations = std::mem::take(&mut *ctx.violations.lock());
     let mut reply = None;
     if !events.is_empty() || !rejected.is_empty() {
         let (reply_tx, reply_rx) = bounded(1);
@@ -598,6 +607,7 @@ pub(crate) fn enqueue(
                 source_id: ctx.source_id,
                 events,
                 rejected,
+                violations,
                 reply: reply_tx,
             })
             .map_err(|_| EngineError::ShutDown)?;
@@ -816,6 +826,13 @@ fn write_group(shared: &Shared, state: &mut WriterState, group: &mut [Job]) -> R
             dbs.rejected_counts,
             shared.config.max_rejected_kept,
         )?;
+        if group.iter().any(|job| !job.violations.is_empty()) {
+            let mut tally = crate::governance::store::Tally::default();
+            for job in group.iter() {
+                tally.merge_from(&job.violations);
+            }
+            crate::governance::store::write(txn, &dbs.governance, &tally, now_ms)?;
+        }
         Ok(write)
     })?;
 

@@ -17,6 +17,7 @@ pub mod error;
 pub mod event;
 pub mod event_detail;
 pub mod event_json;
+pub mod governance;
 pub mod identifiers;
 pub mod identity;
 pub mod identity_admin;

@@ -9,6 +9,8 @@
 //! - `meta`:       counter name → u64
 //! - `identity`:   `rules`, `actions` → encoded `IdentityRules`, `IdentityActions` (admin)
 //! - `destinations`: name → encoded `Destination` (admin)
+//! - `plans`, `source_policies`, `violations`, `violation_hours`: governance (see
+//!   `governance::store`)
 //!
 //! The **index** environment (`<data_dir>/index`) is derived from the log and can be rebuilt
 //! from it; a background indexer writes it in large sorted transactions, so its random-key
@@ -131,7 +133,8 @@ impl Environment {
         fs::create_dir_all(path).map_err(|e| EngineError::Storage(format!("cannot create {}: {e}", path.display())))?;
         // Without TLS: read transactions are not tied to a thread (Python threads come and go).
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
-        options.map_size(map_size).max_dbs(16).max_readers(512);
+        // Named databases are cheap (one slot each); the log environment has about twenty.
+        options.map_size(map_size).max_dbs(32).max_readers(512);
         // SAFETY: callers pass only NO_SYNC / NO_META_SYNC, which weaken durability, not
         // memory safety.
         unsafe { options.flags(flags) };
@@ -261,6 +264,8 @@ pub struct LogDatabases {
     pub audiences: Database<Str, Bytes>,
     /// Destination definitions by name (`destinations`).
     pub destinations: Database<Str, Bytes>,
+    /// Governance (`governance`): tracking plans, source policies, violation counts.
+    pub governance: crate::governance::store::GovernanceDbs,
 }
 
 #[derive(Clone, Copy)]
@@ -327,6 +332,12 @@ impl Store {
                 tokens: log.env.create_database(txn, Some("tokens"))?,
                 audiences: log.env.create_database(txn, Some("audiences"))?,
                 destinations: log.env.create_database(txn, Some("destinations"))?,
+                governance: crate::governance::store::GovernanceDbs {
+                    plans: log.env.create_database(txn, Some("plans"))?,
+                    policies: log.env.create_database(txn, Some("source_policies"))?,
+                    violations: log.env.create_database(txn, Some("violations"))?,
+                    violation_hours: log.env.create_database(txn, Some("violation_hours"))?,
+                },
             })
         })?;
         let (index_dbs, _) = index.write_with_growth(|txn| {

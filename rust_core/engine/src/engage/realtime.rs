@@ -717,6 +717,9 @@ impl Worker {
                 received_ms: time::now_ms(),
                 max_event_bytes: self.shared.config.max_event_bytes,
                 custom: self.shared.profiles.custom(),
+                // Engage's own events follow no source's tracking plan.
+                policy: None,
+                violations: Default::default(),
             };
             let (prepared, rejections) = crate::event::prepare_batch(batch, &ctx);
             for rejection in &rejections {
