@@ -8,6 +8,7 @@ from cdp_server.cli import (
     audiences,
     destinations,
     events,
+    governance,
     identity,
     importer,
     profile,
@@ -34,6 +35,8 @@ main.add_command(profile.profile)
 main.add_command(identity.identity)
 main.add_command(rejected.rejected)
 main.add_command(tokens.token)
+main.add_command(governance.plan)
+main.add_command(governance.violations)
 main.add_command(audiences.audience)
 main.add_command(audiences.computed_trait)
 main.add_command(destinations.destination)

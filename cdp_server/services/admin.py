@@ -14,7 +14,7 @@ from cdp_server import _core, errors, webhook_sources
 from cdp_server.auth import Authenticator, Role, key_digest, new_access_token, new_write_key
 from cdp_server.destinations.base import ConfigError
 from cdp_server.destinations.manager import DeliveryManager
-from cdp_server.services import destinations
+from cdp_server.services import destinations, governance
 from cdp_server.services.routes import Route, forwarding_handlers
 
 SERVICE = "cdp.v1.AdminService"
@@ -78,6 +78,7 @@ class AdminService:
                 ),
                 **forwarding_handlers(self._engine, self._auth, ROUTES),
                 **forwarding_handlers(self._engine, self._auth, destinations.ROUTES),
+                **forwarding_handlers(self._engine, self._auth, governance.ROUTES),
                 **self._destinations.handlers(),
             },
         )

@@ -418,6 +418,18 @@ rpc_methods! {
     set_destination_paused;
     /// Answers an encoded `cdp.v1.DeliveryStatsRequest` with an encoded response.
     delivery_stats;
+    /// Answers an encoded `cdp.v1.PutTrackingPlanRequest` with an encoded `TrackingPlan`.
+    put_tracking_plan;
+    /// Answers an encoded `cdp.v1.GetTrackingPlanRequest` with an encoded `TrackingPlan`.
+    get_tracking_plan;
+    /// Answers an encoded `cdp.v1.ListTrackingPlansRequest` with an encoded response.
+    list_tracking_plans;
+    /// Answers an encoded `cdp.v1.SetSourcePolicyRequest` with an encoded `SourcePolicy`.
+    set_source_policy;
+    /// Answers an encoded `cdp.v1.GetSourcePolicyRequest` with an encoded `SourcePolicy`.
+    get_source_policy;
+    /// Answers an encoded `cdp.v1.ListViolationsRequest` with an encoded response.
+    list_violations;
     /// Answers an encoded `cdp.v1.ListDeadLettersRequest` with an encoded response.
     list_dead_letters;
     /// Answers an encoded `cdp.v1.DeadLettersRequest` (discard) with an encoded `DeadLettersResponse`.

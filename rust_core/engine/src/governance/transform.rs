@@ -53,12 +53,8 @@ pub fn parse(text: &str) -> Result<Vec<Transformation>, String> {
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let written: Vec<Written> = serde_json::from_str(text).map_err(|e| {
-        format!(
-            "transformations: {e} (expected a list of {{\"rename_event\"|\"rename_property\"|\"rename_trait\": \
-             {{\"from\", \"to\"}}}})"
-        )
-    })?;
+    let written: Vec<serde_json::Value> = serde_json::from_str(text)
+        .map_err(|e| format!("transformations: {e} (expected a JSON list)"))?;
     if written.len() > MAX_TRANSFORMATIONS {
         return Err(format!(
             "transformations: {} given; the limit is {MAX_TRANSFORMATIONS}",
@@ -70,6 +66,11 @@ pub fn parse(text: &str) -> Result<Vec<Transformation>, String> {
         .enumerate()
         .map(|(i, entry)| {
             let at = |message: String| format!("transformations[{i}]: {message}");
+            let entry: Written = serde_json::from_value(entry).map_err(|e| {
+                at(format!(
+                    "{e} (expected {{\"rename_event\"|\"rename_property\"|\"rename_trait\": {{\"from\", \"to\"}}}})"
+                ))
+            })?;
             match entry {
                 Written::RenameEvent(rename) => {
                     if rename.event.is_some() {
@@ -192,7 +193,7 @@ mod tests {
             .unwrap_err()
             .contains("limit is 4"));
         assert!(parse(r#"[{"rename_property": {"from": "a", "to": "a.b"}}]"#).is_err());
-        assert!(parse(r#"[{"drop": {}}]"#).is_err());
+        assert!(parse(r#"[{"drop": {}}]"#).unwrap_err().starts_with("transformations[0]: unknown variant"));
         assert!(parse(r#"{"rename_event": {}}"#).is_err());
     }
 

@@ -5,6 +5,7 @@ import warnings
 
 from tributary._proto.cdp.v1 import admin_pb2 as cdp_dot_v1_dot_admin__pb2
 from tributary._proto.cdp.v1 import destination_pb2 as cdp_dot_v1_dot_destination__pb2
+from tributary._proto.cdp.v1 import governance_pb2 as cdp_dot_v1_dot_governance__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -164,6 +165,36 @@ class AdminServiceStub:
                 '/cdp.v1.AdminService/TestDestination',
                 request_serializer=cdp_dot_v1_dot_destination__pb2.TestDestinationRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_destination__pb2.TestDestinationResponse.FromString,
+                _registered_method=True)
+        self.PutTrackingPlan = channel.unary_unary(
+                '/cdp.v1.AdminService/PutTrackingPlan',
+                request_serializer=cdp_dot_v1_dot_governance__pb2.PutTrackingPlanRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_governance__pb2.TrackingPlan.FromString,
+                _registered_method=True)
+        self.GetTrackingPlan = channel.unary_unary(
+                '/cdp.v1.AdminService/GetTrackingPlan',
+                request_serializer=cdp_dot_v1_dot_governance__pb2.GetTrackingPlanRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_governance__pb2.TrackingPlan.FromString,
+                _registered_method=True)
+        self.ListTrackingPlans = channel.unary_unary(
+                '/cdp.v1.AdminService/ListTrackingPlans',
+                request_serializer=cdp_dot_v1_dot_governance__pb2.ListTrackingPlansRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_governance__pb2.ListTrackingPlansResponse.FromString,
+                _registered_method=True)
+        self.SetSourcePolicy = channel.unary_unary(
+                '/cdp.v1.AdminService/SetSourcePolicy',
+                request_serializer=cdp_dot_v1_dot_governance__pb2.SetSourcePolicyRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_governance__pb2.SourcePolicy.FromString,
+                _registered_method=True)
+        self.GetSourcePolicy = channel.unary_unary(
+                '/cdp.v1.AdminService/GetSourcePolicy',
+                request_serializer=cdp_dot_v1_dot_governance__pb2.GetSourcePolicyRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_governance__pb2.SourcePolicy.FromString,
+                _registered_method=True)
+        self.ListViolations = channel.unary_unary(
+                '/cdp.v1.AdminService/ListViolations',
+                request_serializer=cdp_dot_v1_dot_governance__pb2.ListViolationsRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_governance__pb2.ListViolationsResponse.FromString,
                 _registered_method=True)
 
 
@@ -863,6 +894,168 @@ class AdminService:
             '/cdp.v1.AdminService/TestDestination',
             cdp_dot_v1_dot_destination__pb2.TestDestinationRequest.SerializeToString,
             cdp_dot_v1_dot_destination__pb2.TestDestinationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutTrackingPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/PutTrackingPlan',
+            cdp_dot_v1_dot_governance__pb2.PutTrackingPlanRequest.SerializeToString,
+            cdp_dot_v1_dot_governance__pb2.TrackingPlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTrackingPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/GetTrackingPlan',
+            cdp_dot_v1_dot_governance__pb2.GetTrackingPlanRequest.SerializeToString,
+            cdp_dot_v1_dot_governance__pb2.TrackingPlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTrackingPlans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/ListTrackingPlans',
+            cdp_dot_v1_dot_governance__pb2.ListTrackingPlansRequest.SerializeToString,
+            cdp_dot_v1_dot_governance__pb2.ListTrackingPlansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetSourcePolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/SetSourcePolicy',
+            cdp_dot_v1_dot_governance__pb2.SetSourcePolicyRequest.SerializeToString,
+            cdp_dot_v1_dot_governance__pb2.SourcePolicy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSourcePolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/GetSourcePolicy',
+            cdp_dot_v1_dot_governance__pb2.GetSourcePolicyRequest.SerializeToString,
+            cdp_dot_v1_dot_governance__pb2.SourcePolicy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListViolations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/ListViolations',
+            cdp_dot_v1_dot_governance__pb2.ListViolationsRequest.SerializeToString,
+            cdp_dot_v1_dot_governance__pb2.ListViolationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,6 +7,7 @@ Requires an admin token (`authorization: Bearer <token>`).
 
 from tributary._proto.cdp.v1 import admin_pb2 as _admin_pb2
 from tributary._proto.cdp.v1 import destination_pb2 as _destination_pb2
+from tributary._proto.cdp.v1 import governance_pb2 as _governance_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
 import abc as _abc_1
@@ -93,6 +94,15 @@ class AdminServiceStub:
     DiscardDeadLetters: _grpc.UnaryUnaryMultiCallable[_destination_pb2.DeadLettersRequest, _destination_pb2.DeadLettersResponse]
     TestDestination: _grpc.UnaryUnaryMultiCallable[_destination_pb2.TestDestinationRequest, _destination_pb2.TestDestinationResponse]
     """What the destination would be sent for one event, without sending it."""
+    PutTrackingPlan: _grpc.UnaryUnaryMultiCallable[_governance_pb2.PutTrackingPlanRequest, _governance_pb2.TrackingPlan]
+    """Governance (governance.proto): tracking plans, per-source enforcement and transformations,
+    and the violations seen. A change applies to the next request of each source.
+    """
+    GetTrackingPlan: _grpc.UnaryUnaryMultiCallable[_governance_pb2.GetTrackingPlanRequest, _governance_pb2.TrackingPlan]
+    ListTrackingPlans: _grpc.UnaryUnaryMultiCallable[_governance_pb2.ListTrackingPlansRequest, _governance_pb2.ListTrackingPlansResponse]
+    SetSourcePolicy: _grpc.UnaryUnaryMultiCallable[_governance_pb2.SetSourcePolicyRequest, _governance_pb2.SourcePolicy]
+    GetSourcePolicy: _grpc.UnaryUnaryMultiCallable[_governance_pb2.GetSourcePolicyRequest, _governance_pb2.SourcePolicy]
+    ListViolations: _grpc.UnaryUnaryMultiCallable[_governance_pb2.ListViolationsRequest, _governance_pb2.ListViolationsResponse]
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -156,5 +166,14 @@ class AdminServiceAsyncStub(AdminServiceStub):
     DiscardDeadLetters: _aio.UnaryUnaryMultiCallable[_destination_pb2.DeadLettersRequest, _destination_pb2.DeadLettersResponse]  # type: ignore[assignment]
     TestDestination: _aio.UnaryUnaryMultiCallable[_destination_pb2.TestDestinationRequest, _destination_pb2.TestDestinationResponse]  # type: ignore[assignment]
     """What the destination would be sent for one event, without sending it."""
+    PutTrackingPlan: _aio.UnaryUnaryMultiCallable[_governance_pb2.PutTrackingPlanRequest, _governance_pb2.TrackingPlan]  # type: ignore[assignment]
+    """Governance (governance.proto): tracking plans, per-source enforcement and transformations,
+    and the violations seen. A change applies to the next request of each source.
+    """
+    GetTrackingPlan: _aio.UnaryUnaryMultiCallable[_governance_pb2.GetTrackingPlanRequest, _governance_pb2.TrackingPlan]  # type: ignore[assignment]
+    ListTrackingPlans: _aio.UnaryUnaryMultiCallable[_governance_pb2.ListTrackingPlansRequest, _governance_pb2.ListTrackingPlansResponse]  # type: ignore[assignment]
+    SetSourcePolicy: _aio.UnaryUnaryMultiCallable[_governance_pb2.SetSourcePolicyRequest, _governance_pb2.SourcePolicy]  # type: ignore[assignment]
+    GetSourcePolicy: _aio.UnaryUnaryMultiCallable[_governance_pb2.GetSourcePolicyRequest, _governance_pb2.SourcePolicy]  # type: ignore[assignment]
+    ListViolations: _aio.UnaryUnaryMultiCallable[_governance_pb2.ListViolationsRequest, _governance_pb2.ListViolationsResponse]  # type: ignore[assignment]
 
 
