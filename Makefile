@@ -85,6 +85,7 @@ bench: $(STAMP)/build $(STAMP)/wrk $(STAMP)/nats-server $(STAMP)/postgresql ## R
 	$(PY) -m benchmarks.http_api $(BENCH_FLAGS) || status=1; \
 	$(PY) -m benchmarks.audiences $(BENCH_FLAGS) || status=1; \
 	$(PY) -m benchmarks.connections $(BENCH_FLAGS) || status=1; \
+	$(PY) -m benchmarks.governance $(BENCH_FLAGS) || status=1; \
 	exit $$status
 
 # wrk (Debian's package) drives the HTTP benchmark (benchmarks/http_api.py; its harness test

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import audience_report, charts, connections_report, http_report
+from benchmarks import audience_report, charts, connections_report, governance_report, http_report
 from benchmarks.report import (
     BYTES_PER_EVENT_TARGET,
     CDP_IMPORT,
@@ -128,6 +128,7 @@ _CHART_TITLES = {
     "http": f"[HTTP port]({http_report.ANCHOR})",
     "audiences": f"[Engage]({audience_report.ANCHOR})",
     "connections": f"[Connections]({connections_report.ANCHOR})",
+    "governance": f"[Governance]({governance_report.ANCHOR})",
 }
 
 
@@ -508,7 +509,8 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
     http = _load(results_dir / "http.json")
     audiences = _load(results_dir / audience_report.JSON)
     connections = _load(results_dir / connections_report.JSON)
-    if ingest is None and unify is None and http is None and audiences is None and connections is None:
+    governance = _load(results_dir / governance_report.JSON)
+    if all(doc is None for doc in (ingest, unify, http, audiences, connections, governance)):
         return None
     ingest = ingest or {}
     found = targets(ingest) if ingest else []
@@ -518,21 +520,24 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
     rows += resolution_targets + _lookup_targets(unify) + http_targets
     rows += [(_CHART_TITLES["audiences"], target) for target in audience_report.targets(audiences)]
     rows += [(_CHART_TITLES["connections"], target) for target in connections_report.targets(connections)]
+    rows += [(_CHART_TITLES["governance"], target) for target in governance_report.targets(governance)]
     env = (
         ingest.get("environment")
         or (unify or {}).get("environment")
         or (http or {}).get("environment")
         or (audiences or {}).get("environment")
-        or (connections or {}).get("environment", {})
+        or (connections or {}).get("environment")
+        or (governance or {}).get("environment", {})
     )
     settings = ingest.get("settings", {})
-    quick = any(_is_quick(document) for document in (ingest, unify, http, audiences, connections))
+    quick = any(_is_quick(document) for document in (ingest, unify, http, audiences, connections, governance))
     documents = (
         (ingest, "ingest run"),
         (unify, "unify run"),
         (http, "http run"),
         (audiences, "audiences run"),
         (connections, "connections run"),
+        (governance, "governance run"),
     )
     origins = [_origin(doc, name) for doc, name in documents if doc]
     banner = (
@@ -550,6 +555,12 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
         http_text,
         _audiences(audiences),
         _connections(connections, results_dir),
+        governance_report.section(
+            governance,
+            results_dir,
+            origin=_origin(governance, "governance run") if governance else "",
+            quick=_is_quick(governance),
+        ),
     ]
     errors = {
         **ingest.get("errors", {}),
@@ -557,6 +568,7 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
         **{f"http {k}": v for k, v in (http or {}).get("errors", {}).items()},
         **{f"audiences {k}": v for k, v in (audiences or {}).get("errors", {}).items()},
         **{f"connections {k}": v for k, v in (connections or {}).get("errors", {}).items()},
+        **{f"governance {k}": v for k, v in (governance or {}).get("errors", {}).items()},
     }
     failures = "".join(f"- {key} failed: {reason.splitlines()[0][:300]}\n" for key, reason in errors.items())
     failures = f"\nFailed runs:\n\n{failures}" if failures else ""
@@ -566,7 +578,8 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
 
 {banner}Written by `make bench` from the {_and(origins)}; raw figures in
 [`ingest.json`](ingest.json), [`unify.json`](unify.json), [`http.json`](http.json),
-[`audiences.json`](audiences.json) and [`connections.json`](connections.json).
+[`audiences.json`](audiences.json), [`connections.json`](connections.json) and
+[`governance.json`](governance.json).
 {settings.get("events", 0):,} Segment-like events (~{settings.get("mean_event_bytes", 0):.0f} B; ~80 % track,
 identify, page; 100 k users, ~10 events each), 500 per batch. Machine: {env.get("cpus", "?")} CPUs,
 {env.get("platform", "?")}, Python {env.get("python", "?")}, grpcio {env.get("grpcio", "?")}. Clients and servers share

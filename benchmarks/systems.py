@@ -75,7 +75,7 @@ class ProfileAround:
             yield
 
 
-def _drive(
+def drive(
     key: str,
     name: str,
     port: int,
@@ -135,7 +135,7 @@ def measure_empty_grpc(settings: StreamSettings) -> Measurement:
     with tempfile.TemporaryDirectory(prefix="bench-empty-", dir=settings.tmp_root) as tmp:
         argv = [sys.executable, "-m", "benchmarks.empty_server", "--port", str(port)]
         with running_server(argv, port=port, log_path=Path(tmp) / "server.log"):
-            return _drive("b", "empty grpcio server", port, settings, write_key=None, counts=False)
+            return drive("b", "empty grpcio server", port, settings, write_key=None, counts=False)
 
 
 def measure_python_pipeline(settings: StreamSettings) -> Measurement:
@@ -146,7 +146,7 @@ def measure_python_pipeline(settings: StreamSettings) -> Measurement:
         data_dir.mkdir()
         argv = [sys.executable, "-m", "benchmarks.python_pipeline", "--port", str(port), "--data-dir", str(data_dir)]
         with running_server(argv, port=port, log_path=Path(tmp) / "server.log"):
-            return _drive("c", "plain-Python pipeline", port, settings, write_key=None, counts=True)
+            return drive("c", "plain-Python pipeline", port, settings, write_key=None, counts=True)
 
 
 def serve_argv(cdp: Path, data_dir: Path, port: int) -> list[str]:
@@ -188,4 +188,4 @@ def measure_tributary(
 ) -> Measurement:
     """The real run: ``cdp serve`` (identity resolution on) fed pre-encoded batches."""
     with tributary_server(settings, prefix="bench-tributary-") as (port, pid, write_key):
-        return _drive(key, name, port, settings, write_key=write_key, counts=True, server_pid=pid)
+        return drive(key, name, port, settings, write_key=write_key, counts=True, server_pid=pid)
