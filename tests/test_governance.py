@@ -1,14 +1,17 @@
 """Tracking plans on a real `cdp serve`: a YAML plan made and versioned with `cdp plan`, enforced
 per source over the Tracking API and gRPC in every mode (valid, invalid and unplanned events by
 allow / flag / omit / block), transformations, violations listed by `cdp violations`, blocked
-events kept in the rejected store, and all of it still in force after a restart."""
+events kept in the rejected store, all of it still in force after a restart; and personal data inventoried
+per source and hashed or dropped before storage (`cdp privacy`)."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -251,3 +254,54 @@ def test_bad_plans_and_policies_are_refused_naming_what_is_wrong(server: Any, tm
             governance_pb2.ListTrackingPlansRequest(), metadata=server.ingest_metadata, timeout=30
         )
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_personal_data_is_inventoried_and_hashed_or_dropped_per_source(server: Any) -> None:
+    crm_key = cdp(server, "source", "create", "crm").stdout.strip()
+    web_key = cdp(server, "source", "create", "web").stdout.strip()
+    cdp(server, "privacy", "patterns", "--set", json.dumps([{"name": "employee_id", "value_pattern": "^EMP-[0-9]+$"}]))
+    protected = cdp(server, "privacy", "protect", "crm", "--hash", "email", "--drop", "credit_card,employee_id")
+    assert "credit_card → drop, email → hash, employee_id → drop" in protected.stderr
+    traits = {"email": "Ann@Example.com", "badge": "EMP-1", "plan": "pro"}
+    order = {"card": "4111 1111 1111 1111", "total": 9, "phone": "+1 415 555 0100"}
+    for key, user in ((crm_key, "p-crm"), (web_key, "p-web")):
+        batch = {
+            "batch": [
+                {"type": "identify", "userId": user, "traits": traits, "context": {"ip": "10.1.2.3"}},
+                {"type": "track", "userId": user, "event": "Order Completed", "properties": order},
+            ]
+        }
+        assert post(server, "/v1/batch", batch, key=key)[0] == 200
+    rpc = Rpc(server)
+    crm = stored(rpc, "p-crm")
+    digest = hashlib.sha256(b"ann@example.com").hexdigest()
+    assert crm[0]["traits"] == {"email": digest, "plan": "pro"}
+    assert crm[1]["properties"] == {"total": 9, "phone": "+1 415 555 0100"}
+    assert rpc.events(f"email:{digest}"), "identity resolution sees the hashed email"
+    web = stored(rpc, "p-web")
+    assert web[0]["traits"] == traits and web[1]["properties"] == order, "another source is untouched"
+
+    # The inventory: classified in the background; no values kept.
+    deadline = time.monotonic() + 30
+    while True:
+        listed = json.loads(cdp(server, "privacy", "inventory", "--json").stdout)
+        if listed["classified_through"] >= listed["last_seq"]:
+            break
+        assert time.monotonic() < deadline, listed
+        time.sleep(0.2)
+    found = {(f["source"], f["class"], f["field"]) for f in listed["fields"]}
+    assert {
+        ("web", "email", "traits.email"),
+        ("web", "employee_id", "traits.badge"),
+        ("web", "credit_card", "properties.card"),
+        ("web", "phone", "properties.phone"),
+        ("web", "ip", "context.ip"),
+        ("crm", "ip", "context.ip"),
+        ("crm", "phone", "properties.phone"),
+    } <= found
+    assert ("crm", "credit_card", "properties.card") not in found, "dropped before it was stored"
+    assert "Ann@Example.com" not in json.dumps(listed) and "4111" not in json.dumps(listed)
+    only = json.loads(cdp(server, "privacy", "inventory", "--source", "crm", "--class", "ip", "--json").stdout)
+    assert [(f["field"], f["count"]) for f in only["fields"]] == [("context.ip", 1)]
+    refused = cdp(server, "privacy", "protect", "crm", "--drop", "ssn", check=False)
+    assert refused.returncode == 1 and "pii[" in refused.stderr and '"ssn" is not a class' in refused.stderr

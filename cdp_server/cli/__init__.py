@@ -11,6 +11,7 @@ from cdp_server.cli import (
     governance,
     identity,
     importer,
+    privacy,
     profile,
     rejected,
     serve,
@@ -37,6 +38,7 @@ main.add_command(rejected.rejected)
 main.add_command(tokens.token)
 main.add_command(governance.plan)
 main.add_command(governance.violations)
+main.add_command(privacy.privacy)
 main.add_command(audiences.audience)
 main.add_command(audiences.computed_trait)
 main.add_command(destinations.destination)

@@ -1,5 +1,6 @@
-"""Governance RPCs of the AdminService (Segment's Protocols): tracking plans, each source's policy
-(what it does with unplanned and invalid events, its transformations) and the violations seen.
+"""Governance RPCs of the AdminService: tracking plans (Segment's Protocols), each source's policy
+(what it does with unplanned and invalid events, its transformations, the personal data it hashes
+or drops), the violations seen, and the PII inventory (Segment's Privacy Portal).
 The engine checks and answers them all from the request bytes."""
 
 from __future__ import annotations
@@ -15,4 +16,7 @@ ROUTES = (
     Route("SetSourcePolicy", _core.Engine.set_source_policy, Role.ADMIN),
     Route("GetSourcePolicy", _core.Engine.get_source_policy, Role.ADMIN),
     Route("ListViolations", _core.Engine.list_violations, Role.ADMIN),
+    Route("GetPiiSettings", _core.Engine.get_pii_settings, Role.ADMIN),
+    Route("SetPiiSettings", _core.Engine.set_pii_settings, Role.ADMIN),
+    Route("ListPiiInventory", _core.Engine.list_pii_inventory, Role.ADMIN),
 )

@@ -308,7 +308,7 @@ impl IdentifierIndex {
 }
 
 /// The indexer is catch-up work: let ingest and reads have the CPU first.
-fn lower_thread_priority() {
+pub(crate) fn lower_thread_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: plain syscalls on the calling thread's own id; failure only leaves the priority as is.
     unsafe {

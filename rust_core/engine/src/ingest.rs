@@ -116,6 +116,7 @@ pub struct Engine {
     writer: Mutex<Option<JoinHandle<()>>>,
     indexer: Mutex<Option<JoinHandle<()>>>,
     engage: Mutex<Option<JoinHandle<()>>>,
+    inventory: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// A batch handed to the writer; `wait` returns once its events are durable.
@@ -281,12 +282,18 @@ impl Engine {
         let worker = crate::engage::realtime::Worker::new(Arc::clone(&shared), tx.clone(), shared.config.engage_tick)
             .ok_or_else(|| EngineError::Storage("the Engage worker was started twice".into()))?;
         let engage = spawn("tributary-engage", Box::new(move || worker.run()))?;
+        let inventory_shared = Arc::clone(&shared);
+        let inventory = spawn(
+            "tributary-pii",
+            Box::new(move || crate::governance::inventory::run(&inventory_shared)),
+        )?;
         Ok(Self {
             shared,
             jobs: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
             indexer: Mutex::new(Some(indexer)),
             engage: Mutex::new(Some(engage)),
+            inventory: Mutex::new(Some(inventory)),
         })
     }
 
@@ -449,6 +456,11 @@ impl Engine {
         self.shared.index.stop();
         if let Some(indexer) = self.indexer.lock().take() {
             let _ = indexer.join();
+        }
+        self.shared.governance.stopping.store(true, Ordering::Release);
+        self.shared.committed_changed.notify_all();
+        if let Some(inventory) = self.inventory.lock().take() {
+            let _ = inventory.join();
         }
         if closing {
             if let Err(err) = self.snapshot() {

@@ -9,7 +9,7 @@
 //! - `meta`:       counter name → u64
 //! - `identity`:   `rules`, `actions` → encoded `IdentityRules`, `IdentityActions` (admin)
 //! - `destinations`: name → encoded `Destination` (admin)
-//! - `plans`, `source_policies`, `violations`, `violation_hours`: governance (see
+//! - `plans`, `source_policies`, `violations`, `violation_hours`, `privacy`: governance (see
 //!   `governance::store`)
 //!
 //! The **index** environment (`<data_dir>/index`) is derived from the log and can be rebuilt
@@ -17,7 +17,9 @@
 //! B-tree inserts never sit on the ack path:
 //! - `identifiers`:  "type\x1fvalue" → id u64, first seq u64
 //! - `ident_events`: id u64 + seq u64 → ()                                (events per identifier)
-//! - `meta`:         `indexed_through` (last log seq reflected here), `next_ident_id`
+//! - `meta`:         `indexed_through` (last log seq reflected here), `next_ident_id`,
+//!   `pii_through` (the PII inventory's)
+//! - `pii_inventory`: where each class of personal data was seen (`governance::inventory`)
 //!
 //! The **delivery** environment (`<data_dir>/delivery`) holds where each destination is in the
 //! log and what it could not take. It is an environment of its own because LMDB has one writer
@@ -273,6 +275,8 @@ pub struct IndexDatabases {
     pub identifiers: Database<Bytes, Bytes>,
     pub ident_events: Database<Bytes, Unit>,
     pub meta: Database<Str, BeU64>,
+    /// Where each class of personal data was seen (`governance::inventory`).
+    pub pii_inventory: crate::governance::inventory::InventoryDb,
 }
 
 #[derive(Clone, Copy)]
@@ -337,6 +341,7 @@ impl Store {
                     policies: log.env.create_database(txn, Some("source_policies"))?,
                     violations: log.env.create_database(txn, Some("violations"))?,
                     violation_hours: log.env.create_database(txn, Some("violation_hours"))?,
+                    privacy: log.env.create_database(txn, Some("privacy"))?,
                 },
             })
         })?;
@@ -345,6 +350,7 @@ impl Store {
                 identifiers: index.env.create_database(txn, Some("identifiers"))?,
                 ident_events: index.env.create_database(txn, Some("ident_events"))?,
                 meta: index.env.create_database(txn, Some("meta"))?,
+                pii_inventory: index.env.create_database(txn, Some("pii_inventory"))?,
             })
         })?;
         // Durable like the log: a cursor moves past dead-lettered events in the transaction that

@@ -430,6 +430,12 @@ rpc_methods! {
     get_source_policy;
     /// Answers an encoded `cdp.v1.ListViolationsRequest` with an encoded response.
     list_violations;
+    /// Answers an encoded `cdp.v1.GetPiiSettingsRequest` with an encoded `PiiSettings`.
+    get_pii_settings;
+    /// Answers an encoded `cdp.v1.SetPiiSettingsRequest` with an encoded `PiiSettings`.
+    set_pii_settings;
+    /// Answers an encoded `cdp.v1.ListPiiInventoryRequest` with an encoded response.
+    list_pii_inventory;
     /// Answers an encoded `cdp.v1.ListDeadLettersRequest` with an encoded response.
     list_dead_letters;
     /// Answers an encoded `cdp.v1.DeadLettersRequest` (discard) with an encoded `DeadLettersResponse`.

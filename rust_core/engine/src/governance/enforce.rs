@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::pii::{self, Class, Classifier};
 use super::plan::{check, CompiledPlan, Found, Part, Planned};
 use super::transform::{move_path, Transformation};
 use crate::event_json;
-use crate::proto::{Event, EventType, OnViolation, UnplannedEvents};
+use crate::proto::{Event, EventType, OnViolation, PiiAction, UnplannedEvents};
 
 /// What a source enforces, compiled.
 pub struct Policy {
@@ -19,6 +20,9 @@ pub struct Policy {
     pub unplanned: UnplannedEvents,
     pub on_violation: OnViolation,
     pub transformations: Vec<Transformation>,
+    /// Classes of personal data hashed or dropped before storage.
+    pub pii: Vec<(Class, PiiAction)>,
+    pub classifier: Arc<Classifier>,
 }
 
 /// The verdict on one event.
@@ -41,11 +45,7 @@ struct Objects([Option<Map<String, Value>>; 3]);
 impl Objects {
     /// The object of `part`, to change.
     fn change(&mut self, event: &Event, part: Part) -> &mut Map<String, Value> {
-        let bytes = match part {
-            Part::Properties => &event.properties,
-            Part::Traits => &event.traits,
-            Part::Context => &event.context,
-        };
+        let bytes = part_bytes(event, part);
         // Already checked to be an object or empty by the ingest rules.
         self.0[part as usize].get_or_insert_with(|| crate::json::parse_object(bytes).ok().flatten().unwrap_or_default())
     }
@@ -56,11 +56,7 @@ impl Objects {
         if let Some(map) = &self.0[part as usize] {
             return map.contains_key(key);
         }
-        let bytes = match part {
-            Part::Properties => &event.properties,
-            Part::Traits => &event.traits,
-            Part::Context => &event.context,
-        };
+        let bytes = part_bytes(event, part);
         let quoted = serde_json::to_string(key).expect("a string always serialises");
         bytes.contains(&b'\\') || bytes.windows(quoted.len()).any(|window| window == quoted.as_bytes())
     }
@@ -149,6 +145,13 @@ impl Policy {
             }
         }
         self.transform(event, kind, &mut objects);
+        if !self.pii.is_empty() {
+            for part in [Part::Properties, Part::Traits, Part::Context] {
+                if !part_bytes(event, part).is_empty() {
+                    pii::redact(objects.change(event, part), &self.classifier, &self.pii);
+                }
+            }
+        }
         objects.store(event);
         Verdict::Keep { found }
     }
@@ -217,6 +220,14 @@ impl Policy {
                 }
             }
         }
+    }
+}
+
+fn part_bytes(event: &Event, part: Part) -> &[u8] {
+    match part {
+        Part::Properties => &event.properties,
+        Part::Traits => &event.traits,
+        Part::Context => &event.context,
     }
 }
 

@@ -7,6 +7,8 @@
 //! validation runs in parallel with the writer and a policy change applies to the next request.
 
 pub mod enforce;
+pub mod inventory;
+pub mod pii;
 pub mod plan;
 pub mod store;
 pub mod transform;
@@ -14,6 +16,7 @@ pub mod transform;
 #[cfg(test)]
 mod tests;
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -21,13 +24,14 @@ use prost::Message;
 use rustc_hash::FxHashMap;
 
 use self::enforce::Policy;
+use self::pii::Classifier;
 use self::plan::CompiledPlan;
 use crate::error::{EngineError, Result};
 use crate::ingest::Engine;
 use crate::proto::{
     self, GetSourcePolicyRequest, GetTrackingPlanRequest, ListTrackingPlansRequest, ListTrackingPlansResponse,
-    ListViolationsRequest, ListViolationsResponse, OnViolation, PutTrackingPlanRequest, SetSourcePolicyRequest, Source,
-    SourcePolicy, TrackingPlan, UnplannedEvents,
+    ListViolationsRequest, ListViolationsResponse, OnViolation, PiiAction, PiiSettings, PutTrackingPlanRequest,
+    SetPiiSettingsRequest, SetSourcePolicyRequest, Source, SourcePolicy, TrackingPlan, UnplannedEvents,
 };
 use crate::store::Store;
 use crate::time;
@@ -37,10 +41,14 @@ const MAX_DOCUMENT_BYTES: usize = 4 << 20;
 const DEFAULT_VIOLATIONS: usize = 100;
 const DAY_MS: i64 = 86_400_000;
 
-/// Every source's compiled policy (sources without one are absent).
+/// Every source's compiled policy (sources without one are absent), and the workspace's classes
+/// of personal data.
 #[derive(Default)]
 pub struct Live {
     policies: RwLock<FxHashMap<u32, Arc<Policy>>>,
+    classifier: RwLock<Arc<Classifier>>,
+    /// Set when the engine closes: the inventory thread returns.
+    pub(crate) stopping: AtomicBool,
 }
 
 impl Live {
@@ -53,11 +61,21 @@ impl Live {
         policies.get(&source).cloned()
     }
 
+    /// The workspace's classes of personal data.
+    pub fn classifier(&self) -> Arc<Classifier> {
+        Arc::clone(&self.classifier.read())
+    }
+
     /// Compiles every stored policy with the newest version of its plan (at start-up and after
     /// any change: plans and policies are few, so recompiling all of them is simplest).
     pub fn reload(&self, store: &Store) -> Result<()> {
         let txn = store.log.read()?;
         let dbs = &store.log_dbs.governance;
+        let settings = pii_settings(&txn.txn, dbs)?;
+        let classifier = Arc::new(
+            Classifier::new(&settings.patterns)
+                .map_err(|e| EngineError::Storage(format!("the stored PII patterns do not compile: {e}")))?,
+        );
         let mut plans: FxHashMap<String, Arc<CompiledPlan>> = FxHashMap::default();
         let mut policies = FxHashMap::default();
         for entry in dbs.policies.iter(&txn.txn)? {
@@ -80,6 +98,8 @@ impl Live {
             };
             let transformations = transform::parse(&stored.transformations)
                 .map_err(|e| EngineError::Storage(format!("source {source}'s stored {e}")))?;
+            let pii = pii_rules(&stored.pii, &classifier)
+                .map_err(|e| EngineError::Storage(format!("source {source}'s stored policy: {e}")))?;
             policies.insert(
                 source,
                 Arc::new(Policy {
@@ -88,13 +108,50 @@ impl Live {
                     unplanned: UnplannedEvents::try_from(stored.unplanned_events).unwrap_or(UnplannedEvents::Allow),
                     on_violation: OnViolation::try_from(stored.on_violation).unwrap_or(OnViolation::Allow),
                     transformations,
+                    pii,
+                    classifier: Arc::clone(&classifier),
                 }),
             );
         }
         drop(txn);
         *self.policies.write() = policies;
+        *self.classifier.write() = classifier;
         Ok(())
     }
+}
+
+fn pii_settings(txn: &heed::RoTxn<'_, heed::WithoutTls>, dbs: &store::GovernanceDbs) -> Result<PiiSettings> {
+    match dbs.privacy.get(txn, "settings")? {
+        Some(bytes) => proto::decode_record(bytes, "the PII settings"),
+        None => Ok(PiiSettings::default()),
+    }
+}
+
+/// A policy's PII rules, by class; the error names the rule at fault.
+fn pii_rules(
+    rules: &[proto::PiiRule],
+    classifier: &Classifier,
+) -> std::result::Result<Vec<(pii::Class, PiiAction)>, String> {
+    let mut compiled: Vec<(pii::Class, PiiAction)> = Vec::with_capacity(rules.len());
+    let mut seen = Vec::with_capacity(rules.len());
+    for (i, rule) in rules.iter().enumerate() {
+        let class = classifier.class_named(&rule.class).ok_or_else(|| {
+            format!(
+                "pii[{i}].class: {:?} is not a class (email, phone, credit_card, ip, name, or a custom pattern)",
+                rule.class
+            )
+        })?;
+        let action = PiiAction::try_from(rule.action)
+            .map_err(|_| format!("pii[{i}].action: {} is not an action", rule.action))?;
+        if seen.contains(&class) {
+            return Err(format!("pii[{i}]: class {:?} has two rules", rule.class));
+        }
+        seen.push(class);
+        if action != PiiAction::Keep {
+            compiled.push((class, action));
+        }
+    }
+    Ok(compiled)
 }
 
 /// The newest stored version of the plan `name`.
@@ -244,6 +301,8 @@ impl Engine {
             }
         }
         transform::parse(&policy.transformations).map_err(|e| EngineError::InvalidRequest(format!("policy.{e}")))?;
+        pii_rules(&policy.pii, &self.shared.governance.classifier())
+            .map_err(|e| EngineError::InvalidRequest(format!("policy.{e}")))?;
         let source = self.source_called(&policy.source)?;
         let store = &self.shared.store;
         let dbs = store.log_dbs.governance;
@@ -313,6 +372,40 @@ impl Engine {
             })
             .collect();
         Ok(ListViolationsResponse { violations }.encode_to_vec())
+    }
+
+    /// `AdminService.GetPiiSettings`.
+    pub fn get_pii_settings(&self, request: &[u8]) -> Result<Vec<u8>> {
+        proto::decode_request::<proto::GetPiiSettingsRequest>(request)?;
+        let txn = self.shared.store.log.read()?;
+        Ok(pii_settings(&txn.txn, &self.shared.store.log_dbs.governance)?.encode_to_vec())
+    }
+
+    /// `AdminService.SetPiiSettings`: the workspace's custom classes (checked by compiling them).
+    /// A pattern a source's rule uses cannot be removed.
+    pub fn set_pii_settings(&self, request: &[u8]) -> Result<Vec<u8>> {
+        let request: SetPiiSettingsRequest = proto::decode_request(request)?;
+        let settings = request.settings.unwrap_or_default();
+        let classifier =
+            Classifier::new(&settings.patterns).map_err(|e| EngineError::InvalidRequest(format!("settings.{e}")))?;
+        let store = &self.shared.store;
+        let dbs = store.log_dbs.governance;
+        self.write_log(|txn| {
+            for entry in dbs.policies.iter(txn)? {
+                let (_, value) = entry?;
+                let policy: SourcePolicy = proto::decode_record(value, "a source policy")?;
+                if let Some(rule) = policy.pii.iter().find(|r| classifier.class_named(&r.class).is_none()) {
+                    return Err(EngineError::FailedPrecondition(format!(
+                        "settings: class {:?} is used by a source's PII rules (change them first)",
+                        rule.class
+                    )));
+                }
+            }
+            dbs.privacy.put(txn, "settings", &settings.encode_to_vec())?;
+            Ok(())
+        })?;
+        self.shared.governance.reload(store)?;
+        Ok(settings.encode_to_vec())
     }
 
     fn source_called(&self, name: &str) -> Result<Source> {

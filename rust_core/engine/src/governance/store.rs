@@ -3,6 +3,7 @@
 //! - `source_policies`: source id u32 → encoded `SourcePolicy` (its `source` left empty)
 //! - `violations`:      violation key → encoded `Violation` (totals, first/last seen, example)
 //! - `violation_hours`: violation key, hour u32 → count u64 (counts over time)
+//! - `privacy`:         `settings` → encoded `PiiSettings`
 //!
 //! A violation key is the source id (big-endian), then the event and the field each as a
 //! big-endian u16 length and bytes, then the kind's number: no separator a name could contain.
@@ -25,6 +26,8 @@ pub struct GovernanceDbs {
     pub policies: Database<BeU32, Bytes>,
     pub violations: Database<Bytes, Bytes>,
     pub violation_hours: Database<Bytes, BeU64>,
+    /// `settings` → the encoded `PiiSettings` (custom classes of personal data).
+    pub privacy: Database<heed::types::Str, Bytes>,
 }
 
 /// Segment's violation kinds, numbered for keys.
@@ -200,10 +203,11 @@ pub fn list(
     since_ms: i64,
 ) -> Result<Vec<(u32, Violation)>> {
     let since_hour = since_ms.div_euclid(HOUR_MS) as u32;
-    let prefix = source.map(u32::to_be_bytes);
-    let iter = match &prefix {
-        Some(prefix) => dbs.violations.prefix_iter(txn, prefix)?,
-        None => dbs.violations.prefix_iter(txn, &[])?,
+    // (LMDB refuses an empty key: no prefix means the whole database.)
+    type Entries<'t> = Box<dyn Iterator<Item = heed::Result<(&'t [u8], &'t [u8])>> + 't>;
+    let iter: Entries<'_> = match source {
+        Some(source) => Box::new(dbs.violations.prefix_iter(txn, &source.to_be_bytes())?),
+        None => Box::new(dbs.violations.iter(txn)?),
     };
     let mut found = Vec::new();
     for entry in iter {

@@ -53,8 +53,8 @@ pub fn parse(text: &str) -> Result<Vec<Transformation>, String> {
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let written: Vec<serde_json::Value> = serde_json::from_str(text)
-        .map_err(|e| format!("transformations: {e} (expected a JSON list)"))?;
+    let written: Vec<serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| format!("transformations: {e} (expected a JSON list)"))?;
     if written.len() > MAX_TRANSFORMATIONS {
         return Err(format!(
             "transformations: {} given; the limit is {MAX_TRANSFORMATIONS}",
@@ -193,7 +193,9 @@ mod tests {
             .unwrap_err()
             .contains("limit is 4"));
         assert!(parse(r#"[{"rename_property": {"from": "a", "to": "a.b"}}]"#).is_err());
-        assert!(parse(r#"[{"drop": {}}]"#).unwrap_err().starts_with("transformations[0]: unknown variant"));
+        assert!(parse(r#"[{"drop": {}}]"#)
+            .unwrap_err()
+            .starts_with("transformations[0]: unknown variant"));
         assert!(parse(r#"{"rename_event": {}}"#).is_err());
     }
 

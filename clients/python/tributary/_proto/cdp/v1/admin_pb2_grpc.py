@@ -196,6 +196,21 @@ class AdminServiceStub:
                 request_serializer=cdp_dot_v1_dot_governance__pb2.ListViolationsRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_governance__pb2.ListViolationsResponse.FromString,
                 _registered_method=True)
+        self.GetPiiSettings = channel.unary_unary(
+                '/cdp.v1.AdminService/GetPiiSettings',
+                request_serializer=cdp_dot_v1_dot_governance__pb2.GetPiiSettingsRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_governance__pb2.PiiSettings.FromString,
+                _registered_method=True)
+        self.SetPiiSettings = channel.unary_unary(
+                '/cdp.v1.AdminService/SetPiiSettings',
+                request_serializer=cdp_dot_v1_dot_governance__pb2.SetPiiSettingsRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_governance__pb2.PiiSettings.FromString,
+                _registered_method=True)
+        self.ListPiiInventory = channel.unary_unary(
+                '/cdp.v1.AdminService/ListPiiInventory',
+                request_serializer=cdp_dot_v1_dot_governance__pb2.ListPiiInventoryRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_governance__pb2.ListPiiInventoryResponse.FromString,
+                _registered_method=True)
 
 
  # This class is part of an EXPERIMENTAL API.
@@ -1056,6 +1071,87 @@ class AdminService:
             '/cdp.v1.AdminService/ListViolations',
             cdp_dot_v1_dot_governance__pb2.ListViolationsRequest.SerializeToString,
             cdp_dot_v1_dot_governance__pb2.ListViolationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPiiSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/GetPiiSettings',
+            cdp_dot_v1_dot_governance__pb2.GetPiiSettingsRequest.SerializeToString,
+            cdp_dot_v1_dot_governance__pb2.PiiSettings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPiiSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/SetPiiSettings',
+            cdp_dot_v1_dot_governance__pb2.SetPiiSettingsRequest.SerializeToString,
+            cdp_dot_v1_dot_governance__pb2.PiiSettings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPiiInventory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/ListPiiInventory',
+            cdp_dot_v1_dot_governance__pb2.ListPiiInventoryRequest.SerializeToString,
+            cdp_dot_v1_dot_governance__pb2.ListPiiInventoryResponse.FromString,
             options,
             channel_credentials,
             insecure,

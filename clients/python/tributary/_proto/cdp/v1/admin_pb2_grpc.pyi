@@ -103,6 +103,10 @@ class AdminServiceStub:
     SetSourcePolicy: _grpc.UnaryUnaryMultiCallable[_governance_pb2.SetSourcePolicyRequest, _governance_pb2.SourcePolicy]
     GetSourcePolicy: _grpc.UnaryUnaryMultiCallable[_governance_pb2.GetSourcePolicyRequest, _governance_pb2.SourcePolicy]
     ListViolations: _grpc.UnaryUnaryMultiCallable[_governance_pb2.ListViolationsRequest, _governance_pb2.ListViolationsResponse]
+    GetPiiSettings: _grpc.UnaryUnaryMultiCallable[_governance_pb2.GetPiiSettingsRequest, _governance_pb2.PiiSettings]
+    """Personal data (Segment's Privacy Portal): custom classes, and where each class was seen."""
+    SetPiiSettings: _grpc.UnaryUnaryMultiCallable[_governance_pb2.SetPiiSettingsRequest, _governance_pb2.PiiSettings]
+    ListPiiInventory: _grpc.UnaryUnaryMultiCallable[_governance_pb2.ListPiiInventoryRequest, _governance_pb2.ListPiiInventoryResponse]
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -175,5 +179,9 @@ class AdminServiceAsyncStub(AdminServiceStub):
     SetSourcePolicy: _aio.UnaryUnaryMultiCallable[_governance_pb2.SetSourcePolicyRequest, _governance_pb2.SourcePolicy]  # type: ignore[assignment]
     GetSourcePolicy: _aio.UnaryUnaryMultiCallable[_governance_pb2.GetSourcePolicyRequest, _governance_pb2.SourcePolicy]  # type: ignore[assignment]
     ListViolations: _aio.UnaryUnaryMultiCallable[_governance_pb2.ListViolationsRequest, _governance_pb2.ListViolationsResponse]  # type: ignore[assignment]
+    GetPiiSettings: _aio.UnaryUnaryMultiCallable[_governance_pb2.GetPiiSettingsRequest, _governance_pb2.PiiSettings]  # type: ignore[assignment]
+    """Personal data (Segment's Privacy Portal): custom classes, and where each class was seen."""
+    SetPiiSettings: _aio.UnaryUnaryMultiCallable[_governance_pb2.SetPiiSettingsRequest, _governance_pb2.PiiSettings]  # type: ignore[assignment]
+    ListPiiInventory: _aio.UnaryUnaryMultiCallable[_governance_pb2.ListPiiInventoryRequest, _governance_pb2.ListPiiInventoryResponse]  # type: ignore[assignment]
 
 

@@ -24,17 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63\x64p/v1/governance.proto\x12\x06\x63\x64p.v1\"|\n\x0cTrackingPlan\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x10\n\x08\x64ocument\x18\x03 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x04 \x01(\x03\x12\x13\n\x0b\x65vent_count\x18\x05 \x01(\r\x12\x0f\n\x07sources\x18\x06 \x03(\t\"M\n\x16PutTrackingPlanRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\t\x12\x13\n\x0b\x63reate_only\x18\x03 \x01(\x08\"7\n\x16GetTrackingPlanRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"\x1a\n\x18ListTrackingPlansRequest\"@\n\x19ListTrackingPlansResponse\x12#\n\x05plans\x18\x01 \x03(\x0b\x32\x14.cdp.v1.TrackingPlan\"\xa3\x01\n\x0cSourcePolicy\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0c\n\x04plan\x18\x02 \x01(\t\x12\x31\n\x10unplanned_events\x18\x03 \x01(\x0e\x32\x17.cdp.v1.UnplannedEvents\x12)\n\x0con_violation\x18\x04 \x01(\x0e\x32\x13.cdp.v1.OnViolation\x12\x17\n\x0ftransformations\x18\x05 \x01(\t\">\n\x16SetSourcePolicyRequest\x12$\n\x06policy\x18\x01 \x01(\x0b\x32\x14.cdp.v1.SourcePolicy\"(\n\x16GetSourcePolicyRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\"W\n\x15ListViolationsRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\t\x12\x10\n\x08since_ms\x18\x03 \x01(\x03\x12\r\n\x05limit\x18\x04 \x01(\r\"\xe8\x01\n\tViolation\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x0c\n\x04rule\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x0f\n\x07\x65xample\x18\x07 \x01(\t\x12\r\n\x05\x63ount\x18\x08 \x01(\x04\x12\r\n\x05total\x18\t \x01(\x04\x12\x15\n\rfirst_seen_ms\x18\n \x01(\x03\x12\x14\n\x0clast_seen_ms\x18\x0b \x01(\x03\x12 \n\x05hours\x18\x0c \x03(\x0b\x32\x11.cdp.v1.HourCount\"+\n\tHourCount\x12\x0f\n\x07hour_ms\x18\x01 \x01(\x03\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"?\n\x16ListViolationsResponse\x12%\n\nviolations\x18\x01 \x03(\x0b\x32\x11.cdp.v1.Violation*d\n\x0fUnplannedEvents\x12\x1a\n\x16UNPLANNED_EVENTS_ALLOW\x10\x00\x12\x19\n\x15UNPLANNED_EVENTS_FLAG\x10\x01\x12\x1a\n\x16UNPLANNED_EVENTS_BLOCK\x10\x02*k\n\x0bOnViolation\x12\x16\n\x12ON_VIOLATION_ALLOW\x10\x00\x12\x15\n\x11ON_VIOLATION_FLAG\x10\x01\x12\x15\n\x11ON_VIOLATION_OMIT\x10\x02\x12\x16\n\x12ON_VIOLATION_BLOCK\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63\x64p/v1/governance.proto\x12\x06\x63\x64p.v1\"|\n\x0cTrackingPlan\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x10\n\x08\x64ocument\x18\x03 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x04 \x01(\x03\x12\x13\n\x0b\x65vent_count\x18\x05 \x01(\r\x12\x0f\n\x07sources\x18\x06 \x03(\t\"M\n\x16PutTrackingPlanRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\t\x12\x13\n\x0b\x63reate_only\x18\x03 \x01(\x08\"7\n\x16GetTrackingPlanRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"\x1a\n\x18ListTrackingPlansRequest\"@\n\x19ListTrackingPlansResponse\x12#\n\x05plans\x18\x01 \x03(\x0b\x32\x14.cdp.v1.TrackingPlan\"\xc1\x01\n\x0cSourcePolicy\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0c\n\x04plan\x18\x02 \x01(\t\x12\x31\n\x10unplanned_events\x18\x03 \x01(\x0e\x32\x17.cdp.v1.UnplannedEvents\x12)\n\x0con_violation\x18\x04 \x01(\x0e\x32\x13.cdp.v1.OnViolation\x12\x17\n\x0ftransformations\x18\x05 \x01(\t\x12\x1c\n\x03pii\x18\x06 \x03(\x0b\x32\x0f.cdp.v1.PiiRule\">\n\x16SetSourcePolicyRequest\x12$\n\x06policy\x18\x01 \x01(\x0b\x32\x14.cdp.v1.SourcePolicy\"(\n\x16GetSourcePolicyRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\"W\n\x15ListViolationsRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\t\x12\x10\n\x08since_ms\x18\x03 \x01(\x03\x12\r\n\x05limit\x18\x04 \x01(\r\"\xe8\x01\n\tViolation\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x0c\n\x04rule\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x0f\n\x07\x65xample\x18\x07 \x01(\t\x12\r\n\x05\x63ount\x18\x08 \x01(\x04\x12\r\n\x05total\x18\t \x01(\x04\x12\x15\n\rfirst_seen_ms\x18\n \x01(\x03\x12\x14\n\x0clast_seen_ms\x18\x0b \x01(\x03\x12 \n\x05hours\x18\x0c \x03(\x0b\x32\x11.cdp.v1.HourCount\"+\n\tHourCount\x12\x0f\n\x07hour_ms\x18\x01 \x01(\x03\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"?\n\x16ListViolationsResponse\x12%\n\nviolations\x18\x01 \x03(\x0b\x32\x11.cdp.v1.Violation\";\n\x07PiiRule\x12\r\n\x05\x63lass\x18\x01 \x01(\t\x12!\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x11.cdp.v1.PiiAction\"F\n\nPiiPattern\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rvalue_pattern\x18\x02 \x01(\t\x12\x13\n\x0bkey_pattern\x18\x03 \x01(\t\"3\n\x0bPiiSettings\x12$\n\x08patterns\x18\x01 \x03(\x0b\x32\x12.cdp.v1.PiiPattern\"\x17\n\x15GetPiiSettingsRequest\">\n\x15SetPiiSettingsRequest\x12%\n\x08settings\x18\x01 \x01(\x0b\x32\x13.cdp.v1.PiiSettings\"8\n\x17ListPiiInventoryRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\r\n\x05\x63lass\x18\x02 \x01(\t\"t\n\x08PiiField\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\r\n\x05\x63lass\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12\r\n\x05\x63ount\x18\x04 \x01(\x04\x12\x15\n\rfirst_seen_ms\x18\x05 \x01(\x03\x12\x14\n\x0clast_seen_ms\x18\x06 \x01(\x03\"j\n\x18ListPiiInventoryResponse\x12 \n\x06\x66ields\x18\x01 \x03(\x0b\x32\x10.cdp.v1.PiiField\x12\x1a\n\x12\x63lassified_through\x18\x02 \x01(\x04\x12\x10\n\x08last_seq\x18\x03 \x01(\x04*d\n\x0fUnplannedEvents\x12\x1a\n\x16UNPLANNED_EVENTS_ALLOW\x10\x00\x12\x19\n\x15UNPLANNED_EVENTS_FLAG\x10\x01\x12\x1a\n\x16UNPLANNED_EVENTS_BLOCK\x10\x02*k\n\x0bOnViolation\x12\x16\n\x12ON_VIOLATION_ALLOW\x10\x00\x12\x15\n\x11ON_VIOLATION_FLAG\x10\x01\x12\x15\n\x11ON_VIOLATION_OMIT\x10\x02\x12\x16\n\x12ON_VIOLATION_BLOCK\x10\x03*J\n\tPiiAction\x12\x13\n\x0fPII_ACTION_KEEP\x10\x00\x12\x13\n\x0fPII_ACTION_HASH\x10\x01\x12\x13\n\x0fPII_ACTION_DROP\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cdp.v1.governance_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_UNPLANNEDEVENTS']._serialized_start=1097
-  _globals['_UNPLANNEDEVENTS']._serialized_end=1197
-  _globals['_ONVIOLATION']._serialized_start=1199
-  _globals['_ONVIOLATION']._serialized_end=1306
+  _globals['_UNPLANNEDEVENTS']._serialized_start=1686
+  _globals['_UNPLANNEDEVENTS']._serialized_end=1786
+  _globals['_ONVIOLATION']._serialized_start=1788
+  _globals['_ONVIOLATION']._serialized_end=1895
+  _globals['_PIIACTION']._serialized_start=1897
+  _globals['_PIIACTION']._serialized_end=1971
   _globals['_TRACKINGPLAN']._serialized_start=35
   _globals['_TRACKINGPLAN']._serialized_end=159
   _globals['_PUTTRACKINGPLANREQUEST']._serialized_start=161
@@ -46,17 +48,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTTRACKINGPLANSRESPONSE']._serialized_start=325
   _globals['_LISTTRACKINGPLANSRESPONSE']._serialized_end=389
   _globals['_SOURCEPOLICY']._serialized_start=392
-  _globals['_SOURCEPOLICY']._serialized_end=555
-  _globals['_SETSOURCEPOLICYREQUEST']._serialized_start=557
-  _globals['_SETSOURCEPOLICYREQUEST']._serialized_end=619
-  _globals['_GETSOURCEPOLICYREQUEST']._serialized_start=621
-  _globals['_GETSOURCEPOLICYREQUEST']._serialized_end=661
-  _globals['_LISTVIOLATIONSREQUEST']._serialized_start=663
-  _globals['_LISTVIOLATIONSREQUEST']._serialized_end=750
-  _globals['_VIOLATION']._serialized_start=753
-  _globals['_VIOLATION']._serialized_end=985
-  _globals['_HOURCOUNT']._serialized_start=987
-  _globals['_HOURCOUNT']._serialized_end=1030
-  _globals['_LISTVIOLATIONSRESPONSE']._serialized_start=1032
-  _globals['_LISTVIOLATIONSRESPONSE']._serialized_end=1095
+  _globals['_SOURCEPOLICY']._serialized_end=585
+  _globals['_SETSOURCEPOLICYREQUEST']._serialized_start=587
+  _globals['_SETSOURCEPOLICYREQUEST']._serialized_end=649
+  _globals['_GETSOURCEPOLICYREQUEST']._serialized_start=651
+  _globals['_GETSOURCEPOLICYREQUEST']._serialized_end=691
+  _globals['_LISTVIOLATIONSREQUEST']._serialized_start=693
+  _globals['_LISTVIOLATIONSREQUEST']._serialized_end=780
+  _globals['_VIOLATION']._serialized_start=783
+  _globals['_VIOLATION']._serialized_end=1015
+  _globals['_HOURCOUNT']._serialized_start=1017
+  _globals['_HOURCOUNT']._serialized_end=1060
+  _globals['_LISTVIOLATIONSRESPONSE']._serialized_start=1062
+  _globals['_LISTVIOLATIONSRESPONSE']._serialized_end=1125
+  _globals['_PIIRULE']._serialized_start=1127
+  _globals['_PIIRULE']._serialized_end=1186
+  _globals['_PIIPATTERN']._serialized_start=1188
+  _globals['_PIIPATTERN']._serialized_end=1258
+  _globals['_PIISETTINGS']._serialized_start=1260
+  _globals['_PIISETTINGS']._serialized_end=1311
+  _globals['_GETPIISETTINGSREQUEST']._serialized_start=1313
+  _globals['_GETPIISETTINGSREQUEST']._serialized_end=1336
+  _globals['_SETPIISETTINGSREQUEST']._serialized_start=1338
+  _globals['_SETPIISETTINGSREQUEST']._serialized_end=1400
+  _globals['_LISTPIIINVENTORYREQUEST']._serialized_start=1402
+  _globals['_LISTPIIINVENTORYREQUEST']._serialized_end=1458
+  _globals['_PIIFIELD']._serialized_start=1460
+  _globals['_PIIFIELD']._serialized_end=1576
+  _globals['_LISTPIIINVENTORYRESPONSE']._serialized_start=1578
+  _globals['_LISTPIIINVENTORYRESPONSE']._serialized_end=1684
 # @@protoc_insertion_point(module_scope)

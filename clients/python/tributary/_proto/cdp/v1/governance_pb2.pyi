@@ -76,6 +76,32 @@ ON_VIOLATION_BLOCK: OnViolation.ValueType  # 3
 """Refused (kept in the rejected store with the reason)."""
 Global___OnViolation: _TypeAlias = OnViolation  # noqa: Y015
 
+class _PiiAction:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PiiActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PiiAction.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PII_ACTION_KEEP: _PiiAction.ValueType  # 0
+    PII_ACTION_HASH: _PiiAction.ValueType  # 1
+    """Replaced by the SHA-256 (hex) of the value, normalised as Segment does for matching (emails
+    trimmed and lower-cased, phone and card numbers as digits).
+    """
+    PII_ACTION_DROP: _PiiAction.ValueType  # 2
+    """Removed."""
+
+class PiiAction(_PiiAction, metaclass=_PiiActionEnumTypeWrapper):
+    """What a source does with a class of personal data before its events are stored."""
+
+PII_ACTION_KEEP: PiiAction.ValueType  # 0
+PII_ACTION_HASH: PiiAction.ValueType  # 1
+"""Replaced by the SHA-256 (hex) of the value, normalised as Segment does for matching (emails
+trimmed and lower-cased, phone and card numbers as digits).
+"""
+PII_ACTION_DROP: PiiAction.ValueType  # 2
+"""Removed."""
+Global___PiiAction: _TypeAlias = PiiAction  # noqa: Y015
+
 @_typing.final
 class TrackingPlan(_message.Message):
     """One version of a tracking plan. Every PutTrackingPlan of a name makes the next version; a source
@@ -217,6 +243,7 @@ class SourcePolicy(_message.Message):
     UNPLANNED_EVENTS_FIELD_NUMBER: _builtins.int
     ON_VIOLATION_FIELD_NUMBER: _builtins.int
     TRANSFORMATIONS_FIELD_NUMBER: _builtins.int
+    PII_FIELD_NUMBER: _builtins.int
     source: _builtins.str
     plan: _builtins.str
     """The tracking plan enforced; empty: none (transformations still apply)."""
@@ -227,6 +254,12 @@ class SourcePolicy(_message.Message):
     {"rename_event": {"from": "…", "to": "…"}} or
     {"rename_property": {"event": "…" (optional), "from": "a.b", "to": "c"}}.
     """
+    @_builtins.property
+    def pii(self) -> _containers.RepeatedCompositeFieldContainer[Global___PiiRule]:
+        """Personal data hashed or dropped before the source's events are stored (after the plan and the
+        transformations): at most one rule per class.
+        """
+
     def __init__(
         self,
         *,
@@ -235,10 +268,11 @@ class SourcePolicy(_message.Message):
         unplanned_events: Global___UnplannedEvents.ValueType = ...,
         on_violation: Global___OnViolation.ValueType = ...,
         transformations: _builtins.str = ...,
+        pii: _abc.Iterable[Global___PiiRule] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["on_violation", b"on_violation", "plan", b"plan", "source", b"source", "transformations", b"transformations", "unplanned_events", b"unplanned_events"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["on_violation", b"on_violation", "pii", b"pii", "plan", b"plan", "source", b"source", "transformations", b"transformations", "unplanned_events", b"unplanned_events"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -419,3 +453,190 @@ class ListViolationsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListViolationsResponse: _TypeAlias = ListViolationsResponse  # noqa: Y015
+
+@_typing.final
+class PiiRule(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLASS_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    action: Global___PiiAction.ValueType
+    def __init__(
+        self,
+        *,
+        action: Global___PiiAction.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "class", b"class"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PiiRule: _TypeAlias = PiiRule  # noqa: Y015
+
+@_typing.final
+class PiiPattern(_message.Message):
+    """A workspace's own class of personal data: values matching `value_pattern` (a regular
+    expression), under keys matching `key_pattern`; either may be empty (matches everything), not both.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    VALUE_PATTERN_FIELD_NUMBER: _builtins.int
+    KEY_PATTERN_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    value_pattern: _builtins.str
+    key_pattern: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        value_pattern: _builtins.str = ...,
+        key_pattern: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_pattern", b"key_pattern", "name", b"name", "value_pattern", b"value_pattern"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PiiPattern: _TypeAlias = PiiPattern  # noqa: Y015
+
+@_typing.final
+class PiiSettings(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATTERNS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def patterns(self) -> _containers.RepeatedCompositeFieldContainer[Global___PiiPattern]: ...
+    def __init__(
+        self,
+        *,
+        patterns: _abc.Iterable[Global___PiiPattern] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["patterns", b"patterns"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PiiSettings: _TypeAlias = PiiSettings  # noqa: Y015
+
+@_typing.final
+class GetPiiSettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPiiSettingsRequest: _TypeAlias = GetPiiSettingsRequest  # noqa: Y015
+
+@_typing.final
+class SetPiiSettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___PiiSettings: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___PiiSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPiiSettingsRequest: _TypeAlias = SetPiiSettingsRequest  # noqa: Y015
+
+@_typing.final
+class ListPiiInventoryRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCE_FIELD_NUMBER: _builtins.int
+    CLASS_FIELD_NUMBER: _builtins.int
+    source: _builtins.str
+    """Empty: every source."""
+    def __init__(
+        self,
+        *,
+        source: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["class", b"class", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPiiInventoryRequest: _TypeAlias = ListPiiInventoryRequest  # noqa: Y015
+
+@_typing.final
+class PiiField(_message.Message):
+    """A field in which personal data of one class was seen."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCE_FIELD_NUMBER: _builtins.int
+    CLASS_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    FIRST_SEEN_MS_FIELD_NUMBER: _builtins.int
+    LAST_SEEN_MS_FIELD_NUMBER: _builtins.int
+    source: _builtins.str
+    field: _builtins.str
+    """properties.email, traits.phone, context.ip, properties.items.$.card (array items as $)."""
+    count: _builtins.int
+    first_seen_ms: _builtins.int
+    last_seen_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        source: _builtins.str = ...,
+        field: _builtins.str = ...,
+        count: _builtins.int = ...,
+        first_seen_ms: _builtins.int = ...,
+        last_seen_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["class", b"class", "count", b"count", "field", b"field", "first_seen_ms", b"first_seen_ms", "last_seen_ms", b"last_seen_ms", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PiiField: _TypeAlias = PiiField  # noqa: Y015
+
+@_typing.final
+class ListPiiInventoryResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIELDS_FIELD_NUMBER: _builtins.int
+    CLASSIFIED_THROUGH_FIELD_NUMBER: _builtins.int
+    LAST_SEQ_FIELD_NUMBER: _builtins.int
+    classified_through: _builtins.int
+    """The inventory reflects the log up to this sequence (it is built in the background)."""
+    last_seq: _builtins.int
+    @_builtins.property
+    def fields(self) -> _containers.RepeatedCompositeFieldContainer[Global___PiiField]: ...
+    def __init__(
+        self,
+        *,
+        fields: _abc.Iterable[Global___PiiField] | None = ...,
+        classified_through: _builtins.int = ...,
+        last_seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["classified_through", b"classified_through", "fields", b"fields", "last_seq", b"last_seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPiiInventoryResponse: _TypeAlias = ListPiiInventoryResponse  # noqa: Y015

@@ -1,0 +1,195 @@
+"""`cdp privacy inventory|patterns|protect`: where personal data was seen (Segment's Privacy
+Portal), the workspace's own classes of it, and what each source hashes or drops before storing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import click
+import grpc
+from rich.markup import escape
+from rich.table import Table
+from tributary._proto.cdp.v1 import admin_pb2_grpc, governance_pb2
+
+from cdp_server.cli.common import (
+    RPC_TIMEOUT_SECS,
+    admin_metadata,
+    channel,
+    console,
+    fail,
+    fail_rpc,
+    json_argument,
+    json_option,
+    print_json,
+    stdout,
+    target_option,
+    token_option,
+)
+
+ACTIONS = {
+    "keep": governance_pb2.PII_ACTION_KEEP,
+    "hash": governance_pb2.PII_ACTION_HASH,
+    "drop": governance_pb2.PII_ACTION_DROP,
+}
+
+
+@click.group()
+def privacy() -> None:
+    """Personal data: where it is, and what sources do with it."""
+
+
+def _time(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds")
+
+
+@privacy.command("inventory")
+@click.option("--source", default="", help="Only this source [all].")
+@click.option(
+    "--class", "class_name", default="", help="Only this class (email, phone, credit_card, ip, name, custom)."
+)
+@target_option
+@token_option
+@json_option
+def inventory(source: str, class_name: str, target: str, token: str, as_json: bool) -> None:
+    """List the fields personal data was seen in, by source and class, with counts (never values)."""
+    stub = admin_pb2_grpc.AdminServiceStub(channel(target))
+    try:
+        reply = stub.ListPiiInventory(
+            governance_pb2.ListPiiInventoryRequest(source=source, **{"class": class_name}),
+            metadata=admin_metadata(token),
+            timeout=RPC_TIMEOUT_SECS,
+        )
+    except grpc.RpcError as exc:
+        fail_rpc(exc, target)
+    rows = [
+        {
+            "source": f.source,
+            "class": getattr(f, "class"),
+            "field": f.field,
+            "count": f.count,
+            "first_seen": _time(f.first_seen_ms),
+            "last_seen": _time(f.last_seen_ms),
+        }
+        for f in reply.fields
+    ]
+    if as_json:
+        print_json({"fields": rows, "classified_through": reply.classified_through, "last_seq": reply.last_seq})
+        return
+    behind = reply.last_seq - reply.classified_through
+    if behind > 0:
+        console.print(f"(the inventory is {behind:,} events behind the log; it catches up in the background)")
+    if not rows:
+        console.print("No personal data found.")
+        return
+    table = Table("source", "class", "field", "count", "first seen", "last seen")
+    for row in rows:
+        table.add_row(
+            escape(row["source"]),
+            row["class"],
+            escape(row["field"]),
+            f"{row['count']:,}",
+            row["first_seen"],
+            row["last_seen"],
+        )
+    stdout.print(table)
+
+
+@privacy.command("patterns")
+@click.option(
+    "--set",
+    "patterns",
+    default=None,
+    help='JSON or @FILE: [{"name", "value_pattern", "key_pattern"}] (regular expressions; either may be empty).',
+)
+@target_option
+@token_option
+@json_option
+def patterns(patterns: str | None, target: str, token: str, as_json: bool) -> None:
+    """Show, or set, the workspace's own classes of personal data."""
+    stub = admin_pb2_grpc.AdminServiceStub(channel(target))
+    metadata = admin_metadata(token)
+    try:
+        if patterns is None:
+            settings = stub.GetPiiSettings(
+                governance_pb2.GetPiiSettingsRequest(), metadata=metadata, timeout=RPC_TIMEOUT_SECS
+            )
+        else:
+            given = json_argument(patterns, "--set")
+            if not isinstance(given, list) or not all(isinstance(p, dict) for p in given):
+                fail("--set: a JSON list of {name, value_pattern, key_pattern}")
+            try:
+                wanted = [governance_pb2.PiiPattern(**p) for p in given]
+            except ValueError as exc:
+                fail(f"--set: {exc}")
+            settings = stub.SetPiiSettings(
+                governance_pb2.SetPiiSettingsRequest(settings=governance_pb2.PiiSettings(patterns=wanted)),
+                metadata=metadata,
+                timeout=RPC_TIMEOUT_SECS,
+            )
+    except grpc.RpcError as exc:
+        fail_rpc(exc, target)
+    shown = [
+        {"name": p.name, "value_pattern": p.value_pattern, "key_pattern": p.key_pattern} for p in settings.patterns
+    ]
+    if as_json:
+        print_json(shown)
+        return
+    if not shown:
+        console.print("No custom classes (the built-in ones: email, phone, credit_card, ip, name).")
+        return
+    table = Table("class", "value pattern", "key pattern")
+    for p in shown:
+        table.add_row(escape(p["name"]), escape(p["value_pattern"]), escape(p["key_pattern"]))
+    stdout.print(table)
+
+
+def _classes(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+@privacy.command("protect")
+@click.argument("source")
+@click.option("--hash", "hashed", default="", help="Classes to hash (SHA-256), comma-separated, e.g. email,phone.")
+@click.option("--drop", "dropped", default="", help="Classes to remove, comma-separated, e.g. credit_card.")
+@click.option("--keep", "kept", default="", help="Classes to store as sent again, comma-separated.")
+@target_option
+@token_option
+@json_option
+def protect(source: str, hashed: str, dropped: str, kept: str, target: str, token: str, as_json: bool) -> None:
+    """Show, or change, which classes of personal data SOURCE hashes or drops before storing events.
+
+    It applies from the source's next request, to properties, traits and context (not to userId or
+    anonymousId); a hashed email is also what identity resolution then sees.
+    """
+    stub = admin_pb2_grpc.AdminServiceStub(channel(target))
+    metadata = admin_metadata(token)
+    changes: dict[str, Any] = {}
+    for given, verb in ((hashed, "hash"), (dropped, "drop"), (kept, "keep")):
+        for name in _classes(given):
+            if name in changes:
+                fail(f"class {name!r} is given twice")
+            changes[name] = ACTIONS[verb]
+    try:
+        policy = stub.GetSourcePolicy(
+            governance_pb2.GetSourcePolicyRequest(source=source), metadata=metadata, timeout=RPC_TIMEOUT_SECS
+        )
+        if changes:
+            rules = {getattr(r, "class"): r.action for r in policy.pii}
+            rules.update(changes)
+            del policy.pii[:]
+            for name, number in rules.items():
+                if number != governance_pb2.PII_ACTION_KEEP:
+                    policy.pii.append(governance_pb2.PiiRule(action=number, **{"class": name}))
+            policy = stub.SetSourcePolicy(
+                governance_pb2.SetSourcePolicyRequest(policy=policy), metadata=metadata, timeout=RPC_TIMEOUT_SECS
+            )
+    except grpc.RpcError as exc:
+        fail_rpc(exc, target)
+    verbs = {number: verb for verb, number in ACTIONS.items()}
+    shown = {getattr(r, "class"): verbs.get(r.action, str(r.action)) for r in policy.pii}
+    if as_json:
+        print_json({"source": policy.source, "pii": shown})
+        return
+    listed = ", ".join(f"{name} → {action}" for name, action in sorted(shown.items())) or "nothing (stored as sent)"
+    console.print(f"Source [bold]{escape(policy.source)}[/] protects: {escape(listed)}.", highlight=False)
