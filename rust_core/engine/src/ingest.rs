@@ -91,6 +91,10 @@ pub(crate) struct Shared {
     pub(crate) engage_hub: crate::engage::realtime::Hub,
     /// Delivery workers' counts and states, by destination id.
     pub(crate) delivery: crate::delivery::stats::DeliveryCounters,
+    /// Answers of `credential`, forgotten whenever a credential changes.
+    pub(crate) credentials: crate::credentials::CredentialCache,
+    /// The sources' rate-limit buckets, shared by every ingest surface.
+    pub(crate) source_rates: crate::rate::RateLimit,
 }
 
 /// What the writer answers a job: each event's fate and message id, in order.
@@ -234,6 +238,7 @@ impl Engine {
             let txn = store.log.read()?;
             store.log_dbs.rejected.last(&txn.txn)?.map_or(0, |(id, _)| id)
         };
+        let source_rates = crate::rate::RateLimit::new(config.source_rate_limit);
         let shared = Arc::new(Shared {
             store,
             index,
@@ -250,6 +255,8 @@ impl Engine {
             snapshot_writer: Mutex::new(None),
             engage_hub: Default::default(),
             delivery: Default::default(),
+            credentials: Default::default(),
+            source_rates,
         });
         if let Some(engage_source) = crate::engage::realtime::existing_engage_source(&shared.store)? {
             shared.engage_hub.source_id.store(engage_source, Ordering::Release);

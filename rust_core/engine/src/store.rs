@@ -9,6 +9,9 @@
 //! - `meta`:       counter name → u64
 //! - `identity`:   `rules`, `actions` → encoded `IdentityRules`, `IdentityActions` (admin)
 //! - `destinations`: name → encoded `Destination` (admin)
+//! - `tokens`:     sha256(access token) → encoded `AccessToken` (revoked ones stay, stamped)
+//! - `audit`:      seq u64 → hash [32] + encoded `AuditRecord` (append-only, hash-chained:
+//!   see `audit`)
 //!
 //! The **index** environment (`<data_dir>/index`) is derived from the log and can be rebuilt
 //! from it; a background indexer writes it in large sorted transactions, so its random-key
@@ -261,6 +264,8 @@ pub struct LogDatabases {
     pub audiences: Database<Str, Bytes>,
     /// Destination definitions by name (`destinations`).
     pub destinations: Database<Str, Bytes>,
+    /// The audit log by sequence number (`audit`): appended to, never changed.
+    pub audit: Database<BeU64, Bytes>,
 }
 
 #[derive(Clone, Copy)]
@@ -327,6 +332,7 @@ impl Store {
                 tokens: log.env.create_database(txn, Some("tokens"))?,
                 audiences: log.env.create_database(txn, Some("audiences"))?,
                 destinations: log.env.create_database(txn, Some("destinations"))?,
+                audit: log.env.create_database(txn, Some("audit"))?,
             })
         })?;
         let (index_dbs, _) = index.write_with_growth(|txn| {
