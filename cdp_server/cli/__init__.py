@@ -6,6 +6,7 @@ import click
 
 from cdp_server.cli import (
     audiences,
+    audit,
     destinations,
     events,
     identity,
@@ -34,6 +35,7 @@ main.add_command(profile.profile)
 main.add_command(identity.identity)
 main.add_command(rejected.rejected)
 main.add_command(tokens.token)
+main.add_command(audit.audit)
 main.add_command(audiences.audience)
 main.add_command(audiences.computed_trait)
 main.add_command(destinations.destination)
