@@ -157,9 +157,8 @@ impl Access {
                 "this route needs an access token of role {} (or admin): a write key only sends events",
                 needed.name()
             ))),
-            None => Err(Denied::Unauthenticated(
-                "invalid access token (unknown or revoked)".into(),
-            )),
+            // Unknown and revoked alike: the message tells a caller nothing about which.
+            None => Err(Denied::Unauthenticated("invalid access token".into())),
         }
     }
 
