@@ -24,7 +24,10 @@ class Settings:
     host: str = "127.0.0.1"
     grpc_port: int = 50051
     http_port: int = 8088
-    # Tracking API requests a second per source (Segment's 1,000); past it: 429 with Retry-After.
+    # Ingest requests a second per source (Segment's 1,000), gRPC IngestService calls (each
+    # stream batch), the Tracking API and webhook routes drawing on one bucket per source; past
+    # it: HTTP 429 with Retry-After, gRPC RESOURCE_EXHAUSTED with retry-after. Also the Profile
+    # API's requests a second per token. 0: no limit.
     http_rate_limit: float = 1000.0
     # A source with this write key is registered at start-up (development convenience).
     dev_write_key: str = ""

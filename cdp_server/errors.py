@@ -10,6 +10,7 @@ from typing import NoReturn, TypeVar
 import grpc
 
 from cdp_server import _core
+from cdp_server.auth import Caller
 from cdp_server.destinations.base import ConfigError
 
 log = logging.getLogger(__name__)
@@ -45,13 +46,15 @@ Q = TypeVar("Q")
 R = TypeVar("R")
 
 
-def unary(handler: Callable[[S, Q, grpc.ServicerContext], R]) -> Callable[[S, Q, grpc.ServicerContext], R]:
+def unary(
+    handler: Callable[[S, Q, grpc.ServicerContext, Caller], R],
+) -> Callable[[S, Q, grpc.ServicerContext, Caller], R]:
     """Maps engine errors raised by a unary handler to its status code."""
 
     @functools.wraps(handler)
-    def wrapped(self: S, request: Q, context: grpc.ServicerContext) -> R:
+    def wrapped(self: S, request: Q, context: grpc.ServicerContext, caller: Caller) -> R:
         try:
-            return handler(self, request, context)
+            return handler(self, request, context, caller)
         except _core.CoreError as exc:
             abort(context, exc)
         except ConfigError as exc:  # a destination's settings or mappings, naming the field
@@ -61,14 +64,14 @@ def unary(handler: Callable[[S, Q, grpc.ServicerContext], R]) -> Callable[[S, Q,
 
 
 def streaming(
-    handler: Callable[[S, Q, grpc.ServicerContext], Iterator[bytes]],
-) -> Callable[[S, Q, grpc.ServicerContext], Iterator[bytes]]:
+    handler: Callable[[S, Q, grpc.ServicerContext, Caller], Iterator[bytes]],
+) -> Callable[[S, Q, grpc.ServicerContext, Caller], Iterator[bytes]]:
     """Maps engine errors raised while a response stream is produced to its status code."""
 
     @functools.wraps(handler)
-    def wrapped(self: S, request: Q, context: grpc.ServicerContext) -> Iterator[bytes]:
+    def wrapped(self: S, request: Q, context: grpc.ServicerContext, caller: Caller) -> Iterator[bytes]:
         try:
-            yield from handler(self, request, context)
+            yield from handler(self, request, context, caller)
         except _core.CoreError as exc:
             abort(context, exc)
 

@@ -235,8 +235,12 @@ def test_every_call_needs_the_admin_token(rpc: AudienceRpc) -> None:
         (read_stream(stub.WatchMembership), audience_pb2.WatchMembershipRequest(key="k")),
     ]
     write_key = rpc.server.ingest_metadata
-    for metadata in [(), write_key, (("authorization", "Bearer not-the-token"),)]:
+    for metadata, expected in [
+        ((), CODE.UNAUTHENTICATED),
+        (write_key, CODE.PERMISSION_DENIED),  # a valid credential that only sends events
+        ((("authorization", "Bearer not-the-token"),), CODE.UNAUTHENTICATED),
+    ]:
         for call, request in calls:
             error = refusal(call, request, metadata=metadata)
-            assert status(error) == CODE.UNAUTHENTICATED, (request, metadata, details(error))
+            assert status(error) == expected, (request, metadata, details(error))
     assert keys(rpc) == []

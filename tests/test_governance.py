@@ -253,7 +253,7 @@ def test_bad_plans_and_policies_are_refused_naming_what_is_wrong(server: Any, tm
         rpc.admin.ListTrackingPlans(
             governance_pb2.ListTrackingPlansRequest(), metadata=server.ingest_metadata, timeout=30
         )
-    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
 def test_personal_data_is_inventoried_and_hashed_or_dropped_per_source(server: Any) -> None:

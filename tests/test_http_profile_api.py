@@ -155,8 +155,9 @@ def test_a_read_token_from_cdp_token_create_reads_profiles_and_nothing_else(serv
     read_token = made.stdout.strip()
     assert read_token.startswith("ta_")
     assert get(server, f"{USERS}/user_id:ann/traits", token=read_token)[0] == 200
-    # A read token is not an admin token: not for the debugger, not for gRPC administration.
-    assert get(server, "/debugger/api/sources", bearer=read_token)[0] == 401
+    # A read token is not an admin token: not for the debugger (403: a valid token without the
+    # role), not for gRPC administration.
+    assert get(server, "/debugger/api/sources", bearer=read_token)[0] == 403
     listed = subprocess.run(
         [sys.executable, "-m", "cdp_server", "token", "list", "--json", "--target", server.target],
         env={"TRIBUTARY_ADMIN_TOKEN": read_token, "PATH": ""},
@@ -164,7 +165,7 @@ def test_a_read_token_from_cdp_token_create_reads_profiles_and_nothing_else(serv
         text=True,
         timeout=30,
     )
-    assert listed.returncode != 0 and "invalid admin token" in listed.stderr
+    assert listed.returncode != 0 and "needs an admin token; this token's role is read" in listed.stderr
     as_admin = subprocess.run(
         [sys.executable, "-m", "cdp_server", "token", "list", "--json", "--target", server.target],
         env={"TRIBUTARY_ADMIN_TOKEN": server.admin_token, "PATH": ""},

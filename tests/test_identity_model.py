@@ -735,10 +735,15 @@ def test_unknown_identifiers_and_ids_are_not_found(h: Harness) -> None:
 def test_get_profile_requires_the_admin_token(h: Harness) -> None:
     h.send("identify", userId="u1")
     request = profile_pb2.GetProfileRequest(identifier="user_id:u1")
-    for metadata in [(), h.server.ingest_metadata, (("authorization", "Bearer wrong"),)]:
+    unauthenticated, denied = grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED
+    for metadata, expected in [
+        ((), unauthenticated),
+        (h.server.ingest_metadata, denied),  # a write key only sends events
+        ((("authorization", "Bearer wrong"),), unauthenticated),
+    ]:
         with pytest.raises(grpc.RpcError) as caught:
             h.rpc.profile.GetProfile(request, metadata=metadata, timeout=10)
-        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+        assert caught.value.code() == expected  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("crash", [True, False], ids=["kill", "stop"])
@@ -915,10 +920,15 @@ def test_identity_admin_calls_check_their_arguments_and_change_nothing_when_refu
     ]
     for method, request, code in cases:
         assert h.refused_admin(method, request) == code, (method, request)
-    for metadata in [(), h.server.ingest_metadata, (("authorization", "Bearer wrong"),)]:
+    unauthenticated, denied = grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED
+    for metadata, expected in [
+        ((), unauthenticated),
+        (h.server.ingest_metadata, denied),  # a write key only sends events
+        ((("authorization", "Bearer wrong"),), unauthenticated),
+    ]:
         with pytest.raises(grpc.RpcError) as caught:
             h.rpc.admin.SplitProfile(cases[-1][1], metadata=metadata, timeout=10)
-        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+        assert caught.value.code() == expected  # type: ignore[attr-defined]
     h.check([("anonymous_id", "a9")])
     # Nothing was recorded: a2 still joins u1, u1 and a1 stay together.
     h.send("track", userId="u1", anonymousId="a2")

@@ -175,7 +175,9 @@ def test_malformed_protobuf_bytes_are_invalid_argument(rpc: Rpc, server: object)
     ("metadata", "needle"),
     [
         ((), "missing write key"),
-        ((("authorization", "Bearer abc"),), "malformed authorization"),
+        # Bearer is read on every RPC (so that an access token on ingest is told apart:
+        # PERMISSION_DENIED); an unknown secret is an invalid write key here.
+        ((("authorization", "Bearer abc"),), "invalid write key"),
         ((("authorization", "Basic !!!"),), "malformed authorization"),
         ((("authorization", "Basic d3Jvbmcta2V5Og=="),), "invalid write key"),  # "wrong-key:"
     ],
@@ -218,13 +220,19 @@ def test_more_than_2500_events_in_a_batch_are_refused(rpc: Rpc) -> None:
 def test_admin_calls_need_the_admin_token(rpc: Rpc, server: object) -> None:
     from tributary._proto.cdp.v1 import admin_pb2, profile_pb2
 
-    for metadata in [(), server.ingest_metadata, (("authorization", "Bearer nope"),)]:  # type: ignore[attr-defined]
+    # No credential or an unknown one: UNAUTHENTICATED; a write key (valid, but it only sends
+    # events): PERMISSION_DENIED.
+    for metadata, code in [
+        ((), grpc.StatusCode.UNAUTHENTICATED),
+        (server.ingest_metadata, grpc.StatusCode.PERMISSION_DENIED),  # type: ignore[attr-defined]
+        ((("authorization", "Bearer nope"),), grpc.StatusCode.UNAUTHENTICATED),
+    ]:
         with pytest.raises(grpc.RpcError) as caught:
             rpc.admin.ListSources(admin_pb2.ListSourcesRequest(), metadata=metadata)
-        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+        assert caught.value.code() == code  # type: ignore[attr-defined]
         with pytest.raises(grpc.RpcError) as caught:
             rpc.profile.ListEvents(profile_pb2.ListEventsRequest(identifier="user_id:u1"), metadata=metadata)
-        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+        assert caught.value.code() == code  # type: ignore[attr-defined]
 
 
 def test_created_source_key_works_and_is_not_stored_in_clear(rpc: Rpc, server: object) -> None:

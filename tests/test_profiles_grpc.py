@@ -59,7 +59,8 @@ def test_profile_reads_need_the_admin_token_and_name_unknowns(rpc: Rpc) -> None:
     request = profile_pb2.GetProfileRequest(identifier="user_id:u1")
     with pytest.raises(grpc.RpcError) as caught:
         rpc.profile.GetProfile(request, metadata=rpc.server.ingest_metadata)
-    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+    # A write key is a valid credential that only sends events.
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
     with pytest.raises(grpc.RpcError) as caught:
         rpc.profile.GetProfile(
             profile_pb2.GetProfileRequest(identifier="user_id:ghost"), metadata=rpc.server.admin_metadata

@@ -213,15 +213,16 @@ def test_wrong_keys_sources_and_payloads_get_clear_statuses_and_store_nothing(rp
         got, answer, _ = post(rpc.server, path, body)
         assert (got, answer and answer["code"]) == (status, code), (path, answer)
     assert events_of(rpc, "w-1") == []
-    # The key in the tool's URL opens the webhook route only: not the Tracking API, not gRPC.
+    # The key in the tool's URL opens the webhook route only: not the Tracking API, not gRPC (a
+    # valid credential refused there: 403 / PERMISSION_DENIED).
     status, answer, _ = post(rpc.server, "/v1/track", {"userId": "w-1", "event": "Forged"}, key=created.write_key)
-    assert (status, answer and answer["code"]) == (401, "unauthorized")
+    assert (status, answer and answer["code"]) == (403, "forbidden")
     with pytest.raises(grpc.RpcError) as caught:
         rpc.ingest.Send(
             ingest_pb2.SendRequest(batch=batch([track("forged", user_id="w-1")])),
             metadata=(("authorization", f"Bearer {created.write_key}"),),
         )
-    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
     assert events_of(rpc, "w-1") == []
     # A mapped event the engine refuses (no userId or anonymousId) is listed, as the Tracking API does.
     status, answer, _ = post(rpc.server, created.webhook_path, {"event": "open", "campaign": "c"})

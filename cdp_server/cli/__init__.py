@@ -6,6 +6,7 @@ import click
 
 from cdp_server.cli import (
     audiences,
+    audit,
     destinations,
     events,
     governance,
@@ -39,6 +40,7 @@ main.add_command(tokens.token)
 main.add_command(governance.plan)
 main.add_command(governance.violations)
 main.add_command(privacy.privacy)
+main.add_command(audit.audit)
 main.add_command(audiences.audience)
 main.add_command(audiences.computed_trait)
 main.add_command(destinations.destination)

@@ -121,6 +121,8 @@ def describe_rpc_error(error: BaseException, target: str, credential: str = "") 
     if code == grpc.StatusCode.UNAUTHENTICATED:
         hint = f" (check {credential})" if credential else ""
         return f"the server refused the credentials: {details}{hint}"
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return f"not allowed with this credential: {details}"
     if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
         return details
     return f"{code.name if code else 'error'}: {details}"

@@ -1,4 +1,5 @@
-"""`cdp source create|update|list`: sources, and webhook sources' mappings."""
+"""`cdp source create|update|list|rotate-key|revoke-key`: sources, their write keys (rotation:
+two keys work at once until the older one is retired), and webhook sources' mappings."""
 
 from __future__ import annotations
 
@@ -110,7 +111,11 @@ def update(name: str, mappings: str, target: str, token: str) -> None:
 @token_option
 @json_option
 def list_sources(target: str, token: str, as_json: bool) -> None:
-    """List sources (never their keys or secrets). With --json: [{"id", "name", "kind", "created_at"}]."""
+    """List sources with their working write keys (never the keys or secrets).
+
+    With --json: [{"id", "name", "kind", "created_at", "keys": [{"number", "created_at"}]}]
+    (keys: the working ones; retired keys are not listed).
+    """
     stub = admin_pb2_grpc.AdminServiceStub(channel(target))
     try:
         reply = stub.ListSources(
@@ -118,14 +123,88 @@ def list_sources(target: str, token: str, as_json: bool) -> None:
         )
     except grpc.RpcError as exc:
         fail_rpc(exc, target)
-    rows = [{"id": s.id, "name": s.name, "kind": _kind(s), "created_at": _iso(s.created_at_ms)} for s in reply.sources]
+    rows = [
+        {
+            "id": s.id,
+            "name": s.name,
+            "kind": _kind(s),
+            "created_at": _iso(s.created_at_ms),
+            "keys": [{"number": k.number, "created_at": _iso(k.created_at_ms)} for k in s.keys if not k.revoked_at_ms],
+        }
+        for s in reply.sources
+    ]
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "name", "kind", "created")
+    table = Table("id", "name", "kind", "created", "write keys")
     for row in rows:
-        table.add_row(*(Text(str(row[key])) for key in ("id", "name", "kind", "created_at")))
+        keys = ", ".join(f"#{k['number']} made {k['created_at']}" for k in row["keys"])  # type: ignore[attr-defined]
+        table.add_row(*(Text(str(row[key])) for key in ("id", "name", "kind", "created_at")), Text(keys))
     stdout.print(table)
+
+
+@source.command("rotate-key")
+@click.argument("name")
+@click.option(
+    "--revoke-previous",
+    is_flag=True,
+    help="Retire the current key(s) at once: the new key is then the only one that works.",
+)
+@target_option
+@token_option
+@json_option
+def rotate_key(name: str, revoke_previous: bool, target: str, token: str, as_json: bool) -> None:
+    """Issue a new write key for source NAME and print it.
+
+    Without --revoke-previous the current key keeps working (at most two work at once): move
+    your senders to the new key, then retire the old one with `cdp source revoke-key`. The key is
+    shown this once, alone on stdout (a webhook source: its new path). With --json: {"name",
+    "number", "write_key", "webhook_path"}.
+    """
+    stub = admin_pb2_grpc.AdminServiceStub(channel(target))
+    request = admin_pb2.RotateWriteKeyRequest(source=name, revoke_previous=revoke_previous)
+    try:
+        reply = stub.RotateWriteKey(request, metadata=admin_metadata(token), timeout=RPC_TIMEOUT_SECS)
+    except grpc.RpcError as exc:
+        fail_rpc(exc, target)
+    number = reply.source.keys[-1].number if reply.source.keys else 0
+    if as_json:
+        print_json(
+            {
+                "name": reply.source.name,
+                "number": number,
+                "write_key": reply.write_key,
+                "webhook_path": reply.webhook_path,
+            }
+        )
+        return
+    working = [k.number for k in reply.source.keys if not k.revoked_at_ms]
+    console.print(
+        f"Issued write key #{number} for source [bold]{escape(reply.source.name)}[/]; "
+        f"working keys: {', '.join(f'#{n}' for n in working)}.",
+        highlight=False,
+    )
+    console.print("The new key, shown only this once (store it now):")
+    click.echo(reply.webhook_path or reply.write_key)
+
+
+@source.command("revoke-key")
+@click.argument("name")
+@click.argument("number", type=int)
+@target_option
+@token_option
+def revoke_key(name: str, number: int, target: str, token: str) -> None:
+    """Retire write key NUMBER of source NAME (see `cdp source list`): it stops working at once.
+
+    A source's last working key cannot be retired (rotate with --revoke-previous instead).
+    """
+    stub = admin_pb2_grpc.AdminServiceStub(channel(target))
+    request = admin_pb2.RevokeWriteKeyRequest(source=name, number=number)
+    try:
+        stub.RevokeWriteKey(request, metadata=admin_metadata(token), timeout=RPC_TIMEOUT_SECS)
+    except grpc.RpcError as exc:
+        fail_rpc(exc, target)
+    console.print(f"Retired write key #{number} of source [bold]{escape(name)}[/].", highlight=False)
 
 
 def _kind(source: admin_pb2.Source) -> str:

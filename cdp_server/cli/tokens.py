@@ -1,4 +1,5 @@
-"""`cdp token create|list`: access tokens for the Profile API ("read") or everything ("admin")."""
+"""`cdp token create|list|revoke`: access tokens with a role: "read" (profiles: gRPC
+ProfileService and the HTTP Profile API), "audiences" (AudienceService) or "admin" (everything)."""
 
 from __future__ import annotations
 
@@ -33,9 +34,9 @@ def token() -> None:
 @token.command("create")
 @click.option(
     "--role",
-    type=click.Choice(["read", "admin"]),
+    type=click.Choice(["read", "audiences", "admin"]),
     required=True,
-    help="read: the HTTP Profile API; admin: everything an admin token can do.",
+    help="read: profiles (ProfileService, the HTTP Profile API); audiences: AudienceService; admin: everything.",
 )
 @click.option("--name", default="", help="A label for people [the role].")
 @target_option
@@ -73,7 +74,10 @@ def create(role: str, name: str, target: str, token: str, as_json: bool) -> None
 @token_option
 @json_option
 def list_tokens(target: str, token: str, as_json: bool) -> None:
-    """List access tokens (never the tokens themselves). With --json: [{"id", "name", "role", "created_at"}]."""
+    """List access tokens, revoked ones too (never the tokens themselves).
+
+    With --json: [{"id", "name", "role", "created_at", "revoked_at"}] (revoked_at null while the
+    token works)."""
     stub = admin_pb2_grpc.AdminServiceStub(channel(target))
     try:
         reply = stub.ListTokens(admin_pb2.ListTokensRequest(), metadata=admin_metadata(token), timeout=RPC_TIMEOUT_SECS)
@@ -84,14 +88,44 @@ def list_tokens(target: str, token: str, as_json: bool) -> None:
             "id": t.id,
             "name": t.name,
             "role": t.role,
-            "created_at": dt.datetime.fromtimestamp(t.created_at_ms / 1000, dt.UTC).isoformat(timespec="seconds"),
+            "created_at": _iso(t.created_at_ms),
+            "revoked_at": _iso(t.revoked_at_ms) if t.revoked_at_ms else None,
         }
         for t in reply.tokens
     ]
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "name", "role", "created")
+    table = Table("id", "name", "role", "created", "revoked")
     for row in rows:
-        table.add_row(*(Text(str(row[key])) for key in ("id", "name", "role", "created_at")))
+        table.add_row(*(Text(str(row[key] or "")) for key in ("id", "name", "role", "created_at", "revoked_at")))
     stdout.print(table)
+
+
+@token.command("revoke")
+@click.argument("token_ref", metavar="ID_OR_NAME")
+@target_option
+@token_option
+def revoke(token_ref: str, target: str, token: str) -> None:
+    """Revoke an access token by its id or its name (`cdp token list`); it stops working at once.
+
+    A name must belong to exactly one active token; otherwise give the id.
+    """
+    request = (
+        admin_pb2.RevokeTokenRequest(id=int(token_ref))
+        if token_ref.isdigit()
+        else admin_pb2.RevokeTokenRequest(name=token_ref)
+    )
+    stub = admin_pb2_grpc.AdminServiceStub(channel(target))
+    try:
+        reply = stub.RevokeToken(request, metadata=admin_metadata(token), timeout=RPC_TIMEOUT_SECS)
+    except grpc.RpcError as exc:
+        fail_rpc(exc, target)
+    console.print(
+        f"Revoked {escape(reply.token.role)} token [bold]{escape(reply.token.name)}[/] (id {reply.token.id}).",
+        highlight=False,
+    )
+
+
+def _iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds")

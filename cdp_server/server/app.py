@@ -24,12 +24,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tributary._proto.cdp.v1 import admin_pb2
 
 from cdp_server import _core, webhook_sources
+from cdp_server.audit import AuditLog
 from cdp_server.auth import Authenticator, key_digest
 from cdp_server.config import ConfigError, Settings
 from cdp_server.destinations.manager import DeliveryManager
 from cdp_server.destinations.retry import ScaledClock, SystemClock
 from cdp_server.server import reflection
-from cdp_server.services import admin, audience, ingest, profile
+from cdp_server.services import access, admin, audience, ingest, profile
 
 GIL_SWITCH_INTERVAL_SECS = 0.0005
 
@@ -110,6 +111,7 @@ def start(settings: Settings) -> RunningServer:
             snapshot_every_events=settings.snapshot_every_events,
             max_rejected_kept=settings.max_rejected_kept,
             engage_tick_secs=settings.engage_tick_secs,
+            source_rate_limit=settings.http_rate_limit,
         )
     except BaseException:
         server.stop(None)  # releases the port
@@ -118,7 +120,9 @@ def start(settings: Settings) -> RunningServer:
         log.warning("UNSAFE BENCHMARK MODE: commits are not fsync'd; a crash can lose acknowledged events")
     if settings.dev_write_key:
         ensure_dev_source(engine, settings.dev_write_key)
-    auth = Authenticator(engine, settings.admin_tokens)
+    # Every RPC is checked against the access table (services.access.RULES) and changes are
+    # audited.
+    guard = access.Guard(Authenticator(engine, settings.admin_tokens), AuditLog(engine))
     draining = threading.Event()
     clock = ScaledClock(settings.delivery_time_scale) if settings.delivery_time_scale != 1.0 else SystemClock()
     delivery = DeliveryManager(engine, clock=clock)
@@ -126,15 +130,15 @@ def start(settings: Settings) -> RunningServer:
     services: dict[str, _Service] = {
         ingest.SERVICE: ingest.IngestService(
             engine,
-            auth,
+            guard,
             max_streams=settings.max_streams,
             stream_window=settings.stream_window,
             draining=draining,
         ),
-        profile.SERVICE: profile.ProfileService(engine, auth),
-        audience.SERVICE: audience.AudienceService(engine, auth, draining=draining),
+        profile.SERVICE: profile.ProfileService(engine, guard),
+        audience.SERVICE: audience.AudienceService(engine, guard, draining=draining),
         admin.SERVICE: admin.AdminService(
-            engine, auth, max_tails=settings.max_tails, draining=draining, delivery=delivery
+            engine, guard, max_tails=settings.max_tails, draining=draining, delivery=delivery
         ),
     }
     server.add_generic_rpc_handlers([service.handler() for service in services.values()])

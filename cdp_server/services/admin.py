@@ -1,5 +1,6 @@
-"""AdminService: sources (their write keys, webhook sources' mappings), the live tail of accepted
-events, and identity administration."""
+"""AdminService: sources (their write keys and their rotation, webhook sources' mappings),
+access tokens, the audit log, the live tail of accepted events, identity administration and
+destinations (`destinations`). Who may call what: `services.access`."""
 
 from __future__ import annotations
 
@@ -11,29 +12,33 @@ import grpc
 from tributary._proto.cdp.v1 import admin_pb2
 
 from cdp_server import _core, errors, webhook_sources
-from cdp_server.auth import Authenticator, Role, key_digest, new_access_token, new_write_key
+from cdp_server.auth import Caller, key_digest, new_access_token, new_write_key
 from cdp_server.destinations.base import ConfigError
 from cdp_server.destinations.manager import DeliveryManager
-from cdp_server.services import destinations, governance
-from cdp_server.services.routes import Route, forwarding_handlers
+from cdp_server.services import access, destinations, governance
+from cdp_server.services.routes import Route, forwarded
 
 SERVICE = "cdp.v1.AdminService"
 _TAIL_WAIT_SECS = 0.5
 
-# The RPCs forwarded as bytes to the engine; CreateSource and CreateToken (which make the secret
-# here), UpdateWebhookSource (mappings are checked here) and Tail (a stream) have handlers of
-# their own below.
+# The RPCs forwarded as bytes to the engine; CreateSource, CreateToken and RotateWriteKey (which
+# make the secret here), UpdateWebhookSource (mappings are checked here) and Tail (a stream)
+# have handlers of their own below.
 ROUTES = (
-    Route("ListSources", _core.Engine.list_sources, Role.ADMIN),
-    Route("ListRejected", _core.Engine.list_rejected, Role.ADMIN),
-    Route("ListTokens", _core.Engine.list_tokens, Role.ADMIN),
-    Route("RemoveIdentifier", _core.Engine.remove_identifier, Role.ADMIN),
-    Route("SplitProfile", _core.Engine.split_profile, Role.ADMIN),
-    Route("ListSeparations", _core.Engine.list_separations, Role.ADMIN),
-    Route("WithdrawSeparation", _core.Engine.withdraw_separation, Role.ADMIN),
-    Route("GetIdentityRules", _core.Engine.get_identity_rules, Role.ADMIN),
-    Route("UpdateIdentityRules", _core.Engine.update_identity_rules, Role.ADMIN),
-    Route("GetIdentityRulesProgress", _core.Engine.get_identity_rules_progress, Role.ADMIN),
+    Route("ListSources", _core.Engine.list_sources),
+    Route("ListRejected", _core.Engine.list_rejected),
+    Route("ListTokens", _core.Engine.list_tokens),
+    Route("RevokeToken", _core.Engine.revoke_token),
+    Route("RevokeWriteKey", _core.Engine.revoke_write_key),
+    Route("ListAuditLog", _core.Engine.list_audit_log),
+    Route("VerifyAuditLog", _core.Engine.verify_audit_log),
+    Route("RemoveIdentifier", _core.Engine.remove_identifier),
+    Route("SplitProfile", _core.Engine.split_profile),
+    Route("ListSeparations", _core.Engine.list_separations),
+    Route("WithdrawSeparation", _core.Engine.withdraw_separation),
+    Route("GetIdentityRules", _core.Engine.get_identity_rules),
+    Route("UpdateIdentityRules", _core.Engine.update_identity_rules),
+    Route("GetIdentityRulesProgress", _core.Engine.get_identity_rules_progress),
 )
 
 
@@ -41,53 +46,42 @@ class AdminService:
     def __init__(
         self,
         engine: _core.Engine,
-        auth: Authenticator,
+        guard: access.Guard,
         *,
         max_tails: int,
         draining: threading.Event,
         delivery: DeliveryManager,
     ) -> None:
         self._engine = engine
-        self._destinations = destinations.DestinationAdmin(engine, auth, delivery)
-        self._auth = auth
+        self._destinations = destinations.DestinationAdmin(engine, delivery)
+        self._guard = guard
         self._tails = threading.BoundedSemaphore(max_tails)
         self._max_tails = max_tails
         self._draining = draining
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
-        return grpc.method_handlers_generic_handler(
+        pb = admin_pb2
+        return self._guard.service(
             SERVICE,
             {
-                "CreateSource": grpc.unary_unary_rpc_method_handler(
-                    self.create_source,
-                    request_deserializer=admin_pb2.CreateSourceRequest.FromString,
-                    response_serializer=admin_pb2.CreateSourceResponse.SerializeToString,
+                "CreateSource": access.unary(self.create_source, pb.CreateSourceRequest, access.serialized),
+                "UpdateWebhookSource": access.unary(
+                    self.update_webhook_source, pb.UpdateWebhookSourceRequest, access.serialized
                 ),
-                "UpdateWebhookSource": grpc.unary_unary_rpc_method_handler(
-                    self.update_webhook_source,
-                    request_deserializer=admin_pb2.UpdateWebhookSourceRequest.FromString,
-                    response_serializer=admin_pb2.Source.SerializeToString,
-                ),
-                "CreateToken": grpc.unary_unary_rpc_method_handler(
-                    self.create_token,
-                    request_deserializer=admin_pb2.CreateTokenRequest.FromString,
-                    response_serializer=admin_pb2.CreateTokenResponse.SerializeToString,
-                ),
-                "Tail": grpc.unary_stream_rpc_method_handler(
-                    self.tail, request_deserializer=admin_pb2.TailRequest.FromString
-                ),
-                **forwarding_handlers(self._engine, self._auth, ROUTES),
-                **forwarding_handlers(self._engine, self._auth, destinations.ROUTES),
-                **forwarding_handlers(self._engine, self._auth, governance.ROUTES),
+                "CreateToken": access.unary(self.create_token, pb.CreateTokenRequest, access.serialized),
+                "RotateWriteKey": access.unary(self.rotate_write_key, pb.RotateWriteKeyRequest, access.serialized),
+                "Tail": access.server_streaming(self.tail, pb.TailRequest),
+                **forwarded(self._engine, ROUTES),
+                **forwarded(self._engine, destinations.ROUTES),
+                **forwarded(self._engine, governance.ROUTES),
                 **self._destinations.handlers(),
             },
         )
 
     @errors.unary
     def create_source(
-        self, request: admin_pb2.CreateSourceRequest, context: grpc.ServicerContext
+        self, request: admin_pb2.CreateSourceRequest, context: grpc.ServicerContext, caller: Caller
     ) -> admin_pb2.CreateSourceResponse:
-        self._auth.require_admin(context)
         write_key = new_write_key()
         if request.kind == admin_pb2.SOURCE_KIND_WEBHOOK:
             created = self._engine.create_source(
@@ -109,26 +103,35 @@ class AdminService:
 
     @errors.unary
     def update_webhook_source(
-        self, request: admin_pb2.UpdateWebhookSourceRequest, context: grpc.ServicerContext
+        self, request: admin_pb2.UpdateWebhookSourceRequest, context: grpc.ServicerContext, caller: Caller
     ) -> admin_pb2.Source:
-        self._auth.require_admin(context)
         mappings = webhook_sources.check_mappings(request.mappings)
         return admin_pb2.Source.FromString(self._engine.update_webhook_source(request.name, mappings))
 
     @errors.unary
     def create_token(
-        self, request: admin_pb2.CreateTokenRequest, context: grpc.ServicerContext
+        self, request: admin_pb2.CreateTokenRequest, context: grpc.ServicerContext, caller: Caller
     ) -> admin_pb2.CreateTokenResponse:
-        self._auth.require_admin(context)
         token = new_access_token()
         request.token_digest = key_digest(token)
         info = admin_pb2.AccessToken.FromString(self._engine.create_token(request.SerializeToString()))
         return admin_pb2.CreateTokenResponse(info=info, token=token)
 
+    @errors.unary
+    def rotate_write_key(
+        self, request: admin_pb2.RotateWriteKeyRequest, context: grpc.ServicerContext, caller: Caller
+    ) -> admin_pb2.RotateWriteKeyResponse:
+        write_key = new_write_key()
+        request.key_digest = key_digest(write_key)
+        reply = admin_pb2.RotateWriteKeyResponse.FromString(self._engine.rotate_write_key(request.SerializeToString()))
+        reply.write_key = write_key
+        if reply.source.kind == admin_pb2.SOURCE_KIND_WEBHOOK:
+            reply.webhook_path = f"/v1/webhook/{reply.source.name}/{write_key}"
+        return reply
+
     @errors.streaming
-    def tail(self, request: admin_pb2.TailRequest, context: grpc.ServicerContext) -> Iterator[bytes]:
+    def tail(self, request: admin_pb2.TailRequest, context: grpc.ServicerContext, caller: Caller) -> Iterator[bytes]:
         """Streams events committed after the call began, until the client leaves."""
-        self._auth.require_admin(context)
         if not self._tails.acquire(blocking=False):
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"too many live tails (limit {self._max_tails})")
         try:

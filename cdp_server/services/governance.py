@@ -6,17 +6,16 @@ The engine checks and answers them all from the request bytes."""
 from __future__ import annotations
 
 from cdp_server import _core
-from cdp_server.auth import Role
 from cdp_server.services.routes import Route
 
 ROUTES = (
-    Route("PutTrackingPlan", _core.Engine.put_tracking_plan, Role.ADMIN),
-    Route("GetTrackingPlan", _core.Engine.get_tracking_plan, Role.ADMIN),
-    Route("ListTrackingPlans", _core.Engine.list_tracking_plans, Role.ADMIN),
-    Route("SetSourcePolicy", _core.Engine.set_source_policy, Role.ADMIN),
-    Route("GetSourcePolicy", _core.Engine.get_source_policy, Role.ADMIN),
-    Route("ListViolations", _core.Engine.list_violations, Role.ADMIN),
-    Route("GetPiiSettings", _core.Engine.get_pii_settings, Role.ADMIN),
-    Route("SetPiiSettings", _core.Engine.set_pii_settings, Role.ADMIN),
-    Route("ListPiiInventory", _core.Engine.list_pii_inventory, Role.ADMIN),
+    Route("PutTrackingPlan", _core.Engine.put_tracking_plan),
+    Route("GetTrackingPlan", _core.Engine.get_tracking_plan),
+    Route("ListTrackingPlans", _core.Engine.list_tracking_plans),
+    Route("SetSourcePolicy", _core.Engine.set_source_policy),
+    Route("GetSourcePolicy", _core.Engine.get_source_policy),
+    Route("ListViolations", _core.Engine.list_violations),
+    Route("GetPiiSettings", _core.Engine.get_pii_settings),
+    Route("SetPiiSettings", _core.Engine.set_pii_settings),
+    Route("ListPiiInventory", _core.Engine.list_pii_inventory),
 )

@@ -4,6 +4,11 @@ Request bytes go to the engine undecoded and acks come back encoded: no Python o
 per event. A stream reads batches on a helper thread and hands them to the engine at once, so
 decoding, the group commit of earlier batches and the network overlap; acks are sent in order,
 each only after its batch is durable.
+
+Each call (and each batch of a stream) draws one request from the source's rate-limit bucket,
+which the engine shares with the HTTP port's Tracking API and webhook routes; past it the call
+ends RESOURCE_EXHAUSTED with `retry-after` (seconds) in its trailing metadata (a stream first
+acks the batches before it).
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from grpc_status import rpc_status
 from tributary._proto.cdp.v1 import ingest_pb2
 
 from cdp_server import _core, errors
-from cdp_server.auth import Authenticator
+from cdp_server.auth import Caller
+from cdp_server.services import access
 
 log = logging.getLogger(__name__)
 
@@ -45,33 +51,49 @@ class StreamSlots:
         self._free.release()
 
 
+class RateLimited:
+    """A stream's batch refused by the source's rate limit: wait this many seconds."""
+
+    def __init__(self, wait_secs: int) -> None:
+        self.wait_secs = wait_secs
+
+
+def abort_rate_limited(context: grpc.ServicerContext, wait_secs: int) -> None:
+    context.set_trailing_metadata((("retry-after", str(wait_secs)),))
+    context.abort(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"this source is over its rate limit (http_rate_limit requests a second, gRPC and HTTP together): "
+        f"retry in {wait_secs} s",
+    )
+
+
 class IngestService:
     def __init__(
         self,
         engine: _core.Engine,
-        auth: Authenticator,
+        guard: access.Guard,
         *,
         max_streams: int,
         stream_window: int,
         draining: threading.Event,
     ) -> None:
         self._engine = engine
-        self._auth = auth
+        self._guard = guard
         self._slots = StreamSlots(max_streams)
         self._window = stream_window
         self._draining = draining
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
-        return grpc.method_handlers_generic_handler(
+        return self._guard.service(
             SERVICE,
-            {
-                "Send": grpc.unary_unary_rpc_method_handler(self.send),
-                "Stream": grpc.stream_stream_rpc_method_handler(self.stream),
-            },
+            {"Send": access.unary(self.send), "Stream": access.bidi_streaming(self.stream)},
         )
 
-    def send(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        source = self._auth.source_id(context)
+    def send(self, request: bytes, context: grpc.ServicerContext, caller: Caller) -> bytes:
+        source = caller.id
+        wait_secs = self._engine.admit_source(source)
+        if wait_secs:
+            abort_rate_limited(context, wait_secs)
         try:
             outcome = self._engine.send(source, request)
         except _core.CoreError as exc:
@@ -80,8 +102,8 @@ class IngestService:
             context.abort_with_status(_rejection_status(outcome))
         return outcome.response
 
-    def stream(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
-        source = self._auth.source_id(context)
+    def stream(self, requests: Iterator[bytes], context: grpc.ServicerContext, caller: Caller) -> Iterator[bytes]:
+        source = caller.id
         if not self._slots.try_acquire():
             context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -111,6 +133,8 @@ class IngestService:
                 break
             if isinstance(item, _core.CoreError):
                 errors.abort(context, item)
+            if isinstance(item, RateLimited):
+                abort_rate_limited(context, item.wait_secs)
             assert isinstance(item, _core.StreamAck)
             try:
                 yield item.wait()
@@ -132,6 +156,10 @@ class IngestService:
         try:
             for request in requests:
                 if self._draining.is_set():
+                    return
+                wait_secs = self._engine.admit_source(source)
+                if wait_secs:
+                    outcome = RateLimited(wait_secs)
                     return
                 try:
                     ack: object = self._engine.submit_stream(source, request)

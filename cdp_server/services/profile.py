@@ -8,26 +8,26 @@ from typing import Any
 import grpc
 
 from cdp_server import _core
-from cdp_server.auth import Authenticator, Role
-from cdp_server.services.routes import Route, forwarding_handlers
+from cdp_server.services.access import Guard
+from cdp_server.services.routes import Route, forwarded
 
 SERVICE = "cdp.v1.ProfileService"
 
 ROUTES = (
-    Route("GetProfile", _core.Engine.get_profile, Role.ADMIN),
-    Route("BatchGetProfiles", _core.Engine.batch_get_profiles, Role.ADMIN),
-    Route("GetMergeHistory", _core.Engine.get_merge_history, Role.ADMIN),
-    Route("ExplainLink", _core.Engine.explain_link, Role.ADMIN),
-    Route("ListEvents", _core.Engine.list_events, Role.ADMIN),
-    Route("ListIdentifiers", _core.Engine.list_identifiers, Role.ADMIN),
-    Route("ListLinks", _core.Engine.list_links, Role.ADMIN),
+    Route("GetProfile", _core.Engine.get_profile),
+    Route("BatchGetProfiles", _core.Engine.batch_get_profiles),
+    Route("GetMergeHistory", _core.Engine.get_merge_history),
+    Route("ExplainLink", _core.Engine.explain_link),
+    Route("ListEvents", _core.Engine.list_events),
+    Route("ListIdentifiers", _core.Engine.list_identifiers),
+    Route("ListLinks", _core.Engine.list_links),
 )
 
 
 class ProfileService:
-    def __init__(self, engine: _core.Engine, auth: Authenticator) -> None:
+    def __init__(self, engine: _core.Engine, guard: Guard) -> None:
         self._engine = engine
-        self._auth = auth
+        self._guard = guard
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
-        return grpc.method_handlers_generic_handler(SERVICE, forwarding_handlers(self._engine, self._auth, ROUTES))
+        return self._guard.service(SERVICE, forwarded(self._engine, ROUTES))

@@ -27,6 +27,9 @@ pub struct EngineConfig {
     pub max_rejected_kept: usize,
     /// How often real-time audiences and computed traits with time windows are re-evaluated.
     pub engage_tick: Duration,
+    /// Ingest requests a second each source may make, over every surface together (Segment's
+    /// default: 1,000); ≤ 0: no limit.
+    pub source_rate_limit: f64,
 }
 
 impl EngineConfig {
@@ -43,6 +46,7 @@ impl EngineConfig {
             snapshot_every_events: 2_000_000,
             max_rejected_kept: 10_000,
             engage_tick: Duration::from_secs(60),
+            source_rate_limit: 0.0,
         }
     }
 }

@@ -93,6 +93,10 @@ pub(crate) struct Shared {
     pub(crate) delivery: crate::delivery::stats::DeliveryCounters,
     /// Each source's compiled tracking plan and transformations.
     pub(crate) governance: crate::governance::Live,
+    /// Answers of `credential`, forgotten whenever a credential changes.
+    pub(crate) credentials: crate::credentials::CredentialCache,
+    /// The sources' rate-limit buckets, shared by every ingest surface.
+    pub(crate) source_rates: crate::rate::RateLimit,
 }
 
 /// What the writer answers a job: each event's fate and message id, in order.
@@ -239,6 +243,7 @@ impl Engine {
             let txn = store.log.read()?;
             store.log_dbs.rejected.last(&txn.txn)?.map_or(0, |(id, _)| id)
         };
+        let source_rates = crate::rate::RateLimit::new(config.source_rate_limit);
         let shared = Arc::new(Shared {
             store,
             index,
@@ -256,6 +261,8 @@ impl Engine {
             engage_hub: Default::default(),
             delivery: Default::default(),
             governance: Default::default(),
+            credentials: Default::default(),
+            source_rates,
         });
         shared.governance.reload(&shared.store)?;
         if let Some(engage_source) = crate::engage::realtime::existing_engage_source(&shared.store)? {

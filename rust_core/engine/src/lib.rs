@@ -9,7 +9,9 @@
 //! - nothing here knows about Python or gRPC.
 
 pub mod audiences;
+pub mod audit;
 pub mod config;
+pub mod credentials;
 pub mod dedupe;
 pub mod delivery;
 pub mod engage;
@@ -30,6 +32,7 @@ pub mod profiles;
 pub mod progress;
 pub mod proto;
 pub mod query;
+pub mod rate;
 pub mod reads;
 pub mod rejected;
 pub mod segment_json;

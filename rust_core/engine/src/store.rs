@@ -9,6 +9,9 @@
 //! - `meta`:       counter name → u64
 //! - `identity`:   `rules`, `actions` → encoded `IdentityRules`, `IdentityActions` (admin)
 //! - `destinations`: name → encoded `Destination` (admin)
+//! - `tokens`:     sha256(access token) → encoded `AccessToken` (revoked ones stay, stamped)
+//! - `audit`:      seq u64 → hash [32] + encoded `AuditRecord` (append-only, hash-chained:
+//!   see `audit`)
 //! - `plans`, `source_policies`, `violations`, `violation_hours`, `privacy`: governance (see
 //!   `governance::store`)
 //!
@@ -266,6 +269,8 @@ pub struct LogDatabases {
     pub audiences: Database<Str, Bytes>,
     /// Destination definitions by name (`destinations`).
     pub destinations: Database<Str, Bytes>,
+    /// The audit log by sequence number (`audit`): appended to, never changed.
+    pub audit: Database<BeU64, Bytes>,
     /// Governance (`governance`): tracking plans, source policies, violation counts.
     pub governance: crate::governance::store::GovernanceDbs,
 }
@@ -336,6 +341,7 @@ impl Store {
                 tokens: log.env.create_database(txn, Some("tokens"))?,
                 audiences: log.env.create_database(txn, Some("audiences"))?,
                 destinations: log.env.create_database(txn, Some("destinations"))?,
+                audit: log.env.create_database(txn, Some("audit"))?,
                 governance: crate::governance::store::GovernanceDbs {
                     plans: log.env.create_database(txn, Some("plans"))?,
                     policies: log.env.create_database(txn, Some("source_policies"))?,

@@ -1,6 +1,7 @@
 //! The debugger: a page (`/debugger`, plain HTML/CSS/JS compiled into the binary: no build
 //! step, no CDN, works offline) and the JSON and server-sent-event routes it reads, each behind
-//! an admin token (`Authorization: Bearer`): the live stream of stored and rejected events, an
+//! an admin token (`Authorization: Bearer`, checked by `access::enforce` from the port's route
+//! table before a handler runs): the live stream of stored and rejected events, an
 //! event's identity decision, the rejected store, per-source counters and the saved audiences
 //! (`audiences`).
 
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -24,10 +25,8 @@ use tributary_engine::event_detail::EventDetail;
 use tributary_engine::event_json::{event_json, iso8601};
 use tributary_engine::proto::{self, RejectedEvent};
 use tributary_engine::reads::TailFilter;
-use tributary_engine::tokens::Role;
 use tributary_engine::{Engine, EngineError};
 
-use crate::access::{Access, Denied, Scheme};
 use crate::api_error::ApiError;
 
 /// Events the stream starts with when the page does not say where to resume.
@@ -37,16 +36,14 @@ const POLL: Duration = Duration::from_millis(500);
 
 pub struct Debugger {
     engine: Arc<Engine>,
-    access: Arc<Access>,
     /// Source names by id (sources are never renamed or deleted in this version).
     names: Mutex<HashMap<u32, String>>,
 }
 
 impl Debugger {
-    pub fn new(engine: Arc<Engine>, access: Arc<Access>) -> Self {
+    pub fn new(engine: Arc<Engine>) -> Self {
         Self {
             engine,
-            access,
             names: Mutex::new(HashMap::new()),
         }
     }
@@ -133,19 +130,6 @@ fn engine_error(err: EngineError) -> ApiError {
     }
 }
 
-/// An error unless the request carries an admin token.
-fn admitted(debugger: &Debugger, headers: &HeaderMap) -> Result<(), ApiError> {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    debugger
-        .access
-        .check(authorization, Scheme::Bearer, Role::Admin)
-        .map(|_| ())
-        .map_err(|denied| match denied {
-            Denied::Unauthenticated(why) => error(StatusCode::UNAUTHORIZED, "authentication_error", why),
-            Denied::Failed(err) => engine_error(err),
-        })
-}
-
 /// Runs an engine read on a blocking thread and answers its JSON.
 async fn blocking_json(
     debugger: &Arc<Debugger>,
@@ -172,10 +156,7 @@ fn number<T: std::str::FromStr>(params: &HashMap<String, String>, name: &str) ->
     }
 }
 
-async fn sources(State(debugger): State<Arc<Debugger>>, headers: HeaderMap) -> Response {
-    if let Err(denied) = admitted(&debugger, &headers) {
-        return denied.into_response();
-    }
+async fn sources(State(debugger): State<Arc<Debugger>>) -> Response {
     blocking_json(&debugger, |debugger| {
         let stored = debugger.engine.stats().stored_by_source.lock().clone();
         let mut rejected: HashMap<u32, u64> = HashMap::new();
@@ -199,14 +180,7 @@ async fn sources(State(debugger): State<Arc<Debugger>>, headers: HeaderMap) -> R
     .await
 }
 
-async fn rejected(
-    State(debugger): State<Arc<Debugger>>,
-    headers: HeaderMap,
-    Query(params): Query<HashMap<String, String>>,
-) -> Response {
-    if let Err(denied) = admitted(&debugger, &headers) {
-        return denied.into_response();
-    }
+async fn rejected(State(debugger): State<Arc<Debugger>>, Query(params): Query<HashMap<String, String>>) -> Response {
     let (source, limit) = match (number::<u32>(&params, "source"), number::<usize>(&params, "limit")) {
         (Ok(source), Ok(limit)) => (source.unwrap_or(0), limit.unwrap_or(0)),
         (Err(failure), _) | (_, Err(failure)) => return failure.into_response(),
@@ -233,10 +207,7 @@ async fn rejected(
     .await
 }
 
-async fn event(State(debugger): State<Arc<Debugger>>, headers: HeaderMap, Path(seq): Path<String>) -> Response {
-    if let Err(denied) = admitted(&debugger, &headers) {
-        return denied.into_response();
-    }
+async fn event(State(debugger): State<Arc<Debugger>>, Path(seq): Path<String>) -> Response {
     let Ok(seq) = seq.parse::<u64>() else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -304,14 +275,7 @@ async fn event(State(debugger): State<Arc<Debugger>>, headers: HeaderMap, Path(s
 /// event as it is committed (`event: event`) and every rejection as it is kept
 /// (`event: rejected`). A blocking thread per open page follows the log; it stops when the page
 /// goes away.
-async fn stream(
-    State(debugger): State<Arc<Debugger>>,
-    headers: HeaderMap,
-    Query(params): Query<HashMap<String, String>>,
-) -> Response {
-    if let Err(denied) = admitted(&debugger, &headers) {
-        return denied.into_response();
-    }
+async fn stream(State(debugger): State<Arc<Debugger>>, Query(params): Query<HashMap<String, String>>) -> Response {
     let after = match number::<u64>(&params, "after") {
         Ok(after) => after,
         Err(failure) => return failure.into_response(),

@@ -12,7 +12,6 @@ mod debugger;
 mod health;
 mod metrics;
 mod profile_api;
-mod rate;
 mod request_log;
 mod tls;
 mod tracking;
@@ -35,7 +34,8 @@ pub use webhook_sources::{MapFailure, WebhookMapper, WebhookPayload};
 pub struct HttpSettings {
     pub address: SocketAddr,
     pub limits: Limits,
-    /// Requests a second each source may make (Segment's default: 1,000); ≤ 0: no limit.
+    /// Profile API requests a second each access token may make; ≤ 0: no limit. (Sources'
+    /// ingest rate is the engine's: `Engine::admit_source`, shared with gRPC.)
     pub rate_limit: f64,
     /// Worker threads of the runtime (requests are short: the engine does the work).
     pub workers: usize,
@@ -76,21 +76,19 @@ impl HttpServer {
         let access = Arc::new(access::Access::new(Arc::clone(&engine), settings.admin_token_digests));
         let profiles = profile_api::router(Arc::new(profile_api::ProfileApi::new(
             Arc::clone(&engine),
-            Arc::clone(&access),
             settings.space,
             settings.rate_limit,
         )));
-        let debugger = debugger::router(Arc::new(debugger::Debugger::new(Arc::clone(&engine), access)));
+        let debugger = debugger::router(Arc::new(debugger::Debugger::new(Arc::clone(&engine))));
         let webhooks = webhook_sources::router(Arc::new(webhook_sources::WebhookSources::new(
             Arc::clone(&engine),
             settings.limits,
-            settings.rate_limit,
             settings.webhook_mapper,
         )));
         let router = tracking::router(Arc::new(tracking::Tracking::new(
             engine,
             settings.limits,
-            settings.rate_limit,
+            Arc::clone(&access),
         )))
         .merge(profiles)
         .merge(webhooks)
@@ -100,6 +98,8 @@ impl HttpServer {
             "/metrics",
             axum::routing::get(metrics::serve).with_state(Arc::clone(&metrics)),
         )
+        // Every route is checked against access::ROUTES before its handler runs.
+        .layer(axum::middleware::from_fn_with_state(access, access::enforce))
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::record))
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(request_log::RequestLog(settings.request_log)),

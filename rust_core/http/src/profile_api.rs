@@ -2,14 +2,15 @@
 //! {type}:{value}/traits|events|external_ids|links|metadata` (a profile id `tp_…` works in place
 //! of `type:value`), answered in Segment's shapes (`traits` + `cursor`, `data` + `cursor`,
 //! `metadata`) and with Segment's errors (`{"error": {"code", "message"}}`: 400, 401, 404, 429).
-//! Unlike Segment's, events have no 14-day limit. Auth: an access token as HTTP Basic's user
-//! name (`cdp token create --role read`, or an admin token).
+//! Unlike Segment's, events have no 14-day limit. Auth (checked by `access::enforce` before a
+//! handler runs): an access token as HTTP Basic's user name (`cdp token create --role read`, or
+//! an admin token); 401 without a valid one, 403 for a credential of another kind or role.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -17,12 +18,13 @@ use prost::Message;
 use serde_json::{json, Map, Value};
 use tributary_engine::event_json::{self, iso8601, iso8601_ms};
 use tributary_engine::proto::{self, EventType};
-use tributary_engine::tokens::Role;
 use tributary_engine::{Engine, EngineError};
 
-use crate::access::{Access, Denied, Scheme};
+use axum::Extension;
+use tributary_engine::rate::RateLimit;
+
+use crate::access::Authorized;
 use crate::api_error::ApiError;
-use crate::rate::RateLimit;
 
 /// Segment's page sizes: traits 10 by default (up to 200), lists 10 (up to 100), links 20.
 const TRAITS_PAGE: (usize, usize) = (10, 200);
@@ -31,7 +33,6 @@ const LINKS_PAGE: usize = 20;
 
 pub struct ProfileApi {
     engine: Arc<Engine>,
-    access: Arc<Access>,
     /// The workspace's slug: the `{space}` of the paths.
     space: String,
     /// Requests a second per access token.
@@ -39,10 +40,9 @@ pub struct ProfileApi {
 }
 
 impl ProfileApi {
-    pub fn new(engine: Arc<Engine>, access: Arc<Access>, space: String, rate_limit: f64) -> Self {
+    pub fn new(engine: Arc<Engine>, space: String, rate_limit: f64) -> Self {
         Self {
             engine,
-            access,
             space,
             rate: RateLimit::new(rate_limit),
         }
@@ -83,16 +83,9 @@ async fn profile(
     Path((space, collection, lookup, what)): Path<(String, String, String, String)>,
     Query(params): Query<Params>,
     uri: Uri,
-    headers: HeaderMap,
+    // Set by access::enforce: a token allowing role read checked this request.
+    Extension(Authorized { digest }): Extension<Authorized>,
 ) -> Response {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let digest = match api.access.check(authorization, Scheme::Basic, Role::Read) {
-        Ok(digest) => digest,
-        Err(Denied::Unauthenticated(why)) => {
-            return ApiError::new(StatusCode::UNAUTHORIZED, "authentication_error", why).into_response()
-        }
-        Err(Denied::Failed(err)) => return ApiError::from(err).into_response(),
-    };
     // A rate-limit bucket per token.
     let bucket = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
     if let Err(wait_s) = api.rate.take(bucket, std::time::Instant::now()) {

@@ -4,12 +4,12 @@
 //! a blocking thread (validation, then the wait for the durable, resolved acknowledgement).
 //!
 //! Answers as Segment's: `200 {"success": true}`; `400 {"code", "message"}` for a body that is
-//! not JSON or is too large; `401` for a missing or unknown write key; `429` with `Retry-After`
-//! past the source's rate limit. Unlike Segment, the 200 also lists the messages refused
+//! not JSON or is too large; `401` for a missing or unknown write key; `403` for a credential
+//! that is not a source's write key (an access token, a webhook source's key); `429` with
+//! `Retry-After` past the source's rate limit (one bucket per source, shared with gRPC). Unlike Segment, the 200 also lists the messages refused
 //! (`rejected`, each with the field and the reason) instead of dropping them silently. CORS is
 //! open: browsers post cross-origin (analytics.js).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -18,45 +18,27 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use parking_lot::Mutex;
 use serde_json::json;
 use tributary_engine::proto::EventType;
 use tributary_engine::segment_json::JsonOptions;
 use tributary_engine::{Engine, EngineError};
 
+use crate::access::{Access, Denied};
 use crate::auth;
 use crate::body::{self, BodyError, Limits};
-use crate::rate::RateLimit;
 
 /// What the routes share.
 pub struct Tracking {
     engine: Arc<Engine>,
     limits: Limits,
-    /// Write-key digest → source id (sources are never deleted, so an entry cannot go stale).
-    sources: Mutex<HashMap<[u8; 32], u32>>,
-    rate: RateLimit,
+    /// Write keys are looked up through the port's access checks (and the engine's cache,
+    /// which forgets retired keys at once).
+    access: Arc<Access>,
 }
 
 impl Tracking {
-    pub fn new(engine: Arc<Engine>, limits: Limits, rate_limit: f64) -> Self {
-        Self {
-            engine,
-            limits,
-            sources: Mutex::new(HashMap::new()),
-            rate: RateLimit::new(rate_limit),
-        }
-    }
-
-    fn source(&self, write_key: &str) -> Result<Option<u32>, EngineError> {
-        let digest = auth::digest(write_key);
-        if let Some(&source) = self.sources.lock().get(&digest) {
-            return Ok(Some(source));
-        }
-        let found = self.engine.events_source_for_key(&digest)?;
-        if let Some(source) = found {
-            self.sources.lock().insert(digest, source);
-        }
-        Ok(found)
+    pub fn new(engine: Arc<Engine>, limits: Limits, access: Arc<Access>) -> Self {
+        Self { engine, limits, access }
     }
 }
 
@@ -123,10 +105,12 @@ async fn answer(tracking: &Arc<Tracking>, call: &str, headers: &HeaderMap, body:
         };
     let tracking = Arc::clone(tracking);
     let submitted = tokio::task::spawn_blocking(move || {
-        let Some(source) = tracking.source(&write_key)? else {
-            return Ok(Submitted::UnknownKey);
+        let source = match tracking.access.write_key_source(&write_key) {
+            Ok(source) => source,
+            Err(Denied::Failed(err)) => return Err(err),
+            Err(denied) => return Ok(Submitted::Refused(denied)),
         };
-        if let Err(wait_s) = tracking.rate.take(source, std::time::Instant::now()) {
+        if let Err(wait_s) = tracking.engine.admit_source(source) {
             return Ok(Submitted::RateLimited(wait_s));
         }
         let options = JsonOptions {
@@ -142,11 +126,11 @@ async fn answer(tracking: &Arc<Tracking>, call: &str, headers: &HeaderMap, body:
     .await;
     match submitted {
         Ok(Ok(Submitted::Done(outcome))) => (StatusCode::OK, axum::Json(accepted(&outcome))).into_response(),
-        Ok(Ok(Submitted::UnknownKey)) => error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "invalid write key: no source has this key",
-        ),
+        Ok(Ok(Submitted::Refused(Denied::Forbidden(why)))) => error(StatusCode::FORBIDDEN, "forbidden", why),
+        Ok(Ok(Submitted::Refused(Denied::Unauthenticated(why)))) => {
+            error(StatusCode::UNAUTHORIZED, "unauthorized", why)
+        }
+        Ok(Ok(Submitted::Refused(Denied::Failed(err)))) => engine_failure(err),
         Ok(Ok(Submitted::RateLimited(wait_s))) => rate_limited(wait_s),
         Ok(Err(err)) => engine_failure(err),
         Err(err) => task_failure(&err),
@@ -236,7 +220,7 @@ pub(crate) fn task_failure(err: &tokio::task::JoinError) -> Response {
 /// What became of a request past its body and key.
 enum Submitted {
     Done(tributary_engine::ingest::BatchOutcome),
-    UnknownKey,
+    Refused(Denied),
     RateLimited(u64),
 }
 

@@ -25,7 +25,6 @@ use tributary_engine::{Engine, EngineError};
 
 use crate::auth;
 use crate::body::Limits;
-use crate::rate::RateLimit;
 use crate::tracking::{accepted, engine_failure, error, rate_limited, request_body, task_failure};
 use crate::webhook_signature::{self, Signed};
 
@@ -53,18 +52,12 @@ pub trait WebhookMapper: Send + Sync {
 pub struct WebhookSources {
     engine: Arc<Engine>,
     limits: Limits,
-    rate: RateLimit,
     mapper: Option<Arc<dyn WebhookMapper>>,
 }
 
 impl WebhookSources {
-    pub fn new(engine: Arc<Engine>, limits: Limits, rate_limit: f64, mapper: Option<Arc<dyn WebhookMapper>>) -> Self {
-        Self {
-            engine,
-            limits,
-            rate: RateLimit::new(rate_limit),
-            mapper,
-        }
+    pub fn new(engine: Arc<Engine>, limits: Limits, mapper: Option<Arc<dyn WebhookMapper>>) -> Self {
+        Self { engine, limits, mapper }
     }
 }
 
@@ -174,7 +167,7 @@ async fn receive(sources: Arc<WebhookSources>, name: String, proof: Proof, heade
                 }
             }
         }
-        if let Err(wait_s) = sources.rate.take(source.id, std::time::Instant::now()) {
+        if let Err(wait_s) = sources.engine.admit_source(source.id) {
             return Ok(Received::RateLimited(wait_s));
         }
         map_and_submit(&sources, &source, &webhook.mappings, &data)

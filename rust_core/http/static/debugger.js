@@ -9,7 +9,8 @@
 // as window.tributaryDebugger (see "for the other tabs" below): the session, every streamed
 // event, tab changes and a few helpers.
 // Event data only ever reaches the page as text nodes (el(), textContent): never innerHTML.
-// A 401 anywhere ends the session: the token is forgotten and the form shown with the reason.
+// A 401 or 403 anywhere ends the session: the token is forgotten and the form shown with the
+// reason (403: a valid token without the admin role, e.g. a read token).
 "use strict";
 
 (() => {
@@ -92,8 +93,8 @@
       cache: "no-store",
       signal,
     });
-    if (response.status === 401) {
-      throw new AuthError(`The server refused this token (401): ${await errorMessage(response)}`);
+    if (response.status === 401 || response.status === 403) {
+      throw new AuthError(`The server refused this token (${response.status}): ${await errorMessage(response)}`);
     }
     if (!response.ok) throw new Error(`${response.status} ${await errorMessage(response)}`);
     return response;
@@ -101,7 +102,7 @@
 
   const fetchJson = async (session, path) => (await call(session, path)).json();
 
-  /** Ends the session on a 401; other failures are the caller's to show. Returns true on 401. */
+  /** Ends the session on a 401 or 403; other failures are the caller's to show. Returns true then. */
   function signedOutBy(error) {
     if (!(error instanceof AuthError)) return false;
     signOut(error.message);

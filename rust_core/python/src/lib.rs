@@ -139,9 +139,11 @@ impl Engine {
     ///     snapshots: load the identity snapshot at start-up and write them (off: replay the log).
     ///     snapshot_every_events: write one after this many resolved events (0: at close only).
     ///     engage_tick_secs: how often real-time audiences with time windows are re-evaluated.
+    ///     source_rate_limit: ingest requests a second per source, over gRPC and HTTP together
+    ///         (0: no limit).
     #[new]
     #[allow(clippy::too_many_arguments)] // one keyword argument per engine setting, as Python sees it
-    #[pyo3(signature = (data_dir, *, map_size=1<<30, dedupe_window_secs=604800.0, max_group_events=50_000, unsafe_no_sync=false, max_event_bytes=32*1024, snapshots=true, snapshot_every_events=2_000_000, max_rejected_kept=10_000, engage_tick_secs=60.0))]
+    #[pyo3(signature = (data_dir, *, map_size=1<<30, dedupe_window_secs=604800.0, max_group_events=50_000, unsafe_no_sync=false, max_event_bytes=32*1024, snapshots=true, snapshot_every_events=2_000_000, max_rejected_kept=10_000, engage_tick_secs=60.0, source_rate_limit=0.0))]
     fn new(
         py: Python<'_>,
         data_dir: PathBuf,
@@ -154,6 +156,7 @@ impl Engine {
         snapshot_every_events: u64,
         max_rejected_kept: usize,
         engage_tick_secs: f64,
+        source_rate_limit: f64,
     ) -> PyResult<Self> {
         if !(engage_tick_secs.is_finite() && engage_tick_secs > 0.0) {
             return Err(InvalidRequest::new_err("engage_tick_secs must be a positive number"));
@@ -173,6 +176,7 @@ impl Engine {
             snapshot_every_events,
             max_rejected_kept,
             engage_tick: Duration::from_secs_f64(engage_tick_secs),
+            source_rate_limit,
             ..EngineConfig::new(data_dir)
         };
         let inner = without_gil(py, move || CoreEngine::open(config))?;
@@ -269,14 +273,51 @@ impl Engine {
         without_gil(py, || engine.events_source_for_key(key_digest))
     }
 
-    /// The role ("read" or "admin") of the access token with this digest, or None.
-    fn token_role(&self, py: Python<'_>, digest: &[u8]) -> PyResult<Option<&'static str>> {
+    /// Who the secret with this SHA-256 digest is, if it is a credential that works now:
+    /// `("write_key" | "webhook_key", source id, "")` for a source's write key (a webhook
+    /// source's opens its webhook route only), `(role, token id, token name)` for an access
+    /// token ("read", "audiences" or "admin"); None otherwise (unknown, revoked, retired).
+    /// A cached answer is given without releasing the GIL.
+    fn credential(&self, py: Python<'_>, digest: &[u8]) -> PyResult<Option<(&'static str, u32, String)>> {
+        use tributary_engine::credentials::Credential;
         let engine = &self.inner;
-        let role = without_gil(py, || engine.token_role(digest))?;
-        Ok(role.map(|role| match role {
-            tributary_engine::tokens::Role::Read => "read",
-            tributary_engine::tokens::Role::Admin => "admin",
+        let found = match engine.cached_credential(digest) {
+            Some(cached) => Some(cached),
+            None => without_gil(py, || engine.credential(digest))?,
+        };
+        Ok(found.map(|credential| match credential {
+            Credential::WriteKey { source, events: true } => ("write_key", source, String::new()),
+            Credential::WriteKey { source, events: false } => ("webhook_key", source, String::new()),
+            Credential::Token { id, name, role } => (role.name(), id, name),
         }))
+    }
+
+    /// Takes one ingest request of `source` from its rate-limit bucket (shared with the HTTP
+    /// port): 0 when admitted, else the seconds to wait.
+    fn admit_source(&self, source: u32) -> u64 {
+        self.inner.admit_source(source).err().unwrap_or(0)
+    }
+
+    /// Appends a record to the audit log (durably); returns its sequence number. No secret
+    /// may be in any argument.
+    fn append_audit(
+        &self,
+        py: Python<'_>,
+        actor: String,
+        action: String,
+        target: String,
+        outcome: String,
+        summary: String,
+    ) -> PyResult<u64> {
+        let engine = &self.inner;
+        let entry = tributary_engine::audit::AuditEntry {
+            actor,
+            action,
+            target,
+            outcome,
+            summary,
+        };
+        without_gil(py, || engine.append_audit(entry))
     }
 
     /// Highest committed event sequence.
@@ -387,6 +428,17 @@ rpc_methods! {
     create_token;
     /// Answers an encoded `cdp.v1.ListTokensRequest` with an encoded response.
     list_tokens;
+    /// Answers an encoded `cdp.v1.RevokeTokenRequest` with an encoded response.
+    revoke_token;
+    /// Answers an encoded `cdp.v1.RotateWriteKeyRequest` (with the new key's digest) with an
+    /// encoded response (without the key).
+    rotate_write_key;
+    /// Answers an encoded `cdp.v1.RevokeWriteKeyRequest` with an encoded response.
+    revoke_write_key;
+    /// Answers an encoded `cdp.v1.ListAuditLogRequest` with an encoded response.
+    list_audit_log;
+    /// Answers an encoded `cdp.v1.VerifyAuditLogRequest` with an encoded response.
+    verify_audit_log;
     /// Answers an encoded `cdp.v1.CreateAudienceRequest` with an encoded response.
     create_audience;
     /// Answers an encoded `cdp.v1.GetAudienceRequest` with an encoded response.

@@ -71,6 +71,31 @@ class AdminServiceStub:
                 request_serializer=cdp_dot_v1_dot_admin__pb2.ListTokensRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_admin__pb2.ListTokensResponse.FromString,
                 _registered_method=True)
+        self.RevokeToken = channel.unary_unary(
+                '/cdp.v1.AdminService/RevokeToken',
+                request_serializer=cdp_dot_v1_dot_admin__pb2.RevokeTokenRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_admin__pb2.RevokeTokenResponse.FromString,
+                _registered_method=True)
+        self.RotateWriteKey = channel.unary_unary(
+                '/cdp.v1.AdminService/RotateWriteKey',
+                request_serializer=cdp_dot_v1_dot_admin__pb2.RotateWriteKeyRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_admin__pb2.RotateWriteKeyResponse.FromString,
+                _registered_method=True)
+        self.RevokeWriteKey = channel.unary_unary(
+                '/cdp.v1.AdminService/RevokeWriteKey',
+                request_serializer=cdp_dot_v1_dot_admin__pb2.RevokeWriteKeyRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_admin__pb2.RevokeWriteKeyResponse.FromString,
+                _registered_method=True)
+        self.ListAuditLog = channel.unary_unary(
+                '/cdp.v1.AdminService/ListAuditLog',
+                request_serializer=cdp_dot_v1_dot_admin__pb2.ListAuditLogRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_admin__pb2.ListAuditLogResponse.FromString,
+                _registered_method=True)
+        self.VerifyAuditLog = channel.unary_unary(
+                '/cdp.v1.AdminService/VerifyAuditLog',
+                request_serializer=cdp_dot_v1_dot_admin__pb2.VerifyAuditLogRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_admin__pb2.VerifyAuditLogResponse.FromString,
+                _registered_method=True)
         self.RemoveIdentifier = channel.unary_unary(
                 '/cdp.v1.AdminService/RemoveIdentifier',
                 request_serializer=cdp_dot_v1_dot_admin__pb2.RemoveIdentifierRequest.SerializeToString,
@@ -396,6 +421,141 @@ class AdminService:
             '/cdp.v1.AdminService/ListTokens',
             cdp_dot_v1_dot_admin__pb2.ListTokensRequest.SerializeToString,
             cdp_dot_v1_dot_admin__pb2.ListTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/RevokeToken',
+            cdp_dot_v1_dot_admin__pb2.RevokeTokenRequest.SerializeToString,
+            cdp_dot_v1_dot_admin__pb2.RevokeTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateWriteKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/RotateWriteKey',
+            cdp_dot_v1_dot_admin__pb2.RotateWriteKeyRequest.SerializeToString,
+            cdp_dot_v1_dot_admin__pb2.RotateWriteKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeWriteKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/RevokeWriteKey',
+            cdp_dot_v1_dot_admin__pb2.RevokeWriteKeyRequest.SerializeToString,
+            cdp_dot_v1_dot_admin__pb2.RevokeWriteKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/ListAuditLog',
+            cdp_dot_v1_dot_admin__pb2.ListAuditLogRequest.SerializeToString,
+            cdp_dot_v1_dot_admin__pb2.ListAuditLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyAuditLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/VerifyAuditLog',
+            cdp_dot_v1_dot_admin__pb2.VerifyAuditLogRequest.SerializeToString,
+            cdp_dot_v1_dot_admin__pb2.VerifyAuditLogResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,6 +1,11 @@
-//! Segment's per-source rate limit on the Tracking API: a token bucket per source, refilled at
-//! `per_second` requests a second and holding one second's worth; past it a request is answered
-//! 429 with the seconds to wait (`Retry-After`, as Segment's clients expect).
+//! Segment's per-source rate limit: a token bucket per key (a source id, or whatever the caller
+//! counts by), refilled at `per_second` requests a second and holding one second's worth; past
+//! it a request is told the seconds to wait (HTTP 429 with `Retry-After`, as Segment's clients
+//! expect; gRPC `RESOURCE_EXHAUSTED` with `retry-after` in its trailing metadata).
+//!
+//! The engine holds the sources' buckets (`Engine::admit_source`), so every ingest surface
+//! (gRPC, the Tracking API, webhook sources) draws on one bucket per source: using two surfaces
+//! does not double a source's rate.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -45,6 +50,13 @@ impl RateLimit {
         } else {
             Err(((1.0 - bucket.tokens) / self.per_second).ceil().max(1.0) as u64)
         }
+    }
+}
+
+impl crate::ingest::Engine {
+    /// Takes one ingest request of `source` from its bucket: `Ok`, or `Err(seconds to wait)`.
+    pub fn admit_source(&self, source: u32) -> Result<(), u64> {
+        self.shared.source_rates.take(source, Instant::now())
     }
 }
 
