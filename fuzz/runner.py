@@ -20,6 +20,7 @@ and mutate an empty input instead.
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import sys
 import tempfile
@@ -106,15 +107,20 @@ def main(target: Target, argv: list[str] | None = None) -> None:
     setup_args: dict[str, Mutator] = {}
     if target.mutator is not None:
         setup_args["custom_mutator"] = target.mutator
-    # The function given to Setup runs the prepared one: preparing needs the engine, which the
-    # instrumented build only allows once Setup has loaded libFuzzer.
+    # The instrumented engine's coverage hooks (__sanitizer_cov_*) are libFuzzer's, in the copy
+    # that atheris loads when fuzzing starts: the engine can only be loaded after that, so the
+    # target is prepared when the first input arrives, and atheris's copy is loaded with
+    # RTLD_GLOBAL so that the engine's library resolves the hooks from it.
     prepared: list[OneInput] = []
 
     def one_input(data: bytes) -> None:
+        if not prepared:
+            if instrumented:
+                load_instrumented_core()
+            prepared.append(target.prepare(work_dir))
         prepared[0](data)
 
     atheris.Setup([program, *libfuzzer_args(target, passed)], one_input, **setup_args)
     if instrumented:
-        load_instrumented_core()
-    prepared.append(target.prepare(work_dir))
+        sys.setdlopenflags(sys.getdlopenflags() | os.RTLD_GLOBAL)
     atheris.Fuzz()
