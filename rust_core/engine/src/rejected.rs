@@ -78,7 +78,7 @@ fn count_key(source_id: u32, field: &str, reason: &str) -> Vec<u8> {
         while !class.is_char_boundary(end) {
             end -= 1;
         }
-        key.extend_from_slice(class[..end].as_bytes());
+        key.extend_from_slice(&class.as_bytes()[..end]);
         key.extend_from_slice("…".as_bytes());
     }
     key
