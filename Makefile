@@ -16,7 +16,7 @@ DEV_ADMIN_TOKEN ?= tributary-dev-admin-token
 # is one to the compiler flags (.cargo/config.toml).
 RUST_SOURCES := $(shell find rust_core proto -name '*.rs' -o -name '*.proto' -o -name Cargo.toml) $(wildcard rust_core/http/static/*) Cargo.toml pyproject.toml .cargo/config.toml
 
-.PHONY: help run test lint fmt proto proto-check bench wheel clean
+.PHONY: help run test lint fmt proto proto-check bench fuzz fuzz-build wheel clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -88,6 +88,39 @@ bench: $(STAMP)/build $(STAMP)/wrk $(STAMP)/nats-server $(STAMP)/postgresql ## R
 	$(PY) -m benchmarks.governance $(BENCH_FLAGS) || status=1; \
 	exit $$status
 
+# Fuzzing (fuzz/, atheris): FUZZ_SECS seconds per target (FUZZ_TARGETS), with the engine built
+# with coverage instrumentation (SanitizerCoverage, as cargo-fuzz builds on stable Rust; debug
+# assertions and overflow checks on) into target/fuzz, apart from the ordinary build. What each
+# run finds is kept in fuzz/work/<target>-corpus for the next run; crashing inputs go to
+# fuzz/crashes/. `make test` runs each target briefly on the ordinary build (tests/test_fuzz.py).
+FUZZ_SECS    ?= 600
+FUZZ_TARGETS ?= http_json ingest_proto query
+HOST_TRIPLE  := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+FUZZ_RUSTFLAGS := $(if $(filter x86_64-%,$(HOST_TRIPLE)),-C target-cpu=x86-64-v2) -C debug-assertions -C overflow-checks \
+	-C passes=sancov-module -C llvm-args=-sanitizer-coverage-level=3 \
+	-C llvm-args=-sanitizer-coverage-inline-8bit-counters -C llvm-args=-sanitizer-coverage-pc-table \
+	-C llvm-args=-sanitizer-coverage-trace-compares
+
+# --target: RUSTFLAGS then reach only the library, not build scripts and proc macros (which would
+# need libFuzzer's symbols to link). No LTO and more codegen units: a faster build.
+fuzz-build: $(STAMP)/venv ## Build the coverage-instrumented engine the fuzzers load (target/fuzz)
+	PYO3_PYTHON=$(abspath $(PY)) RUSTFLAGS="$(FUZZ_RUSTFLAGS)" CARGO_PROFILE_RELEASE_LTO=false \
+		CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=false \
+		cargo build --release -p tributary-python --target $(HOST_TRIPLE) --target-dir target/fuzz
+	cp target/fuzz/$(HOST_TRIPLE)/release/lib_core.so target/fuzz/_core.so
+
+fuzz: $(STAMP)/build fuzz-build ## Fuzz each target FUZZ_SECS s (default 600); crashing inputs in fuzz/crashes/
+	@mkdir -p fuzz/crashes; status=0; \
+	for target in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/work/$$target-corpus; \
+		echo "fuzzing $$target for $(FUZZ_SECS) s"; \
+		$(PY) -m fuzz.$$target --instrumented --work-dir fuzz/work/$$target-engine \
+			-max_total_time=$(FUZZ_SECS) -print_final_stats=1 -artifact_prefix=fuzz/crashes/$$target- \
+			fuzz/work/$$target-corpus fuzz/corpus/$$target || status=1; \
+	done; \
+	ls fuzz/crashes/* 2>/dev/null && echo "crashing inputs above: see fuzz/__init__.py" || true; \
+	exit $$status
+
 # wrk (Debian's package) drives the HTTP benchmark (benchmarks/http_api.py; its harness test
 # runs in `make test`).
 $(STAMP)/wrk:
@@ -116,4 +149,4 @@ wheel: $(STAMP)/venv ## Build the server's and the client's wheels into dist/ (i
 	$(PIP) wheel -q --no-deps --no-build-isolation clients/python -w dist
 
 clean: ## Remove build outputs, the virtualenv and ./data
-	rm -rf target $(VENV) $(STAMP) dist data cdp_server/_core*.so clients/python/build
+	rm -rf target $(VENV) $(STAMP) dist data cdp_server/_core*.so clients/python/build fuzz/work

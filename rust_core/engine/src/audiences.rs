@@ -64,6 +64,13 @@ fn parse_query(text: &str, kind: Kind, expect: Expect) -> Result<Definition> {
         .map_err(|err| EngineError::InvalidRequest(format!("query: {err}\n{}", err.caret(text))))
 }
 
+/// The canonical text of a definition, after the parse and type check that `CreateAudience` and
+/// `Preview` run first (references to saved definitions aside: those need the store). The error
+/// is theirs too: `InvalidRequest` with the position and a caret.
+pub fn canonical_query(text: &str, kind: Kind, expect: Expect) -> Result<String> {
+    parse_query(text, kind, expect).map(|definition| query::render(&definition))
+}
+
 fn check_key(key: &str) -> Result<()> {
     let valid = !key.is_empty() && key.len() <= 100 && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if valid {

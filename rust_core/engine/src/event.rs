@@ -88,6 +88,14 @@ pub fn prepare_batch(batch: Batch, ctx: &BatchContext) -> (Vec<PreparedEvent>, V
     let Some((batch_context, batch_integrations)) = defaults else {
         return (prepared, rejections);
     };
+    // The events' own timestamps are checked one by one (`check_fields`); the batch's is theirs
+    // too when they have none.
+    if batch.sent_at.as_ref().is_some_and(|ts| !time::is_valid(ts)) {
+        return (
+            prepared,
+            reject_all(&batch.events, "batch.sentAt", "is not a valid timestamp"),
+        );
+    }
     let batch_sent_at = batch.sent_at;
     for (index, event) in batch.events.into_iter().enumerate() {
         let index = index as u32;
@@ -167,27 +175,31 @@ fn prepare_event(
     defaults: &Defaults<'_>,
     ctx: &BatchContext,
 ) -> Result<PreparedEvent, Rejection> {
-    if let Err((field, reason)) = check_event(&event, ctx) {
-        if field == "event" {
-            // Too large to keep whole: the rejected store keeps its envelope.
-            for bulky in [
-                &mut event.properties,
-                &mut event.traits,
-                &mut event.context,
-                &mut event.integrations,
-            ] {
-                bulky.clear();
+    let checked = check_event(&event, ctx).and_then(|()| event_time_ms(&event, defaults, ctx));
+    let timestamp_ms = match checked {
+        Ok(timestamp_ms) => timestamp_ms,
+        Err((field, reason)) => {
+            if field == "event" {
+                // Too large to keep whole: the rejected store keeps its envelope.
+                for bulky in [
+                    &mut event.properties,
+                    &mut event.traits,
+                    &mut event.context,
+                    &mut event.integrations,
+                ] {
+                    bulky.clear();
+                }
             }
+            return Err(Rejection {
+                index,
+                message_id: event.message_id.clone(),
+                field,
+                reason,
+                line: 0,
+                content: Refused::Event(Box::new(event)),
+            });
         }
-        return Err(Rejection {
-            index,
-            message_id: event.message_id.clone(),
-            field,
-            reason,
-            line: 0,
-            content: Refused::Event(Box::new(event)),
-        });
-    }
+    };
     // Batch-level defaults are rare: only then are the objects built and re-serialised.
     if let Some(batch_context) = defaults.context {
         event.context = merged(&event.context, batch_context);
@@ -209,14 +221,6 @@ fn prepare_event(
 
     let sent_at = event.sent_at.take().or_else(|| defaults.sent_at.cloned());
     let client_timestamp = event.timestamp.take();
-    let sent_ms = sent_at.as_ref().map(time::to_ms);
-    let original_ms = event.original_timestamp.as_ref().map(time::to_ms);
-    let timestamp_ms = time::event_timestamp_ms(
-        ctx.received_ms,
-        sent_ms,
-        original_ms,
-        client_timestamp.as_ref().map(time::to_ms),
-    );
     if event.original_timestamp.is_none() {
         event.original_timestamp = client_timestamp;
     }
@@ -285,6 +289,24 @@ fn govern(
                 content: Refused::Event(Box::new(std::mem::take(event))),
             })
         }
+    }
+}
+
+/// When the event happened, Unix ms (`time::event_timestamp_ms`: the batch's `sentAt` stands in
+/// for the event's own). Its timestamps are valid (checked before), so the sums cannot overflow;
+/// `Err` when the clock-skew correction lands outside the years 0001..=9999 that a stored
+/// timestamp may hold (a `sentAt` thousands of years from the `originalTimestamp`).
+fn event_time_ms(event: &Event, defaults: &Defaults<'_>, ctx: &BatchContext) -> Result<i64, (&'static str, String)> {
+    let sent_ms = event.sent_at.as_ref().or(defaults.sent_at).map(time::to_ms);
+    let original_ms = event.original_timestamp.as_ref().map(time::to_ms);
+    let explicit_ms = event.timestamp.as_ref().map(time::to_ms);
+    let timestamp_ms = time::event_timestamp_ms(ctx.received_ms, sent_ms, original_ms, explicit_ms);
+    if time::is_valid(&time::from_ms(timestamp_ms)) {
+        Ok(timestamp_ms)
+    } else {
+        let reason = "sentAt is so far from originalTimestamp (or timestamp) that the clock-skew corrected time \
+                      is outside the years 0001 to 9999";
+        Err(("sentAt", reason.into()))
     }
 }
 
@@ -634,5 +656,49 @@ pub(crate) mod tests {
         // Its own traits win; an empty context object gives none.
         assert_eq!(prepared(identify(r#"{"plan":"free"}"#, rudder)).0, r#"{"plan":"free"}"#);
         assert_eq!(prepared(identify("", r#"{"traits":{ }}"#)), (String::new(), false));
+    }
+    /// Found by the request properties (ingest/request_properties.rs): a batch's own `sentAt`
+    /// was never checked, and the clock-skew correction of valid but far-apart times could land
+    /// outside the years a timestamp holds (or overflow, for a `sentAt` near `i64::MAX` seconds).
+    #[test]
+    fn a_batch_sent_at_out_of_range_or_a_correction_past_year_9999_is_refused_not_stored() {
+        let at = |seconds: i64| Some(prost_types::Timestamp { seconds, nanos: 0 });
+        for seconds in [253_402_300_800, i64::MAX, -62_135_596_801, i64::MIN] {
+            let batch = Batch {
+                events: vec![track("a"), track("b")],
+                sent_at: at(seconds),
+                ..Default::default()
+            };
+            let (ok, rejected) = prepare_batch(batch, &ctx());
+            assert!(ok.is_empty());
+            assert_eq!(
+                rejected.iter().map(|r| (r.index, r.field)).collect::<Vec<_>>(),
+                [(0, "batch.sentAt"), (1, "batch.sentAt")]
+            );
+            assert_eq!(rejected[0].reason, "batch.sentAt is not a valid timestamp");
+        }
+        // Each time valid, 8,000 years apart: the corrected time would be about year -6000.
+        let far_apart = |sent: i64, original: i64| {
+            let event = Event {
+                sent_at: at(sent),
+                original_timestamp: at(original),
+                ..track("c")
+            };
+            prepare_batch(
+                Batch {
+                    events: vec![event],
+                    ..Default::default()
+                },
+                &ctx(),
+            )
+        };
+        let (ok, rejected) = far_apart(253_402_300_799, 0);
+        assert!(ok.is_empty());
+        assert_eq!(rejected[0].field, "sentAt");
+        assert!(rejected[0].reason.contains("0001 to 9999"), "{}", rejected[0].reason);
+        // The same skew correction within the range is kept.
+        let (ok, rejected) = far_apart(1_700_000_100, 1_700_000_000);
+        assert!(rejected.is_empty(), "{rejected:?}");
+        assert_eq!(ok[0].timestamp_ms, ctx().received_ms - 100_000);
     }
 }

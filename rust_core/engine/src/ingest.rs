@@ -931,4 +931,6 @@ fn sweep_dedupe(shared: &Shared, state: &mut WriterState) -> Result<usize> {
 }
 
 #[cfg(test)]
+mod request_properties;
+#[cfg(test)]
 mod tests;

@@ -59,12 +59,28 @@ pub fn reason_class(reason: &str) -> String {
     class
 }
 
-/// Counter key: source (big-endian), field, NUL, reason class.
+/// Most bytes of a reason class in a counter key. LMDB refuses keys over 511 bytes, which failed
+/// the whole group commit (every caller's batch in it), and a reason may quote the client's text
+/// (`"…" is not an ISO-8601 date-time`); a longer class is cut at a character boundary and ends
+/// in `…`.
+const MAX_REASON_KEY_BYTES: usize = 400;
+
+/// Counter key: source (big-endian), field, NUL, reason class (at most `MAX_REASON_KEY_BYTES`).
 fn count_key(source_id: u32, field: &str, reason: &str) -> Vec<u8> {
     let mut key = source_id.to_be_bytes().to_vec();
     key.extend_from_slice(field.as_bytes());
     key.push(0);
-    key.extend_from_slice(reason_class(reason).as_bytes());
+    let class = reason_class(reason);
+    if class.len() <= MAX_REASON_KEY_BYTES {
+        key.extend_from_slice(class.as_bytes());
+    } else {
+        let mut end = MAX_REASON_KEY_BYTES - '…'.len_utf8();
+        while !class.is_char_boundary(end) {
+            end -= 1;
+        }
+        key.extend_from_slice(&class.as_bytes()[..end]);
+        key.extend_from_slice("…".as_bytes());
+    }
     key
 }
 
@@ -184,7 +200,7 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
-    use super::reason_class;
+    use super::{count_key, parse_count_key, reason_class, MAX_REASON_KEY_BYTES};
 
     #[test]
     fn reasons_count_together_whatever_their_numbers() {
@@ -197,5 +213,26 @@ mod tests {
             "userId or anonymousId is required"
         );
         assert_eq!(reason_class("at line 1 column 12"), "at line N column N");
+    }
+
+    /// Found by fuzzing (fuzz/regressions/ingest_proto/): an identify whose sentAt was 500
+    /// bytes of text was refused with a reason quoting it, and that reason's counter key was
+    /// over LMDB's 511 bytes: MDB_BAD_VALSIZE failed the group commit of every batch with it.
+    #[test]
+    fn a_reason_quoting_long_client_text_makes_a_bounded_counter_key() {
+        for text in ["y".repeat(503), "é".repeat(400), "x".repeat(399)] {
+            let reason = format!("sentAt {text:?} is not an ISO-8601 date-time");
+            let key = count_key(7, "sentAt", &reason);
+            assert!(
+                key.len() <= 4 + "sentAt".len() + 1 + MAX_REASON_KEY_BYTES,
+                "{}",
+                key.len()
+            );
+            let (source, field, class) = parse_count_key(&key).unwrap();
+            assert_eq!((source, field.as_str()), (7, "sentAt"));
+            assert!(reason_class(&reason).starts_with(class.trim_end_matches('…')));
+        }
+        let short = count_key(1, "userId", "userId or anonymousId is required");
+        assert_eq!(parse_count_key(&short).unwrap().2, "userId or anonymousId is required");
     }
 }

@@ -58,4 +58,28 @@ mod tests {
         assert_eq!(key_from_body(b"not json"), None);
         assert_eq!(digest("a"), <[u8; 32]>::from(Sha256::digest(b"a")));
     }
+
+    proptest::proptest! {
+        /// Any header text: a key or the reason, never a panic; a key never contains ':'.
+        #[test]
+        fn any_authorization_header_gives_a_key_or_a_reason(header in "\\PC{0,60}|(?i:basic) [A-Za-z0-9+/=]{0,40}") {
+            if let Ok(key) = key_from_header(&header) {
+                proptest::prop_assert!(!key.is_empty() && !key.contains(':'));
+            }
+        }
+
+        /// Every key without ':' comes back from its Basic header, with or without the colon.
+        #[test]
+        fn a_basic_header_round_trips_its_key(key in "[^:\\x00]{1,40}", colon in proptest::bool::ANY) {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{key}{}", if colon { ":" } else { "" }));
+            proptest::prop_assert_eq!(key_from_header(&format!("Basic {encoded}")), Ok(key));
+        }
+
+        #[test]
+        fn any_body_gives_its_write_key_or_none(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            if let Some(key) = key_from_body(&body) {
+                proptest::prop_assert!(!key.is_empty());
+            }
+        }
+    }
 }

@@ -80,4 +80,31 @@ mod tests {
             Err(BodyError::UnknownEncoding("br".into()))
         );
     }
+
+    proptest::proptest! {
+        /// Any bytes under any encoding: the body within the limit, or the reason; never more
+        /// than `limit` bytes out (a gzip bomb stops one byte past it).
+        #[test]
+        fn any_body_is_decoded_within_its_limit_or_refused(
+            raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            encoding in proptest::option::of("gzip|GZIP|identity| |br|\\PC{0,8}"),
+            limit in 0usize..400,
+        ) {
+            if let Ok(out) = decoded(&raw, encoding.as_deref(), limit) {
+                proptest::prop_assert!(out.len() <= limit);
+            }
+        }
+
+        /// gzip round-trips: a body at most `limit` bytes comes back whole, a longer one is
+        /// TooLarge.
+        #[test]
+        fn gzip_round_trips_within_the_limit(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000), limit in 0usize..2000) {
+            let answer = decoded(&gzip(&data), Some("gzip"), limit);
+            if data.len() <= limit {
+                proptest::prop_assert_eq!(answer, Ok(data));
+            } else {
+                proptest::prop_assert_eq!(answer, Err(BodyError::TooLarge { limit }));
+            }
+        }
+    }
 }

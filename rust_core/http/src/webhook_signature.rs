@@ -108,4 +108,40 @@ mod tests {
         .is_err());
         assert!(verify(SECRET, &signed(""), BODY, 1614265330).is_err());
     }
+
+    proptest::proptest! {
+        /// Any headers and secret: a verdict, never a panic (timestamps far from now included).
+        #[test]
+        fn any_signature_headers_give_a_verdict(
+            secret in "(whsec_)?[A-Za-z0-9+/=]{0,40}|\\PC{0,20}",
+            id in "\\PC{0,20}",
+            timestamp in "-?[0-9]{0,20}|\\PC{0,12}",
+            signatures in "((v1,|v2,)?[A-Za-z0-9+/=]{0,48} ?){0,4}|\\PC{0,40}",
+            now in proptest::prelude::any::<i64>(),
+        ) {
+            let _ = verify(&secret, &Signed { id: &id, timestamp: &timestamp, signatures: &signatures }, b"{}", now);
+        }
+
+        /// What a tool signs verifies, alone or among others; any other body does not.
+        #[test]
+        fn a_signature_made_with_the_secret_verifies(
+            key in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..40),
+            id in "[a-z0-9_]{1,20}",
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100),
+            now in 0i64..4_000_000_000,
+        ) {
+            let engine = base64::engine::general_purpose::STANDARD;
+            let secret = format!("whsec_{}", engine.encode(&key));
+            let timestamp = now.to_string();
+            let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+            mac.update(format!("{id}.{timestamp}.").as_bytes());
+            mac.update(&body);
+            let signatures = format!("v1,bm90IGl0 v1,{}", engine.encode(mac.finalize().into_bytes()));
+            let signed = Signed { id: &id, timestamp: &timestamp, signatures: &signatures };
+            proptest::prop_assert_eq!(verify(&secret, &signed, &body, now), Ok(()));
+            let mut other = body.clone();
+            other.push(b'!');
+            proptest::prop_assert!(verify(&secret, &signed, &other, now).is_err());
+        }
+    }
 }

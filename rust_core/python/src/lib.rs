@@ -4,6 +4,7 @@
 
 mod bitmap_bench;
 mod http;
+mod query;
 mod warehouse;
 
 use std::path::PathBuf;
@@ -16,7 +17,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
+use tributary_engine::ingest::BatchOutcome;
+use tributary_engine::proto::EventType;
 use tributary_engine::reads::TailFilter;
+use tributary_engine::segment_json::JsonOptions;
 use tributary_engine::{Engine as CoreEngine, EngineConfig, EngineError, PendingAck};
 
 #[global_allocator]
@@ -93,6 +97,29 @@ struct SendOutcome {
     /// `(index, message_id, field, reason)` of each refused event.
     #[pyo3(get)]
     rejections: Vec<(u32, String, String, String)>,
+}
+
+impl SendOutcome {
+    /// Runs `ingest` without the GIL and gives its outcome as the unary answer.
+    fn of<F>(py: Python<'_>, ingest: F) -> PyResult<Self>
+    where
+        F: FnOnce() -> Result<BatchOutcome, EngineError> + Send,
+    {
+        let (response, rejections) = without_gil(py, || {
+            use prost::Message;
+            let outcome = ingest()?;
+            let rejections = outcome
+                .rejections
+                .iter()
+                .map(|r| (r.index, r.message_id.clone(), r.field.to_owned(), r.reason.clone()))
+                .collect::<Vec<_>>();
+            Ok((outcome.send_response().encode_to_vec(), rejections))
+        })?;
+        Ok(SendOutcome {
+            response: PyBytes::new(py, &response).unbind(),
+            rejections,
+        })
+    }
 }
 
 /// A streamed batch on its way to the store.
@@ -186,20 +213,35 @@ impl Engine {
     /// Stores an encoded `cdp.v1.SendRequest`; returns once its accepted events are durable.
     fn send(&self, py: Python<'_>, source_id: u32, request: &[u8]) -> PyResult<SendOutcome> {
         let engine = &self.inner;
-        let (response, rejections) = without_gil(py, || {
-            use prost::Message;
-            let outcome = engine.send(source_id, request)?;
-            let rejections = outcome
-                .rejections
-                .iter()
-                .map(|r| (r.index, r.message_id.clone(), r.field.to_owned(), r.reason.clone()))
-                .collect::<Vec<_>>();
-            Ok((outcome.send_response().encode_to_vec(), rejections))
-        })?;
-        Ok(SendOutcome {
-            response: PyBytes::new(py, &response).unbind(),
-            rejections,
-        })
+        SendOutcome::of(py, || engine.send(source_id, request))
+    }
+
+    /// Stores a Segment-Spec JSON body as the HTTP Tracking API hands one to the engine (the
+    /// same `submit_json` call); returns once its accepted events are durable. The servers do
+    /// not call this (HTTP is served from Rust): the fuzzers and tests reach that entry point
+    /// through it.
+    ///
+    /// Args:
+    ///     source_id: the source the events are stored under.
+    ///     data: the body, decompressed: a message, a batch object, an array or JSON lines.
+    ///     route_type: a `cdp.v1.EventType` value: the call of a typed route (`/v1/track`),
+    ///         which wins over each message's own `type`; 0 for `/v1/batch`.
+    ///
+    /// Raises:
+    ///     InvalidRequest: the body as a whole is unusable, or `route_type` is unknown.
+    #[pyo3(signature = (source_id, data, *, route_type=0))]
+    fn send_json(&self, py: Python<'_>, source_id: u32, data: &[u8], route_type: i32) -> PyResult<SendOutcome> {
+        let route_type = match EventType::try_from(route_type) {
+            Ok(EventType::Unspecified) => None,
+            Ok(kind) => Some(kind),
+            Err(_) => return Err(InvalidRequest::new_err(format!("unknown route_type {route_type}"))),
+        };
+        let options = JsonOptions {
+            route_type,
+            ..JsonOptions::default()
+        };
+        let engine = &self.inner;
+        SendOutcome::of(py, || engine.submit_json(source_id, data, &options)?.wait())
     }
 
     /// Validates an encoded `cdp.v1.StreamRequest` and queues it for the next group commit.
@@ -787,6 +829,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<DeliveryRead>()?;
     bitmap_bench::register(m)?;
     warehouse::register(m)?;
+    query::register(m)?;
     m.add("CoreError", py.get_type::<CoreError>())?;
     m.add("InvalidRequest", py.get_type::<InvalidRequest>())?;
     m.add("NotFound", py.get_type::<NotFound>())?;

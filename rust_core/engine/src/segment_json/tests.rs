@@ -1,8 +1,8 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::event::prepare_batch;
 use crate::event::tests::ctx;
+use crate::event::{prepare_batch, BatchContext};
 
 /// Decodes and prepares as `Engine::submit_json` does.
 fn prepare_json(data: &str, options: &JsonOptions) -> (Vec<PreparedEvent>, Vec<Rejection>) {
@@ -360,5 +360,139 @@ proptest! {
         for rejection in &json_rejections {
             prop_assert_eq!(rejection.line, u64::from(rejection.index) + 1);
         }
+    }
+}
+
+/// Decodes `data` as `Engine::submit_json` does and checks what every body must give: `Ok` with
+/// each message answered once (an event or a rejection, numbered inside the body, rejections
+/// on a line of the body), or the body's one error. Never a panic.
+fn decode_any(data: &[u8], options: &JsonOptions) -> std::result::Result<(), TestCaseError> {
+    let max_event_bytes = 4 * 1024;
+    let Ok(mut decoded) = decode(data, options, max_event_bytes) else {
+        return Ok(());
+    };
+    let messages = decoded.messages();
+    let context = BatchContext {
+        max_event_bytes,
+        ..ctx()
+    };
+    let (mut events, mut rejections) = prepare_batch(std::mem::take(&mut decoded.batch), &context);
+    decoded.number(&mut events, &mut rejections);
+    let mut answered: Vec<u32> = events
+        .iter()
+        .map(|e| e.index)
+        .chain(rejections.iter().map(|r| r.index))
+        .collect();
+    answered.sort_unstable();
+    prop_assert_eq!(answered, (0..messages as u32).collect::<Vec<_>>());
+    let lines = data.iter().filter(|b| **b == b'\n').count() as u64 + 1;
+    for rejection in &rejections {
+        prop_assert!(
+            (1..=lines).contains(&rejection.line),
+            "line {} of {}",
+            rejection.line,
+            lines
+        );
+        prop_assert!(!rejection.reason.is_empty());
+    }
+    Ok(())
+}
+
+fn options() -> impl Strategy<Value = JsonOptions> {
+    (any::<bool>(), any::<bool>(), 0..7i32).prop_map(|(content_message_ids, ignore_sent_at, route)| JsonOptions {
+        content_message_ids,
+        ignore_sent_at,
+        first_line: 0,
+        route_type: EventType::try_from(route).ok().filter(|t| *t != EventType::Unspecified),
+    })
+}
+
+/// Pieces of Segment-Spec JSON: joined at random they make bodies that are nearly right, which
+/// reach further into the decoder than random bytes do.
+const JSON_PIECES: &[&str] = &[
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ":",
+    "\n",
+    " ",
+    "\"type\"",
+    "\"track\"",
+    "\"identify\"",
+    "\"page\"",
+    "\"group\"",
+    "\"alias\"",
+    "\"userId\"",
+    "\"anonymousId\"",
+    "\"groupId\"",
+    "\"previousId\"",
+    "\"event\"",
+    "\"name\"",
+    "\"category\"",
+    "\"messageId\"",
+    "\"timestamp\"",
+    "\"sentAt\"",
+    "\"originalTimestamp\"",
+    "\"properties\"",
+    "\"traits\"",
+    "\"context\"",
+    "\"integrations\"",
+    "\"batch\"",
+    "\"u\"",
+    "42",
+    "-1",
+    "1e999",
+    "4.5",
+    "null",
+    "true",
+    "\"2024-05-01T12:00:00Z\"",
+    "\"2024-05-01T12:00:00.5+14:00\"",
+    "\"0000-01-01T00:00:00Z\"",
+    "\"\\ud800\"",
+    "\"é\"",
+    "{\"a\":{\"b\":[1,{}]}}",
+    "\u{feff}",
+    "\u{1}",
+    "\"",
+    "\\",
+];
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_decode_or_fail_whole_never_panic(
+        data in proptest::collection::vec(any::<u8>(), 0..300),
+        options in options(),
+    ) {
+        decode_any(&data, &options)?;
+    }
+
+    #[test]
+    fn json_piece_soups_decode_or_fail_whole_never_panic(
+        pieces in proptest::collection::vec(proptest::sample::select(JSON_PIECES), 0..60),
+        options in options(),
+    ) {
+        decode_any(pieces.concat().as_bytes(), &options)?;
+    }
+
+    /// Every cut of a valid batch (a request read short) and every byte changed in one.
+    #[test]
+    fn damaged_batches_decode_or_fail_whole_never_panic(
+        calls in proptest::collection::vec(call(), 1..6),
+        cut in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+        options in options(),
+    ) {
+        let messages: Vec<String> = calls.iter().map(Call::json).collect();
+        let body = format!(r#"{{"batch":[{}],"context":{{"ip":"1.2.3.4"}}}}"#, messages.join(","));
+        let at = cut.index(body.len() + 1);
+        decode_any(&body.as_bytes()[..at], &options)?;
+        let mut changed = body.clone().into_bytes();
+        if at < changed.len() {
+            changed[at] = byte;
+        }
+        decode_any(&changed, &options)?;
+        decode_any(messages.join("\n").as_bytes(), &options)?;
     }
 }
