@@ -200,6 +200,11 @@ REQUESTS: dict[str, Any] = {
     "AdminService/GetPiiSettings": governance_pb2.GetPiiSettingsRequest(),
     "AdminService/SetPiiSettings": governance_pb2.SetPiiSettingsRequest(),
     "AdminService/ListPiiInventory": governance_pb2.ListPiiInventoryRequest(),
+    "AdminService/CreateRegulation": governance_pb2.CreateRegulationRequest(
+        type=governance_pb2.REGULATION_TYPE_UNSUPPRESS, identifiers=["user_id:matrix-nobody"]
+    ),
+    "AdminService/GetRegulation": governance_pb2.GetRegulationRequest(id=999_999),
+    "AdminService/ListRegulations": governance_pb2.ListRegulationsRequest(),
 }
 # Streams that run until the client leaves: allowed once their headers come.
 ENDLESS = {"AdminService/Tail", "AudienceService/WatchMembership"}

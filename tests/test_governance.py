@@ -305,3 +305,35 @@ def test_personal_data_is_inventoried_and_hashed_or_dropped_per_source(server: A
     assert [(f["field"], f["count"]) for f in only["fields"]] == [("context.ip", 1)]
     refused = cdp(server, "privacy", "protect", "crm", "--drop", "ssn", check=False)
     assert refused.returncode == 1 and "pii[" in refused.stderr and '"ssn" is not a class' in refused.stderr
+
+
+def test_suppression_refuses_a_person_at_ingest_keeps_nothing_and_can_be_lifted(server: Any) -> None:
+    rpc = Rpc(server)
+    person = {"type": "identify", "userId": "sup-1", "traits": {"email": "Sue@Example.com", "secret": "canary-7731"}}
+    assert post(server, "/v1/identify", person, key=server.write_key)[0] == 200
+    made = json.loads(cdp(server, "privacy", "suppress", "email:sue@example.com", "--json").stdout)
+    assert made["type"] == "SUPPRESS_ONLY" and made["status"] == "FINISHED"
+    assert made["identifiers"][0].startswith("sha256:") and "sue" not in json.dumps(made)
+    # Any identifier of an event matches: the email under another userId, over HTTP and gRPC.
+    again = {"type": "track", "userId": "sup-2", "event": "X", "context": {"traits": {"email": "sue@example.com"}}}
+    status, body, _ = post(
+        server, "/v1/track", {**again, "properties": {"secret": "canary-7732"}}, key=server.write_key
+    )
+    assert status == 200 and body is not None and body["rejected"][0]["field"] == "suppressed"
+    with pytest.raises(grpc.RpcError) as refused:
+        rpc.send([track("sup-g", "sup-1")])
+    assert "suppressed by regulation" in (refused.value.details() or "")
+    assert rpc.events("user_id:sup-2") == []
+    listed = json.loads(cdp(server, "privacy", "status", "--json").stdout)
+    assert listed["suppressed_events"] == 2 and listed["regulations"][0]["id"] == made["id"]
+    # Nothing of the refused events is kept, not even in the rejected store.
+    rejected = cdp(server, "rejected", "list", "--json").stdout
+    assert "canary-7732" not in rejected
+    # Lifted: collected again.
+    lifted = json.loads(cdp(server, "privacy", "unsuppress", "email:sue@example.com", "--json").stdout)
+    assert lifted["stores"][0]["detail"].startswith("2 identifiers removed: the 1 given and 1 linked")
+    assert post(server, "/v1/track", again, key=server.write_key)[1] == {"success": True}
+    shown = json.loads(cdp(server, "privacy", "status", str(made["id"]), "--json").stdout)
+    assert shown["id"] == made["id"] and shown["stores"][0]["store"] == "suppression list"
+    refused_cli = cdp(server, "privacy", "suppress", "nocolon", check=False)
+    assert refused_cli.returncode == 1 and "identifiers[0]" in refused_cli.stderr

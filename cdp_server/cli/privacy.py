@@ -193,3 +193,129 @@ def protect(source: str, hashed: str, dropped: str, kept: str, target: str, toke
         return
     listed = ", ".join(f"{name} → {action}" for name, action in sorted(shown.items())) or "nothing (stored as sent)"
     console.print(f"Source [bold]{escape(policy.source)}[/] protects: {escape(listed)}.", highlight=False)
+
+
+REGULATION_TYPES = {
+    governance_pb2.REGULATION_TYPE_SUPPRESS_ONLY: "SUPPRESS_ONLY",
+    governance_pb2.REGULATION_TYPE_UNSUPPRESS: "UNSUPPRESS",
+    governance_pb2.REGULATION_TYPE_SUPPRESS_WITH_DELETE: "SUPPRESS_WITH_DELETE",
+    governance_pb2.REGULATION_TYPE_DELETE_ONLY: "DELETE_ONLY",
+}
+
+
+def _status_name(status: int) -> str:
+    return governance_pb2.RegulationStatus.Name(status).removeprefix("REGULATION_STATUS_")  # type: ignore[arg-type]
+
+
+def _regulation_json(regulation: governance_pb2.Regulation) -> dict[str, Any]:
+    return {
+        "id": regulation.id,
+        "type": REGULATION_TYPES.get(regulation.type, str(regulation.type)),
+        "status": _status_name(regulation.status),
+        "identifiers": list(regulation.identifiers),
+        "created_at": _time(regulation.created_at_ms),
+        "finished_at": _time(regulation.finished_at_ms) if regulation.finished_at_ms else None,
+        "stores": [{"store": s.store, "status": _status_name(s.status), "detail": s.detail} for s in regulation.stores],
+    }
+
+
+def _identifiers(given: tuple[str, ...], file: click.File | None) -> list[str]:
+    identifiers = list(given)
+    if file is not None:
+        identifiers += [line.strip() for line in file if line.strip() and not line.startswith("#")]  # type: ignore[attr-defined]
+    if not identifiers:
+        fail("give identifiers as type:value (user_id:42 email:a@example.com), or --file with one a line")
+    return identifiers
+
+
+def _regulate(kind: int, identifiers: list[str], target: str, token: str, as_json: bool) -> None:
+    stub = admin_pb2_grpc.AdminServiceStub(channel(target))
+    try:
+        regulation = stub.CreateRegulation(
+            governance_pb2.CreateRegulationRequest(type=kind, identifiers=identifiers),  # type: ignore[arg-type]
+            metadata=admin_metadata(token),
+            timeout=RPC_TIMEOUT_SECS,
+        )
+    except grpc.RpcError as exc:
+        fail_rpc(exc, target)
+    _show(regulation, as_json)
+
+
+def _show(regulation: governance_pb2.Regulation, as_json: bool) -> None:
+    shown = _regulation_json(regulation)
+    if as_json:
+        print_json(shown)
+        return
+    console.print(
+        f"Regulation {shown['id']} ({shown['type']}, {len(shown['identifiers'])} identifiers): {shown['status']}.",
+        highlight=False,
+    )
+    for store in shown["stores"]:
+        console.print(f"  {escape(store['store'])}: {store['status']} — {escape(store['detail'])}", highlight=False)
+
+
+_file_option = click.option(
+    "--file", type=click.File("r"), default=None, help="A file of identifiers, one type:value a line ('-': stdin)."
+)
+
+
+@privacy.command("suppress")
+@click.argument("identifiers", nargs=-1)
+@_file_option
+@target_option
+@token_option
+@json_option
+def suppress(identifiers: tuple[str, ...], file: click.File | None, target: str, token: str, as_json: bool) -> None:
+    """Stop collecting the data of the people named by IDENTIFIERS (type:value, up to 5,000): every
+    new event carrying one of them is refused before anything of it is stored."""
+    _regulate(governance_pb2.REGULATION_TYPE_SUPPRESS_ONLY, _identifiers(identifiers, file), target, token, as_json)
+
+
+@privacy.command("unsuppress")
+@click.argument("identifiers", nargs=-1)
+@_file_option
+@target_option
+@token_option
+@json_option
+def unsuppress(identifiers: tuple[str, ...], file: click.File | None, target: str, token: str, as_json: bool) -> None:
+    """Collect the data of the people named by IDENTIFIERS again."""
+    _regulate(governance_pb2.REGULATION_TYPE_UNSUPPRESS, _identifiers(identifiers, file), target, token, as_json)
+
+
+@privacy.command("status")
+@click.argument("regulation", type=int, required=False)
+@target_option
+@token_option
+@json_option
+def status(regulation: int | None, target: str, token: str, as_json: bool) -> None:
+    """A regulation's receipt (per-store status), or the latest regulations."""
+    stub = admin_pb2_grpc.AdminServiceStub(channel(target))
+    metadata = admin_metadata(token)
+    try:
+        if regulation is not None:
+            _show(
+                stub.GetRegulation(
+                    governance_pb2.GetRegulationRequest(id=regulation), metadata=metadata, timeout=RPC_TIMEOUT_SECS
+                ),
+                as_json,
+            )
+            return
+        reply = stub.ListRegulations(
+            governance_pb2.ListRegulationsRequest(), metadata=metadata, timeout=RPC_TIMEOUT_SECS
+        )
+    except grpc.RpcError as exc:
+        fail_rpc(exc, target)
+    if as_json:
+        print_json(
+            {
+                "regulations": [_regulation_json(r) for r in reply.regulations],
+                "suppressed_events": reply.suppressed_events,
+            }
+        )
+        return
+    table = Table("id", "type", "identifiers", "status", "created")
+    for r in reply.regulations:
+        shown = _regulation_json(r)
+        table.add_row(str(r.id), shown["type"], str(len(r.identifiers)), shown["status"], shown["created_at"])
+    stdout.print(table)
+    console.print(f"{reply.suppressed_events:,} events refused as suppressed since the server started.")

@@ -116,6 +116,9 @@ RULES: Mapping[str, Rule] = {
     "/cdp.v1.AdminService/GetPiiSettings": _ADMIN,
     "/cdp.v1.AdminService/SetPiiSettings": _ADMIN_CHANGE,
     "/cdp.v1.AdminService/ListPiiInventory": _ADMIN,
+    "/cdp.v1.AdminService/CreateRegulation": _ADMIN_CHANGE,
+    "/cdp.v1.AdminService/GetRegulation": _ADMIN,
+    "/cdp.v1.AdminService/ListRegulations": _ADMIN,
 }
 
 # A servicer method: the request (a message, or bytes without a deserializer), the context and

@@ -18,4 +18,7 @@ ROUTES = (
     Route("GetPiiSettings", _core.Engine.get_pii_settings),
     Route("SetPiiSettings", _core.Engine.set_pii_settings),
     Route("ListPiiInventory", _core.Engine.list_pii_inventory),
+    Route("CreateRegulation", _core.Engine.create_regulation),
+    Route("GetRegulation", _core.Engine.get_regulation),
+    Route("ListRegulations", _core.Engine.list_regulations),
 )

@@ -59,7 +59,12 @@ pub struct BatchContext {
     pub policy: Option<std::sync::Arc<crate::governance::enforce::Policy>>,
     /// The violations its events were found with, for the writer to count.
     pub violations: parking_lot::Mutex<crate::governance::store::Tally>,
+    /// The suppression list, if any identifier is suppressed.
+    pub suppressed: Option<std::sync::Arc<crate::governance::regulations::Suppressed>>,
 }
+
+/// The field a rejection names when its event carries a suppressed identifier.
+pub const SUPPRESSED: &str = "suppressed";
 
 /// Validates and normalises every event of a batch. Invalid events become rejections; the
 /// others are returned in batch order.
@@ -231,6 +236,21 @@ fn prepare_event(
         govern(index, &mut event, policy, ctx)?;
     }
     let identifiers = identifiers::of_event(&event, &ctx.custom);
+    if let Some(regulation) = ctx
+        .suppressed
+        .as_deref()
+        .and_then(|set| crate::governance::regulations::suppressed_by(set, &identifiers))
+    {
+        // Nothing of the event is kept, not even in the rejected store: only that it came.
+        return Err(Rejection {
+            index,
+            message_id: event.message_id,
+            field: SUPPRESSED,
+            reason: format!("suppressed by regulation {regulation}: this person's data is not collected"),
+            line: 0,
+            content: Refused::Nothing,
+        });
+    }
     event.timestamp = Some(time::from_ms(timestamp_ms));
     event.sent_at = sent_at;
     event.received_at = Some(time::from_ms(ctx.received_ms));
@@ -434,6 +454,7 @@ pub(crate) mod tests {
             max_event_bytes: 32 * 1024,
             policy: None,
             violations: Default::default(),
+            suppressed: None,
         }
     }
 

@@ -63,6 +63,8 @@ pub struct Stats {
     pub duplicates: AtomicU64,
     pub conflicts: AtomicU64,
     pub rejected: AtomicU64,
+    /// Events refused because they carry a suppressed identifier.
+    pub suppressed: AtomicU64,
     pub commits: AtomicU64,
     pub map_grows: AtomicU64,
     /// Bytes of the in-memory dedupe set (it lives on the writer thread), after the last group.
@@ -352,6 +354,7 @@ impl Engine {
             custom: self.shared.profiles.custom(),
             policy: self.shared.governance.policy(source_id),
             violations: Default::default(),
+            suppressed: self.shared.governance.suppressed(),
         }
     }
 
@@ -612,6 +615,13 @@ pub(crate) fn enqueue(
         .stats
         .rejected
         .fetch_add(rejections.len() as u64, Ordering::Relaxed);
+    let suppressed = rejections
+        .iter()
+        .filter(|r| r.field == crate::event::SUPPRESSED)
+        .count();
+    if suppressed > 0 {
+        shared.stats.suppressed.fetch_add(suppressed as u64, Ordering::Relaxed);
+    }
     let indices = events.iter().map(|e| e.index).collect::<Vec<_>>();
     let rejected: Vec<_> = rejections
         .iter_mut()

@@ -14,6 +14,8 @@
 //!   see `audit`)
 //! - `plans`, `source_policies`, `violations`, `violation_hours`, `privacy`: governance (see
 //!   `governance::store`)
+//! - `regulations`, `suppressed`: privacy regulations and the suppression list (see
+//!   `governance::regulations`)
 //!
 //! The **index** environment (`<data_dir>/index`) is derived from the log and can be rebuilt
 //! from it; a background indexer writes it in large sorted transactions, so its random-key
@@ -273,6 +275,8 @@ pub struct LogDatabases {
     pub audit: Database<BeU64, Bytes>,
     /// Governance (`governance`): tracking plans, source policies, violation counts.
     pub governance: crate::governance::store::GovernanceDbs,
+    /// Privacy regulations and the suppression list (`governance::regulations`).
+    pub regulations: crate::governance::regulations::RegulationDbs,
 }
 
 #[derive(Clone, Copy)]
@@ -348,6 +352,10 @@ impl Store {
                     violations: log.env.create_database(txn, Some("violations"))?,
                     violation_hours: log.env.create_database(txn, Some("violation_hours"))?,
                     privacy: log.env.create_database(txn, Some("privacy"))?,
+                },
+                regulations: crate::governance::regulations::RegulationDbs {
+                    regulations: log.env.create_database(txn, Some("regulations"))?,
+                    suppressed: log.env.create_database(txn, Some("suppressed"))?,
                 },
             })
         })?;

@@ -530,6 +530,12 @@ rpc_methods! {
     set_pii_settings;
     /// Answers an encoded `cdp.v1.ListPiiInventoryRequest` with an encoded response.
     list_pii_inventory;
+    /// Answers an encoded `cdp.v1.CreateRegulationRequest` with an encoded `Regulation`.
+    create_regulation;
+    /// Answers an encoded `cdp.v1.GetRegulationRequest` with an encoded `Regulation`.
+    get_regulation;
+    /// Answers an encoded `cdp.v1.ListRegulationsRequest` with an encoded response.
+    list_regulations;
     /// Answers an encoded `cdp.v1.ListDeadLettersRequest` with an encoded response.
     list_dead_letters;
     /// Answers an encoded `cdp.v1.DeadLettersRequest` (discard) with an encoded `DeadLettersResponse`.

@@ -720,6 +720,7 @@ impl Worker {
                 // Engage's own events follow no source's tracking plan.
                 policy: None,
                 violations: Default::default(),
+                suppressed: None,
             };
             let (prepared, rejections) = crate::event::prepare_batch(batch, &ctx);
             for rejection in &rejections {

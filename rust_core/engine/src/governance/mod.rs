@@ -10,6 +10,7 @@ pub mod enforce;
 pub mod inventory;
 pub mod pii;
 pub mod plan;
+pub mod regulations;
 pub mod store;
 pub mod transform;
 
@@ -49,6 +50,8 @@ pub struct Live {
     classifier: RwLock<Arc<Classifier>>,
     /// Set when the engine closes: the inventory thread returns.
     pub(crate) stopping: AtomicBool,
+    /// The suppression list (None: empty, the common case, checked for free).
+    suppressed: RwLock<Option<Arc<regulations::Suppressed>>>,
 }
 
 impl Live {
@@ -59,6 +62,19 @@ impl Live {
             return None;
         }
         policies.get(&source).cloned()
+    }
+
+    /// The suppression list a request checks its events against.
+    pub fn suppressed(&self) -> Option<Arc<regulations::Suppressed>> {
+        self.suppressed.read().clone()
+    }
+
+    /// Changes the suppression list (copied: requests under way keep the one they took).
+    pub fn update_suppressed(&self, change: impl FnOnce(&mut regulations::Suppressed)) {
+        let mut current = self.suppressed.write();
+        let mut set = current.as_deref().cloned().unwrap_or_default();
+        change(&mut set);
+        *current = (!set.is_empty()).then(|| Arc::new(set));
     }
 
     /// The workspace's classes of personal data.
@@ -116,6 +132,7 @@ impl Live {
         drop(txn);
         *self.policies.write() = policies;
         *self.classifier.write() = classifier;
+        *self.suppressed.write() = regulations::load(store)?;
         Ok(())
     }
 }

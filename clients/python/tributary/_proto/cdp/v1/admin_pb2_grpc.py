@@ -236,6 +236,21 @@ class AdminServiceStub:
                 request_serializer=cdp_dot_v1_dot_governance__pb2.ListPiiInventoryRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_governance__pb2.ListPiiInventoryResponse.FromString,
                 _registered_method=True)
+        self.CreateRegulation = channel.unary_unary(
+                '/cdp.v1.AdminService/CreateRegulation',
+                request_serializer=cdp_dot_v1_dot_governance__pb2.CreateRegulationRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_governance__pb2.Regulation.FromString,
+                _registered_method=True)
+        self.GetRegulation = channel.unary_unary(
+                '/cdp.v1.AdminService/GetRegulation',
+                request_serializer=cdp_dot_v1_dot_governance__pb2.GetRegulationRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_governance__pb2.Regulation.FromString,
+                _registered_method=True)
+        self.ListRegulations = channel.unary_unary(
+                '/cdp.v1.AdminService/ListRegulations',
+                request_serializer=cdp_dot_v1_dot_governance__pb2.ListRegulationsRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_governance__pb2.ListRegulationsResponse.FromString,
+                _registered_method=True)
 
 
  # This class is part of an EXPERIMENTAL API.
@@ -1312,6 +1327,87 @@ class AdminService:
             '/cdp.v1.AdminService/ListPiiInventory',
             cdp_dot_v1_dot_governance__pb2.ListPiiInventoryRequest.SerializeToString,
             cdp_dot_v1_dot_governance__pb2.ListPiiInventoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateRegulation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/CreateRegulation',
+            cdp_dot_v1_dot_governance__pb2.CreateRegulationRequest.SerializeToString,
+            cdp_dot_v1_dot_governance__pb2.Regulation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRegulation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/GetRegulation',
+            cdp_dot_v1_dot_governance__pb2.GetRegulationRequest.SerializeToString,
+            cdp_dot_v1_dot_governance__pb2.Regulation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRegulations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AdminService/ListRegulations',
+            cdp_dot_v1_dot_governance__pb2.ListRegulationsRequest.SerializeToString,
+            cdp_dot_v1_dot_governance__pb2.ListRegulationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

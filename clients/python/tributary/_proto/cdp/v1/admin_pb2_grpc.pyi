@@ -125,6 +125,10 @@ class AdminServiceStub:
     """Personal data (Segment's Privacy Portal): custom classes, and where each class was seen."""
     SetPiiSettings: _grpc.UnaryUnaryMultiCallable[_governance_pb2.SetPiiSettingsRequest, _governance_pb2.PiiSettings]
     ListPiiInventory: _grpc.UnaryUnaryMultiCallable[_governance_pb2.ListPiiInventoryRequest, _governance_pb2.ListPiiInventoryResponse]
+    CreateRegulation: _grpc.UnaryUnaryMultiCallable[_governance_pb2.CreateRegulationRequest, _governance_pb2.Regulation]
+    """Privacy regulations: suppression (and, to come, deletion), each with a receipt."""
+    GetRegulation: _grpc.UnaryUnaryMultiCallable[_governance_pb2.GetRegulationRequest, _governance_pb2.Regulation]
+    ListRegulations: _grpc.UnaryUnaryMultiCallable[_governance_pb2.ListRegulationsRequest, _governance_pb2.ListRegulationsResponse]
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -217,5 +221,9 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Personal data (Segment's Privacy Portal): custom classes, and where each class was seen."""
     SetPiiSettings: _aio.UnaryUnaryMultiCallable[_governance_pb2.SetPiiSettingsRequest, _governance_pb2.PiiSettings]  # type: ignore[assignment]
     ListPiiInventory: _aio.UnaryUnaryMultiCallable[_governance_pb2.ListPiiInventoryRequest, _governance_pb2.ListPiiInventoryResponse]  # type: ignore[assignment]
+    CreateRegulation: _aio.UnaryUnaryMultiCallable[_governance_pb2.CreateRegulationRequest, _governance_pb2.Regulation]  # type: ignore[assignment]
+    """Privacy regulations: suppression (and, to come, deletion), each with a receipt."""
+    GetRegulation: _aio.UnaryUnaryMultiCallable[_governance_pb2.GetRegulationRequest, _governance_pb2.Regulation]  # type: ignore[assignment]
+    ListRegulations: _aio.UnaryUnaryMultiCallable[_governance_pb2.ListRegulationsRequest, _governance_pb2.ListRegulationsResponse]  # type: ignore[assignment]
 
 

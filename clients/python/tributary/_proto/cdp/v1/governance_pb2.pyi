@@ -102,6 +102,53 @@ PII_ACTION_DROP: PiiAction.ValueType  # 2
 """Removed."""
 Global___PiiAction: _TypeAlias = PiiAction  # noqa: Y015
 
+class _RegulationType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RegulationTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RegulationType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REGULATION_TYPE_UNSPECIFIED: _RegulationType.ValueType  # 0
+    REGULATION_TYPE_SUPPRESS_ONLY: _RegulationType.ValueType  # 1
+    REGULATION_TYPE_UNSUPPRESS: _RegulationType.ValueType  # 2
+    REGULATION_TYPE_SUPPRESS_WITH_DELETE: _RegulationType.ValueType  # 3
+    REGULATION_TYPE_DELETE_ONLY: _RegulationType.ValueType  # 4
+
+class RegulationType(_RegulationType, metaclass=_RegulationTypeEnumTypeWrapper):
+    """Privacy regulations (Segment's names). Suppression refuses a person's new events at ingest;
+    deletion removes what is stored about them.
+    """
+
+REGULATION_TYPE_UNSPECIFIED: RegulationType.ValueType  # 0
+REGULATION_TYPE_SUPPRESS_ONLY: RegulationType.ValueType  # 1
+REGULATION_TYPE_UNSUPPRESS: RegulationType.ValueType  # 2
+REGULATION_TYPE_SUPPRESS_WITH_DELETE: RegulationType.ValueType  # 3
+REGULATION_TYPE_DELETE_ONLY: RegulationType.ValueType  # 4
+Global___RegulationType: _TypeAlias = RegulationType  # noqa: Y015
+
+class _RegulationStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RegulationStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RegulationStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REGULATION_STATUS_UNSPECIFIED: _RegulationStatus.ValueType  # 0
+    REGULATION_STATUS_INITIALIZED: _RegulationStatus.ValueType  # 1
+    REGULATION_STATUS_RUNNING: _RegulationStatus.ValueType  # 2
+    REGULATION_STATUS_FINISHED: _RegulationStatus.ValueType  # 3
+    REGULATION_STATUS_PARTIAL_SUCCESS: _RegulationStatus.ValueType  # 4
+    REGULATION_STATUS_FAILED: _RegulationStatus.ValueType  # 5
+
+class RegulationStatus(_RegulationStatus, metaclass=_RegulationStatusEnumTypeWrapper): ...
+
+REGULATION_STATUS_UNSPECIFIED: RegulationStatus.ValueType  # 0
+REGULATION_STATUS_INITIALIZED: RegulationStatus.ValueType  # 1
+REGULATION_STATUS_RUNNING: RegulationStatus.ValueType  # 2
+REGULATION_STATUS_FINISHED: RegulationStatus.ValueType  # 3
+REGULATION_STATUS_PARTIAL_SUCCESS: RegulationStatus.ValueType  # 4
+REGULATION_STATUS_FAILED: RegulationStatus.ValueType  # 5
+Global___RegulationStatus: _TypeAlias = RegulationStatus  # noqa: Y015
+
 @_typing.final
 class TrackingPlan(_message.Message):
     """One version of a tracking plan. Every PutTrackingPlan of a name makes the next version; a source
@@ -640,3 +687,161 @@ class ListPiiInventoryResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListPiiInventoryResponse: _TypeAlias = ListPiiInventoryResponse  # noqa: Y015
+
+@_typing.final
+class StoreStatus(_message.Message):
+    """One store's part of a regulation (its receipt line)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STORE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    store: _builtins.str
+    status: Global___RegulationStatus.ValueType
+    detail: _builtins.str
+    def __init__(
+        self,
+        *,
+        store: _builtins.str = ...,
+        status: Global___RegulationStatus.ValueType = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "status", b"status", "store", b"store"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StoreStatus: _TypeAlias = StoreStatus  # noqa: Y015
+
+@_typing.final
+class Regulation(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    IDENTIFIERS_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    CREATED_AT_MS_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_MS_FIELD_NUMBER: _builtins.int
+    STORES_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    type: Global___RegulationType.ValueType
+    status: Global___RegulationStatus.ValueType
+    created_at_ms: _builtins.int
+    finished_at_ms: _builtins.int
+    @_builtins.property
+    def identifiers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The identifiers it names, as "sha256:<hex of type:value>": the receipt proves what was
+        asked without keeping the person's identifiers.
+        """
+
+    @_builtins.property
+    def stores(self) -> _containers.RepeatedCompositeFieldContainer[Global___StoreStatus]: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        type: Global___RegulationType.ValueType = ...,
+        identifiers: _abc.Iterable[_builtins.str] | None = ...,
+        status: Global___RegulationStatus.ValueType = ...,
+        created_at_ms: _builtins.int = ...,
+        finished_at_ms: _builtins.int = ...,
+        stores: _abc.Iterable[Global___StoreStatus] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at_ms", b"created_at_ms", "finished_at_ms", b"finished_at_ms", "id", b"id", "identifiers", b"identifiers", "status", b"status", "stores", b"stores", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Regulation: _TypeAlias = Regulation  # noqa: Y015
+
+@_typing.final
+class CreateRegulationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    IDENTIFIERS_FIELD_NUMBER: _builtins.int
+    type: Global___RegulationType.ValueType
+    @_builtins.property
+    def identifiers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """"type:value" (user_id:42, email:a@example.com, anonymous_id:…), 1 to 5,000."""
+
+    def __init__(
+        self,
+        *,
+        type: Global___RegulationType.ValueType = ...,
+        identifiers: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identifiers", b"identifiers", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateRegulationRequest: _TypeAlias = CreateRegulationRequest  # noqa: Y015
+
+@_typing.final
+class GetRegulationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRegulationRequest: _TypeAlias = GetRegulationRequest  # noqa: Y015
+
+@_typing.final
+class ListRegulationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_FIELD_NUMBER: _builtins.int
+    limit: _builtins.int
+    """Newest first; 0: 100."""
+    def __init__(
+        self,
+        *,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRegulationsRequest: _TypeAlias = ListRegulationsRequest  # noqa: Y015
+
+@_typing.final
+class ListRegulationsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGULATIONS_FIELD_NUMBER: _builtins.int
+    SUPPRESSED_EVENTS_FIELD_NUMBER: _builtins.int
+    suppressed_events: _builtins.int
+    """Events refused because they named a suppressed identifier, since the server started."""
+    @_builtins.property
+    def regulations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Regulation]: ...
+    def __init__(
+        self,
+        *,
+        regulations: _abc.Iterable[Global___Regulation] | None = ...,
+        suppressed_events: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["regulations", b"regulations", "suppressed_events", b"suppressed_events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRegulationsResponse: _TypeAlias = ListRegulationsResponse  # noqa: Y015
