@@ -9,14 +9,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from cli_runner import cdp
 from http_client import post
 from rpc import Rpc, batch, track
 from tributary._proto.cdp.v1 import governance_pb2, ingest_pb2
@@ -41,17 +40,6 @@ identify:
   properties:
     email: {type: string, format: email}
 """
-
-
-def cdp(server: Any, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cdp_server", *args, "--target", server.target],
-        env={"TRIBUTARY_ADMIN_TOKEN": server.admin_token, "PATH": ""},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=check,
-    )
 
 
 def stored(rpc: Rpc, user: str) -> list[dict[str, Any]]:

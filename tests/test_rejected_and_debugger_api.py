@@ -7,25 +7,12 @@ from __future__ import annotations
 
 import json
 import queue
-import subprocess
-import sys
 import threading
 import urllib.request
 from typing import Any
 
+from cli_runner import cdp
 from http_client import get, post
-
-
-def cdp(server: Any, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cdp_server", *args, "--target", server.target],
-        env={"TRIBUTARY_ADMIN_TOKEN": server.admin_token, "PATH": ""},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=check,
-    )
-
 
 BAD_BATCH = {
     "batch": [

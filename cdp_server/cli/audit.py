@@ -3,8 +3,6 @@ hash chain."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import click
 import grpc
 from rich.table import Table
@@ -18,6 +16,7 @@ from cdp_server.cli.common import (
     console,
     fail,
     fail_rpc,
+    iso_time,
     json_option,
     print_json,
     stdout,
@@ -72,7 +71,7 @@ def audit(verify: bool, limit: int, before: int, target: str, token: str, as_jso
     rows = [
         {
             "seq": r.seq,
-            "time": dt.datetime.fromtimestamp(r.time_ms / 1000, dt.UTC).isoformat(timespec="seconds"),
+            "time": iso_time(r.time_ms),
             "actor": r.actor,
             "action": r.action,
             "target": r.target,

@@ -6,6 +6,7 @@ Messages, hints and progress go to stderr, so that stdout carries only data (tab
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -153,6 +154,11 @@ def event_json(event: event_pb2.Event) -> dict[str, Any]:
 def event_label(document: dict[str, Any]) -> str:
     """What an event is about, by type: the track's event, the page's name, the group, the alias."""
     return str(next((document[key] for key in ("event", "name", "groupId", "previousId") if document.get(key)), ""))
+
+
+def iso_time(ms: int) -> str:
+    """Unix milliseconds as ISO-8601 UTC to the second."""
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds")
 
 
 def print_json(value: object) -> None:

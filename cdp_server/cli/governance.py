@@ -24,6 +24,7 @@ from cdp_server.cli.common import (
     console,
     fail,
     fail_rpc,
+    iso_time,
     json_argument,
     json_option,
     print_json,
@@ -114,16 +115,12 @@ def _plan_json(saved: governance_pb2.TrackingPlan, *, with_document: bool) -> di
         "name": saved.name,
         "version": saved.version,
         "events": saved.event_count,
-        "created_at": _time(saved.created_at_ms),
+        "created_at": iso_time(saved.created_at_ms),
         "sources": list(saved.sources),
     }
     if with_document:
         shown["document"] = json.loads(saved.document)
     return shown
-
-
-def _time(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds")
 
 
 @plan.command("show")
@@ -148,7 +145,7 @@ def show(name: str, version: int | None, target: str, token: str, as_json: bool)
         return
     sources = ", ".join(saved.sources) or "no source"
     console.print(
-        f"Tracking plan [bold]{escape(saved.name)}[/] version {saved.version} of {_time(saved.created_at_ms)}: "
+        f"Tracking plan [bold]{escape(saved.name)}[/] version {saved.version} of {iso_time(saved.created_at_ms)}: "
         f"{saved.event_count} events; enforced by {escape(sources)}.",
         highlight=False,
     )
@@ -174,7 +171,7 @@ def list_plans(target: str, token: str, as_json: bool) -> None:
     table = Table("plan", "version", "events", "updated", "sources")
     for p in reply.plans:
         table.add_row(
-            escape(p.name), str(p.version), str(p.event_count), _time(p.created_at_ms), escape(", ".join(p.sources))
+            escape(p.name), str(p.version), str(p.event_count), iso_time(p.created_at_ms), escape(", ".join(p.sources))
         )
     stdout.print(table)
 
@@ -322,9 +319,9 @@ def violations(source: str, event: str, since: str, limit: int, target: str, tok
                     "example": v.example or None,
                     "count": v.count,
                     "total": v.total,
-                    "first_seen": _time(v.first_seen_ms),
-                    "last_seen": _time(v.last_seen_ms),
-                    "hours": [{"hour": _time(h.hour_ms), "count": h.count} for h in v.hours],
+                    "first_seen": iso_time(v.first_seen_ms),
+                    "last_seen": iso_time(v.last_seen_ms),
+                    "hours": [{"hour": iso_time(h.hour_ms), "count": h.count} for h in v.hours],
                 }
                 for v in reply.violations
             ]
@@ -342,7 +339,7 @@ def violations(source: str, event: str, since: str, limit: int, target: str, tok
             v.type,
             str(v.count),
             _sparkline([(h.hour_ms, h.count) for h in v.hours], since_ms),
-            _time(v.last_seen_ms),
+            iso_time(v.last_seen_ms),
             escape(v.example),
         )
     stdout.print(table)

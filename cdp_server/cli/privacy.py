@@ -3,7 +3,6 @@ Portal), the workspace's own classes of it, and what each source hashes or drops
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import click
@@ -19,6 +18,7 @@ from cdp_server.cli.common import (
     console,
     fail,
     fail_rpc,
+    iso_time,
     json_argument,
     json_option,
     print_json,
@@ -37,10 +37,6 @@ ACTIONS = {
 @click.group()
 def privacy() -> None:
     """Personal data: where it is, and what sources do with it."""
-
-
-def _time(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds")
 
 
 @privacy.command("inventory")
@@ -68,8 +64,8 @@ def inventory(source: str, class_name: str, target: str, token: str, as_json: bo
             "class": getattr(f, "class"),
             "field": f.field,
             "count": f.count,
-            "first_seen": _time(f.first_seen_ms),
-            "last_seen": _time(f.last_seen_ms),
+            "first_seen": iso_time(f.first_seen_ms),
+            "last_seen": iso_time(f.last_seen_ms),
         }
         for f in reply.fields
     ]
@@ -213,8 +209,8 @@ def _regulation_json(regulation: governance_pb2.Regulation) -> dict[str, Any]:
         "type": REGULATION_TYPES.get(regulation.type, str(regulation.type)),
         "status": _status_name(regulation.status),
         "identifiers": list(regulation.identifiers),
-        "created_at": _time(regulation.created_at_ms),
-        "finished_at": _time(regulation.finished_at_ms) if regulation.finished_at_ms else None,
+        "created_at": iso_time(regulation.created_at_ms),
+        "finished_at": iso_time(regulation.finished_at_ms) if regulation.finished_at_ms else None,
         "stores": [{"store": s.store, "status": _status_name(s.status), "detail": s.detail} for s in regulation.stores],
     }
 

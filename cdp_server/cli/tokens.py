@@ -3,8 +3,6 @@ ProfileService and the HTTP Profile API), "audiences" (AudienceService) or "admi
 
 from __future__ import annotations
 
-import datetime as dt
-
 import click
 import grpc
 from rich.markup import escape
@@ -18,6 +16,7 @@ from cdp_server.cli.common import (
     channel,
     console,
     fail_rpc,
+    iso_time,
     json_option,
     print_json,
     stdout,
@@ -88,8 +87,8 @@ def list_tokens(target: str, token: str, as_json: bool) -> None:
             "id": t.id,
             "name": t.name,
             "role": t.role,
-            "created_at": _iso(t.created_at_ms),
-            "revoked_at": _iso(t.revoked_at_ms) if t.revoked_at_ms else None,
+            "created_at": iso_time(t.created_at_ms),
+            "revoked_at": iso_time(t.revoked_at_ms) if t.revoked_at_ms else None,
         }
         for t in reply.tokens
     ]
@@ -125,7 +124,3 @@ def revoke(token_ref: str, target: str, token: str) -> None:
         f"Revoked {escape(reply.token.role)} token [bold]{escape(reply.token.name)}[/] (id {reply.token.id}).",
         highlight=False,
     )
-
-
-def _iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds")
