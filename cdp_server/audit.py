@@ -6,11 +6,14 @@ requests, ...) call `record` directly.
 
 A record never holds a secret: `describe` takes a request's identifying fields as the target
 and its other short scalar fields as the summary, leaving out secrets (write keys' and tokens'
-digests, signing secrets, destination settings) and bytes.
+digests, signing secrets, destination settings) and bytes. Nor a person's identifier: the log is
+append-only and kept for ever, while a person may be deleted, so identifiers (`email:…`) are
+written as the start of their SHA-256 (`sha256:1f2e…`), enough to check a known one against.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -30,6 +33,9 @@ _SECRET_FIELDS = frozenset(
     {"signing_secret", "token_digest", "key_digest", "settings", "secret", "secrets", "password", "token"}
 )
 _MAX_VALUE_CHARS = 200
+# Fields that hold a person's identifier (type:value) or profile.
+_PERSONAL_FIELDS = frozenset({"identifier", "profile", "a", "b"})
+_PERSONAL_HEX_CHARS = 16
 
 
 class AuditLog:
@@ -83,6 +89,8 @@ def _fields(message: Message, prefix: str) -> list[tuple[str, str]]:
             shown.append((name, f"[{len(value)} items]"))
         elif field.type == FieldDescriptor.TYPE_MESSAGE:
             shown.extend(_fields(value, name + "."))
+        elif field.name in _PERSONAL_FIELDS and isinstance(value, str):
+            shown.append((name, "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:_PERSONAL_HEX_CHARS]))
         else:
             text = repr(value) if isinstance(value, str) else str(value)
             shown.append((name, text if len(text) <= _MAX_VALUE_CHARS else text[:_MAX_VALUE_CHARS] + "…"))

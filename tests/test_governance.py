@@ -18,7 +18,9 @@ import pytest
 from cli_runner import cdp
 from http_client import post
 from rpc import Rpc, batch, track
-from tributary._proto.cdp.v1 import governance_pb2, ingest_pb2
+from tributary._proto.cdp.v1 import admin_pb2, governance_pb2, ingest_pb2
+
+from cdp_server.audit import describe
 
 PLAN_YAML = """
 name: shop
@@ -325,3 +327,15 @@ def test_suppression_refuses_a_person_at_ingest_keeps_nothing_and_can_be_lifted(
     assert shown["id"] == made["id"] and shown["stores"][0]["store"] == "suppression list"
     refused_cli = cdp(server, "privacy", "suppress", "nocolon", check=False)
     assert refused_cli.returncode == 1 and "identifiers[0]" in refused_cli.stderr
+
+
+def test_the_audit_log_never_keeps_a_persons_identifier() -> None:
+    # The audit log is append-only and kept for ever: identifiers are written as a hash prefix.
+    target, summary = describe(admin_pb2.SplitProfileRequest(a="user_id:1", b="email:ann@example.com"))
+    assert "ann@example.com" not in target + summary and "user_id:1" not in target + summary
+    assert target == (
+        f"a=sha256:{hashlib.sha256(b'user_id:1').hexdigest()[:16]} "
+        f"b=sha256:{hashlib.sha256(b'email:ann@example.com').hexdigest()[:16]}"
+    )
+    regulation = governance_pb2.CreateRegulationRequest(type=1, identifiers=["email:ann@example.com"])
+    assert "ann" not in " ".join(describe(regulation))
