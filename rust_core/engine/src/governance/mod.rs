@@ -52,6 +52,9 @@ pub struct Live {
     pub(crate) stopping: AtomicBool,
     /// The suppression list (None: empty, the common case, checked for free).
     suppressed: RwLock<Option<Arc<regulations::Suppressed>>>,
+    /// Held by every governance change from its commit to its update of the above, so that a
+    /// reload that read the store before another change committed cannot overwrite that change.
+    pub(crate) changes: parking_lot::Mutex<()>,
 }
 
 impl Live {
@@ -217,6 +220,7 @@ impl Engine {
             .map_err(|e| EngineError::InvalidRequest(format!("document: {e}")))?;
         let store = &self.shared.store;
         let dbs = store.log_dbs.governance;
+        let _changes = self.shared.governance.changes.lock();
         let plan = self.write_log(|txn| {
             let newest = newest_plan(txn, &dbs, &request.name)?;
             if request.create_only && newest.is_some() {
@@ -324,6 +328,7 @@ impl Engine {
         let store = &self.shared.store;
         let dbs = store.log_dbs.governance;
         let name = std::mem::take(&mut policy.source);
+        let _changes = self.shared.governance.changes.lock();
         self.write_log(|txn| {
             if !policy.plan.is_empty() && newest_plan(txn, &dbs, &policy.plan)?.is_none() {
                 return Err(EngineError::NotFound(format!(
@@ -407,6 +412,7 @@ impl Engine {
             Classifier::new(&settings.patterns).map_err(|e| EngineError::InvalidRequest(format!("settings.{e}")))?;
         let store = &self.shared.store;
         let dbs = store.log_dbs.governance;
+        let _changes = self.shared.governance.changes.lock();
         self.write_log(|txn| {
             for entry in dbs.policies.iter(txn)? {
                 let (_, value) = entry?;

@@ -122,6 +122,7 @@ impl Engine {
         let now = time::now_ms();
         let dbs = self.shared.store.log_dbs.regulations;
         let suppress = kind == RegulationType::SuppressOnly;
+        let _changes = self.shared.governance.changes.lock();
         let regulation = self.write_log(|txn| {
             let id = dbs.regulations.last(txn)?.map_or(1, |(id, _)| id + 1);
             let mut changed = 0usize;
