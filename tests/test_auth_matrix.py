@@ -305,11 +305,13 @@ HTTP_ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/debugger/debugger.js", "public"),
     ("GET", "/debugger/debugger.css", "public"),
     ("GET", "/debugger/debugger-audiences.js", "public"),
+    ("GET", "/debugger/debugger-violations.js", "public"),
     ("GET", "/debugger/api/stream", "admin"),
     ("GET", "/debugger/api/sources", "admin"),
     ("GET", "/debugger/api/rejected", "admin"),
     ("GET", "/debugger/api/events/1", "admin"),
     ("GET", "/debugger/api/audiences", "admin"),
+    ("GET", "/debugger/api/violations", "admin"),
     ("GET", "/health", "public"),
     ("GET", "/metrics", "public"),
 ]

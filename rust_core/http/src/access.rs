@@ -76,9 +76,11 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/debugger/debugger.js", Need::Public),
     rule("GET", "/debugger/debugger.css", Need::Public),
     rule("GET", "/debugger/debugger-audiences.js", Need::Public),
+    rule("GET", "/debugger/debugger-violations.js", Need::Public),
     rule("GET", "/debugger/api/stream", Need::Token(Role::Admin)),
     rule("GET", "/debugger/api/sources", Need::Token(Role::Admin)),
     rule("GET", "/debugger/api/rejected", Need::Token(Role::Admin)),
+    rule("GET", "/debugger/api/violations", Need::Token(Role::Admin)),
     rule("GET", "/debugger/api/events/{seq}", Need::Token(Role::Admin)),
     rule("GET", "/debugger/api/audiences", Need::Token(Role::Admin)),
     // Operations.

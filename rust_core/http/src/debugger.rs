@@ -6,6 +6,7 @@
 //! (`audiences`).
 
 mod audiences;
+mod violations;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -92,6 +93,8 @@ const SCRIPT: &str = include_str!("../static/debugger.js");
 const STYLE: &str = include_str!("../static/debugger.css");
 /// The Audiences tab: its own file, loaded after debugger.js and using what that one exposes.
 const AUDIENCES_SCRIPT: &str = include_str!("../static/debugger-audiences.js");
+/// The Violations tab, likewise.
+const VIOLATIONS_SCRIPT: &str = include_str!("../static/debugger-violations.js");
 
 pub fn router(debugger: Arc<Debugger>) -> Router {
     let file = |body: &'static str, kind: &'static str| {
@@ -110,11 +113,16 @@ pub fn router(debugger: Arc<Debugger>) -> Router {
             "/debugger/debugger-audiences.js",
             file(AUDIENCES_SCRIPT, "text/javascript; charset=utf-8"),
         )
+        .route(
+            "/debugger/debugger-violations.js",
+            file(VIOLATIONS_SCRIPT, "text/javascript; charset=utf-8"),
+        )
         .route("/debugger/api/stream", get(stream))
         .route("/debugger/api/sources", get(sources))
         .route("/debugger/api/rejected", get(rejected))
         .route("/debugger/api/events/{seq}", get(event))
         .route("/debugger/api/audiences", get(audiences::audiences))
+        .route("/debugger/api/violations", get(violations::violations))
         .with_state(debugger)
 }
 
