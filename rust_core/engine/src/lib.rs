@@ -35,6 +35,7 @@ pub mod query;
 pub mod rate;
 pub mod reads;
 pub mod rejected;
+pub mod scrub;
 pub mod segment_json;
 pub mod shards;
 pub mod snapshot;

@@ -48,6 +48,7 @@ use parking_lot::{RwLock, RwLockReadGuard};
 
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
+use crate::scrub::{ScrubReport, StaleBranchKey, StoreScrubReport};
 
 pub type BeU64 = U64<BigEndian>;
 pub type BeU32 = U32<BigEndian>;
@@ -186,16 +187,78 @@ impl Environment {
         reentry::assert_free(std::ptr::from_ref(&self.gate) as usize, &self.path);
         let new_size = {
             let _exclusive = self.gate.write();
-            let new_size = self.env.info().map_size.saturating_mul(2);
-            // SAFETY: the exclusive gate guarantees no transaction of this process is open, which
-            // is what mdb_env_set_mapsize requires.
-            unsafe { self.env.resize(new_size) }
-                .map_err(|e| EngineError::StorageFull(format!("cannot grow the map: {e}")))?;
-            new_size
+            self.grow_exclusive()?
         };
         // Outside the gate: a log record may wait for Python's GIL.
         log::info!("LMDB map of {} grown to {new_size} bytes", self.path.display());
         Ok(new_size)
+    }
+
+    /// Doubles the map; the caller holds the exclusive gate.
+    fn grow_exclusive(&self) -> Result<usize> {
+        let new_size = self.env.info().map_size.saturating_mul(2);
+        // SAFETY: the caller's exclusive gate guarantees no transaction of this process is
+        // open, which is what mdb_env_set_mapsize requires.
+        unsafe { self.env.resize(new_size) }
+            .map_err(|e| EngineError::StorageFull(format!("cannot grow the map: {e}")))?;
+        Ok(new_size)
+    }
+
+    /// Overwrites with zeros every byte of the data file that no transaction can reach, so
+    /// that nothing of deleted records stays in it: free pages, the file's tail, unused bytes
+    /// of live pages, and branch keys of deleted records (rebuilt first). See `scrub` for why
+    /// this is sound and what it costs. Waits, like `grow`, until no transaction of this
+    /// process is open on the environment (a reader that can still see deleted records is
+    /// waited for, never overwritten under), and holds LMDB's writer lock meanwhile.
+    pub fn scrub(&self) -> Result<ScrubReport> {
+        #[cfg(any(test, debug_assertions))]
+        reentry::assert_free(std::ptr::from_ref(&self.gate) as usize, &self.path);
+        let report = {
+            let _exclusive = self.gate.write();
+            self.scrub_exclusive()?
+        };
+        log::info!(
+            "scrubbed {}: {} bytes zeroed ({} of {} free pages, {} live pages trimmed, {} tail bytes)",
+            self.path.display(),
+            report.bytes_zeroed,
+            report.free_pages_zeroed,
+            report.free_pages,
+            report.live_pages_trimmed,
+            report.tail_bytes_zeroed
+        );
+        Ok(report)
+    }
+
+    /// `scrub` under the exclusive gate: rebuilds the branches of stale branch keys through
+    /// LMDB (a few rounds at most), then overwrites.
+    fn scrub_exclusive(&self) -> Result<ScrubReport> {
+        const REPAIR_ROUNDS: usize = 4;
+        let page_size = u64::from(self.env.stat().page_size);
+        let mut rounds = 0;
+        loop {
+            // The writer lock: no commit while the file is read and written.
+            let mut writer = self.env.write_txn()?;
+            // The newest meta durable: LMDB will never fall back to the previous one, whose
+            // tree holds the pages the last transaction freed.
+            self.env.force_sync()?;
+            let file = self.env.try_clone_inner_file()?;
+            let info = self.env.info();
+            let survey = crate::scrub::survey(&file, page_size, info.last_page_number as u64, info.last_txn_id as u64)?;
+            if survey.stale_branch_keys().is_empty() || rounds == REPAIR_ROUNDS {
+                let report = survey.overwrite();
+                writer.abort();
+                return report;
+            }
+            rounds += 1;
+            match rebuild_branches(&self.env, &mut writer, survey.stale_branch_keys()) {
+                Ok(()) => writer.commit()?,
+                Err(EngineError::MapFull) => {
+                    writer.abort();
+                    self.grow_exclusive()?;
+                }
+                Err(err) => return Err(err),
+            }
+        }
     }
 
     pub fn map_size(&self) -> usize {
@@ -313,6 +376,15 @@ pub struct Store {
 }
 
 impl Store {
+    /// Scrubs the log, index and delivery environments in turn (see `Environment::scrub`).
+    pub fn scrub_all(&self) -> Result<StoreScrubReport> {
+        Ok(StoreScrubReport {
+            log: self.log.scrub()?,
+            index: self.index.scrub()?,
+            delivery: self.delivery.scrub()?,
+        })
+    }
+
     pub fn open(config: &EngineConfig) -> Result<Self> {
         if config.unsafe_no_sync {
             log::warn!("unsafe benchmark mode: LMDB commits are not fsync'd; a crash can lose acknowledged events");
@@ -392,6 +464,32 @@ impl Store {
             delivery_dbs,
         })
     }
+}
+
+/// Deletes the records under each stale branch key and puts them back, so that LMDB rebuilds
+/// that part of the tree with the keys of live records only (its pages go to the free list).
+fn rebuild_branches(env: &Env<WithoutTls>, txn: &mut RwTxn<'_>, stale: &[StaleBranchKey]) -> Result<()> {
+    use std::ops::Bound;
+    for key in stale {
+        let name = std::str::from_utf8(&key.database)
+            .map_err(|_| EngineError::Storage("a database name that is not UTF-8".into()))?;
+        let Some(db) = env.open_database::<Bytes, Bytes>(txn, Some(name))? else {
+            continue;
+        };
+        let range = (
+            Bound::Included(&key.from[..]),
+            key.to.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+        );
+        let records = db
+            .range(txn, &range)?
+            .map(|entry| entry.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            .collect::<heed::Result<Vec<_>>>()?;
+        db.delete_range(txn, &range)?;
+        for (k, v) in &records {
+            db.put(txn, k, v)?;
+        }
+    }
+    Ok(())
 }
 
 /// Takes the data directory's lock file, or says which process-level conflict stopped us.
