@@ -35,20 +35,7 @@
 
   // ---- the list ------------------------------------------------------------------------------
 
-  function setStatus(text, kind = "") {
-    const status = $("audiences-status");
-    status.textContent = text;
-    status.className = `status ${kind}`;
-    status.hidden = !text;
-  }
-
-  async function poll(session) {
-    const signal = session.abort.signal;
-    while (!signal.aborted) {
-      if (state.shown) await refresh(session);
-      await debug.sleep(REFRESH_MS, signal);
-    }
-  }
+  const setStatus = (text, kind = "") => debug.showStatus("audiences-status", text, kind);
 
   async function refresh(session) {
     if (state.loading) return; // the answer on its way is as fresh
@@ -352,7 +339,7 @@
     select(null);
   }
 
-  debug.on("session", (session) => poll(session));
+  debug.on("session", (session) => debug.pollWhileShown(session, REFRESH_MS, () => state.shown, refresh));
   debug.on("event", receive);
   debug.on("signout", clear);
   debug.on("tab", (name) => {

@@ -23,20 +23,7 @@
 
   const keyOf = (v) => JSON.stringify([v.source, v.event, v.field, v.type]);
 
-  function setStatus(text, kind = "") {
-    const status = $("violations-status");
-    status.textContent = text;
-    status.className = `status ${kind}`;
-    status.hidden = !text;
-  }
-
-  async function poll(session) {
-    const signal = session.abort.signal;
-    while (!signal.aborted) {
-      if (state.shown) await refresh(session);
-      await debug.sleep(REFRESH_MS, signal);
-    }
-  }
+  const setStatus = (text, kind = "") => debug.showStatus("violations-status", text, kind);
 
   function windowHours() {
     return Number($("violations-window").value) || 24;
@@ -130,7 +117,7 @@
     select(null);
   }
 
-  debug.on("session", (session) => poll(session));
+  debug.on("session", (session) => debug.pollWhileShown(session, REFRESH_MS, () => state.shown, refresh));
   debug.on("signout", clear);
   debug.on("tab", (name) => {
     state.shown = name === "violations";

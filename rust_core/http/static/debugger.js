@@ -603,6 +603,25 @@
     );
   }
 
+  // ---- what the other tabs share ---------------------------------------------------------------
+
+  /** Shows `text` in a tab's status element (`kind`: "ok" or "bad"); hidden when empty. */
+  function showStatus(id, text, kind = "") {
+    const status = $(id);
+    status.textContent = text;
+    status.className = `status ${kind}`;
+    status.hidden = !text;
+  }
+
+  /** Calls `refresh(session)` every `everyMs` while `isShown()`, until the session ends. */
+  async function pollWhileShown(session, everyMs, isShown, refresh) {
+    const signal = session.abort.signal;
+    while (!signal.aborted) {
+      if (isShown()) await refresh(session);
+      await sleep(everyMs, signal);
+    }
+  }
+
   // ---- wiring --------------------------------------------------------------------------------
 
   function showTab(name) {
@@ -658,6 +677,8 @@
     fetchJson,
     signedOutBy,
     sleep,
+    showStatus,
+    pollWhileShown,
     openEvent,
     onRowActivate,
   });
