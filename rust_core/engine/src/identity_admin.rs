@@ -80,6 +80,7 @@ impl Engine {
             rules: rules.clone(),
             actions: state.actions.clone(),
             custom,
+            deletions: state.deletions,
         };
         Profiles::catch_up(&mut candidate, store)?;
         let compared = std::time::Instant::now();

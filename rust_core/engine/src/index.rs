@@ -57,6 +57,8 @@ struct Deltas {
     current: Delta,
     in_flight: Option<Arc<Delta>>,
     stopping: bool,
+    /// A deletion removed identifiers: the indexer's id cache may name them (see `erase`).
+    cache_stale: bool,
 }
 
 /// The indexer's identifier hash → id cache (see `IDENT_CACHE_LIMIT`).
@@ -124,6 +126,7 @@ impl IdentifierIndex {
                 current,
                 in_flight: None,
                 stopping: false,
+                cache_stale: false,
             }),
             changed: Condvar::new(),
             cache_bytes: Default::default(),
@@ -226,10 +229,63 @@ impl IdentifierIndex {
         self.page(store, key, &everything)
     }
 
+    /// A privacy deletion (`governance::deletion`): removes the postings of `seqs` (events no
+    /// longer in the log) under each of `identifiers`, and each of those identifiers that no
+    /// event lists any more. Returns how many identifiers were removed. The delta is held
+    /// meanwhile (after any flush in flight), so the indexer cannot write what this removes.
+    pub fn erase(&self, store: &Store, identifiers: &[identifiers::Identifier], seqs: &[u64]) -> Result<usize> {
+        let erased: rustc_hash::FxHashSet<u64> = seqs.iter().copied().collect();
+        let mut deltas = self.deltas.lock();
+        while deltas.in_flight.is_some() {
+            self.changed.wait_for(&mut deltas, INDEX_INTERVAL);
+        }
+        let mut in_delta = rustc_hash::FxHashSet::default();
+        for identifier in identifiers {
+            let key = IdentKey::new(identifier.key());
+            let current = &mut deltas.current;
+            if let Some(postings) = current.postings.get_mut(&key) {
+                let before = postings.len();
+                postings.retain(|seq| !erased.contains(seq));
+                current.count -= before - postings.len();
+                if postings.is_empty() {
+                    current.postings.remove(&key);
+                } else {
+                    in_delta.insert(key.bytes);
+                }
+            }
+        }
+        let dbs = &store.index_dbs;
+        let (removed, _) = store.index.write_with_growth(|txn| {
+            let mut removed = 0;
+            for identifier in identifiers {
+                let key = identifier.key();
+                let Some(id) = dbs.identifiers.get(txn, &key)?.map(decode_id) else {
+                    continue;
+                };
+                for &seq in seqs {
+                    dbs.ident_events.delete(txn, &ident_event_key(id, seq))?;
+                }
+                let (low, high) = (ident_event_key(id, 0), ident_event_key(id, u64::MAX));
+                let range = (Bound::Included(&low[..]), Bound::Included(&high[..]));
+                let listed = dbs.ident_events.range(txn, &range)?.next().is_some();
+                if !listed && !in_delta.contains(&key) {
+                    dbs.identifiers.delete(txn, &key)?;
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        })?;
+        deltas.cache_stale = true;
+        Ok(removed)
+    }
+
     /// Moves the current delta into the index environment; returns the postings written.
     fn flush(&self, store: &Store, cache: &mut IdCache) -> Result<usize> {
         let delta = {
             let mut deltas = self.deltas.lock();
+            if std::mem::take(&mut deltas.cache_stale) {
+                cache.clear();
+            }
             if deltas.current.count == 0 {
                 return Ok(0);
             }

@@ -99,6 +99,8 @@ pub(crate) struct Shared {
     pub(crate) credentials: crate::credentials::CredentialCache,
     /// The sources' rate-limit buckets, shared by every ingest surface.
     pub(crate) source_rates: crate::rate::RateLimit,
+    /// Wakes the privacy deletion thread.
+    pub(crate) deletions: crate::governance::deletion::Control,
 }
 
 /// What the writer answers a job: each event's fate and message id, in order.
@@ -113,6 +115,43 @@ pub(crate) struct Job {
     violations: crate::governance::store::Tally,
     /// What became of each event, with its message id (moved out of the event, not copied).
     reply: Sender<JobReply>,
+    /// Set on a job that carries no events but a deletion's change to the log.
+    erase: Option<EraseLog>,
+}
+
+/// A privacy deletion's change to the log (`governance::deletion`), made by the writer so that
+/// its in-memory dedupe set forgets the erased events' messageIds in step with the log: no
+/// group can see the markers gone from one and not the other.
+pub(crate) struct EraseLog {
+    /// The events to remove (with their dedupe markers).
+    seqs: Vec<u64>,
+    /// The deletion's own records, written in the same transaction; given the number of
+    /// events removed.
+    record: EraseRecord,
+    reply: Sender<Result<usize>>,
+}
+
+pub(crate) type EraseRecord = Box<dyn FnMut(&mut heed::RwTxn<'_>, usize) -> Result<()> + Send>;
+
+/// Has the writer remove `seqs` from the log (after the groups queued before), with `record`
+/// in the same transaction; returns how many events were removed, once committed.
+pub(crate) fn erase_log(jobs: &Sender<Job>, seqs: Vec<u64>, record: EraseRecord) -> Result<usize> {
+    let (erased, reply) = bounded(1);
+    let (unused, _) = bounded(1);
+    jobs.send(Job {
+        source_id: 0,
+        events: Vec::new(),
+        rejected: Vec::new(),
+        violations: Default::default(),
+        reply: unused,
+        erase: Some(EraseLog {
+            seqs,
+            record,
+            reply: erased,
+        }),
+    })
+    .map_err(|_| EngineError::ShutDown)?;
+    reply.recv().map_err(|_| EngineError::ShutDown)?
 }
 
 /// Handle on the engine; cheap to share between threads.
@@ -123,6 +162,7 @@ pub struct Engine {
     indexer: Mutex<Option<JoinHandle<()>>>,
     engage: Mutex<Option<JoinHandle<()>>>,
     inventory: Mutex<Option<JoinHandle<()>>>,
+    deletion: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// A batch handed to the writer; `wait` returns once its events are durable.
@@ -265,6 +305,7 @@ impl Engine {
             governance: Default::default(),
             credentials: Default::default(),
             source_rates,
+            deletions: Default::default(),
         });
         shared.governance.reload(&shared.store)?;
         if let Some(engage_source) = crate::engage::realtime::existing_engage_source(&shared.store)? {
@@ -296,6 +337,11 @@ impl Engine {
             "tributary-pii",
             Box::new(move || crate::governance::inventory::run(&inventory_shared)),
         )?;
+        let (deletion_shared, deletion_jobs) = (Arc::clone(&shared), tx.clone());
+        let deletion = spawn(
+            "tributary-deletion",
+            Box::new(move || crate::governance::deletion::run(&deletion_shared, &deletion_jobs)),
+        )?;
         Ok(Self {
             shared,
             jobs: Mutex::new(Some(tx)),
@@ -303,6 +349,7 @@ impl Engine {
             indexer: Mutex::new(Some(indexer)),
             engage: Mutex::new(Some(engage)),
             inventory: Mutex::new(Some(inventory)),
+            deletion: Mutex::new(Some(deletion)),
         })
     }
 
@@ -452,6 +499,11 @@ impl Engine {
     /// Stops accepting batches, lets the writer finish what is queued, and waits for it.
     /// Then writes a snapshot of the identity state, so that the next start loads it.
     pub fn close(&self) {
+        // The deletion thread too (a deletion stopped between stages resumes at the next start).
+        self.shared.deletions.stop();
+        if let Some(deletion) = self.deletion.lock().take() {
+            let _ = deletion.join();
+        }
         // The Engage worker writes through its own copy of the job queue: stop it first.
         self.shared.engage_hub.send(crate::engage::realtime::Message::Stop);
         if let Some(engage) = self.engage.lock().take() {
@@ -482,25 +534,29 @@ impl Engine {
     /// Writes a snapshot of the identity state now (after any one being written), unless the
     /// last one already covers it.
     pub fn snapshot(&self) -> Result<()> {
-        let shared = &self.shared;
-        let Some(snapshots) = &shared.snapshots else {
-            return Ok(());
-        };
-        if let Some(writing) = shared.snapshot_writer.lock().take() {
-            let _ = writing.join();
-        }
-        let (bytes, covers) = {
-            let state = shared.profiles.lock();
-            let covers = (state.resolved_through, state.administration());
-            if covers == *shared.snapshot_covers.lock() {
-                return Ok(()); // the one on disk holds exactly this state
-            }
-            (state.snapshot_bytes()?, covers)
-        };
-        snapshots.write(SNAPSHOT_NAME, &bytes)?;
-        *shared.snapshot_covers.lock() = covers;
-        Ok(())
+        write_snapshot(&self.shared)
     }
+}
+
+/// See `Engine::snapshot`.
+pub(crate) fn write_snapshot(shared: &Shared) -> Result<()> {
+    let Some(snapshots) = &shared.snapshots else {
+        return Ok(());
+    };
+    if let Some(writing) = shared.snapshot_writer.lock().take() {
+        let _ = writing.join();
+    }
+    let (bytes, covers) = {
+        let state = shared.profiles.lock();
+        let covers = (state.resolved_through, state.administration());
+        if covers == *shared.snapshot_covers.lock() {
+            return Ok(()); // the one on disk holds exactly this state
+        }
+        (state.snapshot_bytes()?, covers)
+    };
+    snapshots.write(SNAPSHOT_NAME, &bytes)?;
+    *shared.snapshot_covers.lock() = covers;
+    Ok(())
 }
 
 impl Drop for Engine {
@@ -523,7 +579,16 @@ const SWEEP_BATCH: usize = 100_000;
 impl WriterState {
     fn load(store: &Store) -> Result<Self> {
         let txn = store.log.read()?;
-        let next_seq = store.log_dbs.events.last(&txn.txn)?.map_or(1, |(seq, _)| seq + 1);
+        // A deletion may have removed the newest events: their seqs are never given again
+        // (destinations' cursors have passed them).
+        let next_seq = store.log_dbs.events.last(&txn.txn)?.map_or(1, |(seq, _)| seq + 1).max(
+            store
+                .log_dbs
+                .meta
+                .get(&txn.txn, crate::governance::deletion::META_DELETED_THROUGH)?
+                .unwrap_or(0)
+                + 1,
+        );
         let started = Instant::now();
         let dedupe = DedupeSet::load(&txn, &store.log_dbs)?;
         if !dedupe.is_empty() {
@@ -562,11 +627,22 @@ fn run_writer(shared: &Shared, mut state: WriterState, jobs: &Receiver<Job>) {
             log::error!("cannot start the publisher thread: {err}");
             return;
         }
-        while let Ok(first) = jobs.recv() {
+        let mut next = None;
+        while let Some(first) = next.take().or_else(|| jobs.recv().ok()) {
+            if let Some(erase) = first.erase {
+                let erased = erase_events(shared, &mut state, erase.seqs, erase.record);
+                let _ = erase.reply.send(erased);
+                continue;
+            }
             let mut group_size = first.events.len();
             let mut group = vec![first];
             while group_size < shared.config.max_group_events {
                 match jobs.try_recv() {
+                    // A deletion waits for the group before it, and comes next.
+                    Ok(job) if job.erase.is_some() => {
+                        next = Some(job);
+                        break;
+                    }
                     Ok(job) => {
                         group_size += job.events.len();
                         group.push(job);
@@ -638,6 +714,7 @@ pub(crate) fn enqueue(
                 rejected,
                 violations,
                 reply: reply_tx,
+                erase: None,
             })
             .map_err(|_| EngineError::ShutDown)?;
         reply = Some(reply_rx);
@@ -893,6 +970,32 @@ fn write_group(shared: &Shared, state: &mut WriterState, group: &mut [Job]) -> R
         .conflicts
         .fetch_add(write.counts[Stored::Conflict as usize], Ordering::Relaxed);
     Ok(write.outcomes)
+}
+
+/// Removes events and their dedupe markers from the log in one transaction with the deletion's
+/// records, then forgets their keys in memory; returns how many events were removed.
+fn erase_events(shared: &Shared, state: &mut WriterState, seqs: Vec<u64>, mut record: EraseRecord) -> Result<usize> {
+    let dbs = &shared.store.log_dbs;
+    let ((removed, markers), grows) = shared.store.log.write_with_growth(|txn| {
+        let mut removed = 0;
+        let mut markers = Vec::new();
+        for seq in &seqs {
+            if dbs.events.delete(txn, seq)? {
+                removed += 1;
+            }
+            if let Some((key, _)) = dbs.dedupe_log.get(txn, seq)?.and_then(Marker::decode) {
+                markers.push((*seq, key));
+                dbs.dedupe_log.delete(txn, seq)?;
+            }
+        }
+        record(txn, removed)?;
+        Ok((removed, markers))
+    })?;
+    for (seq, key) in &markers {
+        state.dedupe.forget(*seq, key);
+    }
+    shared.stats.map_grows.fetch_add(u64::from(grows), Ordering::Relaxed);
+    Ok(removed)
 }
 
 fn sweep_if_due(shared: &Shared, state: &mut WriterState) {

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::engage::realtime::{Touch, Touching};
 use crate::engage::{Engage, EngageFacts};
@@ -129,6 +129,28 @@ impl AccountLinks {
             + calls
     }
 
+    /// Forgets the links of `identifiers` and the group calls at `seqs` (a privacy deletion:
+    /// the caller records the calls that remain again).
+    fn forget(&mut self, identifiers: &[Identifier], seqs: &FxHashSet<u64>) {
+        for identifier in identifiers {
+            let Some(groups) = self.accounts.remove(&identifier.hash128()) else {
+                continue;
+            };
+            for (group, _) in groups {
+                if let Some(users) = self.users.get_mut(&group) {
+                    users.retain(|(known, _)| known != identifier);
+                    if users.is_empty() {
+                        self.users.remove(&group);
+                    }
+                }
+            }
+        }
+        self.calls.retain(|_, calls| {
+            calls.retain(|seq| !seqs.contains(seq));
+            !calls.is_empty()
+        });
+    }
+
     /// Records a group call of `group`.
     fn record(&mut self, event: &EventIdentity<'_>, group: &str) {
         self.calls.entry(group.to_owned()).or_default().push(event.seq);
@@ -188,12 +210,15 @@ pub struct ProfileState {
     pub actions: Vec<proto::IdentityAction>,
     /// The custom identifier types of `rules`.
     pub custom: Arc<CustomIdentifiers>,
+    /// Privacy deletions applied to this state (`governance::deletion`): a snapshot taken
+    /// before the last one must not be loaded after it.
+    pub deletions: u64,
 }
 
 impl ProfileState {
     /// The fingerprint of the administration this state was built under.
     pub fn administration(&self) -> u128 {
-        administration_of(&self.rules, &self.actions)
+        administration_of(&self.rules, &self.actions, self.deletions)
     }
 
     /// Records an event in Engage's indexes, under its primary node (after the graph added the
@@ -246,12 +271,18 @@ impl ProfileState {
     }
 }
 
-fn administration_of(rules: &proto::IdentityRules, actions: &[proto::IdentityAction]) -> u128 {
-    let actions = proto::IdentityActions {
-        actions: actions.to_vec(),
-    };
+fn administration_of(rules: &proto::IdentityRules, actions: &[proto::IdentityAction], deletions: u64) -> u128 {
     use prost::Message;
-    crate::snapshot::administration_fingerprint(&rules.encode_to_vec(), &actions.encode_to_vec())
+    let mut actions = proto::IdentityActions {
+        actions: actions.to_vec(),
+    }
+    .encode_to_vec();
+    // No deletion yet: the fingerprint snapshots written before deletions existed carry.
+    if deletions > 0 {
+        actions.extend_from_slice(b"deletions");
+        actions.extend_from_slice(&deletions.to_le_bytes());
+    }
+    crate::snapshot::administration_fingerprint(&rules.encode_to_vec(), &actions)
 }
 
 /// The graph behind a lock: the publisher updates it, lookups read it briefly.
@@ -633,6 +664,7 @@ impl Profiles {
     ) -> Result<Self> {
         let (rules, actions) = administration;
         let custom = Arc::new(custom_identifiers(&rules));
+        let deletions = crate::governance::deletion::applied(store)?;
         let mut loaded_snapshot = None;
         let state = match snapshots.map(|s| Self::from_snapshot(s, store, &rules, &actions, &custom)) {
             Some(Ok(Some((state, through)))) => {
@@ -669,6 +701,7 @@ impl Profiles {
                     rules,
                     actions,
                     custom: Arc::clone(&custom),
+                    deletions,
                 }
             }
         };
@@ -699,7 +732,8 @@ impl Profiles {
             }
         };
         let last = last_seq(store)?;
-        if snapshot.administration != administration_of(rules, actions) || snapshot.resolved_through > last {
+        let deletions = crate::governance::deletion::applied(store)?;
+        if snapshot.administration != administration_of(rules, actions, deletions) || snapshot.resolved_through > last {
             log::info!("the identity snapshot was built under other identity rules or ahead of the log: not used");
             return Ok(None);
         }
@@ -716,6 +750,7 @@ impl Profiles {
             rules: rules.clone(),
             actions: actions.to_vec(),
             custom: Arc::clone(custom),
+            deletions,
         };
         let loaded = started.elapsed();
         Self::catch_up(&mut state, store)?;
@@ -895,5 +930,8 @@ pub(crate) fn decode_stored(seq: u64, value: &[u8]) -> Result<Event> {
     proto::decode_record(value.get(4..).unwrap_or_default(), format_args!("event {seq}"))
 }
 
+mod erase;
 #[cfg(test)]
 mod tests;
+
+pub use erase::Erasure;

@@ -36,6 +36,11 @@ impl<K: Hash + Eq, V, S: BuildHasher> ShardedMap<K, V, S> {
         self.shards[self.shard_of(key)].get(key)
     }
 
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        let shard = self.shard_of(key);
+        self.shards[shard].get_mut(key)
+    }
+
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         let shard = self.shard_of(&key);
         self.shards[shard].insert(key, value)

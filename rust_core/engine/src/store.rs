@@ -15,7 +15,8 @@
 //! - `plans`, `source_policies`, `violations`, `violation_hours`, `privacy`: governance (see
 //!   `governance::store`)
 //! - `regulations`, `suppressed`: privacy regulations and the suppression list (see
-//!   `governance::regulations`)
+//!   `governance::regulations`); `deletions`: what a running deletion needs (see
+//!   `governance::deletion`)
 //!
 //! The **index** environment (`<data_dir>/index`) is derived from the log and can be rebuilt
 //! from it; a background indexer writes it in large sorted transactions, so its random-key
@@ -428,6 +429,7 @@ impl Store {
                 regulations: crate::governance::regulations::RegulationDbs {
                     regulations: log.env.create_database(txn, Some("regulations"))?,
                     suppressed: log.env.create_database(txn, Some("suppressed"))?,
+                    deletions: log.env.create_database(txn, Some("deletions"))?,
                 },
             })
         })?;

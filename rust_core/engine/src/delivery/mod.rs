@@ -116,7 +116,7 @@ fn split_record(seq: u64, value: &[u8]) -> Result<(u32, Event)> {
     Ok((source, proto::decode_record(encoded, format_args!("event {seq}"))?))
 }
 
-fn dead_letter_key(id: u32, seq: u64) -> [u8; 12] {
+pub(crate) fn dead_letter_key(id: u32, seq: u64) -> [u8; 12] {
     let mut key = [0; 12];
     key[..4].copy_from_slice(&id.to_be_bytes());
     key[4..].copy_from_slice(&seq.to_be_bytes());

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use roaring::{MultiOps, RoaringBitmap};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -150,6 +150,44 @@ impl EventIndex {
         day.times.push(ms);
         day.events.push(node);
         index.all.insert(node);
+    }
+
+    /// Forgets every event recorded under `nodes` (a privacy deletion: the caller records the
+    /// events that remain again). Costs the days those nodes had events on.
+    pub fn forget_nodes(&mut self, nodes: &FxHashSet<u32>) {
+        let mut forgotten: Vec<((u32, u32), NodeEvents)> = Vec::new();
+        self.by_node.retain(|key, events| {
+            let keep = !nodes.contains(&key.0);
+            if !keep {
+                forgotten.push((*key, std::mem::take(events)));
+            }
+            keep
+        });
+        for ((node, name), events) in forgotten {
+            let index = &mut self.names[name as usize];
+            index.all.remove(node);
+            let mut days: Vec<i32> = events.events.iter().map(|&(ms, _)| day_of(ms)).collect();
+            days.dedup();
+            for day_number in days {
+                let Some(day) = index.days.get_mut(&day_number) else {
+                    continue;
+                };
+                day.nodes.remove(node);
+                let mut kept = 0;
+                for i in 0..day.events.len() {
+                    if day.events[i] != node {
+                        day.times[kept] = day.times[i];
+                        day.events[kept] = day.events[i];
+                        kept += 1;
+                    }
+                }
+                day.times.truncate(kept);
+                day.events.truncate(kept);
+                if day.events.is_empty() {
+                    index.days.remove(&day_number);
+                }
+            }
+        }
     }
 
     /// The id of an event name, if any event had it.

@@ -84,6 +84,12 @@ impl Engage {
         }
     }
 
+    /// Forgets what was recorded under `nodes` (see `EventIndex::forget_nodes`).
+    pub fn forget_nodes(&mut self, nodes: &rustc_hash::FxHashSet<u32>) {
+        self.events.forget_nodes(nodes);
+        self.traits.forget_nodes(nodes);
+    }
+
     /// After a snapshot load.
     pub fn restore(&mut self) {
         self.traits.restore();

@@ -13,7 +13,7 @@
 use std::cmp::Ordering;
 
 use roaring::RoaringBitmap;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{Map, Value};
 
 /// One node's latest value of one trait.
@@ -52,6 +52,18 @@ impl Column {
         self.parsed.push(value.clone());
         self.nodes.push(RoaringBitmap::new());
         id
+    }
+
+    /// Drops a value no node holds: its text leaves memory (and the next snapshot); a later
+    /// identical value is interned anew.
+    fn erase(&mut self, value: u32) {
+        let text = std::mem::replace(&mut self.texts[value as usize], "null".to_owned());
+        if self.ids.get(&text) == Some(&value) {
+            self.ids.remove(&text);
+        }
+        if let Some(parsed) = self.parsed.get_mut(value as usize) {
+            *parsed = Value::Null;
+        }
     }
 
     fn restore(&mut self) {
@@ -110,7 +122,13 @@ impl TraitIndex {
                     if old.seq == seq || later(old, ms, message_id, message_id_of) != Ordering::Less {
                         continue;
                     }
-                    column.nodes[old.value as usize].remove(node);
+                    let holders = &mut column.nodes[old.value as usize];
+                    holders.remove(node);
+                    // A value no node holds is dropped (its text would only take memory, and
+                    // stay in snapshots after a deletion removed whoever had it).
+                    if holders.is_empty() {
+                        column.erase(old.value);
+                    }
                     let value_id = column.intern(value);
                     *old = Entry { value: value_id, ..new };
                     column.nodes[value_id as usize].insert(node);
@@ -120,6 +138,26 @@ impl TraitIndex {
                     entries.insert(at, Entry { value: value_id, ..new });
                     column.nodes[value_id as usize].insert(node);
                     column.held.insert(node);
+                }
+            }
+        }
+    }
+
+    /// Forgets every value recorded under `nodes` (a privacy deletion: the caller records the
+    /// identify calls that remain again). A value no node holds any more is erased from its
+    /// column (its id stays, empty, so other ids keep their meaning).
+    pub fn forget_nodes(&mut self, nodes: &FxHashSet<u32>) {
+        for &node in nodes {
+            let Some(entries) = self.by_node.remove(&node) else {
+                continue;
+            };
+            for entry in entries {
+                let column = &mut self.columns[entry.trait_id as usize];
+                column.held.remove(node);
+                let holders = &mut column.nodes[entry.value as usize];
+                holders.remove(node);
+                if holders.is_empty() {
+                    column.erase(entry.value);
                 }
             }
         }

@@ -6,6 +6,7 @@
 //! source's policy once and applies it on its own thread while preparing its events, so
 //! validation runs in parallel with the writer and a policy change applies to the next request.
 
+pub mod deletion;
 pub mod enforce;
 pub mod inventory;
 pub mod pii;

@@ -1,5 +1,6 @@
 //! Privacy regulations (Segment's `SUPPRESS_ONLY`, `UNSUPPRESS`, `SUPPRESS_WITH_DELETE`,
 //! `DELETE_ONLY`), each kept with its receipt: per-store status from INITIALIZED to FINISHED.
+//! Deletion's stages are `deletion`'s; this module makes the regulation and its suppression.
 //!
 //! Suppression refuses, at ingest, every event that carries a suppressed identifier (any of its
 //! identifiers: userId, anonymousId, email, custom ones), before anything of it is stored; such
@@ -39,6 +40,8 @@ const SUPPRESSION_STORE: &str = "suppression list";
 pub struct RegulationDbs {
     pub regulations: Database<BeU64, Bytes>,
     pub suppressed: Database<Bytes, BeU64>,
+    /// Deletions not finished (`deletion`).
+    pub deletions: super::deletion::WorkDb,
 }
 
 /// The suppressed identifiers' hashes → the regulation that suppressed each.
@@ -74,14 +77,10 @@ impl Engine {
         let request: CreateRegulationRequest = proto::decode_request(request)?;
         let kind = RegulationType::try_from(request.r#type).unwrap_or(RegulationType::Unspecified);
         match kind {
-            RegulationType::SuppressOnly | RegulationType::Unsuppress => {}
-            RegulationType::SuppressWithDelete | RegulationType::DeleteOnly => {
-                return Err(EngineError::InvalidRequest(
-                    "type: deletion (SUPPRESS_WITH_DELETE, DELETE_ONLY) is not available in this version yet; \
-                     SUPPRESS_ONLY stops collecting a person's data now"
-                        .into(),
-                ))
-            }
+            RegulationType::SuppressOnly
+            | RegulationType::Unsuppress
+            | RegulationType::SuppressWithDelete
+            | RegulationType::DeleteOnly => {}
             RegulationType::Unspecified => {
                 return Err(EngineError::InvalidRequest(
                     "type is required: SUPPRESS_ONLY, UNSUPPRESS, SUPPRESS_WITH_DELETE or DELETE_ONLY".into(),
@@ -121,14 +120,17 @@ impl Engine {
         covered.dedup();
         let now = time::now_ms();
         let dbs = self.shared.store.log_dbs.regulations;
-        let suppress = kind == RegulationType::SuppressOnly;
+        let suppress = matches!(kind, RegulationType::SuppressOnly | RegulationType::SuppressWithDelete);
+        let delete = matches!(kind, RegulationType::SuppressWithDelete | RegulationType::DeleteOnly);
         let _changes = self.shared.governance.changes.lock();
         let regulation = self.write_log(|txn| {
             let id = dbs.regulations.last(txn)?.map_or(1, |(id, _)| id + 1);
             let mut changed = 0usize;
             for identifier in &covered {
                 let key = identifier.hash128().to_be_bytes();
-                if suppress {
+                if kind == RegulationType::DeleteOnly {
+                    continue;
+                } else if suppress {
                     if dbs.suppressed.get(txn, &key)?.is_none() {
                         dbs.suppressed.put(txn, &key, &id)?;
                         changed += 1;
@@ -151,19 +153,26 @@ impl Engine {
                     covered.len() - changed
                 )
             };
-            let regulation = Regulation {
+            let mut regulation = Regulation {
                 id,
                 r#type: kind as i32,
                 identifiers: identifiers.iter().map(receipt_identifier).collect(),
                 status: RegulationStatus::Finished as i32,
                 created_at_ms: now,
                 finished_at_ms: now,
-                stores: vec![StoreStatus {
+                stores: Vec::new(),
+                engine_seconds: 0.0,
+            };
+            if kind != RegulationType::DeleteOnly {
+                regulation.stores.push(StoreStatus {
                     store: SUPPRESSION_STORE.into(),
                     status: RegulationStatus::Finished as i32,
                     detail,
-                }],
-            };
+                });
+            }
+            if delete {
+                super::deletion::begin(txn, &self.shared.store, &mut regulation, &covered)?;
+            }
             dbs.regulations.put(txn, &id, &regulation.encode_to_vec())?;
             Ok(regulation)
         })?;
@@ -177,6 +186,9 @@ impl Engine {
                 }
             }
         });
+        if delete {
+            self.shared.deletions.notify();
+        }
         log::info!(
             "regulation {} ({}): {} identifiers",
             regulation.id,
@@ -321,8 +333,6 @@ mod tests {
         assert!(err.to_string().contains("identifiers[1]"), "{err}");
         assert!(regulate(&engine, RegulationType::SuppressOnly, &[]).is_err());
         assert!(regulate(&engine, RegulationType::Unspecified, &["user_id:1"]).is_err());
-        let err = regulate(&engine, RegulationType::DeleteOnly, &["user_id:1"]).unwrap_err();
-        assert!(err.to_string().contains("type: deletion"), "{err}");
         let many: Vec<String> = (0..=MAX_IDENTIFIERS).map(|i| format!("user_id:{i}")).collect();
         let refs: Vec<&str> = many.iter().map(String::as_str).collect();
         assert!(regulate(&engine, RegulationType::SuppressOnly, &refs).is_err());

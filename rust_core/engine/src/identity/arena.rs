@@ -4,7 +4,8 @@
 //!
 //! Invariants: chunks are allocated at their full size and never reallocated (a value never
 //! moves, so a `TextRef` stays valid and growing the arena copies nothing); a value never
-//! straddles two chunks; the arena only grows (an identifier, once seen, stays a node).
+//! straddles two chunks; the arena only grows (an identifier, once seen, stays a node, unless
+//! a privacy deletion erases it: its bytes are zeroed in place and never reused).
 
 use crate::identifiers::Identifier;
 
@@ -26,6 +27,17 @@ const KIND_BITS: u32 = 12;
 const _: () = assert!(CHUNK <= 1 << (32 - KIND_BITS));
 
 impl TextRef {
+    /// The text of an erased node (see `IdentifierArena::erase`): it refers to no chunk.
+    pub const ERASED: TextRef = TextRef {
+        chunk: u32::MAX,
+        packed: 0,
+        len: 0,
+    };
+
+    pub fn is_erased(self) -> bool {
+        self.chunk == u32::MAX
+    }
+
     fn offset(self) -> usize {
         (self.packed >> KIND_BITS) as usize
     }
@@ -107,6 +119,17 @@ impl IdentifierArena {
             // Checking them on every read cost ~5% of a bulk re-resolution.
             value: unsafe { std::str::from_utf8_unchecked(bytes) },
         }
+    }
+
+    /// Overwrites an identifier's text with zeros (a privacy deletion: its bytes must not stay
+    /// in memory, nor in the next snapshot, which copies the chunks). The caller stops using
+    /// `at` (the node is marked with `TextRef::ERASED`).
+    pub fn erase(&mut self, at: TextRef) {
+        if at.is_erased() {
+            return;
+        }
+        let start = at.offset();
+        self.chunks[at.chunk as usize][start..start + at.len as usize].fill(0);
     }
 
     /// Bytes held (chunks at their capacity).

@@ -61,6 +61,21 @@ impl Clusters {
         &self.infos[&root]
     }
 
+    /// The cluster of a root, if it has had an event.
+    pub fn recorded(&self, root: u32) -> Option<&Cluster> {
+        self.infos.get(root)
+    }
+
+    /// Forgets a cluster: each of its members is a cluster of its own again (unrecorded, as a
+    /// node is before its first event). Returns what it held.
+    pub fn dissolve(&mut self, root: u32) -> Option<Cluster> {
+        let cluster = self.infos.remove(root)?;
+        for &member in &cluster.members {
+            self.sets.reset(member);
+        }
+        Some(cluster)
+    }
+
     fn take(&mut self, root: u32) -> Cluster {
         self.infos.remove(root).unwrap_or_else(|| Cluster {
             latest: PackedKey::FIRST,

@@ -378,7 +378,9 @@ impl IdentityGraph {
         let hash = |node: u32| node_hash(arena.get(nodes[node as usize].text).hash128());
         graph.node_of = HashTable::with_capacity(nodes.len());
         for node in 0..nodes.len() as u32 {
-            graph.node_of.insert_unique(hash(node), node, |&known| hash(known));
+            if !nodes[node as usize].text.is_erased() {
+                graph.node_of.insert_unique(hash(node), node, |&known| hash(known));
+            }
         }
         graph
     }
@@ -1485,4 +1487,7 @@ fn new_profile_id(message_id: &str, first: IdentRef<'_>) -> ProfileId {
 #[cfg(test)]
 mod tests;
 
+mod erase;
 mod members;
+
+pub use erase::Erased;

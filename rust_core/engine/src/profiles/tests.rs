@@ -78,6 +78,7 @@ fn catching_up_on_late_events_reads_the_log_without_holding_a_transaction() {
         rules: proto::IdentityRules::default(),
         actions: Vec::new(),
         custom,
+        deletions: 0,
     };
     Profiles::catch_up(&mut state, store).unwrap();
     assert!(

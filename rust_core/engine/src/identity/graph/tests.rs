@@ -670,3 +670,56 @@ fn merge_history_is_ordered_by_event_time_not_by_arrival() {
     let times: Vec<i64> = view.merge_history.iter().map(|m| m.timestamp_ms).collect();
     assert_eq!(times, vec![10, 20, 30]);
 }
+
+proptest! {
+    /// Erasing a person's events leaves the graph that the other events alone build, whatever
+    /// order the events came in (late ones replayed their clusters).
+    #[test]
+    fn erasing_a_persons_events_leaves_the_graph_of_the_rest(
+        workload in prop::collection::vec((event_strategy(), 0..20i64), 1..40),
+        pick in 0..100usize,
+    ) {
+        let mut events = Events::new();
+        for (ids, at) in &workload {
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            events.at(at * 1000, &refs);
+        }
+        let texts: Vec<&String> = workload.iter().flat_map(|(ids, _)| ids).collect();
+        let chosen = id(texts[pick % texts.len()]);
+        let mut person: Vec<Identifier> = events.graph.identifiers(&chosen).into_iter().map(|(i, _)| i).collect();
+        person.push(chosen);
+        let erased: Vec<u64> = events.log.0.values()
+            .filter(|e| e.identifiers.iter().any(|i| person.contains(i)))
+            .map(|e| e.seq)
+            .collect();
+        let carried: Vec<Identifier> = erased.iter().flat_map(|seq| events.log.0[seq].identifiers.clone()).collect();
+        for seq in &erased {
+            events.log.0.remove(seq);
+        }
+        let roots = events.graph.clusters_of(&carried);
+        let remaining: Vec<StoredEvent> = roots.iter()
+            .flat_map(|&root| events.graph.cluster_events(root).to_vec())
+            .filter_map(|seq| events.log.0.get(&seq).cloned())
+            .collect();
+        let mut log = events.log.clone();
+        events.graph.erase(&roots, remaining, &mut log);
+        let mut rest = Events::new();
+        let mut kept: Vec<&StoredEvent> = events.log.0.values().collect();
+        kept.sort_by_key(|e| e.seq);
+        for event in kept {
+            rest.log.0.insert(event.seq, event.clone());
+            rest.graph.resolve(&event.identity(), &mut rest.log);
+        }
+        prop_assert_eq!(events.graph.snapshot(), rest.graph.snapshot());
+        for identifier in &person {
+            let still_carried = events.log.0.values().any(|e| e.identifiers.contains(identifier));
+            prop_assert_eq!(events.graph.profile_of(identifier).is_some(), still_carried && identifier.value != "null");
+        }
+        // What the graph keeps for a snapshot names no identifier only the erased events had.
+        let state = postcard::to_allocvec(&events.graph.state()).unwrap();
+        for identifier in carried.iter().filter(|i| !events.log.0.values().any(|e| e.identifiers.contains(i))) {
+            let value = identifier.value.as_bytes();
+            prop_assert!(!state.windows(value.len()).any(|w| w == value), "{:?} is still in the graph's state", identifier);
+        }
+    }
+}

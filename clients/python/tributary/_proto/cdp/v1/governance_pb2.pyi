@@ -726,11 +726,14 @@ class Regulation(_message.Message):
     CREATED_AT_MS_FIELD_NUMBER: _builtins.int
     FINISHED_AT_MS_FIELD_NUMBER: _builtins.int
     STORES_FIELD_NUMBER: _builtins.int
+    ENGINE_SECONDS_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     type: Global___RegulationType.ValueType
     status: Global___RegulationStatus.ValueType
     created_at_ms: _builtins.int
     finished_at_ms: _builtins.int
+    engine_seconds: _builtins.float
+    """A deletion's time in the engine (its stages, not the wait for destinations), seconds."""
     @_builtins.property
     def identifiers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The identifiers it names, as "sha256:<hex of type:value>": the receipt proves what was
@@ -749,10 +752,11 @@ class Regulation(_message.Message):
         created_at_ms: _builtins.int = ...,
         finished_at_ms: _builtins.int = ...,
         stores: _abc.Iterable[Global___StoreStatus] | None = ...,
+        engine_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at_ms", b"created_at_ms", "finished_at_ms", b"finished_at_ms", "id", b"id", "identifiers", b"identifiers", "status", b"status", "stores", b"stores", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at_ms", b"created_at_ms", "engine_seconds", b"engine_seconds", "finished_at_ms", b"finished_at_ms", "id", b"id", "identifiers", b"identifiers", "status", b"status", "stores", b"stores", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -602,3 +602,5 @@ fn the_inventory_finds_each_class_by_source_and_field_and_keeps_no_value() {
         }
     }
 }
+
+mod deletion;
