@@ -1,14 +1,29 @@
-"""Deletion notices as the engine hands them to destinations: read from JSON, bad ones refused naming the field."""
+"""Deletion notices at the destinations that act on them, against real parts: the webhook sends the notice's events,
+signed, to a real receiver on 127.0.0.1 (tests/webhook_sink.py), checked with the independent `standardwebhooks`
+package; bad notices are refused naming the field."""
 
 from __future__ import annotations
 
+import asyncio
 import re
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import orjson
 import pytest
+import standardwebhooks
+from webhook_sink import Reply, WebhookSink
+from yarl import URL
 
+from cdp_server.destinations.base import PermanentError, RetryableError
 from cdp_server.destinations.deletion import DeletionNotice
+from cdp_server.destinations.signing import new_secret
+from cdp_server.destinations.webhook import WebhookDestination, WebhookSettings
+
+# sinks_conftest.py: a receiver on 127.0.0.1.
+pytest_plugins = ["sinks_conftest"]
+
+T = TypeVar("T")
 
 GONE_USER, GONE_ANONYMOUS, GONE_EMAIL = "u-gone-7c1e", "a-gone-7c1e", "gone.7c1e@example.com"
 
@@ -44,6 +59,10 @@ def notice_json(
         {"type": "user_id", "value": user_id},  # named twice: user_ids holds it once
     ]
     return orjson.dumps({"regulationId": regulation_id, "identifiers": identifiers, "events": [*exits, delete]})
+
+
+def run(scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    return asyncio.run(scenario())
 
 
 # -- the notice ---------------------------------------------------------------------------------------------------
@@ -91,3 +110,88 @@ def notice_with(**fields: Any) -> bytes:
 def test_a_bad_notice_is_refused_naming_the_field(data: bytes, message: str) -> None:
     with pytest.raises(ValueError, match="^" + re.escape(message)):
         DeletionNotice.from_json(data)
+
+
+# -- the webhook --------------------------------------------------------------------------------------------------
+
+
+def webhook_to(sink: WebhookSink, secret: str) -> WebhookDestination:
+    settings = WebhookSettings(url=URL(sink.url), secrets=(secret,), timeout_secs=2.0, allow_entries=("127.0.0.1",))
+    return WebhookDestination("hooks", settings)
+
+
+def send(destination: WebhookDestination, *notices: DeletionNotice) -> list[Exception | None]:
+    """Sends the notices in turn on one loop; None for each one delivered."""
+
+    async def scenario() -> list[Exception | None]:
+        outcomes: list[Exception | None] = []
+        try:
+            for notice in notices:
+                try:
+                    await destination.delete(notice)
+                    outcomes.append(None)
+                except (RetryableError, PermanentError) as error:
+                    outcomes.append(error)
+        finally:
+            await destination.close()
+        return outcomes
+
+    return run(scenario)
+
+
+def test_the_receiver_gets_the_audience_exits_then_the_delete_event_signed(webhook_sink: WebhookSink) -> None:
+    secret = new_secret()
+    notice = DeletionNotice.from_json(notice_json())
+    assert send(webhook_to(webhook_sink, secret), notice) == [None]
+    (request,) = webhook_sink.requests
+    received = standardwebhooks.Webhook(secret).verify(request.body, request.headers)
+    assert received == [orjson.loads(event) for event in notice.events]
+    assert [(event["type"], event.get("event")) for event in received] == [
+        ("track", "Audience Exited"),
+        ("track", "Audience Exited"),
+        ("delete", None),
+    ]
+    assert received[-1]["userId"] == GONE_USER and received[-1]["anonymousId"] == GONE_ANONYMOUS
+    assert request.headers["content-type"] == "application/json"
+
+
+def test_a_500_is_retryable_and_the_retry_keeps_the_webhook_id(webhook_sink: WebhookSink) -> None:
+    webhook_sink.script([Reply(500, body=b"down")])
+    notice = DeletionNotice.from_json(notice_json())
+    failed, retried = send(webhook_to(webhook_sink, new_secret()), notice, notice)
+    assert isinstance(failed, RetryableError) and failed.reason == f"HTTP 500 from {webhook_sink.address}: down"
+    assert retried is None
+    first, second = webhook_sink.requests
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]  # the receiver can deduplicate
+    assert first.body == second.body
+
+
+def test_a_400_is_permanent(webhook_sink: WebhookSink) -> None:
+    webhook_sink.respond(Reply(400, body=b"unknown user"))
+    (error,) = send(webhook_to(webhook_sink, new_secret()), DeletionNotice.from_json(notice_json()))
+    assert type(error) is PermanentError
+    assert error.reason == f"HTTP 400 from {webhook_sink.address}: unknown user"
+
+
+def test_a_413_sends_the_events_again_in_halves_the_delete_event_still_last(webhook_sink: WebhookSink) -> None:
+    secret = new_secret()
+    webhook_sink.script([413])
+    notice = DeletionNotice.from_json(notice_json())
+    assert send(webhook_to(webhook_sink, secret), notice) == [None]
+    refused, *accepted = webhook_sink.requests
+    assert refused.reply.status == 413
+    received = [
+        event
+        for request in accepted
+        for event in standardwebhooks.Webhook(secret).verify(request.body, request.headers)
+    ]
+    assert received == [orjson.loads(event) for event in notice.events]
+    assert len(accepted) == 2
+
+
+def test_a_single_event_too_large_is_permanent(webhook_sink: WebhookSink) -> None:
+    webhook_sink.respond(413)
+    (error,) = send(webhook_to(webhook_sink, new_secret()), DeletionNotice.from_json(notice_json(audiences=())))
+    assert type(error) is PermanentError
+    assert error.reason.startswith(f"HTTP 413 from {webhook_sink.address}")
+    assert len(webhook_sink.requests) == 1
