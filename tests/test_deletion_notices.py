@@ -1,13 +1,20 @@
-"""Deletion notices at the destinations that act on them, against real parts: the webhook sends the notice's events,
-signed, to a real receiver on 127.0.0.1 (tests/webhook_sink.py), checked with the independent `standardwebhooks`
-package; bad notices are refused naming the field."""
+"""Deletion notices at the destinations that act on them, against real parts: the warehouse deletes every row of
+the person from a real PostgreSQL (tests/postgres.py) and no row of anyone else; the webhook sends the notice's
+events, signed, to a real receiver on 127.0.0.1 (tests/webhook_sink.py), checked with the independent
+`standardwebhooks` package; the files and nats destinations accept no notice; bad notices are refused naming the
+field."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 import re
+import socket
+from collections import Counter
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import pytest
@@ -15,17 +22,26 @@ import standardwebhooks
 from webhook_sink import Reply, WebhookSink
 from yarl import URL
 
-from cdp_server.destinations.base import PermanentError, RetryableError
-from cdp_server.destinations.deletion import DeletionNotice
+from cdp_server.destinations.base import Batch, PermanentError, RetryableError
+from cdp_server.destinations.deletion import DeletionNotice, accepts_deletion
+from cdp_server.destinations.files import FilesKind
+from cdp_server.destinations.nats import NatsKind
 from cdp_server.destinations.signing import new_secret
+from cdp_server.destinations.warehouse import WarehouseDestination, WarehouseKind
 from cdp_server.destinations.webhook import WebhookDestination, WebhookSettings
 
-# sinks_conftest.py: a receiver on 127.0.0.1.
-pytest_plugins = ["sinks_conftest"]
+if TYPE_CHECKING:
+    from postgres import PostgresDatabase
+
+# tests/postgres.py: a fresh database per test; sinks_conftest.py: a receiver on 127.0.0.1.
+pytest_plugins = ["postgres", "sinks_conftest"]
 
 T = TypeVar("T")
 
+# The person deleted, and another who must keep every row. Distinct enough to be searched for in any column.
 GONE_USER, GONE_ANONYMOUS, GONE_EMAIL = "u-gone-7c1e", "a-gone-7c1e", "gone.7c1e@example.com"
+KEPT_USER, KEPT_ANONYMOUS, KEPT_EMAIL = "u-kept-2b9d", "a-kept-2b9d", "kept.2b9d@example.com"
+GONE_VALUES = (GONE_USER, GONE_ANONYMOUS, GONE_EMAIL)
 
 
 def notice_json(
@@ -195,3 +211,156 @@ def test_a_single_event_too_large_is_permanent(webhook_sink: WebhookSink) -> Non
     assert type(error) is PermanentError
     assert error.reason.startswith(f"HTTP 413 from {webhook_sink.address}")
     assert len(webhook_sink.requests) == 1
+
+
+# -- the warehouse ------------------------------------------------------------------------------------------------
+
+
+_message_numbers = itertools.count(1)
+
+
+def call(call_type: str, at: int, **fields: Any) -> dict[str, Any]:
+    """A Segment-Spec call as the engine stores it."""
+    when = f"2024-05-01T12:00:{at:02d}Z"
+    event = {
+        "type": call_type,
+        "messageId": f"msg-{next(_message_numbers)}",
+        "timestamp": when,
+        "receivedAt": when,
+        "context": {"library": {"name": "analytics.js"}, "ip": "203.0.113.7"},
+    }
+    return event | fields
+
+
+def load_two_people(database: PostgresDatabase) -> WarehouseDestination:
+    """Both people's calls in every kind of table, loaded by the destination itself (three batches): the person to
+    delete known by a user id and an anonymous id, some of their calls carrying only the anonymous id."""
+    gone = {"userId": GONE_USER, "anonymousId": GONE_ANONYMOUS}
+    kept = {"userId": KEPT_USER, "anonymousId": KEPT_ANONYMOUS}
+    batches = [
+        [
+            call("identify", 0, **gone, traits={"email": GONE_EMAIL, "plan": "pro"}),
+            call("identify", 1, **kept, traits={"email": KEPT_EMAIL, "plan": "free"}),
+            call("page", 2, anonymousId=GONE_ANONYMOUS, name="Home", properties={"path": "/"}),
+            call("page", 3, anonymousId=KEPT_ANONYMOUS, name="Home", properties={"path": "/"}),
+        ],
+        [
+            call("track", 4, userId=GONE_USER, event="Order Completed", properties={"total": 42.5}),
+            call("track", 5, userId=KEPT_USER, event="Order Completed", properties={"total": 9.5}),
+            call("track", 6, anonymousId=GONE_ANONYMOUS, event="Signed Up", properties={"plan": "pro"}),
+            call("screen", 7, **kept, name="Dashboard"),
+            call("group", 8, userId=GONE_USER, groupId="g-1", traits={"name": "Initech"}),
+            call("alias", 9, userId=GONE_USER, previousId=GONE_ANONYMOUS),
+        ],
+        [
+            call("identify", 10, userId=GONE_USER, traits={"company": "Initech"}),
+            call("track", 11, **kept, event="Signed Up", properties={"plan": "free"}),
+        ],
+    ]
+    kind = WarehouseKind()
+    destination = kind.create("warehouse-test", kind.validate({"dsn": database.dsn, "allow": ["127.0.0.1"]}))
+
+    async def deliver() -> None:
+        for events in batches:
+            await destination.deliver(Batch.of_events("warehouse-test", events, [e["messageId"] for e in events]))
+
+    run(deliver)
+    # A table made by hand with no column naming a person: left as it is.
+    database.execute("CREATE TABLE tributary.notes (id text PRIMARY KEY, body text)")
+    database.execute("INSERT INTO tributary.notes VALUES ('n-1', 'quarterly review')")
+    return destination
+
+
+def every_row(database: PostgresDatabase) -> dict[str, Counter[str]]:
+    """Table → each row of it as text (every column, whatever its type), for every table of the schema."""
+    return {
+        table: Counter(text for (text,) in database.query(f'SELECT r::text FROM tributary."{table}" AS r'))
+        for table in sorted(database.tables())
+    }
+
+
+def names_the_gone_person(row: str) -> bool:
+    return any(value in row for value in GONE_VALUES)
+
+
+def delete_with(destination: WarehouseDestination, notice: DeletionNotice) -> dict[str, int]:
+    async def delete() -> dict[str, int]:
+        try:
+            await destination.delete(notice)
+            return destination.last_deletion
+        finally:
+            await destination.close()
+
+    return run(delete)
+
+
+def test_deleting_a_person_removes_their_rows_from_every_table_and_no_one_elses(postgres: PostgresDatabase) -> None:
+    destination = load_two_people(postgres)
+    before = every_row(postgres)
+    gone_rows = {
+        table: sum(n for row, n in rows.items() if names_the_gone_person(row)) for table, rows in before.items()
+    }
+    # Every kind of table holds some of the person, the users table included (by its id only).
+    assert {table for table, count in gone_rows.items() if count} == {
+        "identifies", "users", "pages", "tracks", "order_completed", "signed_up", "groups", "aliases",
+    }  # fmt: skip
+
+    deleted = delete_with(destination, DeletionNotice.from_json(notice_json()))
+
+    after = every_row(postgres)
+    for table, rows in before.items():
+        kept = Counter({row: n for row, n in rows.items() if not names_the_gone_person(row)})
+        assert after[table] == kept, f"{table}: exactly the other person's rows are left"
+    assert any(KEPT_USER in row for row in after["users"])
+    assert deleted == {table: count for table, count in gone_rows.items() if table != "notes"}
+
+
+def test_deleting_again_deletes_nothing_more(postgres: PostgresDatabase) -> None:
+    destination = load_two_people(postgres)
+    notice = DeletionNotice.from_json(notice_json())
+    first = delete_with(destination, notice)
+    left = every_row(postgres)
+    second = delete_with(destination, notice)
+    assert sum(first.values()) > 0
+    assert second == dict.fromkeys(first, 0)
+    assert every_row(postgres) == left
+
+
+def test_a_deletion_logs_counts_never_identifiers(postgres: PostgresDatabase, caplog: pytest.LogCaptureFixture) -> None:
+    destination = load_two_people(postgres)
+    caplog.set_level(logging.DEBUG)
+    delete_with(destination, DeletionNotice.from_json(notice_json()))
+    assert "regulation 17 deleted rows" in caplog.text
+    for value in GONE_VALUES:
+        assert value not in caplog.text
+
+
+def test_a_refused_connection_is_retryable(postgres: PostgresDatabase) -> None:
+    with socket.socket() as unused:  # a loopback port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    kind = WarehouseKind()
+    dsn = f"postgresql://postgres@127.0.0.1:{port}/{postgres.name}"
+    destination = kind.create("warehouse-test", kind.validate({"dsn": dsn, "allow": ["127.0.0.1"]}))
+    with pytest.raises(RetryableError, match=r"warehouse connecting: .*refused"):
+        delete_with(destination, DeletionNotice.from_json(notice_json()))
+    assert destination.last_deletion == {}
+
+
+# -- which destinations accept one ----------------------------------------------------------------------------------
+
+
+def test_webhook_and_warehouse_accept_notices_files_and_nats_do_not(tmp_path: Path) -> None:
+    webhook = WebhookDestination(
+        "hooks", WebhookSettings(url=URL("https://hooks.example.com/"), secrets=(new_secret(),))
+    )
+    warehouse = WarehouseKind().create("wh", {"dsn": "postgresql://u@8.8.8.8/db"})
+    files = FilesKind().create("files", {"directory": str(tmp_path)})
+    nats = NatsKind().create("nats", {"url": "nats://127.0.0.1:4222", "allow": ["127.0.0.1"]})
+    assert accepts_deletion(webhook) and accepts_deletion(warehouse)
+    assert not accepts_deletion(files) and not accepts_deletion(nats)
+
+    class BlockingDelete:
+        def delete(self, notice: DeletionNotice) -> None: ...
+
+    assert not accepts_deletion(BlockingDelete())  # the delivery loop awaits `delete`: a plain function is not one
