@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
+import psycopg
 import pytest
 import standardwebhooks
 from webhook_sink import Reply, WebhookSink
@@ -333,6 +334,48 @@ def test_a_deletion_logs_counts_never_identifiers(postgres: PostgresDatabase, ca
     assert "regulation 17 deleted rows" in caplog.text
     for value in GONE_VALUES:
         assert value not in caplog.text
+
+
+LOADER = "application_name = 'tributary:warehouse-test'"
+
+
+async def wait_for_loader_on_a_lock(database: PostgresDatabase) -> None:
+    for _ in range(1000):
+        waiting = database.query(f"SELECT count(*) FROM pg_stat_activity WHERE {LOADER} AND wait_event_type = 'Lock'")
+        if waiting[0][0]:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the delivery never waited on the lock")
+
+
+def test_a_deletion_waits_for_the_delivery_in_progress_and_outlives_its_failure(postgres: PostgresDatabase) -> None:
+    # The worker's delivery and the deletion share the destination's one connection. The delivery is held inside
+    # its transaction (its COPY waits on a table locked by another session), the deletion is asked for then, and the
+    # delivery's connection is killed: the deletion, had it joined that transaction, would fail with it.
+    destination = load_two_people(postgres)
+    order = call("track", 12, userId=KEPT_USER, event="Order Completed", properties={"total": 1.0})
+
+    async def scenario() -> None:
+        locker = await psycopg.AsyncConnection.connect(postgres.dsn)
+        try:
+            await locker.execute("LOCK TABLE tributary.order_completed IN ACCESS EXCLUSIVE MODE")
+            delivery = asyncio.create_task(
+                destination.deliver(Batch.of_events("warehouse-test", [order], [order["messageId"]]))
+            )
+            await wait_for_loader_on_a_lock(postgres)
+            deletion = asyncio.create_task(destination.delete(DeletionNotice.from_json(notice_json())))
+            await asyncio.sleep(0.1)  # the deletion starts, and waits
+            postgres.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {LOADER}")
+            with pytest.raises(RetryableError, match="order_completed"):
+                await delivery
+            await locker.commit()  # the deletion (on a fresh connection) deletes from it too
+            await asyncio.wait_for(deletion, timeout=20)
+        finally:
+            await locker.close()
+            await destination.close()
+
+    run(scenario)
+    assert not any(names_the_gone_person(row) for rows in every_row(postgres).values() for row in rows)
 
 
 def test_a_refused_connection_is_retryable(postgres: PostgresDatabase) -> None:

@@ -30,6 +30,7 @@ reason names the step and table and carries the server's message.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
@@ -132,6 +133,9 @@ class WarehouseDestination:
         self._columns: dict[str, dict[str, str]] = {}
         # table → rows removed by the last deletion notice that completed (for tests and the receipt's detail).
         self.last_deletion: dict[str, int] = {}
+        # Deliveries and deletions share the one connection, so its transaction: one at a time, or a deletion's
+        # commit would commit half a batch, and one's failure would drop the other's connection.
+        self._transaction = asyncio.Lock()
 
     def __repr__(self) -> str:  # never the DSN: it may hold a password
         return f"WarehouseDestination({self.name!r}, schema={self.settings.schema!r})"
@@ -151,25 +155,26 @@ class WarehouseDestination:
         tables = plan.tables
         nulled: Counter[str] = Counter()
         step = "connecting"
-        try:
-            connection = await self._connect()
-            step = "creating tables and columns"
-            await self._ensure_columns(connection, tables)
-            # uuid_ts: one load time for the batch, as Segment's loader stamps a load.
-            load_time_us = time.time_ns() // 1000
-            async with connection.cursor() as cursor:
-                for table in tables:
-                    step = f"loading {self.settings.schema}.{table.name}"
-                    await self._load_table(cursor, plan, table, load_time_us, nulled)
-            step = "committing"
-            await connection.commit()
-        except psycopg.Error as error:
-            await self._drop_connection()
-            raise classify(error, step) from error
-        except BaseException:
-            # DeliveryError from _connect, cancellation, a bug: the connection's state is unknown either way.
-            await self._drop_connection()
-            raise
+        async with self._transaction:
+            try:
+                connection = await self._connect()
+                step = "creating tables and columns"
+                await self._ensure_columns(connection, tables)
+                # uuid_ts: one load time for the batch, as Segment's loader stamps a load.
+                load_time_us = time.time_ns() // 1000
+                async with connection.cursor() as cursor:
+                    for table in tables:
+                        step = f"loading {self.settings.schema}.{table.name}"
+                        await self._load_table(cursor, plan, table, load_time_us, nulled)
+                step = "committing"
+                await connection.commit()
+            except psycopg.Error as error:
+                await self._drop_connection()
+                raise classify(error, step) from error
+            except BaseException:
+                # DeliveryError from _connect, cancellation, a bug: the connection's state is unknown either way.
+                await self._drop_connection()
+                raise
         if nulled:
             self.stats.values_nulled.update(nulled)
             log.warning(
@@ -186,24 +191,25 @@ class WarehouseDestination:
         ids = {USER_ID: list(notice.user_ids), ANONYMOUS_ID: list(notice.anonymous_ids)}
         deleted: dict[str, int] = {}
         step = "connecting"
-        try:
-            connection = await self._connect()
-            step = "reading the schema's tables"
-            person_columns = await self._person_columns(connection)
-            async with connection.cursor() as cursor:
-                for table, columns in person_columns.items():
-                    matches = [(column, ids[kind]) for column, kind in columns if ids[kind]]
-                    if matches:
-                        step = f"deleting from {self.settings.schema}.{table}"
-                        deleted[table] = await self._delete_matching(cursor, table, matches)
-            step = "committing"
-            await connection.commit()
-        except psycopg.Error as error:
-            await self._drop_connection()
-            raise classify(error, step) from error
-        except BaseException:
-            await self._drop_connection()
-            raise
+        async with self._transaction:
+            try:
+                connection = await self._connect()
+                step = "reading the schema's tables"
+                person_columns = await self._person_columns(connection)
+                async with connection.cursor() as cursor:
+                    for table, columns in person_columns.items():
+                        matches = [(column, ids[kind]) for column, kind in columns if ids[kind]]
+                        if matches:
+                            step = f"deleting from {self.settings.schema}.{table}"
+                            deleted[table] = await self._delete_matching(cursor, table, matches)
+                step = "committing"
+                await connection.commit()
+            except psycopg.Error as error:
+                await self._drop_connection()
+                raise classify(error, step) from error
+            except BaseException:
+                await self._drop_connection()
+                raise
         self.last_deletion = deleted
         # Counts per table only, never an identifier.
         log.debug("warehouse %s: regulation %s deleted rows %s", self.name, notice.regulation_id, deleted)
