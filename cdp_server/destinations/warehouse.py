@@ -17,6 +17,11 @@ that readers wait on. The columns known per table are cached: read from informat
 after any error (which drops the connection: an undefined column, someone's `DROP`, is then seen at the next
 delivery).
 
+A deletion notice (deletion.py) is one transaction too: every row of the person, in every table of the schema that
+has a `user_id` or `anonymous_id` column (read from the catalog then: tables made by another loader or by hand hold
+rows as well), and their `users` rows (keyed by user id, the table having no `anonymous_id`). Nothing is inserted:
+the notice's events are for destinations that forward events.
+
 Errors: the connection refused, reset or lost, the server shutting down or starting, serialization failures,
 deadlocks, lock timeouts, a full disk, too many clients → `RetryableError`; authentication failures, permission
 denied, a schema that cannot be created, a table without a key on `id`, too many columns → `PermanentError`. The
@@ -25,6 +30,7 @@ reason names the step and table and carries the server's message.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
@@ -41,12 +47,15 @@ from psycopg.conninfo import make_conninfo
 
 from cdp_server import _core
 from cdp_server.destinations.base import Batch, DeliveryError, JsonObject, PermanentError, RetryableError
+from cdp_server.destinations.deletion import ANONYMOUS_ID, USER_ID, DeletionNotice
 from cdp_server.destinations.warehouse_settings import WarehouseSettings, check_hosts, pinned_connection_params
 
 log = logging.getLogger(__name__)
 
 # The load time: every table has it, no event sets it, and each payload's rows end with it.
 LOAD_TIME_COLUMN = "uuid_ts"
+# One row per user, keyed (`id`) by user id; an event named "Users" gets the table `_users`.
+USERS_TABLE = "users"
 
 # -- errors -------------------------------------------------------------------------------------------------------
 
@@ -122,6 +131,11 @@ class WarehouseDestination:
         self._connection: psycopg.AsyncConnection[tuple[Any, ...]] | None = None
         # table → column → information_schema data_type, as of the last read or our own DDL.
         self._columns: dict[str, dict[str, str]] = {}
+        # table → rows removed by the last deletion notice that completed (for tests and the receipt's detail).
+        self.last_deletion: dict[str, int] = {}
+        # Deliveries and deletions share the one connection, so its transaction: one at a time, or a deletion's
+        # commit would commit half a batch, and one's failure would drop the other's connection.
+        self._transaction = asyncio.Lock()
 
     def __repr__(self) -> str:  # never the DSN: it may hold a password
         return f"WarehouseDestination({self.name!r}, schema={self.settings.schema!r})"
@@ -141,25 +155,26 @@ class WarehouseDestination:
         tables = plan.tables
         nulled: Counter[str] = Counter()
         step = "connecting"
-        try:
-            connection = await self._connect()
-            step = "creating tables and columns"
-            await self._ensure_columns(connection, tables)
-            # uuid_ts: one load time for the batch, as Segment's loader stamps a load.
-            load_time_us = time.time_ns() // 1000
-            async with connection.cursor() as cursor:
-                for table in tables:
-                    step = f"loading {self.settings.schema}.{table.name}"
-                    await self._load_table(cursor, plan, table, load_time_us, nulled)
-            step = "committing"
-            await connection.commit()
-        except psycopg.Error as error:
-            await self._drop_connection()
-            raise classify(error, step) from error
-        except BaseException:
-            # DeliveryError from _connect, cancellation, a bug: the connection's state is unknown either way.
-            await self._drop_connection()
-            raise
+        async with self._transaction:
+            try:
+                connection = await self._connect()
+                step = "creating tables and columns"
+                await self._ensure_columns(connection, tables)
+                # uuid_ts: one load time for the batch, as Segment's loader stamps a load.
+                load_time_us = time.time_ns() // 1000
+                async with connection.cursor() as cursor:
+                    for table in tables:
+                        step = f"loading {self.settings.schema}.{table.name}"
+                        await self._load_table(cursor, plan, table, load_time_us, nulled)
+                step = "committing"
+                await connection.commit()
+            except psycopg.Error as error:
+                await self._drop_connection()
+                raise classify(error, step) from error
+            except BaseException:
+                # DeliveryError from _connect, cancellation, a bug: the connection's state is unknown either way.
+                await self._drop_connection()
+                raise
         if nulled:
             self.stats.values_nulled.update(nulled)
             log.warning(
@@ -167,6 +182,37 @@ class WarehouseDestination:
                 self.name,
                 dict(nulled),
             )
+
+    async def delete(self, notice: DeletionNotice) -> None:
+        """Deletes the person's rows from every table of the schema in one transaction, and records how many per
+        table in `last_deletion`; raises Retryable/PermanentError as `deliver` does (the connection then dropped).
+        Idempotent: a notice sent again deletes nothing more."""
+        self.last_deletion = {}
+        ids = {USER_ID: list(notice.user_ids), ANONYMOUS_ID: list(notice.anonymous_ids)}
+        deleted: dict[str, int] = {}
+        step = "connecting"
+        async with self._transaction:
+            try:
+                connection = await self._connect()
+                step = "reading the schema's tables"
+                person_columns = await self._person_columns(connection)
+                async with connection.cursor() as cursor:
+                    for table, columns in person_columns.items():
+                        matches = [(column, ids[kind]) for column, kind in columns if ids[kind]]
+                        if matches:
+                            step = f"deleting from {self.settings.schema}.{table}"
+                            deleted[table] = await self._delete_matching(cursor, table, matches)
+                step = "committing"
+                await connection.commit()
+            except psycopg.Error as error:
+                await self._drop_connection()
+                raise classify(error, step) from error
+            except BaseException:
+                await self._drop_connection()
+                raise
+        self.last_deletion = deleted
+        # Counts per table only, never an identifier.
+        log.debug("warehouse %s: regulation %s deleted rows %s", self.name, notice.regulation_id, deleted)
 
     async def close(self) -> None:
         await self._drop_connection()
@@ -213,6 +259,35 @@ class WarehouseDestination:
         for table, column, data_type in await cursor.fetchall():
             columns.setdefault(table, {})[column] = data_type
         return columns
+
+    async def _person_columns(
+        self, connection: psycopg.AsyncConnection[tuple[Any, ...]]
+    ) -> dict[str, list[tuple[str, str]]]:
+        """Table → (column, the identifier type its values are) for every table of the schema with a `user_id` or
+        `anonymous_id` column, and `users` by its `id` (a user id). Base tables only: a view's rows are its tables'."""
+        cursor = await connection.execute(
+            "SELECT c.table_name, c.column_name FROM information_schema.columns c"
+            " JOIN information_schema.tables t USING (table_schema, table_name)"
+            " WHERE c.table_schema = %s AND t.table_type = 'BASE TABLE'"
+            " AND (c.column_name = ANY(%s) OR (c.table_name = %s AND c.column_name = 'id'))"
+            " ORDER BY 1, 2",
+            (self.settings.schema, [USER_ID, ANONYMOUS_ID], USERS_TABLE),
+        )
+        columns: dict[str, list[tuple[str, str]]] = {}
+        for table, column in await cursor.fetchall():
+            columns.setdefault(table, []).append((column, USER_ID if column == "id" else column))
+        return columns
+
+    async def _delete_matching(
+        self, cursor: psycopg.AsyncCursor[tuple[Any, ...]], table: str, matches: Sequence[tuple[str, list[str]]]
+    ) -> int:
+        """Deletes the table's rows in which any of the columns holds one of its values; how many."""
+        where = sql.SQL(" OR ").join(sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)) for column, _ in matches)
+        target = sql.Identifier(self.settings.schema, table)
+        await cursor.execute(
+            sql.SQL("DELETE FROM {} WHERE {}").format(target, where), [values for _, values in matches]
+        )
+        return cursor.rowcount
 
     async def _ensure_columns(
         self, connection: psycopg.AsyncConnection[tuple[Any, ...]], tables: Iterable[_core.WarehouseTable]

@@ -6,6 +6,10 @@ The receiver's answer is classified for the delivery worker, which owns retries 
 letters: 2xx delivered; 408, 429, 5xx, timeouts and broken connections retryable (honouring
 `Retry-After`); 413 too large (the worker splits the batch); any other answer permanent.
 
+A deletion notice (deletion.py) is sent the same way, as a batch of its events (the person's
+`Audience Exited` events, then the `delete` event): the receiver verifies and reads it like any
+other delivery.
+
 Every request, and every redirect target, passes the SSRF policy (addresses.py) at delivery as
 well as at configuration: aiohttp never follows redirects itself, this module follows at most
 three, each checked, and the session's resolver refuses names that now resolve to a refused
@@ -30,6 +34,7 @@ from functools import cached_property
 from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
@@ -51,6 +56,7 @@ from cdp_server.destinations.base import (
     PermanentError,
     RetryableError,
 )
+from cdp_server.destinations.deletion import DeletionNotice
 from cdp_server.destinations.signing import new_secret, sign, validate_secret
 
 DEFAULT_TIMEOUT_SECS = 10.0
@@ -288,6 +294,22 @@ class WebhookDestination:
         except aiohttp.ClientError as error:
             # Broken responses and the like: the receiver may do better next time.
             raise RetryableError(f"{type(error).__name__} from {host_and_port(url)}: {error}") from None
+
+    async def delete(self, notice: DeletionNotice) -> None:
+        """Sends the notice's events exactly as `deliver` sends a batch (one signed POST, same errors), except that
+        a 413 is answered here, not by the worker: the events go again in halves, in order, so that the `delete`
+        event still arrives last; a single event that is still too large is a `PermanentError`."""
+        events = [orjson.loads(event) for event in notice.events]
+        await self._deliver_in_order(Batch.of_events(self.name, events, [event["messageId"] for event in events]))
+
+    async def _deliver_in_order(self, batch: Batch) -> None:
+        try:
+            await self.deliver(batch)
+        except PayloadTooLarge as too_large:
+            if len(batch) == 1:
+                raise PermanentError(too_large.reason) from None
+            for half in batch.split():
+                await self._deliver_in_order(half)
 
     async def _post(self, url: URL, headers: Mapping[str, str], body: bytes) -> URL | None:
         """None once delivered, or the redirect's target (checked); raises for any other answer."""
