@@ -60,6 +60,9 @@ class Settings:
     # Tests only: the delivery workers' clock runs this many times faster than the wall clock
     # (retry backoffs and the retry window shrink by as much).
     delivery_time_scale: float = 1.0
+    # Tests only: a privacy deletion waits this long after each of its stages (to kill the server
+    # mid-way and see the deletion resume).
+    deletion_stage_pause_secs: float = 0.0
     log_level: str = "INFO"
     # Logs on stderr: "json" (one object per line, for collectors) or "text" (for people).
     log_format: str = "json"

@@ -1,13 +1,15 @@
-"""`cdp privacy inventory|patterns|protect`: where personal data was seen (Segment's Privacy
-Portal), the workspace's own classes of it, and what each source hashes or drops before storing."""
+"""`cdp privacy`: regulations (suppress, unsuppress, delete, status), where personal data was seen
+(Segment's Privacy Portal), the workspace's own classes of it, and what each source hashes or drops."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import click
 import grpc
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from tributary._proto.cdp.v1 import admin_pb2_grpc, governance_pb2
 
@@ -212,6 +214,7 @@ def _regulation_json(regulation: governance_pb2.Regulation) -> dict[str, Any]:
         "created_at": iso_time(regulation.created_at_ms),
         "finished_at": iso_time(regulation.finished_at_ms) if regulation.finished_at_ms else None,
         "stores": [{"store": s.store, "status": _status_name(s.status), "detail": s.detail} for s in regulation.stores],
+        "engine_seconds": regulation.engine_seconds,
     }
 
 
@@ -224,7 +227,7 @@ def _identifiers(given: tuple[str, ...], file: click.File | None) -> list[str]:
     return identifiers
 
 
-def _regulate(kind: int, identifiers: list[str], target: str, token: str, as_json: bool) -> None:
+def _regulate(kind: int, identifiers: list[str], target: str, token: str, as_json: bool, *, wait: bool = False) -> None:
     stub = admin_pb2_grpc.AdminServiceStub(channel(target))
     try:
         regulation = stub.CreateRegulation(
@@ -232,9 +235,38 @@ def _regulate(kind: int, identifiers: list[str], target: str, token: str, as_jso
             metadata=admin_metadata(token),
             timeout=RPC_TIMEOUT_SECS,
         )
+        if wait:
+            regulation = _wait(stub, regulation, token, show=not as_json)
     except grpc.RpcError as exc:
         fail_rpc(exc, target)
     _show(regulation, as_json)
+
+
+_WAIT_POLL_SECS = 0.25
+_SETTLED = (governance_pb2.REGULATION_STATUS_FINISHED, governance_pb2.REGULATION_STATUS_FAILED)
+
+
+def _wait(
+    stub: admin_pb2_grpc.AdminServiceStub, regulation: governance_pb2.Regulation, token: str, *, show: bool
+) -> governance_pb2.Regulation:
+    """Polls a regulation until it has finished, with a bar of its stages on stderr."""
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, disable=not show, transient=True) as progress:
+        task = progress.add_task("deleting", total=len(regulation.stores))
+        while not regulation.finished_at_ms:
+            time.sleep(_WAIT_POLL_SECS)
+            regulation = stub.GetRegulation(
+                governance_pb2.GetRegulationRequest(id=regulation.id),
+                metadata=admin_metadata(token),
+                timeout=RPC_TIMEOUT_SECS,
+            )
+            running = [s.store for s in regulation.stores if s.status not in _SETTLED]
+            progress.update(
+                task,
+                description=running[0] if running else "finishing",
+                completed=len(regulation.stores) - len(running),
+            )
+    return regulation
 
 
 def _show(regulation: governance_pb2.Regulation, as_json: bool) -> None:
@@ -242,8 +274,10 @@ def _show(regulation: governance_pb2.Regulation, as_json: bool) -> None:
     if as_json:
         print_json(shown)
         return
+    took = f" ({regulation.engine_seconds * 1000:.0f} ms in the engine)" if regulation.engine_seconds else ""
+    counted = f"{len(shown['identifiers'])} identifiers"
     console.print(
-        f"Regulation {shown['id']} ({shown['type']}, {len(shown['identifiers'])} identifiers): {shown['status']}.",
+        f"Regulation {shown['id']} ({shown['type']}, {counted}): {shown['status']}{took}.",
         highlight=False,
     )
     for store in shown["stores"]:
@@ -278,23 +312,55 @@ def unsuppress(identifiers: tuple[str, ...], file: click.File | None, target: st
     _regulate(governance_pb2.REGULATION_TYPE_UNSUPPRESS, _identifiers(identifiers, file), target, token, as_json)
 
 
-@privacy.command("status")
-@click.argument("regulation", type=int, required=False)
+@privacy.command("delete")
+@click.argument("identifiers", nargs=-1)
+@_file_option
+@click.option(
+    "--keep-collecting",
+    is_flag=True,
+    help="DELETE_ONLY: delete what is stored but keep collecting new events (default: SUPPRESS_WITH_DELETE).",
+)
+@click.option("--wait", is_flag=True, help="Wait until the deletion has finished, with a progress bar.")
 @target_option
 @token_option
 @json_option
-def status(regulation: int | None, target: str, token: str, as_json: bool) -> None:
+def delete(
+    identifiers: tuple[str, ...],
+    file: click.File | None,
+    keep_collecting: bool,
+    wait: bool,
+    target: str,
+    token: str,
+    as_json: bool,
+) -> None:
+    """Delete the people named by IDENTIFIERS (type:value, up to 5,000) and everything linked to
+    them: events, identifiers, traits, audience memberships, pending deliveries; destinations that
+    accept one get a deletion notice. New events of theirs are refused unless --keep-collecting.
+    The receipt lists each store's status (`cdp privacy status ID`)."""
+    kind = (
+        governance_pb2.REGULATION_TYPE_DELETE_ONLY
+        if keep_collecting
+        else governance_pb2.REGULATION_TYPE_SUPPRESS_WITH_DELETE
+    )
+    _regulate(kind, _identifiers(identifiers, file), target, token, as_json, wait=wait)
+
+
+@privacy.command("status")
+@click.argument("regulation", type=int, required=False)
+@click.option("--wait", is_flag=True, help="Wait until the regulation has finished.")
+@target_option
+@token_option
+@json_option
+def status(regulation: int | None, wait: bool, target: str, token: str, as_json: bool) -> None:
     """A regulation's receipt (per-store status), or the latest regulations."""
     stub = admin_pb2_grpc.AdminServiceStub(channel(target))
     metadata = admin_metadata(token)
     try:
         if regulation is not None:
-            _show(
-                stub.GetRegulation(
-                    governance_pb2.GetRegulationRequest(id=regulation), metadata=metadata, timeout=RPC_TIMEOUT_SECS
-                ),
-                as_json,
+            receipt = stub.GetRegulation(
+                governance_pb2.GetRegulationRequest(id=regulation), metadata=metadata, timeout=RPC_TIMEOUT_SECS
             )
+            _show(_wait(stub, receipt, token, show=not as_json) if wait else receipt, as_json)
             return
         reply = stub.ListRegulations(
             governance_pb2.ListRegulationsRequest(), metadata=metadata, timeout=RPC_TIMEOUT_SECS

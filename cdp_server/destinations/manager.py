@@ -5,9 +5,10 @@ settles and blocking deliveries run in a thread pool, never on the loop).
 The admin service calls `reload` after every change to a destination; the manager then starts,
 restarts (definition changed) or stops workers to match the definitions in the engine.
 
-It also watches backlogs: a destination whose backlog passes its `max_backlog` is logged as
-lagging (a warning, once, then again when it has caught up), the alert beside the
-`destination_lagging` gauge of /metrics.
+It also sends deletion notices (notices.py) through the running destinations, and watches
+backlogs: a destination whose backlog passes its `max_backlog` is logged as lagging (a warning,
+once, then again when it has caught up), the alert beside the `destination_lagging` gauge of
+/metrics.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tributary._proto.cdp.v1 import destination_pb2
 from cdp_server import _core
 from cdp_server.destinations.kinds import kind_named
 from cdp_server.destinations.mappings import transform_for
+from cdp_server.destinations.notices import NoticeSender
 from cdp_server.destinations.retry import Clock, RetryPolicy, SystemClock
 from cdp_server.destinations.worker import DestinationWorker, Replay, close_destination
 
@@ -73,11 +75,18 @@ class DeliveryManager:
         self._running: dict[str, _Running] = {}
         self._lagging: set[str] = set()
         self._lag_watch: concurrent.futures.Future[None] | None = None
+        self._notices: concurrent.futures.Future[None] | None = None
 
     def start(self) -> None:
         self._thread.start()
         self.reload()
         self._lag_watch = asyncio.run_coroutine_threadsafe(self._watch_lag(), self._loop)
+        sender = NoticeSender(self._engine, self._clock, self._worker_named)
+        self._notices = asyncio.run_coroutine_threadsafe(sender.run(), self._loop)
+
+    def _worker_named(self, name: str) -> DestinationWorker | None:
+        running = self._running.get(name)
+        return running.worker if running is not None else None
 
     def _run_loop(self) -> None:
         lower_thread_priority()
@@ -114,8 +123,9 @@ class DeliveryManager:
             self._thread.join(timeout)
 
     async def _stop_all(self) -> None:
-        if self._lag_watch is not None:
-            self._lag_watch.cancel()
+        for watcher in (self._lag_watch, self._notices):
+            if watcher is not None:
+                watcher.cancel()
         for name in list(self._running):
             await self._stop(name)
 

@@ -112,6 +112,7 @@ def start(settings: Settings) -> RunningServer:
             max_rejected_kept=settings.max_rejected_kept,
             engage_tick_secs=settings.engage_tick_secs,
             source_rate_limit=settings.http_rate_limit,
+            deletion_stage_pause_secs=settings.deletion_stage_pause_secs,
         )
     except BaseException:
         server.stop(None)  # releases the port

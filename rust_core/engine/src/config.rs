@@ -30,6 +30,9 @@ pub struct EngineConfig {
     /// Ingest requests a second each source may make, over every surface together (Segment's
     /// default: 1,000); ≤ 0: no limit.
     pub source_rate_limit: f64,
+    /// Tests only: a privacy deletion waits this long after each stage (to kill the process
+    /// mid-way and see it resume).
+    pub deletion_stage_pause: Duration,
 }
 
 impl EngineConfig {
@@ -47,6 +50,7 @@ impl EngineConfig {
             max_rejected_kept: 10_000,
             engage_tick: Duration::from_secs(60),
             source_rate_limit: 0.0,
+            deletion_stage_pause: Duration::ZERO,
         }
     }
 }

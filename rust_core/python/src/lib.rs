@@ -168,9 +168,11 @@ impl Engine {
     ///     engage_tick_secs: how often real-time audiences with time windows are re-evaluated.
     ///     source_rate_limit: ingest requests a second per source, over gRPC and HTTP together
     ///         (0: no limit).
+    ///     deletion_stage_pause_secs: tests only: a privacy deletion waits this long after each
+    ///         stage.
     #[new]
     #[allow(clippy::too_many_arguments)] // one keyword argument per engine setting, as Python sees it
-    #[pyo3(signature = (data_dir, *, map_size=1<<30, dedupe_window_secs=604800.0, max_group_events=50_000, unsafe_no_sync=false, max_event_bytes=32*1024, snapshots=true, snapshot_every_events=2_000_000, max_rejected_kept=10_000, engage_tick_secs=60.0, source_rate_limit=0.0))]
+    #[pyo3(signature = (data_dir, *, map_size=1<<30, dedupe_window_secs=604800.0, max_group_events=50_000, unsafe_no_sync=false, max_event_bytes=32*1024, snapshots=true, snapshot_every_events=2_000_000, max_rejected_kept=10_000, engage_tick_secs=60.0, source_rate_limit=0.0, deletion_stage_pause_secs=0.0))]
     fn new(
         py: Python<'_>,
         data_dir: PathBuf,
@@ -184,6 +186,7 @@ impl Engine {
         max_rejected_kept: usize,
         engage_tick_secs: f64,
         source_rate_limit: f64,
+        deletion_stage_pause_secs: f64,
     ) -> PyResult<Self> {
         if !(engage_tick_secs.is_finite() && engage_tick_secs > 0.0) {
             return Err(InvalidRequest::new_err("engage_tick_secs must be a positive number"));
@@ -204,6 +207,7 @@ impl Engine {
             max_rejected_kept,
             engage_tick: Duration::from_secs_f64(engage_tick_secs),
             source_rate_limit,
+            deletion_stage_pause: Duration::from_secs_f64(deletion_stage_pause_secs.clamp(0.0, 3600.0)),
             ..EngineConfig::new(data_dir)
         };
         let inner = without_gil(py, move || CoreEngine::open(config))?;
@@ -637,6 +641,9 @@ impl DeliveryRead {
     }
 }
 
+/// A deletion notice as Python gets it: (regulation, destination, highest removed seq, JSON).
+type PendingNotice<'py> = (u64, String, u64, Bound<'py, PyBytes>);
+
 /// What delivery workers call: reads, cursors, dead letters and counts.
 #[pymethods]
 impl Engine {
@@ -761,6 +768,34 @@ impl Engine {
         let engine = &self.inner;
         let seqs = unpack_seqs(seqs)?;
         without_gil(py, || engine.queue_replay(id, &seqs, dead_letters))
+    }
+
+    /// Deletion notices not yet taken by their destination: (regulation id, destination name,
+    /// the highest removed log sequence (the destination's cursor passes it first), the notice
+    /// as JSON).
+    fn deletion_notices<'py>(&self, py: Python<'py>) -> PyResult<Vec<PendingNotice<'py>>> {
+        let engine = &self.inner;
+        let notices = without_gil(py, || engine.deletion_notices())?;
+        Ok(notices
+            .into_iter()
+            .map(|(regulation, name, through, notice)| (regulation, name, through, PyBytes::new(py, &notice)))
+            .collect())
+    }
+
+    /// Records that destination `destination` took regulation `regulation`'s notice (`ok`) or
+    /// gave up on it, with what it did.
+    fn finish_deletion_notice(
+        &self,
+        py: Python<'_>,
+        regulation: u64,
+        destination: &str,
+        ok: bool,
+        detail: &str,
+    ) -> PyResult<()> {
+        let engine = &self.inner;
+        without_gil(py, || {
+            engine.finish_deletion_notice(regulation, destination, ok, detail)
+        })
     }
 
     /// Destination `id`'s unfinished replays, oldest first: (number, of dead letters, packed

@@ -307,6 +307,7 @@ fn advance(shared: &Shared, jobs: &Sender<Job>, id: u64) -> Result<bool> {
         store
             .log
             .write_with_growth(|txn| write(txn, store, &regulation, None))?;
+        pause(shared);
     }
     let notices_out = regulation
         .stores
@@ -382,6 +383,7 @@ fn erase_events(shared: &Shared, jobs: &Sender<Job>, work: &mut Work, regulation
         RegulationStatus::Finished,
         events_detail(removed, exited.len()),
     );
+    pause(shared);
     let outcome = shared
         .profiles
         .lock()
@@ -403,6 +405,14 @@ fn erase_events(shared: &Shared, jobs: &Sender<Job>, work: &mut Work, regulation
     regulation.engine_seconds += started.elapsed().as_secs_f64();
     store.log.write_with_growth(|txn| write(txn, store, regulation, None))?;
     Ok(())
+}
+
+/// The test setting `deletion_stage_pause` (a chance to kill the process between stages).
+fn pause(shared: &Shared) {
+    let pause = shared.config.deletion_stage_pause;
+    if !pause.is_zero() {
+        std::thread::sleep(pause);
+    }
 }
 
 fn events_detail(removed: usize, exited: usize) -> String {
