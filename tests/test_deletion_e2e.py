@@ -60,7 +60,11 @@ def ann_events() -> list[event_pb2.Event]:
         track("ann-3", user_id=ANN_USER, timestamp=ts(BASE_MS + 2000), properties={"street": ANN_STREET, "total": 30}),
         track("ann-4", user_id="", anonymous_id=ANN_DEVICE, name="Product Viewed", timestamp=ts(BASE_MS + 3000)),
         event_pb2.Event(
-            type=event_pb2.EVENT_TYPE_GROUP, message_id="ann-5", user_id=ANN_USER, group_id="acme", timestamp=ts(BASE_MS)
+            type=event_pb2.EVENT_TYPE_GROUP,
+            message_id="ann-5",
+            user_id=ANN_USER,
+            group_id="acme",
+            timestamp=ts(BASE_MS),
         ),
     ]
 
@@ -155,7 +159,7 @@ def test_a_person_is_deleted_from_every_store_and_destination_through_two_kills(
     made = json.loads(cdp(server, "privacy", "delete", f"email:{ANN_EMAIL}", "--json").stdout)
     regulation = made["id"]
     assert made["status"] == "INITIALIZED"
-    assert [s["store"] for s in made["stores"]][0] == "suppression list"
+    assert made["stores"][0]["store"] == "suppression list"
 
     # Kill 1: the events have left the log; the profiles and the other stores are not cleaned yet.
     regulations = Regulations(server)
