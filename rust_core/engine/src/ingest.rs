@@ -540,12 +540,16 @@ impl Engine {
 
 /// See `Engine::snapshot`.
 pub(crate) fn write_snapshot(shared: &Shared) -> Result<()> {
-    let Some(snapshots) = &shared.snapshots else {
-        return Ok(());
-    };
     if let Some(writing) = shared.snapshot_writer.lock().take() {
         let _ = writing.join();
     }
+    encode_and_write_snapshot(shared)
+}
+
+fn encode_and_write_snapshot(shared: &Shared) -> Result<()> {
+    let Some(snapshots) = &shared.snapshots else {
+        return Ok(());
+    };
     let (bytes, covers) = {
         let state = shared.profiles.lock();
         let covers = (state.resolved_through, state.administration());
@@ -556,6 +560,32 @@ pub(crate) fn write_snapshot(shared: &Shared) -> Result<()> {
     };
     snapshots.write(SNAPSHOT_NAME, &bytes)?;
     *shared.snapshot_covers.lock() = covers;
+    Ok(())
+}
+
+/// A privacy deletion's snapshot stage: the snapshot on disk (and any being written, waited
+/// for) predates the deletion, so it is removed now; a new one is written on a thread of its own
+/// (its cost is the whole state's, not the person's). Until it is, a restart replays the log.
+pub(crate) fn replace_snapshot(shared: &Arc<Shared>) -> Result<()> {
+    let Some(snapshots) = &shared.snapshots else {
+        return Ok(());
+    };
+    let mut writer = shared.snapshot_writer.lock();
+    if let Some(writing) = writer.take() {
+        let _ = writing.join();
+    }
+    snapshots.remove(SNAPSHOT_NAME)?;
+    *shared.snapshot_covers.lock() = (0, 0);
+    let rewriting = Arc::clone(shared);
+    let spawned = std::thread::Builder::new()
+        .name("tributary-snapshot".into())
+        .spawn(move || {
+            if let Err(err) = encode_and_write_snapshot(&rewriting) {
+                log::warn!("no identity snapshot after a deletion (the next start replays the log): {err}");
+            }
+        })
+        .map_err(|e| EngineError::Storage(format!("cannot start the snapshot writer: {e}")))?;
+    *writer = Some(spawned);
     Ok(())
 }
 

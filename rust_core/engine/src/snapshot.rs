@@ -81,6 +81,19 @@ impl Snapshots {
 
     /// The snapshot `name`, or why it cannot be used (`Ok(Err(reason))`): the caller then
     /// rebuilds from the log. `Err` only for faults reading a file that exists.
+    /// Removes a snapshot (absent already: nothing to do), durably.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        let io = |what: &str, e: std::io::Error| EngineError::Storage(format!("snapshot {name}: cannot {what}: {e}"));
+        match fs::remove_file(self.path(name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io("remove it", e)),
+        }
+        fs::File::open(&self.dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| io("fsync its directory", e))
+    }
+
     pub fn read<T: DeserializeOwned>(&self, name: &str) -> Result<std::result::Result<T, String>> {
         let path = self.path(name);
         let bytes = match fs::read(&path) {

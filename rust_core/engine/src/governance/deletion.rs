@@ -22,7 +22,7 @@
 //! to find the index entries and to tell destinations whom to delete); the last stage drops them
 //! and then scrubs, so nothing of the person remains in the data files once it is FINISHED.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -98,6 +98,9 @@ pub struct Control {
     wake: Mutex<bool>,
     changed: Condvar,
     pub(crate) stopping: AtomicBool,
+    /// Deletions whose events this process removed from the log and whose profiles stage has not
+    /// finished (it failed): their profiles are erased again, not taken as rebuilt at start-up.
+    erased_here: Mutex<FxHashSet<u64>>,
 }
 
 impl Control {
@@ -191,7 +194,7 @@ fn set_stage(regulation: &mut Regulation, name: &str, status: RegulationStatus, 
 }
 
 /// The thread: works every deletion that is not finished, oldest first, until the engine closes.
-pub(crate) fn run(shared: &Shared, jobs: &Sender<Job>) {
+pub(crate) fn run(shared: &Arc<Shared>, jobs: &Sender<Job>) {
     let control = &shared.deletions;
     while !control.stopping.load(Ordering::Acquire) {
         let pending = match pending(&shared.store) {
@@ -256,7 +259,7 @@ fn write(txn: &mut RwTxn<'_>, store: &Store, regulation: &Regulation, work: Opti
 }
 
 /// Takes one deletion as far as it can go; true once it is finished.
-fn advance(shared: &Shared, jobs: &Sender<Job>, id: u64) -> Result<bool> {
+fn advance(shared: &Arc<Shared>, jobs: &Sender<Job>, id: u64) -> Result<bool> {
     let store = &shared.store;
     let Some((mut work, mut regulation)) = read(store, id)? else {
         return Ok(true);
@@ -270,17 +273,22 @@ fn advance(shared: &Shared, jobs: &Sender<Job>, id: u64) -> Result<bool> {
     if !done(&regulation, EVENTS) {
         erase_events(shared, jobs, &mut work, &mut regulation)?;
     } else if !done(&regulation, PROFILES) {
-        // The crash came between the two: start-up rebuilt the profiles from the log, which no
-        // longer holds the events (a snapshot from before the deletion is not loaded).
-        set_stage(
-            &mut regulation,
-            PROFILES,
-            RegulationStatus::Finished,
-            "rebuilt from the log at start-up".into(),
-        );
-        store
-            .log
-            .write_with_growth(|txn| write(txn, store, &regulation, None))?;
+        if shared.deletions.erased_here.lock().contains(&id) {
+            let identifiers = work.erased.as_ref().map(|e| e.identifiers.clone()).unwrap_or_default();
+            erase_profiles(shared, &identifiers, &mut regulation)?;
+        } else {
+            // The crash came between the two: start-up rebuilt the profiles from the log, which
+            // no longer holds the events (a snapshot from before the deletion is not loaded).
+            set_stage(
+                &mut regulation,
+                PROFILES,
+                RegulationStatus::Finished,
+                "rebuilt from the log at start-up".into(),
+            );
+            store
+                .log
+                .write_with_growth(|txn| write(txn, store, &regulation, None))?;
+        }
     }
     let erased = work
         .erased
@@ -292,8 +300,8 @@ fn advance(shared: &Shared, jobs: &Sender<Job>, id: u64) -> Result<bool> {
         (VIOLATIONS, &|| erase_examples(store, id, erased)),
         (DEAD_LETTERS, &|| erase_dead_letters(store, erased)),
         (SNAPSHOT, &|| {
-            crate::ingest::write_snapshot(shared)?;
-            Ok("rewritten without the person".into())
+            crate::ingest::replace_snapshot(shared)?;
+            Ok("the one from before removed; rewritten in the background".into())
         }),
     ];
     for (name, work_stage) in stages {
@@ -349,13 +357,11 @@ fn erase_events(shared: &Shared, jobs: &Sender<Job>, work: &mut Work, regulation
     let identifiers = erased.identifiers.clone();
     work.erased = Some(erased);
     // What the writer's transaction records with the removal.
-    let applied = Arc::new(AtomicU64::new(0));
     let record: EraseRecord = {
         let dbs = store.log_dbs;
         let mut regulation = regulation.clone();
         let work = encode(work)?;
         let highest = seqs.last().copied().unwrap_or(0);
-        let applied = Arc::clone(&applied);
         let exited = exited.len();
         Box::new(move |txn: &mut RwTxn<'_>, removed: usize| -> Result<()> {
             let count = dbs.meta.get(txn, META_APPLIED)?.unwrap_or(0) + 1;
@@ -372,7 +378,6 @@ fn erase_events(shared: &Shared, jobs: &Sender<Job>, work: &mut Work, regulation
                 .regulations
                 .put(txn, &regulation.id, &regulation.encode_to_vec())?;
             dbs.regulations.deletions.put(txn, &regulation.id, &work)?;
-            applied.store(count, Ordering::Release);
             Ok(())
         })
     };
@@ -383,11 +388,17 @@ fn erase_events(shared: &Shared, jobs: &Sender<Job>, work: &mut Work, regulation
         RegulationStatus::Finished,
         events_detail(removed, exited.len()),
     );
+    shared.deletions.erased_here.lock().insert(regulation.id);
+    regulation.engine_seconds += started.elapsed().as_secs_f64();
     pause(shared);
-    let outcome = shared
-        .profiles
-        .lock()
-        .erase(store, &identifiers, applied.load(Ordering::Acquire))?;
+    erase_profiles(shared, &identifiers, regulation)
+}
+
+/// The profiles stage: the in-memory state without the events the log no longer holds.
+fn erase_profiles(shared: &Shared, identifiers: &[Identifier], regulation: &mut Regulation) -> Result<()> {
+    let store = &shared.store;
+    let started = Instant::now();
+    let outcome = shared.profiles.lock().erase(store, identifiers, applied(store)?)?;
     if shared.engage_hub.active.load(Ordering::Acquire) {
         shared.engage_hub.send(crate::engage::realtime::Message::ReconcileAll);
     }
@@ -404,6 +415,7 @@ fn erase_events(shared: &Shared, jobs: &Sender<Job>, work: &mut Work, regulation
     );
     regulation.engine_seconds += started.elapsed().as_secs_f64();
     store.log.write_with_growth(|txn| write(txn, store, regulation, None))?;
+    shared.deletions.erased_here.lock().remove(&regulation.id);
     Ok(())
 }
 
