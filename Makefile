@@ -86,6 +86,7 @@ bench: $(STAMP)/build $(STAMP)/wrk $(STAMP)/nats-server $(STAMP)/postgresql ## R
 	$(PY) -m benchmarks.audiences $(BENCH_FLAGS) || status=1; \
 	$(PY) -m benchmarks.connections $(BENCH_FLAGS) || status=1; \
 	$(PY) -m benchmarks.governance $(BENCH_FLAGS) || status=1; \
+	$(PY) -m benchmarks.deletion $(BENCH_FLAGS) || status=1; \
 	exit $$status
 
 # Fuzzing (fuzz/, atheris): FUZZ_SECS seconds per target (FUZZ_TARGETS), with the engine built

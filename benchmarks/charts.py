@@ -83,7 +83,7 @@ def _milliseconds(value: float, _: object = None) -> str:
     return f"{value:g}"
 
 
-def _bar_colour(bar: Bar) -> str:
+def _bar_colour(bar: Bar | SecondsBar) -> str:
     if bar.baseline:
         return BASELINE_COLOUR
     if bar.met is None:
@@ -406,4 +406,53 @@ def ratio_chart(
         for y, value in ((1, panel.baseline), (0, panel.ours)):
             axes.text(value + top * 0.01, y, f"{value:,.0f}/s", va="center", fontsize=8.5)
         _target_and_ratio(axes, panel.title, panel.unit, panel.ours, panel.baseline, panel.target_share)
+    return _save(figure, path)
+
+
+@dataclass(frozen=True)
+class SecondsBar:
+    """One row of a chart of durations against a bound.
+
+    Attributes:
+        label: What took that long, e.g. "engine, median of 5 deletions".
+        seconds: How long.
+        met: Whether it is within the bound (None: a figure shown for context).
+        baseline: A baseline, drawn grey.
+    """
+
+    label: str
+    seconds: float
+    met: bool | None = None
+    baseline: bool = False
+
+
+def seconds_chart(
+    bars: Sequence[SecondsBar],
+    path: Path,
+    *,
+    title: str,
+    target_s: float,
+    xlabel: str,
+    subtitle: str = "",
+    quick: bool = False,
+) -> Path:
+    """Horizontal bars of seconds on a log scale (a baseline can be orders of magnitude longer),
+    each labelled, the bound as a dotted line."""
+    figure = _figure(10, 0.55 * len(bars) + 1.7, title, subtitle, quick)
+    axes = figure.add_subplot()
+    rows = list(reversed(bars))  # the first bar on top
+    values = [max(bar.seconds, 1e-4) for bar in rows]
+    colours = [_bar_colour(bar) for bar in rows]
+    axes.barh(range(len(rows)), values, color=colours, height=0.6)
+    axes.set_xscale("log")
+    axes.set_xlim(min([*values, target_s]) / 3, max([*values, target_s]) * 3)
+    axes.set_ylim(-1.0, len(rows) - 0.5)  # room for the target's label under the bars
+    axes.set_yticks(range(len(rows)), [bar.label for bar in rows], fontsize=9)
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    for y, value in enumerate(values):
+        axes.text(value * 1.08, y, f"{value:.3f} s" if value < 10 else f"{value:.1f} s", va="center", fontsize=9)
+    axes.axvline(target_s, color=TARGET_COLOUR, linestyle=":", linewidth=1.2)
+    axes.text(target_s * 1.04, -0.75, f"target ≤ {target_s:g} s", fontsize=8, color=TARGET_COLOUR)
+    axes.set_xlabel(xlabel)
+    axes.grid(axis="x", which="major", alpha=0.3)
     return _save(figure, path)

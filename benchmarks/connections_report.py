@@ -4,12 +4,11 @@ the results page. Everything here works on the JSON document, so the page can be
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from benchmarks import charts
-from benchmarks.report import environment, measured_at
+from benchmarks.report import write_document
 
 JSON = "connections.json"
 CHART = "connections.png"
@@ -75,18 +74,10 @@ def write_connections_json(
     results_dir: Path, *, runs: dict[str, dict[str, Any]], errors: dict[str, str], settings: dict[str, Any]
 ) -> dict[str, Any]:
     """Writes connections.json; returns the document."""
-    results_dir.mkdir(parents=True, exist_ok=True)
-    document: dict[str, Any] = {
-        "benchmark": "connections",
-        "measured_at": measured_at(),
-        "environment": environment("aiohttp", "psycopg", "nats-py"),
-        "settings": settings,
-        "runs": runs,
-        "errors": errors,
-    }
-    document["targets"] = targets(document)
-    (results_dir / JSON).write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    return document
+    packages = ("aiohttp", "psycopg", "nats-py")
+    return write_document(
+        results_dir, "connections", runs=runs, errors=errors, settings=settings, targets=targets, packages=packages
+    )
 
 
 def _cores(cores: dict[str, float]) -> str:

@@ -4,12 +4,11 @@ the results page; everything works on the JSON document, so the page can be writ
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from benchmarks import charts
-from benchmarks.report import environment, measured_at
+from benchmarks.report import write_document
 
 JSON = "governance.json"
 CHART = "governance.png"
@@ -44,18 +43,7 @@ def write_governance_json(
     results_dir: Path, *, runs: dict[str, dict[str, Any]], errors: dict[str, str], settings: dict[str, Any]
 ) -> dict[str, Any]:
     """Writes governance.json; returns the document."""
-    results_dir.mkdir(parents=True, exist_ok=True)
-    document: dict[str, Any] = {
-        "benchmark": "governance",
-        "measured_at": measured_at(),
-        "environment": environment(),
-        "settings": settings,
-        "runs": runs,
-        "errors": errors,
-    }
-    document["targets"] = targets(document)
-    (results_dir / JSON).write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    return document
+    return write_document(results_dir, "governance", runs=runs, errors=errors, settings=settings, targets=targets)
 
 
 def section(document: dict[str, Any] | None, results_dir: Path, *, origin: str, quick: bool) -> str:

@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -207,6 +208,33 @@ def environment(*extra: str) -> dict[str, Any]:
 
 def measured_at() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def write_document(
+    results_dir: Path,
+    benchmark: str,
+    *,
+    runs: dict[str, dict[str, Any]],
+    errors: dict[str, str],
+    settings: dict[str, Any],
+    targets: Callable[[dict[str, Any]], list[dict[str, Any]]],
+    packages: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Writes ``<benchmark>.json``: a benchmark's runs, its failures and settings, when and on what it
+    was measured (``packages``: the versions worth keeping besides grpcio's and protobuf's), and
+    ``targets(document)``; returns the document."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    document: dict[str, Any] = {
+        "benchmark": benchmark,
+        "measured_at": measured_at(),
+        "environment": environment(*packages),
+        "settings": settings,
+        "runs": runs,
+        "errors": errors,
+    }
+    document["targets"] = targets(document)
+    (results_dir / f"{benchmark}.json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    return document
 
 
 def write_ingest_json(

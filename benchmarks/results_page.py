@@ -1,5 +1,6 @@
 """The results page: ``results/README.md`` with its charts, written from ``ingest.json``,
-``unify.json``, ``http.json``, ``audiences.json`` and ``connections.json`` alone
+``unify.json``, ``http.json``, ``audiences.json``, ``connections.json``, ``governance.json`` and
+``deletion.json`` alone
 (``python -m benchmarks.results_page [RESULTS_DIR]`` writes it again).
 
 Charts first, one per question (how fast is each path, how long does an ack take, how long
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import audience_report, charts, connections_report, governance_report, http_report
+from benchmarks import audience_report, charts, connections_report, deletion_report, governance_report, http_report
 from benchmarks.report import (
     BYTES_PER_EVENT_TARGET,
     CDP_IMPORT,
@@ -129,6 +130,7 @@ _CHART_TITLES = {
     "audiences": f"[Engage]({audience_report.ANCHOR})",
     "connections": f"[Connections]({connections_report.ANCHOR})",
     "governance": f"[Governance]({governance_report.ANCHOR})",
+    "deletion": f"[Deletion]({deletion_report.ANCHOR})",
 }
 
 
@@ -510,7 +512,8 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
     audiences = _load(results_dir / audience_report.JSON)
     connections = _load(results_dir / connections_report.JSON)
     governance = _load(results_dir / governance_report.JSON)
-    if all(doc is None for doc in (ingest, unify, http, audiences, connections, governance)):
+    deletion = _load(results_dir / deletion_report.JSON)
+    if all(doc is None for doc in (ingest, unify, http, audiences, connections, governance, deletion)):
         return None
     ingest = ingest or {}
     found = targets(ingest) if ingest else []
@@ -521,16 +524,18 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
     rows += [(_CHART_TITLES["audiences"], target) for target in audience_report.targets(audiences)]
     rows += [(_CHART_TITLES["connections"], target) for target in connections_report.targets(connections)]
     rows += [(_CHART_TITLES["governance"], target) for target in governance_report.targets(governance)]
+    rows += [(_CHART_TITLES["deletion"], target) for target in deletion_report.targets(deletion)]
     env = (
         ingest.get("environment")
         or (unify or {}).get("environment")
         or (http or {}).get("environment")
         or (audiences or {}).get("environment")
         or (connections or {}).get("environment")
-        or (governance or {}).get("environment", {})
+        or (governance or {}).get("environment")
+        or (deletion or {}).get("environment", {})
     )
     settings = ingest.get("settings", {})
-    quick = any(_is_quick(document) for document in (ingest, unify, http, audiences, connections, governance))
+    quick = any(_is_quick(document) for document in (ingest, unify, http, audiences, connections, governance, deletion))
     documents = (
         (ingest, "ingest run"),
         (unify, "unify run"),
@@ -538,6 +543,7 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
         (audiences, "audiences run"),
         (connections, "connections run"),
         (governance, "governance run"),
+        (deletion, "deletion run"),
     )
     origins = [_origin(doc, name) for doc, name in documents if doc]
     banner = (
@@ -561,6 +567,12 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
             origin=_origin(governance, "governance run") if governance else "",
             quick=_is_quick(governance),
         ),
+        deletion_report.section(
+            deletion,
+            results_dir,
+            origin=_origin(deletion, "deletion run") if deletion else "",
+            quick=_is_quick(deletion),
+        ),
     ]
     errors = {
         **ingest.get("errors", {}),
@@ -569,6 +581,7 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
         **{f"audiences {k}": v for k, v in (audiences or {}).get("errors", {}).items()},
         **{f"connections {k}": v for k, v in (connections or {}).get("errors", {}).items()},
         **{f"governance {k}": v for k, v in (governance or {}).get("errors", {}).items()},
+        **{f"deletion {k}": v for k, v in (deletion or {}).get("errors", {}).items()},
     }
     failures = "".join(f"- {key} failed: {reason.splitlines()[0][:300]}\n" for key, reason in errors.items())
     failures = f"\nFailed runs:\n\n{failures}" if failures else ""
@@ -578,8 +591,8 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
 
 {banner}Written by `make bench` from the {_and(origins)}; raw figures in
 [`ingest.json`](ingest.json), [`unify.json`](unify.json), [`http.json`](http.json),
-[`audiences.json`](audiences.json), [`connections.json`](connections.json) and
-[`governance.json`](governance.json).
+[`audiences.json`](audiences.json), [`connections.json`](connections.json),
+[`governance.json`](governance.json) and [`deletion.json`](deletion.json).
 {settings.get("events", 0):,} Segment-like events (~{settings.get("mean_event_bytes", 0):.0f} B; ~80 % track,
 identify, page; 100 k users, ~10 events each), 500 per batch. Machine: {env.get("cpus", "?")} CPUs,
 {env.get("platform", "?")}, Python {env.get("python", "?")}, grpcio {env.get("grpcio", "?")}. Clients and servers share
@@ -610,7 +623,8 @@ def main(argv: list[str] | None = None) -> int:
     path = write_page(results_dir)
     if path is None:
         print(
-            "nothing to show: no ingest.json, unify.json, http.json, audiences.json or connections.json"
+            "nothing to show: no ingest.json, unify.json, http.json, audiences.json, connections.json,"
+            " governance.json or deletion.json"
             f" in {results_dir}",
             file=sys.stderr,
         )
