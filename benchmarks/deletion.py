@@ -284,7 +284,8 @@ def measure_rebuild(
     cdp: Path, tmp: Path, deleted: list[int], others: list[int], profiles: int, events: int
 ) -> dict[str, Any]:
     """The baseline: start-up on the same data without its identity snapshot (the whole log, ``events``
-    events, replayed)."""
+    events, replayed). Returns the size of the snapshot the server wrote when it stopped, too."""
+    snapshot_bytes = sum(path.stat().st_size for path in (tmp / "data" / "snapshots").glob("*.snap"))
     shutil.rmtree(tmp / "data" / "snapshots", ignore_errors=True)
     _settle_disk()
     started = time.perf_counter()
@@ -310,6 +311,7 @@ def measure_rebuild(
         "engine_s": float(replay.group(2)),
         "serving_s": round(serving_s, 3),
         "profiles": kept,
+        "snapshot_bytes": snapshot_bytes,
     }
 
 
@@ -351,7 +353,6 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 flush=True,
             )
             deletions.append(figures)
-        snapshot_bytes = sum(path.stat().st_size for path in (tmp / "data" / "snapshots").glob("*.snap"))
     print("  rebuilding the graph from the whole log (start-up without the snapshot) ...", flush=True)
     stored = data.events - sum(data.events_of.values())
     rebuild = measure_rebuild(args.cdp, tmp, deleted, others, args.profiles, stored)
@@ -367,7 +368,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "load": {"events_per_s": round(load.events_per_s, 1), "seconds": round(load.seconds, 3)},
         "idle_after_load_s": round(idle_s, 1),
         "data_bytes": data_bytes,
-        "snapshot_bytes": snapshot_bytes,
+        "snapshot_bytes": rebuild["snapshot_bytes"],
         "deletions": deletions,
         "engine_median_s": statistics.median(engine),
         "engine_max_s": max(engine),

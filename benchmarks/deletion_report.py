@@ -84,16 +84,13 @@ def section(document: dict[str, Any] | None, results_dir: Path, *, origin: str, 
             f"| `{d['user_id']}` | {d['events']} | **{d['engine_s']:.3f}** | {before} | {d['wall_s']:.3f} "
             f"| {d['client_s']:.3f} | {scrub} | {share} | {d['longest_poll_s']:.3f} |"
         )
-    befores = [d["engine_s"] - d["before_snapshot_s"] for d in deletions if d["before_snapshot_s"] is not None]
     mib = 2**20
     snapshot = (
-        f"Every stage before the identity snapshot was seen settled at most "
-        f"{max(d['before_snapshot_s'] for d in deletions if d['before_snapshot_s'] is not None):.2f} s after the "
-        f"call, so the snapshot stage (the whole identity snapshot written again, {run['snapshot_bytes'] / mib:,.0f} "
-        f"MiB, for one person) is at least {min(befores):.3f} s of each deletion's engine time (median "
-        f"{statistics.median(befores):.3f} s)."
-        if befores
-        else ""
+        "The identity snapshot stage removes the snapshot written before the deletion and starts writing a new one "
+        f"on a thread of its own (the whole state, {run['snapshot_bytes'] / mib:,.0f} MiB on disk after the run: a "
+        "cost of the store's size, not the person's, so not in the engine time); the scrub, also a whole-file pass, "
+        "is the column beside. While the scrub holds an environment, reads of it wait: the longest poll column shows "
+        "how long."
     )
     slowest = max(deletions, key=lambda d: d["engine_s"])
     seen = slowest["seen_settled_s"]
