@@ -215,3 +215,30 @@ def test_a_person_is_deleted_from_every_store_and_destination_through_two_kills(
     # Nothing of her is in any file of the data directory (log, index, delivery, snapshot), after a clean stop too.
     assert server.stop() == 0
     assert files_holding(server.data_dir, CANARIES) == []
+
+
+def test_a_destination_that_refuses_its_notice_leaves_the_deletion_partly_done(
+    server_factory: Any, webhook_sink: WebhookSink
+) -> None:
+    server = server_factory(env={"TRIBUTARY_DELIVERY_TIME_SCALE": "3600"})
+    Destinations(server).webhook("strict", webhook_sink.url)
+    rpc = Rpc(server)
+    rpc.send(ann_events())
+    Destinations(server).settled("strict")
+    webhook_sink.respond(400)  # a permanent refusal: not retried
+    made = json.loads(cdp(server, "privacy", "delete", f"user_id:{ANN_USER}", "--keep-collecting", "--json").stdout)
+    assert all(s["store"] != "suppression list" for s in made["stores"]), "DELETE_ONLY suppresses nothing"
+    receipt = json.loads(cdp(server, "privacy", "status", str(made["id"]), "--wait", "--json").stdout)
+    assert receipt["status"] == "PARTIAL_SUCCESS", receipt
+    stages = {s["store"]: s for s in receipt["stores"]}
+    assert stages["destination strict"]["status"] == "FAILED"
+    assert stages["destination strict"]["detail"].startswith("refused: "), stages["destination strict"]
+    assert {s["status"] for name, s in stages.items() if name != "destination strict"} == {"FINISHED"}
+    # Everything of hers is gone from the server all the same, and she may come back (DELETE_ONLY).
+    with pytest.raises(grpc.RpcError) as missing:
+        rpc.profile.GetProfile(
+            profile_pb2.GetProfileRequest(identifier=f"user_id:{ANN_USER}"), metadata=server.admin_metadata, timeout=10
+        )
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+    reply = rpc.send([track("ann-back", user_id=ANN_USER)])
+    assert reply.results[0].status == ingest_pb2.EVENT_STATUS_ACCEPTED

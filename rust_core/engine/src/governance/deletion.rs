@@ -35,6 +35,7 @@ use rustc_hash::FxHashSet;
 use serde_json::{json, Value};
 
 use crate::error::{EngineError, Result};
+use crate::governance::regulations::RegulationDbs;
 use crate::identifiers::Identifier;
 use crate::ingest::{erase_log, Engine, EraseRecord, Job, Shared};
 use crate::proto::{self, Regulation, RegulationStatus, RegulationType, StoreStatus};
@@ -249,12 +250,34 @@ fn read(store: &Store, id: u64) -> Result<Option<(Work, Regulation)>> {
 }
 
 /// Rewrites a regulation's receipt (and the work record, when given) in `txn`.
-fn write(txn: &mut RwTxn<'_>, store: &Store, regulation: &Regulation, work: Option<&Work>) -> Result<()> {
+fn write(txn: &mut RwTxn<'_>, store: &Store, regulation: &mut Regulation, work: Option<&Work>) -> Result<()> {
     let dbs = &store.log_dbs.regulations;
-    dbs.regulations.put(txn, &regulation.id, &regulation.encode_to_vec())?;
+    put_receipt(txn, dbs, regulation)?;
     if let Some(work) = work {
         dbs.deletions.put(txn, &regulation.id, &encode(work)?)?;
     }
+    Ok(())
+}
+
+/// Stores this thread's copy of a receipt, keeping the destination stages that the delivery
+/// side settled meanwhile (`finish_deletion_notice` writes those).
+fn put_receipt(txn: &mut RwTxn<'_>, dbs: &RegulationDbs, regulation: &mut Regulation) -> Result<()> {
+    if let Some(bytes) = dbs.regulations.get(txn, &regulation.id)? {
+        let stored: Regulation = proto::decode_record(bytes, "a regulation")?;
+        for settled in stored
+            .stores
+            .iter()
+            .filter(|s| s.store.starts_with(DESTINATION) && is_settled(s))
+        {
+            set_stage(
+                regulation,
+                &settled.store,
+                RegulationStatus::try_from(settled.status).unwrap_or(RegulationStatus::Finished),
+                settled.detail.clone(),
+            );
+        }
+    }
+    dbs.regulations.put(txn, &regulation.id, &regulation.encode_to_vec())?;
     Ok(())
 }
 
@@ -268,7 +291,7 @@ fn advance(shared: &Arc<Shared>, jobs: &Sender<Job>, id: u64) -> Result<bool> {
         regulation.status = RegulationStatus::Running as i32;
         store
             .log
-            .write_with_growth(|txn| write(txn, store, &regulation, None))?;
+            .write_with_growth(|txn| write(txn, store, &mut regulation, None))?;
     }
     if !done(&regulation, EVENTS) {
         erase_events(shared, jobs, &mut work, &mut regulation)?;
@@ -287,7 +310,7 @@ fn advance(shared: &Arc<Shared>, jobs: &Sender<Job>, id: u64) -> Result<bool> {
             );
             store
                 .log
-                .write_with_growth(|txn| write(txn, store, &regulation, None))?;
+                .write_with_growth(|txn| write(txn, store, &mut regulation, None))?;
         }
     }
     let erased = work
@@ -314,7 +337,7 @@ fn advance(shared: &Arc<Shared>, jobs: &Sender<Job>, id: u64) -> Result<bool> {
         regulation.engine_seconds += started.elapsed().as_secs_f64();
         store
             .log
-            .write_with_growth(|txn| write(txn, store, &regulation, None))?;
+            .write_with_growth(|txn| write(txn, store, &mut regulation, None))?;
         pause(shared);
     }
     let notices_out = regulation
@@ -611,7 +634,7 @@ fn finish(shared: &Shared, id: u64, mut work: Work, mut regulation: Regulation) 
     work.erased = None;
     store
         .log
-        .write_with_growth(|txn| write(txn, store, &regulation, Some(&work)))?;
+        .write_with_growth(|txn| write(txn, store, &mut regulation, Some(&work)))?;
     let started = Instant::now();
     let report = store.scrub_all()?;
     set_stage(
@@ -637,7 +660,7 @@ fn finish(shared: &Shared, id: u64, mut work: Work, mut regulation: Regulation) 
         started.elapsed().as_secs_f64()
     );
     store.log.write_with_growth(|txn| {
-        write(txn, store, &regulation, None)?;
+        write(txn, store, &mut regulation, None)?;
         store.log_dbs.regulations.deletions.delete(txn, &id)?;
         Ok(())
     })?;

@@ -1173,24 +1173,7 @@ impl IdentityGraph {
         let cluster = self.clusters.get(root);
         let members = cluster.members.clone();
         let mut events = loader.load(&cluster.events);
-        let mut old: Vec<(ProfileId, Vec<u32>)> = Vec::new();
-        for &node in &members {
-            if self.nodes[node as usize].linked {
-                let root = self.sets.find(node);
-                if let Some(profile) = self.profiles.remove(root) {
-                    self.anchors.remove(&profile.id);
-                    old.push((profile.id, profile.members));
-                }
-            }
-        }
-        for &node in &members {
-            self.sets.reset(node);
-            self.nodes[node as usize].linked = false;
-        }
-        if !self.refusals.is_empty() {
-            let in_cluster: FxHashSet<u32> = members.iter().copied().collect();
-            self.refusals.retain(|(node, _)| !in_cluster.contains(node));
-        }
+        let old = self.unlink_members(&members);
         events.sort_by(|a, b| (a.timestamp_ms, &a.message_id, a.seq).cmp(&(b.timestamp_ms, &b.message_id, b.seq)));
         let mut resolution = None;
         for stored in &events {
@@ -1204,8 +1187,42 @@ impl IdentityGraph {
                 resolution = Some(decided);
             }
         }
+        self.settle_ids(&members, old);
+        resolution
+    }
+
+    /// Takes apart the profiles holding any of `members` (a closed group of clusters about to be
+    /// resolved again): each node is unlinked and a set of its own, their refusals forgotten.
+    /// Returns each removed profile's id and members.
+    fn unlink_members(&mut self, members: &[u32]) -> Vec<(ProfileId, Vec<u32>)> {
+        let mut old = Vec::new();
+        for &node in members {
+            if self.nodes[node as usize].linked {
+                let root = self.sets.find(node);
+                if let Some(profile) = self.profiles.remove(root) {
+                    self.anchors.remove(&profile.id);
+                    old.push((profile.id, profile.members));
+                }
+            }
+        }
+        for &node in members {
+            self.sets.reset(node);
+            self.nodes[node as usize].linked = false;
+        }
+        if !self.refusals.is_empty() {
+            let in_cluster: FxHashSet<u32> = members.iter().copied().collect();
+            self.refusals.retain(|(node, _)| !in_cluster.contains(node));
+        }
+        old
+    }
+
+    /// After `members` were resolved again: the ids of their live profiles lose any alias, and
+    /// each `old` id that no longer names a profile (nor was merged away meanwhile) leads to the
+    /// profile now holding its first still-linked identifier. Returns the old ids left with no
+    /// such identifier: they lead nowhere.
+    fn settle_ids(&mut self, members: &[u32], old: Vec<(ProfileId, Vec<u32>)>) -> Vec<ProfileId> {
         let mut live = FxHashSet::default();
-        for &node in &members {
+        for &node in members {
             if self.nodes[node as usize].linked {
                 let root = self.sets.find(node);
                 let id = self.profiles[&root].id;
@@ -1215,6 +1232,7 @@ impl IdentityGraph {
                 }
             }
         }
+        let mut orphans = Vec::new();
         for (id, old_members) in old {
             if live.contains(&id) || self.aliases.contains_key(&id) {
                 continue;
@@ -1223,12 +1241,15 @@ impl IdentityGraph {
                 .iter()
                 .find(|&&node| self.nodes[node as usize].linked)
                 .map(|&node| self.sets.find(node));
-            if let Some(heir) = heir {
-                let heir = self.profiles[&heir].id;
-                self.aliases.insert(id, heir);
+            match heir {
+                Some(heir) => {
+                    let heir = self.profiles[&heir].id;
+                    self.aliases.insert(id, heir);
+                }
+                None => orphans.push(id),
             }
         }
-        resolution
+        orphans
     }
 
     /// Why `a` and `b` share a profile (each one's first link, then the merges that joined

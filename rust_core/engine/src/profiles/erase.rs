@@ -41,13 +41,7 @@ impl ProfileState {
     /// Finds the events carrying any of `person` (every event the graph resolved: the caller
     /// waits until the log is resolved through the deletion's start).
     pub fn plan_erasure(&mut self, store: &Store, person: &[Identifier]) -> Result<Erasure> {
-        let roots = self.graph.clusters_of(person);
-        let mut cluster_seqs: Vec<u64> = roots
-            .iter()
-            .flat_map(|&root| self.graph.cluster_events(root).iter().copied())
-            .collect();
-        cluster_seqs.sort_unstable();
-        cluster_seqs.dedup();
+        let (_, cluster_seqs) = self.clusters_of(person);
         let wanted: FxHashSet<u128> = person.iter().map(Identifier::hash128).collect();
         let mut erasure = Erasure {
             seqs: Vec::new(),
@@ -105,13 +99,7 @@ impl ProfileState {
     /// still holds of their events. `deletions` is the log's count of deletions applied, this
     /// one included.
     pub fn erase(&mut self, store: &Store, identifiers: &[Identifier], deletions: u64) -> Result<Erased> {
-        let roots = self.graph.clusters_of(identifiers);
-        let mut cluster_seqs: Vec<u64> = roots
-            .iter()
-            .flat_map(|&root| self.graph.cluster_events(root).iter().copied())
-            .collect();
-        cluster_seqs.sort_unstable();
-        cluster_seqs.dedup();
+        let (roots, cluster_seqs) = self.clusters_of(identifiers);
         let mut remaining = Vec::new();
         for chunk in cluster_seqs.chunks(LOG_CHUNK) {
             let txn = store.log.read()?;
@@ -142,6 +130,20 @@ impl ProfileState {
         }
         self.deletions = deletions;
         Ok(erased)
+    }
+}
+
+impl ProfileState {
+    /// The graph clusters holding `identifiers`, and their events' seqs (ascending).
+    fn clusters_of(&mut self, identifiers: &[Identifier]) -> (Vec<u32>, Vec<u64>) {
+        let roots = self.graph.clusters_of(identifiers);
+        let mut seqs: Vec<u64> = roots
+            .iter()
+            .flat_map(|&root| self.graph.cluster_events(root).iter().copied())
+            .collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        (roots, seqs)
     }
 }
 

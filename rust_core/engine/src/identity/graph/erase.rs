@@ -58,28 +58,12 @@ impl IdentityGraph {
     pub fn erase(&mut self, roots: &[u32], mut remaining: Vec<StoredEvent>, loader: &mut dyn EventLoader) -> Erased {
         self.rebuilt_clusters += 1;
         let mut members = Vec::new();
-        let mut old: Vec<(ProfileId, Vec<u32>)> = Vec::new();
         for &root in roots {
-            let Some(cluster) = self.clusters.dissolve(root) else {
-                continue;
-            };
-            for &node in &cluster.members {
-                if self.nodes[node as usize].linked {
-                    let root = self.sets.find(node);
-                    if let Some(profile) = self.profiles.remove(root) {
-                        self.anchors.remove(&profile.id);
-                        old.push((profile.id, profile.members));
-                    }
-                }
+            if let Some(cluster) = self.clusters.dissolve(root) {
+                members.extend(cluster.members);
             }
-            members.extend(cluster.members);
         }
-        for &node in &members {
-            self.sets.reset(node);
-            self.nodes[node as usize].linked = false;
-        }
-        let in_clusters: FxHashSet<u32> = members.iter().copied().collect();
-        self.refusals.retain(|(node, _)| !in_clusters.contains(node));
+        let old = self.unlink_members(&members);
         // Nodes no remaining event carries are erased before anything is resolved again.
         let carried: FxHashSet<u32> = remaining
             .iter()
@@ -97,34 +81,7 @@ impl IdentityGraph {
         for event in &remaining {
             self.add(&event.identity(), loader);
         }
-        let mut live = FxHashSet::default();
-        for &node in &members {
-            if self.nodes[node as usize].linked {
-                let root = self.sets.find(node);
-                let id = self.profiles[&root].id;
-                if live.insert(id) {
-                    self.aliases.remove(&id);
-                    self.merged_by.remove(&id);
-                }
-            }
-        }
-        let mut gone = Vec::new();
-        for (id, old_members) in old {
-            if live.contains(&id) {
-                continue;
-            }
-            let heir = old_members
-                .iter()
-                .find(|&&node| self.nodes[node as usize].linked)
-                .map(|&node| self.sets.find(node));
-            match heir {
-                Some(heir) => {
-                    let heir = self.profiles[&heir].id;
-                    self.aliases.insert(id, heir);
-                }
-                None => gone.push(id),
-            }
-        }
+        let mut gone = self.settle_ids(&members, old);
         self.forget_profiles(&mut gone);
         Erased { members, erased, gone }
     }
