@@ -130,7 +130,7 @@ impl Policy {
                         for (part, key) in found.iter().filter_map(|f| f.omit.as_ref()) {
                             // (A property that is absent needs no change: only look then.)
                             if objects.has(event, *part, key) && objects.change(event, *part).remove(key).is_some() {
-                                omitted.push(Value::String(format!("{}.{key}", field_name(*part))));
+                                omitted.push(Value::String(format!("{}.{key}", part.name())));
                             }
                         }
                         let protocols = self.protocols(objects.change(event, Part::Context), &found);
@@ -238,14 +238,6 @@ fn object_of(field: &str) -> &'static str {
         Some("traits") => "traits",
         Some("context") => "context",
         _ => "event",
-    }
-}
-
-fn field_name(part: Part) -> &'static str {
-    match part {
-        Part::Properties => "properties",
-        Part::Traits => "traits",
-        Part::Context => "context",
     }
 }
 

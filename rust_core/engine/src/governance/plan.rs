@@ -34,6 +34,17 @@ pub enum Part {
     Context,
 }
 
+impl Part {
+    /// The event's field it is, as paths name it (`properties.total`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Properties => "properties",
+            Part::Traits => "traits",
+            Part::Context => "context",
+        }
+    }
+}
+
 /// One broken rule in one event.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Found {
@@ -170,14 +181,6 @@ pub fn check(validator: &Validator, instance: &Value, part: Option<Part>, out: &
     }
 }
 
-fn part_name(part: Part) -> &'static str {
-    match part {
-        Part::Properties => "properties",
-        Part::Traits => "traits",
-        Part::Context => "context",
-    }
-}
-
 /// The dotted field of an instance path (array items as `$`, as Segment writes them), and the
 /// top-level key that holds it.
 fn field_of(error: &ValidationError<'_>, part: Option<Part>, extra: Option<&str>) -> (String, Option<(Part, String)>) {
@@ -205,7 +208,7 @@ fn field_of(error: &ValidationError<'_>, part: Option<Part>, extra: Option<&str>
             (part, if part.is_some() { &segments[1..] } else { &segments[..] })
         }
     };
-    let mut field = part.map(part_name).unwrap_or_default().to_owned();
+    let mut field = part.map(Part::name).unwrap_or_default().to_owned();
     for segment in path {
         if !field.is_empty() {
             field.push('.');
