@@ -137,6 +137,7 @@ pub(crate) type EraseRecord = Box<dyn FnMut(&mut heed::RwTxn<'_>, usize) -> Resu
 /// in the same transaction; returns how many events were removed, once committed.
 pub(crate) fn erase_log(jobs: &Sender<Job>, seqs: Vec<u64>, record: EraseRecord) -> Result<usize> {
     let (erased, reply) = bounded(1);
+    // A job carries a reply channel for events; an erase is answered on its own (`erased`).
     let (unused, _) = bounded(1);
     jobs.send(Job {
         source_id: 0,

@@ -319,7 +319,7 @@ fn advance(shared: &Arc<Shared>, jobs: &Sender<Job>, id: u64) -> Result<bool> {
         .ok_or_else(|| EngineError::Storage(format!("deletion {id}: its events stage left no record")))?;
     let stages: [(&str, &dyn Fn() -> Result<String>); 5] = [
         (INDEX, &|| erase_index(shared, erased)),
-        (REJECTED, &|| erase_rejected(store, &work.person, erased)),
+        (REJECTED, &|| erase_rejected(shared, &work.person, erased)),
         (VIOLATIONS, &|| erase_examples(store, id, erased)),
         (DEAD_LETTERS, &|| erase_dead_letters(store, erased)),
         (SNAPSHOT, &|| {
@@ -397,9 +397,7 @@ fn erase_events(shared: &Shared, jobs: &Sender<Job>, work: &mut Work, regulation
                 RegulationStatus::Finished,
                 events_detail(removed, exited),
             );
-            dbs.regulations
-                .regulations
-                .put(txn, &regulation.id, &regulation.encode_to_vec())?;
+            put_receipt(txn, &dbs.regulations, &mut regulation)?;
             dbs.regulations.deletions.put(txn, &regulation.id, &work)?;
             Ok(())
         })
@@ -537,7 +535,8 @@ fn erase_index(shared: &Shared, erased: &Erased) -> Result<String> {
 
 /// Rejected events that carry any of the person's identifiers (those not parsed: that name one
 /// as a JSON string).
-fn erase_rejected(store: &Store, person: &[Identifier], erased: &Erased) -> Result<String> {
+fn erase_rejected(shared: &Shared, person: &[Identifier], erased: &Erased) -> Result<String> {
+    let store = &shared.store;
     let wanted: FxHashSet<u128> = person
         .iter()
         .chain(&erased.identifiers)
@@ -548,7 +547,8 @@ fn erase_rejected(store: &Store, person: &[Identifier], erased: &Erased) -> Resu
         .chain(&erased.identifiers)
         .map(|i| serde_json::to_vec(&i.value).unwrap_or_default())
         .collect();
-    let custom = crate::identifiers::CustomIdentifiers::default();
+    // The workspace's custom identifier types too (an identifier read from a trait).
+    let custom = shared.profiles.custom();
     let (removed, _) = store.log.write_with_growth(|txn| {
         let db = store.log_dbs.rejected;
         let mut doomed = Vec::new();
