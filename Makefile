@@ -21,12 +21,15 @@ RUST_SOURCES := $(shell find rust_core proto -name '*.rs' -o -name '*.proto' -o 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
+# lifetimes is installed without its dependencies (pandas, autograd, dill): the Predictions test
+# only reads the CDNOW purchase history that ships inside it.
 $(STAMP)/venv: requirements-dev.txt clients/python/pyproject.toml
 	@mkdir -p $(STAMP)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -r requirements-dev.txt
 	$(PIP) install -q -e clients/python
+	$(PIP) install -q --no-deps lifetimes==0.11.3
 	@touch $@
 
 $(STAMP)/build: $(STAMP)/venv $(RUST_SOURCES)
