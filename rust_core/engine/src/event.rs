@@ -46,6 +46,10 @@ pub struct PreparedEvent {
     pub engage_name: Option<String>,
     /// The traits an identify call sets, for Engage's trait index.
     pub engage_traits: Option<serde_json::Map<String, serde_json::Value>>,
+    /// A named event's revenue (`engage::revenue_of`).
+    pub revenue: Option<f64>,
+    /// When it arrived, Unix ms (the log's clock, `engage::clock`).
+    pub received_ms: i64,
 }
 
 /// Per-batch facts shared by its events.
@@ -260,6 +264,9 @@ fn prepare_event(
     let account = crate::profiles::account_of(&event).map(str::to_owned);
     let engage_name = crate::engage::event_name(&event).map(str::to_owned);
     let engage_traits = crate::engage::identify_traits(&event);
+    let revenue = engage_name
+        .as_ref()
+        .and_then(|_| crate::engage::revenue_of(&event.properties));
     let encoded = event.encode_to_vec();
     Ok(PreparedEvent {
         index,
@@ -274,6 +281,8 @@ fn prepare_event(
         account,
         engage_name,
         engage_traits,
+        revenue,
+        received_ms: ctx.received_ms,
     })
 }
 

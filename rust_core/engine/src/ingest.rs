@@ -846,12 +846,16 @@ fn resolve_identities(shared: &Shared, group: &[Job], outcomes: &[Vec<Stored>], 
         .iter()
         .zip(outcomes)
         .flat_map(|(job, job_outcomes)| {
-            let report = active && job.source_id != own;
-            job.events.iter().zip(job_outcomes).map(move |pair| (pair, report))
+            let derived = own != 0 && job.source_id == own;
+            let report = active && !derived;
+            job.events
+                .iter()
+                .zip(job_outcomes)
+                .map(move |pair| (pair, report, derived))
         })
-        .filter(|((_, outcome), _)| **outcome == Stored::Accepted)
+        .filter(|((_, outcome), ..)| **outcome == Stored::Accepted)
         .zip(first_seq..)
-        .map(|(((event, _), report), seq)| Resolvable {
+        .map(|(((event, _), report, derived), seq)| Resolvable {
             seq,
             message_id: &event.message_id,
             timestamp_ms: event.timestamp_ms,
@@ -860,6 +864,9 @@ fn resolve_identities(shared: &Shared, group: &[Job], outcomes: &[Vec<Stored>], 
             account: event.account.as_deref(),
             engage_name: event.engage_name.as_deref(),
             engage_traits: event.engage_traits.as_ref(),
+            revenue: event.revenue,
+            received_ms: event.received_ms,
+            derived,
             report,
         });
     let (touches, rebuilt) = shared.profiles.resolve(&shared.store, accepted);

@@ -60,6 +60,11 @@ pub struct Resolvable<'a> {
     pub engage_name: Option<&'a str>,
     /// The traits it sets (`engage::identify_traits`).
     pub engage_traits: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    /// Its revenue (`engage::revenue_of`).
+    pub revenue: Option<f64>,
+    pub received_ms: i64,
+    /// Written by Engage itself: it does not move the log's clock.
+    pub derived: bool,
     /// The real-time worker wants to hear what it touched (`Profiles::resolve`).
     pub report: bool,
 }
@@ -403,10 +408,14 @@ struct IdentityFields {
     user_id: String,
     #[prost(message, optional, tag = "5")]
     timestamp: Option<prost_types::Timestamp>,
+    #[prost(message, optional, tag = "8")]
+    received_at: Option<prost_types::Timestamp>,
     #[prost(string, tag = "9")]
     event: String,
     #[prost(string, tag = "11")]
     group_id: String,
+    #[prost(bytes = "vec", tag = "13")]
+    properties: Vec<u8>,
     #[prost(bytes = "vec", tag = "14")]
     traits: Vec<u8>,
     #[prost(bytes = "vec", tag = "15")]
@@ -424,15 +433,31 @@ pub struct Decoded {
     pub name: Option<String>,
     /// The traits it sets, as stored (JSON): parsed when Engage records them.
     pub traits: Option<Vec<u8>>,
+    /// A named event's revenue.
+    pub revenue: Option<f64>,
+    pub received_ms: i64,
+    /// The source it came from.
+    pub source: u32,
 }
 
 impl Decoded {
-    fn of(seq: u64, event: &Event, custom: &CustomIdentifiers) -> Self {
+    fn of(seq: u64, event: &Event, custom: &CustomIdentifiers, source: u32) -> Self {
+        let name = crate::engage::event_name(event).map(str::to_owned);
         Self {
             stored: stored_event(seq, event, custom),
             account: account_of(event).map(str::to_owned),
-            name: crate::engage::event_name(event).map(str::to_owned),
+            revenue: name.as_ref().and_then(|_| crate::engage::revenue_of(&event.properties)),
+            name,
             traits: sets_traits(event).then(|| event.traits.clone()),
+            received_ms: event.received_at.as_ref().map_or(0, time::to_ms),
+            source,
+        }
+    }
+
+    /// Moves the log's clock with this event, unless Engage wrote it (`source` is Engage's).
+    fn advance_clock(&self, clock: &mut crate::engage::clock::LogClock, engage_source: Option<u32>) {
+        if engage_source != Some(self.source) {
+            clock.advance(self.stored.seq, self.stored.timestamp_ms, self.received_ms);
         }
     }
 
@@ -448,6 +473,7 @@ impl Decoded {
         EngageFacts {
             name: self.name.as_deref(),
             traits: parsed.as_ref(),
+            revenue: self.revenue,
         }
     }
 }
@@ -455,8 +481,9 @@ impl Decoded {
 /// The identity facts of a stored event's bytes (as the log keeps them), with its account and
 /// Engage name.
 pub fn stored_identity(seq: u64, value: &[u8], custom: &CustomIdentifiers) -> Result<Decoded> {
+    let source = crate::profile_reads::source_of(value);
     if !custom.is_empty() {
-        return Ok(Decoded::of(seq, &decode_stored(seq, value)?, custom));
+        return Ok(Decoded::of(seq, &decode_stored(seq, value)?, custom, source));
     }
     let mut fields: IdentityFields =
         proto::decode_record(value.get(4..).unwrap_or_default(), format_args!("event {seq}"))?;
@@ -481,11 +508,17 @@ pub fn stored_identity(seq: u64, value: &[u8], custom: &CustomIdentifiers) -> Re
         identifiers: profile_identifiers(identifiers::of_event(&event, custom)),
         sets_traits: sets_traits(&event),
     };
+    let name = crate::engage::event_name(&event).map(str::to_owned);
     Ok(Decoded {
         stored,
         account: account_of(&event).map(str::to_owned),
-        name: crate::engage::event_name(&event).map(str::to_owned),
+        revenue: name
+            .as_ref()
+            .and_then(|_| crate::engage::revenue_of(&fields.properties)),
+        name,
         traits,
+        received_ms: fields.received_at.as_ref().map_or(0, time::to_ms),
+        source,
     })
 }
 
@@ -546,6 +579,7 @@ pub fn replay_log(
     let mut graph = IdentityGraph::with_separations(rules, separations);
     let mut links = AccountLinks::default();
     let mut engage = Engage::default();
+    let engage_source = crate::engage::realtime::existing_engage_source(store)?;
     let through = last_seq(store)?;
     progress.begin(Phase::Reading, through);
     // Each event's identity facts, with what Engage records (once the graph holds its nodes).
@@ -557,6 +591,7 @@ pub fn replay_log(
             .map(|(seq, value)| stored_identity(*seq, value, custom))
             .collect::<Result<_>>()?;
         for decoded in decoded {
+            decoded.advance_clock(&mut engage.clock, engage_source);
             if let Some(account) = &decoded.account {
                 links.record(&decoded.stored.identity(), account);
             }
@@ -781,9 +816,16 @@ impl Profiles {
             if let Some(account) = event.account {
                 state.links.record(&identity, account);
             }
+            if !event.derived {
+                state
+                    .engage
+                    .clock
+                    .advance(event.seq, event.timestamp_ms, event.received_ms);
+            }
             let facts = EngageFacts {
                 name: event.engage_name,
                 traits: event.engage_traits,
+                revenue: event.revenue,
             };
             let carries = facts.name.is_some() || facts.traits.is_some();
             // The primary node is found once, for the index and the worker both; the touch
@@ -795,7 +837,15 @@ impl Profiles {
                         state.record_engage_at(node, &identity, facts, &mut loader);
                     }
                     if let Some((name, traits)) = touch {
-                        touches.push(state.touch(node, &EngageFacts { name, traits }, merged));
+                        touches.push(state.touch(
+                            node,
+                            &EngageFacts {
+                                name,
+                                traits,
+                                revenue: None,
+                            },
+                            merged,
+                        ));
                     }
                 }
             }
@@ -812,10 +862,12 @@ impl Profiles {
         let custom = Arc::clone(&state.custom);
         let mut loader = LogLoader { store, custom: &custom };
         let through = last_seq(store)?;
+        let engage_source = crate::engage::realtime::existing_engage_source(store)?;
         // Only the fields identity reads are decoded, as in `replay_log`.
         scan_raw(store, state.resolved_through, through, |chunk| {
             for (seq, value) in chunk {
                 let decoded = stored_identity(seq, &value, &custom)?;
+                decoded.advance_clock(&mut state.engage.clock, engage_source);
                 let stored = &decoded.stored;
                 state.graph.add(&stored.identity(), &mut loader);
                 if let Some(account) = &decoded.account {

@@ -24,7 +24,7 @@ use crate::error::{EngineError, Result};
 
 const MAGIC: &[u8; 8] = b"TRIBSNAP";
 /// Bump when anything serialised changes shape: older snapshots are then ignored.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 const HEADER: usize = 8 + 4 + 8;
 
 /// Where the snapshots of one data directory live.

@@ -20,22 +20,36 @@ pub fn day_of(ms: i64) -> i32 {
     ms.div_euclid(DAY_MS).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
 
-/// The events of one name on one node: (time ms, log seq), ordered by time then seq (arrival).
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// The events of one name on one node: (time ms, log seq), ordered by time then seq (arrival),
+/// with each event's revenue beside it once any of them had one (Predictions' monetary
+/// features: an index of names that never carry revenue holds no column for it).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NodeEvents {
     events: Vec<(i64, u64)>,
+    revenue: Vec<f64>,
 }
 
 impl NodeEvents {
     /// Adds an event; false when it was there already.
-    fn add(&mut self, ms: i64, seq: u64) -> bool {
+    fn add(&mut self, ms: i64, seq: u64, revenue: Option<f64>) -> bool {
         // Events mostly arrive in time order: the end is the usual place.
         let at = self.events.partition_point(|&known| known <= (ms, seq));
         if self.events.get(at.wrapping_sub(1)) == Some(&(ms, seq)) {
             return false;
         }
         self.events.insert(at, (ms, seq));
+        if revenue.is_some() && self.revenue.is_empty() {
+            self.revenue = vec![0.0; self.events.len() - 1];
+        }
+        if !self.revenue.is_empty() {
+            self.revenue.insert(at, revenue.unwrap_or(0.0));
+        }
         true
+    }
+
+    /// The revenue of each event of `all()` (0 for an event without), or empty when none had.
+    pub fn revenue(&self) -> &[f64] {
+        &self.revenue
     }
 
     /// Events with `from <= time <= to` (ms).
@@ -130,8 +144,9 @@ pub struct EventIndex {
 }
 
 impl EventIndex {
-    /// Records the event at `seq`, of `name` at `ms`, under `node` (again: no change).
-    pub fn record(&mut self, node: u32, name: &str, ms: i64, seq: u64) {
+    /// Records the event at `seq`, of `name` at `ms`, with its revenue if any, under `node`
+    /// (again: no change).
+    pub fn record(&mut self, node: u32, name: &str, ms: i64, seq: u64, revenue: Option<f64>) {
         let id = match self.ids.get(name) {
             Some(&id) => id,
             None => {
@@ -141,7 +156,7 @@ impl EventIndex {
                 id
             }
         };
-        if !self.by_node.entry((node, id)).or_default().add(ms, seq) {
+        if !self.by_node.entry((node, id)).or_default().add(ms, seq, revenue) {
             return;
         }
         let index = &mut self.names[id as usize];
@@ -271,7 +286,11 @@ impl EventIndex {
                         .sum::<usize>()
             })
             .sum();
-        let nodes: usize = self.by_node.values().map(|events| heap(&events.events)).sum::<usize>()
+        let nodes: usize = self
+            .by_node
+            .values()
+            .map(|events| heap(&events.events) + heap(&events.revenue))
+            .sum::<usize>()
             + table::<((u32, u32), NodeEvents)>(self.by_node.capacity());
         ids + heap(&self.names) + bitmaps + nodes
     }
@@ -297,11 +316,11 @@ mod tests {
         let mut index = EventIndex::default();
         // Node 1: three orders on day 0, one on day 5; node 2: one on day 5; node 3: a page.
         for (seq, ms) in [T0, T0 + 10, T0 + DAY_MS - 1, T0 + 5 * DAY_MS].into_iter().enumerate() {
-            index.record(1, "Order Completed", ms, seq as u64);
+            index.record(1, "Order Completed", ms, seq as u64, None);
         }
-        index.record(2, "Order Completed", T0 + 5 * DAY_MS + 7, 9);
-        index.record(3, "Page Viewed", T0, 10);
-        index.record(1, "Order Completed", T0 + 10, 1); // a replayed event changes nothing
+        index.record(2, "Order Completed", T0 + 5 * DAY_MS + 7, 9, None);
+        index.record(3, "Page Viewed", T0, 10, None);
+        index.record(1, "Order Completed", T0 + 10, 1, None); // a replayed event changes nothing
         let order = index.name_id("Order Completed").unwrap();
         let day0 = day_of(T0);
         let node1 = index.events(1, order).unwrap();
@@ -331,7 +350,7 @@ mod tests {
     fn events_out_of_order_are_kept_in_time_then_seq_order() {
         let mut index = EventIndex::default();
         for (seq, days) in [9, 2, 5, 2, 0].into_iter().enumerate() {
-            index.record(7, "Clicked", T0 + days * DAY_MS, seq as u64);
+            index.record(7, "Clicked", T0 + days * DAY_MS, seq as u64, None);
         }
         let events = index.events(7, index.name_id("Clicked").unwrap()).unwrap();
         let at = |days: i64| T0 + days * DAY_MS;
@@ -339,5 +358,23 @@ mod tests {
             events.all(),
             &[(at(0), 4), (at(2), 1), (at(2), 3), (at(5), 2), (at(9), 0)]
         );
+    }
+
+    #[test]
+    fn revenue_sits_beside_its_event_once_any_event_has_one() {
+        let mut index = EventIndex::default();
+        index.record(4, "Order Completed", T0 + 2 * DAY_MS, 1, None);
+        index.record(4, "Order Completed", T0 + DAY_MS, 2, Some(12.5));
+        index.record(4, "Order Completed", T0, 3, Some(3.0)); // late: goes first
+        index.record(4, "Order Completed", T0, 3, Some(99.0)); // a replay changes nothing
+        index.record(5, "Page Viewed", T0, 4, None);
+        let events = index.events(4, index.name_id("Order Completed").unwrap()).unwrap();
+        assert_eq!(events.all(), &[(T0, 3), (T0 + DAY_MS, 2), (T0 + 2 * DAY_MS, 1)]);
+        assert_eq!(events.revenue(), &[3.0, 12.5, 0.0]);
+        assert!(index
+            .events(5, index.name_id("Page Viewed").unwrap())
+            .unwrap()
+            .revenue()
+            .is_empty());
     }
 }

@@ -1,6 +1,7 @@
 //! Engage: the indexes audiences and computed traits are evaluated on, and their evaluation
 //! (`docs/engage.md`).
 
+pub mod clock;
 pub mod evaluate;
 pub mod events;
 pub mod plan;
@@ -57,6 +58,8 @@ pub(crate) fn with_run<T>(
 pub struct Engage {
     pub events: EventIndex,
     pub traits: TraitIndex,
+    /// How far in time the log had got at each event (Predictions' point-in-time features).
+    pub clock: clock::LogClock,
 }
 
 /// What Engage records of one accepted event.
@@ -65,6 +68,8 @@ pub struct EngageFacts<'a> {
     pub name: Option<&'a str>,
     /// The traits an identify call set.
     pub traits: Option<&'a Map<String, Value>>,
+    /// A named event's revenue (`revenue_of`).
+    pub revenue: Option<f64>,
 }
 
 impl Engage {
@@ -77,7 +82,7 @@ impl Engage {
         message_id_of: &mut dyn FnMut(u64) -> Option<String>,
     ) {
         if let Some(name) = facts.name {
-            self.events.record(node, name, ms, seq);
+            self.events.record(node, name, ms, seq, facts.revenue);
         }
         if let Some(traits) = facts.traits {
             self.traits.record(node, traits, ms, seq, message_id, message_id_of);
@@ -99,6 +104,7 @@ impl Engage {
         vec![
             ("engage_events", self.events.memory()),
             ("engage_traits", self.traits.memory()),
+            ("engage_clock", self.clock.memory()),
         ]
     }
 }
@@ -112,6 +118,25 @@ pub fn event_name(event: &Event) -> Option<&str> {
         EventType::Screen => Some("Screen Viewed"),
         _ => None,
     }
+}
+
+/// The revenue a named event carries: its `revenue` property (Segment's field for the money an
+/// event brought), else its `total` (the e-commerce spec's order total); a number or a numeric
+/// string. The properties are parsed only when one of those keys appears in them.
+pub fn revenue_of(properties: &[u8]) -> Option<f64> {
+    let finder = |key: &str| memchr::memmem::find(properties, key.as_bytes()).is_some();
+    if !finder("\"revenue\"") && !finder("\"total\"") {
+        return None;
+    }
+    let object = crate::json::parse_object(properties).ok().flatten()?;
+    let number = |key: &str| match object.get(key)? {
+        Value::Number(number) => number.as_f64(),
+        Value::String(text) => text.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    number("revenue")
+        .or_else(|| number("total"))
+        .filter(|value| value.is_finite())
 }
 
 /// The traits object of an identify call that sets traits (other objects and calls: none).

@@ -261,6 +261,7 @@ fn snapshot_workload(parts: usize) -> Vec<Vec<Event>> {
         events.push(identify(&format!("p{person}-2"), &user, &anon, base + 6_000, 3));
         // Late: before the identify, carrying a device id that joins the same person.
         let mut late = track_of(&format!("p{person}-3"), &user, &device, base + 1_000);
+        late.properties = format!(r#"{{"revenue":{person}.5}}"#).into_bytes();
         late.context = format!(r#"{{"device":{{"id":"{device}"}}}}"#).into_bytes();
         events.push(late);
         if person % 7 == 0 {
@@ -314,6 +315,7 @@ fn identity_picture(engine: &Engine) -> IdentityPicture {
         // Engage's view of the profile: its events per name, through the nodes it holds now.
         let mut events: std::collections::BTreeMap<&str, (u64, i64, i64)> = Default::default();
         let mut traits_seen: Vec<String> = Vec::new();
+        let mut revenue: std::collections::BTreeMap<&str, f64> = Default::default();
         for identifier in &identifiers {
             let node = state
                 .graph
@@ -325,6 +327,7 @@ fn identity_picture(engine: &Engine) -> IdentityPicture {
                     entry.0 += found.total();
                     entry.1 = entry.1.min(found.first_ms().unwrap());
                     entry.2 = entry.2.max(found.last_ms().unwrap());
+                    *revenue.entry(name).or_insert(0.0) += found.revenue().iter().sum::<f64>();
                 }
             }
             for name in ["email", "pad"] {
@@ -341,7 +344,7 @@ fn identity_picture(engine: &Engine) -> IdentityPicture {
             }
         }
         histories.push(format!(
-            "{id}: {} merges {:?}; identifiers {:?}; traits {traits:?}; accounts {:?}; events {events:?}; indexed traits {traits_seen:?}",
+            "{id}: {} merges {:?}; identifiers {:?}; traits {traits:?}; accounts {:?}; events {events:?}; revenue {revenue:?}; indexed traits {traits_seen:?}",
             view.merges,
             view.merge_history,
             view.identifiers,
@@ -351,6 +354,8 @@ fn identity_picture(engine: &Engine) -> IdentityPicture {
                 .collect::<Vec<_>>()
         ));
     }
+    // The log's clock, which only the order of the log decides.
+    histories.push(format!("clock {:?}", state.engage.clock));
     (state.graph.snapshot(), histories, state.resolved_through)
 }
 
@@ -453,7 +458,8 @@ fn the_identity_fields_of_stored_bytes_are_those_of_the_whole_event() {
         message_id: "m3".into(),
         anonymous_id: "a3".into(),
         event: "Viewed".into(),
-        properties: br#"{"plan":"pro"}"#.to_vec(),
+        properties: br#"{"plan":"pro","revenue":"12.5"}"#.to_vec(),
+        received_at: Some(time::from_ms(4_000)),
         context: br#"{"traits":{"email":"A3@Shop.Test"},"device":{"id":"d3","type":"ios"}}"#.to_vec(),
         integrations: br#"{"Google Analytics":{"clientId":"ga3"}}"#.to_vec(),
         timestamp: Some(time::from_ms(3_000)),
@@ -468,7 +474,15 @@ fn the_identity_fields_of_stored_bytes_are_those_of_the_whole_event() {
             account,
             name,
             traits,
+            revenue,
+            received_ms,
+            source,
         } = stored_identity(seq, &stored, &custom).unwrap();
+        let full = Decoded::of(seq, event, &custom, crate::profile_reads::source_of(&stored));
+        assert_eq!(
+            (revenue, received_ms, source),
+            (full.revenue, full.received_ms, full.source)
+        );
         assert_eq!(traits.is_some(), sets_traits(event));
         let whole = stored_event(seq, event, &custom);
         assert!(!whole.identifiers.is_empty());
