@@ -632,7 +632,7 @@ impl Engine {
     }
 
     /// Runs `work` over the current state at `at_ms`, with the saved definitions (cached).
-    fn with_run<T>(&self, at_ms: i64, work: impl FnOnce(&Run<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn with_run<T>(&self, at_ms: i64, work: impl FnOnce(&Run<'_>) -> Result<T>) -> Result<T> {
         let saved = self.saved_definitions()?;
         crate::engage::with_run(&self.shared, &saved, at_ms, work)
     }

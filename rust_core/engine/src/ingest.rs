@@ -407,7 +407,7 @@ impl Engine {
     }
 
     /// Hands prepared events, and the refused ones for the rejected store, to the writer.
-    fn enqueue(
+    pub(crate) fn enqueue(
         &self,
         ctx: &BatchContext,
         events: Vec<PreparedEvent>,

@@ -27,6 +27,7 @@ pub mod index;
 pub mod ingest;
 pub mod json;
 pub mod memory;
+pub mod predict;
 pub mod profile_reads;
 pub mod profiles;
 pub mod progress;

@@ -335,6 +335,9 @@ pub struct LogDatabases {
     pub audiences: Database<Str, Bytes>,
     /// Destination definitions by name (`destinations`).
     pub destinations: Database<Str, Bytes>,
+    /// Predictions (`predict`): definitions, models and scored snapshots, in the records the
+    /// server writes.
+    pub predictions: Database<Str, Bytes>,
     /// The audit log by sequence number (`audit`): appended to, never changed.
     pub audit: Database<BeU64, Bytes>,
     /// Governance (`governance`): tracking plans, source policies, violation counts.
@@ -418,6 +421,7 @@ impl Store {
                 tokens: log.env.create_database(txn, Some("tokens"))?,
                 audiences: log.env.create_database(txn, Some("audiences"))?,
                 destinations: log.env.create_database(txn, Some("destinations"))?,
+                predictions: log.env.create_database(txn, Some("predictions"))?,
                 audit: log.env.create_database(txn, Some("audit"))?,
                 governance: crate::governance::store::GovernanceDbs {
                     plans: log.env.create_database(txn, Some("plans"))?,

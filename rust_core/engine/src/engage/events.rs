@@ -37,13 +37,12 @@ impl NodeEvents {
         if self.events.get(at.wrapping_sub(1)) == Some(&(ms, seq)) {
             return false;
         }
-        self.events.insert(at, (ms, seq));
-        if revenue.is_some() && self.revenue.is_empty() {
-            self.revenue = vec![0.0; self.events.len() - 1];
-        }
-        if !self.revenue.is_empty() {
+        if revenue.is_some() || !self.revenue.is_empty() {
+            // The column starts with the first event that has revenue: zeros for those before.
+            self.revenue.resize(self.events.len(), 0.0);
             self.revenue.insert(at, revenue.unwrap_or(0.0));
         }
+        self.events.insert(at, (ms, seq));
         true
     }
 

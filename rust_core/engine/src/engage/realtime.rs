@@ -650,14 +650,7 @@ impl Worker {
         if changes.is_empty() {
             return Ok(FxHashMap::default());
         }
-        let source_id = match self.shared.engage_hub.source_id.load(Ordering::Acquire) {
-            0 => {
-                let id = engage_source(&self.shared)?;
-                self.shared.engage_hub.source_id.store(id, Ordering::Release);
-                id
-            }
-            id => id,
-        };
+        let source_id = own_source(&self.shared)?;
         let cause = *self.shared.committed.lock();
         let now = time::now_ms();
         // One profile's (or account's) changes go out together: one call for all its traits.
@@ -917,49 +910,10 @@ fn derived_events(
     cause: u64,
     now: i64,
 ) -> Option<Vec<Event>> {
-    let (mut user_id, mut anonymous_id, mut email) = (None, None, None);
-    // The root's own identifier first (the node the profile's facts mostly sit on), then the
-    // others in order.
-    let members = graph.members_at(root);
-    let nodes = std::iter::once(root).chain(members.iter().copied().filter(|&node| node != root));
-    for node in nodes {
-        let identifier = graph.identifier_at(node);
-        let slot = match identifier.kind.as_str() {
-            "user_id" => &mut user_id,
-            "anonymous_id" => &mut anonymous_id,
-            "email" => &mut email,
-            _ => continue,
-        };
-        slot.get_or_insert(identifier.value);
-        if user_id.is_some() || anonymous_id.is_some() || email.is_some() {
-            break;
-        }
-    }
-    if user_id.is_some() {
-        (anonymous_id, email) = (None, None);
-    } else if anonymous_id.is_some() {
-        email = None;
-    } else if email.is_none() {
-        log::warn!(
-            "Engage: profile {} has no userId, anonymousId or email to carry its Engage events",
-            graph.id_at(root).map(|id| id.to_string()).unwrap_or_default(),
-        );
-        return None;
-    }
+    let carrier = Carrier::of(graph, root)?;
     let profile = graph.id_at(root)?;
-    let base = Event {
-        user_id: user_id.unwrap_or_default(),
-        anonymous_id: anonymous_id.unwrap_or_default(),
-        timestamp: Some(time::from_ms(now)),
-        ..Default::default()
-    };
-    let context = |personas: Value| {
-        let mut context = json!({ "personas": personas });
-        if let Some(email) = &email {
-            context["traits"] = json!({ "email": email });
-        }
-        serde_json::to_vec(&context).unwrap_or_default()
-    };
+    let base = carrier.event(now);
+    let context = |personas: Value| carrier.context(personas);
     let written = Written::of(kept, changes);
     let mut events: Vec<Event> = written
         .moves
@@ -993,6 +947,74 @@ fn derived_events(
         });
     }
     Some(events)
+}
+
+/// The identifier a profile's derived events carry (see `derived_events`): its root's when that
+/// is a userId, anonymousId or email, else the first of those it has; the email rides in
+/// `context.traits` when it is the one.
+pub(crate) struct Carrier {
+    user_id: Option<String>,
+    anonymous_id: Option<String>,
+    email: Option<String>,
+}
+
+impl Carrier {
+    /// None for a profile with no userId, anonymousId or email (logged).
+    pub(crate) fn of(graph: &IdentityGraph, root: u32) -> Option<Self> {
+        let (mut user_id, mut anonymous_id, mut email) = (None, None, None);
+        // The root's own identifier first (the node the profile's facts mostly sit on), then
+        // the others in order.
+        let members = graph.members_at(root);
+        let nodes = std::iter::once(root).chain(members.iter().copied().filter(|&node| node != root));
+        for node in nodes {
+            let identifier = graph.identifier_at(node);
+            let slot = match identifier.kind.as_str() {
+                "user_id" => &mut user_id,
+                "anonymous_id" => &mut anonymous_id,
+                "email" => &mut email,
+                _ => continue,
+            };
+            slot.get_or_insert(identifier.value);
+            if user_id.is_some() || anonymous_id.is_some() || email.is_some() {
+                break;
+            }
+        }
+        if user_id.is_some() {
+            (anonymous_id, email) = (None, None);
+        } else if anonymous_id.is_some() {
+            email = None;
+        } else if email.is_none() {
+            log::warn!(
+                "Engage: profile {} has no userId, anonymousId or email to carry its Engage events",
+                graph.id_at(root).map(|id| id.to_string()).unwrap_or_default(),
+            );
+            return None;
+        }
+        Some(Self {
+            user_id,
+            anonymous_id,
+            email,
+        })
+    }
+
+    /// An event carrying the identifier, at `now`.
+    pub(crate) fn event(&self, now: i64) -> Event {
+        Event {
+            user_id: self.user_id.clone().unwrap_or_default(),
+            anonymous_id: self.anonymous_id.clone().unwrap_or_default(),
+            timestamp: Some(time::from_ms(now)),
+            ..Default::default()
+        }
+    }
+
+    /// The event's context: the computation's `personas`, and the email when it is the carrier.
+    pub(crate) fn context(&self, personas: Value) -> Vec<u8> {
+        let mut context = json!({ "personas": personas });
+        if let Some(email) = &self.email {
+            context["traits"] = json!({ "email": email });
+        }
+        serde_json::to_vec(&context).unwrap_or_default()
+    }
 }
 
 /// The message id prefix of the group calls that write ACCOUNTS definitions' changes.
@@ -1094,6 +1116,19 @@ pub(crate) fn existing_engage_source(store: &crate::store::Store) -> Result<Opti
 
 /// The id of the "Tributary Engage" source, made when the worker first writes (its write key is
 /// random and never shown: only the engine writes as it).
+/// The id of the "Tributary Engage" source, made on first use and remembered in the hub (the
+/// publisher tells Engage's own events by it).
+pub(crate) fn own_source(shared: &Shared) -> Result<u32> {
+    match shared.engage_hub.source_id.load(Ordering::Acquire) {
+        0 => {
+            let id = engage_source(shared)?;
+            shared.engage_hub.source_id.store(id, Ordering::Release);
+            Ok(id)
+        }
+        id => Ok(id),
+    }
+}
+
 fn engage_source(shared: &Shared) -> Result<u32> {
     let store = &shared.store;
     let dbs = &store.log_dbs;

@@ -1,0 +1,425 @@
+//! Predictions, the engine's part (`docs/predictions.md`): point-in-time feature rows and their
+//! labels for the models the server trains (`features`), the leak guard, scores written back as
+//! profile traits (identify calls from the Engage source, like computed traits), and the records
+//! the server keeps (definitions, models, scored snapshots) in the log environment.
+//!
+//! Python trains and scores; it never sees an event. The rows cross as one buffer of `f32`.
+
+pub mod features;
+#[cfg(test)]
+mod tests;
+
+use roaring::RoaringBitmap;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::engage::plan::Run;
+use crate::engage::EventIndex;
+use crate::error::{EngineError, Result};
+use crate::identity::graph::{ProfileId, ProfileLookup};
+use crate::proto::{Batch, EventType};
+use crate::query::{Body, Kind};
+use crate::{time, Engine};
+
+/// Rows computed under one hold of the graph lock: ingest resolves between chunks.
+const ROWS_PER_LOCK: usize = 50_000;
+/// Identify calls in one batch of written scores (Segment's batch limit).
+const SCORE_BATCH: usize = 2_000;
+/// Profiles the leak guard recomputes from their known events alone.
+const AUDIT_ROWS: usize = 2_000;
+
+/// What the server asks for: the rows at one cutoff.
+#[derive(Deserialize)]
+pub struct RowsRequest {
+    /// The event names the model reads.
+    pub names: Vec<String>,
+    pub cutoff_ms: i64,
+    /// A saved USERS audience: only its members (evaluated at the cutoff) get rows.
+    #[serde(default)]
+    pub population: Option<String>,
+    /// Only these profiles (ids as `GetProfile` shows them), at any cutoff.
+    #[serde(default)]
+    pub profiles: Option<Vec<String>>,
+    #[serde(default)]
+    pub label: Option<LabelRequest>,
+    /// The leak guard's deliberately leaky column (tests of the guard only).
+    #[serde(default)]
+    pub probe_leak: bool,
+    /// Run the leak guard on (up to `AUDIT_ROWS` of) these rows.
+    #[serde(default)]
+    pub audit: bool,
+}
+
+/// The label of each row: what happened in the horizon after the cutoff, as known now.
+#[derive(Deserialize)]
+pub struct LabelRequest {
+    pub horizon_ms: i64,
+    /// A USERS audience condition evaluated at `cutoff + horizon` (the goal with
+    /// `.within(horizon)` appended by the server): 1 for its members.
+    #[serde(default)]
+    pub condition: Option<String>,
+    /// 1 for those NOT in `condition` (churn: did none of the events).
+    #[serde(default)]
+    pub negate: bool,
+    /// Instead: the revenue of these names' events in `(cutoff, cutoff + horizon]` (lifetime value).
+    #[serde(default)]
+    pub revenue_of: Option<Vec<String>>,
+}
+
+/// Rows at one cutoff.
+pub struct Table {
+    pub columns: Vec<String>,
+    /// Each row's profile id.
+    pub ids: Vec<u128>,
+    /// Row-major, `columns.len()` wide.
+    pub values: Vec<f32>,
+    /// One per row when a label was asked for.
+    pub labels: Vec<f64>,
+    /// Columns the leak guard found reading past the cutoff.
+    pub leaky: Vec<String>,
+    /// The last seq known at the cutoff.
+    pub through: u64,
+}
+
+/// The label of `root`'s profile: the revenue of `names` in `(from, to]` over its nodes.
+fn revenue_between(events: &EventIndex, nodes: &[u32], names: &[Option<u32>], from: i64, to: i64) -> f64 {
+    let mut total = 0.0;
+    for id in names.iter().filter_map(|id| *id) {
+        for &node in nodes {
+            let Some(list) = events.events(node, id) else {
+                continue;
+            };
+            let revenue = list.revenue();
+            for (i, &(ms, _)) in list.all().iter().enumerate() {
+                if from < ms && ms <= to {
+                    total += revenue.get(i).copied().unwrap_or(0.0);
+                }
+            }
+        }
+    }
+    total
+}
+
+/// Recomputes `rows`' features from an event index holding only what was known at the cutoff
+/// (their events with time ≤ t and seq ≤ through): a column that differs read something a
+/// cutoff must hide. The point-in-time property the proptest proves, checked on live data.
+fn leaks(run: &Run<'_>, spec: &features::Spec<'_>, roots: &[u32], t: i64, through: u64, rows: &[f32]) -> Vec<usize> {
+    let (graph, events) = (run.ev.graph, &run.ev.engage.events);
+    let mut known = EventIndex::default();
+    for &root in roots {
+        for &node in graph.members_at(root) {
+            for (name, id) in spec.names {
+                let Some(list) = id.and_then(|id| events.events(node, id)) else {
+                    continue;
+                };
+                let revenue = list.revenue();
+                for (i, &(ms, seq)) in list.all().iter().enumerate() {
+                    if ms <= t && seq <= through {
+                        known.record(node, name, ms, seq, revenue.get(i).copied());
+                    }
+                }
+            }
+        }
+    }
+    let names: Vec<(String, Option<u32>)> = spec.names.iter().map(|(n, _)| (n.clone(), known.name_id(n))).collect();
+    let known_spec = features::Spec {
+        names: &names,
+        probe_leak: spec.probe_leak,
+    };
+    let mut again = features::Rows::new(graph, &known, &known_spec, t, u64::MAX);
+    let mut recomputed = Vec::with_capacity(rows.len());
+    for &root in roots {
+        again.push(root, &mut recomputed);
+    }
+    let width = features::columns(spec).len();
+    if recomputed.len() != rows.len() {
+        // A row appeared or vanished: every column is suspect.
+        return (0..width).collect();
+    }
+    features::differing_columns(rows, &recomputed, width)
+}
+
+impl Engine {
+    /// The feature rows (and labels) at one cutoff. Rows are computed in chunks, each under its
+    /// own hold of the graph lock, so ingest goes on resolving meanwhile.
+    pub fn prediction_rows(&self, request: &RowsRequest) -> Result<Table> {
+        let t = request.cutoff_ms;
+        // The rows' profiles: every profile with an event of the names (or the ones asked for),
+        // within the population.
+        let (candidates, through) = self.with_run(t, |run| {
+            let (graph, events) = (run.ev.graph, &run.ev.engage.events);
+            let ids: Vec<(String, Option<u32>)> =
+                request.names.iter().map(|n| (n.clone(), events.name_id(n))).collect();
+            let spec = features::Spec {
+                names: &ids,
+                probe_leak: request.probe_leak,
+            };
+            let mut roots = match &request.profiles {
+                Some(profiles) => profiles
+                    .iter()
+                    .filter_map(|text| {
+                        let id = text.parse::<ProfileId>().ok()?;
+                        graph.root_for(&ProfileLookup::Id(id))
+                    })
+                    .collect(),
+                None => features::candidates(graph, events, &spec),
+            };
+            if let Some(key) = &request.population {
+                roots &= population(run, key)?;
+            }
+            Ok((roots, run.ev.engage.clock.through(t)))
+        })?;
+        let candidates: Vec<u32> = candidates.into_iter().collect();
+        let mut table = Table {
+            columns: Vec::new(),
+            ids: Vec::new(),
+            values: Vec::new(),
+            labels: Vec::new(),
+            leaky: Vec::new(),
+            through,
+        };
+        let mut kept: Vec<u32> = Vec::new();
+        for chunk in candidates.chunks(ROWS_PER_LOCK) {
+            let state = self.shared.profiles.lock();
+            let (graph, events) = (&state.graph, &state.engage.events);
+            let ids: Vec<(String, Option<u32>)> =
+                request.names.iter().map(|n| (n.clone(), events.name_id(n))).collect();
+            let spec = features::Spec {
+                names: &ids,
+                probe_leak: request.probe_leak,
+            };
+            if table.columns.is_empty() {
+                table.columns = features::columns(&spec);
+            }
+            let mut rows = features::Rows::new(graph, events, &spec, t, through);
+            for &root in chunk {
+                // A profile merged into another since the chunk was listed is the other's row.
+                let Some(root) = graph.root_of(root) else {
+                    continue;
+                };
+                let Some(id) = graph.id_at(root) else {
+                    continue;
+                };
+                if rows.push(root, &mut table.values) {
+                    table.ids.push(id.0);
+                    kept.push(root);
+                }
+            }
+        }
+        if table.columns.is_empty() {
+            let ids: Vec<(String, Option<u32>)> = request.names.iter().map(|n| (n.clone(), None)).collect();
+            table.columns = features::columns(&features::Spec {
+                names: &ids,
+                probe_leak: request.probe_leak,
+            });
+        }
+        if request.audit || request.label.is_some() {
+            self.with_run(t, |run| {
+                let events = &run.ev.engage.events;
+                let ids: Vec<(String, Option<u32>)> =
+                    request.names.iter().map(|n| (n.clone(), events.name_id(n))).collect();
+                let spec = features::Spec {
+                    names: &ids,
+                    probe_leak: request.probe_leak,
+                };
+                if request.audit {
+                    let sample = kept.len().min(AUDIT_ROWS);
+                    let width = table.columns.len();
+                    let found = leaks(run, &spec, &kept[..sample], t, through, &table.values[..sample * width]);
+                    table.leaky = found.into_iter().map(|i| table.columns[i].clone()).collect();
+                }
+                Ok(())
+            })?;
+        }
+        if let Some(label) = &request.label {
+            table.labels = self.labels(label, t, &kept)?;
+        }
+        Ok(table)
+    }
+
+    /// Each row's label (see `LabelRequest`), for the profiles rooted at `roots`.
+    fn labels(&self, label: &LabelRequest, t: i64, roots: &[u32]) -> Result<Vec<f64>> {
+        if label.horizon_ms <= 0 {
+            return Err(EngineError::InvalidRequest(
+                "label: the horizon must be positive".into(),
+            ));
+        }
+        let end = t.saturating_add(label.horizon_ms);
+        if let Some(names) = &label.revenue_of {
+            let state = self.shared.profiles.lock();
+            let events = &state.engage.events;
+            let ids: Vec<Option<u32>> = names.iter().map(|n| events.name_id(n)).collect();
+            return Ok(roots
+                .iter()
+                .map(|&root| revenue_between(events, state.graph.members_at(root), &ids, t, end))
+                .collect());
+        }
+        let Some(text) = &label.condition else {
+            return Err(EngineError::InvalidRequest(
+                "label: a condition or revenue_of is required".into(),
+            ));
+        };
+        let definition = crate::query::parse_audience(text, Kind::Users)
+            .map_err(|err| EngineError::InvalidRequest(format!("goal: {err}\n{}", err.caret(text))))?;
+        let Body::Audience(condition) = &definition.body else {
+            return Err(EngineError::InvalidRequest("goal: not a condition".into()));
+        };
+        let members = self.with_run(end, |run| run.users(condition))?;
+        Ok(roots
+            .iter()
+            .map(|root| f64::from(u8::from(members.contains(*root) != label.negate)))
+            .collect())
+    }
+
+    /// Writes scores as profile traits: for each row (a profile id), the traits of `columns`
+    /// (name, value per row) that differ from what the profile holds, in one identify call from
+    /// the Engage source at `at_ms` (so they flow to destinations and into audiences like any
+    /// computed trait's). Waits until they are committed. Returns (profiles written, unchanged,
+    /// gone: no longer a profile, or nothing to carry the call).
+    pub fn write_prediction_scores(
+        &self,
+        key: &str,
+        at_ms: i64,
+        ids: &[u128],
+        columns: &[(String, Vec<Value>)],
+    ) -> Result<(u64, u64, u64)> {
+        if columns.iter().any(|(_, values)| values.len() != ids.len()) {
+            return Err(EngineError::InvalidRequest(
+                "scores: a column's length differs from the rows'".into(),
+            ));
+        }
+        let cause = *self.shared.committed.lock();
+        let (mut events, mut unchanged, mut gone) = (Vec::new(), 0u64, 0u64);
+        self.with_run(at_ms, |run| {
+            let graph = run.ev.graph;
+            let mut seen = RoaringBitmap::new();
+            for (row, &id) in ids.iter().enumerate() {
+                let Some(root) = graph.root_for(&ProfileLookup::Id(ProfileId(id))) else {
+                    gone += 1;
+                    continue;
+                };
+                if !seen.insert(root) {
+                    // Two rows of one profile now (merged since): the first stands.
+                    continue;
+                }
+                let members = graph.members_at(root);
+                let mut traits = Map::new();
+                for (name, values) in columns {
+                    let value = &values[row];
+                    if run.ev.user_trait(members, name).as_ref() != Some(value) {
+                        traits.insert(name.clone(), value.clone());
+                    }
+                }
+                if traits.is_empty() {
+                    unchanged += 1;
+                    continue;
+                }
+                let Some(carrier) = crate::engage::realtime::Carrier::of(graph, root) else {
+                    gone += 1;
+                    continue;
+                };
+                let profile = graph.id_at(root).unwrap_or(ProfileId(id));
+                let personas = json!({"computation_class": "prediction", "computation_key": key});
+                events.push(crate::proto::Event {
+                    r#type: EventType::Identify as i32,
+                    message_id: format!("predict-{key}-{profile}-{cause:020}"),
+                    traits: serde_json::to_vec(&traits).unwrap_or_default(),
+                    context: carrier.context(personas),
+                    ..carrier.event(at_ms)
+                });
+            }
+            Ok(())
+        })?;
+        let written = events.len() as u64;
+        let source_id = crate::engage::realtime::own_source(&self.shared)?;
+        let mut pending = std::collections::VecDeque::new();
+        for chunk in events.chunks(SCORE_BATCH) {
+            let batch = Batch {
+                events: chunk.to_vec(),
+                ..Default::default()
+            };
+            let ctx = crate::event::BatchContext {
+                source_id,
+                received_ms: time::now_ms(),
+                max_event_bytes: self.shared.config.max_event_bytes,
+                custom: self.shared.profiles.custom(),
+                policy: None,
+                violations: Default::default(),
+                suppressed: None,
+            };
+            let (prepared, rejections) = crate::event::prepare_batch(batch, &ctx);
+            if let Some(rejection) = rejections.first() {
+                return Err(EngineError::FailedPrecondition(format!(
+                    "a score's identify call was refused: {}: {}",
+                    rejection.field, rejection.reason
+                )));
+            }
+            pending.push_back(self.enqueue(&ctx, prepared, rejections)?);
+            if pending.len() > 8 {
+                pending.pop_front().expect("queued").wait()?;
+            }
+        }
+        for ack in pending {
+            ack.wait()?;
+        }
+        Ok((written, unchanged, gone))
+    }
+
+    /// The server's prediction records (`key` → bytes) under `prefix`, in key order.
+    pub fn prediction_records(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let txn = self.shared.store.log.read()?;
+        let mut out = Vec::new();
+        for entry in self.shared.store.log_dbs.predictions.prefix_iter(&txn.txn, prefix)? {
+            let (key, value) = entry?;
+            out.push((key.to_owned(), value.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Stores (`Some`) or removes (`None`) prediction records, in one transaction.
+    pub fn put_prediction_records(&self, records: &[(String, Option<Vec<u8>>)]) -> Result<()> {
+        let dbs = &self.shared.store.log_dbs;
+        self.shared.store.log.write_with_growth(|txn| {
+            for (key, value) in records {
+                match value {
+                    Some(value) => dbs.predictions.put(txn, key, value)?,
+                    None => {
+                        dbs.predictions.delete(txn, key)?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Removes every record under `prefix` (a deleted prediction).
+    pub fn delete_prediction_records(&self, prefix: &str) -> Result<u64> {
+        let dbs = &self.shared.store.log_dbs;
+        let (removed, _) = self.shared.store.log.write_with_growth(|txn| {
+            let mut removed = 0;
+            let mut iter = dbs.predictions.prefix_iter_mut(txn, prefix)?;
+            while let Some(entry) = iter.next() {
+                entry?;
+                // SAFETY: nothing borrowed from the database is kept across the deletion.
+                unsafe { iter.del_current()? };
+                removed += 1;
+            }
+            Ok(removed)
+        })?;
+        Ok(removed)
+    }
+}
+
+/// The members of a saved USERS audience at the run's time.
+fn population(run: &Run<'_>, key: &str) -> Result<RoaringBitmap> {
+    let Some(definition) = run.ev.saved.get(key) else {
+        return Err(EngineError::NotFound(format!("population: no audience {key:?}")));
+    };
+    match (&definition.body, definition.kind) {
+        (Body::Audience(condition), Kind::Users) => run.users(condition),
+        _ => Err(EngineError::InvalidRequest(format!(
+            "population: {key:?} is not a USERS audience"
+        ))),
+    }
+}
