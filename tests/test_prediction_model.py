@@ -256,7 +256,7 @@ def test_nonlinear_truth_lightgbm_wins_near_the_oracle(nonlinear: Training) -> N
     oracle = _oracle_auc("nonlinear")
     assert report["test"]["auc"] >= oracle - 0.01
     assert report["test"]["auc"] <= oracle + 0.01  # an AUC above the truth's would mean a leak
-    assert report["calibration"] == {"method": "isotonic", "rows": 5_000}
+    assert (report["calibration"]["method"], report["calibration"]["rows"]) == ("isotonic", 5_000)
     assert report["test"]["ece"] <= 0.02
     # The calibrated model on the test split also predicts the right number of buyers.
     test = _population("nonlinear", 10_000, 3)[0]
@@ -304,6 +304,49 @@ def test_sigmoid_below_the_isotonic_threshold_isotonic_from_it(validation_rows: 
     raw = training.model.raw(validation.features)
     order = np.argsort(raw, kind="stable")
     assert np.all(np.diff(calibrated[order]) >= -1e-12)
+
+
+def test_calibration_can_be_chosen_and_its_range_is_reported() -> None:
+    """Validation people all bought recently; test people have lapsed for longer than any of them. Isotonic
+    holds its end value for all the lapsed (one probability for everyone past the range); the sigmoid keeps
+    ranking them; the report says what share of the test split lay outside the calibrated range."""
+    validation, _ = _population("linear", 2_000, 2)
+    recent = validation.features[:, 0] < 30
+    validation = Split(validation.features[recent], validation.labels[recent])
+    test, _ = _population("linear", 5_000, 3)
+    results = {
+        method: train(
+            kind="classification",
+            feature_names=FEATURES,
+            train=_population("linear", 10_000, 1)[0],
+            validation=validation,
+            test=test,
+            seed=SEED,
+            calibration=method,
+        )
+        for method in ("isotonic", "sigmoid")
+    }
+    assert validation.labels.shape[0] < ISOTONIC_MIN_ROWS  # "isotonic" was asked for, not chosen by size
+    for method, training in results.items():
+        assert training.model.calibration == training.report["calibration"]["method"] == method
+        raw = training.model.raw(test.features)
+        fitted = training.model.raw(validation.features)
+        outside = (raw < fitted.min()) | (raw > fitted.max())
+        assert training.report["calibration"]["test_outside_range"] == pytest.approx(outside.mean())
+        assert outside.mean() > 0.05
+        below = raw < fitted.min()
+        distinct = np.unique(training.model.predict(test.features[below])).shape[0]
+        assert distinct == 1 if method == "isotonic" else distinct > 100
+    with pytest.raises(ValueError, match="unknown calibration"):
+        train(
+            kind="classification",
+            feature_names=FEATURES,
+            train=test,
+            validation=test,
+            test=test,
+            seed=1,
+            calibration="beta",  # type: ignore[arg-type]
+        )
 
 
 # --- explanations ---------------------------------------------------------------------------------

@@ -34,6 +34,8 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from cdp_server.predictions import quality
 
 Kind = Literal["classification", "regression"]
+# "auto": isotonic from ISOTONIC_MIN_ROWS validation rows, Platt's sigmoid below.
+Calibration = Literal["auto", "isotonic", "sigmoid"]
 FORMAT = "tributary.prediction-model"
 FORMAT_VERSION = 1
 # Isotonic calibration needs enough rows per step to not overfit; Platt's two parameters do not.
@@ -395,8 +397,8 @@ def _fit_sigmoid(raw: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     return float(result.x[0]), float(result.x[1])
 
 
-def _calibrate(raw: np.ndarray, labels: np.ndarray) -> _Calibrator:
-    if labels.shape[0] >= ISOTONIC_MIN_ROWS:
+def _calibrate(raw: np.ndarray, labels: np.ndarray, method: Calibration) -> _Calibrator:
+    if method == "isotonic" or (method == "auto" and labels.shape[0] >= ISOTONIC_MIN_ROWS):
         isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, labels)
         return _Calibrator(
             "isotonic",
@@ -405,6 +407,13 @@ def _calibrate(raw: np.ndarray, labels: np.ndarray) -> _Calibrator:
         )
     a, b = _fit_sigmoid(raw, labels)
     return _Calibrator("sigmoid", a=a, b=b)
+
+
+def _outside(raw: np.ndarray, fitted: np.ndarray) -> float:
+    """The share of `raw` scores outside the range the calibrator was fitted on."""
+    if raw.shape[0] == 0:
+        return math.nan
+    return float(np.mean((raw < fitted.min()) | (raw > fitted.max())))
 
 
 def _metrics(kind: Kind, labels: np.ndarray, predictions: np.ndarray) -> dict[str, float | int]:
@@ -454,12 +463,19 @@ def train(
     validation: Split,
     test: Split,
     seed: int,
+    calibration: Calibration = "auto",
 ) -> Training:
     """Fit both candidates on `train`, pick the better on `validation` (AUC; RMSE for a regression),
     calibrate a classifier on `validation`, and measure everything on `test`.
 
     The validation split also stops LightGBM's boosting early, so its validation figures are slightly
     optimistic; the test split is touched by nothing but the measurements.
+
+    `calibration` chooses the classifier's calibrator: "auto" (isotonic from 1,000 validation rows,
+    sigmoid below), or one of them always. Isotonic is the more flexible map but holds its end values
+    outside the validation's score range; when the scored population drifts past it (people lapsed longer
+    than anyone at the validation cutoff), Platt's sigmoid extrapolates instead. The report's
+    `calibration.test_outside_range` says how many test rows fell outside that range.
 
     Raises:
         ValueError: mismatched shapes, labels that are not 0/1 (classification) or not finite, an empty
@@ -470,6 +486,8 @@ def train(
         for name, s in (("train", train), ("validation", validation), ("test", test))
     }
     _check(kind, feature_names, cast)
+    if calibration not in ("auto", "isotonic", "sigmoid"):
+        raise ValueError(f"unknown calibration {calibration!r}")
     train, validation, test = cast["train"], cast["validation"], cast["test"]
 
     trees, trees_info = _fit_trees(kind, train, validation, seed)
@@ -496,7 +514,8 @@ def train(
         trees_better = scores[trees.name] < scores[linear.name]
     winner: _Estimator = trees if trees_better else linear
 
-    calibrator = _calibrate(winner.raw(validation.features), validation.labels) if kind == "classification" else None
+    validation_raw = winner.raw(validation.features)
+    calibrator = _calibrate(validation_raw, validation.labels, calibration) if kind == "classification" else None
     model = Model(kind, feature_names, winner, calibrator)
     test_predictions = model.predict(test.features)
     report: dict[str, Any] = {
@@ -505,7 +524,13 @@ def train(
         "feature_names": feature_names,
         "winner": winner.name,
         "selection_metric": "auc" if kind == "classification" else "rmse",
-        "calibration": {"method": calibrator.method, "rows": int(validation.labels.shape[0])} if calibrator else None,
+        "calibration": {
+            "method": calibrator.method,
+            "rows": int(validation.labels.shape[0]),
+            "test_outside_range": _outside(winner.raw(test.features), validation_raw),
+        }
+        if calibrator
+        else None,
         "splits": {
             name: {
                 "rows": int(s.labels.shape[0]),
