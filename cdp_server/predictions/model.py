@@ -122,8 +122,8 @@ class _Trees:
     def contributions(self, x: np.ndarray) -> tuple[np.ndarray, float]:
         # LightGBM's TreeSHAP: one column per feature, then the expected value (the same on every row).
         if x.shape[0] == 0:
-            x = np.full((1, x.shape[1]), np.nan, dtype=np.float32)
-            return np.zeros((0, x.shape[1])), float(self.contributions(x)[1])
+            _, expected = self.contributions(np.full((1, x.shape[1]), np.nan, dtype=np.float32))
+            return np.zeros((0, x.shape[1])), expected
         shap = np.asarray(self.booster.predict(x, pred_contrib=True, num_threads=THREADS), dtype=np.float64)
         return shap[:, :-1], float(shap[0, -1])
 
@@ -358,7 +358,6 @@ def _fit_linear(kind: Kind, train: Split, seed: int) -> tuple[_Linear, dict[str,
     scale = design.std(axis=0)
     scale[scale == 0] = 1.0
     standardised = (design - mean) / scale
-    converged = True
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         if kind == "classification":
