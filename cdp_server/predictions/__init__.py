@@ -1,0 +1,1 @@
+"""Predictions: calibrated, explained propensity scores as profile traits (docs/predictions.md)."""
