@@ -258,6 +258,13 @@ class Model:
             return raw
         return self.calibrator(raw) if self.calibrator else np.asarray(expit(raw), dtype=np.float64)
 
+    def outside_calibration(self, features: Any) -> float:
+        """The share of rows whose raw score lies outside the range an isotonic calibrator was fitted
+        on (where it holds its end values); 0 for a sigmoid or no calibrator."""
+        if self.calibrator is None or self.calibrator.method != "isotonic":
+            return 0.0
+        return _outside(self.raw(features), np.asarray(self.calibrator.x))
+
     def explain(self, features: Any, top: int = 5) -> Explanation:
         """Each row's `top` strongest contributions (by |value|, ties by feature index) to its raw score."""
         x = _matrix(features, len(self.feature_names))

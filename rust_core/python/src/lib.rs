@@ -643,6 +643,14 @@ impl DeliveryRead {
 
 /// A deletion notice as Python gets it: (regulation, destination, highest removed seq, JSON).
 type PendingNotice<'py> = (u64, String, u64, Bound<'py, PyBytes>);
+type PredictionRows<'py> = (
+    Vec<String>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Vec<String>,
+    u64,
+);
 
 /// What delivery workers call: reads, cursors, dead letters and counts.
 #[pymethods]
@@ -768,6 +776,103 @@ impl Engine {
         let engine = &self.inner;
         let seqs = unpack_seqs(seqs)?;
         without_gil(py, || engine.queue_replay(id, &seqs, dead_letters))
+    }
+
+    /// Predictions' feature rows at one cutoff (`predict::RowsRequest` as JSON): (columns, the
+    /// rows' profile ids as 16-byte little-endian integers, the values as row-major
+    /// little-endian f32, the labels as f64 (empty without a label), the columns the leak guard
+    /// refused, the last log seq known at the cutoff). Bytes, not a Python object per row.
+    fn prediction_rows<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<PredictionRows<'py>> {
+        let request: tributary_engine::predict::RowsRequest = serde_json::from_slice(request)
+            .map_err(|err| to_py_err(EngineError::InvalidRequest(format!("prediction rows: {err}"))))?;
+        let engine = &self.inner;
+        let table = without_gil(py, || engine.prediction_rows(&request))?;
+        let ids: Vec<u8> = table.ids.iter().flat_map(|id| id.to_le_bytes()).collect();
+        let values: Vec<u8> = table.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let labels: Vec<u8> = table.labels.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Ok((
+            table.columns,
+            PyBytes::new(py, &ids),
+            PyBytes::new(py, &values),
+            PyBytes::new(py, &labels),
+            table.leaky,
+            table.through,
+        ))
+    }
+
+    /// Writes scores as traits of the profiles `ids` (16-byte little-endian each): `columns`
+    /// are (trait name, values as little-endian f64, whole numbers); only changed traits are
+    /// written, one identify call per profile, at `at_ms`. Returns (written, unchanged, gone).
+    fn write_prediction_scores(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        at_ms: i64,
+        ids: &[u8],
+        columns: Vec<(String, Vec<u8>, bool)>,
+    ) -> PyResult<(u64, u64, u64)> {
+        let ids: Vec<u128> = ids
+            .chunks_exact(16)
+            .map(|b| u128::from_le_bytes(b.try_into().expect("16 bytes")))
+            .collect();
+        let columns: Vec<(String, Vec<serde_json::Value>)> = columns
+            .into_iter()
+            .map(|(name, values, whole)| {
+                let values = values
+                    .chunks_exact(8)
+                    .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+                    .map(|v| {
+                        if whole {
+                            serde_json::Value::from(v as i64)
+                        } else {
+                            serde_json::Value::from(v)
+                        }
+                    })
+                    .collect();
+                (name, values)
+            })
+            .collect();
+        let engine = &self.inner;
+        without_gil(py, || engine.write_prediction_scores(key, at_ms, &ids, &columns))
+    }
+
+    /// Every event name with how many identifiers have events of it, most first.
+    fn event_name_reach(&self, py: Python<'_>) -> Vec<(String, u64)> {
+        let engine = &self.inner;
+        py.detach(|| engine.event_name_reach())
+    }
+
+    /// Profile ids (16-byte little-endian each) as `GetProfile` shows them.
+    #[staticmethod]
+    fn profile_ids(ids: &[u8]) -> Vec<String> {
+        ids.chunks_exact(16)
+            .map(|b| {
+                tributary_engine::identity::graph::ProfileId(u128::from_le_bytes(b.try_into().expect("16 bytes")))
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// The prediction records under `prefix`, in key order.
+    fn prediction_records<'py>(&self, py: Python<'py>, prefix: &str) -> PyResult<Vec<(String, Bound<'py, PyBytes>)>> {
+        let engine = &self.inner;
+        let records = without_gil(py, || engine.prediction_records(prefix))?;
+        Ok(records
+            .into_iter()
+            .map(|(key, value)| (key, PyBytes::new(py, &value)))
+            .collect())
+    }
+
+    /// Stores (bytes) or removes (None) prediction records, in one transaction.
+    fn put_prediction_records(&self, py: Python<'_>, records: Vec<(String, Option<Vec<u8>>)>) -> PyResult<()> {
+        let engine = &self.inner;
+        without_gil(py, || engine.put_prediction_records(&records))
+    }
+
+    /// Removes every prediction record under `prefix`; returns how many.
+    fn delete_prediction_records(&self, py: Python<'_>, prefix: &str) -> PyResult<u64> {
+        let engine = &self.inner;
+        without_gil(py, || engine.delete_prediction_records(prefix))
     }
 
     /// Deletion notices not yet taken by their destination: (regulation id, destination name,

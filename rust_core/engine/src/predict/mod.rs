@@ -365,6 +365,19 @@ impl Engine {
         Ok((written, unchanged, gone))
     }
 
+    /// Every event name Engage has seen, with how many identifiers have events of it (the
+    /// server picks the names a model reads by it).
+    pub fn event_name_reach(&self) -> Vec<(String, u64)> {
+        let state = self.shared.profiles.lock();
+        let events = &state.engage.events;
+        let mut names: Vec<(String, u64)> = events
+            .name_ids()
+            .map(|(name, id)| (name.to_owned(), events.nodes_with(id).map_or(0, RoaringBitmap::len)))
+            .collect();
+        names.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        names
+    }
+
     /// The server's prediction records (`key` → bytes) under `prefix`, in key order.
     pub fn prediction_records(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         let txn = self.shared.store.log.read()?;
