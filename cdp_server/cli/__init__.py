@@ -12,6 +12,7 @@ from cdp_server.cli import (
     governance,
     identity,
     importer,
+    predict,
     privacy,
     profile,
     rejected,
@@ -43,5 +44,6 @@ main.add_command(privacy.privacy)
 main.add_command(audit.audit)
 main.add_command(audiences.audience)
 main.add_command(audiences.computed_trait)
+main.add_command(predict.predict)
 main.add_command(destinations.destination)
 main.add_command(destinations.deadletters)

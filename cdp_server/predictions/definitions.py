@@ -62,8 +62,11 @@ class Definition:
         """The engine's `LabelRequest`."""
         if self.ltv:
             return {"horizon_ms": self.horizon_ms, "revenue_of": self.goal_names()}
-        return {"horizon_ms": self.horizon_ms, "condition": goal_condition(self.goals, self.horizon_days),
-                "negate": self.churn}
+        return {
+            "horizon_ms": self.horizon_ms,
+            "condition": goal_condition(self.goals, self.horizon_days),
+            "negate": self.churn,
+        }
 
     def trait_names(self) -> list[str]:
         first = f"{self.key}_value" if self.ltv else f"{self.key}_probability"

@@ -102,7 +102,7 @@ class Predictions:
         found = self._engine.prediction_records(f"{key}/definition")
         return Definition.from_bytes(found[0][1]) if found and found[0][0] == f"{key}/definition" else None
 
-    def list(self) -> list[Definition]:
+    def all(self) -> list[Definition]:
         return [Definition.from_bytes(v) for k, v in self._engine.prediction_records("") if k.endswith("/definition")]
 
     def save(self, definition: Definition) -> None:
@@ -111,11 +111,14 @@ class Predictions:
     def delete(self, key: str) -> int:
         return self._engine.delete_prediction_records(f"{key}/")
 
+    def records_of(self, key: str) -> list[tuple[str, bytes]]:
+        return self._engine.prediction_records(f"{key}/")
+
     def record(self, key: str, name: str) -> bytes | None:
         found = self._engine.prediction_records(f"{key}/{name}")
         return next((value for k, value in found if k == f"{key}/{name}"), None)
 
-    def model(self, key: str) -> model.Model | None:
+    def published(self, key: str) -> model.Model | None:
         data = self.record(key, "model")
         return model.Model.from_bytes(data) if data else None
 
@@ -139,7 +142,7 @@ class Predictions:
         if definition is None:
             raise KeyError(key)
         outcome: dict[str, Any] = {"key": key}
-        current = self.model(key)
+        current = self.published(key)
         if retrain or (retrain is None and (current is None or at_ms - definition.trained_ms >= RETRAIN_EVERY_MS)):
             outcome["trained"] = True
             try:
@@ -166,20 +169,30 @@ class Predictions:
 
         def rows(cutoff: int, audit: bool = False) -> Rows:
             return fetch_rows(
-                self._engine, names, cutoff, label=label, population=definition.population,
-                audit=audit, probe_leak=self._probe_leak,
+                self._engine,
+                names,
+                cutoff,
+                label=label,
+                population=definition.population,
+                audit=audit,
+                probe_leak=self._probe_leak,
             )
 
-        report: dict[str, Any] = {"key": definition.key, "at_ms": at_ms, "names": names,
-                                  "cutoffs": {"test": test_cut, "validation": validation_cut, "train": []}}
+        report: dict[str, Any] = {
+            "key": definition.key,
+            "at_ms": at_ms,
+            "names": names,
+            "cutoffs": {"test": test_cut, "validation": validation_cut, "train": []},
+        }
         try:
             test = rows(test_cut, audit=True)
             history_ms = self._history_ms(test, test_cut, at_ms)
             report["history_days"] = round(history_ms / DAY_MS, 1)
             if history_ms < MIN_HISTORY_HORIZONS * horizon:
                 raise NotReady(
-                    f"needs {MIN_HISTORY_HORIZONS}x the horizon of history ({MIN_HISTORY_HORIZONS * definition.horizon_days}"
-                    f" days); the log holds {history_ms / DAY_MS:.0f} days"
+                    f"needs {MIN_HISTORY_HORIZONS}x the horizon of history"
+                    f" ({MIN_HISTORY_HORIZONS * definition.horizon_days} days);"
+                    f" the log holds {history_ms / DAY_MS:.0f} days"
                 )
             start = at_ms - history_ms
             train_cuts = [
@@ -200,8 +213,11 @@ class Predictions:
             columns = [test.columns[i] for i in keep]
             positives = int(np.sum(train_y > 0))
             negatives = int(train_y.shape[0] - positives)
-            report["training_examples"] = {"rows": int(train_y.shape[0]), "positives": positives,
-                                           "negatives": negatives}
+            report["training_examples"] = {
+                "rows": int(train_y.shape[0]),
+                "positives": positives,
+                "negatives": negatives,
+            }
             if positives < MIN_POSITIVES or negatives < MIN_NEGATIVES:
                 raise NotReady(
                     f"needs {MIN_POSITIVES} positive and {MIN_NEGATIVES} negative training examples;"
@@ -232,11 +248,13 @@ class Predictions:
         definition.version += 1
         definition.state, definition.reason, definition.trained_ms = "ready", "", at_ms
         report["version"] = definition.version
-        self._engine.put_prediction_records([
-            (f"{definition.key}/model", trained.to_bytes()),
-            (f"{definition.key}/report", json.dumps(report, sort_keys=True).encode()),
-            (f"{definition.key}/definition", definition.to_bytes()),
-        ])
+        self._engine.put_prediction_records(
+            [
+                (f"{definition.key}/model", trained.to_bytes()),
+                (f"{definition.key}/report", json.dumps(report, sort_keys=True).encode()),
+                (f"{definition.key}/definition", definition.to_bytes()),
+            ]
+        )
         return trained
 
     def _fit(
@@ -258,7 +276,9 @@ class Predictions:
         tenure = test.features[:, test.columns.index("tenure_days")]
         return int(np.nanmax(tenure) * DAY_MS) + (at_ms - test_cut)
 
-    def _refused_columns(self, test: Rows, train_x: np.ndarray, train_y: np.ndarray, definition: Definition) -> list[str]:
+    def _refused_columns(
+        self, test: Rows, train_x: np.ndarray, train_y: np.ndarray, definition: Definition
+    ) -> list[str]:
         """The leak guard's columns (they read past the cutoff), and any column that alone predicts
         the training labels almost perfectly (the label itself, leaked)."""
         refused = list(test.leaky)
@@ -342,7 +362,7 @@ class Predictions:
 
     def explain(self, key: str, profile: str, at_ms: int, top: int = 5) -> dict[str, Any]:
         """The score of one profile now and the `top` signed contributions behind it."""
-        definition, trained = self.get(key), self.model(key)
+        definition, trained = self.get(key), self.published(key)
         if definition is None:
             raise KeyError(key)
         if trained is None:
@@ -360,8 +380,11 @@ class Predictions:
             "raw_score": raw,
             "expected_value": float(explanation.expected_value),
             "contributions": [
-                {"feature": trained.feature_names[int(f)], "value": float(features[0, int(f)]),
-                 "contribution": float(c)}
+                {
+                    "feature": trained.feature_names[int(f)],
+                    "value": float(features[0, int(f)]),
+                    "contribution": float(c),
+                }
                 for f, c in zip(explanation.features[0], explanation.contributions[0], strict=True)
             ],
         }
@@ -379,18 +402,26 @@ class Predictions:
             if scored_ms + definition.horizon_ms > at_ms:
                 continue
             ids = ids.view(ID_DTYPE).reshape(-1)
-            realized = fetch_rows(self._engine, [definition.goal_names()[0]], scored_ms, label=definition.label(),
-                                  population=definition.population)
+            current = self.published(definition.key)
+            names = self.names_of(current) if current else definition.goal_names()
+            realized = fetch_rows(
+                self._engine, names, scored_ms, label=definition.label(), population=definition.population
+            )
             _, mine, theirs = np.intersect1d(ids, realized.ids, return_indices=True)
             outcome = (realized.labels[theirs] > 0).astype(np.float64)
             report = self.report(definition.key) or {}
-            validation_auc = (report.get("candidates", {}).get(report.get("winner", ""), {})
-                              .get("validation", {}).get("auc"))
-            realized_auc = (float(quality.auc(outcome, predicted[mine]))
-                            if np.unique(outcome).shape[0] == 2 else float("nan"))
+            validation_auc = (
+                report.get("candidates", {}).get(report.get("winner", ""), {}).get("validation", {}).get("auc")
+            )
+            realized_auc = (
+                float(quality.auc(outcome, predicted[mine])) if np.unique(outcome).shape[0] == 2 else float("nan")
+            )
             result = {
-                "version": int(version), "scored_ms": scored_ms, "rows": int(mine.shape[0]),
-                "realized_auc": realized_auc, "validation_auc": validation_auc,
+                "version": int(version),
+                "scored_ms": scored_ms,
+                "rows": int(mine.shape[0]),
+                "realized_auc": realized_auc,
+                "validation_auc": validation_auc,
                 "flagged": bool(validation_auc is not None and realized_auc < validation_auc - BACKTEST_DROP),
             }
             self._put(definition.key, f"backtest/{version}", json.dumps(result).encode())

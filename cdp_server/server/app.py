@@ -31,6 +31,7 @@ from cdp_server.destinations.manager import DeliveryManager
 from cdp_server.destinations.retry import ScaledClock, SystemClock
 from cdp_server.server import reflection
 from cdp_server.services import access, admin, audience, ingest, profile
+from cdp_server.services.predictions import PredictionScheduler
 
 GIL_SWITCH_INTERVAL_SECS = 0.0005
 
@@ -167,6 +168,9 @@ def start(settings: Settings) -> RunningServer:
         raise
     server.start()
     delivery.start()
+    audience_service = services[audience.SERVICE]
+    assert isinstance(audience_service, audience.AudienceService)
+    PredictionScheduler(audience_service.predictions, draining).start()
     for name in ["", *services]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info(

@@ -13,6 +13,7 @@ from tributary._proto.cdp.v1 import audience_pb2
 from cdp_server import _core, errors
 from cdp_server.auth import Caller
 from cdp_server.services import access
+from cdp_server.services.predictions import PredictionHandlers
 from cdp_server.services.routes import Route, forwarded
 
 SERVICE = "cdp.v1.AudienceService"
@@ -36,6 +37,7 @@ class AudienceService:
         self._engine = engine
         self._guard = guard
         self._draining = draining
+        self.predictions = PredictionHandlers(engine)
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         return self._guard.service(
@@ -44,6 +46,7 @@ class AudienceService:
                 "ListMembers": access.server_streaming(self.list_members),
                 "WatchMembership": access.server_streaming(self.watch_membership, audience_pb2.WatchMembershipRequest),
                 **forwarded(self._engine, ROUTES),
+                **self.predictions.handlers(),
             },
         )
 

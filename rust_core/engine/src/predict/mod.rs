@@ -37,7 +37,8 @@ pub struct RowsRequest {
     /// A saved USERS audience: only its members (evaluated at the cutoff) get rows.
     #[serde(default)]
     pub population: Option<String>,
-    /// Only these profiles (ids as `GetProfile` shows them), at any cutoff.
+    /// Only these profiles (a profile id or `kind:value` identifier each, as `GetProfile` takes
+    /// them), at any cutoff.
     #[serde(default)]
     pub profiles: Option<Vec<String>>,
     #[serde(default)]
@@ -155,13 +156,14 @@ impl Engine {
                 probe_leak: request.probe_leak,
             };
             let mut roots = match &request.profiles {
-                Some(profiles) => profiles
-                    .iter()
-                    .filter_map(|text| {
-                        let id = text.parse::<ProfileId>().ok()?;
-                        graph.root_for(&ProfileLookup::Id(id))
-                    })
-                    .collect(),
+                Some(profiles) => {
+                    let mut roots = RoaringBitmap::new();
+                    for text in profiles {
+                        let lookup = crate::profile_reads::parse_lookup("profile", text)?;
+                        roots.extend(graph.root_for(&lookup));
+                    }
+                    roots
+                }
                 None => features::candidates(graph, events, &spec),
             };
             if let Some(key) = &request.population {

@@ -72,6 +72,315 @@ ENTITY_KIND_ACCOUNTS: EntityKind.ValueType  # 2
 Global___EntityKind: _TypeAlias = EntityKind  # noqa: Y015
 
 @_typing.final
+class Prediction(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    GOALS_FIELD_NUMBER: _builtins.int
+    HORIZON_DAYS_FIELD_NUMBER: _builtins.int
+    CHURN_FIELD_NUMBER: _builtins.int
+    LTV_FIELD_NUMBER: _builtins.int
+    POPULATION_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    TRAINED_AT_FIELD_NUMBER: _builtins.int
+    SCORED_AT_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    TRAITS_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    horizon_days: _builtins.int
+    """7-180 days."""
+    churn: _builtins.bool
+    """Likelihood to churn: the label is doing NONE of the goals within the horizon."""
+    ltv: _builtins.bool
+    """Predicted lifetime value: the revenue of the goals' events over the horizon (a regression)."""
+    population: _builtins.str
+    """A saved USERS audience: only its members are trained on and scored."""
+    state: _builtins.str
+    """Output only: "new", "not_ready" (see reason) or "ready"."""
+    reason: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def goals(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Event streams in the query language's event syntax, e.g. "event('Order Completed')" or
+        "event('Signed Up').where(property('plan') = 'pro')"; reaching any one is the goal.
+        """
+
+    @_builtins.property
+    def trained_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def scored_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def traits(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Output only: the traits it writes."""
+
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        goals: _abc.Iterable[_builtins.str] | None = ...,
+        horizon_days: _builtins.int = ...,
+        churn: _builtins.bool = ...,
+        ltv: _builtins.bool = ...,
+        population: _builtins.str = ...,
+        state: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        trained_at: _timestamp_pb2.Timestamp | None = ...,
+        scored_at: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+        traits: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["scored_at", b"scored_at", "trained_at", b"trained_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["churn", b"churn", "goals", b"goals", "horizon_days", b"horizon_days", "key", b"key", "ltv", b"ltv", "population", b"population", "reason", b"reason", "scored_at", b"scored_at", "state", b"state", "trained_at", b"trained_at", "traits", b"traits", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Prediction: _TypeAlias = Prediction  # noqa: Y015
+
+@_typing.final
+class CreatePredictionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PREDICTION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def prediction(self) -> Global___Prediction: ...
+    def __init__(
+        self,
+        *,
+        prediction: Global___Prediction | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["prediction", b"prediction"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["prediction", b"prediction"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePredictionRequest: _TypeAlias = CreatePredictionRequest  # noqa: Y015
+
+@_typing.final
+class GetPredictionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPredictionRequest: _TypeAlias = GetPredictionRequest  # noqa: Y015
+
+@_typing.final
+class ListPredictionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPredictionsRequest: _TypeAlias = ListPredictionsRequest  # noqa: Y015
+
+@_typing.final
+class ListPredictionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PREDICTIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def predictions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Prediction]: ...
+    def __init__(
+        self,
+        *,
+        predictions: _abc.Iterable[Global___Prediction] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["predictions", b"predictions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPredictionsResponse: _TypeAlias = ListPredictionsResponse  # noqa: Y015
+
+@_typing.final
+class DeletePredictionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeletePredictionRequest: _TypeAlias = DeletePredictionRequest  # noqa: Y015
+
+@_typing.final
+class DeletePredictionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeletePredictionResponse: _TypeAlias = DeletePredictionResponse  # noqa: Y015
+
+@_typing.final
+class RefreshPredictionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    RETRAIN_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    retrain: _builtins.bool
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """The evaluation time (default: now)."""
+
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        retrain: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "key", b"key", "retrain", b"retrain"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefreshPredictionRequest: _TypeAlias = RefreshPredictionRequest  # noqa: Y015
+
+@_typing.final
+class RefreshPredictionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOME_JSON_FIELD_NUMBER: _builtins.int
+    outcome_json: _builtins.str
+    """What was done, as JSON: {"trained", "scores": {"profiles", "written", "unchanged", "gone"},
+    "backtests", "state", "reason"}.
+    """
+    def __init__(
+        self,
+        *,
+        outcome_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcome_json", b"outcome_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefreshPredictionResponse: _TypeAlias = RefreshPredictionResponse  # noqa: Y015
+
+@_typing.final
+class PredictionReport(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_JSON_FIELD_NUMBER: _builtins.int
+    CALIBRATION_PNG_FIELD_NUMBER: _builtins.int
+    GAINS_PNG_FIELD_NUMBER: _builtins.int
+    BACKTESTS_JSON_FIELD_NUMBER: _builtins.int
+    report_json: _builtins.str
+    """The report as JSON: cutoffs, examples, both candidates' metrics on validation and test
+    (AUC, log loss, Brier, lift and precision at 5/10/20 %, calibration error), the winner,
+    the calibration, conversions by percentile cohort, refused columns, published or why not.
+    """
+    calibration_png: _builtins.bytes
+    gains_png: _builtins.bytes
+    @_builtins.property
+    def backtests_json(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Each kept snapshot's backtest once its horizon passed, as JSON."""
+
+    def __init__(
+        self,
+        *,
+        report_json: _builtins.str = ...,
+        calibration_png: _builtins.bytes = ...,
+        gains_png: _builtins.bytes = ...,
+        backtests_json: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backtests_json", b"backtests_json", "calibration_png", b"calibration_png", "gains_png", b"gains_png", "report_json", b"report_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PredictionReport: _TypeAlias = PredictionReport  # noqa: Y015
+
+@_typing.final
+class ExplainPredictionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    profile: _builtins.str
+    """A profile id or a `kind:value` identifier."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        profile: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "key", b"key", "profile", b"profile"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainPredictionRequest: _TypeAlias = ExplainPredictionRequest  # noqa: Y015
+
+@_typing.final
+class PredictionExplanation(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPLANATION_JSON_FIELD_NUMBER: _builtins.int
+    explanation_json: _builtins.str
+    """{"score", "raw_score", "expected_value", "contributions": [{"feature", "value",
+    "contribution"}]}: expected_value plus every feature's contribution is the raw score.
+    """
+    def __init__(
+        self,
+        *,
+        explanation_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["explanation_json", b"explanation_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PredictionExplanation: _TypeAlias = PredictionExplanation  # noqa: Y015
+
+@_typing.final
 class Audience(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -84,6 +84,41 @@ class AudienceServiceStub:
                 request_serializer=cdp_dot_v1_dot_audience__pb2.WatchMembershipRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_audience__pb2.MembershipChange.FromString,
                 _registered_method=True)
+        self.CreatePrediction = channel.unary_unary(
+                '/cdp.v1.AudienceService/CreatePrediction',
+                request_serializer=cdp_dot_v1_dot_audience__pb2.CreatePredictionRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_audience__pb2.Prediction.FromString,
+                _registered_method=True)
+        self.GetPrediction = channel.unary_unary(
+                '/cdp.v1.AudienceService/GetPrediction',
+                request_serializer=cdp_dot_v1_dot_audience__pb2.GetPredictionRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_audience__pb2.Prediction.FromString,
+                _registered_method=True)
+        self.ListPredictions = channel.unary_unary(
+                '/cdp.v1.AudienceService/ListPredictions',
+                request_serializer=cdp_dot_v1_dot_audience__pb2.ListPredictionsRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_audience__pb2.ListPredictionsResponse.FromString,
+                _registered_method=True)
+        self.DeletePrediction = channel.unary_unary(
+                '/cdp.v1.AudienceService/DeletePrediction',
+                request_serializer=cdp_dot_v1_dot_audience__pb2.DeletePredictionRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_audience__pb2.DeletePredictionResponse.FromString,
+                _registered_method=True)
+        self.RefreshPrediction = channel.unary_unary(
+                '/cdp.v1.AudienceService/RefreshPrediction',
+                request_serializer=cdp_dot_v1_dot_audience__pb2.RefreshPredictionRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_audience__pb2.RefreshPredictionResponse.FromString,
+                _registered_method=True)
+        self.GetPredictionReport = channel.unary_unary(
+                '/cdp.v1.AudienceService/GetPredictionReport',
+                request_serializer=cdp_dot_v1_dot_audience__pb2.GetPredictionRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_audience__pb2.PredictionReport.FromString,
+                _registered_method=True)
+        self.ExplainPrediction = channel.unary_unary(
+                '/cdp.v1.AudienceService/ExplainPrediction',
+                request_serializer=cdp_dot_v1_dot_audience__pb2.ExplainPredictionRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_audience__pb2.PredictionExplanation.FromString,
+                _registered_method=True)
 
 
  # This class is part of an EXPERIMENTAL API.
@@ -350,6 +385,195 @@ class AudienceService:
             '/cdp.v1.AudienceService/WatchMembership',
             cdp_dot_v1_dot_audience__pb2.WatchMembershipRequest.SerializeToString,
             cdp_dot_v1_dot_audience__pb2.MembershipChange.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePrediction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AudienceService/CreatePrediction',
+            cdp_dot_v1_dot_audience__pb2.CreatePredictionRequest.SerializeToString,
+            cdp_dot_v1_dot_audience__pb2.Prediction.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPrediction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AudienceService/GetPrediction',
+            cdp_dot_v1_dot_audience__pb2.GetPredictionRequest.SerializeToString,
+            cdp_dot_v1_dot_audience__pb2.Prediction.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPredictions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AudienceService/ListPredictions',
+            cdp_dot_v1_dot_audience__pb2.ListPredictionsRequest.SerializeToString,
+            cdp_dot_v1_dot_audience__pb2.ListPredictionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeletePrediction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AudienceService/DeletePrediction',
+            cdp_dot_v1_dot_audience__pb2.DeletePredictionRequest.SerializeToString,
+            cdp_dot_v1_dot_audience__pb2.DeletePredictionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefreshPrediction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AudienceService/RefreshPrediction',
+            cdp_dot_v1_dot_audience__pb2.RefreshPredictionRequest.SerializeToString,
+            cdp_dot_v1_dot_audience__pb2.RefreshPredictionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPredictionReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AudienceService/GetPredictionReport',
+            cdp_dot_v1_dot_audience__pb2.GetPredictionRequest.SerializeToString,
+            cdp_dot_v1_dot_audience__pb2.PredictionReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainPrediction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.AudienceService/ExplainPrediction',
+            cdp_dot_v1_dot_audience__pb2.ExplainPredictionRequest.SerializeToString,
+            cdp_dot_v1_dot_audience__pb2.PredictionExplanation.FromString,
             options,
             channel_credentials,
             insecure,

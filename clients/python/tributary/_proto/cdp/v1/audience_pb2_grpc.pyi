@@ -77,6 +77,22 @@ class AudienceServiceStub:
     written, from now on; `after_seq` resumes after a position a previous change reported. An
     account's are the group calls written for it, named by its `group_id:...`.
     """
+    CreatePrediction: _grpc.UnaryUnaryMultiCallable[_audience_pb2.CreatePredictionRequest, _audience_pb2.Prediction]
+    """Predictions (docs/predictions.md): calibrated propensity scores written onto profiles as
+    traits KEY_probability (KEY_value for lifetime value), KEY_percentile and KEY_decile.
+    Saves a prediction definition (checked first: INVALID_ARGUMENT names the field); it trains
+    and scores in the background, or at once with RefreshPrediction.
+    """
+    GetPrediction: _grpc.UnaryUnaryMultiCallable[_audience_pb2.GetPredictionRequest, _audience_pb2.Prediction]
+    ListPredictions: _grpc.UnaryUnaryMultiCallable[_audience_pb2.ListPredictionsRequest, _audience_pb2.ListPredictionsResponse]
+    DeletePrediction: _grpc.UnaryUnaryMultiCallable[_audience_pb2.DeletePredictionRequest, _audience_pb2.DeletePredictionResponse]
+    """Deletes the definition, its models, reports and snapshots (the traits stay on profiles)."""
+    RefreshPrediction: _grpc.UnaryUnaryMultiCallable[_audience_pb2.RefreshPredictionRequest, _audience_pb2.RefreshPredictionResponse]
+    """Trains (when asked, or when there is no model or it is a week old) and scores now."""
+    GetPredictionReport: _grpc.UnaryUnaryMultiCallable[_audience_pb2.GetPredictionRequest, _audience_pb2.PredictionReport]
+    """The quality report of the latest training (published or not), its charts and backtests."""
+    ExplainPrediction: _grpc.UnaryUnaryMultiCallable[_audience_pb2.ExplainPredictionRequest, _audience_pb2.PredictionExplanation]
+    """One profile's score and the five strongest signed contributions behind it."""
 
 @_typing.type_check_only
 class AudienceServiceAsyncStub(AudienceServiceStub):
@@ -122,5 +138,21 @@ class AudienceServiceAsyncStub(AudienceServiceStub):
     written, from now on; `after_seq` resumes after a position a previous change reported. An
     account's are the group calls written for it, named by its `group_id:...`.
     """
+    CreatePrediction: _aio.UnaryUnaryMultiCallable[_audience_pb2.CreatePredictionRequest, _audience_pb2.Prediction]  # type: ignore[assignment]
+    """Predictions (docs/predictions.md): calibrated propensity scores written onto profiles as
+    traits KEY_probability (KEY_value for lifetime value), KEY_percentile and KEY_decile.
+    Saves a prediction definition (checked first: INVALID_ARGUMENT names the field); it trains
+    and scores in the background, or at once with RefreshPrediction.
+    """
+    GetPrediction: _aio.UnaryUnaryMultiCallable[_audience_pb2.GetPredictionRequest, _audience_pb2.Prediction]  # type: ignore[assignment]
+    ListPredictions: _aio.UnaryUnaryMultiCallable[_audience_pb2.ListPredictionsRequest, _audience_pb2.ListPredictionsResponse]  # type: ignore[assignment]
+    DeletePrediction: _aio.UnaryUnaryMultiCallable[_audience_pb2.DeletePredictionRequest, _audience_pb2.DeletePredictionResponse]  # type: ignore[assignment]
+    """Deletes the definition, its models, reports and snapshots (the traits stay on profiles)."""
+    RefreshPrediction: _aio.UnaryUnaryMultiCallable[_audience_pb2.RefreshPredictionRequest, _audience_pb2.RefreshPredictionResponse]  # type: ignore[assignment]
+    """Trains (when asked, or when there is no model or it is a week old) and scores now."""
+    GetPredictionReport: _aio.UnaryUnaryMultiCallable[_audience_pb2.GetPredictionRequest, _audience_pb2.PredictionReport]  # type: ignore[assignment]
+    """The quality report of the latest training (published or not), its charts and backtests."""
+    ExplainPrediction: _aio.UnaryUnaryMultiCallable[_audience_pb2.ExplainPredictionRequest, _audience_pb2.PredictionExplanation]  # type: ignore[assignment]
+    """One profile's score and the five strongest signed contributions behind it."""
 
 
