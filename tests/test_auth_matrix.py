@@ -150,6 +150,15 @@ REQUESTS: dict[str, Any] = {
     "AudienceService/CheckMembership": audience_pb2.CheckMembershipRequest(key="matrix", identifier="user_id:u1"),
     "AudienceService/ExplainMembership": audience_pb2.ExplainMembershipRequest(key="matrix", identifier="user_id:u1"),
     "AudienceService/WatchMembership": audience_pb2.WatchMembershipRequest(key="matrix"),
+    "AudienceService/CreatePrediction": audience_pb2.CreatePredictionRequest(
+        prediction=audience_pb2.Prediction(key="matrix_p", goals=["event('Order Completed')"], horizon_days=30)
+    ),
+    "AudienceService/GetPrediction": audience_pb2.GetPredictionRequest(key="matrix_p"),
+    "AudienceService/ListPredictions": audience_pb2.ListPredictionsRequest(),
+    "AudienceService/DeletePrediction": audience_pb2.DeletePredictionRequest(key="matrix_p"),
+    "AudienceService/RefreshPrediction": audience_pb2.RefreshPredictionRequest(key="matrix_p"),
+    "AudienceService/GetPredictionReport": audience_pb2.GetPredictionRequest(key="matrix_p"),
+    "AudienceService/ExplainPrediction": audience_pb2.ExplainPredictionRequest(key="matrix_p", profile="user_id:u1"),
     "AdminService/CreateSource": admin_pb2.CreateSourceRequest(name="alpha"),  # exists: refused after auth
     "AdminService/ListSources": admin_pb2.ListSourcesRequest(),
     "AdminService/UpdateWebhookSource": admin_pb2.UpdateWebhookSourceRequest(name="missing", mappings="[]"),
