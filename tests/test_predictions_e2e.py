@@ -64,7 +64,8 @@ def send_http(server: Any, events: list[dict[str, Any]]) -> None:
 
 
 def cdp_json(server: Any, *args: str) -> Any:
-    return json.loads(cdp(server, *args, "--json").stdout)
+    # Training takes seconds, but a loaded machine can stretch it.
+    return json.loads(cdp(server, *args, "--json", timeout=600).stdout)
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,7 @@ def _prediction_json(p: audience_pb2.Prediction) -> dict[str, Any]:
         "reason": p.reason,
         "version": p.version,
         "traits": list(p.traits),
+        "trait_features": list(p.trait_features),
         "trained_at": p.trained_at.ToJsonString() if p.HasField("trained_at") else None,
         "scored_at": p.scored_at.ToJsonString() if p.HasField("scored_at") else None,
     }
@@ -66,6 +67,7 @@ def predict() -> None:
 @click.option("--churn", is_flag=True, help="Likelihood to churn: doing none of the goals within the horizon.")
 @click.option("--ltv", is_flag=True, help="Predicted lifetime value: the goals' revenue within the horizon.")
 @click.option("--population", default="", help="Only the members of this saved audience.")
+@click.option("--trait", "trait_features", multiple=True, help="A profile trait the model also reads (repeatable).")
 @click.option("--refresh/--no-refresh", default=True, show_default=True, help="Train and score now.")
 @at_option
 @target_option
@@ -78,6 +80,7 @@ def create(
     churn: bool,
     ltv: bool,
     population: str,
+    trait_features: tuple[str, ...],
     refresh: bool,
     at: str,
     target: str,
@@ -86,7 +89,13 @@ def create(
 ) -> None:
     """Creates prediction KEY; its traits are KEY_probability (KEY_value), KEY_percentile, KEY_decile."""
     prediction = audience_pb2.Prediction(
-        key=key, goals=list(goals), horizon_days=_days(within), churn=churn, ltv=ltv, population=population
+        key=key,
+        goals=list(goals),
+        horizon_days=_days(within),
+        churn=churn,
+        ltv=ltv,
+        population=population,
+        trait_features=list(trait_features),
     )
     created = _call(
         target,

@@ -37,6 +37,8 @@ class Definition:
     # Lifetime value: the label is the revenue of the goals' events over the horizon (a regression).
     ltv: bool = False
     population: str | None = None
+    # Profile traits the model reads beside the events (numbers, booleans, numeric strings).
+    trait_features: list[str] = field(default_factory=list)
     created_ms: int = 0
     seed: int = 0
     # What became of it: "new", "not_ready" (with `reason`) or "ready".
@@ -122,6 +124,10 @@ def check(definition: Definition) -> Definition:
         )
     if not definition.goals:
         raise DefinitionError("goal", "at least one goal event is required")
+    own = set(definition.trait_names())
+    for name in definition.trait_features:
+        if not name or name in own:
+            raise DefinitionError("trait", f"{name!r}: a prediction cannot read its own score")
     if definition.churn and definition.ltv:
         raise DefinitionError("ltv", "a prediction is churn or lifetime value, not both")
     for goal in definition.goals:

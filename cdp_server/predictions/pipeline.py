@@ -65,6 +65,7 @@ def fetch_rows(
     names: list[str],
     cutoff_ms: int,
     *,
+    traits: list[str] | None = None,
     label: dict[str, Any] | None = None,
     population: str | None = None,
     profiles: list[str] | None = None,
@@ -73,6 +74,7 @@ def fetch_rows(
 ) -> Rows:
     request = {
         "names": names,
+        "traits": traits or [],
         "cutoff_ms": cutoff_ms,
         "label": label,
         "population": population,
@@ -172,6 +174,7 @@ class Predictions:
                 self._engine,
                 names,
                 cutoff,
+                traits=definition.trait_features,
                 label=label,
                 population=definition.population,
                 audit=audit,
@@ -230,7 +233,9 @@ class Predictions:
                 "validation": model.Split(validation.features[:, keep], validation.labels),
                 "test": model.Split(test.features[:, keep], test.labels),
             }
-            scoring = fetch_rows(self._engine, names, at_ms, population=definition.population)
+            scoring = fetch_rows(
+                self._engine, names, at_ms, traits=definition.trait_features, population=definition.population
+            )
             training = self._fit(definition, columns, splits, scoring.features[:, keep])
             report.update(training.report)
             trained = training.model
@@ -248,9 +253,11 @@ class Predictions:
         definition.version += 1
         definition.state, definition.reason, definition.trained_ms = "ready", "", at_ms
         report["version"] = definition.version
+        inputs = {"names": names, "traits": definition.trait_features}
         self._engine.put_prediction_records(
             [
                 (f"{definition.key}/model", trained.to_bytes()),
+                (f"{definition.key}/inputs", json.dumps(inputs, sort_keys=True).encode()),
                 (f"{definition.key}/report", json.dumps(report, sort_keys=True).encode()),
                 (f"{definition.key}/definition", definition.to_bytes()),
             ]
@@ -316,8 +323,8 @@ class Predictions:
 
     def score(self, definition: Definition, trained: model.Model, at_ms: int) -> dict[str, int]:
         """Scores every profile the model reads (in the population) and writes the changed traits."""
-        names = self.names_of(trained)
-        rows = fetch_rows(self._engine, names, at_ms, population=definition.population)
+        names, traits = self.inputs(definition.key)
+        rows = fetch_rows(self._engine, names, at_ms, traits=traits, population=definition.population)
         features = self._columns(rows, trained)
         predicted = trained.predict(features) if rows.ids.shape[0] else np.zeros(0)
         percentiles = np.floor(quality.percentiles(predicted) * 100) / 100 if predicted.size else predicted
@@ -339,20 +346,26 @@ class Predictions:
         snapshot = f"snapshot/{definition.version:06d}"
         if self.record(definition.key, snapshot) is None:
             buffer = io.BytesIO()
-            np.savez(buffer, ids=rows.ids.view("<u8"), predicted=predicted, at_ms=np.array([at_ms]))
+            report = self.report(definition.key) or {}
+            winner = report.get("candidates", {}).get(report.get("winner", ""), {})
+            validation_auc = winner.get("validation", {}).get("auc")
+            np.savez(
+                buffer,
+                ids=rows.ids.view("<u8"),
+                predicted=predicted,
+                at_ms=np.array([at_ms]),
+                validation_auc=np.array([np.nan if validation_auc is None else validation_auc]),
+            )
             self._put(definition.key, snapshot, buffer.getvalue())
         return {"profiles": int(rows.ids.shape[0]), "written": written, "unchanged": unchanged, "gone": gone}
 
-    @staticmethod
-    def names_of(trained: model.Model) -> list[str]:
-        """The event names a model's columns read, in order."""
-        names: list[str] = []
-        for column in trained.feature_names:
-            if "." in column:
-                name = column.rsplit(".", 1)[0]
-                if name not in names:
-                    names.append(name)
-        return names
+    def inputs(self, key: str) -> tuple[list[str], list[str]]:
+        """The event names and traits the published model's rows are computed from."""
+        data = self.record(key, "inputs")
+        if data is None:
+            raise NotReady("no model yet")
+        found = json.loads(data)
+        return list(found["names"]), list(found["traits"])
 
     @staticmethod
     def _columns(rows: Rows, trained: model.Model) -> np.ndarray:
@@ -367,7 +380,8 @@ class Predictions:
             raise KeyError(key)
         if trained is None:
             raise NotReady(definition.reason or "no model yet")
-        rows = fetch_rows(self._engine, self.names_of(trained), at_ms, profiles=[profile])
+        names, traits = self.inputs(key)
+        rows = fetch_rows(self._engine, names, at_ms, traits=traits, profiles=[profile])
         if rows.ids.shape[0] == 0:
             raise LookupError(f"profile {profile} has none of the events this prediction reads")
         features = self._columns(rows, trained)
@@ -399,20 +413,21 @@ class Predictions:
                 continue
             with np.load(io.BytesIO(data), allow_pickle=False) as snapshot:
                 ids, predicted, scored_ms = snapshot["ids"], snapshot["predicted"], int(snapshot["at_ms"][0])
+                validation_auc = float(snapshot["validation_auc"][0])
             if scored_ms + definition.horizon_ms > at_ms:
                 continue
             ids = ids.view(ID_DTYPE).reshape(-1)
-            current = self.published(definition.key)
-            names = self.names_of(current) if current else definition.goal_names()
+            names, traits = self.inputs(definition.key)
             realized = fetch_rows(
-                self._engine, names, scored_ms, label=definition.label(), population=definition.population
+                self._engine,
+                names,
+                scored_ms,
+                traits=traits,
+                label=definition.label(),
+                population=definition.population,
             )
             _, mine, theirs = np.intersect1d(ids, realized.ids, return_indices=True)
             outcome = (realized.labels[theirs] > 0).astype(np.float64)
-            report = self.report(definition.key) or {}
-            validation_auc = (
-                report.get("candidates", {}).get(report.get("winner", ""), {}).get("validation", {}).get("auc")
-            )
             realized_auc = (
                 float(quality.auc(outcome, predicted[mine])) if np.unique(outcome).shape[0] == 2 else float("nan")
             )
@@ -420,9 +435,9 @@ class Predictions:
                 "version": int(version),
                 "scored_ms": scored_ms,
                 "rows": int(mine.shape[0]),
-                "realized_auc": realized_auc,
-                "validation_auc": validation_auc,
-                "flagged": bool(validation_auc is not None and realized_auc < validation_auc - BACKTEST_DROP),
+                "realized_auc": None if np.isnan(realized_auc) else realized_auc,
+                "validation_auc": None if np.isnan(validation_auc) else validation_auc,
+                "flagged": bool(realized_auc < validation_auc - BACKTEST_DROP),
             }
             self._put(definition.key, f"backtest/{version}", json.dumps(result).encode())
             done.append(result)

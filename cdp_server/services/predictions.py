@@ -41,6 +41,7 @@ def to_message(definition: Definition) -> pb.Prediction:
         reason=definition.reason,
         version=definition.version,
         traits=definition.trait_names(),
+        trait_features=definition.trait_features,
     )
     if definition.trained_ms:
         message.trained_at.FromMilliseconds(definition.trained_ms)
@@ -91,6 +92,7 @@ class PredictionHandlers:
             churn=given.churn,
             ltv=given.ltv,
             population=given.population or None,
+            trait_features=list(given.trait_features),
             created_ms=int(time.time() * 1000),
         )
         try:

@@ -10,13 +10,22 @@
 //! Days are fractional; a missing value (no such event yet) is NaN, which the trees and the
 //! baseline both treat as "never".
 //!
+//! Trait columns (the traits a prediction names) hold the value the profile's identify calls known
+//! at `t` gave it: numbers as they are, booleans as 0/1, numeric strings parsed, anything else
+//! missing. The trait index holds each profile's latest value; when that one came after `t`,
+//! the profile's earlier identify calls are read back from the log (latest timestamp, then
+//! messageId, as `GetProfile` folds them).
+//!
 //! The profile a row belongs to is today's (the identity graph as it is now): merges found after
 //! `t` group the events of identifiers that were apart then. The events themselves are only those
 //! known at `t`.
 
 use roaring::RoaringBitmap;
 
-use crate::engage::EventIndex;
+use serde_json::Value;
+
+use crate::engage::evaluate::LogReader;
+use crate::engage::{EventIndex, TraitIndex};
 use crate::identity::graph::IdentityGraph;
 
 const DAY_MS: i64 = 86_400_000;
@@ -39,6 +48,8 @@ const PROFILE_COLUMNS: [&str; 5] = [
 pub struct Spec<'a> {
     /// The event names the model reads (their index ids; None for a name no event had yet).
     pub names: &'a [(String, Option<u32>)],
+    /// The traits the model reads (their trait index ids; None for a trait nobody has yet).
+    pub traits: &'a [(String, Option<u32>)],
     /// Adds a column that counts each name's events after the cutoff: a leak, on purpose, for
     /// the tests of the leak guard (`leaks`). Never set by the product itself.
     pub probe_leak: bool,
@@ -61,6 +72,7 @@ pub fn columns(spec: &Spec<'_>) -> Vec<String> {
             columns.push(format!("{name}.leak_after_cutoff"));
         }
     }
+    columns.extend(spec.traits.iter().map(|(name, _)| format!("trait.{name}")));
     columns
 }
 
@@ -80,6 +92,8 @@ pub fn candidates(graph: &IdentityGraph, events: &EventIndex, spec: &Spec<'_>) -
 pub struct Rows<'a> {
     pub graph: &'a IdentityGraph,
     pub events: &'a EventIndex,
+    pub traits: &'a TraitIndex,
+    pub log: &'a LogReader<'a>,
     pub spec: &'a Spec<'a>,
     /// The cutoff, ms.
     pub t: i64,
@@ -92,10 +106,17 @@ pub struct Rows<'a> {
 }
 
 impl<'a> Rows<'a> {
-    pub fn new(graph: &'a IdentityGraph, events: &'a EventIndex, spec: &'a Spec<'a>, t: i64, through: u64) -> Self {
+    pub fn new(
+        (graph, events, traits, log): (&'a IdentityGraph, &'a EventIndex, &'a TraitIndex, &'a LogReader<'a>),
+        spec: &'a Spec<'a>,
+        t: i64,
+        through: u64,
+    ) -> Self {
         Self {
             graph,
             events,
+            traits,
+            log,
             spec,
             t,
             through,
@@ -143,6 +164,9 @@ impl<'a> Rows<'a> {
             out.truncate(start);
             return false;
         }
+        if !self.spec.traits.is_empty() {
+            self.push_traits(root, out);
+        }
         self.all.sort_unstable();
         let days = |ms: i64| ((self.t - ms) as f64 / DAY_MS as f64) as f32;
         let (first, last, n) = (self.all[0], self.all[self.all.len() - 1], self.all.len());
@@ -155,6 +179,79 @@ impl<'a> Rows<'a> {
             profile[4] = ((last - self.all[n - 2]) as f64 / DAY_MS as f64) as f32;
         }
         true
+    }
+}
+
+impl Rows<'_> {
+    /// The trait columns of the profile rooted at `root`.
+    fn push_traits(&self, root: u32, out: &mut Vec<f32>) {
+        let nodes = self.graph.members_at(root);
+        let mut message_id_of = |seq| self.log.message_id(seq);
+        let mut from_log = None;
+        for (name, id) in self.spec.traits {
+            let latest = id.and_then(|id| {
+                let mut best: Option<&crate::engage::traits::Entry> = None;
+                for &node in nodes {
+                    if let Some(entry) = self.traits.entry(node, id) {
+                        best = Some(match best {
+                            None => entry,
+                            Some(known) => crate::engage::traits::latest(known, entry, &mut message_id_of),
+                        });
+                    }
+                }
+                best
+            });
+            let value = match latest {
+                None => f32::NAN,
+                // The latest value was known at the cutoff: it was the value then.
+                Some(entry) if entry.ms <= self.t && entry.seq <= self.through => number(self.traits.value(entry)),
+                Some(_) => {
+                    let known = from_log.get_or_insert_with(|| self.traits_from_log(root));
+                    known.get(name.as_str()).map_or(f32::NAN, number)
+                }
+            };
+            out.push(value);
+        }
+    }
+
+    /// The profile's traits as its identify calls known at the cutoff set them, read back from
+    /// the log (only the traits the spec names).
+    fn traits_from_log(&self, root: u32) -> rustc_hash::FxHashMap<&str, Value> {
+        let mut best: rustc_hash::FxHashMap<&str, ((i64, String), Value)> = rustc_hash::FxHashMap::default();
+        for &seq in self.graph.trait_events_at(root) {
+            if seq > self.through {
+                continue;
+            }
+            let Ok(Some((_, event))) = self.log.event(seq) else {
+                continue;
+            };
+            let ms = event.timestamp.as_ref().map_or(0, crate::time::to_ms);
+            if ms > self.t {
+                continue;
+            }
+            let Ok(Some(traits)) = crate::json::parse_object(&event.traits) else {
+                continue;
+            };
+            for (name, _) in self.spec.traits {
+                if let Some(value) = traits.get(name) {
+                    let key = (ms, event.message_id.clone());
+                    if best.get(name.as_str()).is_none_or(|(known, _)| *known < key) {
+                        best.insert(name.as_str(), (key, value.clone()));
+                    }
+                }
+            }
+        }
+        best.into_iter().map(|(name, (_, value))| (name, value)).collect()
+    }
+}
+
+/// A trait value as a number: numbers, booleans as 0/1, numeric strings; else missing.
+fn number(value: &Value) -> f32 {
+    match value {
+        Value::Number(number) => number.as_f64().map_or(f32::NAN, |n| n as f32),
+        Value::Bool(flag) => f32::from(u8::from(*flag)),
+        Value::String(text) => text.trim().parse::<f64>().map_or(f32::NAN, |n| n as f32),
+        _ => f32::NAN,
     }
 }
 

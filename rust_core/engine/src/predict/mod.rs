@@ -33,6 +33,9 @@ const AUDIT_ROWS: usize = 2_000;
 pub struct RowsRequest {
     /// The event names the model reads.
     pub names: Vec<String>,
+    /// The traits it reads.
+    #[serde(default)]
+    pub traits: Vec<String>,
     pub cutoff_ms: i64,
     /// A saved USERS audience: only its members (evaluated at the cutoff) get rows.
     #[serde(default)]
@@ -65,6 +68,23 @@ pub struct LabelRequest {
     /// Instead: the revenue of these names' events in `(cutoff, cutoff + horizon]` (lifetime value).
     #[serde(default)]
     pub revenue_of: Option<Vec<String>>,
+}
+
+/// The spec's names and traits with their index ids, as the indexes number them now.
+type Ids = (Vec<(String, Option<u32>)>, Vec<(String, Option<u32>)>);
+
+fn ids_of(request: &RowsRequest, engage: &crate::engage::Engage) -> Ids {
+    let names = request
+        .names
+        .iter()
+        .map(|n| (n.clone(), engage.events.name_id(n)))
+        .collect();
+    let traits = request
+        .traits
+        .iter()
+        .map(|n| (n.clone(), engage.traits.trait_id(n)))
+        .collect();
+    (names, traits)
 }
 
 /// Rows at one cutoff.
@@ -106,6 +126,7 @@ fn revenue_between(events: &EventIndex, nodes: &[u32], names: &[Option<u32>], fr
 /// cutoff must hide. The point-in-time property the proptest proves, checked on live data.
 fn leaks(run: &Run<'_>, spec: &features::Spec<'_>, roots: &[u32], t: i64, through: u64, rows: &[f32]) -> Vec<usize> {
     let (graph, events) = (run.ev.graph, &run.ev.engage.events);
+    let traits = &run.ev.engage.traits;
     let mut known = EventIndex::default();
     for &root in roots {
         for &node in graph.members_at(root) {
@@ -125,9 +146,10 @@ fn leaks(run: &Run<'_>, spec: &features::Spec<'_>, roots: &[u32], t: i64, throug
     let names: Vec<(String, Option<u32>)> = spec.names.iter().map(|(n, _)| (n.clone(), known.name_id(n))).collect();
     let known_spec = features::Spec {
         names: &names,
+        traits: spec.traits,
         probe_leak: spec.probe_leak,
     };
-    let mut again = features::Rows::new(graph, &known, &known_spec, t, u64::MAX);
+    let mut again = features::Rows::new((graph, &known, traits, run.ev.log), &known_spec, t, through);
     let mut recomputed = Vec::with_capacity(rows.len());
     for &root in roots {
         again.push(root, &mut recomputed);
@@ -149,10 +171,10 @@ impl Engine {
         // within the population.
         let (candidates, through) = self.with_run(t, |run| {
             let (graph, events) = (run.ev.graph, &run.ev.engage.events);
-            let ids: Vec<(String, Option<u32>)> =
-                request.names.iter().map(|n| (n.clone(), events.name_id(n))).collect();
+            let (names, traits) = ids_of(request, run.ev.engage);
             let spec = features::Spec {
-                names: &ids,
+                names: &names,
+                traits: &traits,
                 probe_leak: request.probe_leak,
             };
             let mut roots = match &request.profiles {
@@ -182,18 +204,20 @@ impl Engine {
         };
         let mut kept: Vec<u32> = Vec::new();
         for chunk in candidates.chunks(ROWS_PER_LOCK) {
+            let log = crate::engage::evaluate::LogReader::new(&self.shared.store)?;
             let state = self.shared.profiles.lock();
-            let (graph, events) = (&state.graph, &state.engage.events);
-            let ids: Vec<(String, Option<u32>)> =
-                request.names.iter().map(|n| (n.clone(), events.name_id(n))).collect();
+            let graph = &state.graph;
+            let (names, traits) = ids_of(request, &state.engage);
             let spec = features::Spec {
-                names: &ids,
+                names: &names,
+                traits: &traits,
                 probe_leak: request.probe_leak,
             };
             if table.columns.is_empty() {
                 table.columns = features::columns(&spec);
             }
-            let mut rows = features::Rows::new(graph, events, &spec, t, through);
+            let indexes = (graph, &state.engage.events, &state.engage.traits, &log);
+            let mut rows = features::Rows::new(indexes, &spec, t, through);
             for &root in chunk {
                 // A profile merged into another since the chunk was listed is the other's row.
                 let Some(root) = graph.root_of(root) else {
@@ -209,19 +233,20 @@ impl Engine {
             }
         }
         if table.columns.is_empty() {
-            let ids: Vec<(String, Option<u32>)> = request.names.iter().map(|n| (n.clone(), None)).collect();
+            let names: Vec<(String, Option<u32>)> = request.names.iter().map(|n| (n.clone(), None)).collect();
+            let traits: Vec<(String, Option<u32>)> = request.traits.iter().map(|n| (n.clone(), None)).collect();
             table.columns = features::columns(&features::Spec {
-                names: &ids,
+                names: &names,
+                traits: &traits,
                 probe_leak: request.probe_leak,
             });
         }
         if request.audit || request.label.is_some() {
             self.with_run(t, |run| {
-                let events = &run.ev.engage.events;
-                let ids: Vec<(String, Option<u32>)> =
-                    request.names.iter().map(|n| (n.clone(), events.name_id(n))).collect();
+                let (names, traits) = ids_of(request, run.ev.engage);
                 let spec = features::Spec {
-                    names: &ids,
+                    names: &names,
+                    traits: &traits,
                     probe_leak: request.probe_leak,
                 };
                 if request.audit {

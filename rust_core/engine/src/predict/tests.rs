@@ -40,10 +40,22 @@ fn track(id: &str, user: &str, name: &str, ms: i64, revenue: Option<f64>) -> Eve
     }
 }
 
+fn identify(id: &str, user: &str, traits: serde_json::Value, ms: i64) -> Event {
+    Event {
+        r#type: EventType::Identify as i32,
+        message_id: id.into(),
+        user_id: user.into(),
+        timestamp: Some(time::from_ms(ms)),
+        traits: serde_json::to_vec(&traits).unwrap(),
+        ..Default::default()
+    }
+}
+
 fn rows(engine: &Engine, names: &[&str], cutoff_ms: i64, label: Option<LabelRequest>) -> Table {
     engine
         .prediction_rows(&RowsRequest {
             names: names.iter().map(|n| (*n).to_owned()).collect(),
+            traits: vec!["score".into(), "vip".into()],
             cutoff_ms,
             population: None,
             profiles: None,
@@ -129,6 +141,39 @@ fn an_event_that_came_after_the_log_passed_the_cutoff_counts_only_later() {
     assert_eq!(at_t["Order Completed.count_all"], 1.0);
     let later = row_of(&engine, &rows(&engine, &["Order Completed"], t + 2 * DAY, None), "ann");
     assert_eq!(later["Order Completed.count_all"], 2.0);
+}
+
+#[test]
+fn a_trait_column_holds_the_value_known_at_the_cutoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let t = T0 + 10 * DAY;
+    send(
+        &engine,
+        vec![
+            track("a1", "ann", "Viewed", T0, None),
+            identify("a2", "ann", json!({"score": 3, "vip": true}), T0 + DAY),
+            identify("a3", "ann", json!({"score": "4.5"}), T0 + 2 * DAY),
+            track("b1", "bob", "Viewed", T0, None),
+            identify("b2", "bob", json!({"score": "n/a"}), T0),
+        ],
+    );
+    // After the cutoff: ann's score changes, and a late call dated before it is not known then.
+    send(
+        &engine,
+        vec![identify("a4", "ann", json!({"score": 9, "vip": false}), t + DAY)],
+    );
+    send(&engine, vec![identify("a5", "ann", json!({"score": 7}), t - DAY)]);
+    let at_t = rows(&engine, &["Viewed"], t, None);
+    let ann = row_of(&engine, &at_t, "ann");
+    assert_eq!(
+        (ann["trait.score"], ann["trait.vip"]),
+        (4.5, 1.0),
+        "read back from the log"
+    );
+    assert!(row_of(&engine, &at_t, "bob")["trait.score"].is_nan(), "not a number");
+    let now = row_of(&engine, &rows(&engine, &["Viewed"], t + 2 * DAY, None), "ann");
+    assert_eq!((now["trait.score"], now["trait.vip"]), (9.0, 0.0), "the index's latest");
 }
 
 #[test]
@@ -222,6 +267,7 @@ fn the_leak_guard_finds_a_column_that_reads_past_the_cutoff_and_no_other() {
         engine
             .prediction_rows(&RowsRequest {
                 names: vec!["Order Completed".into(), "Viewed".into()],
+                traits: Vec::new(),
                 cutoff_ms: t,
                 population: None,
                 profiles: None,
@@ -337,14 +383,13 @@ proptest! {
         cutoff_day in 1i64..200,
     ) {
         let names = ["Order Completed", "Viewed", "Signed Up"];
+        // A third of the events set the trait `score` instead (to the revenue drawn, or null).
         let event = |tag: &str, i: usize, (user, name, day, revenue): (u8, u8, i64, Option<u16>)| {
-            track(
-                &format!("{tag}{i}"),
-                &format!("u{user}"),
-                names[usize::from(name)],
-                T0 + day * DAY + i as i64,
-                revenue.map(f64::from),
-            )
+            let (id, user, ms) = (format!("{tag}{i}"), format!("u{user}"), T0 + day * DAY + i as i64);
+            if i % 3 == 2 {
+                return identify(&id, &user, json!({ "score": revenue }), ms);
+            }
+            track(&id, &user, names[usize::from(name)], ms, revenue.map(f64::from))
         };
         let dir = tempfile::tempdir().unwrap();
         let engine = open(dir.path());

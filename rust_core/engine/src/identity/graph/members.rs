@@ -53,6 +53,11 @@ impl IdentityGraph {
         }
     }
 
+    /// The log seqs of the events that set the traits of the profile rooted at `root`.
+    pub fn trait_events_at(&self, root: u32) -> &[u64] {
+        self.profiles.get(root).map_or(&[], |profile| &profile.trait_events)
+    }
+
     /// The id of the profile rooted at `root`.
     pub fn id_at(&self, root: u32) -> Option<ProfileId> {
         self.profiles.get(root).map(|profile| profile.id)

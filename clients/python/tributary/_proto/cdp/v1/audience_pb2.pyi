@@ -87,6 +87,7 @@ class Prediction(_message.Message):
     SCORED_AT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     TRAITS_FIELD_NUMBER: _builtins.int
+    TRAIT_FEATURES_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     horizon_days: _builtins.int
     """7-180 days."""
@@ -114,6 +115,12 @@ class Prediction(_message.Message):
     def traits(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Output only: the traits it writes."""
 
+    @_builtins.property
+    def trait_features(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Profile traits the model reads beside the events, as known at each cutoff (numbers,
+        booleans as 0/1, numeric strings; other values count as missing).
+        """
+
     def __init__(
         self,
         *,
@@ -129,10 +136,11 @@ class Prediction(_message.Message):
         scored_at: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
         traits: _abc.Iterable[_builtins.str] | None = ...,
+        trait_features: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["scored_at", b"scored_at", "trained_at", b"trained_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["churn", b"churn", "goals", b"goals", "horizon_days", b"horizon_days", "key", b"key", "ltv", b"ltv", "population", b"population", "reason", b"reason", "scored_at", b"scored_at", "state", b"state", "trained_at", b"trained_at", "traits", b"traits", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["churn", b"churn", "goals", b"goals", "horizon_days", b"horizon_days", "key", b"key", "ltv", b"ltv", "population", b"population", "reason", b"reason", "scored_at", b"scored_at", "state", b"state", "trained_at", b"trained_at", "trait_features", b"trait_features", "traits", b"traits", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
