@@ -100,6 +100,13 @@ def test_a_90_day_purchase_prediction_on_cdnow_meets_its_targets(
         profile_pb2.GetProfileRequest(identifier="user_id:cdnow-00002"), metadata=metadata, timeout=30
     )
     traits = json.loads(profile.profile.traits)
+    assert not profile.profile.predictions, "explanations come with verbose reads only"
+    verbose = profile_pb2_grpc.ProfileServiceStub(channel).GetProfile(
+        profile_pb2.GetProfileRequest(identifier="user_id:cdnow-00002", verbose=True), metadata=metadata, timeout=60
+    )
+    [explained] = verbose.profile.predictions
+    assert explained.key == "purchase_90d" and 0 < explained.score < 1
+    assert len(explained.reasons) == 5 and all(r.feature for r in explained.reasons)
     assert 0 < traits["purchase_90d_probability"] < 1
     assert 0 <= traits["purchase_90d_percentile"] < 1 and 1 <= traits["purchase_90d_decile"] <= 10
     audiences = audience_pb2_grpc.AudienceServiceStub(channel)

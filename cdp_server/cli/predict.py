@@ -292,7 +292,8 @@ def why(key: str, profile: str, at: str, target: str, token: str, as_json: bool)
     )
     table = Table("feature", "value", "contribution")
     for item in found["contributions"]:
-        table.add_row(item["feature"], f"{item['value']:g}", f"{item['contribution']:+.3f}")
+        value = "-" if item["value"] is None else f"{item['value']:g}"
+        table.add_row(item["feature"], value, f"{item['contribution']:+.3f}")
     stdout.print(table)
 
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import click
@@ -105,6 +106,18 @@ def show(identifier: str, traits: tuple[str, ...], recent: int, target: str, tok
             *(Text(cell) for cell in (item.type, item.value, item.first_seen.ToJsonString(), item.first_message_id))
         )
     stdout.print(ids)
+    for prediction in found.predictions:
+        reasons = Table(
+            "reason",
+            "value",
+            "contribution",
+            title=f"prediction {prediction.key}: {prediction.score:.4f}",
+            title_justify="left",
+        )
+        for reason in prediction.reasons:
+            value = "-" if math.isnan(reason.value) else f"{reason.value:g}"
+            reasons.add_row(Text(reason.feature), value, f"{reason.contribution:+.3f}")
+        stdout.print(reasons)
     if events:
         recent_table = Table(
             "timestamp", "type", "event / name", "messageId", title="recent events", title_justify="left"
@@ -260,5 +273,22 @@ def _profile_json(found: profile_pb2.Profile) -> dict[str, Any]:
         "trait_sources": [
             {**MessageToDict(source, preserving_proto_field_name=True), "value": json.loads(source.value)}
             for source in found.trait_sources
+        ],
+        "predictions": [
+            {
+                "key": p.key,
+                "score": p.score,
+                "raw_score": p.raw_score,
+                "expected_value": p.expected_value,
+                "reasons": [
+                    {
+                        "feature": r.feature,
+                        "value": None if math.isnan(r.value) else r.value,
+                        "contribution": r.contribution,
+                    }
+                    for r in p.reasons
+                ],
+            }
+            for p in found.predictions
         ],
     }

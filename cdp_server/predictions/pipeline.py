@@ -98,6 +98,7 @@ class Predictions:
         self._engine = engine
         # Tests of the leak guard add a column that reads past the cutoff on purpose.
         self._probe_leak = probe_leak
+        self._models: dict[str, tuple[int, model.Model]] = {}
 
     # Records: everything of prediction KEY lives under "KEY/".
     def get(self, key: str) -> Definition | None:
@@ -359,6 +360,17 @@ class Predictions:
             self._put(definition.key, snapshot, buffer.getvalue())
         return {"profiles": int(rows.ids.shape[0]), "written": written, "unchanged": unchanged, "gone": gone}
 
+    def _cached_model(self, definition: Definition) -> model.Model:
+        """The published model, parsed once per version (explanations ask for it per profile)."""
+        cached = self._models.get(definition.key)
+        if cached is None or cached[0] != definition.version:
+            trained = self.published(definition.key)
+            if trained is None:
+                raise NotReady(definition.reason or "no model yet")
+            cached = (definition.version, trained)
+            self._models[definition.key] = cached
+        return cached[1]
+
     def inputs(self, key: str) -> tuple[list[str], list[str]]:
         """The event names and traits the published model's rows are computed from."""
         data = self.record(key, "inputs")
@@ -375,11 +387,10 @@ class Predictions:
 
     def explain(self, key: str, profile: str, at_ms: int, top: int = 5) -> dict[str, Any]:
         """The score of one profile now and the `top` signed contributions behind it."""
-        definition, trained = self.get(key), self.published(key)
+        definition = self.get(key)
         if definition is None:
             raise KeyError(key)
-        if trained is None:
-            raise NotReady(definition.reason or "no model yet")
+        trained = self._cached_model(definition)
         names, traits = self.inputs(key)
         rows = fetch_rows(self._engine, names, at_ms, traits=traits, profiles=[profile])
         if rows.ids.shape[0] == 0:
@@ -396,7 +407,7 @@ class Predictions:
             "contributions": [
                 {
                     "feature": trained.feature_names[int(f)],
-                    "value": float(features[0, int(f)]),
+                    "value": None if np.isnan(features[0, int(f)]) else float(features[0, int(f)]),
                     "contribution": float(c),
                 }
                 for f, c in zip(explanation.features[0], explanation.contributions[0], strict=True)

@@ -302,6 +302,8 @@ impl Engine {
             trait_sources,
             merges: view.merges,
             traits_dropped,
+            // Explained by the server (Python holds the models).
+            predictions: Vec::new(),
         })
     }
 

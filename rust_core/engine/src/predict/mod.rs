@@ -409,7 +409,14 @@ impl Engine {
     pub fn prediction_records(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         let txn = self.shared.store.log.read()?;
         let mut out = Vec::new();
-        for entry in self.shared.store.log_dbs.predictions.prefix_iter(&txn.txn, prefix)? {
+        let db = self.shared.store.log_dbs.predictions;
+        // LMDB refuses an empty key, so an empty prefix (everything) is a plain iteration.
+        let entries: Box<dyn Iterator<Item = heed::Result<(&str, &[u8])>>> = if prefix.is_empty() {
+            Box::new(db.iter(&txn.txn)?)
+        } else {
+            Box::new(db.prefix_iter(&txn.txn, prefix)?)
+        };
+        for entry in entries {
             let (key, value) = entry?;
             out.push((key.to_owned(), value.to_vec()));
         }

@@ -408,3 +408,35 @@ proptest! {
         prop_assert_eq!(bits_by_user(&first, &first_ids), bits_by_user(&again, &again_ids));
     }
 }
+
+#[test]
+fn records_are_kept_listed_by_prefix_and_deleted_by_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let put = |key: &str, value: Option<&[u8]>| (key.to_owned(), value.map(<[u8]>::to_vec));
+    engine
+        .put_prediction_records(&[
+            put("buy/model", Some(b"m")),
+            put("buy/report", Some(b"r")),
+            put("buyer/x", Some(b"x")),
+        ])
+        .unwrap();
+    let keys = |prefix: &str| -> Vec<String> {
+        engine
+            .prediction_records(prefix)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    };
+    assert_eq!(
+        keys(""),
+        ["buy/model", "buy/report", "buyer/x"],
+        "an empty prefix lists everything"
+    );
+    assert_eq!(keys("buy/"), ["buy/model", "buy/report"]);
+    engine.put_prediction_records(&[put("buy/report", None)]).unwrap();
+    assert_eq!(keys("buy/"), ["buy/model"]);
+    assert_eq!(engine.delete_prediction_records("buy/").unwrap(), 1);
+    assert_eq!(keys(""), ["buyer/x"]);
+}

@@ -549,6 +549,7 @@ class Profile(_message.Message):
     TRAIT_SOURCES_FIELD_NUMBER: _builtins.int
     MERGES_FIELD_NUMBER: _builtins.int
     TRAITS_DROPPED_FIELD_NUMBER: _builtins.int
+    PREDICTIONS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Stable: "tp_" + 26 characters; survives merges (the oldest profile's id is kept)."""
     traits: _builtins.bytes
@@ -561,6 +562,12 @@ class Profile(_message.Message):
     def identifiers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProfileIdentifier]: ...
     @_builtins.property
     def trait_sources(self) -> _containers.RepeatedCompositeFieldContainer[Global___TraitSource]: ...
+    @_builtins.property
+    def predictions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ScoreExplanation]:
+        """Verbose lookups: each published prediction's score of this profile now, with the five
+        strongest signed reasons behind it (docs/predictions.md).
+        """
+
     def __init__(
         self,
         *,
@@ -570,14 +577,80 @@ class Profile(_message.Message):
         trait_sources: _abc.Iterable[Global___TraitSource] | None = ...,
         merges: _builtins.int = ...,
         traits_dropped: _builtins.int = ...,
+        predictions: _abc.Iterable[Global___ScoreExplanation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "identifiers", b"identifiers", "merges", b"merges", "trait_sources", b"trait_sources", "traits", b"traits", "traits_dropped", b"traits_dropped"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "identifiers", b"identifiers", "merges", b"merges", "predictions", b"predictions", "trait_sources", b"trait_sources", "traits", b"traits", "traits_dropped", b"traits_dropped"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Profile: _TypeAlias = Profile  # noqa: Y015
+
+@_typing.final
+class ScoreExplanation(_message.Message):
+    """One profile's score of one prediction, explained: expected_value plus every feature's
+    contribution is raw_score (log-odds; the value for lifetime value); reasons are the five
+    largest contributions by magnitude.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    RAW_SCORE_FIELD_NUMBER: _builtins.int
+    EXPECTED_VALUE_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    score: _builtins.float
+    """The calibrated probability (the predicted value for lifetime value)."""
+    raw_score: _builtins.float
+    expected_value: _builtins.float
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedCompositeFieldContainer[Global___ScoreReason]: ...
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        score: _builtins.float = ...,
+        raw_score: _builtins.float = ...,
+        expected_value: _builtins.float = ...,
+        reasons: _abc.Iterable[Global___ScoreReason] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_value", b"expected_value", "key", b"key", "raw_score", b"raw_score", "reasons", b"reasons", "score", b"score"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScoreExplanation: _TypeAlias = ScoreExplanation  # noqa: Y015
+
+@_typing.final
+class ScoreReason(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FEATURE_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    CONTRIBUTION_FIELD_NUMBER: _builtins.int
+    feature: _builtins.str
+    """The feature, e.g. "Order Completed.days_since_last" or "trait.plan_seats"."""
+    value: _builtins.float
+    """Its value for this profile (NaN: never / missing)."""
+    contribution: _builtins.float
+    def __init__(
+        self,
+        *,
+        feature: _builtins.str = ...,
+        value: _builtins.float = ...,
+        contribution: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contribution", b"contribution", "feature", b"feature", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScoreReason: _TypeAlias = ScoreReason  # noqa: Y015
 
 @_typing.final
 class GetProfileResponse(_message.Message):
