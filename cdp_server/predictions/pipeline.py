@@ -233,10 +233,13 @@ class Predictions:
                 "validation": model.Split(validation.features[:, keep], validation.labels),
                 "test": model.Split(test.features[:, keep], test.labels),
             }
+            # The rows `score` will write, read as it reads them (no probe column): by name, not by the
+            # test rows' positions.
             scoring = fetch_rows(
                 self._engine, names, at_ms, traits=definition.trait_features, population=definition.population
             )
-            training = self._fit(definition, columns, splits, scoring.features[:, keep])
+            at = {c: i for i, c in enumerate(scoring.columns)}
+            training = self._fit(definition, columns, splits, scoring.features[:, [at[c] for c in columns]])
             report.update(training.report)
             trained = training.model
             predictions = trained.predict(splits["test"].features)
