@@ -401,10 +401,13 @@ class Predictions:
             raise KeyError(key)
         if trained is None:
             raise NotReady(definition.reason or "no model yet")
+        # Only a profile the prediction scores: one of the population, if it has one.
         names, traits = self.inputs(key)
-        rows = fetch_rows(self._engine, names, at_ms, traits=traits, profiles=[profile])
+        population = definition.population
+        rows = fetch_rows(self._engine, names, at_ms, traits=traits, profiles=[profile], population=population)
         if rows.ids.shape[0] == 0:
-            raise LookupError(f"profile {profile} has none of the events this prediction reads")
+            outside = f"is not in the population {population!r} or " if population else ""
+            raise LookupError(f"profile {profile} {outside}has none of the events this prediction reads")
         features = self._columns(rows, trained)
         explanation = trained.explain(features, top=top)
         raw = float(trained.raw(features)[0])
