@@ -231,6 +231,7 @@ def test_too_few_positives_is_not_ready_naming_them(world: World) -> None:
     define(predictions, "upgrade", ["event('Plan Upgraded')"])
     report = assert_not_ready(predictions, "upgrade", AT, "positive")
     examples = report["training_examples"]
+    print(f"upgrade: {report['reason']}")
     assert 0 < examples["positives"] < 100 <= examples["negatives"]
     assert f"has {examples['positives']} and {examples['negatives']}" in report["reason"]
     # Enough history: it is the positives that stop it.
@@ -241,6 +242,7 @@ def test_a_goal_drawn_at_random_is_not_ready_naming_the_auc(world: World) -> Non
     predictions = world.predictions()
     define(predictions, "survey", ["event('Survey Answered')"])
     report = assert_not_ready(predictions, "survey", AT, "AUC")
+    print(f"survey: {report['reason']}")
     assert report["training_examples"]["positives"] >= 100 and report["training_examples"]["negatives"] >= 100
     assert abs(report["test_auc"] - 0.5) < 0.1 and f"{report['test_auc']:.3f}" in report["reason"]
 
@@ -250,6 +252,7 @@ def test_history_short_of_three_horizons_is_not_ready_and_enough_passes(world: W
     define(predictions, "early", [ORDER])
     # At day 80 the log holds 80 days of history (events after it are not known at its cutoffs).
     report = assert_not_ready(predictions, "early", w.day_end(80), "history")
+    print(f"early: {report['reason']}")
     assert report["history_days"] < 3 * HORIZON
     outcome = refreshed(predictions, "early", AT)
     assert outcome["state"] == "ready" and outcome["reason"] == "", outcome
