@@ -30,6 +30,7 @@ from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression, Ridge
+from threadpoolctl import threadpool_limits
 
 from cdp_server.predictions import quality
 
@@ -41,6 +42,11 @@ FORMAT_VERSION = 1
 # Isotonic calibration needs enough rows per step to not overfit; Platt's two parameters do not.
 ISOTONIC_MIN_ROWS = 1_000
 THREADS = 2
+# The baseline's solvers run on one BLAS thread: their products (rows x a few hundred columns) are too
+# small to gain from more, and OpenBLAS's threads spin while they wait, so on a busy machine (the engine's
+# threads, other processes) a multi-threaded fit took 15x longer. One thread also sums in one order
+# whatever the machine's core count.
+BLAS_THREADS = 1
 MAX_ROUNDS = 400
 EARLY_STOPPING_ROUNDS = 40
 # Tabular CRM data: few, strong, noisy features. Small trees with large leaves and L2 keep the model
@@ -365,7 +371,7 @@ def _fit_linear(kind: Kind, train: Split, seed: int) -> tuple[_Linear, dict[str,
     scale = design.std(axis=0)
     scale[scale == 0] = 1.0
     standardised = (design - mean) / scale
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
         warnings.simplefilter("always", ConvergenceWarning)
         if kind == "classification":
             fitted = LogisticRegression(C=LINEAR_C, solver="lbfgs", max_iter=2_000, random_state=seed)

@@ -37,6 +37,9 @@ MIN_HISTORY_HORIZONS = 3
 MIN_TEST_AUC = 0.65
 # A single column that alone ranks the training labels this well is the label in disguise.
 TARGET_LEAK_AUC = 0.99
+# ... ranking each row by the positive rate of its value's bin: up to this many quantile bins of the
+# known values, and the missing values apart (`alone_auc`).
+TARGET_LEAK_BINS = 32
 # Isotonic calibration holds its end values outside the scores it was fitted on: past this share of
 # the scored population out there, Platt's sigmoid (which extrapolates) calibrates instead.
 MAX_OUTSIDE_CALIBRATION = 0.05
@@ -85,6 +88,23 @@ def fetch_rows(
     columns, ids, values, labels, leaky, _ = engine.prediction_rows(json.dumps(request).encode())
     features = np.frombuffer(values, dtype="<f4").reshape(-1, len(columns))
     return Rows(columns, np.frombuffer(ids, dtype=ID_DTYPE), features, np.frombuffer(labels, dtype="<f8"), leaky)
+
+
+def alone_auc(values: np.ndarray, labels: np.ndarray) -> float:
+    """How well one column alone ranks 0/1 labels, whatever its shape: each row is scored by the share
+    of positives among the rows whose value falls in the same bin (TARGET_LEAK_BINS quantile bins of
+    the known values; the missing values one more). A recency column that holds the positives at one
+    value, between the missing ("never") and the long ago, then ranks them as well as a count holding
+    them at its top; the AUC of the raw values sees only the latter."""
+    values = np.asarray(values, dtype=np.float64)
+    known = ~np.isnan(values)
+    bins = np.zeros(values.shape[0], dtype=np.int64)
+    if known.any():
+        inner = np.linspace(0.0, 1.0, TARGET_LEAK_BINS + 1)[1:-1]
+        edges = np.unique(np.quantile(values[known], inner))
+        bins[known] = 1 + np.searchsorted(edges, values[known], side="left")
+    rate = np.bincount(bins, weights=labels) / np.maximum(np.bincount(bins), 1)
+    return float(quality.auc(labels, rate[bins]))
 
 
 class NotReady(Exception):
@@ -234,10 +254,13 @@ class Predictions:
                 "validation": model.Split(validation.features[:, keep], validation.labels),
                 "test": model.Split(test.features[:, keep], test.labels),
             }
+            # The rows `score` will write, read as it reads them (no probe column): by name, not by the
+            # test rows' positions.
             scoring = fetch_rows(
                 self._engine, names, at_ms, traits=definition.trait_features, population=definition.population
             )
-            training = self._fit(definition, columns, splits, scoring.features[:, keep])
+            at = {c: i for i, c in enumerate(scoring.columns)}
+            training = self._fit(definition, columns, splits, scoring.features[:, [at[c] for c in columns]])
             report.update(training.report)
             trained = training.model
             predictions = trained.predict(splits["test"].features)
@@ -294,9 +317,7 @@ class Predictions:
             train_y = (train_y > 0).astype(np.float64)
         if np.unique(train_y).shape[0] == 2:
             for i, column in enumerate(test.columns):
-                values = np.nan_to_num(train_x[:, i], nan=-1.0)
-                auc = quality.auc(train_y, values)
-                if max(auc, 1 - auc) >= TARGET_LEAK_AUC and column not in refused:
+                if column not in refused and alone_auc(train_x[:, i], train_y) >= TARGET_LEAK_AUC:
                     refused.append(column)
         if refused:
             log.warning("prediction %s: columns refused as leaks: %s", definition.key, refused)
@@ -391,10 +412,13 @@ class Predictions:
         if definition is None:
             raise KeyError(key)
         trained = self._cached_model(definition)
+        # Only a profile the prediction scores: one of the population, if it has one.
         names, traits = self.inputs(key)
-        rows = fetch_rows(self._engine, names, at_ms, traits=traits, profiles=[profile])
+        population = definition.population
+        rows = fetch_rows(self._engine, names, at_ms, traits=traits, profiles=[profile], population=population)
         if rows.ids.shape[0] == 0:
-            raise LookupError(f"profile {profile} has none of the events this prediction reads")
+            outside = f"is not in the population {population!r} or " if population else ""
+            raise LookupError(f"profile {profile} {outside}has none of the events this prediction reads")
         features = self._columns(rows, trained)
         explanation = trained.explain(features, top=top)
         raw = float(trained.raw(features)[0])
