@@ -206,9 +206,10 @@ class _Linear:
 @dataclass(frozen=True)
 class _Calibrator:
     """Raw score -> probability: isotonic (a monotone piecewise-linear map through `points`) or
-    Platt's sigmoid(a * raw + b)."""
+    Platt's sigmoid(a * raw + b); for a regression, a scale (a * raw) that makes the validation
+    cutoff's predicted total its actual total."""
 
-    method: Literal["isotonic", "sigmoid"]
+    method: Literal["isotonic", "sigmoid", "scale"]
     x: tuple[float, ...] = ()
     y: tuple[float, ...] = ()
     a: float = 1.0
@@ -218,17 +219,23 @@ class _Calibrator:
         if self.method == "isotonic":
             # np.interp holds the end values outside the fitted range (out_of_bounds="clip").
             return np.asarray(np.interp(raw, self.x, self.y), dtype=np.float64)
+        if self.method == "scale":
+            return np.asarray(self.a * raw, dtype=np.float64)
         return np.asarray(expit(self.a * raw + self.b), dtype=np.float64)
 
     def to_json(self) -> dict[str, Any]:
         if self.method == "isotonic":
             return {"method": "isotonic", "x": list(self.x), "y": list(self.y)}
+        if self.method == "scale":
+            return {"method": "scale", "a": self.a}
         return {"method": "sigmoid", "a": self.a, "b": self.b}
 
     @staticmethod
     def from_json(data: Mapping[str, Any]) -> _Calibrator:
         if data["method"] == "isotonic":
             return _Calibrator("isotonic", x=tuple(map(float, data["x"])), y=tuple(map(float, data["y"])))
+        if data["method"] == "scale":
+            return _Calibrator("scale", a=float(data["a"]))
         if data["method"] == "sigmoid":
             return _Calibrator("sigmoid", a=float(data["a"]), b=float(data["b"]))
         raise ValueError(f"unknown calibration method {data['method']!r}")
@@ -261,7 +268,7 @@ class Model:
         """The calibrated probability (classification) or the predicted value (regression), float64."""
         raw = self.raw(features)
         if self.kind == "regression":
-            return raw
+            return self.calibrator(raw) if self.calibrator else raw
         return self.calibrator(raw) if self.calibrator else np.asarray(expit(raw), dtype=np.float64)
 
     def outside_calibration(self, features: Any) -> float:
@@ -421,6 +428,17 @@ def _calibrate(raw: np.ndarray, labels: np.ndarray, method: Calibration) -> _Cal
     return _Calibrator("sigmoid", a=a, b=b)
 
 
+def _scale(raw: np.ndarray, values: np.ndarray) -> _Calibrator | None:
+    """A regression's calibration: predictions scaled so that the validation cutoff's total is what
+    its people spent. Cumulative columns (all-time counts and revenue, tenure) grow with the history, so
+    trees trained on older cutoffs overestimate at newer ones; one factor fitted one horizon later
+    corrects the level and keeps the ranking. None when the predicted total is not positive."""
+    predicted = float(np.sum(raw))
+    if not predicted > 0:
+        return None
+    return _Calibrator("scale", a=float(np.sum(values)) / predicted)
+
+
 def _outside(raw: np.ndarray, fitted: np.ndarray) -> float:
     """The share of `raw` scores outside the range the calibrator was fitted on."""
     if raw.shape[0] == 0:
@@ -527,7 +545,10 @@ def train(
     winner: _Estimator = trees if trees_better else linear
 
     validation_raw = winner.raw(validation.features)
-    calibrator = _calibrate(validation_raw, validation.labels, calibration) if kind == "classification" else None
+    if kind == "classification":
+        calibrator: _Calibrator | None = _calibrate(validation_raw, validation.labels, calibration)
+    else:
+        calibrator = _scale(validation_raw, validation.labels)
     model = Model(kind, feature_names, winner, calibrator)
     test_predictions = model.predict(test.features)
     report: dict[str, Any] = {
