@@ -171,7 +171,10 @@ class Predictions:
             try:
                 current = self.train(definition, at_ms)
             except NotReady as exc:
-                definition.state, definition.reason = "not_ready", str(exc)
+                if current is None:
+                    definition.state, definition.reason = "not_ready", str(exc)
+                else:  # the published model goes on scoring
+                    definition.reason = f"the retraining at {at_ms} was not published: {exc}"
                 definition.trained_ms = at_ms
                 self.save(definition)
                 log.info("prediction %s not ready: %s", key, exc)
