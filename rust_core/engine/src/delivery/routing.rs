@@ -157,7 +157,7 @@ impl Route {
             // An identify or group call of Engage sets every changed computation's trait at
             // once: this destination gets the ones connected to it.
             if let Some(Value::Object(traits)) = message.get_mut("traits") {
-                traits.retain(|key, _| connected.contains(key));
+                traits.retain(|key, _| connected.iter().any(|k| crate::predict::writes_trait(k, key)));
             }
             // Nor does it learn of the others from the context.
             let listed = message
@@ -450,5 +450,24 @@ mod tests {
         d.computations = vec!["*".into()];
         let all = route(&d).decide(9, &engage, false).unwrap().into_map(&engage);
         assert_eq!(all["traits"], serde_json::json!({"vip": true, "ltv": 12}));
+    }
+
+    #[test]
+    fn a_prediction_connected_by_its_key_sends_its_score_traits() {
+        let scores = Event {
+            r#type: EventType::Identify as i32,
+            message_id: "predict-buy-x".into(),
+            user_id: "u1".into(),
+            traits: br#"{"buy_probability":0.5,"buy_percentile":0.9,"buy_decile":10,"buy_extra":1}"#.to_vec(),
+            context: br#"{"personas":{"computation_class":"prediction","computation_key":"buy"}}"#.to_vec(),
+            ..Default::default()
+        };
+        let mut d = destination();
+        d.computations = vec!["buy".into()];
+        let sent = route(&d).decide(9, &scores, false).unwrap().into_map(&scores);
+        assert_eq!(
+            sent["traits"],
+            serde_json::json!({"buy_probability": 0.5, "buy_percentile": 0.9, "buy_decile": 10})
+        );
     }
 }

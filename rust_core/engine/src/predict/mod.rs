@@ -28,6 +28,21 @@ const SCORE_BATCH: usize = 2_000;
 /// Profiles the leak guard recomputes from their known events alone.
 const AUDIT_ROWS: usize = 2_000;
 
+/// The traits a prediction KEY writes: KEY_probability (KEY_value for lifetime value),
+/// KEY_percentile and KEY_decile.
+pub const SCORE_TRAITS: [&str; 4] = ["probability", "value", "percentile", "decile"];
+
+/// Whether the computation `key` (an audience, a computed trait, a prediction) writes the trait
+/// `name`: an audience or computed trait its own key, a prediction its score traits. Destinations
+/// connected to a key get these.
+pub fn writes_trait(key: &str, name: &str) -> bool {
+    name == key
+        || name
+            .strip_prefix(key)
+            .and_then(|rest| rest.strip_prefix('_'))
+            .is_some_and(|suffix| SCORE_TRAITS.contains(&suffix))
+}
+
 /// What the server asks for: the rows at one cutoff.
 #[derive(Deserialize)]
 pub struct RowsRequest {
