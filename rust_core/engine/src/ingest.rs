@@ -406,8 +406,13 @@ impl Engine {
         }
     }
 
+    /// The writer's queue (for the engine's own writers: Engage, Predictions).
+    pub(crate) fn job_sender(&self) -> Result<Sender<Job>> {
+        self.jobs.lock().clone().ok_or(EngineError::ShutDown)
+    }
+
     /// Hands prepared events, and the refused ones for the rejected store, to the writer.
-    pub(crate) fn enqueue(
+    fn enqueue(
         &self,
         ctx: &BatchContext,
         events: Vec<PreparedEvent>,

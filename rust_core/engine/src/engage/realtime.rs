@@ -650,7 +650,6 @@ impl Worker {
         if changes.is_empty() {
             return Ok(FxHashMap::default());
         }
-        let source_id = own_source(&self.shared)?;
         let cause = *self.shared.committed.lock();
         let now = time::now_ms();
         // One profile's (or account's) changes go out together: one call for all its traits.
@@ -688,53 +687,15 @@ impl Worker {
                 .collect()
         };
         let moves = size_changes(written);
-        // Batches are queued ahead of their acks (up to IN_FLIGHT): the log's waits overlap.
-        let mut pending = std::collections::VecDeque::new();
         let (total, mut written) = (events.len(), 0);
         let hub = &self.shared.engage_hub;
-        let mut acked = |ack: crate::ingest::PendingAck, size: usize| -> Result<()> {
-            ack.wait()?;
+        write_own_events(&self.shared, &self.jobs, &events, |size| {
             written += size;
             if let Some(key) = progress {
                 hub.set_progress(key, written, total);
             }
             Ok(())
-        };
-        for chunk in events.chunks(BATCH) {
-            let batch = Batch {
-                events: chunk.to_vec(),
-                ..Default::default()
-            };
-            let ctx = crate::event::BatchContext {
-                source_id,
-                received_ms: time::now_ms(),
-                max_event_bytes: self.shared.config.max_event_bytes,
-                custom: self.shared.profiles.custom(),
-                // Engage's own events follow no source's tracking plan.
-                policy: None,
-                violations: Default::default(),
-                suppressed: None,
-            };
-            let (prepared, rejections) = crate::event::prepare_batch(batch, &ctx);
-            for rejection in &rejections {
-                log::error!(
-                    "Engage: a derived event was refused: {}: {}",
-                    rejection.field,
-                    rejection.reason
-                );
-            }
-            pending.push_back((
-                enqueue(&self.shared, &self.jobs, &ctx, prepared, rejections)?,
-                chunk.len(),
-            ));
-            if pending.len() > IN_FLIGHT {
-                let (ack, size) = pending.pop_front().expect("more than IN_FLIGHT");
-                acked(ack, size)?;
-            }
-        }
-        for (ack, size) in pending {
-            acked(ack, size)?;
-        }
+        })?;
         Ok(moves)
     }
 }
@@ -1116,6 +1077,54 @@ pub(crate) fn existing_engage_source(store: &crate::store::Store) -> Result<Opti
 
 /// The id of the "Tributary Engage" source, made when the worker first writes (its write key is
 /// random and never shown: only the engine writes as it).
+/// Writes events as Engage's own (the "Tributary Engage" source), in batches of Segment's limit
+/// queued ahead of their acknowledgements (up to IN_FLIGHT: the log's waits overlap); `acked`
+/// gets each batch's size once it is committed and resolved.
+pub(crate) fn write_own_events(
+    shared: &Shared,
+    jobs: &Sender<Job>,
+    events: &[Event],
+    mut acked: impl FnMut(usize) -> Result<()>,
+) -> Result<()> {
+    let source_id = own_source(shared)?;
+    let mut pending = std::collections::VecDeque::new();
+    for chunk in events.chunks(BATCH) {
+        let batch = Batch {
+            events: chunk.to_vec(),
+            ..Default::default()
+        };
+        let ctx = crate::event::BatchContext {
+            source_id,
+            received_ms: time::now_ms(),
+            max_event_bytes: shared.config.max_event_bytes,
+            custom: shared.profiles.custom(),
+            // Engage's own events follow no source's tracking plan.
+            policy: None,
+            violations: Default::default(),
+            suppressed: None,
+        };
+        let (prepared, rejections) = crate::event::prepare_batch(batch, &ctx);
+        for rejection in &rejections {
+            log::error!(
+                "Engage: a derived event was refused: {}: {}",
+                rejection.field,
+                rejection.reason
+            );
+        }
+        pending.push_back((enqueue(shared, jobs, &ctx, prepared, rejections)?, chunk.len()));
+        if pending.len() > IN_FLIGHT {
+            let (ack, size) = pending.pop_front().expect("more than IN_FLIGHT");
+            ack.wait()?;
+            acked(size)?;
+        }
+    }
+    for (ack, size) in pending {
+        ack.wait()?;
+        acked(size)?;
+    }
+    Ok(())
+}
+
 /// The id of the "Tributary Engage" source, made on first use and remembered in the hub (the
 /// publisher tells Engage's own events by it).
 pub(crate) fn own_source(shared: &Shared) -> Result<u32> {

@@ -17,14 +17,12 @@ use crate::engage::plan::Run;
 use crate::engage::EventIndex;
 use crate::error::{EngineError, Result};
 use crate::identity::graph::{ProfileId, ProfileLookup};
-use crate::proto::{Batch, EventType};
+use crate::proto::EventType;
 use crate::query::{Body, Kind};
-use crate::{time, Engine};
+use crate::Engine;
 
 /// Rows computed under one hold of the graph lock: ingest resolves between chunks.
 const ROWS_PER_LOCK: usize = 50_000;
-/// Identify calls in one batch of written scores (Segment's batch limit).
-const SCORE_BATCH: usize = 2_000;
 /// Profiles the leak guard recomputes from their known events alone.
 const AUDIT_ROWS: usize = 2_000;
 
@@ -373,37 +371,8 @@ impl Engine {
             Ok(())
         })?;
         let written = events.len() as u64;
-        let source_id = crate::engage::realtime::own_source(&self.shared)?;
-        let mut pending = std::collections::VecDeque::new();
-        for chunk in events.chunks(SCORE_BATCH) {
-            let batch = Batch {
-                events: chunk.to_vec(),
-                ..Default::default()
-            };
-            let ctx = crate::event::BatchContext {
-                source_id,
-                received_ms: time::now_ms(),
-                max_event_bytes: self.shared.config.max_event_bytes,
-                custom: self.shared.profiles.custom(),
-                policy: None,
-                violations: Default::default(),
-                suppressed: None,
-            };
-            let (prepared, rejections) = crate::event::prepare_batch(batch, &ctx);
-            if let Some(rejection) = rejections.first() {
-                return Err(EngineError::FailedPrecondition(format!(
-                    "a score's identify call was refused: {}: {}",
-                    rejection.field, rejection.reason
-                )));
-            }
-            pending.push_back(self.enqueue(&ctx, prepared, rejections)?);
-            if pending.len() > 8 {
-                pending.pop_front().expect("queued").wait()?;
-            }
-        }
-        for ack in pending {
-            ack.wait()?;
-        }
+        let jobs = self.job_sender()?;
+        crate::engage::realtime::write_own_events(&self.shared, &jobs, &events, |_| Ok(()))?;
         Ok((written, unchanged, gone))
     }
 
