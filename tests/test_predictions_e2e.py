@@ -92,6 +92,8 @@ def test_a_90_day_purchase_prediction_on_cdnow_meets_its_targets(
     assert set(report["candidates"]) == {"lightgbm", "logistic"}
     for name in ("calibration", "gains"):
         assert (tmp_path / f"purchase_90d-{name}.png").read_bytes().startswith(b"\x89PNG")
+    shown = cdp(server, "predict", "report", "purchase_90d").stdout
+    assert "lightgbm" in shown and "logistic" in shown and "conversions by decile" in shown, shown
 
     # Scores are traits: on the profile, and in an audience ("the top 20 %").
     channel = server.channel()

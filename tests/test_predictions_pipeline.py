@@ -21,7 +21,7 @@ import pytest
 from tributary._proto.cdp.v1 import audience_pb2
 
 from cdp_server import _core
-from cdp_server.predictions import quality
+from cdp_server.predictions import pipeline, quality
 from cdp_server.predictions.definitions import Definition, check
 from cdp_server.predictions.pipeline import BACKTEST_DROP, TARGET_LEAK_AUC, NotReady, Predictions, alone_auc, fetch_rows
 from tests import prediction_workload as w
@@ -373,8 +373,9 @@ def test_an_explanation_is_the_five_strongest_contributions_that_add_up_to_the_r
 # --- backtests ---------------------------------------------------------------------------------------------
 
 
-def snapshot_of(predictions: Predictions, key: str, version: int) -> dict[str, np.ndarray]:
-    data = predictions.record(key, f"snapshot/{version:06d}")
+def snapshot_of(predictions: Predictions, key: str, scored_ms: int) -> dict[str, np.ndarray]:
+    """What the scoring at `scored_ms` kept for its backtest."""
+    data = predictions.record(key, f"snapshot/{scored_ms:016d}")
     assert data is not None
     with np.load(io.BytesIO(data), allow_pickle=False) as snapshot:
         return {name: snapshot[name] for name in snapshot.files}
@@ -396,8 +397,9 @@ def test_a_backtest_measures_the_kept_scores_once_the_horizon_has_passed(
     outcome = refreshed(predictions, key)
     assert outcome["state"] == "ready" and outcome["backtests"] == []
     report = report_of(predictions, key)
-    snapshot = snapshot_of(predictions, key, 1)
+    snapshot = snapshot_of(predictions, key, AT)
     assert int(snapshot["at_ms"][0]) == AT and snapshot["ids"].shape[0] == 2 * outcome["scores"]["profiles"]
+    assert int(snapshot["version"][0]) == 1
 
     # Not before the horizon has passed; then once.
     definition = predictions.get(key) or definition
@@ -405,7 +407,7 @@ def test_a_backtest_measures_the_kept_scores_once_the_horizon_has_passed(
     later = AT + HORIZON * w.DAY_MS + w.DAY_MS
     (backtest,) = predictions.backtest_due(definition, later)
     assert predictions.backtest_due(definition, later) == []
-    assert json.loads(predictions.record(key, "backtest/000001") or b"") == backtest
+    assert json.loads(predictions.record(key, f"backtest/{AT:016d}") or b"") == backtest
     assert backtest["version"] == 1 and backtest["scored_ms"] == AT
     assert backtest["rows"] == outcome["scores"]["profiles"]
     assert backtest["validation_auc"] == validation_auc(report)
@@ -440,7 +442,7 @@ def test_a_backtest_compares_with_the_validation_auc_of_the_model_that_scored(wo
     assert outcome["trained"] is True and outcome["backtests"] == []
     second = validation_auc(report_of(predictions, "versions"))
     assert second != first
-    assert int(snapshot_of(predictions, "versions", 2)["at_ms"][0]) == week
+    assert int(snapshot_of(predictions, "versions", week)["version"][0]) == 2
 
     outcome = refreshed(predictions, "versions", AT + HORIZON * w.DAY_MS + w.DAY_MS)
     assert [(b["version"], b["validation_auc"]) for b in outcome["backtests"]] == [(1, first)]
@@ -448,3 +450,17 @@ def test_a_backtest_compares_with_the_validation_auc_of_the_model_that_scored(wo
     assert [(b["version"], b["validation_auc"]) for b in outcome["backtests"]] == [(2, second)]
     definition = predictions.get("versions")
     assert definition is not None and definition.version == 3  # retrained at AT + 31 days, not 6 days later
+
+
+def test_a_scoring_keeps_a_fixed_sample_for_its_backtest(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past SNAPSHOT_ROWS scored profiles, the snapshot keeps those with the smallest ids (ids are
+    random: an unbiased sample, the same one at every scoring)."""
+    monkeypatch.setattr(pipeline, "SNAPSHOT_ROWS", 50)
+    predictions = world.predictions()
+    define(predictions, "sampled", [ORDER])
+    assert refreshed(predictions, "sampled")["state"] == "ready"
+    kept = snapshot_of(predictions, "sampled", AT)["ids"].view(pipeline.ID_DTYPE).reshape(-1)
+    names, traits = predictions.inputs("sampled")
+    scored = fetch_rows(world.engine, names, AT, traits=traits).ids
+    assert scored.shape[0] > 50 and kept.shape[0] == 50
+    assert sorted(kept["low"].tolist()) == sorted(scored["low"].tolist())[:50]

@@ -3,6 +3,7 @@ lifetime value), their quality reports and the reasons behind one profile's scor
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from pathlib import Path
@@ -254,11 +255,20 @@ def report(key: str, charts: Path | None, target: str, token: str, as_json: bool
             f"{_f(test.get('lift_at_10'))}/{_f(test.get('lift_at_20'))}, calibration error {_f(test.get('ece'))},"
             f" Brier {_f(test.get('brier'))} ({(document.get('calibration') or {}).get('method')})"
         )
+    cohorts = document.get("test_cohorts") or []
+    if cohorts:
+        table = Table(
+            "decile", "profiles", "converted", "rate", title="test conversions by decile", title_justify="left"
+        )
+        for cohort in cohorts:
+            table.add_row(str(cohort["decile"]), f"{cohort['rows']:,}", f"{cohort['positives']:,}", _f(cohort["rate"]))
+        stdout.print(table)
     for backtest in document["backtests"]:
         flag = " [red]FLAGGED[/]" if backtest.get("flagged") else ""
+        scored = dt.datetime.fromtimestamp(backtest["scored_ms"] / 1000, dt.UTC).date().isoformat()
         stdout.print(
-            f"backtest of version {backtest['version']}: realized AUC {_f(backtest.get('realized_auc'))}"
-            f" (validation {_f(backtest.get('validation_auc'))}){flag}"
+            f"backtest of the scores of {scored} (version {backtest['version']}, {backtest['rows']:,} profiles):"
+            f" realized AUC {_f(backtest.get('realized_auc'))} (validation {_f(backtest.get('validation_auc'))}){flag}"
         )
 
 

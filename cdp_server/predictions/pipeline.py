@@ -5,8 +5,8 @@ horizon has fully passed tests, the one before it validates (picks the better ca
 calibrates it), and up to six before that train. Every row of a cutoff is labelled by what happened
 in the horizon after it. The model is published only past the gates (enough positives and
 negatives, 3x the horizon of history, a test AUC of 0.65); otherwise the prediction says why not.
-Scores go onto profiles as traits through the engine; the first scoring of each model is kept, to be
-backtested once its horizon has passed.
+Scores go onto profiles as traits through the engine; each scoring keeps a fixed sample of what it
+said, to be backtested once its horizon has passed.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ MAX_OUTSIDE_CALIBRATION = 0.05
 # A backtest's realized AUC this far below the validation AUC is flagged.
 BACKTEST_DROP = 0.05
 RETRAIN_EVERY_MS = 7 * DAY_MS
+# Each scoring keeps this many profiles' scores for its backtest.
+SNAPSHOT_ROWS = 50_000
 ID_DTYPE = np.dtype([("low", "<u8"), ("high", "<u8")])
 
 
@@ -368,20 +370,7 @@ class Predictions:
         )
         definition.scored_ms = at_ms
         self.save(definition)
-        snapshot = f"snapshot/{definition.version:06d}"
-        if self.record(definition.key, snapshot) is None:
-            buffer = io.BytesIO()
-            report = self.report(definition.key) or {}
-            winner = report.get("candidates", {}).get(report.get("winner", ""), {})
-            validation_auc = winner.get("validation", {}).get("auc")
-            np.savez(
-                buffer,
-                ids=rows.ids.view("<u8"),
-                predicted=predicted,
-                at_ms=np.array([at_ms]),
-                validation_auc=np.array([np.nan if validation_auc is None else validation_auc]),
-            )
-            self._put(definition.key, snapshot, buffer.getvalue())
+        self._keep_snapshot(definition, rows.ids, predicted, at_ms)
         return {"profiles": int(rows.ids.shape[0]), "written": written, "unchanged": unchanged, "gone": gone}
 
     def _cached_model(self, definition: Definition) -> model.Model:
@@ -402,6 +391,27 @@ class Predictions:
             raise NotReady("no model yet")
         found = json.loads(data)
         return list(found["names"]), list(found["traits"])
+
+    def _keep_snapshot(self, definition: Definition, ids: np.ndarray, predicted: np.ndarray, at_ms: int) -> None:
+        """Keeps what this scoring said, for its backtest once the horizon has passed: up to
+        SNAPSHOT_ROWS profiles (those with the smallest ids: a fixed, unbiased sample, since ids are
+        random), with the model version and its validation AUC."""
+        if ids.shape[0] > SNAPSHOT_ROWS:
+            kept = np.sort(np.argsort(ids["low"], kind="stable")[:SNAPSHOT_ROWS])
+            ids, predicted = ids[kept], predicted[kept]
+        report = self.report(definition.key) or {}
+        winner = report.get("candidates", {}).get(report.get("winner", ""), {})
+        validation_auc = winner.get("validation", {}).get("auc")
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            ids=ids.view("<u8"),
+            predicted=predicted,
+            at_ms=np.array([at_ms]),
+            version=np.array([definition.version]),
+            validation_auc=np.array([np.nan if validation_auc is None else validation_auc]),
+        )
+        self._put(definition.key, f"snapshot/{at_ms:016d}", buffer.getvalue())
 
     @staticmethod
     def _columns(rows: Rows, trained: model.Model) -> np.ndarray:
@@ -446,11 +456,12 @@ class Predictions:
         against what happened, flagged when the realized AUC falls well below the validation AUC."""
         done = []
         for name, data in self._engine.prediction_records(f"{definition.key}/snapshot/"):
-            version = name.rsplit("/", 1)[1]
-            if self.record(definition.key, f"backtest/{version}") is not None:
+            scored = name.rsplit("/", 1)[1]
+            if self.record(definition.key, f"backtest/{scored}") is not None:
                 continue
             with np.load(io.BytesIO(data), allow_pickle=False) as snapshot:
                 ids, predicted, scored_ms = snapshot["ids"], snapshot["predicted"], int(snapshot["at_ms"][0])
+                version = int(snapshot["version"][0])
                 validation_auc = float(snapshot["validation_auc"][0])
             if scored_ms + definition.horizon_ms > at_ms:
                 continue
@@ -470,13 +481,13 @@ class Predictions:
                 float(quality.auc(outcome, predicted[mine])) if np.unique(outcome).shape[0] == 2 else float("nan")
             )
             result = {
-                "version": int(version),
+                "version": version,
                 "scored_ms": scored_ms,
                 "rows": int(mine.shape[0]),
                 "realized_auc": None if np.isnan(realized_auc) else realized_auc,
                 "validation_auc": None if np.isnan(validation_auc) else validation_auc,
                 "flagged": bool(realized_auc < validation_auc - BACKTEST_DROP),
             }
-            self._put(definition.key, f"backtest/{version}", json.dumps(result).encode())
+            self._put(definition.key, f"backtest/{scored}", json.dumps(result).encode())
             done.append(result)
         return done
