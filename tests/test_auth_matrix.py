@@ -321,6 +321,10 @@ HTTP_ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/debugger/api/events/1", "admin"),
     ("GET", "/debugger/api/audiences", "admin"),
     ("GET", "/debugger/api/violations", "admin"),
+    ("GET", "/debugger/api/predictions", "admin"),
+    ("GET", "/debugger/api/predictions/p1/report", "admin"),
+    ("GET", "/debugger/api/predictions/p1/calibration.png", "admin"),
+    ("GET", "/debugger/api/predictions/p1/gains.png", "admin"),
     ("GET", "/health", "public"),
     ("GET", "/metrics", "public"),
 ]

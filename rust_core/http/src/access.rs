@@ -83,6 +83,22 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/debugger/api/violations", Need::Token(Role::Admin)),
     rule("GET", "/debugger/api/events/{seq}", Need::Token(Role::Admin)),
     rule("GET", "/debugger/api/audiences", Need::Token(Role::Admin)),
+    rule("GET", "/debugger/api/predictions", Need::Token(Role::Admin)),
+    rule(
+        "GET",
+        "/debugger/api/predictions/{key}/report",
+        Need::Token(Role::Admin),
+    ),
+    rule(
+        "GET",
+        "/debugger/api/predictions/{key}/calibration.png",
+        Need::Token(Role::Admin),
+    ),
+    rule(
+        "GET",
+        "/debugger/api/predictions/{key}/gains.png",
+        Need::Token(Role::Admin),
+    ),
     // Operations.
     rule("GET", "/health", Need::Public),
     rule("GET", "/metrics", Need::Public),

@@ -2,10 +2,12 @@
 //! step, no CDN, works offline) and the JSON and server-sent-event routes it reads, each behind
 //! an admin token (`Authorization: Bearer`, checked by `access::enforce` from the port's route
 //! table before a handler runs): the live stream of stored and rejected events, an
-//! event's identity decision, the rejected store, per-source counters and the saved audiences
-//! (`audiences`).
+//! event's identity decision, the rejected store, per-source counters, the saved audiences
+//! (`audiences`), tracking-plan violations (`violations`) and predictions with their quality
+//! reports and charts (`predictions`).
 
 mod audiences;
+mod predictions;
 mod violations;
 
 use std::collections::HashMap;
@@ -123,6 +125,16 @@ pub fn router(debugger: Arc<Debugger>) -> Router {
         .route("/debugger/api/events/{seq}", get(event))
         .route("/debugger/api/audiences", get(audiences::audiences))
         .route("/debugger/api/violations", get(violations::violations))
+        .route("/debugger/api/predictions", get(predictions::predictions))
+        .route("/debugger/api/predictions/{key}/report", get(predictions::report))
+        .route(
+            "/debugger/api/predictions/{key}/calibration.png",
+            get(predictions::calibration_chart),
+        )
+        .route(
+            "/debugger/api/predictions/{key}/gains.png",
+            get(predictions::gains_chart),
+        )
         .with_state(debugger)
 }
 
