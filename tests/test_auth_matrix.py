@@ -315,6 +315,7 @@ HTTP_ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/debugger/debugger.css", "public"),
     ("GET", "/debugger/debugger-audiences.js", "public"),
     ("GET", "/debugger/debugger-violations.js", "public"),
+    ("GET", "/debugger/debugger-predictions.js", "public"),
     ("GET", "/debugger/api/stream", "admin"),
     ("GET", "/debugger/api/sources", "admin"),
     ("GET", "/debugger/api/rejected", "admin"),

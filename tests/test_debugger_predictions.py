@@ -1,5 +1,7 @@
-"""The routes of the debugger's Predictions tab against a real `cdp serve`:
-`/debugger/api/predictions`, `…/{key}/report`, `…/{key}/calibration.png`, `…/{key}/gains.png`.
+"""The debugger's Predictions tab and its routes against a real `cdp serve`: the routes
+(`/debugger/api/predictions`, `…/{key}/report`, `…/{key}/calibration.png`, `…/{key}/gains.png`)
+and the tab in a real browser (headless chromium, as test_debugger_browser.py, whose fixture and
+helpers it uses).
 
 One server for the module, trained once (a training takes seconds): the first 2,000 customers of
 the CDNOW purchase history (about 6,500 `Order Completed` calls, 1997-01 to 1998-06) sent in time
@@ -10,7 +12,10 @@ goal nobody reached (its event name is markup), not ready.
 
 What it proves: the routes say what the gRPC API's GetPredictionReport says (the same report,
 the same PNG bytes, the same backtest), need the admin token (401 without a usable one, 403 with a
-read token) and answer 404 for an unknown key or a chart a prediction lacks.
+read token) and answer 404 for an unknown key or a chart a prediction lacks; the tab lists the
+predictions with their figures and why one is not ready, shows the user's text as text, and for the
+selected one loads both charts and shows both candidates' metrics and the conversions by decile (a
+lifetime value: its regression metrics and its gains chart).
 """
 
 from __future__ import annotations
@@ -24,17 +29,29 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import test_debugger_browser as page
 from cli_runner import cdp
 from http_client import get
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import WebDriverWait
 from test_predictions_e2e import cdnow_events, send_http
 from tributary._proto.cdp.v1 import audience_pb2, audience_pb2_grpc
+
+# The same module-scoped chromium as the other tabs' tests (one per module).
+browser = page.browser
+by_id, by_testid, wait_for = page.by_id, page.by_testid, page.wait_for
 
 CUSTOMERS = 2_000
 # Trained and scored first at FIRST; at AT, 90 days later, retrained and the first scores backtested.
 FIRST = "1998-03-31T23:59:59.999Z"
 AT = "1998-06-29T23:59:59.999Z"
-# A goal nobody reached, whose event name is markup.
+# A goal nobody reached, whose event name is markup: shown as text, never run.
 ODD_GOAL = "event('<img src=x onerror=\"window.hacked=1\">Signed Up')"
+TIMES = "\N{MULTIPLICATION SIGN}"  # the page writes a lift as 4.52 and this sign
+# Charts take longer than the default wait on a loaded machine.
+CHART_WAIT_SECS = 30.0
 
 
 def cdp_json(server: Any, *args: str) -> Any:
@@ -212,3 +229,118 @@ def test_the_routes_need_an_admin_token(trained: Any) -> None:
             urllib.request.urlopen(urllib.request.Request(server.http_url + path, headers=basic), timeout=30)
         with refused.value as answer:
             assert answer.code == 403, path
+    # The tab's script, like the page, needs none.
+    with urllib.request.urlopen(server.http_url + "/debugger/debugger-predictions.js", timeout=10) as script:
+        assert script.headers["content-type"].startswith("text/javascript")
+        assert b"tributaryDebugger" in script.read()
+
+
+# ---- the tab --------------------------------------------------------------------------------
+
+
+def rows(driver: WebDriver) -> dict[str, WebElement]:
+    return {row.get_attribute("data-key") or "": row for row in by_testid(driver, "prediction-row")}
+
+
+def cell(row: WebElement, testid: str) -> str:
+    return row.find_element(By.CSS_SELECTOR, f"[data-testid='{testid}']").text
+
+
+def chart_width(driver: WebDriver, chart: str) -> int:
+    """The natural width of the chart's image once loaded (0 before)."""
+    width = driver.execute_script(
+        "const img = document.getElementById(arguments[0]);"
+        "return img && !img.hidden && img.complete ? img.naturalWidth : 0;",
+        f"prediction-chart-{chart}",
+    )
+    return int(width or 0)
+
+
+def test_the_predictions_tab_lists_them_and_shows_the_selected_ones_report(trained: Any, browser: WebDriver) -> None:
+    server = trained
+    answer = get(server, "/debugger/api/predictions", bearer=server.admin_token)[1]
+    assert answer is not None
+    listed = {p["key"]: p for p in answer["predictions"]}
+    report = json.loads(grpc_report(server, "buy_90d").report_json)
+
+    page.open_debugger(browser, server)
+    by_id(browser, "tab-predictions").click()
+    wait_for(browser, lambda d: list(rows(d)) == ["buy_90d", "odd", "value_90d"], "the predictions, by key")
+    assert not by_id(browser, "live").is_displayed()
+    buy, odd = rows(browser)["buy_90d"], rows(browser)["odd"]
+    cells = [td.text for td in buy.find_elements(By.TAG_NAME, "td")]
+    summary = listed["buy_90d"]["report"]
+    assert cells == [
+        "buy_90d",
+        "event('Order Completed')",
+        "90 d",
+        "likelihood",
+        "ready",
+        "2",
+        f"{summary['test_auc']:.3f}",
+        f"{summary['lift_at_10']:.2f}{TIMES}",
+        f"{summary['ece']:.3f}",
+        ("flagged" if listed["buy_90d"]["backtest"]["flagged"] else "ok")
+        + f" · {listed['buy_90d']['backtest']['realized_auc']:.3f}",
+    ]
+    # The odd one: not ready and why; its goal (markup) is text, never an element.
+    assert cell(odd, "prediction-row-state") == "not ready"
+    assert cell(odd, "prediction-row-reason") == listed["odd"]["reason"]
+    assert odd.find_element(By.CSS_SELECTOR, "td.goal").text == ODD_GOAL
+    assert odd.find_elements(By.TAG_NAME, "img") == []
+    assert [cell(odd, t) for t in ("prediction-row-auc", "prediction-row-lift", "prediction-row-backtest")] == ["—"] * 3
+
+    # The selected one: both charts loaded, both candidates side by side, the deciles.
+    buy.click()
+    wait_for(browser, lambda d: by_id(d, "prediction-title").text == "buy_90d", "buy_90d's detail")
+    charts = WebDriverWait(browser, CHART_WAIT_SECS)
+    charts.until(lambda d: chart_width(d, "calibration") > 0, "the calibration chart")
+    charts.until(lambda d: chart_width(d, "gains") > 0, "the gains chart")
+    assert chart_width(browser, "calibration") == chart_width(browser, "gains") == 640
+    assert by_id(browser, "prediction-outcome").text.startswith("published as version 2")
+    assert by_id(browser, "prediction-winner").text.startswith(report["winner"])
+    candidates = {c.get_attribute("data-name"): c for c in by_testid(browser, "prediction-candidate")}
+    assert list(candidates) == list(report["candidates"])
+    winners = [name for name, c in candidates.items() if c.find_elements(By.CSS_SELECTOR, ".tag")]
+    assert winners == [report["winner"]]
+    metrics = {
+        row.get_attribute("data-metric"): [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+        for row in by_testid(browser, "prediction-metric")
+    }
+    auc = [
+        report["candidates"][name][split]["auc"] for name in report["candidates"] for split in ("validation", "test")
+    ]
+    assert metrics["auc"] == ["AUC", *(f"{a:.3f}" for a in auc), f"{report['test']['auc']:.3f}"]
+    assert metrics["lift_at_10"][-1] == f"{report['test']['lift_at_10']:.2f}{TIMES}"
+    assert len(metrics) == 13
+    cohorts = [
+        [td.text for td in row.find_elements(By.TAG_NAME, "td")][:3] for row in by_testid(browser, "prediction-cohort")
+    ]
+    assert cohorts == [[str(c["decile"]), f"{c['rows']:,}", f"{c['positives']:,}"] for c in report["test_cohorts"]]
+    assert by_id(browser, "prediction-backtest").text.startswith(f"version 1 scored {FIRST[:16].replace('T', ' ')} UTC")
+    page.save_screenshot_if_asked(browser)
+
+    # The one not ready: why, and no chart nor model.
+    rows(browser)["odd"].click()
+    wait_for(browser, lambda d: by_id(d, "prediction-title").text == "odd", "odd's detail")
+    wait_for(browser, lambda d: by_id(d, "prediction-report").is_displayed(), "odd's report")
+    assert by_id(browser, "prediction-reason").text == listed["odd"]["reason"]
+    assert by_id(browser, "prediction-goals").text == ODD_GOAL
+    assert by_id(browser, "prediction-outcome").text == f"not published: {listed['odd']['reason']}"
+    assert by_id(browser, "prediction-chart-calibration-note").text == "No calibration chart: no model was fitted yet."
+    assert not by_id(browser, "prediction-chart-gains").is_displayed()
+    assert by_id(browser, "prediction-candidates-note").text == "No model was fitted at this training."
+    assert by_testid(browser, "prediction-cohort") == []
+    assert browser.execute_script("return window.hacked === undefined") is True
+
+    # The lifetime value: its gains chart, its regression metrics, no calibration nor deciles.
+    value = rows(browser)["value_90d"]
+    assert [cell(value, t) for t in ("prediction-row-lift", "prediction-row-ece")] == ["—"] * 2
+    value.click()
+    wait_for(browser, lambda d: by_id(d, "prediction-title").text == "value_90d", "value_90d's detail")
+    charts.until(lambda d: chart_width(d, "gains") == 640, "the lifetime value's gains chart")
+    assert not by_id(browser, "prediction-chart-calibration").is_displayed()
+    assert by_id(browser, "prediction-chart-calibration-note").text.startswith("No calibration chart: a lifetime value")
+    metrics = {row.get_attribute("data-metric") for row in by_testid(browser, "prediction-metric")}
+    assert {"rmse", "mae", "r2", "spearman"} <= metrics and "auc" not in metrics
+    assert by_id(browser, "prediction-cohorts-note").text == "A lifetime value has no conversions by decile."

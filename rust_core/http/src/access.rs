@@ -77,6 +77,7 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/debugger/debugger.css", Need::Public),
     rule("GET", "/debugger/debugger-audiences.js", Need::Public),
     rule("GET", "/debugger/debugger-violations.js", Need::Public),
+    rule("GET", "/debugger/debugger-predictions.js", Need::Public),
     rule("GET", "/debugger/api/stream", Need::Token(Role::Admin)),
     rule("GET", "/debugger/api/sources", Need::Token(Role::Admin)),
     rule("GET", "/debugger/api/rejected", Need::Token(Role::Admin)),

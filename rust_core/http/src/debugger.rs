@@ -97,6 +97,8 @@ const STYLE: &str = include_str!("../static/debugger.css");
 const AUDIENCES_SCRIPT: &str = include_str!("../static/debugger-audiences.js");
 /// The Violations tab, likewise.
 const VIOLATIONS_SCRIPT: &str = include_str!("../static/debugger-violations.js");
+/// The Predictions tab, likewise.
+const PREDICTIONS_SCRIPT: &str = include_str!("../static/debugger-predictions.js");
 
 pub fn router(debugger: Arc<Debugger>) -> Router {
     let file = |body: &'static str, kind: &'static str| {
@@ -118,6 +120,10 @@ pub fn router(debugger: Arc<Debugger>) -> Router {
         .route(
             "/debugger/debugger-violations.js",
             file(VIOLATIONS_SCRIPT, "text/javascript; charset=utf-8"),
+        )
+        .route(
+            "/debugger/debugger-predictions.js",
+            file(PREDICTIONS_SCRIPT, "text/javascript; charset=utf-8"),
         )
         .route("/debugger/api/stream", get(stream))
         .route("/debugger/api/sources", get(sources))
