@@ -2,10 +2,12 @@
 //! step, no CDN, works offline) and the JSON and server-sent-event routes it reads, each behind
 //! an admin token (`Authorization: Bearer`, checked by `access::enforce` from the port's route
 //! table before a handler runs): the live stream of stored and rejected events, an
-//! event's identity decision, the rejected store, per-source counters and the saved audiences
-//! (`audiences`).
+//! event's identity decision, the rejected store, per-source counters, the saved audiences
+//! (`audiences`), tracking-plan violations (`violations`) and predictions with their quality
+//! reports and charts (`predictions`).
 
 mod audiences;
+mod predictions;
 mod violations;
 
 use std::collections::HashMap;
@@ -95,6 +97,8 @@ const STYLE: &str = include_str!("../static/debugger.css");
 const AUDIENCES_SCRIPT: &str = include_str!("../static/debugger-audiences.js");
 /// The Violations tab, likewise.
 const VIOLATIONS_SCRIPT: &str = include_str!("../static/debugger-violations.js");
+/// The Predictions tab, likewise.
+const PREDICTIONS_SCRIPT: &str = include_str!("../static/debugger-predictions.js");
 
 pub fn router(debugger: Arc<Debugger>) -> Router {
     let file = |body: &'static str, kind: &'static str| {
@@ -117,12 +121,26 @@ pub fn router(debugger: Arc<Debugger>) -> Router {
             "/debugger/debugger-violations.js",
             file(VIOLATIONS_SCRIPT, "text/javascript; charset=utf-8"),
         )
+        .route(
+            "/debugger/debugger-predictions.js",
+            file(PREDICTIONS_SCRIPT, "text/javascript; charset=utf-8"),
+        )
         .route("/debugger/api/stream", get(stream))
         .route("/debugger/api/sources", get(sources))
         .route("/debugger/api/rejected", get(rejected))
         .route("/debugger/api/events/{seq}", get(event))
         .route("/debugger/api/audiences", get(audiences::audiences))
         .route("/debugger/api/violations", get(violations::violations))
+        .route("/debugger/api/predictions", get(predictions::predictions))
+        .route("/debugger/api/predictions/{key}/report", get(predictions::report))
+        .route(
+            "/debugger/api/predictions/{key}/calibration.png",
+            get(predictions::calibration_chart),
+        )
+        .route(
+            "/debugger/api/predictions/{key}/gains.png",
+            get(predictions::gains_chart),
+        )
         .with_state(debugger)
 }
 

@@ -5,9 +5,9 @@
 //   lost in between;
 // - one event's identity decision and deliveries when its row is clicked;
 // - the rejected events and the per-source counters (polled every 2 s).
-// Other tabs live in files of their own (debugger-audiences.js) and use what this one exposes
-// as window.tributaryDebugger (see "for the other tabs" below): the session, every streamed
-// event, tab changes and a few helpers.
+// Other tabs live in files of their own (debugger-audiences.js, debugger-violations.js,
+// debugger-predictions.js) and use what this one exposes as window.tributaryDebugger (see "for
+// the other tabs" below): the session, every streamed event, tab changes and a few helpers.
 // Event data only ever reaches the page as text nodes (el(), textContent): never innerHTML.
 // A 401 or 403 anywhere ends the session: the token is forgotten and the form shown with the
 // reason (403: a valid token without the admin role, e.g. a read token).
@@ -101,6 +101,8 @@
   }
 
   const fetchJson = async (session, path) => (await call(session, path)).json();
+  /** A binary answer (a chart's PNG): an <img> cannot send the token, so the page fetches it. */
+  const fetchBlob = async (session, path) => (await call(session, path)).blob();
 
   /** Ends the session on a 401 or 403; other failures are the caller's to show. Returns true then. */
   function signedOutBy(error) {
@@ -675,6 +677,7 @@
     el,
     formatTime,
     fetchJson,
+    fetchBlob,
     signedOutBy,
     sleep,
     showStatus,

@@ -391,6 +391,18 @@ impl Engine {
 
     /// The server's prediction records (`key` → bytes) under `prefix`, in key order.
     pub fn prediction_records(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        self.prediction_records_where(prefix, |_| true)
+    }
+
+    /// The prediction records under `prefix` whose key `wanted` accepts, in key order, read in
+    /// one transaction: only those are copied (the debugger reads definitions and reports without
+    /// the models and scored snapshots beside them). `wanted` sees every key under `prefix`, in
+    /// order, once.
+    pub fn prediction_records_where(
+        &self,
+        prefix: &str,
+        mut wanted: impl FnMut(&str) -> bool,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
         let txn = self.shared.store.log.read()?;
         let mut out = Vec::new();
         let db = self.shared.store.log_dbs.predictions;
@@ -402,7 +414,9 @@ impl Engine {
         };
         for entry in entries {
             let (key, value) = entry?;
-            out.push((key.to_owned(), value.to_vec()));
+            if wanted(key) {
+                out.push((key.to_owned(), value.to_vec()));
+            }
         }
         Ok(out)
     }

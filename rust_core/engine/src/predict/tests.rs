@@ -435,6 +435,16 @@ fn records_are_kept_listed_by_prefix_and_deleted_by_prefix() {
         "an empty prefix lists everything"
     );
     assert_eq!(keys("buy/"), ["buy/model", "buy/report"]);
+    // A filter sees every key under the prefix, in order; only the ones it takes are copied.
+    let mut seen = Vec::new();
+    let taken = engine
+        .prediction_records_where("", |key| {
+            seen.push(key.to_owned());
+            key.ends_with("/report")
+        })
+        .unwrap();
+    assert_eq!(seen, ["buy/model", "buy/report", "buyer/x"]);
+    assert_eq!(taken, [("buy/report".to_owned(), b"r".to_vec())]);
     engine.put_prediction_records(&[put("buy/report", None)]).unwrap();
     assert_eq!(keys("buy/"), ["buy/model"]);
     assert_eq!(engine.delete_prediction_records("buy/").unwrap(), 1);
