@@ -213,6 +213,7 @@ class Predictions:
             "names": names,
             "cutoffs": {"test": test_cut, "validation": validation_cut, "train": []},
         }
+        charted = False
         try:
             test = rows(test_cut, audit=True)
             history_ms = self._history_ms(test, test_cut, at_ms)
@@ -270,12 +271,19 @@ class Predictions:
             trained = training.model
             predictions = trained.predict(splits["test"].features)
             test_auc = self._test_auc(definition, splits["test"].labels, predictions)
-            report["test_auc"] = test_auc
+            # Strict JSON: an AUC undefined for one class is null, not NaN.
+            report["test_auc"] = None if np.isnan(test_auc) else test_auc
             self._charts(definition, splits["test"].labels, predictions)
+            charted = True
             if not test_auc >= MIN_TEST_AUC:
                 raise NotReady(f"the test AUC {test_auc:.3f} is below {MIN_TEST_AUC}")
         except NotReady as exc:
             report["published"], report["reason"] = False, str(exc)
+            if not charted:
+                # The charts of an earlier training do not belong beside this report.
+                self._engine.put_prediction_records(
+                    [(f"{definition.key}/chart/gains", None), (f"{definition.key}/chart/calibration", None)]
+                )
             self._put(definition.key, "report", json.dumps(report, sort_keys=True).encode())
             raise
         report["published"] = True
