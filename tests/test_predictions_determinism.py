@@ -45,7 +45,7 @@ def child(events_path: str, data_dir: str, out_path: str) -> None:
         predictions.save(check(Definition(key=KEY, goals=["event('Order Completed')"], horizon_days=30)))
         outcome = predictions.refresh(KEY, AT)
         model = engine.prediction_records(f"{KEY}/model")
-        snapshot = predictions.record(KEY, "snapshot/000001")
+        snapshot = predictions.record(KEY, f"snapshot/{AT:016d}")
         assert snapshot is not None
         with np.load(io.BytesIO(snapshot), allow_pickle=False) as kept:
             # Profile ids are drawn per data directory: the kept scores are compared by person.
