@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +110,10 @@ def alone_auc(values: np.ndarray, labels: np.ndarray) -> float:
     return float(quality.auc(labels, rate[bins]))
 
 
+def _lap(started: float) -> float:
+    return round(time.perf_counter() - started, 3)
+
+
 class NotReady(Exception):
     """The prediction cannot be published yet; the message says why."""
 
@@ -121,6 +126,8 @@ class Predictions:
         # Tests of the leak guard add a column that reads past the cutoff on purpose.
         self._probe_leak = probe_leak
         self._models: dict[str, tuple[int, model.Model]] = {}
+        # The seconds of each stage of the latest training and scoring (for logs and the benchmark).
+        self.timings: dict[str, dict[str, float]] = {}
 
     # Records: everything of prediction KEY lives under "KEY/".
     def get(self, key: str) -> Definition | None:
@@ -214,6 +221,10 @@ class Predictions:
             "cutoffs": {"test": test_cut, "validation": validation_cut, "train": []},
         }
         charted = False
+        # Seconds per stage (rows: the engine's features; leak checks; fitting both candidates and
+        # calibrating; charts), kept apart from the report, which the same log reproduces exactly.
+        timings = self.timings["train"] = {"rows_s": 0.0, "leak_check_s": 0.0, "fit_s": 0.0, "charts_s": 0.0}
+        started = time.perf_counter()
         try:
             test = rows(test_cut, audit=True)
             history_ms = self._history_ms(test, test_cut, at_ms)
@@ -237,7 +248,10 @@ class Predictions:
             parts = [rows(cut) for cut in train_cuts]
             train_x = np.concatenate([p.features for p in parts])
             train_y = np.concatenate([p.labels for p in parts])
+            timings["rows_s"] += _lap(started)
+            started = time.perf_counter()
             refused = self._refused_columns(test, train_x, train_y, definition)
+            timings["leak_check_s"] = _lap(started)
             report["refused_columns"] = refused
             keep = [i for i, c in enumerate(test.columns) if c not in refused]
             columns = [test.columns[i] for i in keep]
@@ -262,9 +276,12 @@ class Predictions:
             }
             # The rows `score` will write, read as it reads them (no probe column): by name, not by the
             # test rows' positions.
+            started = time.perf_counter()
             scoring = fetch_rows(
                 self._engine, names, at_ms, traits=definition.trait_features, population=definition.population
             )
+            timings["rows_s"] += _lap(started)
+            started = time.perf_counter()
             at = {c: i for i, c in enumerate(scoring.columns)}
             training = self._fit(definition, columns, splits, scoring.features[:, [at[c] for c in columns]])
             report.update(training.report)
@@ -273,7 +290,10 @@ class Predictions:
             test_auc = self._test_auc(definition, splits["test"].labels, predictions)
             # Strict JSON: an AUC undefined for one class is null, not NaN.
             report["test_auc"] = None if np.isnan(test_auc) else test_auc
+            timings["fit_s"] = _lap(started)
+            started = time.perf_counter()
             self._charts(definition, splits["test"].labels, predictions)
+            timings["charts_s"] = _lap(started)
             charted = True
             if not test_auc >= MIN_TEST_AUC:
                 raise NotReady(f"the test AUC {test_auc:.3f} is below {MIN_TEST_AUC}")
@@ -357,15 +377,22 @@ class Predictions:
         self._engine.put_prediction_records([(f"{key}/{name}", value)])
 
     def score(self, definition: Definition, trained: model.Model, at_ms: int) -> dict[str, int]:
-        """Scores every profile the model reads (in the population) and writes the changed traits."""
+        """Scores every profile the model reads (in the population) and writes the changed traits;
+        says how many (the seconds of each stage go to `timings["score"]`)."""
+        timings = self.timings["score"] = {}
+        started = time.perf_counter()
         names, traits = self.inputs(definition.key)
         rows = fetch_rows(self._engine, names, at_ms, traits=traits, population=definition.population)
+        timings["features_s"] = _lap(started)
+        started = time.perf_counter()
         features = self._columns(rows, trained)
         predicted = trained.predict(features) if rows.ids.shape[0] else np.zeros(0)
         percentiles = np.floor(quality.percentiles(predicted) * 100) / 100 if predicted.size else predicted
         deciles = quality.deciles(percentiles) if predicted.size else predicted
         first, percentile, decile = definition.trait_names()
         rounded = np.round(predicted, 2 if definition.ltv else 4)
+        timings["predict_s"] = _lap(started)
+        started = time.perf_counter()
         written, unchanged, gone = self._engine.write_prediction_scores(
             definition.key,
             at_ms,
@@ -376,10 +403,18 @@ class Predictions:
                 (decile, np.asarray(deciles, dtype="<f8").tobytes(), True),
             ],
         )
+        timings["write_s"] = _lap(started)
+        started = time.perf_counter()
         definition.scored_ms = at_ms
         self.save(definition)
         self._keep_snapshot(definition, rows.ids, predicted, at_ms)
-        return {"profiles": int(rows.ids.shape[0]), "written": written, "unchanged": unchanged, "gone": gone}
+        timings["snapshot_s"] = _lap(started)
+        return {
+            "profiles": int(rows.ids.shape[0]),
+            "written": written,
+            "unchanged": unchanged,
+            "gone": gone,
+        }
 
     def _cached_model(self, definition: Definition) -> model.Model:
         """The published model, parsed once per version (explanations ask for it per profile)."""
