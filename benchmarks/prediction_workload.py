@@ -51,8 +51,8 @@ class PredictionData(AudienceData):
 
 def _other_name_weights() -> np.ndarray:
     # Names 2.. of EVENT_NAMES (0 is Order Completed, 1 Churned), by 1/rank.
-    ranks: np.ndarray = 1.0 / np.arange(1, len(EVENT_NAMES) - 1)
-    return ranks / ranks.sum()
+    ranks = 1.0 / np.arange(1, len(EVENT_NAMES) - 1, dtype=np.float64)
+    return np.asarray(ranks / ranks.sum(), dtype=np.float64)
 
 
 def generate(n_profiles: int, n_events: int, seed: int = DEFAULT_SEED, now: datetime | None = None) -> PredictionData:
