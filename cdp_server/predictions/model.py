@@ -32,6 +32,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression, Ridge
 from threadpoolctl import threadpool_limits
 
+from cdp_server import _core
 from cdp_server.predictions import quality
 
 Kind = Literal["classification", "regression"]
@@ -59,6 +60,7 @@ LIGHTGBM_PARAMS: dict[str, Any] = {
     "lambda_l2": 1.0,
     "max_bin": 255,
 }
+LINEAR_MAX_ROWS = 150_000
 LINEAR_C = 1.0  # logistic regression's inverse L2 strength, on standardised features
 RIDGE_ALPHA = 1.0
 
@@ -264,9 +266,23 @@ class Model:
         """The uncalibrated score: log-odds for a classifier, the predicted value for a regression."""
         return self.estimator.raw(_matrix(features, len(self.feature_names)))
 
+    def raw_rows(self, values: bytes, columns: list[str]) -> np.ndarray:
+        """The raw scores of the engine's feature rows as they came (`values`: row-major
+        little-endian f32, `columns` wide), the model's columns picked by name. Trees are walked in
+        the engine (`_core.tree_scores`, LightGBM's scores exactly), without a matrix in Python."""
+        index = {c: i for i, c in enumerate(columns)}
+        at = [index[c] for c in self.feature_names]
+        if isinstance(self.estimator, _Trees):
+            scores = _core.tree_scores(self.estimator.model_text, values, len(columns), at)
+            return np.frombuffer(scores, dtype="<f8")
+        return self.raw(np.frombuffer(values, dtype="<f4").reshape(-1, len(columns))[:, at])
+
     def predict(self, features: Any) -> np.ndarray:
         """The calibrated probability (classification) or the predicted value (regression), float64."""
-        raw = self.raw(features)
+        return self.calibrated(self.raw(features))
+
+    def calibrated(self, raw: np.ndarray) -> np.ndarray:
+        """What raw scores predict: calibrated probabilities, or values."""
         if self.kind == "regression":
             return self.calibrator(raw) if self.calibrator else raw
         return self.calibrator(raw) if self.calibrator else np.asarray(expit(raw), dtype=np.float64)
@@ -371,7 +387,11 @@ def _fit_trees(kind: Kind, train: Split, validation: Split, seed: int) -> tuple[
 
 
 def _fit_linear(kind: Kind, train: Split, seed: int) -> tuple[_Linear, dict[str, Any]]:
-    x = train.features
+    # A linear model of a few hundred coefficients is settled by LINEAR_MAX_ROWS rows (every k-th:
+    # the training rows come cutoff by cutoff, so all cutoffs stay in); more costs minutes and
+    # gigabytes (the design matrix is float64, twice the width with its indicators).
+    every = -(-train.features.shape[0] // LINEAR_MAX_ROWS)
+    x, labels = train.features[::every], train.labels[::every]
     indicators = [int(j) for j in np.flatnonzero(np.isnan(x).any(axis=0))]
     design = _Linear.design_raw(x, indicators)
     mean = design.mean(axis=0)
@@ -382,18 +402,19 @@ def _fit_linear(kind: Kind, train: Split, seed: int) -> tuple[_Linear, dict[str,
         warnings.simplefilter("always", ConvergenceWarning)
         if kind == "classification":
             fitted = LogisticRegression(C=LINEAR_C, solver="lbfgs", max_iter=2_000, random_state=seed)
-            fitted.fit(standardised, train.labels)
+            fitted.fit(standardised, labels)
             coefficients, intercept, name = fitted.coef_[0], float(fitted.intercept_[0]), "logistic"
             params: dict[str, Any] = {"C": LINEAR_C, "solver": "lbfgs", "max_iter": 2_000}
         else:
             fitted = Ridge(alpha=RIDGE_ALPHA, solver="cholesky")
-            fitted.fit(standardised, train.labels)
+            fitted.fit(standardised, labels)
             coefficients, intercept, name = fitted.coef_, float(fitted.intercept_), "ridge"
             params = {"alpha": RIDGE_ALPHA, "solver": "cholesky"}
         converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
     linear = _Linear(name, indicators, mean, scale, np.asarray(coefficients, dtype=np.float64), intercept)
     return linear, {
         "params": {**params, "features": "sign(x)*log1p(|x|), NaN->0 + indicator, standardised"},
+        "rows": int(labels.shape[0]),
         "converged": converged,
     }
 

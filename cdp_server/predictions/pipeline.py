@@ -14,6 +14,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +49,13 @@ MAX_OUTSIDE_CALIBRATION = 0.05
 # A backtest's realized AUC this far below the validation AUC is flagged.
 BACKTEST_DROP = 0.05
 RETRAIN_EVERY_MS = 7 * DAY_MS
+# A training reads the rows of a fixed sample of about this many profiles (by profile id, the same
+# at every cutoff) at each training cutoff, and of EVALUATION_PROFILES at the validation and test
+# cutoffs: past a few hundred thousand rows a model barely changes, while time and memory grow.
+TRAINING_PROFILES = 100_000
+EVALUATION_PROFILES = 250_000
+# The target-leak check ranks the training labels by each column on about this many of the rows.
+LEAK_CHECK_ROWS = 200_000
 # Each scoring keeps this many profiles' scores for its backtest.
 SNAPSHOT_ROWS = 50_000
 ID_DTYPE = np.dtype([("low", "<u8"), ("high", "<u8")])
@@ -59,6 +68,7 @@ class Rows:
     features: np.ndarray  # float32 (rows, columns)
     labels: np.ndarray  # float64, empty without a label
     leaky: list[str]
+    values: bytes  # the features as the engine gave them (row-major little-endian f32)
 
 
 def day_end(ms: int) -> int:
@@ -77,8 +87,10 @@ def fetch_rows(
     profiles: list[str] | None = None,
     audit: bool = False,
     probe_leak: bool = False,
+    max_profiles: int | None = None,
 ) -> Rows:
     request = {
+        "max_profiles": max_profiles,
         "names": names,
         "traits": traits or [],
         "cutoff_ms": cutoff_ms,
@@ -90,7 +102,8 @@ def fetch_rows(
     }
     columns, ids, values, labels, leaky, _ = engine.prediction_rows(json.dumps(request).encode())
     features = np.frombuffer(values, dtype="<f4").reshape(-1, len(columns))
-    return Rows(columns, np.frombuffer(ids, dtype=ID_DTYPE), features, np.frombuffer(labels, dtype="<f8"), leaky)
+    ids_array = np.frombuffer(ids, dtype=ID_DTYPE)
+    return Rows(columns, ids_array, features, np.frombuffer(labels, dtype="<f8"), leaky, values)
 
 
 def alone_auc(values: np.ndarray, labels: np.ndarray) -> float:
@@ -108,6 +121,20 @@ def alone_auc(values: np.ndarray, labels: np.ndarray) -> float:
         bins[known] = 1 + np.searchsorted(edges, values[known], side="left")
     rate = np.bincount(bins, weights=labels) / np.maximum(np.bincount(bins), 1)
     return float(quality.auc(labels, rate[bins]))
+
+
+# The niceness of a background refresh's thread: on a machine that also ingests, it takes the CPU
+# ingest leaves (Linux's fair scheduler weighs nice 10 at about a tenth of nice 0).
+BACKGROUND_NICENESS = 10
+
+
+def run_in_background() -> None:
+    """Lowers the calling thread's CPU priority (Linux: niceness is per thread), so that the
+    refresh it runs (features in the engine on this thread, the model in Python) yields to ingest."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICENESS)
+    except OSError as exc:  # not permitted here: the refresh runs at normal priority
+        log.warning("predictions: could not lower the refresh thread's priority: %s", exc)
 
 
 def _lap(started: float) -> float:
@@ -202,7 +229,7 @@ class Predictions:
         validation_cut = test_cut - horizon
         label = definition.label()
 
-        def rows(cutoff: int, audit: bool = False) -> Rows:
+        def rows(cutoff: int, profiles: int, audit: bool = False) -> Rows:
             return fetch_rows(
                 self._engine,
                 names,
@@ -212,6 +239,7 @@ class Predictions:
                 population=definition.population,
                 audit=audit,
                 probe_leak=self._probe_leak,
+                max_profiles=profiles,
             )
 
         report: dict[str, Any] = {
@@ -226,7 +254,7 @@ class Predictions:
         timings = self.timings["train"] = {"rows_s": 0.0, "leak_check_s": 0.0, "fit_s": 0.0, "charts_s": 0.0}
         started = time.perf_counter()
         try:
-            test = rows(test_cut, audit=True)
+            test = rows(test_cut, EVALUATION_PROFILES, audit=True)
             history_ms = self._history_ms(test, test_cut, at_ms)
             report["history_days"] = round(history_ms / DAY_MS, 1)
             if history_ms < MIN_HISTORY_HORIZONS * horizon:
@@ -244,8 +272,8 @@ class Predictions:
             report["cutoffs"]["train"] = train_cuts
             if not train_cuts:
                 raise NotReady("no training cutoff has history before it: needs more history")
-            validation = rows(validation_cut)
-            parts = [rows(cut) for cut in train_cuts]
+            validation = rows(validation_cut, EVALUATION_PROFILES)
+            parts = [rows(cut, TRAINING_PROFILES) for cut in train_cuts]
             train_x = np.concatenate([p.features for p in parts])
             train_y = np.concatenate([p.labels for p in parts])
             timings["rows_s"] += _lap(started)
@@ -278,7 +306,12 @@ class Predictions:
             # test rows' positions.
             started = time.perf_counter()
             scoring = fetch_rows(
-                self._engine, names, at_ms, traits=definition.trait_features, population=definition.population
+                self._engine,
+                names,
+                at_ms,
+                traits=definition.trait_features,
+                population=definition.population,
+                max_profiles=EVALUATION_PROFILES,
             )
             timings["rows_s"] += _lap(started)
             started = time.perf_counter()
@@ -348,6 +381,9 @@ class Predictions:
         refused = list(test.leaky)
         if definition.ltv:
             train_y = (train_y > 0).astype(np.float64)
+        if train_y.shape[0] > LEAK_CHECK_ROWS:
+            every = -(-train_y.shape[0] // LEAK_CHECK_ROWS)
+            train_x, train_y = train_x[::every], train_y[::every]
         if np.unique(train_y).shape[0] == 2:
             for i, column in enumerate(test.columns):
                 if column not in refused and alone_auc(train_x[:, i], train_y) >= TARGET_LEAK_AUC:
@@ -385,8 +421,7 @@ class Predictions:
         rows = fetch_rows(self._engine, names, at_ms, traits=traits, population=definition.population)
         timings["features_s"] = _lap(started)
         started = time.perf_counter()
-        features = self._columns(rows, trained)
-        predicted = trained.predict(features) if rows.ids.shape[0] else np.zeros(0)
+        predicted = trained.calibrated(trained.raw_rows(rows.values, rows.columns))
         percentiles = np.floor(quality.percentiles(predicted) * 100) / 100 if predicted.size else predicted
         deciles = quality.deciles(percentiles) if predicted.size else predicted
         first, percentile, decile = definition.trait_names()

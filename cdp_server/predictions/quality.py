@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from scipy.stats import rankdata
 
 TOP_PERCENTS = (5, 10, 20)
 _EPS = 1e-15
@@ -52,7 +52,11 @@ def auc(labels: Any, scores: Any) -> float:
     positives = int((y > 0.5).sum())
     if positives == 0 or positives == y.shape[0]:
         return math.nan
-    return float(roc_auc_score(y > 0.5, s))
+    # Mann-Whitney U from one ranking (ties share their mean rank): what roc_auc_score computes,
+    # without its validation and curve, several times faster on the leak check's many columns.
+    ranks = rankdata(s)
+    negatives = y.shape[0] - positives
+    return float((ranks[y > 0.5].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def calibration_bins(labels: Any, probabilities: Any, bins: int = 10) -> list[dict[str, float]]:

@@ -16,7 +16,7 @@ from tributary._proto.cdp.v1 import audience_pb2 as pb
 from cdp_server import _core, errors
 from cdp_server.auth import Caller
 from cdp_server.predictions.definitions import DAY_MS, Definition, DefinitionError, check
-from cdp_server.predictions.pipeline import NotReady, Predictions
+from cdp_server.predictions.pipeline import NotReady, Predictions, run_in_background
 from cdp_server.services import access
 
 log = logging.getLogger(__name__)
@@ -184,5 +184,6 @@ class PredictionScheduler:
         self._thread.start()
 
     def _run(self) -> None:
+        run_in_background()
         while not self._stop.wait(_SCHEDULER_PERIOD_SECS):
             self._handlers.run_due(int(time.time() * 1000))

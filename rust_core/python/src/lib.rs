@@ -5,6 +5,7 @@
 mod bitmap_bench;
 mod http;
 mod query;
+mod trees;
 mod warehouse;
 
 use std::path::PathBuf;
@@ -976,6 +977,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bitmap_bench::register(m)?;
     warehouse::register(m)?;
     query::register(m)?;
+    trees::register(m)?;
     m.add("CoreError", py.get_type::<CoreError>())?;
     m.add("InvalidRequest", py.get_type::<InvalidRequest>())?;
     m.add("NotFound", py.get_type::<NotFound>())?;

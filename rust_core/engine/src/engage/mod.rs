@@ -50,7 +50,11 @@ pub(crate) fn with_run<T>(
         saved,
         now_ms: at_ms,
     };
-    work(&plan::Run::new(ev, &state.links))
+    let result = work(&plan::Run::new(ev, &state.links));
+    // Handed straight to a waiting ingest, not kept by a caller that comes back for it at once
+    // (Predictions take it chunk after chunk over a million profiles).
+    parking_lot::MutexGuard::unlock_fair(state);
+    result
 }
 
 /// The indexes, kept with the identity graph (same lock, same snapshot), keyed by its nodes.

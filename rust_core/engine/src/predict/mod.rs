@@ -8,6 +8,7 @@
 pub mod features;
 #[cfg(test)]
 mod tests;
+pub mod trees;
 
 use roaring::RoaringBitmap;
 use serde::Deserialize;
@@ -21,8 +22,10 @@ use crate::proto::EventType;
 use crate::query::{Body, Kind};
 use crate::Engine;
 
-/// Rows computed under one hold of the graph lock: ingest resolves between chunks.
-const ROWS_PER_LOCK: usize = 50_000;
+/// Rows computed (or scores compared) under one hold of the graph lock, released fairly: ingest
+/// resolves between chunks, so a refresh over a million profiles holds it up for milliseconds at a
+/// time, not seconds.
+const ROWS_PER_LOCK: usize = 10_000;
 /// Profiles the leak guard recomputes from their known events alone.
 const AUDIT_ROWS: usize = 2_000;
 
@@ -65,6 +68,20 @@ pub struct RowsRequest {
     /// Run the leak guard on (up to `AUDIT_ROWS` of) these rows.
     #[serde(default)]
     pub audit: bool,
+    /// Rows of about this many profiles at most: when there are more, a fixed sample of them,
+    /// picked by a hash of the profile id, so a profile is in it at every cutoff or at none.
+    #[serde(default)]
+    pub max_profiles: Option<u64>,
+}
+
+/// Whether the profile `id` is in the sample that keeps `share` of all profiles: its id (random
+/// already) mixed by SplitMix64's finalizer, below `share` of the range.
+fn sampled(id: u128, share: f64) -> bool {
+    let mut z = (id as u64) ^ ((id >> 64) as u64);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z as f64) < share * u64::MAX as f64
 }
 
 /// The label of each row: what happened in the horizon after the cutoff, as known now.
@@ -207,6 +224,10 @@ impl Engine {
             Ok((roots, run.ev.engage.clock.through(t)))
         })?;
         let candidates: Vec<u32> = candidates.into_iter().collect();
+        let share = match request.max_profiles {
+            Some(max) if (max as usize) < candidates.len() => Some(max as f64 / candidates.len() as f64),
+            _ => None,
+        };
         let mut table = Table {
             columns: Vec::new(),
             ids: Vec::new(),
@@ -239,11 +260,16 @@ impl Engine {
                 let Some(id) = graph.id_at(root) else {
                     continue;
                 };
+                if share.is_some_and(|share| !sampled(id.0, share)) {
+                    continue;
+                }
                 if rows.push(root, &mut table.values) {
                     table.ids.push(id.0);
                     kept.push(root);
                 }
             }
+            drop(rows);
+            parking_lot::MutexGuard::unlock_fair(state);
         }
         if table.columns.is_empty() {
             let names: Vec<(String, Option<u32>)> = request.names.iter().map(|n| (n.clone(), None)).collect();
@@ -330,46 +356,49 @@ impl Engine {
         }
         let cause = *self.shared.committed.lock();
         let (mut events, mut unchanged, mut gone) = (Vec::new(), 0u64, 0u64);
-        self.with_run(at_ms, |run| {
-            let graph = run.ev.graph;
-            let mut seen = RoaringBitmap::new();
-            for (row, &id) in ids.iter().enumerate() {
-                let Some(root) = graph.root_for(&ProfileLookup::Id(ProfileId(id))) else {
-                    gone += 1;
-                    continue;
-                };
-                if !seen.insert(root) {
-                    // Two rows of one profile now (merged since): the first stands.
-                    continue;
-                }
-                let members = graph.members_at(root);
-                let mut traits = Map::new();
-                for (name, values) in columns {
-                    let value = &values[row];
-                    if run.ev.user_trait(members, name).as_ref() != Some(value) {
-                        traits.insert(name.clone(), value.clone());
+        let mut seen = RoaringBitmap::new();
+        for (chunk, rows) in ids.chunks(ROWS_PER_LOCK).enumerate() {
+            self.with_run(at_ms, |run| {
+                let graph = run.ev.graph;
+                for (row, &id) in rows.iter().enumerate() {
+                    let row = chunk * ROWS_PER_LOCK + row;
+                    let Some(root) = graph.root_for(&ProfileLookup::Id(ProfileId(id))) else {
+                        gone += 1;
+                        continue;
+                    };
+                    if !seen.insert(root) {
+                        // Two rows of one profile now (merged since): the first stands.
+                        continue;
                     }
+                    let members = graph.members_at(root);
+                    let mut traits = Map::new();
+                    for (name, values) in columns {
+                        let value = &values[row];
+                        if run.ev.user_trait(members, name).as_ref() != Some(value) {
+                            traits.insert(name.clone(), value.clone());
+                        }
+                    }
+                    if traits.is_empty() {
+                        unchanged += 1;
+                        continue;
+                    }
+                    let Some(carrier) = crate::engage::realtime::Carrier::of(graph, root) else {
+                        gone += 1;
+                        continue;
+                    };
+                    let profile = graph.id_at(root).unwrap_or(ProfileId(id));
+                    let personas = json!({"computation_class": "prediction", "computation_key": key});
+                    events.push(crate::proto::Event {
+                        r#type: EventType::Identify as i32,
+                        message_id: format!("predict-{key}-{profile}-{cause:020}"),
+                        traits: serde_json::to_vec(&traits).unwrap_or_default(),
+                        context: carrier.context(personas),
+                        ..carrier.event(at_ms)
+                    });
                 }
-                if traits.is_empty() {
-                    unchanged += 1;
-                    continue;
-                }
-                let Some(carrier) = crate::engage::realtime::Carrier::of(graph, root) else {
-                    gone += 1;
-                    continue;
-                };
-                let profile = graph.id_at(root).unwrap_or(ProfileId(id));
-                let personas = json!({"computation_class": "prediction", "computation_key": key});
-                events.push(crate::proto::Event {
-                    r#type: EventType::Identify as i32,
-                    message_id: format!("predict-{key}-{profile}-{cause:020}"),
-                    traits: serde_json::to_vec(&traits).unwrap_or_default(),
-                    context: carrier.context(personas),
-                    ..carrier.event(at_ms)
-                });
-            }
-            Ok(())
-        })?;
+                Ok(())
+            })?;
+        }
         let written = events.len() as u64;
         let jobs = self.job_sender()?;
         crate::engage::realtime::write_own_events(&self.shared, &jobs, &events, |_| Ok(()))?;

@@ -62,6 +62,7 @@ fn rows(engine: &Engine, names: &[&str], cutoff_ms: i64, label: Option<LabelRequ
             label,
             probe_leak: false,
             audit: false,
+            max_profiles: None,
         })
         .unwrap()
 }
@@ -254,6 +255,47 @@ fn labels_come_from_the_horizon_after_the_cutoff() {
 }
 
 #[test]
+fn a_sample_keeps_about_max_profiles_and_the_same_ones_at_every_cutoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let orders = (0..2_000).map(|p| {
+        track(
+            &format!("o{p}"),
+            &format!("u{p}"),
+            "Order Completed",
+            T0 + (p % 50) * DAY,
+            None,
+        )
+    });
+    send(&engine, orders.collect());
+    let sample = |cutoff_ms: i64, max_profiles: Option<u64>| {
+        engine
+            .prediction_rows(&RowsRequest {
+                names: vec!["Order Completed".into()],
+                traits: Vec::new(),
+                cutoff_ms,
+                population: None,
+                profiles: None,
+                label: None,
+                probe_leak: false,
+                audit: false,
+                max_profiles,
+            })
+            .unwrap()
+            .ids
+    };
+    let everyone = sample(T0 + 60 * DAY, None);
+    assert_eq!(everyone.len(), 2_000);
+    assert_eq!(sample(T0 + 60 * DAY, Some(5_000)), everyone);
+    let some = sample(T0 + 60 * DAY, Some(500));
+    assert!((400..=600).contains(&some.len()), "{} rows", some.len());
+    // At an earlier cutoff, the profiles of the sample that had an event by then.
+    let earlier = sample(T0 + 20 * DAY, Some(500));
+    assert!(!earlier.is_empty() && earlier.len() < some.len());
+    assert!(earlier.iter().all(|id| some.contains(id)));
+}
+
+#[test]
 fn the_leak_guard_finds_a_column_that_reads_past_the_cutoff_and_no_other() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path());
@@ -274,6 +316,7 @@ fn the_leak_guard_finds_a_column_that_reads_past_the_cutoff_and_no_other() {
                 label: None,
                 probe_leak,
                 audit: true,
+                max_profiles: None,
             })
             .unwrap()
     };
