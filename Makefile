@@ -87,6 +87,7 @@ bench: $(STAMP)/build $(STAMP)/wrk $(STAMP)/nats-server $(STAMP)/postgresql ## R
 	$(PY) -m benchmarks.unify $(BENCH_FLAGS) || status=1; \
 	$(PY) -m benchmarks.http_api $(BENCH_FLAGS) || status=1; \
 	$(PY) -m benchmarks.audiences $(BENCH_FLAGS) || status=1; \
+	$(PY) -m benchmarks.predictions $(BENCH_FLAGS) || status=1; \
 	$(PY) -m benchmarks.connections $(BENCH_FLAGS) || status=1; \
 	$(PY) -m benchmarks.governance $(BENCH_FLAGS) || status=1; \
 	$(PY) -m benchmarks.deletion $(BENCH_FLAGS) || status=1; \

@@ -1,11 +1,12 @@
 """The results page: ``results/README.md`` with its charts, written from ``ingest.json``,
-``unify.json``, ``http.json``, ``audiences.json``, ``connections.json``, ``governance.json`` and
-``deletion.json`` alone
+``unify.json``, ``http.json``, ``audiences.json``, ``connections.json``, ``governance.json``,
+``deletion.json`` and ``predictions.json`` alone
 (``python -m benchmarks.results_page [RESULTS_DIR]`` writes it again).
 
 Charts first, one per question (how fast is each path, how long does an ack take, how long
 does a restart take, how much memory does an event cost, how fast is identity resolution, how
-fast is the HTTP port, how fast are audiences, how fast do destinations deliver),
+fast is the HTTP port, how fast are audiences, how fast do destinations deliver, how fast are
+predictions),
 each with its targets; under each figure that misses a target, "where the time goes": the
 profile taken during that run. Tables and method come last. Any JSON may be missing or
 older than the others: each section says which run it comes from.
@@ -20,7 +21,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import audience_report, charts, connections_report, deletion_report, governance_report, http_report
+from benchmarks import (
+    audience_report,
+    charts,
+    connections_report,
+    deletion_report,
+    governance_report,
+    http_report,
+    prediction_report,
+)
 from benchmarks.report import (
     BYTES_PER_EVENT_TARGET,
     CDP_IMPORT,
@@ -131,6 +140,7 @@ _CHART_TITLES = {
     "connections": f"[Connections]({connections_report.ANCHOR})",
     "governance": f"[Governance]({governance_report.ANCHOR})",
     "deletion": f"[Deletion]({deletion_report.ANCHOR})",
+    "predictions": f"[Predictions]({prediction_report.ANCHOR})",
 }
 
 
@@ -425,20 +435,31 @@ def _http(http: dict[str, Any] | None, results_dir: Path) -> tuple[str, list[tup
     return "\n".join(text), [(_CHART_TITLES["http"], t) for t in found]
 
 
-def _audiences(audiences: dict[str, Any] | None) -> str:
-    """The Engage benchmark's section, with the profile of each part whose target is missed."""
-    if not audiences:
-        return audience_report.section(None, origin="")
-    text = [audience_report.section(audiences, origin=_origin(audiences, "audiences run"))]
-    for part, (call, figure_name) in audience_report.PROFILED.items():
-        figures = audiences.get("figures", [])
+def _with_profiles(document: dict[str, Any] | None, report: Any, run: str, module: str) -> str:
+    """A benchmark's section (Engage, Predictions), with the profile of each part whose target is
+    missed; ``report`` is its report module (``section``, ``PROFILED``, ``measured``)."""
+    if not document:
+        return str(report.section(None, origin=""))
+    text = [str(report.section(document, origin=_origin(document, run)))]
+    for part, (call, figure_name) in report.PROFILED.items():
+        figures = document.get("figures", [])
         missed = [f for f in figures if f["part"] == part and f["name"].startswith(figure_name) and f["met"] is False]
         if missed:
-            title = f"`{call}`, " + "; ".join(audience_report.measured(f) + f" against {f['target']}" for f in missed)
-            profile = audiences.get("details", {}).get(part, {}).get("profile")
-            fallback = _how_to_profile(f"python -m benchmarks.audiences --only {part}")
+            title = f"`{call}`, " + "; ".join(report.measured(f) + f" against {f['target']}" for f in missed)
+            profile = document.get("details", {}).get(part, {}).get("profile")
+            fallback = _how_to_profile(f"python -m benchmarks.{module} --only {part}")
             text.append(hot_path_section(title, profile, fallback=fallback))
     return "\n".join(text)
+
+
+def _audiences(audiences: dict[str, Any] | None) -> str:
+    """The Engage benchmark's section, with the profile of each part whose target is missed."""
+    return _with_profiles(audiences, audience_report, "audiences run", "audiences")
+
+
+def _predictions(predictions: dict[str, Any] | None) -> str:
+    """The Predictions benchmark's section, with the profile of each part whose target is missed."""
+    return _with_profiles(predictions, prediction_report, "predictions run", "predictions")
 
 
 def _connections(connections: dict[str, Any] | None, results_dir: Path) -> str:
@@ -513,7 +534,9 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
     connections = _load(results_dir / connections_report.JSON)
     governance = _load(results_dir / governance_report.JSON)
     deletion = _load(results_dir / deletion_report.JSON)
-    if all(doc is None for doc in (ingest, unify, http, audiences, connections, governance, deletion)):
+    predictions = _load(results_dir / prediction_report.JSON)
+    loaded = (ingest, unify, http, audiences, connections, governance, deletion, predictions)
+    if all(doc is None for doc in loaded):
         return None
     ingest = ingest or {}
     found = targets(ingest) if ingest else []
@@ -525,6 +548,7 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
     rows += [(_CHART_TITLES["connections"], target) for target in connections_report.targets(connections)]
     rows += [(_CHART_TITLES["governance"], target) for target in governance_report.targets(governance)]
     rows += [(_CHART_TITLES["deletion"], target) for target in deletion_report.targets(deletion)]
+    rows += [(_CHART_TITLES["predictions"], target) for target in prediction_report.targets(predictions)]
     env = (
         ingest.get("environment")
         or (unify or {}).get("environment")
@@ -532,10 +556,11 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
         or (audiences or {}).get("environment")
         or (connections or {}).get("environment")
         or (governance or {}).get("environment")
-        or (deletion or {}).get("environment", {})
+        or (deletion or {}).get("environment")
+        or (predictions or {}).get("environment", {})
     )
     settings = ingest.get("settings", {})
-    quick = any(_is_quick(document) for document in (ingest, unify, http, audiences, connections, governance, deletion))
+    quick = any(_is_quick(document) for document in loaded)
     documents = (
         (ingest, "ingest run"),
         (unify, "unify run"),
@@ -544,6 +569,7 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
         (connections, "connections run"),
         (governance, "governance run"),
         (deletion, "deletion run"),
+        (predictions, "predictions run"),
     )
     origins = [_origin(doc, name) for doc, name in documents if doc]
     banner = (
@@ -573,6 +599,7 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
             origin=_origin(deletion, "deletion run") if deletion else "",
             quick=_is_quick(deletion),
         ),
+        _predictions(predictions),
     ]
     errors = {
         **ingest.get("errors", {}),
@@ -582,6 +609,7 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
         **{f"connections {k}": v for k, v in (connections or {}).get("errors", {}).items()},
         **{f"governance {k}": v for k, v in (governance or {}).get("errors", {}).items()},
         **{f"deletion {k}": v for k, v in (deletion or {}).get("errors", {}).items()},
+        **{f"predictions {k}": v for k, v in (predictions or {}).get("errors", {}).items()},
     }
     failures = "".join(f"- {key} failed: {reason.splitlines()[0][:300]}\n" for key, reason in errors.items())
     failures = f"\nFailed runs:\n\n{failures}" if failures else ""
@@ -592,7 +620,8 @@ def write_page(results_dir: Path = RESULTS_DIR) -> Path | None:
 {banner}Written by `make bench` from the {_and(origins)}; raw figures in
 [`ingest.json`](ingest.json), [`unify.json`](unify.json), [`http.json`](http.json),
 [`audiences.json`](audiences.json), [`connections.json`](connections.json),
-[`governance.json`](governance.json) and [`deletion.json`](deletion.json).
+[`governance.json`](governance.json), [`deletion.json`](deletion.json) and
+[`predictions.json`](predictions.json).
 {settings.get("events", 0):,} Segment-like events (~{settings.get("mean_event_bytes", 0):.0f} B; ~80 % track,
 identify, page; 100 k users, ~10 events each), 500 per batch. Machine: {env.get("cpus", "?")} CPUs,
 {env.get("platform", "?")}, Python {env.get("python", "?")}, grpcio {env.get("grpcio", "?")}. Clients and servers share
@@ -624,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
     if path is None:
         print(
             "nothing to show: no ingest.json, unify.json, http.json, audiences.json, connections.json,"
-            " governance.json or deletion.json"
+            " governance.json, deletion.json or predictions.json"
             f" in {results_dir}",
             file=sys.stderr,
         )
