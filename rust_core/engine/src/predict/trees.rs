@@ -42,24 +42,6 @@ struct Split {
     children: [i32; 2],
 }
 
-impl Split {
-    /// Whether `value` goes left: LightGBM's `NumericalDecision`, without branches (a tree walk
-    /// is a chain of data-dependent choices; mispredicted branches would cost most of it). A NaN
-    /// is 0 unless NaN is the missing type; a missing value takes the default side.
-    #[inline(always)]
-    fn left(&self, value: f64) -> bool {
-        let nan = value.is_nan();
-        let as_zero = nan & (self.missing != Missing::NaN);
-        let value = if as_zero { 0.0 } else { value };
-        let missing = match self.missing {
-            Missing::Zero => (-ZERO..=ZERO).contains(&value),
-            Missing::NaN => nan,
-            Missing::None => false,
-        };
-        (missing & self.default_left) | (!missing & (value <= self.threshold))
-    }
-}
-
 #[derive(Debug)]
 struct Tree {
     splits: Vec<Split>,
@@ -69,34 +51,110 @@ struct Tree {
 /// Rows walked through a tree side by side: their independent chains of loads overlap.
 const LANES: usize = 8;
 
-impl Tree {
-    /// Adds the tree's leaf of each of `rows` (up to LANES, each a row's values by column) to
-    /// `sums`.
+/// A tree laid out for scoring: its splits reading the rows' columns, then one node per leaf that
+/// leads back to itself, so that every row takes exactly `depth` steps with no test of where it
+/// is (a tree walk is a chain of data-dependent choices; mispredicted branches cost most of it).
+struct Walk {
+    nodes: Vec<Node>,
+    /// The first leaf node (the splits' count).
+    leaves_from: u32,
+    depth: usize,
+    leaves: Vec<f64>,
+}
+
+#[derive(Clone, Copy)]
+struct Node {
+    column: u32,
+    threshold: f64,
+    /// Where a NaN goes: LightGBM reads it as 0 unless NaN is the missing type, and a missing
+    /// value takes the default side.
+    nan_left: bool,
+    /// Missing type zero: a 0 is missing and takes the default side.
+    zero_missing: bool,
+    default_left: bool,
+    /// Right, then left (indexed by "goes left").
+    next: [u32; 2],
+}
+
+impl Node {
+    /// LightGBM's `NumericalDecision`, without branches. `value` has been read as LightGBM's
+    /// dense-row reader reads it (|v| <= kZeroThreshold is 0).
+    #[inline(always)]
+    fn left(&self, value: f64) -> bool {
+        let nan = value.is_nan();
+        let zero = self.zero_missing & (value == 0.0);
+        (nan & self.nan_left) | (!nan & zero & self.default_left) | (!nan & !zero & (value <= self.threshold))
+    }
+}
+
+impl Walk {
+    fn of(tree: &Tree, columns: &[u32]) -> Walk {
+        let leaves_from = tree.splits.len() as u32;
+        let at = |child: i32| {
+            if child >= 0 {
+                child as u32
+            } else {
+                leaves_from + !child as u32
+            }
+        };
+        let mut nodes: Vec<Node> = tree
+            .splits
+            .iter()
+            .map(|s| Node {
+                column: columns[s.feature as usize],
+                threshold: s.threshold,
+                nan_left: match s.missing {
+                    Missing::None => 0.0 <= s.threshold,
+                    Missing::Zero | Missing::NaN => s.default_left,
+                },
+                zero_missing: s.missing == Missing::Zero,
+                default_left: s.default_left,
+                next: [at(s.children[0]), at(s.children[1])],
+            })
+            .collect();
+        for leaf in 0..tree.leaves.len() as u32 {
+            let me = leaves_from + leaf;
+            nodes.push(Node {
+                column: 0,
+                threshold: 0.0,
+                nan_left: false,
+                zero_missing: false,
+                default_left: false,
+                next: [me, me],
+            });
+        }
+        // The longest path from the root: that many steps bring every row to its leaf.
+        let mut depth = 0;
+        let mut stack = vec![(0u32, 0usize)];
+        while let Some((node, steps)) = stack.pop() {
+            if node >= leaves_from {
+                depth = depth.max(steps);
+            } else {
+                stack.extend(nodes[node as usize].next.iter().map(|&n| (n, steps + 1)));
+            }
+        }
+        Walk {
+            nodes,
+            leaves_from,
+            depth,
+            leaves: tree.leaves.clone(),
+        }
+    }
+
+    /// Adds the tree's leaf of each of `rows` (up to LANES) to `sums`.
     #[inline]
     fn add_leaves(&self, rows: &[&[f32]], sums: &mut [f64]) {
-        if self.splits.is_empty() {
-            sums.iter_mut().for_each(|sum| *sum += self.leaves[0]);
-            return;
-        }
-        let mut nodes = [0i32; LANES];
-        let lanes = rows.len();
-        loop {
-            let mut walking = false;
-            for lane in 0..lanes {
-                let node = nodes[lane];
-                if node >= 0 {
-                    let split = &self.splits[node as usize];
-                    let value = f64::from(rows[lane][split.feature as usize]);
-                    nodes[lane] = split.children[usize::from(split.left(value))];
-                    walking = true;
-                }
-            }
-            if !walking {
-                break;
+        // All start at the root (a lone leaf's node 0, with depth 0).
+        let mut at = [0u32; LANES];
+        for _ in 0..self.depth {
+            for (lane, row) in rows.iter().enumerate() {
+                let node = &self.nodes[at[lane] as usize];
+                let value = f64::from(row[node.column as usize]);
+                at[lane] = node.next[usize::from(node.left(value))];
             }
         }
-        for lane in 0..lanes {
-            sums[lane] += self.leaves[!nodes[lane] as usize];
+        for (sum, node) in sums.iter_mut().zip(at) {
+            *sum += self.leaves[(node - self.leaves_from) as usize];
         }
     }
 }
@@ -233,22 +291,7 @@ impl Forest {
         if width == 0 || !rows.len().is_multiple_of(width * 4) {
             return Err(invalid(format!("{} bytes are not rows of {width} f32", rows.len())));
         }
-        // Splits read the rows' columns directly.
-        let trees: Vec<Tree> = self
-            .trees
-            .iter()
-            .map(|tree| Tree {
-                splits: tree
-                    .splits
-                    .iter()
-                    .map(|s| Split {
-                        feature: columns[s.feature as usize],
-                        ..*s
-                    })
-                    .collect(),
-                leaves: tree.leaves.clone(),
-            })
-            .collect();
+        let walks: Vec<Walk> = self.trees.iter().map(|tree| Walk::of(tree, columns)).collect();
         let mut scores = vec![0.0; rows.len() / (width * 4)];
         scores
             .par_chunks_mut(ROWS_PER_TASK)
@@ -264,8 +307,8 @@ impl Forest {
                 let rows: Vec<&[f32]> = values.chunks_exact(width).collect();
                 for (sums, rows) in out.chunks_mut(LANES).zip(rows.chunks(LANES)) {
                     // In tree order, as LightGBM sums them.
-                    for tree in &trees {
-                        tree.add_leaves(rows, sums);
+                    for walk in &walks {
+                        walk.add_leaves(rows, sums);
                     }
                 }
             });
