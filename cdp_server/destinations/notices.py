@@ -6,7 +6,8 @@ still on its way lands after the notice (a paused destination has nothing on its
 destination's own instance (its worker's: same connection, same signing key) and is retried like a batch, with the
 destination's retry policy and window; a `PermanentError`, a window that runs out, or a destination deleted before it
 was told all end the notice FAILED with the reason. The engine keeps each notice until it is settled, so a restart
-sends it again (`delete` is idempotent).
+sends it again (`delete` is idempotent). Each notice is recorded as sent before its first call: when a restart sends it
+again, the receipt says so, since what the earlier attempt deleted (a warehouse's rows) is no longer there to count.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class _Attempts:
     count: int = 0
     next_try: float = 0.0
     last_error: str = ""
+    # Recorded as sent (start_deletion_notice) by this process; sent by an earlier one.
+    marked: bool = False
+    resumed: bool = False
 
 
 @dataclass
@@ -58,12 +62,12 @@ class NoticeSender:
             await self.clock.sleep(POLL_SECS)
 
     async def send_due(self) -> None:
-        for regulation, name, through, payload in await asyncio.to_thread(self.engine.deletion_notices):
-            await self._send(regulation, name, through, payload)
+        for regulation, name, through, payload, sent in await asyncio.to_thread(self.engine.deletion_notices):
+            await self._send(regulation, name, through, payload, sent)
 
-    async def _send(self, regulation: int, name: str, through: int, payload: bytes) -> None:
+    async def _send(self, regulation: int, name: str, through: int, payload: bytes, sent: bool) -> None:
         key = (regulation, name)
-        attempts = self._attempts.setdefault(key, _Attempts())
+        attempts = self._attempts.setdefault(key, _Attempts(resumed=sent))
         if self.clock.now() < attempts.next_try:
             return
         worker = self.worker_of(name)
@@ -76,6 +80,9 @@ class NoticeSender:
         cursor, _ = await asyncio.to_thread(self.engine.delivery_position, worker.id)
         if cursor < through and not worker.definition.paused:
             return  # its batches of the person are still on their way
+        if not attempts.marked:
+            await asyncio.to_thread(self.engine.start_deletion_notice, regulation, name)
+            attempts.marked = True
         try:
             await worker.destination.delete(DeletionNotice.from_json(payload))
         except (RetryableError, PermanentError, ValueError) as error:
@@ -89,7 +96,10 @@ class NoticeSender:
                 detail = f"refused: {attempts.last_error}"
             await self._finish(key, ok=False, detail=detail)
             return
-        await self._finish(key, ok=True, detail=_what_was_done(worker))
+        detail = _what_was_done(worker)
+        if attempts.resumed:
+            detail += " (sent again after a restart: the attempt before it may have done the deleting)"
+        await self._finish(key, ok=True, detail=detail)
 
     def _failed(self, key: tuple[int, str], worker: DestinationWorker, error: Exception) -> None:
         attempts = self._attempts[key]

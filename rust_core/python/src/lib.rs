@@ -643,7 +643,7 @@ impl DeliveryRead {
 }
 
 /// A deletion notice as Python gets it: (regulation, destination, highest removed seq, JSON).
-type PendingNotice<'py> = (u64, String, u64, Bound<'py, PyBytes>);
+type PendingNotice<'py> = (u64, String, u64, Bound<'py, PyBytes>, bool);
 type PredictionRows<'py> = (
     Vec<String>,
     Bound<'py, PyBytes>,
@@ -878,14 +878,22 @@ impl Engine {
 
     /// Deletion notices not yet taken by their destination: (regulation id, destination name,
     /// the highest removed log sequence (the destination's cursor passes it first), the notice
-    /// as JSON).
+    /// as JSON, whether an attempt to send it started before (`start_deletion_notice`)).
     fn deletion_notices<'py>(&self, py: Python<'py>) -> PyResult<Vec<PendingNotice<'py>>> {
         let engine = &self.inner;
         let notices = without_gil(py, || engine.deletion_notices())?;
         Ok(notices
             .into_iter()
-            .map(|(regulation, name, through, notice)| (regulation, name, through, PyBytes::new(py, &notice)))
+            .map(|(regulation, name, through, notice, sent)| {
+                (regulation, name, through, PyBytes::new(py, &notice), sent)
+            })
             .collect())
+    }
+
+    /// Records, before the call, that regulation `regulation`'s notice goes to `destination`.
+    fn start_deletion_notice(&self, py: Python<'_>, regulation: u64, destination: &str) -> PyResult<()> {
+        let engine = &self.inner;
+        without_gil(py, || engine.start_deletion_notice(regulation, destination))
     }
 
     /// Records that destination `destination` took regulation `regulation`'s notice (`ok`) or

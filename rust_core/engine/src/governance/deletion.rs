@@ -70,7 +70,13 @@ pub type WorkDb = Database<BeU64, Bytes>;
 /// A notice not yet taken: its regulation, destination name, the highest removed seq (the
 /// destination's cursor must pass it first, so that nothing of the person it is still delivering
 /// lands after the notice) and the notice (JSON).
-pub type PendingNotice = (u64, String, u64, Vec<u8>);
+/// A notice not yet taken: (regulation, destination, the highest removed log sequence, the notice
+/// as JSON, whether an attempt to send it has started before: perhaps before a restart, when the
+/// destination may have done the deleting already).
+pub type PendingNotice = (u64, String, u64, Vec<u8>, bool);
+
+/// A destination stage's detail once its notice has gone out (`start_deletion_notice`).
+const NOTICE_SENT: &str = "notice sent; waiting for the destination's answer";
 
 /// What a running deletion needs (see the module docs).
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -683,12 +689,36 @@ impl Engine {
                 if let Some(name) = stage.store.strip_prefix(DESTINATION) {
                     if !is_settled(stage) {
                         let through = erased.seqs.last().copied().unwrap_or(0);
-                        out.push((id, name.to_owned(), through, work.notice.clone()));
+                        let sent = stage.detail == NOTICE_SENT;
+                        out.push((id, name.to_owned(), through, work.notice.clone(), sent));
                     }
                 }
             }
         }
         Ok(out)
+    }
+
+    /// The notice of `regulation` is about to go to `destination`: recorded before the call, so a
+    /// restart that sends it again knows an earlier attempt may have done the deleting.
+    pub fn start_deletion_notice(&self, regulation: u64, destination: &str) -> Result<()> {
+        let store = &self.shared.store;
+        let name = format!("{DESTINATION}{destination}");
+        store.log.write_with_growth(|txn| {
+            let dbs = &store.log_dbs.regulations;
+            let Some(bytes) = dbs.regulations.get(txn, &regulation)? else {
+                return Err(EngineError::NotFound(format!("no regulation {regulation}")));
+            };
+            let mut record: Regulation = proto::decode_record(bytes, "a regulation")?;
+            match stage(&record, &name) {
+                Some(found) if !is_settled(found) && found.detail != NOTICE_SENT => {}
+                _ => return Ok(()),
+            }
+            set_stage(&mut record, &name, RegulationStatus::Running, NOTICE_SENT.to_owned());
+            dbs.regulations
+                .put(txn, &regulation, &record.encode_to_vec())
+                .map_err(EngineError::from)
+        })?;
+        Ok(())
     }
 
     /// A destination took its notice (`ok`), or gave up on it; `detail` says what it did.
