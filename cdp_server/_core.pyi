@@ -23,6 +23,7 @@ __all__ = [
     "WarehouseTable",
     "check_query",
     "plan_warehouse_batch",
+    "tree_scores",
 ]
 
 class CoreError(Exception): ...
