@@ -6,6 +6,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := .make
+# pytest processes of `make test` (pytest-xdist, one test file per process at a time).
+TEST_WORKERS ?= 2
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(HOME)/.cargo/bin:$(PATH)
 
@@ -56,7 +58,7 @@ test: $(STAMP)/build $(STAMP)/chromium $(STAMP)/wrk $(STAMP)/nats-server $(STAMP
 	# with 64 cases a property instead of 256: about 25 s instead of 100 on two cores.
 	PROPTEST_CASES=64 cargo test -p roaring --release --lib
 	$(MAKE) --no-print-directory lint proto-check
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)/venv ## ruff, mypy --strict, cargo fmt --check, cargo clippy -D warnings
 	$(VENV)/bin/ruff check .
