@@ -193,8 +193,17 @@ def percentiles(scores: Any) -> np.ndarray:
     n = s.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.float64)
-    below = np.searchsorted(np.sort(s), s, side="left")
-    share: np.ndarray = below.astype(np.float64) / n
+    # One sort: each row's rank is where its run of equal scores starts (a search of the sorted
+    # scores for each row costs three times as much on a million rows).
+    order = np.argsort(s)
+    ordered = s[order]
+    starts = np.empty(n, dtype=bool)
+    starts[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    run_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
+    below = np.empty(n, dtype=np.float64)
+    below[order] = run_start
+    share: np.ndarray = below / n
     return share
 
 

@@ -4,8 +4,9 @@
 //! million profiles through LightGBM's predictor costs more than computing their features (it
 //! copies every row into a vector of doubles, then walks the trees), and the rows would first
 //! cross into Python as a matrix. Here the same trees are read from the same text and walked
-//! straight over the engine's `f32` rows: each split compares the feature, widened to `f64`,
-//! with the threshold LightGBM wrote, missing values take the side the model learned, and each
+//! straight over the engine's `f32` rows: each split compares the feature with the largest `f32`
+//! at or below the threshold LightGBM wrote (for an `f32`, the same answer as LightGBM's comparison
+//! in `f64`), missing values take the side the model learned, and each
 //! row's tree outputs are summed in tree order in `f64`, as LightGBM sums them, so the scores are
 //! LightGBM's to the last bit (the tests compare them with LightGBM's own).
 //!
@@ -62,34 +63,64 @@ struct Walk {
     leaves: Vec<f64>,
 }
 
+/// `Node::flags`: where a NaN goes (LightGBM reads it as 0 unless NaN is the missing type, and a
+/// missing value takes the default side).
+const NAN_LEFT: u8 = 1;
+/// Missing type zero: a 0 is missing and takes the default side.
+const ZERO_MISSING: u8 = 2;
+const GOES_DEFAULT_LEFT: u8 = 4;
+
+/// 16 bytes: a forest's nodes stay in the caches.
 #[derive(Clone, Copy)]
 struct Node {
+    /// The feature's place in the rows the forest reads (`Gathered`).
     column: u32,
-    threshold: f64,
-    /// Where a NaN goes: LightGBM reads it as 0 unless NaN is the missing type, and a missing
-    /// value takes the default side.
-    nan_left: bool,
-    /// Missing type zero: a 0 is missing and takes the default side.
-    zero_missing: bool,
-    default_left: bool,
-    /// Right, then left (indexed by "goes left").
+    /// The largest `f32` at or below LightGBM's `f64` threshold: for any `f32` value `v`,
+    /// `v <= threshold` here is LightGBM's `f64(v) <= threshold`, without widening `v`.
+    threshold: f32,
+    /// Right, then left (indexed by "goes left"); the flags in the top byte of the right.
     next: [u32; 2],
 }
 
+/// Node indices stay below 2^24 (a tree of 16M nodes is far past what LightGBM grows).
+const INDEX: u32 = (1 << 24) - 1;
+
 impl Node {
+    fn flags(&self) -> u8 {
+        (self.next[0] >> 24) as u8
+    }
+
     /// LightGBM's `NumericalDecision`, without branches. `value` has been read as LightGBM's
     /// dense-row reader reads it (|v| <= kZeroThreshold is 0).
     #[inline(always)]
-    fn left(&self, value: f64) -> bool {
+    fn next(&self, value: f32) -> u32 {
+        let flags = self.flags();
         let nan = value.is_nan();
-        let zero = self.zero_missing & (value == 0.0);
-        (nan & self.nan_left) | (!nan & zero & self.default_left) | (!nan & !zero & (value <= self.threshold))
+        let zero = (flags & ZERO_MISSING != 0) & (value == 0.0);
+        let left = (nan & (flags & NAN_LEFT != 0))
+            | (!nan & zero & (flags & GOES_DEFAULT_LEFT != 0))
+            | (!nan & !zero & (value <= self.threshold));
+        self.next[usize::from(left)] & INDEX
+    }
+}
+
+/// The largest `f32` at or below `threshold`.
+fn f32_at_or_below(threshold: f64) -> f32 {
+    let near = threshold as f32;
+    if f64::from(near) > threshold {
+        near.next_down()
+    } else {
+        near
     }
 }
 
 impl Walk {
-    fn of(tree: &Tree, columns: &[u32]) -> Walk {
+    /// `place[f]`: where model feature `f` is in the gathered rows.
+    fn of(tree: &Tree, place: &[u32]) -> Result<Walk> {
         let leaves_from = tree.splits.len() as u32;
+        if (leaves_from as usize + tree.leaves.len()) as u64 > u64::from(INDEX) {
+            return Err(invalid(format!("a tree of {} leaves", tree.leaves.len())));
+        }
         let at = |child: i32| {
             if child >= 0 {
                 child as u32
@@ -100,16 +131,19 @@ impl Walk {
         let mut nodes: Vec<Node> = tree
             .splits
             .iter()
-            .map(|s| Node {
-                column: columns[s.feature as usize],
-                threshold: s.threshold,
-                nan_left: match s.missing {
+            .map(|s| {
+                let nan_left = match s.missing {
                     Missing::None => 0.0 <= s.threshold,
                     Missing::Zero | Missing::NaN => s.default_left,
-                },
-                zero_missing: s.missing == Missing::Zero,
-                default_left: s.default_left,
-                next: [at(s.children[0]), at(s.children[1])],
+                };
+                let flags = (u8::from(nan_left) * NAN_LEFT)
+                    | (u8::from(s.missing == Missing::Zero) * ZERO_MISSING)
+                    | (u8::from(s.default_left) * GOES_DEFAULT_LEFT);
+                Node {
+                    column: place[s.feature as usize],
+                    threshold: f32_at_or_below(s.threshold),
+                    next: [at(s.children[0]) | (u32::from(flags) << 24), at(s.children[1])],
+                }
             })
             .collect();
         for leaf in 0..tree.leaves.len() as u32 {
@@ -117,9 +151,6 @@ impl Walk {
             nodes.push(Node {
                 column: 0,
                 threshold: 0.0,
-                nan_left: false,
-                zero_missing: false,
-                default_left: false,
                 next: [me, me],
             });
         }
@@ -130,27 +161,28 @@ impl Walk {
             if node >= leaves_from {
                 depth = depth.max(steps);
             } else {
-                stack.extend(nodes[node as usize].next.iter().map(|&n| (n, steps + 1)));
+                let next = nodes[node as usize].next;
+                stack.extend(next.iter().map(|&n| (n & INDEX, steps + 1)));
             }
         }
-        Walk {
+        Ok(Walk {
             nodes,
             leaves_from,
             depth,
             leaves: tree.leaves.clone(),
-        }
+        })
     }
 
-    /// Adds the tree's leaf of each of `rows` (up to LANES) to `sums`.
+    /// Adds the tree's leaf of each of `rows` (up to LANES gathered rows, `stride` values each)
+    /// to `sums`.
     #[inline]
-    fn add_leaves(&self, rows: &[&[f32]], sums: &mut [f64]) {
+    fn add_leaves(&self, rows: &[f32], stride: usize, sums: &mut [f64]) {
         // All start at the root (a lone leaf's node 0, with depth 0).
         let mut at = [0u32; LANES];
         for _ in 0..self.depth {
-            for (lane, row) in rows.iter().enumerate() {
+            for (lane, row) in rows.chunks_exact(stride).enumerate() {
                 let node = &self.nodes[at[lane] as usize];
-                let value = f64::from(row[node.column as usize]);
-                at[lane] = node.next[usize::from(node.left(value))];
+                at[lane] = node.next(row[node.column as usize]);
             }
         }
         for (sum, node) in sums.iter_mut().zip(at) {
@@ -291,27 +323,78 @@ impl Forest {
         if width == 0 || !rows.len().is_multiple_of(width * 4) {
             return Err(invalid(format!("{} bytes are not rows of {width} f32", rows.len())));
         }
-        let walks: Vec<Walk> = self.trees.iter().map(|tree| Walk::of(tree, columns)).collect();
+        // Only the columns some split reads are gathered, each row's into `stride` values side by
+        // side (a model reads a fraction of the rows' columns; the rest would only fill caches).
+        let mut read: Vec<u32> = self.trees.iter().flat_map(|t| &t.splits).map(|s| s.feature).collect();
+        read.sort_unstable();
+        read.dedup();
+        let mut place = vec![0u32; self.features];
+        for (k, &feature) in read.iter().enumerate() {
+            place[feature as usize] = k as u32;
+        }
+        let gathered: Vec<usize> = read.iter().map(|&f| columns[f as usize] as usize * 4).collect();
+        let stride = gathered.len().max(1);
+        let walks = self
+            .trees
+            .iter()
+            .map(|tree| Walk::of(tree, &place))
+            .collect::<Result<Vec<Walk>>>()?;
         let mut scores = vec![0.0; rows.len() / (width * 4)];
         scores
             .par_chunks_mut(ROWS_PER_TASK)
             .zip(rows.par_chunks(ROWS_PER_TASK * width * 4))
             .for_each(|(out, block)| {
-                // LightGBM's dense-row reader keeps only |v| > kZeroThreshold (and NaN): the rest
-                // are 0.
-                let values: Vec<f32> = block
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
-                    .map(|v| if f64::from(v).abs() <= ZERO { 0.0 } else { v })
-                    .collect();
-                let rows: Vec<&[f32]> = values.chunks_exact(width).collect();
-                for (sums, rows) in out.chunks_mut(LANES).zip(rows.chunks(LANES)) {
+                let mut values = vec![0f32; out.len() * stride];
+                for (row, into) in block.chunks_exact(width * 4).zip(values.chunks_exact_mut(stride)) {
+                    for (value, &at) in into.iter_mut().zip(&gathered) {
+                        let v = f32::from_le_bytes(row[at..at + 4].try_into().expect("4 bytes"));
+                        // LightGBM's dense-row reader keeps only |v| > kZeroThreshold (and NaN):
+                        // the rest are 0.
+                        *value = if f64::from(v).abs() <= ZERO { 0.0 } else { v };
+                    }
+                }
+                for (sums, rows) in out.chunks_mut(LANES).zip(values.chunks(LANES * stride)) {
                     // In tree order, as LightGBM sums them.
                     for walk in &walks {
-                        walk.add_leaves(rows, sums);
+                        walk.add_leaves(rows, stride, sums);
                     }
                 }
             });
         Ok(scores)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::f32_at_or_below;
+
+    /// Thresholds near the value, at it, between two f32s, tiny, huge and infinite.
+    fn threshold_near(v: f32) -> impl Strategy<Value = f64> {
+        let v = f64::from(v);
+        prop_oneof![
+            Just(v),
+            (-4i32..=4).prop_map(move |k| v + f64::from(k) * v.abs().max(1e-300) * f64::EPSILON * 2f64.powi(28)),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(1e300),
+            Just(-1e300),
+            Just(1e-300),
+            Just(-1e-300),
+            any::<f64>().prop_filter("a number", |t| !t.is_nan()),
+        ]
+    }
+
+    proptest! {
+        /// The rounded threshold gives every f32 LightGBM's f64 answer.
+        #[test]
+        fn an_f32_compares_with_the_rounded_threshold_as_with_the_exact_one(
+            (v, t) in any::<f32>()
+                .prop_filter("a number", |v| !v.is_nan())
+                .prop_flat_map(|v| (Just(v), threshold_near(v)))
+        ) {
+            prop_assert_eq!(v <= f32_at_or_below(t), f64::from(v) <= t, "v={} t={}", v, t);
+        }
     }
 }
