@@ -60,7 +60,10 @@ _EXPLANATION = """## What is measured
 - **(d) ingest during a refresh**: rounds of two fresh sets of a day of live events (each a tenth
   of the events; new seeds, so new message ids) into (a)'s engine: the first alone, the second
   while a background thread scores in a loop at later and later days (so it writes), as the
-  server's scheduler thread does. The median events/s of each, against the alone ones.
+  server's scheduler thread does. The median events/s of each, against the alone ones, over the
+  phases no identity snapshot paused (the engine writes one every 2M events, pausing resolution
+  for seconds at this size, whether a refresh runs or not; a phase it paused is listed in
+  `predictions.json` with `"snapshot": true`).
 - DuckDB leaves out what the engine does besides: the log's clock (point in time by log position),
   identity resolution (a user id is a profile here), the leak guard, traits, populations, writes.
 """

@@ -11,6 +11,7 @@
 //! `profile_reads`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
@@ -302,6 +303,9 @@ pub struct Profiles {
     pub progress: Progress,
     /// The log seq of the snapshot start-up loaded (then replaying only the log after it).
     pub loaded_snapshot: Option<u64>,
+    /// Ingest's resolutions waiting for `state`: long background work (Predictions' rows over
+    /// every profile) gives the lock up at once when one is.
+    resolutions_waiting: AtomicUsize,
 }
 
 /// Most events the scans below read under one read transaction.
@@ -746,6 +750,7 @@ impl Profiles {
             progress: Progress::default(),
             custom: parking_lot::RwLock::new(custom),
             loaded_snapshot,
+            resolutions_waiting: AtomicUsize::new(0),
         })
     }
 
@@ -803,7 +808,9 @@ impl Profiles {
     /// what the events marked `report` touched, and the graph's count of replayed clusters
     /// (read under the same lock: see `Hub::rebuilt_clusters`).
     pub fn resolve<'a>(&self, store: &Store, events: impl IntoIterator<Item = Resolvable<'a>>) -> (Vec<Touch>, u64) {
+        self.resolutions_waiting.fetch_add(1, Ordering::AcqRel);
         let mut state = self.state.lock();
+        self.resolutions_waiting.fetch_sub(1, Ordering::AcqRel);
         let custom = Arc::clone(&state.custom);
         let mut loader = LogLoader { store, custom: &custom };
         let mut touches = Vec::new();
@@ -883,6 +890,21 @@ impl Profiles {
 
     pub fn lock(&self) -> MutexGuard<'_, ProfileState> {
         self.state.lock()
+    }
+
+    /// Whether ingest waits to resolve events (background work holding the lock lets go).
+    pub fn ingest_waiting(&self) -> bool {
+        self.resolutions_waiting.load(Ordering::Acquire) > 0
+    }
+
+    /// Makes background work see ingest waiting, always (tests of giving the lock up).
+    #[cfg(test)]
+    pub fn pretend_ingest_waits(&self, waits: bool) {
+        if waits {
+            self.resolutions_waiting.fetch_add(1, Ordering::AcqRel);
+        } else {
+            self.resolutions_waiting.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     pub fn custom(&self) -> Arc<CustomIdentifiers> {

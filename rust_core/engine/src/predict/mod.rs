@@ -22,12 +22,13 @@ use crate::proto::EventType;
 use crate::query::{Body, Kind};
 use crate::Engine;
 
-/// Rows computed under one hold of the graph lock (a few milliseconds' work), released fairly:
-/// ingest resolves between chunks. A refresh computes rows over a million profiles for seconds;
-/// with 10,000 rows a hold (~180 ms), ingest alongside it fell to a fifth of its rate.
+/// Most rows computed under one hold of the graph lock (a few milliseconds' work), released
+/// fairly, and at once when ingest waits to resolve (`Profiles::ingest_waiting`): a refresh
+/// computes rows over a million profiles for seconds; with 10,000 rows a hold (~180 ms), ingest
+/// alongside it fell to a fifth of its rate, with 256 to half.
 const ROWS_PER_LOCK: usize = 256;
-/// Scores compared with the profiles' traits under one hold of the graph lock (a comparison
-/// costs a fraction of a row's features).
+/// Most scores compared with the profiles' traits under one hold (a comparison costs a fraction
+/// of a row's features), released in the same way.
 const SCORES_PER_LOCK: usize = 1_024;
 /// Profiles the leak guard recomputes from their known events alone.
 const AUDIT_ROWS: usize = 2_000;
@@ -240,7 +241,8 @@ impl Engine {
             through,
         };
         let mut kept: Vec<u32> = Vec::new();
-        for chunk in candidates.chunks(ROWS_PER_LOCK) {
+        let mut rest = &candidates[..];
+        while !rest.is_empty() {
             let log = crate::engage::evaluate::LogReader::new(&self.shared.store)?;
             let state = self.shared.profiles.lock();
             let graph = &state.graph;
@@ -255,7 +257,12 @@ impl Engine {
             }
             let indexes = (graph, &state.engage.events, &state.engage.traits, &log);
             let mut rows = features::Rows::new(indexes, &spec, t, through);
-            for &root in chunk {
+            let mut done = 0;
+            for &root in rest.iter().take(ROWS_PER_LOCK) {
+                if done > 0 && self.shared.profiles.ingest_waiting() {
+                    break;
+                }
+                done += 1;
                 // A profile merged into another since the chunk was listed is the other's row.
                 let Some(root) = graph.root_of(root) else {
                     continue;
@@ -273,6 +280,7 @@ impl Engine {
             }
             drop(rows);
             parking_lot::MutexGuard::unlock_fair(state);
+            rest = &rest[done..];
         }
         if table.columns.is_empty() {
             let names: Vec<(String, Option<u32>)> = request.names.iter().map(|n| (n.clone(), None)).collect();
@@ -360,11 +368,16 @@ impl Engine {
         let cause = *self.shared.committed.lock();
         let (mut events, mut unchanged, mut gone) = (Vec::new(), 0u64, 0u64);
         let mut seen = RoaringBitmap::new();
-        for (chunk, rows) in ids.chunks(SCORES_PER_LOCK).enumerate() {
+        let mut next = 0;
+        while next < ids.len() {
             self.with_run(at_ms, |run| {
                 let graph = run.ev.graph;
-                for (row, &id) in rows.iter().enumerate() {
-                    let row = chunk * SCORES_PER_LOCK + row;
+                let first = next;
+                for (row, &id) in ids.iter().enumerate().skip(first).take(SCORES_PER_LOCK) {
+                    if row > first && self.shared.profiles.ingest_waiting() {
+                        break;
+                    }
+                    next = row + 1;
                     let Some(root) = graph.root_for(&ProfileLookup::Id(ProfileId(id))) else {
                         gone += 1;
                         continue;

@@ -324,6 +324,37 @@ fn the_leak_guard_finds_a_column_that_reads_past_the_cutoff_and_no_other() {
     assert_eq!(audited(true).leaky, vec!["Viewed.leak_after_cutoff".to_owned()]);
 }
 
+/// Rows and score writes give the graph lock up after every profile while ingest waits: they
+/// still go through every profile, and come out the same.
+#[test]
+fn rows_and_scores_made_while_ingest_waits_are_those_made_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let users: Vec<String> = (0..40).map(|k| format!("u{k}")).collect();
+    let events = users
+        .iter()
+        .enumerate()
+        .flat_map(|(k, user)| {
+            (0..=k % 3).map(move |n| track(&format!("{user}-{n}"), user, "Viewed", T0 + n as i64 * DAY, None))
+        })
+        .collect();
+    send(&engine, events);
+    let alone = rows(&engine, &["Viewed"], T0 + 5 * DAY, None);
+    engine.shared.profiles.pretend_ingest_waits(true);
+    let yielding = rows(&engine, &["Viewed"], T0 + 5 * DAY, None);
+    let scores: Vec<Value> = (0..alone.ids.len()).map(|k| json!(k)).collect();
+    let columns = vec![("buy_decile".to_owned(), scores)];
+    let written = engine.write_prediction_scores("buy", time::now_ms(), &alone.ids, &columns);
+    engine.shared.profiles.pretend_ingest_waits(false);
+    assert_eq!(alone.ids.len(), users.len());
+    let bits = |table: &Table| table.values.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+    assert_eq!(yielding.ids, alone.ids);
+    assert!(bits(&yielding) == bits(&alone), "the same rows, NaN for NaN");
+    assert_eq!(written.unwrap(), (users.len() as u64, 0, 0));
+    let again = engine.write_prediction_scores("buy", time::now_ms(), &alone.ids, &columns);
+    assert_eq!(again.unwrap(), (0, users.len() as u64, 0), "every score was written");
+}
+
 #[test]
 fn scores_become_traits_once_and_do_not_move_the_logs_clock() {
     let dir = tempfile::tempdir().unwrap();
