@@ -184,6 +184,10 @@ impl Walk {
                 let node = &self.nodes[at[lane] as usize];
                 at[lane] = node.next(row[node.column as usize]);
             }
+            // Leaf-wise trees are lopsided: most rows reach a leaf long before the deepest one.
+            if at.iter().all(|&node| node >= self.leaves_from) {
+                break;
+            }
         }
         for (sum, node) in sums.iter_mut().zip(at) {
             *sum += self.leaves[(node - self.leaves_from) as usize];
