@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import logging
 import os
+import re
 import resource
 import statistics
 import sys
@@ -67,8 +69,10 @@ SCORING_PER_S = 500_000.0
 INGEST_COST = 0.10
 # (d): each round ingests two sets of this share of the events, alone and during a refresh.
 EXTRA_SHARE = 0.10
-# The engine's identity snapshot file (SNAPSHOT_NAME in rust_core/engine/src/profiles.rs).
-SNAPSHOT_FILE = "profiles.snap"
+# The engine's logger of identity snapshots (its Rust module path, through pyo3-log).
+SNAPSHOT_LOGGER = "tributary_engine.ingest"
+# Time from a snapshot's pause to its log line, at most (encoding and writing 1.2 GB took 18 s).
+SNAPSHOT_LOGGED_S = 40.0
 # (d)'s rounds of ingest alone must agree within this factor for the comparison to stand.
 UNSTEADY = 1.5
 ROUNDS = 4
@@ -106,7 +110,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--profile", choices=PROFILERS, default="auto", help="profile the ingest, the training and the refresh"
     )
     parser.add_argument(
-        "--no-settle", action="store_true", help="no sync and pause before each timing (the harness test)"
+        "--no-settle",
+        action="store_true",
+        help="no sync and pause before each timing, no wait for (d)'s snapshot log (the harness test)",
     )
     args = parser.parse_args(argv)
     args.now = dt.datetime.combine(args.now, dt.time(), tzinfo=dt.UTC) if args.now else audience_workload.today()
@@ -526,11 +532,11 @@ def part_d(
         # Each ingest starts on a quiet engine: the last refresh's trait writes are worked off.
         audience_engine.wait_drained(engine)
         _settle(args)
-        marks = [_snapshot_mark(shared["data_dir"])]
+        alone_from = time.time()
         alone = ingest(engine, source_id, sets[0])
+        alone_to = time.time()
         audience_engine.wait_drained(engine)
         _settle(args)
-        marks.append(_snapshot_mark(shared["data_dir"]))
         last = number == args.rounds - 1
         tool = args.profiler if last else None
         with (
@@ -538,35 +544,41 @@ def part_d(
             profiled({"in-process engine": os.getpid()}, tool=tool, context=_command(args, "d")) as profile,
         ):
             refreshes_before = len(loop.runs)
+            during_from = time.time()
             during = ingest(engine, source_id, sets[1])
+            during_to = time.time()
             refreshes_during = len(loop.runs) - refreshes_before
         next_day = loop.at_ms
-        audience_engine.wait_drained(engine)
-        _settle(args)
-        marks.append(_snapshot_mark(shared["data_dir"]))
         if last:
             profile_json = profile.to_json()
         if loop.error:
             raise RuntimeError(f"the background refresh failed: {loop.error}")
-        # A phase paused by an identity snapshot (the engine writes one every 2M events, pausing
-        # resolution for seconds at 1M profiles) is shown but left out of the comparison.
-        snapshot = {"alone": marks[0] != marks[1], "during_refresh": marks[1] != marks[2]}
         print(
             f"    round {number + 1}: alone {alone.events_per_s:,.0f} events/s, during a refresh "
             f"{during.events_per_s:,.0f} events/s ({len(loop.runs)} scorings, "
-            f"{refreshes_during} finished during the ingest)"
-            + "".join(f"; an identity snapshot during {phase}" for phase, hit in snapshot.items() if hit),
+            f"{refreshes_during} finished during the ingest)",
             flush=True,
         )
         rounds.append(
             {
-                "alone": _run_json(alone) | {"snapshot": snapshot["alone"]},
-                "during_refresh": _run_json(during) | {"snapshot": snapshot["during_refresh"]},
+                "alone": _run_json(alone) | {"window": (alone_from, alone_to)},
+                "during_refresh": _run_json(during) | {"window": (during_from, during_to)},
                 "refreshes": loop.runs,
                 "refreshes_finished_during_ingest": refreshes_during,
             }
         )
     shared["next_sequence"] = sequence
+    # A phase paused by an identity snapshot (the engine writes one every 2M events, pausing
+    # resolution for seconds at 1M profiles, refresh or not) is listed but left out of the
+    # comparison. A pause is logged once its file is written: wait for the last phase's.
+    if not args.no_settle:
+        time.sleep(max(0.0, rounds[-1]["during_refresh"]["window"][1] + SNAPSHOT_LOGGED_S - time.time()))
+    pauses: _SnapshotPauses = shared["snapshot_pauses"]
+    for number, found in enumerate(rounds):
+        for phase in ("alone", "during_refresh"):
+            found[phase]["snapshot"] = pauses.within(*found[phase].pop("window"))
+            if found[phase]["snapshot"]:
+                print(f"    round {number + 1}: an identity snapshot paused ingest {phase.replace('_', ' a ')}")
     clean = {
         phase: [r[phase]["events_per_s"] for r in rounds if not r[phase]["snapshot"]]
         for phase in ("alone", "during_refresh")
@@ -616,13 +628,26 @@ def part_d(
     return figures, details
 
 
-def _snapshot_mark(data_dir: Path) -> tuple[int, int] | None:
-    """Which identity snapshot file is on disk (it changes when the engine writes one)."""
-    try:
-        found = (data_dir / "snapshots" / SNAPSHOT_FILE).stat()
-    except FileNotFoundError:
-        return None
-    return found.st_ino, found.st_mtime_ns
+class _SnapshotPauses(logging.Handler):
+    """When the engine paused resolution to encode an identity snapshot (wall-clock intervals),
+    read from its log line as it is logged."""
+
+    LINE = re.compile(r"identity snapshot through event \d+: .*encoded in ([\d.]+) s .*written in ([\d.]+) s")
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.pauses: list[tuple[float, float]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        found = self.LINE.search(record.getMessage())
+        if found:
+            # Logged once written: the pause (the encoding) ended the writing's seconds before.
+            end = record.created - float(found[2])
+            self.pauses.append((end - float(found[1]), end))
+
+    def within(self, start: float, end: float) -> bool:
+        """Whether a pause overlapped [start, end] (time.time() seconds)."""
+        return any(a < end and b > start for a, b in self.pauses)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -666,6 +691,11 @@ def main(argv: list[str] | None = None) -> int:
     size = sum(len(batch) for batch in identifies + tracks)
     details["encoding"] = {"seconds": round(time.perf_counter() - encoding, 2), "bytes": size}
     print(f"  {details['encoding']['seconds']:.1f} s, {size / 2**20:,.0f} MiB", flush=True)
+    # Before the engine opens: pyo3-log caches the level each logger had when first used.
+    pauses = shared["snapshot_pauses"] = _SnapshotPauses()
+    snapshot_log = logging.getLogger(SNAPSHOT_LOGGER)
+    snapshot_log.setLevel(logging.INFO)
+    snapshot_log.addHandler(pauses)
     with (
         tempfile.TemporaryDirectory(prefix="bench-predictions-", dir=args.tmp_dir) as tmp,
         open_engine(Path(tmp) / "data", source="prediction-bench", engage_tick_secs=NO_TICK_SECS) as (
@@ -673,7 +703,6 @@ def main(argv: list[str] | None = None) -> int:
             source_id,
         ),
     ):
-        shared["data_dir"] = Path(tmp) / "data"
         step("a", lambda: part_a(engine, source_id, data, (identifies, tracks), args))
         later = [key for key in ("b", "c", "d") if key in args.only]
         if later and "a" in errors:
@@ -695,6 +724,7 @@ def main(argv: list[str] | None = None) -> int:
             con.close()
             if "model" in shared and "d" in args.only:
                 step("d", lambda: part_d(engine, source_id, predictions, data, args, shared))
+    snapshot_log.removeHandler(pauses)
     figures.sort(key=lambda f: f.part)
     table = write_results(
         args.results_dir,

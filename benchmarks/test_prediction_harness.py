@@ -5,6 +5,8 @@ profiles pass the gates). Small inputs; nothing here holds a time to a bound."""
 from __future__ import annotations
 
 import json
+import logging
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -115,3 +117,26 @@ def test_a_small_run_has_every_figure_with_its_baseline(tmp_path: Path) -> None:
     assert "### Training" in markdown and "### Scoring" in markdown
     page = (results / "README.md").read_text()
     assert prediction_report.TITLE in page and f"[Predictions]({prediction_report.ANCHOR})" in page
+
+
+def test_the_engines_snapshot_pauses_are_read_from_its_log(data: pw.PredictionData, tmp_path: Path) -> None:
+    """(d) leaves out phases an identity snapshot paused: it finds the pauses in the engine's own
+    log lines (a change of their wording must fail here, not silently find none)."""
+    pauses = predictions._SnapshotPauses()
+    logger = logging.getLogger(predictions.SNAPSHOT_LOGGER)
+    logger.setLevel(logging.INFO)
+    logger.addHandler(pauses)
+    try:
+        before = time.time()
+        with open_engine(tmp_path / "data", snapshot_every_events=5_000) as (engine, source_id):
+            ingest(engine, source_id, aw.track_batches(data, 1))
+            deadline = time.time() + 30
+            while not pauses.pauses and time.time() < deadline:
+                time.sleep(0.05)
+        after = time.time()
+    finally:
+        logger.removeHandler(pauses)
+    assert pauses.pauses, "no snapshot pause was read from the engine's log"
+    start, end = pauses.pauses[0]
+    assert before <= start <= end <= after
+    assert pauses.within(start - 1, start + 0.001) and not pauses.within(after, after + 1)
